@@ -1,0 +1,72 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+// Condition types.
+const (
+	// ConditionReady is the summary condition of every kind. For an AccessToken it
+	// is True while the Secret holds a token that has not expired; for an issuer,
+	// while its configuration is valid and its credential Secrets exist.
+	ConditionReady = "Ready"
+	// ConditionRenewing tells whether renewal of an AccessToken is healthy: True
+	// while the last attempt succeeded, False while attempts are failing.
+	ConditionRenewing = "Renewing"
+)
+
+// Condition reasons, shared by conditions and events.
+const (
+	ReasonIssued            = "Issued"
+	ReasonRenewed           = "Renewed"
+	ReasonTokenValid        = "TokenValid"
+	ReasonPending           = "Pending"
+	ReasonExpired           = "Expired"
+	ReasonRetrying          = "Retrying"
+	ReasonRateLimited       = "RateLimited"
+	ReasonUnauthorized      = "Unauthorized"
+	ReasonBadRequest        = "BadRequest"
+	ReasonInvalidResponse   = "InvalidResponse"
+	ReasonEndpointError     = "EndpointError"
+	ReasonInvalidParameters = "InvalidParameters"
+	ReasonIssuerNotFound    = "IssuerNotFound"
+	ReasonIssuerNotReady    = "IssuerNotReady"
+	ReasonIssuerNotAllowed  = "IssuerNotAllowed"
+	ReasonSecretNotOwned    = "SecretNotOwned"
+	ReasonSecretMissing     = "CredentialSecretMissing"
+	ReasonInvalidConfig     = "InvalidConfiguration"
+	ReasonValid             = "Valid"
+	ReasonRevoked           = "Revoked"
+	ReasonRevokeFailed      = "RevokeFailed"
+	ReasonRestarted         = "WorkloadsRestarted"
+	ReasonRestartFailed     = "WorkloadRestartFailed"
+)
+
+// Well-known labels and annotations.
+const (
+	// LabelManagedBy marks objects written by tokenmint; the manager caches only
+	// Secrets that carry it.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// ManagedByValue is the value of LabelManagedBy on tokenmint's objects.
+	ManagedByValue = "tokenmint"
+	// LabelAccessToken names the AccessToken a Secret belongs to.
+	LabelAccessToken = "tokens.tokenmint.dev/access-token"
+	// AnnotationRenew, set to any new value (a timestamp, say), asks for an
+	// immediate renewal once per distinct value.
+	AnnotationRenew = "tokens.tokenmint.dev/renew"
+	// AnnotationRestartedAt is set on a workload's pod template to restart it, as
+	// kubectl rollout restart does with its own annotation.
+	AnnotationRestartedAt = "tokens.tokenmint.dev/restartedAt"
+)

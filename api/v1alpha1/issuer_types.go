@@ -1,0 +1,596 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// IssuerSpec describes how to obtain a token from one token endpoint: the request
+// to send, how to read the response, and optional refresh and revoke calls. It is
+// shared by TokenIssuer and ClusterTokenIssuer.
+// +kubebuilder:validation:XValidation:rule="self.allowInsecureHTTP || (self.request.url.startsWith('https://') && (!has(self.refresh) || self.refresh.url.startsWith('https://')) && (!has(self.revoke) || self.revoke.url.startsWith('https://')))",message="token endpoint URLs must use https; set allowInsecureHTTP to allow plain http"
+// +kubebuilder:validation:XValidation:rule="!has(self.refresh) || has(self.response.refreshToken)",message="refresh needs response.refreshToken, the place the refresh token is read from"
+type IssuerSpec struct {
+	// request is the call that mints a new token.
+	// +required
+	Request RequestSpec `json:"request"`
+
+	// response says where the token, its expiry and other fields are in the
+	// endpoint's answer, and how errors are reported.
+	// +required
+	Response ResponseSpec `json:"response"`
+
+	// refresh is the call used instead of request while a refresh token from an
+	// earlier response is still valid (an OAuth2 refresh_token grant, for example).
+	// When the endpoint refuses the refresh, the operator falls back to request.
+	// Values may use issued: RefreshToken. Its answer is read with response.
+	// +optional
+	Refresh *RequestSpec `json:"refresh,omitempty"`
+
+	// revoke is an optional call that invalidates a token the operator no longer
+	// needs: a superseded token after revokeGracePeriod, and the current token when
+	// its AccessToken is deleted. The URL may contain {tokenID}, replaced with the
+	// token's id read through response.tokenID; values may use issued: AccessToken
+	// or issued: TokenID.
+	// +optional
+	Revoke *RequestSpec `json:"revoke,omitempty"`
+
+	// revokeGracePeriod is how long a superseded token stays valid before it is
+	// revoked, so that pods have time to read the new one.
+	// +kubebuilder:default="5m"
+	// +optional
+	RevokeGracePeriod *metav1.Duration `json:"revokeGracePeriod,omitempty"`
+
+	// parameters declares the values an AccessToken may (or must) supply, with their
+	// type, default and constraints. Request values use them with parameter: <name>.
+	// An AccessToken that supplies an undeclared parameter, or a value that breaks a
+	// constraint, is refused before any call is made.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	Parameters []ParameterSpec `json:"parameters,omitempty"`
+
+	// timeout bounds each call to the endpoint, including reading the response.
+	// +kubebuilder:default="30s"
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// caBundle is a PEM bundle of certificate authorities trusted for the endpoint,
+	// in addition to the system roots. Use it for a private CA.
+	// +optional
+	CABundle []byte `json:"caBundle,omitempty"`
+
+	// allowInsecureHTTP permits plain http:// endpoint URLs. Only for tests and local
+	// development: tokens and credentials then cross the network in clear text.
+	// +kubebuilder:default=false
+	// +optional
+	AllowInsecureHTTP bool `json:"allowInsecureHTTP,omitempty"`
+}
+
+// HTTPMethod is the method of a request.
+// +kubebuilder:validation:Enum=GET;POST;PUT;PATCH;DELETE
+type HTTPMethod string
+
+// RequestSpec is one HTTP call: URL, method, client authentication, headers and body.
+type RequestSpec struct {
+	// url of the endpoint, https unless allowInsecureHTTP is set. In revoke, the
+	// placeholder {tokenID} is replaced with the id of the token being revoked.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self.replace('{tokenID}', 'tokenID')) && (self.startsWith('https://') || self.startsWith('http://'))",message="url must be an absolute http(s) URL"
+	// +required
+	URL string `json:"url"`
+
+	// method of the request.
+	// +kubebuilder:default=POST
+	// +optional
+	Method HTTPMethod `json:"method,omitempty"`
+
+	// auth is the client authentication sent with the request. Omit it when the
+	// credentials travel in the body or the endpoint needs none.
+	// +optional
+	Auth *AuthSpec `json:"auth,omitempty"`
+
+	// headers sent with the request, each from one typed source. Content-Type is set
+	// from the body format and need not be listed.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	Headers []Header `json:"headers,omitempty"`
+
+	// body of the request. Omit it to send no body.
+	// +optional
+	Body *BodySpec `json:"body,omitempty"`
+}
+
+// AuthSpec is the client authentication of a request: exactly one of bearer or basic.
+// +kubebuilder:validation:XValidation:rule="has(self.bearer) != has(self.basic)",message="exactly one of bearer or basic must be set"
+type AuthSpec struct {
+	// bearer sends "Authorization: Bearer <value>".
+	// +optional
+	Bearer *ValueSource `json:"bearer,omitempty"`
+
+	// basic sends HTTP Basic authentication (RFC 7617), for example a consumer key
+	// and secret or an OAuth2 client id and secret.
+	// +optional
+	Basic *BasicAuth `json:"basic,omitempty"`
+}
+
+// BasicAuth is an HTTP Basic username and password.
+type BasicAuth struct {
+	// username (for OAuth2, the client id).
+	// +required
+	Username ValueSource `json:"username"`
+	// password (for OAuth2, the client secret).
+	// +required
+	Password ValueSource `json:"password"`
+}
+
+// Header is one request header.
+type Header struct {
+	// name of the header.
+	// +kubebuilder:validation:Pattern=`^[!#$%&'*+.^_|~0-9A-Za-z-]+$`
+	// +kubebuilder:validation:MaxLength=256
+	// +required
+	Name string `json:"name"`
+
+	ValueSource `json:",inline"`
+}
+
+// BodySpec is the request body: exactly one of json or form.
+// +kubebuilder:validation:XValidation:rule="has(self.json) != has(self.form)",message="exactly one of json or form must be set"
+type BodySpec struct {
+	// json sends an application/json object built from these fields.
+	// +listType=map
+	// +listMapKey=path
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	JSON []JSONField `json:"json,omitempty"`
+
+	// form sends an application/x-www-form-urlencoded body built from these fields.
+	// Lists are joined with single spaces, as OAuth2 does for scope.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	Form []FormField `json:"form,omitempty"`
+}
+
+// JSONField is one field of a JSON body.
+type JSONField struct {
+	// path of the field, dot separated for nested objects: "scopes.organization_id"
+	// sends {"scopes": {"organization_id": ...}}.
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_$@-]+(\.[A-Za-z0-9_$@-]+)*$`
+	// +kubebuilder:validation:MaxLength=256
+	// +required
+	Path string `json:"path"`
+
+	ValueSource `json:",inline"`
+}
+
+// FormField is one field of a form body.
+type FormField struct {
+	// name of the form field.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +required
+	Name string `json:"name"`
+
+	ValueSource `json:",inline"`
+}
+
+// Generator names a value computed on every call.
+// +kubebuilder:validation:Enum=UUID;UnixSeconds;UnixMilliseconds;RFC3339
+type Generator string
+
+const (
+	// GenerateUUID is a random UUID (version 4), fresh on every call.
+	GenerateUUID Generator = "UUID"
+	// GenerateUnixSeconds is the current time as unix seconds.
+	GenerateUnixSeconds Generator = "UnixSeconds"
+	// GenerateUnixMilliseconds is the current time as unix milliseconds.
+	GenerateUnixMilliseconds Generator = "UnixMilliseconds"
+	// GenerateRFC3339 is the current time in RFC 3339 format, UTC.
+	GenerateRFC3339 Generator = "RFC3339"
+)
+
+// IssuedValue names a value from an earlier response.
+// +kubebuilder:validation:Enum=RefreshToken;AccessToken;TokenID
+type IssuedValue string
+
+const (
+	// IssuedRefreshToken is the refresh token of the last response (refresh calls).
+	IssuedRefreshToken IssuedValue = "RefreshToken"
+	// IssuedAccessToken is the token being revoked (revoke calls).
+	IssuedAccessToken IssuedValue = "AccessToken"
+	// IssuedTokenID is the id of the token being revoked (revoke calls).
+	IssuedTokenID IssuedValue = "TokenID"
+)
+
+// ValueSource gives a value from exactly one typed source.
+// +kubebuilder:validation:XValidation:rule="[has(self.value), has(self.secretKeyRef), has(self.generate), has(self.parameter), has(self.issued)].filter(x, x).size() == 1",message="exactly one of value, secretKeyRef, generate, parameter or issued must be set"
+type ValueSource struct {
+	// value is a literal. In a JSON body it may be any JSON value (numbers stay
+	// numbers, lists stay lists); in headers and forms it must be a string, number
+	// or boolean.
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +optional
+	Value *apiextensionsv1.JSON `json:"value,omitempty"`
+
+	// secretKeyRef reads the value from a key of a Secret. A TokenIssuer reads
+	// Secrets of its own namespace; a ClusterTokenIssuer reads them from the
+	// operator's credentials namespace.
+	// +optional
+	SecretKeyRef *SecretKeySelector `json:"secretKeyRef,omitempty"`
+
+	// generate computes the value on every call: UUID (a fresh random UUID),
+	// UnixSeconds, UnixMilliseconds or RFC3339 (the current time).
+	// +optional
+	Generate Generator `json:"generate,omitempty"`
+
+	// parameter takes the value from the AccessToken's parameters, by the name
+	// declared in the issuer's parameters list.
+	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9_]*$`
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Parameter string `json:"parameter,omitempty"`
+
+	// issued takes a value from an earlier response: RefreshToken (in refresh),
+	// AccessToken or TokenID (in revoke).
+	// +optional
+	Issued IssuedValue `json:"issued,omitempty"`
+}
+
+// SecretKeySelector names one key of a Secret whose namespace is implied by the issuer.
+type SecretKeySelector struct {
+	// name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+	// key within the Secret's data.
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Key string `json:"key"`
+}
+
+// ParameterType is the type of a parameter value.
+// +kubebuilder:validation:Enum=String;Integer;Boolean;StringList
+type ParameterType string
+
+const (
+	// ParameterString is a string.
+	ParameterString ParameterType = "String"
+	// ParameterInteger is a whole number.
+	ParameterInteger ParameterType = "Integer"
+	// ParameterBoolean is true or false.
+	ParameterBoolean ParameterType = "Boolean"
+	// ParameterStringList is a list of strings.
+	ParameterStringList ParameterType = "StringList"
+)
+
+// ParameterSpec declares one value an AccessToken may supply, and the constraints
+// the issuer's owner puts on it.
+// +kubebuilder:validation:XValidation:rule="!has(self.minimum) || !has(self.maximum) || self.minimum <= self.maximum",message="minimum must not be greater than maximum"
+// +kubebuilder:validation:XValidation:rule="self.type == 'Integer' || (!has(self.minimum) && !has(self.maximum))",message="minimum and maximum apply to Integer parameters only"
+// +kubebuilder:validation:XValidation:rule="self.type == 'String' || self.type == 'StringList' || (!has(self.pattern) && !has(self.enum))",message="pattern and enum apply to String and StringList parameters only"
+type ParameterSpec struct {
+	// name by which request values (parameter: <name>) and AccessTokens
+	// (spec.parameters.<name>) refer to the parameter.
+	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9_]*$`
+	// +kubebuilder:validation:MaxLength=63
+	// +required
+	Name string `json:"name"`
+
+	// type of the value.
+	// +kubebuilder:default=String
+	// +optional
+	Type ParameterType `json:"type,omitempty"`
+
+	// description tells AccessToken authors what the parameter is for.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Description string `json:"description,omitempty"`
+
+	// required means every AccessToken must supply a value (ignored when a default is set).
+	// +optional
+	Required bool `json:"required,omitempty"`
+
+	// default is used when the AccessToken supplies no value. It must satisfy the
+	// constraints.
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +optional
+	Default *apiextensionsv1.JSON `json:"default,omitempty"`
+
+	// minimum value of an Integer parameter.
+	// +optional
+	Minimum *int64 `json:"minimum,omitempty"`
+
+	// maximum value of an Integer parameter.
+	// +optional
+	Maximum *int64 `json:"maximum,omitempty"`
+
+	// enum lists the allowed values of a String parameter, or of each item of a
+	// StringList parameter.
+	// +kubebuilder:validation:MaxItems=256
+	// +listType=set
+	// +optional
+	Enum []string `json:"enum,omitempty"`
+
+	// pattern is a regular expression (RE2 syntax) that a String parameter, or each
+	// item of a StringList parameter, must match in full.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Pattern string `json:"pattern,omitempty"`
+}
+
+// ResponseSpec says how to read the endpoint's answer. Paths are dot separated
+// ("data.secret"); a numeric segment indexes a list ("items.0.id").
+type ResponseSpec struct {
+	// token is the path of the access token: "access_token", "token", "data.secret".
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +required
+	Token string `json:"token"`
+
+	// expiry says when the token expires. Omit it when the endpoint does not say;
+	// the AccessToken's maxAge then decides when to renew.
+	// +optional
+	Expiry *ExpirySpec `json:"expiry,omitempty"`
+
+	// success is a check for endpoints that answer 200 but report failure in the
+	// body, such as {"success": false}. When the value at path differs from equals,
+	// the response is treated as an error.
+	// +optional
+	Success *SuccessSpec `json:"success,omitempty"`
+
+	// error says where the provider puts its error code and message. They are
+	// copied (shortened, with any credential removed) into conditions and events.
+	// +optional
+	Error *ErrorSpec `json:"error,omitempty"`
+
+	// copy lists non-secret fields of the response to write into the Secret beside
+	// the token, such as an organization id.
+	// +listType=map
+	// +listMapKey=key
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	Copy []CopyField `json:"copy,omitempty"`
+
+	// refreshToken says where the refresh token is, when the endpoint returns one.
+	// It is kept in a Secret of the operator's own, never in the Secret pods mount.
+	// +optional
+	RefreshToken *RefreshTokenSpec `json:"refreshToken,omitempty"`
+
+	// tokenID is the path of the issued token's id, used by revoke.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	TokenID string `json:"tokenID,omitempty"`
+}
+
+// ExpiryFormat says how an expiry value is written.
+// +kubebuilder:validation:Enum=UnixSeconds;UnixMilliseconds;RFC3339;RelativeSeconds;JWT
+type ExpiryFormat string
+
+const (
+	// ExpiryUnixSeconds is an absolute time in unix seconds (number or numeric string).
+	ExpiryUnixSeconds ExpiryFormat = "UnixSeconds"
+	// ExpiryUnixMilliseconds is an absolute time in unix milliseconds (number or numeric string).
+	ExpiryUnixMilliseconds ExpiryFormat = "UnixMilliseconds"
+	// ExpiryRFC3339 is an absolute time in RFC 3339 format.
+	ExpiryRFC3339 ExpiryFormat = "RFC3339"
+	// ExpiryRelativeSeconds is a lifetime in seconds from the response (number or
+	// numeric string), like OAuth2's expires_in.
+	ExpiryRelativeSeconds ExpiryFormat = "RelativeSeconds"
+	// ExpiryJWT reads the exp claim of a JWT (without verifying its signature).
+	ExpiryJWT ExpiryFormat = "JWT"
+)
+
+// ExpirySpec locates an expiry in a response.
+// +kubebuilder:validation:XValidation:rule="self.format == 'JWT' || has(self.path)",message="path is required unless format is JWT"
+type ExpirySpec struct {
+	// path of the value. For format JWT it defaults to the token itself.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	Path string `json:"path,omitempty"`
+
+	// format of the value: UnixSeconds, UnixMilliseconds, RFC3339 (absolute times),
+	// RelativeSeconds (seconds from now), or JWT (the exp claim of the JWT at path).
+	// +required
+	Format ExpiryFormat `json:"format"`
+}
+
+// SuccessSpec is a check that a response reports success.
+type SuccessSpec struct {
+	// path of the value to check, such as "success".
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +required
+	Path string `json:"path"`
+
+	// equals is the value that means success (any JSON value, such as true).
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +required
+	Equals apiextensionsv1.JSON `json:"equals"`
+}
+
+// ErrorSpec locates the provider's error code and message in an error response.
+type ErrorSpec struct {
+	// code is the path of the error code: "error", "error_code", "errorInfo.errorCode".
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	Code string `json:"code,omitempty"`
+
+	// message is the path of the human readable message: "error_description",
+	// "errorInfo.errorMessage", "message".
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// CopyField copies one response field into the Secret.
+type CopyField struct {
+	// key in the Secret.
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Key string `json:"key"`
+
+	// path of the value in the response. Strings are copied as they are, other
+	// values as JSON.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +required
+	Path string `json:"path"`
+}
+
+// RefreshTokenSpec locates a refresh token and its expiry in a response.
+type RefreshTokenSpec struct {
+	// path of the refresh token, such as "refresh_token".
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +required
+	Path string `json:"path"`
+
+	// expiry of the refresh token, such as {path: refresh_token_expires_in, format:
+	// RelativeSeconds}. Without it the refresh token is used until it is refused.
+	// +optional
+	Expiry *ExpirySpec `json:"expiry,omitempty"`
+}
+
+// IssuerStatus is the observed state of an issuer.
+type IssuerStatus struct {
+	// observedGeneration is the generation the status was computed from.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready is True when the configuration is valid and every
+	// credential Secret it names exists.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=ti;tokenissuer,categories=tokenmint
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.spec.request.url`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// TokenIssuer describes a token endpoint that AccessTokens of its own namespace may
+// use. Its credential Secrets are read from its own namespace, and by default it may
+// not call loopback, link-local or private addresses.
+type TokenIssuer struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// metadata is the standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec describes the token endpoint.
+	// +required
+	Spec IssuerSpec `json:"spec"`
+
+	// status is the observed state of the issuer.
+	// +optional
+	Status IssuerStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// TokenIssuerList contains a list of TokenIssuer.
+type TokenIssuerList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []TokenIssuer `json:"items"`
+}
+
+// ClusterTokenIssuerSpec is an IssuerSpec plus the namespaces allowed to use it.
+type ClusterTokenIssuerSpec struct {
+	IssuerSpec `json:",inline"`
+
+	// allowedNamespaces restricts which namespaces' AccessTokens may use this
+	// issuer. When omitted, every namespace may.
+	// +optional
+	AllowedNamespaces *AllowedNamespaces `json:"allowedNamespaces,omitempty"`
+}
+
+// AllowedNamespaces selects namespaces by name or by label. A namespace is allowed
+// when it matches either.
+// +kubebuilder:validation:XValidation:rule="has(self.names) || has(self.selector)",message="set names, selector, or both"
+type AllowedNamespaces struct {
+	// names of allowed namespaces.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=256
+	// +optional
+	Names []string `json:"names,omitempty"`
+
+	// selector matches allowed namespaces by their labels.
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=cti;clustertokenissuer,categories=tokenmint
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.spec.request.url`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// ClusterTokenIssuer describes a token endpoint that AccessTokens of any allowed
+// namespace may use. It is written by cluster administrators; its credential
+// Secrets are read only from the operator's credentials namespace.
+type ClusterTokenIssuer struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// metadata is the standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec describes the token endpoint and who may use it.
+	// +required
+	Spec ClusterTokenIssuerSpec `json:"spec"`
+
+	// status is the observed state of the issuer.
+	// +optional
+	Status IssuerStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// ClusterTokenIssuerList contains a list of ClusterTokenIssuer.
+type ClusterTokenIssuerList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ClusterTokenIssuer `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&TokenIssuer{}, &TokenIssuerList{}, &ClusterTokenIssuer{}, &ClusterTokenIssuerList{})
+}
