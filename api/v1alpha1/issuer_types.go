@@ -125,6 +125,7 @@ type RequestSpec struct {
 // +kubebuilder:validation:XValidation:rule="has(self.bearer) != has(self.basic)",message="exactly one of bearer or basic must be set"
 type AuthSpec struct {
 	// bearer sends "Authorization: Bearer <value>".
+	// +kubebuilder:validation:XValidation:rule="!has(self.json)",message="json literals are for JSON body fields; use value"
 	// +optional
 	Bearer *ValueSource `json:"bearer,omitempty"`
 
@@ -135,6 +136,7 @@ type AuthSpec struct {
 }
 
 // BasicAuth is an HTTP Basic username and password.
+// +kubebuilder:validation:XValidation:rule="!has(self.username.json) && !has(self.password.json)",message="json literals are for JSON body fields; use value"
 type BasicAuth struct {
 	// username (for OAuth2, the client id).
 	// +required
@@ -145,6 +147,7 @@ type BasicAuth struct {
 }
 
 // Header is one request header.
+// +kubebuilder:validation:XValidation:rule="!has(self.json)",message="json literals are for JSON body fields; use value in headers"
 type Header struct {
 	// name of the header.
 	// +kubebuilder:validation:Pattern=`^[!#$%&'*+.^_|~0-9A-Za-z-]+$`
@@ -187,6 +190,7 @@ type JSONField struct {
 }
 
 // FormField is one field of a form body.
+// +kubebuilder:validation:XValidation:rule="!has(self.json)",message="json literals are for JSON body fields; use value in forms"
 type FormField struct {
 	// name of the form field.
 	// +kubebuilder:validation:MinLength=1
@@ -226,15 +230,19 @@ const (
 )
 
 // ValueSource gives a value from exactly one typed source.
-// +kubebuilder:validation:XValidation:rule="[has(self.value), has(self.secretKeyRef), has(self.generate), has(self.parameter), has(self.issued)].filter(x, x).size() == 1",message="exactly one of value, secretKeyRef, generate, parameter or issued must be set"
+// +kubebuilder:validation:XValidation:rule="[has(self.value), has(self.json), has(self.secretKeyRef), has(self.generate), has(self.parameter), has(self.issued)].filter(x, x).size() == 1",message="exactly one of value, json, secretKeyRef, generate, parameter or issued must be set"
 type ValueSource struct {
-	// value is a literal. In a JSON body it may be any JSON value (numbers stay
-	// numbers, lists stay lists); in headers and forms it must be a string, number
-	// or boolean.
-	// +kubebuilder:validation:Schemaless
-	// +kubebuilder:pruning:PreserveUnknownFields
+	// value is a literal string.
+	// +kubebuilder:validation:MaxLength=4096
 	// +optional
-	Value *apiextensionsv1.JSON `json:"value,omitempty"`
+	Value *string `json:"value,omitempty"`
+
+	// json is a literal JSON value written as text, for JSON bodies only: '3600'
+	// sends a number, '["invoices.read"]' a list, '{"a": true}' an object.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	// +optional
+	JSON string `json:"json,omitempty"`
 
 	// secretKeyRef reads the value from a key of a Secret. A TokenIssuer reads
 	// Secrets of its own namespace; a ClusterTokenIssuer reads them from the
