@@ -1,0 +1,113 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package secret
+
+import (
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+)
+
+func accessToken() *tokensv1alpha1.AccessToken {
+	return &tokensv1alpha1.AccessToken{
+		ObjectMeta: metav1.ObjectMeta{Name: "payments", Namespace: "shop", UID: "uid-1"},
+		Spec: tokensv1alpha1.AccessTokenSpec{Secret: tokensv1alpha1.SecretTemplate{
+			Name: "payments-token", Labels: map[string]string{"team": "a"}, Annotations: map[string]string{"note": "x"},
+		}},
+	}
+}
+
+func TestFingerprintIsKeyedAndStable(t *testing.T) {
+	a, b := NewFingerprinter([]byte("key-a")), NewFingerprinter([]byte("key-b"))
+	tok := []byte("CANARY-TOKEN-0001")
+	if a.Fingerprint(tok) != a.Fingerprint(tok) {
+		t.Fatal("fingerprint is not stable")
+	}
+	if a.Fingerprint(tok) == b.Fingerprint(tok) {
+		t.Fatal("fingerprint does not depend on the key")
+	}
+	if a.Fingerprint(tok) == a.Fingerprint([]byte("CANARY-TOKEN-0002")) {
+		t.Fatal("different tokens share a fingerprint")
+	}
+	if got := a.Fingerprint(tok); len(got) != len("hmac-sha256:")+32 {
+		t.Fatalf("unexpected fingerprint %q", got)
+	}
+}
+
+func TestDesiredSecret(t *testing.T) {
+	at := accessToken()
+	ac := Desired(at, map[string][]byte{"token": []byte("t")})
+	if *ac.Name != "payments-token" || *ac.Namespace != "shop" || *ac.Type != corev1.SecretTypeOpaque {
+		t.Fatalf("unexpected identity %v/%v type %v", *ac.Namespace, *ac.Name, *ac.Type)
+	}
+	if ac.Labels[tokensv1alpha1.LabelManagedBy] != tokensv1alpha1.ManagedByValue || ac.Labels["team"] != "a" {
+		t.Fatalf("labels %v", ac.Labels)
+	}
+	if len(ac.OwnerReferences) != 1 || *ac.OwnerReferences[0].UID != "uid-1" || !*ac.OwnerReferences[0].Controller {
+		t.Fatalf("owner references %v", ac.OwnerReferences)
+	}
+	if at.Spec.Secret.Labels[tokensv1alpha1.LabelManagedBy] != "" {
+		t.Fatal("Desired changed the AccessToken's own labels")
+	}
+}
+
+func TestDrifted(t *testing.T) {
+	at := accessToken()
+	ok := &corev1.Secret{Type: corev1.SecretTypeOpaque, ObjectMeta: metav1.ObjectMeta{Labels: Labels(at), Annotations: map[string]string{"note": "x", "extra": "y"}}}
+	if Drifted(ok, at) {
+		t.Fatal("an up-to-date Secret (with an extra annotation) reported as drifted")
+	}
+	for name, mutate := range map[string]func(s *corev1.Secret){
+		"label removed":      func(s *corev1.Secret) { delete(s.Labels, "team") },
+		"annotation changed": func(s *corev1.Secret) { s.Annotations["note"] = "changed" },
+		"type changed":       func(s *corev1.Secret) { s.Type = corev1.SecretTypeDockerConfigJson },
+	} {
+		s := ok.DeepCopy()
+		mutate(s)
+		if !Drifted(s, at) {
+			t.Errorf("%s: not reported as drifted", name)
+		}
+	}
+}
+
+func TestStateRoundTrip(t *testing.T) {
+	at := accessToken()
+	exp := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	in := State{Token: "t", RefreshToken: "r", RefreshTokenExpiresAt: &exp, TokenID: "id",
+		Superseded: []Superseded{{Token: "old", ID: "old-id", RevokeAt: exp}}}
+	ac, err := DesiredState(at, "tokenmint-system", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *ac.Namespace != "tokenmint-system" || ac.Labels[LabelAccessTokenUID] != "uid-1" {
+		t.Fatalf("state Secret identity %v labels %v", *ac.Namespace, ac.Labels)
+	}
+	out, err := DecodeState(&corev1.Secret{Data: ac.Data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Token != "t" || out.RefreshToken != "r" || !out.RefreshTokenExpiresAt.Equal(exp) || out.Superseded[0].ID != "old-id" {
+		t.Fatalf("round trip lost data: %+v", out)
+	}
+	if _, err := DecodeState(&corev1.Secret{Data: map[string][]byte{"state.json": []byte("{not json")}}); err == nil {
+		t.Fatal("a corrupt state decoded without error")
+	}
+}

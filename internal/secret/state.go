@@ -1,0 +1,105 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package secret
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+)
+
+// Labels and annotations of state Secrets.
+const (
+	// LabelComponent tells tokenmint's own Secrets apart.
+	LabelComponent = "tokens.tokenmint.dev/component"
+	// ComponentState is the LabelComponent value of state Secrets.
+	ComponentState = "state"
+	// LabelAccessTokenUID holds the UID of the AccessToken a state Secret belongs to.
+	LabelAccessTokenUID = "tokens.tokenmint.dev/access-token-uid"
+	// AnnotationAccessToken holds "<namespace>/<name>" of that AccessToken.
+	AnnotationAccessToken = "tokens.tokenmint.dev/access-token"
+)
+
+const stateKey = "state.json"
+
+// State is what tokenmint keeps about an AccessToken that pods must not see: the
+// refresh token, and what it needs to revoke tokens later. It lives in a Secret in
+// the operator's namespace, written only for issuers that return a refresh token
+// or can revoke, so that other tokens cost no extra write.
+type State struct {
+	// Token is the current token, kept so an edited or deleted Secret can be
+	// restored without minting a new one.
+	Token string `json:"token,omitempty"`
+	// Fields are the copied fields written beside the token.
+	Fields map[string]string `json:"fields,omitempty"`
+	// RefreshToken is the last refresh token the endpoint returned.
+	RefreshToken string `json:"refreshToken,omitempty"`
+	// RefreshTokenExpiresAt is when RefreshToken expires, if known.
+	RefreshTokenExpiresAt *time.Time `json:"refreshTokenExpiresAt,omitempty"`
+	// TokenID is the provider's id of the current token, for revocation.
+	TokenID string `json:"tokenID,omitempty"`
+	// Superseded are replaced tokens waiting to be revoked.
+	Superseded []Superseded `json:"superseded,omitempty"`
+}
+
+// Superseded is a replaced token waiting for revocation.
+type Superseded struct {
+	Token    string    `json:"token,omitempty"`
+	ID       string    `json:"id,omitempty"`
+	RevokeAt time.Time `json:"revokeAt"`
+	// Attempts counts failed revocations; the token is dropped after a few.
+	Attempts int `json:"attempts,omitempty"`
+}
+
+// StateName returns the name of the state Secret of at.
+func StateName(at *tokensv1alpha1.AccessToken) string {
+	return "tokenmint-state-" + string(at.UID)
+}
+
+// DesiredState returns the apply configuration of at's state Secret in namespace.
+func DesiredState(at *tokensv1alpha1.AccessToken, namespace string, st State) (*corev1ac.SecretApplyConfiguration, error) {
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return nil, fmt.Errorf("encoding state: %w", err)
+	}
+	return corev1ac.Secret(StateName(at), namespace).
+		WithLabels(map[string]string{
+			tokensv1alpha1.LabelManagedBy: tokensv1alpha1.ManagedByValue,
+			LabelComponent:                ComponentState,
+			LabelAccessTokenUID:           string(at.UID),
+		}).
+		WithAnnotations(map[string]string{AnnotationAccessToken: at.Namespace + "/" + at.Name}).
+		WithType(corev1.SecretTypeOpaque).
+		WithData(map[string][]byte{stateKey: raw}), nil
+}
+
+// DecodeState reads a state Secret. A nil Secret is an empty state.
+func DecodeState(s *corev1.Secret) (State, error) {
+	var st State
+	if s == nil || len(s.Data[stateKey]) == 0 {
+		return st, nil
+	}
+	if err := json.Unmarshal(s.Data[stateKey], &st); err != nil {
+		return State{}, fmt.Errorf("state Secret %s/%s is corrupt: %w", s.Namespace, s.Name, err)
+	}
+	return st, nil
+}
