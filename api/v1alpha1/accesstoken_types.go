@@ -184,6 +184,11 @@ type AccessTokenStatus struct {
 	// +optional
 	TokenFingerprint string `json:"tokenFingerprint,omitempty"`
 
+	// lastRenewalRequest is the value of the tokens.tokenmint.dev/renew annotation
+	// that was last acted on; setting the annotation to a different value renews.
+	// +optional
+	LastRenewalRequest string `json:"lastRenewalRequest,omitempty"`
+
 	// inputsHash is a hash of everything the token was issued from (this spec, the
 	// issuer's spec and its credentials), so a change re-issues the token once.
 	// +optional
