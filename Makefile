@@ -48,8 +48,20 @@ controlplane: ## Build (once, cached outside the repo) kube-apiserver, etcd and 
 KUBEBUILDER_ASSETS_DIR = $(shell hack/controlplane/build.sh kube-apiserver etcd kubectl)
 
 .PHONY: test
-test: manifests generate fmt vet controlplane ## Run every test: unit, envtest and fuzz smoke tests.
+test: manifests generate fmt vet controlplane ## Run every test: unit, envtest, end-to-end and fuzz smoke tests.
 	KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS_DIR)" go test ./... -coverprofile cover.out
+	hack/fuzz.sh $(FUZZ_SMOKE_TIME)
+
+FUZZ_SMOKE_TIME ?= 10s
+FUZZTIME ?= 5m
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME (default 5m) each.
+	hack/fuzz.sh $(FUZZTIME)
+
+.PHONY: demo
+demo: manifests ## Run tokenmint end to end on a local control plane with fake providers (Ctrl-C stops).
+	go run ./test/demo
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when generated files are not committed in sync with their markers.
