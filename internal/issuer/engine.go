@@ -1,0 +1,277 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package issuer is the HTTP token engine: from an issuer's configuration (the
+// v1alpha1 types), an AccessToken's parameters and resolved credentials it
+// builds the request, calls the token endpoint, and returns a token or a
+// classified error. It reads no Kubernetes object; the caller passes values in.
+package issuer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/utils/clock"
+
+	"github.com/tokenmint/tokenmint/api/v1alpha1"
+)
+
+// MaxResponseBytes caps a response body; a larger one is an invalid response.
+const MaxResponseBytes = 1 << 20
+
+// Engine calls token endpoints. The zero value is ready to use, with the real
+// clock and random UUIDs.
+type Engine struct {
+	// Clock stamps generated times, issue times and relative expiries.
+	Clock clock.PassiveClock
+	// NewUUID makes the value of generate: UUID; nil uses uuid.NewString.
+	NewUUID func() string
+}
+
+// Call is everything one call needs besides the context.
+type Call struct {
+	// Spec is the issuer's configuration.
+	Spec *v1alpha1.IssuerSpec
+	// Parameters are the AccessToken's parameters, checked by ResolveParameters.
+	Parameters map[string]apiextensionsv1.JSON
+	// Secrets holds the value of every key SecretRefs(Spec) names. Every value is
+	// treated as a credential and removed from any error text.
+	Secrets map[v1alpha1.SecretKeySelector]string
+	// RefreshToken, when set and Spec.Refresh is configured, is tried first with
+	// the refresh request; a refusal (400, 401, 403) falls back to Spec.Request.
+	RefreshToken string
+	// HTTPClient sends the request; build it with NewHTTPClient.
+	HTTPClient *http.Client
+}
+
+// Token is a freshly issued token. It is the only thing the engine returns that
+// holds credentials.
+type Token struct {
+	// Value is the access token.
+	Value string
+	// IssuedAt is when the request that obtained it was sent.
+	IssuedAt time.Time
+	// ExpiresAt is when it expires; nil when the response does not say.
+	ExpiresAt *time.Time
+	// Fields are the response fields listed in response.copy that were present.
+	Fields map[string]string
+	// RefreshToken is the refresh token of the response; empty when the response
+	// carries none, in which case a refresh token held from before stays usable.
+	RefreshToken string
+	// RefreshTokenExpiresAt is when RefreshToken expires, if the response says.
+	RefreshTokenExpiresAt *time.Time
+	// ID is the token's id, read through response.tokenID, for revocation.
+	ID string
+	// Refreshed is true when the token came from the refresh request.
+	Refreshed bool
+}
+
+// Issue obtains a token: through the refresh request when c carries a refresh
+// token and the issuer has one, otherwise (or when the refresh is refused)
+// through the primary request. Errors are *Error.
+func (e *Engine) Issue(ctx context.Context, c Call) (*Token, error) {
+	parameters, red, err := e.prepare(c)
+	if err != nil {
+		return nil, err
+	}
+	if c.RefreshToken != "" && c.Spec.Refresh != nil {
+		issued := map[v1alpha1.IssuedValue]string{v1alpha1.IssuedRefreshToken: c.RefreshToken}
+		token, err := e.obtain(ctx, c, callRefresh, c.Spec.Refresh, parameters, issued, red)
+		if err == nil {
+			token.Refreshed = true
+			return token, nil
+		}
+		if !refreshRefused(err) {
+			// A 5xx or 429 says nothing about the refresh token; minting through
+			// the primary request now would only add load to a struggling endpoint.
+			return nil, err
+		}
+	}
+	return e.obtain(ctx, c, callRequest, &c.Spec.Request, parameters, nil, red)
+}
+
+// Revoke invalidates token (whose id is tokenID, possibly empty) through the
+// issuer's revoke request. Any 2xx answer is success. Errors are *Error.
+func (e *Engine) Revoke(ctx context.Context, c Call, token, tokenID string) error {
+	if c.Spec != nil && c.Spec.Revoke == nil {
+		return &Error{Class: ClassInvalidConfig, Message: "the issuer has no revoke request"}
+	}
+	parameters, red, err := e.prepare(c)
+	if err != nil {
+		return err
+	}
+	red.add(token)
+	issued := map[v1alpha1.IssuedValue]string{}
+	if token != "" {
+		issued[v1alpha1.IssuedAccessToken] = token
+	}
+	if tokenID != "" {
+		issued[v1alpha1.IssuedTokenID] = tokenID
+	}
+	a, sentAt, err := e.exchange(ctx, c, callRevoke, c.Spec.Revoke, parameters, issued, red)
+	if err != nil {
+		return err
+	}
+	if a.status < 200 || a.status > 299 {
+		return endpointError(&c.Spec.Response, a, sentAt, red)
+	}
+	return nil
+}
+
+// prepare checks the configuration and the parameters, and starts the
+// redactor with every credential the call was given.
+func (e *Engine) prepare(c Call) (map[string]any, *redactor, error) {
+	if err := Validate(c.Spec); err != nil {
+		return nil, nil, &Error{Class: ClassInvalidConfig, Message: err.Error(), cause: err}
+	}
+	if c.HTTPClient == nil {
+		return nil, nil, &Error{Class: ClassInvalidConfig, Message: "no HTTP client given; build one with NewHTTPClient"}
+	}
+	parameters, err := ResolveParameters(c.Spec, c.Parameters)
+	if err != nil {
+		return nil, nil, &Error{Class: ClassInvalidParameters, Message: err.Error(), cause: err}
+	}
+	red := &redactor{}
+	for _, secret := range c.Secrets {
+		red.add(secret)
+	}
+	red.add(c.RefreshToken)
+	return parameters, red, nil
+}
+
+// obtain sends one request and reads a token from its answer.
+func (e *Engine) obtain(ctx context.Context, c Call, kind callKind, spec *v1alpha1.RequestSpec,
+	parameters map[string]any, issued map[v1alpha1.IssuedValue]string, red *redactor) (*Token, error) {
+	a, sentAt, err := e.exchange(ctx, c, kind, spec, parameters, issued, red)
+	if err != nil {
+		return nil, err
+	}
+	return readToken(&c.Spec.Response, a, sentAt, red)
+}
+
+// exchange builds and sends one request and reads its answer through the size
+// cap. It returns when the request was sent.
+func (e *Engine) exchange(ctx context.Context, c Call, kind callKind, spec *v1alpha1.RequestSpec,
+	parameters map[string]any, issued map[v1alpha1.IssuedValue]string, red *redactor) (answer, time.Time, error) {
+	now := e.clock().Now()
+	target, err := expandURL(spec.URL, issued[v1alpha1.IssuedTokenID])
+	if err != nil {
+		return answer{}, now, &Error{Class: ClassInvalidConfig, Message: err.Error()}
+	}
+	values := &valueResolver{parameters: parameters, secrets: c.Secrets, issued: issued, now: now, newUUID: e.newUUID()}
+	ctx, cancel := context.WithTimeout(ctx, timeout(c.Spec))
+	defer cancel()
+	req, err := buildRequest(ctx, spec, target, values, red)
+	if err != nil {
+		message := red.redact(fmt.Sprintf("building the %s request: %v", kind, err))
+		return answer{}, now, &Error{Class: ClassInvalidConfig, Message: message}
+	}
+	a, err := send(c.HTTPClient, req)
+	if err != nil {
+		return answer{}, now, transportError(kind, err, red)
+	}
+	if len(a.body) > MaxResponseBytes {
+		return answer{}, now, &Error{Class: ClassInvalidResponse, StatusCode: a.status,
+			Message: fmt.Sprintf("response body is larger than %d bytes", MaxResponseBytes)}
+	}
+	return a, now, nil
+}
+
+// send performs the request and reads at most MaxResponseBytes+1 bytes of the
+// body, so that an oversized answer is detected without being held.
+func send(client *http.Client, req *http.Request) (answer, error) {
+	resp, err := client.Do(req)
+	if err != nil {
+		return answer{}, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	if err != nil {
+		return answer{}, fmt.Errorf("reading the response: %w", err)
+	}
+	return answer{status: resp.StatusCode, header: resp.Header, body: body}, nil
+}
+
+// transportError classifies a failure to get an answer at all.
+func transportError(kind callKind, err error, red *redactor) *Error {
+	text := red.redact(err.Error())
+	e := &Error{Class: ClassRetryable, cause: &redactedError{text: text, original: err}}
+	switch {
+	case errors.Is(err, ErrPrivateDestination):
+		e.Class = ClassInvalidConfig
+		e.Message = fmt.Sprintf("%s refused: %s", kind, text)
+	case errors.Is(err, errRedirectRefused):
+		e.Class = ClassInvalidResponse
+		e.Message = fmt.Sprintf("%s: %s", kind, text)
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		e.Message = fmt.Sprintf("%s timed out: %s", kind, text)
+	default:
+		e.Message = fmt.Sprintf("%s failed: %s", kind, text)
+	}
+	return e
+}
+
+func isTimeout(err error) bool {
+	var timeout interface{ Timeout() bool }
+	return errors.As(err, &timeout) && timeout.Timeout()
+}
+
+// refreshRefused reports whether the endpoint turned the refresh token down, so
+// that the primary request should be tried instead.
+func refreshRefused(err error) bool {
+	class := ClassOf(err)
+	return class == ClassUnauthorized || class == ClassBadRequest
+}
+
+// expandURL replaces {tokenID} with the path-escaped token id.
+func expandURL(raw, tokenID string) (string, error) {
+	if !strings.Contains(raw, tokenIDPlaceholder) {
+		return raw, nil
+	}
+	if tokenID == "" {
+		return "", errors.New("revoke.url needs the token id, but none is known")
+	}
+	return strings.ReplaceAll(raw, tokenIDPlaceholder, url.PathEscape(tokenID)), nil
+}
+
+func timeout(spec *v1alpha1.IssuerSpec) time.Duration {
+	if spec.Timeout != nil && spec.Timeout.Duration > 0 {
+		return spec.Timeout.Duration
+	}
+	return DefaultTimeout
+}
+
+func (e *Engine) clock() clock.PassiveClock {
+	if e.Clock == nil {
+		return clock.RealClock{}
+	}
+	return e.Clock
+}
+
+func (e *Engine) newUUID() func() string {
+	if e.NewUUID == nil {
+		return uuid.NewString
+	}
+	return e.NewUUID
+}

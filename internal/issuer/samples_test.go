@@ -1,0 +1,342 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package issuer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/yaml"
+
+	"github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/test/fakes"
+)
+
+// sample is one file of config/samples, decoded into the API types.
+type sample struct {
+	secrets []corev1.Secret
+	issuer  *v1alpha1.IssuerSpec
+	token   *v1alpha1.AccessToken
+}
+
+func loadSample(t *testing.T, name string) sample {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", name))
+	if err != nil {
+		t.Fatalf("reading sample: %v", err)
+	}
+	var s sample
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(string(data))))
+	for {
+		doc, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("splitting %s: %v", name, err)
+		}
+		var meta metav1.TypeMeta
+		if err := yaml.Unmarshal(doc, &meta); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		switch meta.Kind {
+		case "Secret":
+			var secret corev1.Secret
+			mustUnmarshalStrict(t, doc, &secret)
+			s.secrets = append(s.secrets, secret)
+		case "TokenIssuer":
+			var issuer v1alpha1.TokenIssuer
+			mustUnmarshalStrict(t, doc, &issuer)
+			s.issuer = &issuer.Spec
+		case "ClusterTokenIssuer":
+			var issuer v1alpha1.ClusterTokenIssuer
+			mustUnmarshalStrict(t, doc, &issuer)
+			s.issuer = &issuer.Spec.IssuerSpec
+		case "AccessToken":
+			var token v1alpha1.AccessToken
+			mustUnmarshalStrict(t, doc, &token)
+			s.token = &token
+		case "":
+		default:
+			t.Fatalf("%s: unexpected kind %q", name, meta.Kind)
+		}
+	}
+	if s.issuer == nil || s.token == nil || len(s.secrets) == 0 {
+		t.Fatalf("%s must hold a Secret, an issuer and an AccessToken", name)
+	}
+	if err := Validate(s.issuer); err != nil {
+		t.Fatalf("%s: the issuer does not validate: %v", name, err)
+	}
+	return s
+}
+
+// mustUnmarshalStrict refuses unknown fields, so that a typo in a sample fails here.
+func mustUnmarshalStrict(t *testing.T, doc []byte, into any) {
+	t.Helper()
+	if err := yaml.UnmarshalStrict(doc, into); err != nil {
+		t.Fatalf("decoding %T: %v", into, err)
+	}
+}
+
+// testCredential is the value a test puts in place of a sample's placeholder.
+func testCredential(secret, key string) string { return "test-" + secret + "-" + key }
+
+// secretValues resolves every placeholder of the sample's Secrets to its test
+// credential, checking that each really is a placeholder.
+func (s sample) secretValues(t *testing.T) map[v1alpha1.SecretKeySelector]string {
+	t.Helper()
+	values := map[v1alpha1.SecretKeySelector]string{}
+	for _, secret := range s.secrets {
+		for key, placeholder := range secret.StringData {
+			if !strings.HasPrefix(placeholder, "REPLACE-WITH-") {
+				t.Errorf("Secret %s key %s is not an obvious placeholder: %q", secret.Name, key, placeholder)
+			}
+			values[v1alpha1.SecretKeySelector{Name: secret.Name, Key: key}] = testCredential(secret.Name, key)
+		}
+	}
+	for _, ref := range SecretRefs(s.issuer) {
+		if _, ok := values[ref]; !ok {
+			t.Errorf("the issuer reads %s/%s, which the sample's Secrets do not hold", ref.Name, ref.Key)
+		}
+	}
+	return values
+}
+
+// pointAt sends every request of spec to base (scheme and host), keeping paths.
+func pointAt(t *testing.T, spec *v1alpha1.IssuerSpec, base string) {
+	t.Helper()
+	target, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range requests(spec) {
+		if !strings.HasPrefix(r.spec.URL, "https://") {
+			t.Errorf("%s url of a sample must be https: %s", r.kind, r.spec.URL)
+		}
+		u, err := url.Parse(strings.ReplaceAll(r.spec.URL, tokenIDPlaceholder, "TOKENID"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Scheme, u.Host = target.Scheme, target.Host
+		r.spec.URL = strings.ReplaceAll(u.String(), "TOKENID", tokenIDPlaceholder)
+	}
+	spec.AllowInsecureHTTP = true
+}
+
+// sampleRun is a sample wired to a started fake.
+type sampleRun struct {
+	sample
+	clock  *clocktesting.FakeClock
+	engine *Engine
+	call   Call
+}
+
+func startSample(t *testing.T, name string, fake fakes.Server, base *fakes.Base) *sampleRun {
+	t.Helper()
+	s := loadSample(t, name)
+	clock := clocktesting.NewFakeClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	base.Clock = clock
+	srv := fakes.Start(t, fake)
+	pointAt(t, s.issuer, srv.URL)
+	client, err := NewHTTPClient(TransportConfig{Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &sampleRun{
+		sample: s,
+		clock:  clock,
+		engine: &Engine{Clock: clock},
+		call:   Call{Spec: s.issuer, Parameters: s.token.Spec.Parameters, Secrets: s.secretValues(t), HTTPClient: client},
+	}
+}
+
+func (r *sampleRun) issue(t *testing.T) *Token {
+	t.Helper()
+	token, err := r.engine.Issue(context.Background(), r.call)
+	if err != nil {
+		t.Fatalf("Issue: %v", err)
+	}
+	return token
+}
+
+func wantTime(t *testing.T, what string, got *time.Time, want time.Time) {
+	t.Helper()
+	if got == nil || !got.Equal(want) {
+		t.Errorf("%s = %v, want %v", what, got, want)
+	}
+}
+
+func wantFields(t *testing.T, got, want map[string]string) {
+	t.Helper()
+	for key, value := range want {
+		if got[key] != value {
+			t.Errorf("field %s = %q, want %q", key, got[key], value)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("fields = %v, want %v", got, want)
+	}
+}
+
+func TestSampleCableTransactions(t *testing.T) {
+	fake := fakes.NewTransactionAPI(testCredential("cable-auth-token", "token"))
+	run := startSample(t, "cable-transactions.yaml", fake, &fake.Base)
+
+	token := run.issue(t)
+
+	issued := fake.Issued()
+	if len(issued) != 1 || token.Value != issued[0].Value {
+		t.Fatalf("token %q is not the one the fake issued (%v)", token.Value, issued)
+	}
+	wantTime(t, "ExpiresAt", token.ExpiresAt, run.clock.Now().Add(time.Hour))
+	wantFields(t, token.Fields, map[string]string{
+		"organization_id":   "org_9f8b7c6d5e4a3b2c1d0e",
+		"organization_name": "Cable Financial Services",
+	})
+	if got := issued[0].Request["scopes"]; len(got.([]string)) != 1 || got.([]string)[0] != "transactions:write" {
+		t.Errorf("the fake saw scopes %v", got)
+	}
+}
+
+func TestSamplePaisrInvoicing(t *testing.T) {
+	fake := fakes.NewInvoicingAPI(testCredential("paisr-api-key", "apiKey"))
+	run := startSample(t, "paisr-invoicing.yaml", fake, &fake.Base)
+
+	token := run.issue(t)
+
+	issued := fake.Issued()
+	if len(issued) != 1 || token.Value != issued[0].Value || token.ID != issued[0].ID {
+		t.Fatalf("token %q (id %q) is not the one the fake issued (%v)", token.Value, token.ID, issued)
+	}
+	if token.ExpiresAt != nil {
+		t.Errorf("ExpiresAt = %v, want none: the API reports no expiry", token.ExpiresAt)
+	}
+	if got := issued[0].Request["description"]; got != "Billing service (prod)" {
+		t.Errorf("the fake saw description %v", got)
+	}
+
+	// The page documents no revocation; the fake's DELETE is the shape the
+	// sample shows in a comment.
+	run.call.Spec.Revoke = &v1alpha1.RequestSpec{
+		Method: http.MethodDelete,
+		URL:    strings.TrimSuffix(run.call.Spec.Request.URL, "/v2/access-tokens") + "/v2/access-tokens/{tokenID}",
+		Auth:   run.call.Spec.Request.Auth,
+	}
+	if err := run.engine.Revoke(context.Background(), run.call, token.Value, token.ID); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	if fake.Valid(token.Value) || fake.CallsBy(fakes.OutcomeRevoked) != 1 {
+		t.Errorf("the token is still valid after revocation")
+	}
+}
+
+func TestSampleCAAuthentication(t *testing.T) {
+	fake := fakes.NewAuthenticationService(
+		testCredential("ca-service-account", "username"), testCredential("ca-service-account", "password"))
+	run := startSample(t, "ca-authentication.yaml", fake, &fake.Base)
+
+	first := run.issue(t)
+	// A second call must carry a fresh client_txn_id: the service refuses a repeat.
+	second := run.issue(t)
+
+	wantTime(t, "ExpiresAt", first.ExpiresAt, run.clock.Now().Add(time.Hour))
+	issued := fake.Issued()
+	if len(issued) != 2 || first.Value != issued[0].Value || second.Value != issued[1].Value {
+		t.Fatalf("tokens are not the ones the fake issued")
+	}
+	if issued[0].Request["client_txn_id"] == issued[1].Request["client_txn_id"] {
+		t.Errorf("client_txn_id was reused: %v", issued[0].Request["client_txn_id"])
+	}
+}
+
+func TestSampleBankingPasswordAndRefresh(t *testing.T) {
+	fake := fakes.NewBankingAPI(
+		testCredential("banking-credentials", "consumerKey"), testCredential("banking-credentials", "consumerSecret"),
+		testCredential("banking-credentials", "username"), testCredential("banking-credentials", "password"))
+	run := startSample(t, "banking-oauth-password.yaml", fake, &fake.Base)
+
+	first := run.issue(t)
+	if first.Refreshed || first.RefreshToken == "" {
+		t.Fatalf("first token: Refreshed=%v RefreshToken=%q, want a password grant with a refresh token", first.Refreshed, first.RefreshToken)
+	}
+	wantTime(t, "ExpiresAt", first.ExpiresAt, run.clock.Now().Add(time.Hour))
+	wantTime(t, "RefreshTokenExpiresAt", first.RefreshTokenExpiresAt, run.clock.Now().Add(24*time.Hour))
+	wantFields(t, first.Fields, map[string]string{"di_fiid": "DI1234", "di_ficustomer": "100200300"})
+
+	run.clock.Step(50 * time.Minute)
+	run.call.RefreshToken = first.RefreshToken
+	second := run.issue(t)
+	if !second.Refreshed || fake.CallsBy(fakes.OutcomeRefreshed) != 1 {
+		t.Fatalf("second token was not obtained with the refresh grant")
+	}
+	wantTime(t, "refreshed ExpiresAt", second.ExpiresAt, run.clock.Now().Add(time.Hour))
+
+	// The first refresh token was rotated away: the refresh is refused (400) and
+	// the engine falls back to the password grant.
+	third := run.issue(t)
+	if third.Refreshed || third.Value == second.Value {
+		t.Fatalf("third token: Refreshed=%v, want a fresh password grant", third.Refreshed)
+	}
+	if got := fake.CallsBy(fakes.OutcomeIssued); got != 2 {
+		t.Errorf("password grants = %d, want 2", got)
+	}
+	if got := fake.CallsBy(fakes.OutcomeRejected); got != 1 {
+		t.Errorf("refused refreshes = %d, want 1", got)
+	}
+	for _, tok := range fake.Issued() {
+		if tok.Request["user-agent"] != "tokenmint/1.0" {
+			t.Errorf("user-agent = %v", tok.Request["user-agent"])
+		}
+	}
+}
+
+func TestSampleOAuth2ClientCredentials(t *testing.T) {
+	fake := fakes.NewOAuth2Server(testCredential("oauth2-client", "clientID"), testCredential("oauth2-client", "clientSecret"))
+	fake.Scopes = []string{"orders.read", "orders.write"}
+	run := startSample(t, "oauth2-client-credentials.yaml", fake, &fake.Base)
+
+	token := run.issue(t)
+
+	if !fake.Valid(token.Value) {
+		t.Fatalf("token %q is not one the fake issued", token.Value)
+	}
+	wantTime(t, "ExpiresAt", token.ExpiresAt, run.clock.Now().Add(time.Hour))
+	wantFields(t, token.Fields, map[string]string{"scope": "orders.read"})
+	if token.RefreshToken != "" {
+		t.Errorf("client credentials must not yield a refresh token")
+	}
+
+	if err := run.engine.Revoke(context.Background(), run.call, token.Value, token.ID); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	if fake.Valid(token.Value) {
+		t.Errorf("the token is still valid after revocation")
+	}
+}

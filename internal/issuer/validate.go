@@ -1,0 +1,430 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package issuer
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/tokenmint/tokenmint/api/v1alpha1"
+)
+
+// tokenIDPlaceholder is replaced in a revoke URL by the id of the token.
+const tokenIDPlaceholder = "{tokenID}"
+
+// callKind names the three requests an issuer can describe.
+type callKind string
+
+const (
+	callRequest callKind = "request"
+	callRefresh callKind = "refresh"
+	callRevoke  callKind = "revoke"
+)
+
+// placeKind is where in a request a value is sent; it decides how the value is
+// encoded and which sources make sense.
+type placeKind int
+
+const (
+	placeAuth placeKind = iota
+	placeHeader
+	placeForm
+	placeJSON
+)
+
+// valueSite is one value source of an issuer with where it is used.
+type valueSite struct {
+	label  string
+	call   callKind
+	place  placeKind
+	source *v1alpha1.ValueSource
+}
+
+// namedRequest pairs a request of the spec with its kind.
+type namedRequest struct {
+	kind callKind
+	spec *v1alpha1.RequestSpec
+}
+
+// requests lists the requests the spec describes, the primary one first.
+func requests(spec *v1alpha1.IssuerSpec) []namedRequest {
+	list := []namedRequest{{callRequest, &spec.Request}}
+	if spec.Refresh != nil {
+		list = append(list, namedRequest{callRefresh, spec.Refresh})
+	}
+	if spec.Revoke != nil {
+		list = append(list, namedRequest{callRevoke, spec.Revoke})
+	}
+	return list
+}
+
+// valueSites lists every value source of every request of spec.
+func valueSites(spec *v1alpha1.IssuerSpec) []valueSite {
+	var sites []valueSite
+	for _, r := range requests(spec) {
+		add := func(place placeKind, source *v1alpha1.ValueSource, format string, args ...any) {
+			label := string(r.kind) + "." + fmt.Sprintf(format, args...)
+			sites = append(sites, valueSite{label: label, call: r.kind, place: place, source: source})
+		}
+		if auth := r.spec.Auth; auth != nil {
+			if auth.Bearer != nil {
+				add(placeAuth, auth.Bearer, "auth.bearer")
+			}
+			if auth.Basic != nil {
+				add(placeAuth, &auth.Basic.Username, "auth.basic.username")
+				add(placeAuth, &auth.Basic.Password, "auth.basic.password")
+			}
+		}
+		for i := range r.spec.Headers {
+			add(placeHeader, &r.spec.Headers[i].ValueSource, "headers[%s]", r.spec.Headers[i].Name)
+		}
+		if body := r.spec.Body; body != nil {
+			for i := range body.JSON {
+				add(placeJSON, &body.JSON[i].ValueSource, "body.json[%s]", body.JSON[i].Path)
+			}
+			for i := range body.Form {
+				add(placeForm, &body.Form[i].ValueSource, "body.form[%s]", body.Form[i].Name)
+			}
+		}
+	}
+	return sites
+}
+
+// SecretRefs returns every Secret key the spec reads, without duplicates, in
+// the order they appear, so the caller can fetch and watch exactly those.
+func SecretRefs(spec *v1alpha1.IssuerSpec) []v1alpha1.SecretKeySelector {
+	var refs []v1alpha1.SecretKeySelector
+	for _, site := range valueSites(spec) {
+		if ref := site.source.SecretKeyRef; ref != nil && !slices.Contains(refs, *ref) {
+			refs = append(refs, *ref)
+		}
+	}
+	return refs
+}
+
+// Validate checks what the CRD's schema and CEL rules cannot: that parameter
+// references are declared, defaults satisfy their constraints, patterns compile,
+// issued values are used only where they exist, text places get text, paths do
+// not collide, and so on. It reports every problem at once, each prefixed with
+// where it is. The engine calls it before every call; the controller may call it
+// to report an issuer's readiness.
+func Validate(spec *v1alpha1.IssuerSpec) error {
+	if spec == nil {
+		return errors.New("no issuer spec")
+	}
+	var problems []error
+	for _, r := range requests(spec) {
+		problems = append(problems, validateRequest(spec, r)...)
+	}
+	for _, site := range valueSites(spec) {
+		if err := validateSite(spec, site); err != nil {
+			problems = append(problems, fmt.Errorf("%s: %w", site.label, err))
+		}
+	}
+	problems = append(problems, validateParameters(spec)...)
+	problems = append(problems, validateResponse(spec)...)
+	if spec.Refresh != nil && spec.Response.RefreshToken == nil {
+		problems = append(problems, errors.New("refresh needs response.refreshToken, the place the refresh token is read from"))
+	}
+	if spec.Timeout != nil && spec.Timeout.Duration <= 0 {
+		problems = append(problems, fmt.Errorf("timeout must be positive, got %s", spec.Timeout.Duration))
+	}
+	if len(spec.CABundle) > 0 && !x509.NewCertPool().AppendCertsFromPEM(spec.CABundle) {
+		problems = append(problems, errors.New("caBundle holds no PEM certificate"))
+	}
+	return errors.Join(problems...)
+}
+
+// reservedHeaders are set by the engine or by Go's transport; listing them
+// would either be ignored or break the request.
+var reservedHeaders = []string{"Content-Type", "Content-Length", "Host", "Transfer-Encoding", "Connection"}
+
+func validateRequest(spec *v1alpha1.IssuerSpec, r namedRequest) []error {
+	var problems []error
+	fail := func(format string, args ...any) {
+		problems = append(problems, fmt.Errorf(string(r.kind)+"."+format, args...))
+	}
+	if err := checkURL(r.spec.URL, r.kind, spec.AllowInsecureHTTP); err != nil {
+		fail("url: %w", err)
+	}
+	switch r.spec.Method {
+	case "", http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+	default:
+		fail("method: %q is not one of GET, POST, PUT, PATCH, DELETE", r.spec.Method)
+	}
+	if auth := r.spec.Auth; auth != nil && (auth.Bearer == nil) == (auth.Basic == nil) {
+		fail("auth: exactly one of bearer or basic must be set")
+	}
+	seen := map[string]bool{}
+	for _, h := range r.spec.Headers {
+		canonical := http.CanonicalHeaderKey(h.Name)
+		switch {
+		case h.Name == "" || strings.ContainsAny(h.Name, " \t\r\n:"):
+			fail("headers: %q is not a valid header name", h.Name)
+		case seen[canonical]:
+			fail("headers: %s is listed twice", h.Name)
+		case slices.Contains(reservedHeaders, canonical):
+			fail("headers: %s is set by the engine and cannot be listed", h.Name)
+		case canonical == "Authorization" && r.spec.Auth != nil:
+			fail("headers: Authorization cannot be listed together with auth")
+		}
+		seen[canonical] = true
+	}
+	if body := r.spec.Body; body != nil {
+		problems = append(problems, validateBody(r.kind, body)...)
+	}
+	return problems
+}
+
+func checkURL(raw string, kind callKind, allowInsecureHTTP bool) error {
+	if strings.Contains(raw, tokenIDPlaceholder) && kind != callRevoke {
+		return fmt.Errorf("%s is only meaningful in revoke.url", tokenIDPlaceholder)
+	}
+	u, err := url.Parse(strings.ReplaceAll(raw, tokenIDPlaceholder, "tokenID"))
+	if err != nil {
+		return fmt.Errorf("not a URL: %w", err)
+	}
+	switch {
+	case u.Scheme != "https" && u.Scheme != "http":
+		return fmt.Errorf("scheme must be https (or http with allowInsecureHTTP), got %q", u.Scheme)
+	case u.Scheme == "http" && !allowInsecureHTTP:
+		return errors.New("plain http sends credentials in clear text; use https, or set allowInsecureHTTP for tests")
+	case u.Host == "":
+		return errors.New("has no host")
+	case u.User != nil:
+		return errors.New("must not carry credentials; use auth.basic")
+	case u.Fragment != "":
+		return errors.New("must not have a fragment")
+	}
+	return nil
+}
+
+func validateBody(kind callKind, body *v1alpha1.BodySpec) []error {
+	if (len(body.JSON) == 0) == (len(body.Form) == 0) {
+		return []error{fmt.Errorf("%s.body: exactly one of json or form must be set", kind)}
+	}
+	var problems []error
+	shape := map[string]any{}
+	for _, field := range body.JSON {
+		if err := setPath(shape, field.Path, struct{}{}); err != nil {
+			problems = append(problems, fmt.Errorf("%s.body.json: %w", kind, err))
+		}
+	}
+	names := map[string]bool{}
+	for _, field := range body.Form {
+		if field.Name == "" || names[field.Name] {
+			problems = append(problems, fmt.Errorf("%s.body.form: name %q is empty or listed twice", kind, field.Name))
+		}
+		names[field.Name] = true
+	}
+	return problems
+}
+
+// validateSite checks one value source against the place it is used in.
+func validateSite(spec *v1alpha1.IssuerSpec, site valueSite) error {
+	source := site.source
+	set := 0
+	for _, isSet := range []bool{source.Value != nil, source.JSON != "", source.SecretKeyRef != nil,
+		source.Generate != "", source.Parameter != "", source.Issued != ""} {
+		if isSet {
+			set++
+		}
+	}
+	if set != 1 {
+		return errors.New("exactly one of value, json, secretKeyRef, generate, parameter or issued must be set")
+	}
+	switch {
+	case source.JSON != "":
+		if site.place != placeJSON {
+			return errors.New("json literals are for JSON body fields; use value")
+		}
+		if _, err := decodeJSON([]byte(source.JSON)); err != nil {
+			return fmt.Errorf("json literal is not valid JSON: %w", err)
+		}
+	case source.SecretKeyRef != nil:
+		if source.SecretKeyRef.Name == "" || source.SecretKeyRef.Key == "" {
+			return errors.New("secretKeyRef needs a name and a key")
+		}
+	case source.Generate != "":
+		generators := []v1alpha1.Generator{v1alpha1.GenerateUUID, v1alpha1.GenerateUnixSeconds,
+			v1alpha1.GenerateUnixMilliseconds, v1alpha1.GenerateRFC3339}
+		if !slices.Contains(generators, source.Generate) {
+			return fmt.Errorf("generate %q is not one of %q", source.Generate, generators)
+		}
+	case source.Parameter != "":
+		return validateParameterUse(spec, site)
+	case source.Issued != "":
+		return validateIssuedUse(site)
+	}
+	return nil
+}
+
+func validateParameterUse(spec *v1alpha1.IssuerSpec, site valueSite) error {
+	i := slices.IndexFunc(spec.Parameters, func(p v1alpha1.ParameterSpec) bool { return p.Name == site.source.Parameter })
+	if i < 0 {
+		return fmt.Errorf("parameter %q is not declared in parameters%s", site.source.Parameter, declaredNames(spec))
+	}
+	if parameterType(&spec.Parameters[i]) == v1alpha1.ParameterStringList && (site.place == placeHeader || site.place == placeAuth) {
+		return fmt.Errorf("parameter %q is a StringList, which has no header form", site.source.Parameter)
+	}
+	return nil
+}
+
+// validateIssuedUse checks that an issued value exists in the call that uses it:
+// a refresh token only when refreshing, the old token and its id only when
+// revoking.
+func validateIssuedUse(site valueSite) error {
+	want := map[v1alpha1.IssuedValue]callKind{
+		v1alpha1.IssuedRefreshToken: callRefresh,
+		v1alpha1.IssuedAccessToken:  callRevoke,
+		v1alpha1.IssuedTokenID:      callRevoke,
+	}
+	call, known := want[site.source.Issued]
+	if !known {
+		return fmt.Errorf("unknown issued value %q", site.source.Issued)
+	}
+	if call != site.call {
+		return fmt.Errorf("issued: %s is only available in %s", site.source.Issued, call)
+	}
+	return nil
+}
+
+func validateParameters(spec *v1alpha1.IssuerSpec) []error {
+	var problems []error
+	seen := map[string]bool{}
+	for i := range spec.Parameters {
+		decl := &spec.Parameters[i]
+		fail := func(format string, args ...any) {
+			problems = append(problems, fmt.Errorf("parameters[%s]: "+format, append([]any{decl.Name}, args...)...))
+		}
+		if seen[decl.Name] {
+			fail("declared twice")
+		}
+		seen[decl.Name] = true
+		kind := parameterType(decl)
+		switch kind {
+		case v1alpha1.ParameterString, v1alpha1.ParameterInteger, v1alpha1.ParameterBoolean, v1alpha1.ParameterStringList:
+		default:
+			fail("unknown type %q", decl.Type)
+			continue
+		}
+		isText := kind == v1alpha1.ParameterString || kind == v1alpha1.ParameterStringList
+		if (decl.Minimum != nil || decl.Maximum != nil) && kind != v1alpha1.ParameterInteger {
+			fail("minimum and maximum apply to Integer parameters only")
+		}
+		if decl.Minimum != nil && decl.Maximum != nil && *decl.Minimum > *decl.Maximum {
+			fail("minimum %d is greater than maximum %d", *decl.Minimum, *decl.Maximum)
+		}
+		if (decl.Pattern != "" || len(decl.Enum) > 0) && !isText {
+			fail("pattern and enum apply to String and StringList parameters only")
+		}
+		if decl.Pattern != "" {
+			if _, err := fullMatch(decl.Pattern); err != nil {
+				fail("pattern does not compile: %w", err)
+				continue
+			}
+		}
+		if decl.Default != nil {
+			if _, err := parameterValue(decl, *decl.Default); err != nil {
+				fail("default is not acceptable: %w", err)
+			}
+		}
+	}
+	return problems
+}
+
+func validateResponse(spec *v1alpha1.IssuerSpec) []error {
+	response := &spec.Response
+	var problems []error
+	checkPath := func(label, path string, required bool) {
+		if path == "" && !required {
+			return
+		}
+		if _, err := splitPath(path); err != nil {
+			problems = append(problems, fmt.Errorf("response.%s: %w", label, err))
+		}
+	}
+	checkPath("token", response.Token, true)
+	checkPath("tokenID", response.TokenID, false)
+	problems = append(problems, validateExpiry("response.expiry", response.Expiry)...)
+	if s := response.Success; s != nil {
+		checkPath("success.path", s.Path, true)
+		if _, err := decodeJSON(s.Equals.Raw); err != nil {
+			problems = append(problems, fmt.Errorf("response.success.equals is not valid JSON: %w", err))
+		}
+	}
+	if e := response.Error; e != nil {
+		checkPath("error.code", e.Code, false)
+		checkPath("error.message", e.Message, false)
+	}
+	if rt := response.RefreshToken; rt != nil {
+		checkPath("refreshToken.path", rt.Path, true)
+		problems = append(problems, validateExpiry("response.refreshToken.expiry", rt.Expiry)...)
+	}
+	keys := map[string]bool{}
+	for _, c := range response.Copy {
+		checkPath("copy["+c.Key+"]", c.Path, true)
+		switch {
+		case c.Key == "" || keys[c.Key]:
+			problems = append(problems, fmt.Errorf("response.copy: key %q is empty or listed twice", c.Key))
+		case response.RefreshToken != nil && c.Path == response.RefreshToken.Path:
+			problems = append(problems, fmt.Errorf("response.copy[%s]: the refresh token must never be copied into the Secret pods mount", c.Key))
+		}
+		keys[c.Key] = true
+	}
+	if spec.Revoke != nil && response.TokenID == "" && revokeNeedsTokenID(spec.Revoke) {
+		problems = append(problems, errors.New("revoke uses the token id ({tokenID} or issued: TokenID) but response.tokenID does not say where it is"))
+	}
+	return problems
+}
+
+func validateExpiry(label string, expiry *v1alpha1.ExpirySpec) []error {
+	if expiry == nil {
+		return nil
+	}
+	switch expiry.Format {
+	case v1alpha1.ExpiryUnixSeconds, v1alpha1.ExpiryUnixMilliseconds, v1alpha1.ExpiryRFC3339, v1alpha1.ExpiryRelativeSeconds:
+		if expiry.Path == "" {
+			return []error{fmt.Errorf("%s.path is required unless format is JWT", label)}
+		}
+	case v1alpha1.ExpiryJWT:
+		if expiry.Path == "" {
+			return nil
+		}
+	default:
+		return []error{fmt.Errorf("%s.format %q is not one of UnixSeconds, UnixMilliseconds, RFC3339, RelativeSeconds, JWT", label, expiry.Format)}
+	}
+	if _, err := splitPath(expiry.Path); err != nil {
+		return []error{fmt.Errorf("%s.path: %w", label, err)}
+	}
+	return nil
+}
+
+func revokeNeedsTokenID(revoke *v1alpha1.RequestSpec) bool {
+	if strings.Contains(revoke.URL, tokenIDPlaceholder) {
+		return true
+	}
+	spec := &v1alpha1.IssuerSpec{Revoke: revoke}
+	return slices.ContainsFunc(valueSites(spec), func(s valueSite) bool {
+		return s.call == callRevoke && s.source.Issued == v1alpha1.IssuedTokenID
+	})
+}

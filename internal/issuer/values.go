@@ -1,0 +1,120 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package issuer
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tokenmint/tokenmint/api/v1alpha1"
+)
+
+// valueResolver turns value sources into values for one call. Values keep their
+// JSON shape (string, json.Number, int64, bool, []string, or anything a json
+// literal decodes to) until they are encoded for a header, a form or a body.
+type valueResolver struct {
+	parameters map[string]any
+	secrets    map[v1alpha1.SecretKeySelector]string
+	issued     map[v1alpha1.IssuedValue]string
+	now        time.Time
+	newUUID    func() string
+}
+
+// resolve returns the value of source. present is false when the source is an
+// optional parameter the AccessToken left unset: the field is then not sent.
+func (r *valueResolver) resolve(source *v1alpha1.ValueSource) (value any, present bool, err error) {
+	switch {
+	case source.Value != nil:
+		return *source.Value, true, nil
+	case source.JSON != "":
+		decoded, err := decodeJSON([]byte(source.JSON))
+		if err != nil {
+			return nil, false, fmt.Errorf("json literal is not valid JSON: %w", err)
+		}
+		return decoded, true, nil
+	case source.SecretKeyRef != nil:
+		secret, ok := r.secrets[*source.SecretKeyRef]
+		if !ok {
+			return nil, false, fmt.Errorf("no value for key %q of Secret %q", source.SecretKeyRef.Key, source.SecretKeyRef.Name)
+		}
+		return secret, true, nil
+	case source.Generate != "":
+		generated, err := r.generate(source.Generate)
+		return generated, err == nil, err
+	case source.Parameter != "":
+		parameter, ok := r.parameters[source.Parameter]
+		return parameter, ok, nil
+	case source.Issued != "":
+		issued, ok := r.issued[source.Issued]
+		if !ok {
+			return nil, false, fmt.Errorf("issued: %s is not available in this call", source.Issued)
+		}
+		return issued, true, nil
+	default:
+		return nil, false, fmt.Errorf("no value source set")
+	}
+}
+
+// generate computes a per-call value. Timestamps come from the engine's clock so
+// that tests can pin them.
+func (r *valueResolver) generate(generator v1alpha1.Generator) (any, error) {
+	switch generator {
+	case v1alpha1.GenerateUUID:
+		return r.newUUID(), nil
+	case v1alpha1.GenerateUnixSeconds:
+		return r.now.Unix(), nil
+	case v1alpha1.GenerateUnixMilliseconds:
+		return r.now.UnixMilli(), nil
+	case v1alpha1.GenerateRFC3339:
+		return r.now.UTC().Format(time.RFC3339), nil
+	default:
+		return nil, fmt.Errorf("unknown generator %q", generator)
+	}
+}
+
+// resolveText resolves source for a header, a form field or authentication,
+// where every value is text. ok is false when the value is absent.
+func (r *valueResolver) resolveText(source *v1alpha1.ValueSource) (text string, ok bool, err error) {
+	value, present, err := r.resolve(source)
+	if err != nil || !present {
+		return "", false, err
+	}
+	text, err = scalarText(value)
+	return text, err == nil, err
+}
+
+// scalarText encodes a value as text. A list of strings is joined with single
+// spaces, the way OAuth2 writes scope; objects and other lists have no text form.
+func scalarText(value any) (string, error) {
+	switch v := value.(type) {
+	case string:
+		return v, nil
+	case json.Number:
+		return v.String(), nil
+	case int64:
+		return strconv.FormatInt(v, 10), nil
+	case bool:
+		return strconv.FormatBool(v), nil
+	case []string:
+		return strings.Join(v, " "), nil
+	default:
+		return "", fmt.Errorf("%s cannot be sent as text", describe(value))
+	}
+}
