@@ -134,3 +134,21 @@ mv "$(LOCALBIN)/$$(basename "$(1)")" "$(1)-$(3)" ;\
 } ;\
 ln -sf "$$(realpath "$(1)-$(3)")" "$(1)"
 endef
+
+##@ Helm chart
+
+.PHONY: chart-sync
+chart-sync: manifests ## Copy the generated CRDs and the manager's generated RBAC into the Helm chart.
+	hack/chart/sync.sh
+
+.PHONY: chart-verify
+chart-verify: chart-sync helm ## Fail when the chart is stale, or does not lint and render cleanly.
+	@git diff --exit-code -- dist/chart && [ -z "$$(git status --porcelain -- dist/chart)" ] || { \
+		git status --short -- dist/chart; echo "dist/chart is stale: run 'make chart-sync' and commit"; exit 1; }
+	"$(HELM)" lint --strict dist/chart
+	"$(HELM)" lint --strict dist/chart --values dist/chart/ci/everything-values.yaml
+	@for values in dist/chart/values.yaml dist/chart/ci/everything-values.yaml; do \
+		echo "helm template dist/chart --values $$values"; \
+		out=$$("$(HELM)" template tokenmint dist/chart --namespace tokenmint-system --values "$$values" 2>&1 >/dev/null) || { echo "$$out"; exit 1; }; \
+		[ -z "$$out" ] || { echo "$$out"; echo "helm template is not clean"; exit 1; }; \
+	done
