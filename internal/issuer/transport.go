@@ -188,7 +188,8 @@ func (g guardedDialer) lookup(ctx context.Context, host string) ([]netip.Addr, e
 		if !ok {
 			return nil, fmt.Errorf("%s resolved to an unusable address %v", host, r.IP)
 		}
-		ips = append(ips, ip)
+		// net.IP holds IPv4 addresses in 16 bytes; dial them as IPv4.
+		ips = append(ips, ip.Unmap())
 	}
 	if len(ips) == 0 {
 		return nil, fmt.Errorf("%s resolved to no address", host)
