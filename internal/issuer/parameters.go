@@ -24,6 +24,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
@@ -51,6 +52,8 @@ func ResolveParameters(spec *v1alpha1.IssuerSpec, params map[string]apiextension
 	for i := range spec.Parameters {
 		decl := &spec.Parameters[i]
 		raw, supplied := params[decl.Name]
+		// null means "not given", as in a merge patch.
+		supplied = supplied && strings.TrimSpace(string(raw.Raw)) != "null"
 		if !supplied && decl.Default != nil {
 			raw, supplied = *decl.Default, true
 		}

@@ -61,6 +61,11 @@ func readToken(spec *v1alpha1.ResponseSpec, a answer, now time.Time, red *redact
 	if err != nil {
 		return nil, &Error{Class: ClassInvalidResponse, Message: "response is not JSON"}
 	}
+	// Whatever sits where the token goes is a credential even when the answer
+	// turns out to be a failure: keep it out of the failure's message.
+	if candidate, ok := lookup(doc, spec.Token); ok {
+		red.add(text(candidate))
+	}
 	if err := checkSuccess(spec, doc, red); err != nil {
 		return nil, err
 	}
@@ -68,7 +73,6 @@ func readToken(spec *v1alpha1.ResponseSpec, a answer, now time.Time, red *redact
 	if err != nil {
 		return nil, err
 	}
-	red.add(value)
 	token := &Token{Value: value, IssuedAt: now}
 	if spec.Expiry != nil {
 		expiresAt, err := readExpiry(doc, spec.Expiry, value, now)
