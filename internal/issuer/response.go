@@ -57,14 +57,9 @@ func readToken(spec *v1alpha1.ResponseSpec, a answer, now time.Time, red *redact
 	if a.status < 200 || a.status > 299 {
 		return nil, endpointError(spec, a, now, red)
 	}
-	doc, err := decodeJSON(a.body)
+	doc, err := decodeAnswer(spec, a, red)
 	if err != nil {
 		return nil, &Error{Class: ClassInvalidResponse, Message: "response is not JSON"}
-	}
-	// Whatever sits where the token goes is a credential even when the answer
-	// turns out to be a failure: keep it out of the failure's message.
-	if candidate, ok := lookup(doc, spec.Token); ok {
-		red.add(text(candidate))
 	}
 	if err := checkSuccess(spec, doc, red); err != nil {
 		return nil, err
@@ -187,10 +182,26 @@ func endpointError(spec *v1alpha1.ResponseSpec, a answer, now time.Time, red *re
 		StatusCode: a.status,
 		RetryAfter: parseRetryAfter(a.header.Get("Retry-After"), now),
 	}
-	if doc, err := decodeJSON(a.body); err == nil {
+	if doc, err := decodeAnswer(spec, a, red); err == nil {
 		e.Code, e.Message = errorDetails(spec.Error, doc, red)
 	}
 	return e
+}
+
+// decodeAnswer decodes a body and registers whatever sits where the token goes
+// with red: it is a credential even in an answer that turns out to be a
+// failure, and must stay out of that failure's message.
+func decodeAnswer(spec *v1alpha1.ResponseSpec, a answer, red *redactor) (any, error) {
+	doc, err := decodeJSON(a.body)
+	if err != nil {
+		return nil, err
+	}
+	if candidate, ok := lookup(doc, spec.Token); ok {
+		if token, isString := candidate.(string); isString {
+			red.add(token)
+		}
+	}
+	return doc, nil
 }
 
 // errorDetails reads the provider's code and message, redacted and shortened.

@@ -46,7 +46,7 @@ type sample struct {
 	token   *v1alpha1.AccessToken
 }
 
-func loadSample(t *testing.T, name string) sample {
+func loadSample(t testing.TB, name string) sample {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", name))
 	if err != nil {
@@ -98,7 +98,7 @@ func loadSample(t *testing.T, name string) sample {
 }
 
 // mustUnmarshalStrict refuses unknown fields, so that a typo in a sample fails here.
-func mustUnmarshalStrict(t *testing.T, doc []byte, into any) {
+func mustUnmarshalStrict(t testing.TB, doc []byte, into any) {
 	t.Helper()
 	if err := yaml.UnmarshalStrict(doc, into); err != nil {
 		t.Fatalf("decoding %T: %v", into, err)
@@ -110,7 +110,7 @@ func testCredential(secret, key string) string { return "test-" + secret + "-" +
 
 // secretValues resolves every placeholder of the sample's Secrets to its test
 // credential, checking that each really is a placeholder.
-func (s sample) secretValues(t *testing.T) map[v1alpha1.SecretKeySelector]string {
+func (s sample) secretValues(t testing.TB) map[v1alpha1.SecretKeySelector]string {
 	t.Helper()
 	values := map[v1alpha1.SecretKeySelector]string{}
 	for _, secret := range s.secrets {

@@ -1,0 +1,188 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package issuer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+
+	"github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/test/fakes"
+)
+
+// inProcess serves requests with a handler, without any socket, and keeps
+// every answer it gave.
+type inProcess struct {
+	handler http.Handler
+	answers []answer
+}
+
+func (p *inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	p.handler.ServeHTTP(rec, r)
+	resp := rec.Result()
+	body, _ := io.ReadAll(resp.Body)
+	p.answers = append(p.answers, answer{status: resp.StatusCode, header: resp.Header, body: body})
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp, nil
+}
+
+// fakeAnswers collects real answers of every fake, driven through the samples:
+// one success and one refusal each.
+func fakeAnswers(t testing.TB) (specs []*v1alpha1.ResponseSpec, answers []answer) {
+	fakeFor := map[string]fakes.Server{
+		"cable-transactions.yaml":        fakes.NewTransactionAPI(testCredential("cable-auth-token", "token")),
+		"paisr-invoicing.yaml":           fakes.NewInvoicingAPI(testCredential("paisr-api-key", "apiKey")),
+		"ca-authentication.yaml":         fakes.NewAuthenticationService(testCredential("ca-service-account", "username"), testCredential("ca-service-account", "password")),
+		"banking-oauth-password.yaml":    fakes.NewBankingAPI(testCredential("banking-credentials", "consumerKey"), testCredential("banking-credentials", "consumerSecret"), testCredential("banking-credentials", "username"), testCredential("banking-credentials", "password")),
+		"oauth2-client-credentials.yaml": fakes.NewOAuth2Server(testCredential("oauth2-client", "clientID"), testCredential("oauth2-client", "clientSecret")),
+	}
+	for name, fake := range fakeFor {
+		s := loadSample(t, name)
+		transport := &inProcess{handler: fake}
+		call := Call{Spec: s.issuer, Parameters: s.token.Spec.Parameters, Secrets: s.secretValues(t), HTTPClient: &http.Client{Transport: transport}}
+		if _, err := testEngine().Issue(context.Background(), call); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for ref := range call.Secrets {
+			call.Secrets[ref] = "wrong"
+		}
+		if _, err := testEngine().Issue(context.Background(), call); err == nil {
+			t.Fatalf("%s: wrong credentials were accepted", name)
+		}
+		specs = append(specs, &s.issuer.Response)
+		answers = append(answers, transport.answers...)
+	}
+	return specs, answers
+}
+
+// FuzzParseResponse feeds arbitrary answers to every sample's response reading.
+// Whatever the body, reading must not panic, a token must be usable, and an
+// error must be short and must not carry a canary token.
+func FuzzParseResponse(f *testing.F) {
+	specs, answers := fakeAnswers(f)
+	for _, a := range answers {
+		f.Add(a.status, a.body)
+	}
+	f.Add(200, []byte(`{"success":false,"message":"FUZZ-CANARY-1 is taken","data":{"secret":"FUZZ-CANARY-1"}}`))
+	f.Add(400, []byte(`{"errorInfo":{"errorCode":"FUZZ-CANARY-2","errorMessage":"FUZZ-CANARY-2"},"access_token":"FUZZ-CANARY-2"}`))
+	f.Add(429, []byte(`{"error":"slow_down","expires_in":"1e400"}`))
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		for _, spec := range specs {
+			red := &redactor{}
+			token, err := readToken(spec, answer{status: status, header: http.Header{}, body: body}, testNow, red)
+			if err == nil {
+				checkFuzzedToken(t, status, token)
+				continue
+			}
+			e := asError(t, err)
+			if len(e.Code) > maxDetailLength || len(e.Message) > 2*maxDetailLength+100 {
+				t.Errorf("error too long: code %d bytes, message %d bytes", len(e.Code), len(e.Message))
+			}
+			if strings.Contains(e.Code+e.Message, "FUZZ-CANARY") {
+				if candidate, ok := lookup(mustDecode(body), spec.Token); ok && strings.HasPrefix(text(candidate), "FUZZ-CANARY") &&
+					strings.Contains(e.Code+e.Message, text(candidate)) {
+					t.Errorf("error carries the token: %q", e.Error())
+				}
+			}
+		}
+	})
+}
+
+func checkFuzzedToken(t *testing.T, status int, token *Token) {
+	t.Helper()
+	if status < 200 || status > 299 || token.Value == "" {
+		t.Fatalf("token %q accepted from status %d", token.Value, status)
+	}
+	for _, expiry := range []*time.Time{token.ExpiresAt, token.RefreshTokenExpiresAt} {
+		if expiry != nil && (!expiry.After(testNow) || expiry.Sub(testNow) > maxExpiryAhead) {
+			t.Fatalf("expiry %v accepted", expiry)
+		}
+	}
+}
+
+func mustDecode(body []byte) any {
+	doc, _ := decodeJSON(body)
+	return doc
+}
+
+// FuzzBuildRequest checks that any secret, literal or parameter value is
+// encoded faithfully or refused, and never splits a header.
+func FuzzBuildRequest(f *testing.F) {
+	f.Add("CANARY-SECRET-123", "tokenmint/1.0", `"Billing (prod)"`)
+	f.Add("p@ss word&x=1", "a\r\nb", `"x"`)
+	f.Add("é\u2028\"<>", "", `42`)
+	f.Fuzz(func(t *testing.T, secret, literalValue, parameterJSON string) {
+		ref := v1alpha1.SecretKeySelector{Name: "s", Key: "k"}
+		spec := &v1alpha1.RequestSpec{
+			URL:     "https://issuer.example.com/token",
+			Auth:    &v1alpha1.AuthSpec{Bearer: &v1alpha1.ValueSource{SecretKeyRef: &ref}},
+			Headers: []v1alpha1.Header{{Name: "X-Literal", ValueSource: literal(literalValue)}},
+			Body: &v1alpha1.BodySpec{JSON: []v1alpha1.JSONField{
+				{Path: "credentials.secret", ValueSource: v1alpha1.ValueSource{SecretKeyRef: &ref}},
+				{Path: "description", ValueSource: v1alpha1.ValueSource{Parameter: "description"}},
+			}},
+		}
+		issuer := &v1alpha1.IssuerSpec{Request: *spec, Response: v1alpha1.ResponseSpec{Token: "t"},
+			Parameters: []v1alpha1.ParameterSpec{{Name: "description"}}}
+		parameters, err := ResolveParameters(issuer, map[string]apiextensionsv1.JSON{"description": {Raw: []byte(parameterJSON)}})
+		if err != nil {
+			return
+		}
+		values := &valueResolver{parameters: parameters, secrets: map[v1alpha1.SecretKeySelector]string{ref: secret}, now: testNow,
+			newUUID: func() string { return "u" }}
+		req, err := buildRequest(context.Background(), spec, spec.URL, values, &redactor{})
+		if err != nil {
+			if !strings.ContainsAny(secret+literalValue, "\r\n\x00") {
+				t.Fatalf("refused clean values: %v", err)
+			}
+			return
+		}
+		for name, vs := range req.Header {
+			for _, v := range vs {
+				if strings.ContainsAny(v, "\r\n") {
+					t.Fatalf("header %s carries a line break", name)
+				}
+			}
+		}
+		body, _ := io.ReadAll(req.Body)
+		var decoded struct {
+			Credentials struct{ Secret string } `json:"credentials"`
+			Description string                  `json:"description"`
+		}
+		if err := json.Unmarshal(body, &decoded); err != nil {
+			t.Fatalf("body is not JSON: %v\n%s", err, body)
+		}
+		if utf8.ValidString(secret) && decoded.Credentials.Secret != secret {
+			t.Fatalf("secret %q came back as %q", secret, decoded.Credentials.Secret)
+		}
+		if _, err := url.Parse(req.URL.String()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
