@@ -17,20 +17,34 @@ limitations under the License.
 package controller
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"sync"
 	"testing"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
 	"github.com/tokenmint/tokenmint/test/controlplane"
 )
+
+const operatorNamespace = "tokenmint-system"
 
 var (
 	ctx       context.Context
@@ -38,6 +52,12 @@ var (
 	cp        *controlplane.ControlPlane
 	cfg       *rest.Config
 	k8sClient client.Client
+	// clk drives every time decision of the manager and the provider fakes.
+	clk *clocktesting.FakeClock
+	// logs captures everything the manager logs, for the leak checks.
+	logs = &syncBuffer{}
+	// mgr is the running manager, restarted by some specs.
+	mgr *runningManager
 )
 
 func TestControllers(t *testing.T) {
@@ -46,7 +66,7 @@ func TestControllers(t *testing.T) {
 }
 
 var _ = BeforeSuite(func() {
-	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	logf.SetLogger(zap.New(zap.WriteTo(io.MultiWriter(GinkgoWriter, logs)), zap.UseDevMode(true), zap.Level(zapcore.Level(-5))))
 	ctx, cancel = context.WithCancel(context.TODO())
 
 	Expect(tokensv1alpha1.AddToScheme(scheme.Scheme)).To(Succeed())
@@ -59,11 +79,79 @@ var _ = BeforeSuite(func() {
 
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme.Scheme})
 	Expect(err).NotTo(HaveOccurred())
+	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}})).To(Succeed())
+
+	clk = clocktesting.NewFakeClock(time.Now().Truncate(time.Second))
+	mgr = startManager()
 })
 
 var _ = AfterSuite(func() {
+	if mgr != nil {
+		mgr.stop()
+	}
 	cancel()
 	if cp != nil {
 		Expect(cp.Stop()).To(Succeed())
 	}
 })
+
+// runningManager is a manager started by a spec, stopped by stop.
+type runningManager struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func testConfig() Config {
+	return Config{
+		OperatorNamespace:        operatorNamespace,
+		MaxConcurrentReconciles:  4,
+		FingerprintKeySecret:     "tokenmint-fingerprint-key",
+		AllowPrivateDestinations: true, // the provider fakes listen on 127.0.0.1
+		Clock:                    clk,
+	}
+}
+
+// startManager starts the controllers as cmd/main.go does, with the fake clock.
+func startManager() *runningManager {
+	conf := testConfig()
+	m, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  conf.CacheOptions(),
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	mctx, mcancel := context.WithCancel(ctx)
+	Expect(Setup(mctx, m, conf)).To(Succeed())
+	rm := &runningManager{cancel: mcancel, done: make(chan struct{})}
+	go func() {
+		defer GinkgoRecover()
+		defer close(rm.done)
+		Expect(m.Start(mctx)).To(Succeed())
+	}()
+	return rm
+}
+
+func (m *runningManager) stop() {
+	m.cancel()
+	Eventually(m.done, 30*time.Second).Should(BeClosed())
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

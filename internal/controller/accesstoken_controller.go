@@ -1,0 +1,618 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package controller holds the reconcilers of AccessTokens and issuers. Each
+// reconcile gathers what it needs, decides in pure code, and only then acts.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/internal/issuer"
+	"github.com/tokenmint/tokenmint/internal/secret"
+)
+
+// RevokeFinalizer is set on AccessTokens whose issuer can revoke, so the current
+// token is revoked when the AccessToken is deleted.
+const RevokeFinalizer = "tokens.tokenmint.dev/revoke"
+
+// revokeOnDeleteTimeout bounds how long deletion waits for revocation: after it,
+// the finalizer is removed whatever the provider says, so deletion never blocks for ever.
+const revokeOnDeleteTimeout = 2 * time.Minute
+
+// TokenSource mints and revokes tokens; *issuer.Engine is the implementation.
+type TokenSource interface {
+	Issue(ctx context.Context, call issuer.Call) (*issuer.Token, error)
+	Revoke(ctx context.Context, call issuer.Call, token, tokenID string) error
+}
+
+// AccessTokenReconciler keeps each AccessToken's Secret filled with a valid token.
+type AccessTokenReconciler struct {
+	client.Client
+	// APIReader reads from the apiserver directly: credential Secrets (never cached)
+	// and Secrets that the label-filtered cache cannot see.
+	APIReader client.Reader
+	// Metadata is a metadata-only cache of Secrets and Namespaces, used to notice
+	// credential changes and evaluate namespace selectors without holding values.
+	Metadata client.Reader
+	Clock    clock.PassiveClock
+	Recorder events.EventRecorder
+	Tokens   TokenSource
+	// Transports hands out one HTTP client per distinct transport configuration.
+	Transports *Transports
+	// Limiters rate-limits calls per issuer; nil means no limit.
+	Limiters      *IssuerLimiters
+	Fingerprinter *secret.Fingerprinter
+	// OperatorNamespace holds the operator's state Secrets.
+	OperatorNamespace string
+	// CredentialsNamespace holds the credential Secrets of ClusterTokenIssuers.
+	CredentialsNamespace string
+	// AllowPrivateDestinations lets TokenIssuers call loopback, link-local and
+	// private addresses (ClusterTokenIssuers always may).
+	AllowPrivateDestinations bool
+	// MaxConcurrentReconciles is the number of AccessTokens reconciled at once.
+	MaxConcurrentReconciles int
+}
+
+// +kubebuilder:rbac:groups=tokens.tokenmint.dev,resources=accesstokens,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=tokens.tokenmint.dev,resources=accesstokens/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=tokens.tokenmint.dev,resources=accesstokens/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;patch
+
+// Reconcile gathers an AccessToken's inputs, decides whether a token is due, and
+// acts: issue, restore the Secret, revoke superseded tokens, and write status once.
+func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	at := &tokensv1alpha1.AccessToken{}
+	if err := r.Get(ctx, req.NamespacedName, at); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetMetrics(req.NamespacedName)
+			return ctrl.Result{}, r.deleteOrphanState(ctx, req.NamespacedName)
+		}
+		return ctrl.Result{}, err
+	}
+	if !at.DeletionTimestamp.IsZero() {
+		return r.finalize(ctx, at)
+	}
+
+	in, err := r.gather(ctx, at, false)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	now := r.Clock.Now()
+	d := decide(in, now)
+	if d.action == actionIssue || d.action == actionRestore {
+		// Minting cannot be undone: confirm the decision against the apiserver,
+		// since the cache may not yet hold this controller's own last writes.
+		if at, in, err = r.gatherLive(ctx, req); err != nil || at == nil {
+			return ctrl.Result{}, err
+		}
+		d = decide(in, now)
+	}
+	if err := r.ensureFinalizer(ctx, at, in); err != nil {
+		return ctrl.Result{}, err
+	}
+	orig := at.DeepCopy()
+	if at.Status.FailedAttempts == 0 {
+		// Follows changes of the renewal policy without minting.
+		at.Status.RenewalTime = renewalTime(at)
+	}
+	log.V(1).Info("decided", "action", d.action, "reason", d.reason)
+
+	var actErr error
+	switch d.action {
+	case actionIssue:
+		actErr = r.issue(ctx, at, in, d, now)
+	case actionRestore:
+		actErr = r.restore(ctx, at, in)
+	case actionBlocked:
+		if setBlocked(at, d) {
+			r.Recorder.Eventf(at, nil, corev1.EventTypeWarning, d.reason, "Issue", "%s", d.message)
+		}
+	}
+	if actErr != nil {
+		return ctrl.Result{}, actErr
+	}
+	if err := r.revokeSuperseded(ctx, at, in, now); err != nil {
+		log.Error(err, "revoking superseded tokens")
+	}
+
+	setReady(at, in, r.Clock.Now())
+	at.Status.ObservedGeneration = at.Generation
+	if err := r.writeStatus(ctx, orig, at); err != nil {
+		return ctrl.Result{}, err
+	}
+	recordMetrics(at)
+	return ctrl.Result{RequeueAfter: nextWake(at, in, r.Clock.Now())}, nil
+}
+
+// gatherLive re-reads the AccessToken and its inputs from the apiserver.
+func (r *AccessTokenReconciler) gatherLive(ctx context.Context, req ctrl.Request) (*tokensv1alpha1.AccessToken, *inputs, error) {
+	at := &tokensv1alpha1.AccessToken{}
+	if err := r.APIReader.Get(ctx, req.NamespacedName, at); err != nil {
+		return nil, nil, client.IgnoreNotFound(err)
+	}
+	if !at.DeletionTimestamp.IsZero() {
+		return nil, nil, nil
+	}
+	in, err := r.gather(ctx, at, true)
+	return at, in, err
+}
+
+// writeStatus patches status when it changed: a no-op reconcile writes nothing.
+func (r *AccessTokenReconciler) writeStatus(ctx context.Context, orig, at *tokensv1alpha1.AccessToken) error {
+	if equality.Semantic.DeepEqual(orig.Status, at.Status) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, at, client.MergeFrom(orig)); err != nil {
+		return fmt.Errorf("updating status: %w", err)
+	}
+	return nil
+}
+
+// issue calls the endpoint and, on success, writes the token; on failure it keeps
+// the last good token and schedules a retry.
+func (r *AccessTokenReconciler) issue(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, d decision, now time.Time) error {
+	call, err := r.buildCall(ctx, in)
+	if err == nil && r.Limiters != nil {
+		err = r.Limiters.Wait(ctx, in.issuerKey)
+	}
+	var tok *issuer.Token
+	if err == nil {
+		start := r.Clock.Now()
+		tok, err = r.Tokens.Issue(ctx, call)
+		observeCall(in.issuerKey, start, r.Clock.Now(), err)
+		if r.Limiters != nil {
+			r.Limiters.Observe(in.issuerKey, err, r.Clock.Now())
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			// Shutting down: leave everything as it was.
+			return ctx.Err()
+		}
+		r.recordFailure(at, in, err, now)
+		return nil
+	}
+	return r.store(ctx, at, in, d, tok, now)
+}
+
+// buildCall reads the credential Secrets (never cached) and assembles the call.
+func (r *AccessTokenReconciler) buildCall(ctx context.Context, in *inputs) (issuer.Call, error) {
+	if err := issuer.Validate(in.spec); err != nil {
+		return issuer.Call{}, &issuer.Error{Class: issuer.ClassInvalidConfig, Message: err.Error()}
+	}
+	secrets := map[tokensv1alpha1.SecretKeySelector]string{}
+	for _, ref := range issuer.SecretRefs(in.spec) {
+		s := &corev1.Secret{}
+		key := types.NamespacedName{Namespace: in.secretsNamespace, Name: ref.Name}
+		if err := r.APIReader.Get(ctx, key, s); err != nil {
+			if apierrors.IsNotFound(err) {
+				return issuer.Call{}, &issuer.Error{Class: issuer.ClassInvalidConfig,
+					Message: fmt.Sprintf("credential Secret %s not found", key)}
+			}
+			return issuer.Call{}, fmt.Errorf("reading credential Secret %s: %w", key, err)
+		}
+		v, ok := s.Data[ref.Key]
+		if !ok {
+			return issuer.Call{}, &issuer.Error{Class: issuer.ClassInvalidConfig,
+				Message: fmt.Sprintf("credential Secret %s has no key %q", key, ref.Key)}
+		}
+		secrets[ref] = string(v)
+	}
+	httpClient, err := r.Transports.Get(in.spec, in.guarded)
+	if err != nil {
+		return issuer.Call{}, &issuer.Error{Class: issuer.ClassInvalidConfig, Message: err.Error()}
+	}
+	call := issuer.Call{
+		Spec:       in.spec,
+		Parameters: in.at.Spec.Parameters,
+		Secrets:    secrets,
+		HTTPClient: httpClient,
+	}
+	if in.state.RefreshToken != "" && (in.state.RefreshTokenExpiresAt == nil || r.Clock.Now().Before(*in.state.RefreshTokenExpiresAt)) {
+		call.RefreshToken = in.state.RefreshToken
+	}
+	return call, nil
+}
+
+// store writes a freshly issued token: state first (so a crash never loses the
+// refresh token), then the Secret pods mount, then status.
+func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, d decision, tok *issuer.Token, now time.Time) error {
+	data := tokenData(at, tok.Value, tok.Fields)
+	previous := at.Status.TokenFingerprint
+	if in.keepsState() {
+		st := in.state
+		if st.Token != "" && in.spec.Revoke != nil {
+			grace := 5 * time.Minute
+			if in.spec.RevokeGracePeriod != nil {
+				grace = in.spec.RevokeGracePeriod.Duration
+			}
+			st.Superseded = append(st.Superseded, secret.Superseded{Token: st.Token, ID: st.TokenID, RevokeAt: now.Add(grace)})
+		}
+		st.Token, st.Fields, st.TokenID = tok.Value, tok.Fields, tok.ID
+		if tok.RefreshToken != "" {
+			st.RefreshToken, st.RefreshTokenExpiresAt = tok.RefreshToken, tok.RefreshTokenExpiresAt
+		}
+		if err := r.applyState(ctx, at, st); err != nil {
+			return err
+		}
+		in.state = st
+	}
+	if err := r.applySecret(ctx, at, data); err != nil {
+		return err
+	}
+	in.secret = &corev1.Secret{Data: data}
+	in.secretMatches = true
+
+	st := &at.Status
+	first := st.IssuedAt == nil
+	st.IssuedAt = &metav1.Time{Time: tok.IssuedAt}
+	st.ExpiresAt = nil
+	if tok.ExpiresAt != nil {
+		st.ExpiresAt = &metav1.Time{Time: *tok.ExpiresAt}
+	}
+	st.TokenFingerprint = r.Fingerprinter.Fingerprint([]byte(tok.Value))
+	st.InputsHash = in.inputsHash
+	st.LastRenewalRequest = at.Annotations[tokensv1alpha1.AnnotationRenew]
+	st.FailedAttempts = 0
+	st.LastFailureTime = nil
+	st.RenewalTime = renewalTime(at)
+
+	reason, verb := tokensv1alpha1.ReasonRenewed, "renewed"
+	if first {
+		reason, verb = tokensv1alpha1.ReasonIssued, "issued"
+	}
+	msg := fmt.Sprintf("Token %s (%s)%s", verb, d.message, expiryPhrase(st))
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: tokensv1alpha1.ConditionRenewing, Status: metav1.ConditionTrue, Reason: reason, Message: msg,
+		ObservedGeneration: at.Generation,
+	})
+	r.Recorder.Eventf(at, nil, corev1.EventTypeNormal, reason, "Issue", "%s", msg)
+	tokensIssued.WithLabelValues(in.issuerKey).Inc()
+
+	if previous != "" && previous != st.TokenFingerprint {
+		r.restartTargets(ctx, at, now)
+	}
+	return nil
+}
+
+func expiryPhrase(st *tokensv1alpha1.AccessTokenStatus) string {
+	s := ""
+	if st.ExpiresAt != nil {
+		s += "; expires " + st.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	if st.RenewalTime != nil {
+		s += "; next renewal " + st.RenewalTime.UTC().Format(time.RFC3339)
+	}
+	return s
+}
+
+func tokenData(at *tokensv1alpha1.AccessToken, token string, fields map[string]string) map[string][]byte {
+	data := make(map[string][]byte, len(fields)+1)
+	for k, v := range fields {
+		data[k] = []byte(v)
+	}
+	data[secret.Key(at)] = []byte(token)
+	return data
+}
+
+func (r *AccessTokenReconciler) applySecret(ctx context.Context, at *tokensv1alpha1.AccessToken, data map[string][]byte) error {
+	if err := r.Apply(ctx, secret.Desired(at, data), client.FieldOwner(secret.FieldOwner), client.ForceOwnership); err != nil {
+		return fmt.Errorf("writing Secret %s/%s: %w", at.Namespace, at.Spec.Secret.Name, err)
+	}
+	return nil
+}
+
+func (r *AccessTokenReconciler) applyState(ctx context.Context, at *tokensv1alpha1.AccessToken, st secret.State) error {
+	ac, err := secret.DesiredState(at, r.OperatorNamespace, st)
+	if err != nil {
+		return err
+	}
+	if err := r.Apply(ctx, ac, client.FieldOwner(secret.FieldOwner), client.ForceOwnership); err != nil {
+		return fmt.Errorf("writing state Secret: %w", err)
+	}
+	return nil
+}
+
+// restore rewrites the Secret without minting: from the Secret's own data when only
+// its metadata drifted, or from the state Secret's copy when the data was lost.
+func (r *AccessTokenReconciler) restore(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs) error {
+	var data map[string][]byte
+	if in.secret != nil && in.secretMatches {
+		data = in.secret.Data
+	} else {
+		data = tokenData(at, in.state.Token, in.state.Fields)
+	}
+	if in.secret != nil && in.secret.Type != "" && in.secret.Type != secretTypeOf(at) {
+		// The type of a Secret cannot change: delete it and write it again.
+		if err := r.Delete(ctx, in.secret); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("replacing Secret of a different type: %w", err)
+		}
+	}
+	if err := r.applySecret(ctx, at, data); err != nil {
+		return err
+	}
+	r.Recorder.Eventf(at, nil, corev1.EventTypeNormal, "SecretRestored", "Restore",
+		"Secret %s restored without minting a new token", at.Spec.Secret.Name)
+	in.secret = &corev1.Secret{Data: data}
+	in.secretMatches = true
+	return nil
+}
+
+func secretTypeOf(at *tokensv1alpha1.AccessToken) corev1.SecretType {
+	if at.Spec.Secret.Type == "" {
+		return corev1.SecretTypeOpaque
+	}
+	return at.Spec.Secret.Type
+}
+
+// recordFailure keeps the last good token and schedules the next attempt.
+func (r *AccessTokenReconciler) recordFailure(at *tokensv1alpha1.AccessToken, in *inputs, err error, now time.Time) {
+	st := &at.Status
+	st.FailedAttempts++
+	st.LastFailureTime = &metav1.Time{Time: now}
+	// A failed attempt still records the inputs it was made with, so that the same
+	// inputs back off while a new change is tried at once.
+	st.InputsHash = in.inputsHash
+	st.LastRenewalRequest = at.Annotations[tokensv1alpha1.AnnotationRenew]
+	next := now.Add(retryDelay(at, err, now))
+	st.RenewalTime = &metav1.Time{Time: next}
+
+	reason, msg := failureReason(err)
+	msg = fmt.Sprintf("%s (attempt %d; next attempt %s)", msg, st.FailedAttempts, next.UTC().Format(time.RFC3339))
+	prev := meta.FindStatusCondition(st.Conditions, tokensv1alpha1.ConditionRenewing)
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: tokensv1alpha1.ConditionRenewing, Status: metav1.ConditionFalse, Reason: reason, Message: msg,
+		ObservedGeneration: at.Generation,
+	})
+	if prev == nil || prev.Status != metav1.ConditionFalse || prev.Reason != reason {
+		r.Recorder.Eventf(at, nil, corev1.EventTypeWarning, reason, "Issue", "%s", msg)
+	}
+}
+
+// finalize revokes the current token (and any superseded ones) of a deleted
+// AccessToken, then lets it go. Revocation failures are retried for a bounded time.
+func (r *AccessTokenReconciler) finalize(ctx context.Context, at *tokensv1alpha1.AccessToken) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(at, RevokeFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	log := logf.FromContext(ctx)
+	done := true
+	in, err := r.gather(ctx, at, true)
+	if err == nil && in.spec != nil && in.spec.Revoke != nil {
+		pending := append([]secret.Superseded{}, in.state.Superseded...)
+		if in.state.Token != "" {
+			pending = append(pending, secret.Superseded{Token: in.state.Token, ID: in.state.TokenID})
+		}
+		for _, s := range pending {
+			if err := r.revoke(ctx, in, s); err != nil {
+				log.Info("revoking token of deleted AccessToken failed", "error", err.Error())
+				done = false
+			}
+		}
+	}
+	if !done && r.Clock.Since(at.DeletionTimestamp.Time) < revokeOnDeleteTimeout {
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+	}
+	if !done {
+		r.Recorder.Eventf(at, nil, corev1.EventTypeWarning, tokensv1alpha1.ReasonRevokeFailed, "Revoke",
+			"Could not revoke the token within %s; letting the AccessToken go", revokeOnDeleteTimeout)
+	}
+	if err := r.deleteState(ctx, at); err != nil {
+		return ctrl.Result{}, err
+	}
+	patch := client.MergeFrom(at.DeepCopy())
+	controllerutil.RemoveFinalizer(at, RevokeFinalizer)
+	return ctrl.Result{}, client.IgnoreNotFound(r.Patch(ctx, at, patch))
+}
+
+// ensureFinalizer adds the revoke finalizer only when the issuer can revoke.
+func (r *AccessTokenReconciler) ensureFinalizer(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs) error {
+	want := in.spec != nil && in.spec.Revoke != nil
+	if want == controllerutil.ContainsFinalizer(at, RevokeFinalizer) || !want {
+		return nil
+	}
+	patch := client.MergeFrom(at.DeepCopy())
+	controllerutil.AddFinalizer(at, RevokeFinalizer)
+	if err := r.Patch(ctx, at, patch); err != nil {
+		return fmt.Errorf("adding finalizer: %w", err)
+	}
+	return nil
+}
+
+// revokeSuperseded revokes replaced tokens whose grace period is over.
+func (r *AccessTokenReconciler) revokeSuperseded(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, now time.Time) error {
+	if in.spec == nil || in.spec.Revoke == nil || len(in.state.Superseded) == 0 {
+		return nil
+	}
+	var keep []secret.Superseded
+	changed := false
+	var errs []error
+	for _, s := range in.state.Superseded {
+		if now.Before(s.RevokeAt) {
+			keep = append(keep, s)
+			continue
+		}
+		changed = true
+		if err := r.revoke(ctx, in, s); err != nil {
+			errs = append(errs, err)
+			s.Attempts++
+			if s.Attempts < maxRevokeAttempts {
+				s.RevokeAt = now.Add(time.Duration(s.Attempts) * time.Minute)
+				keep = append(keep, s)
+			} else {
+				r.Recorder.Eventf(at, nil, corev1.EventTypeWarning, tokensv1alpha1.ReasonRevokeFailed, "Revoke",
+					"Gave up revoking a superseded token after %d attempts", s.Attempts)
+			}
+			continue
+		}
+		r.Recorder.Eventf(at, nil, corev1.EventTypeNormal, tokensv1alpha1.ReasonRevoked, "Revoke", "Superseded token revoked")
+	}
+	if !changed {
+		return nil
+	}
+	st := in.state
+	st.Superseded = keep
+	if err := r.applyState(ctx, at, st); err != nil {
+		return err
+	}
+	in.state = st
+	return errors.Join(errs...)
+}
+
+const maxRevokeAttempts = 5
+
+func (r *AccessTokenReconciler) revoke(ctx context.Context, in *inputs, s secret.Superseded) error {
+	call, err := r.buildCall(ctx, in)
+	if err != nil {
+		return err
+	}
+	call.RefreshToken = ""
+	return r.Tokens.Revoke(ctx, call, s.Token, s.ID)
+}
+
+// deleteState removes the state Secret of at, if any.
+func (r *AccessTokenReconciler) deleteState(ctx context.Context, at *tokensv1alpha1.AccessToken) error {
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secret.StateName(at), Namespace: r.OperatorNamespace}}
+	return client.IgnoreNotFound(r.Delete(ctx, s))
+}
+
+// deleteOrphanState removes the state Secret of an AccessToken that is gone.
+func (r *AccessTokenReconciler) deleteOrphanState(ctx context.Context, key types.NamespacedName) error {
+	list := &corev1.SecretList{}
+	if err := r.List(ctx, list, client.InNamespace(r.OperatorNamespace),
+		client.MatchingLabels{secret.LabelComponent: secret.ComponentState}); err != nil {
+		return err
+	}
+	for i := range list.Items {
+		s := &list.Items[i]
+		if s.Annotations[secret.AnnotationAccessToken] == key.String() {
+			if err := r.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// SetupWithManager registers the controller and the watches that requeue
+// AccessTokens when their issuer, a credential Secret or their own Secret changes.
+func (r *AccessTokenReconciler) SetupWithManager(mgr ctrl.Manager, credentialSecrets, namespaces SourceFactory) error {
+	if err := setupIndexes(mgr, r.CredentialsNamespace); err != nil {
+		return err
+	}
+	if r.Transports == nil {
+		r.Transports = NewTransports(nil)
+	}
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&tokensv1alpha1.AccessToken{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&corev1.Secret{}).
+		Watches(&tokensv1alpha1.TokenIssuer{}, handler.EnqueueRequestsFromMapFunc(r.forIssuer(tokensv1alpha1.TokenIssuerKind)),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&tokensv1alpha1.ClusterTokenIssuer{}, handler.EnqueueRequestsFromMapFunc(r.forIssuer(tokensv1alpha1.ClusterTokenIssuerKind)),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
+		Named("accesstoken")
+	if credentialSecrets != nil {
+		b = b.WatchesRawSource(credentialSecrets(handler.EnqueueRequestsFromMapFunc(r.forCredentialSecret)))
+	}
+	if namespaces != nil {
+		b = b.WatchesRawSource(namespaces(handler.EnqueueRequestsFromMapFunc(r.forNamespace)))
+	}
+	return b.Complete(r)
+}
+
+// forIssuer maps an issuer to the AccessTokens that use it.
+func (r *AccessTokenReconciler) forIssuer(kind tokensv1alpha1.IssuerKind) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		return r.accessTokensOf(ctx, issuerKey(kind, o.GetNamespace(), o.GetName()))
+	}
+}
+
+func (r *AccessTokenReconciler) accessTokensOf(ctx context.Context, key string) []reconcile.Request {
+	list := &tokensv1alpha1.AccessTokenList{}
+	if err := r.List(ctx, list, client.MatchingFields{indexIssuer: key}); err != nil {
+		logf.FromContext(ctx).Error(err, "listing AccessTokens of issuer", "issuer", key)
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
+}
+
+// forCredentialSecret maps a credential Secret to the AccessTokens of the issuers that read it.
+func (r *AccessTokenReconciler) forCredentialSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	key := client.ObjectKeyFromObject(o).String()
+	var reqs []reconcile.Request
+	tis := &tokensv1alpha1.TokenIssuerList{}
+	if err := r.List(ctx, tis, client.MatchingFields{indexCredential: key}); err == nil {
+		for i := range tis.Items {
+			reqs = append(reqs, r.accessTokensOf(ctx, issuerKey(tokensv1alpha1.TokenIssuerKind, tis.Items[i].Namespace, tis.Items[i].Name))...)
+		}
+	}
+	ctis := &tokensv1alpha1.ClusterTokenIssuerList{}
+	if err := r.List(ctx, ctis, client.MatchingFields{indexCredential: key}); err == nil {
+		for i := range ctis.Items {
+			reqs = append(reqs, r.accessTokensOf(ctx, issuerKey(tokensv1alpha1.ClusterTokenIssuerKind, "", ctis.Items[i].Name))...)
+		}
+	}
+	return reqs
+}
+
+// forNamespace requeues the AccessTokens of a namespace whose labels changed, as
+// a ClusterTokenIssuer's namespace selector may now allow or refuse them.
+func (r *AccessTokenReconciler) forNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	list := &tokensv1alpha1.AccessTokenList{}
+	if err := r.List(ctx, list, client.InNamespace(o.GetName())); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		if list.Items[i].Spec.IssuerRef.Kind == tokensv1alpha1.ClusterTokenIssuerKind {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return reqs
+}

@@ -1,0 +1,304 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/internal/issuer"
+	"github.com/tokenmint/tokenmint/internal/rotation"
+	"github.com/tokenmint/tokenmint/internal/secret"
+)
+
+type action string
+
+const (
+	actionNone    action = "None"
+	actionIssue   action = "Issue"
+	actionRestore action = "Restore"
+	actionBlocked action = "Blocked"
+)
+
+// decision is what to do about one AccessToken, and why.
+type decision struct {
+	action  action
+	reason  string
+	message string
+}
+
+// check detects one state that calls for action. Checks run in order; the first
+// that fires decides.
+type check func(in *inputs, now time.Time) (decision, bool)
+
+var checks = []check{
+	issuerUnusable,
+	secretNotOwned,
+	inputsChanged,
+	renewalRequested,
+	notIssued,
+	secretLost,
+	retryDue,
+	renewalDue,
+	secretDrifted,
+}
+
+// decide runs the checks. It is pure: it reads in and now and nothing else.
+func decide(in *inputs, now time.Time) decision {
+	for _, c := range checks {
+		if d, ok := c(in, now); ok {
+			return d
+		}
+	}
+	return decision{action: actionNone, reason: tokensv1alpha1.ReasonTokenValid}
+}
+
+func issuerUnusable(in *inputs, _ time.Time) (decision, bool) {
+	if in.problem == nil {
+		return decision{}, false
+	}
+	return decision{actionBlocked, in.problem.reason, in.problem.message}, true
+}
+
+func secretNotOwned(in *inputs, _ time.Time) (decision, bool) {
+	if !in.foreign {
+		return decision{}, false
+	}
+	return decision{actionBlocked, tokensv1alpha1.ReasonSecretNotOwned, fmt.Sprintf(
+		"Secret %q exists and is not owned by this AccessToken; tokenmint will not take it over. Delete it or choose another spec.secret.name",
+		in.at.Spec.Secret.Name)}, true
+}
+
+// inputsChanged fires at once, whatever the backoff: new inputs deserve a fresh try.
+func inputsChanged(in *inputs, _ time.Time) (decision, bool) {
+	st := in.at.Status
+	if st.InputsHash == "" || st.InputsHash == in.inputsHash {
+		return decision{}, false
+	}
+	return decision{actionIssue, "InputsChanged", "the AccessToken, its issuer or a credential Secret changed"}, true
+}
+
+func renewalRequested(in *inputs, _ time.Time) (decision, bool) {
+	v := in.at.Annotations[tokensv1alpha1.AnnotationRenew]
+	if v == "" || v == in.at.Status.LastRenewalRequest {
+		return decision{}, false
+	}
+	return decision{actionIssue, "RenewalRequested", "renewal requested by annotation " + tokensv1alpha1.AnnotationRenew}, true
+}
+
+// backingOff is true while a failed attempt's retry time has not come.
+func backingOff(in *inputs, now time.Time) bool {
+	st := in.at.Status
+	return st.FailedAttempts > 0 && st.RenewalTime != nil && now.Before(st.RenewalTime.Time)
+}
+
+func notIssued(in *inputs, now time.Time) (decision, bool) {
+	if in.at.Status.IssuedAt != nil {
+		return decision{}, false
+	}
+	if backingOff(in, now) {
+		return decision{actionNone, tokensv1alpha1.ReasonPending, "waiting to retry"}, true
+	}
+	return decision{actionIssue, "NotIssued", "first token"}, true
+}
+
+// secretLost fires when the Secret no longer holds the current token: restored
+// from the state copy when there is one, otherwise re-issued.
+func secretLost(in *inputs, now time.Time) (decision, bool) {
+	if in.secretMatches {
+		return decision{}, false
+	}
+	what := "Secret missing"
+	if in.secret != nil {
+		what = "Secret changed"
+	}
+	if in.stateMatches && !tokenExpired(in.at, now) {
+		return decision{actionRestore, "SecretRestored", what}, true
+	}
+	if backingOff(in, now) {
+		return decision{actionNone, tokensv1alpha1.ReasonRetrying, "waiting to retry"}, true
+	}
+	return decision{actionIssue, "SecretLost", what}, true
+}
+
+func retryDue(in *inputs, now time.Time) (decision, bool) {
+	if in.at.Status.FailedAttempts == 0 {
+		return decision{}, false
+	}
+	if backingOff(in, now) {
+		return decision{actionNone, tokensv1alpha1.ReasonRetrying, "waiting to retry"}, true
+	}
+	return decision{actionIssue, tokensv1alpha1.ReasonRetrying, "retrying after a failure"}, true
+}
+
+func renewalDue(in *inputs, now time.Time) (decision, bool) {
+	rt := in.at.Status.RenewalTime
+	if in.at.Status.FailedAttempts == 0 {
+		rt = renewalTime(in.at) // the policy may have changed since issue
+	}
+	if rt == nil || now.Before(rt.Time) {
+		return decision{}, false
+	}
+	return decision{actionIssue, "RenewalDue", "renewal time reached"}, true
+}
+
+func secretDrifted(in *inputs, _ time.Time) (decision, bool) {
+	if in.secret == nil || !secret.Drifted(in.secret, in.at) {
+		return decision{}, false
+	}
+	return decision{actionRestore, "SecretRestored", "Secret metadata changed"}, true
+}
+
+func tokenExpired(at *tokensv1alpha1.AccessToken, now time.Time) bool {
+	return at.Status.ExpiresAt != nil && !now.Before(at.Status.ExpiresAt.Time)
+}
+
+// renewalTime computes the next renewal of the current token under the
+// AccessToken's policy, or nil when it needs none.
+func renewalTime(at *tokensv1alpha1.AccessToken) *metav1.Time {
+	st := at.Status
+	if st.IssuedAt == nil {
+		return nil
+	}
+	p := rotation.Policy{RenewBeforePercentage: at.Spec.RenewBeforePercentage}
+	if at.Spec.RenewBefore != nil {
+		p.RenewBefore = &at.Spec.RenewBefore.Duration
+	}
+	if at.Spec.MaxAge != nil {
+		p.MaxAge = &at.Spec.MaxAge.Duration
+	}
+	var exp *time.Time
+	if st.ExpiresAt != nil {
+		exp = &st.ExpiresAt.Time
+	}
+	t := rotation.RenewalTime(st.IssuedAt.Time, exp, p, string(at.UID))
+	if t == nil {
+		return nil
+	}
+	return &metav1.Time{Time: *t}
+}
+
+// retryDelay is the wait after a failed attempt.
+func retryDelay(at *tokensv1alpha1.AccessToken, err error, now time.Time) time.Duration {
+	f := rotation.Failure{Attempts: at.Status.FailedAttempts}
+	var ie *issuer.Error
+	if errors.As(err, &ie) {
+		f.Terminal = ie.Class.Terminal()
+		f.RetryAfter = ie.RetryAfter
+	}
+	if at.Status.ExpiresAt != nil {
+		remaining := at.Status.ExpiresAt.Sub(now)
+		f.Remaining = &remaining
+	}
+	return rotation.Backoff(f)
+}
+
+// failureReason maps an error to a condition reason and a message that is safe
+// to show: the engine's errors never carry a credential.
+func failureReason(err error) (string, string) {
+	var ie *issuer.Error
+	if !errors.As(err, &ie) {
+		return tokensv1alpha1.ReasonEndpointError, err.Error()
+	}
+	switch ie.Class {
+	case issuer.ClassUnauthorized:
+		return tokensv1alpha1.ReasonUnauthorized, ie.Error()
+	case issuer.ClassBadRequest:
+		return tokensv1alpha1.ReasonBadRequest, ie.Error()
+	case issuer.ClassRateLimited:
+		return tokensv1alpha1.ReasonRateLimited, ie.Error()
+	case issuer.ClassInvalidResponse:
+		return tokensv1alpha1.ReasonInvalidResponse, ie.Error()
+	case issuer.ClassInvalidParameters:
+		return tokensv1alpha1.ReasonInvalidParameters, ie.Error()
+	case issuer.ClassInvalidConfig:
+		return tokensv1alpha1.ReasonInvalidConfig, ie.Error()
+	default:
+		return tokensv1alpha1.ReasonEndpointError, ie.Error()
+	}
+}
+
+// setBlocked records why the AccessToken cannot be served, and reports whether
+// that is news (so an event is raised on the transition only).
+func setBlocked(at *tokensv1alpha1.AccessToken, d decision) bool {
+	prev := meta.FindStatusCondition(at.Status.Conditions, tokensv1alpha1.ConditionRenewing)
+	meta.SetStatusCondition(&at.Status.Conditions, metav1.Condition{
+		Type: tokensv1alpha1.ConditionRenewing, Status: metav1.ConditionFalse, Reason: d.reason, Message: d.message,
+		ObservedGeneration: at.Generation,
+	})
+	return prev == nil || prev.Status != metav1.ConditionFalse || prev.Reason != d.reason
+}
+
+// setReady sets the Ready summary: True while the Secret holds an unexpired token.
+func setReady(at *tokensv1alpha1.AccessToken, in *inputs, now time.Time) {
+	c := metav1.Condition{Type: tokensv1alpha1.ConditionReady, ObservedGeneration: at.Generation, Status: metav1.ConditionFalse}
+	st := at.Status
+	renewing := meta.FindStatusCondition(st.Conditions, tokensv1alpha1.ConditionRenewing)
+	switch {
+	case in.foreign:
+		c.Reason, c.Message = tokensv1alpha1.ReasonSecretNotOwned, "the Secret is not owned by this AccessToken"
+	case st.IssuedAt == nil:
+		c.Reason, c.Message = tokensv1alpha1.ReasonPending, "no token has been issued yet"
+		if renewing != nil && renewing.Status == metav1.ConditionFalse {
+			c.Message += ": " + renewing.Message
+		}
+	case tokenExpired(at, now):
+		c.Reason, c.Message = tokensv1alpha1.ReasonExpired, "the token expired at "+st.ExpiresAt.UTC().Format(time.RFC3339)
+	case !in.secretMatches:
+		c.Reason, c.Message = "SecretMissing", fmt.Sprintf("Secret %q does not hold the current token", at.Spec.Secret.Name)
+	default:
+		c.Status, c.Reason = metav1.ConditionTrue, tokensv1alpha1.ReasonTokenValid
+		c.Message = "the Secret holds a valid token"
+		if st.ExpiresAt != nil {
+			c.Message += " until " + st.ExpiresAt.UTC().Format(time.RFC3339)
+		}
+	}
+	meta.SetStatusCondition(&at.Status.Conditions, c)
+}
+
+// nextWake is how long to wait before the AccessToken needs attention again: its
+// renewal or retry time, its expiry (to turn Ready False), or a pending revocation.
+func nextWake(at *tokensv1alpha1.AccessToken, in *inputs, now time.Time) time.Duration {
+	var next time.Time
+	consider := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	if at.Status.RenewalTime != nil {
+		consider(at.Status.RenewalTime.Time)
+	}
+	if at.Status.ExpiresAt != nil && now.Before(at.Status.ExpiresAt.Time) {
+		consider(at.Status.ExpiresAt.Time)
+	}
+	for _, s := range in.state.Superseded {
+		consider(s.RevokeAt)
+	}
+	if in.foreign {
+		// Foreign Secrets are not watched: look again now and then.
+		consider(now.Add(time.Minute))
+	}
+	if next.IsZero() {
+		return 0
+	}
+	return max(next.Sub(now), time.Second)
+}

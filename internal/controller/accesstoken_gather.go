@@ -1,0 +1,238 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/internal/secret"
+)
+
+// inputs is everything a decision about one AccessToken depends on.
+type inputs struct {
+	at        *tokensv1alpha1.AccessToken
+	issuerKey string
+	// spec is the issuer's spec; nil when the issuer cannot be used (see problem).
+	spec    *tokensv1alpha1.IssuerSpec
+	problem *problem
+	// secretsNamespace is where the issuer's credential Secrets live.
+	secretsNamespace string
+	// guarded is true when calls go through the private-destination dial guard.
+	guarded bool
+	// secret is the AccessToken's own Secret; nil when it does not exist.
+	secret *corev1.Secret
+	// foreign is true when a Secret of that name exists but tokenmint does not own it.
+	foreign bool
+	// secretMatches is true when the Secret holds the token status fingerprints.
+	secretMatches bool
+	// state is the operator's state for the token (refresh token, revocation).
+	state secret.State
+	// stateMatches is true when state holds the token status fingerprints.
+	stateMatches bool
+	// inputsHash identifies everything the token is issued from.
+	inputsHash string
+}
+
+// problem is why an AccessToken cannot be served right now.
+type problem struct{ reason, message string }
+
+func (in *inputs) keepsState() bool {
+	return in.spec != nil && (in.spec.Revoke != nil || in.spec.Response.RefreshToken != nil)
+}
+
+// gather reads what the decision needs. With live false it reads caches only
+// (plus a live read when the label-filtered cache cannot see a Secret of the
+// wanted name, or to confirm an apparent credential change); with live true it
+// reads the Secrets and credential versions from the apiserver, so that a
+// decision to mint is never made on a cache that lags behind tokenmint's own writes.
+func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.AccessToken, live bool) (*inputs, error) {
+	in := &inputs{at: at, issuerKey: accessTokenIssuerKey(at)}
+	var reader client.Reader = r.Client
+	if live {
+		reader = r.APIReader
+	}
+	var issuerUID types.UID
+	var err error
+	in.spec, issuerUID, in.problem, err = r.gatherIssuer(ctx, at, in)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.gatherSecret(ctx, reader, at, in); err != nil {
+		return nil, err
+	}
+	if in.keepsState() {
+		s := &corev1.Secret{}
+		err := reader.Get(ctx, types.NamespacedName{Namespace: r.OperatorNamespace, Name: secret.StateName(at)}, s)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return nil, fmt.Errorf("reading state Secret: %w", err)
+		default:
+			if in.state, err = secret.DecodeState(s); err != nil {
+				return nil, err
+			}
+		}
+		in.stateMatches = in.state.Token != "" &&
+			r.Fingerprinter.Fingerprint([]byte(in.state.Token)) == at.Status.TokenFingerprint
+	}
+	if in.spec != nil {
+		versions := r.Metadata
+		if live {
+			versions = r.APIReader
+		}
+		in.inputsHash, err = r.hashInputs(ctx, versions, at, in, issuerUID)
+		if err == nil && !live && at.Status.InputsHash != "" && in.inputsHash != at.Status.InputsHash {
+			// The metadata cache may lag behind a credential Secret created just
+			// before this AccessToken: confirm a change against the apiserver.
+			in.inputsHash, err = r.hashInputs(ctx, r.APIReader, at, in, issuerUID)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return in, nil
+}
+
+func (r *AccessTokenReconciler) gatherIssuer(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs) (*tokensv1alpha1.IssuerSpec, types.UID, *problem, error) {
+	name := at.Spec.IssuerRef.Name
+	if at.Spec.IssuerRef.Kind == tokensv1alpha1.ClusterTokenIssuerKind {
+		cti := &tokensv1alpha1.ClusterTokenIssuer{}
+		if err := r.Get(ctx, types.NamespacedName{Name: name}, cti); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, "", &problem{tokensv1alpha1.ReasonIssuerNotFound, fmt.Sprintf("ClusterTokenIssuer %q not found", name)}, nil
+			}
+			return nil, "", nil, err
+		}
+		allowed, err := r.namespaceAllowed(ctx, cti.Spec.AllowedNamespaces, at.Namespace)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		if !allowed {
+			return nil, "", &problem{tokensv1alpha1.ReasonIssuerNotAllowed,
+				fmt.Sprintf("ClusterTokenIssuer %q does not allow namespace %q", name, at.Namespace)}, nil
+		}
+		in.secretsNamespace = r.CredentialsNamespace
+		return &cti.Spec.IssuerSpec, cti.UID, nil, nil
+	}
+	ti := &tokensv1alpha1.TokenIssuer{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: at.Namespace, Name: name}, ti); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, "", &problem{tokensv1alpha1.ReasonIssuerNotFound,
+				fmt.Sprintf("TokenIssuer %q not found in namespace %q", name, at.Namespace)}, nil
+		}
+		return nil, "", nil, err
+	}
+	in.secretsNamespace = at.Namespace
+	in.guarded = !r.AllowPrivateDestinations
+	return &ti.Spec, ti.UID, nil, nil
+}
+
+// namespaceAllowed evaluates a ClusterTokenIssuer's allowedNamespaces.
+func (r *AccessTokenReconciler) namespaceAllowed(ctx context.Context, allowed *tokensv1alpha1.AllowedNamespaces, ns string) (bool, error) {
+	if allowed == nil {
+		return true, nil
+	}
+	if slices.Contains(allowed.Names, ns) {
+		return true, nil
+	}
+	if allowed.Selector == nil {
+		return false, nil
+	}
+	sel, err := metav1.LabelSelectorAsSelector(allowed.Selector)
+	if err != nil {
+		return false, nil //nolint:nilerr // an invalid selector allows nothing
+	}
+	nsMeta := &metav1.PartialObjectMetadata{}
+	nsMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	if err := r.Metadata.Get(ctx, types.NamespacedName{Name: ns}, nsMeta); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	return sel.Matches(labels.Set(nsMeta.Labels)), nil
+}
+
+// gatherSecret finds the AccessToken's Secret and whether tokenmint owns it.
+func (r *AccessTokenReconciler) gatherSecret(ctx context.Context, reader client.Reader, at *tokensv1alpha1.AccessToken, in *inputs) error {
+	key := types.NamespacedName{Namespace: at.Namespace, Name: at.Spec.Secret.Name}
+	s := &corev1.Secret{}
+	err := reader.Get(ctx, key, s)
+	if apierrors.IsNotFound(err) && reader != r.APIReader {
+		// The cache holds only tokenmint's Secrets: make sure no foreign Secret of
+		// that name exists before writing one.
+		err = r.APIReader.Get(ctx, key, s)
+	}
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading Secret %s: %w", key, err)
+	}
+	if !secret.IsOwnedBy(s, at) {
+		in.foreign = true
+		return nil
+	}
+	in.secret = s
+	tok, ok := s.Data[secret.Key(at)]
+	in.secretMatches = ok && at.Status.TokenFingerprint != "" &&
+		r.Fingerprinter.Fingerprint(tok) == at.Status.TokenFingerprint
+	return nil
+}
+
+// hashInputs hashes what the token is issued from: the issuer (identity and spec),
+// the AccessToken's parameters and target, and the versions of the credential
+// Secrets (read from src: the metadata cache, or the apiserver; values are never read).
+func (r *AccessTokenReconciler) hashInputs(ctx context.Context, src client.Reader, at *tokensv1alpha1.AccessToken, in *inputs, issuerUID types.UID) (string, error) {
+	var versions []string
+	for _, k := range credentialKeys(in.spec, in.secretsNamespace) {
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+		ns, name, _ := strings.Cut(k, "/")
+		err := src.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, m)
+		if client.IgnoreNotFound(err) != nil {
+			return "", fmt.Errorf("reading credential Secret metadata: %w", err)
+		}
+		versions = append(versions, k+"@"+string(m.UID)+"/"+m.ResourceVersion)
+	}
+	raw, err := json.Marshal(struct {
+		Issuer      string
+		IssuerUID   types.UID
+		Spec        *tokensv1alpha1.IssuerSpec
+		Parameters  any
+		Secret      string
+		Key         string
+		Credentials []string
+	}{in.issuerKey, issuerUID, in.spec, at.Spec.Parameters, at.Spec.Secret.Name, secret.Key(at), versions})
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:16]), nil
+}
+

@@ -1,0 +1,154 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/internal/issuer"
+)
+
+// IssuerReconciler reports whether a TokenIssuer or ClusterTokenIssuer is usable:
+// its configuration is valid and every credential Secret key it names exists.
+type IssuerReconciler struct {
+	client.Client
+	// APIReader reads credential Secrets, which are never cached.
+	APIReader            client.Reader
+	Kind                 tokensv1alpha1.IssuerKind
+	CredentialsNamespace string
+}
+
+// +kubebuilder:rbac:groups=tokens.tokenmint.dev,resources=tokenissuers;clustertokenissuers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=tokens.tokenmint.dev,resources=tokenissuers/status;clustertokenissuers/status,verbs=get;update;patch
+
+// Reconcile validates the issuer and writes its Ready condition.
+func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	obj, spec, status, ns := r.newObject()
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if ns == "" {
+		ns = obj.GetNamespace()
+	}
+	orig := status.DeepCopy()
+
+	cond := metav1.Condition{Type: tokensv1alpha1.ConditionReady, ObservedGeneration: obj.GetGeneration(),
+		Status: metav1.ConditionTrue, Reason: tokensv1alpha1.ReasonValid, Message: "configuration is valid and its credential Secrets exist"}
+	if err := issuer.Validate(spec); err != nil {
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, tokensv1alpha1.ReasonInvalidConfig, err.Error()
+	} else if missing, err := r.missingCredentials(ctx, spec, ns); err != nil {
+		return ctrl.Result{}, err
+	} else if len(missing) > 0 {
+		cond.Status, cond.Reason = metav1.ConditionFalse, tokensv1alpha1.ReasonSecretMissing
+		cond.Message = "missing in namespace " + ns + ": " + strings.Join(missing, ", ")
+	}
+	meta.SetStatusCondition(&status.Conditions, cond)
+	status.ObservedGeneration = obj.GetGeneration()
+	if equality.Semantic.DeepEqual(orig, status) {
+		return ctrl.Result{}, nil
+	}
+	if err := r.Status().Update(ctx, obj); err != nil {
+		return ctrl.Result{}, fmt.Errorf("updating issuer status: %w", err)
+	}
+	return ctrl.Result{}, nil
+}
+
+// newObject returns an empty issuer of r's kind, pointers into its spec and
+// status, and the namespace its credentials live in ("" for its own).
+func (r *IssuerReconciler) newObject() (client.Object, *tokensv1alpha1.IssuerSpec, *tokensv1alpha1.IssuerStatus, string) {
+	if r.Kind == tokensv1alpha1.ClusterTokenIssuerKind {
+		o := &tokensv1alpha1.ClusterTokenIssuer{}
+		return o, &o.Spec.IssuerSpec, &o.Status, r.CredentialsNamespace
+	}
+	o := &tokensv1alpha1.TokenIssuer{}
+	return o, &o.Spec, &o.Status, ""
+}
+
+// missingCredentials lists "secret/key" references that do not resolve.
+func (r *IssuerReconciler) missingCredentials(ctx context.Context, spec *tokensv1alpha1.IssuerSpec, ns string) ([]string, error) {
+	var missing []string
+	secrets := map[string]*corev1.Secret{}
+	for _, ref := range issuer.SecretRefs(spec) {
+		s, seen := secrets[ref.Name]
+		if !seen {
+			s = &corev1.Secret{}
+			if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, s); err != nil {
+				if !apierrors.IsNotFound(err) {
+					return nil, fmt.Errorf("reading credential Secret: %w", err)
+				}
+				s = nil
+			}
+			secrets[ref.Name] = s
+		}
+		if s == nil {
+			missing = append(missing, "Secret "+ref.Name)
+		} else if _, ok := s.Data[ref.Key]; !ok {
+			missing = append(missing, fmt.Sprintf("key %q of Secret %s", ref.Key, ref.Name))
+		}
+	}
+	return missing, nil
+}
+
+// SetupWithManager registers the controller; credentialSecrets, when set, watches
+// the metadata of Secrets so that a created or changed credential re-evaluates.
+func (r *IssuerReconciler) SetupWithManager(mgr ctrl.Manager, credentialSecrets SourceFactory) error {
+	obj, _, _, _ := r.newObject()
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Named(strings.ToLower(string(r.Kind)))
+	if credentialSecrets != nil {
+		b = b.WatchesRawSource(credentialSecrets(handler.EnqueueRequestsFromMapFunc(r.forCredentialSecret)))
+	}
+	return b.Complete(r)
+}
+
+func (r *IssuerReconciler) forCredentialSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	key := client.ObjectKeyFromObject(o).String()
+	var reqs []reconcile.Request
+	if r.Kind == tokensv1alpha1.ClusterTokenIssuerKind {
+		list := &tokensv1alpha1.ClusterTokenIssuerList{}
+		if err := r.List(ctx, list, client.MatchingFields{indexCredential: key}); err == nil {
+			for i := range list.Items {
+				reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: list.Items[i].Name}})
+			}
+		}
+		return reqs
+	}
+	list := &tokensv1alpha1.TokenIssuerList{}
+	if err := r.List(ctx, list, client.MatchingFields{indexCredential: key}); err == nil {
+		for i := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return reqs
+}

@@ -1,0 +1,69 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+)
+
+// restartTargets restarts the AccessToken's workloads the way kubectl rollout
+// restart does: a new annotation on the pod template rolls the pods. A failure is
+// reported and does not undo the renewal.
+func (r *AccessTokenReconciler) restartTargets(ctx context.Context, at *tokensv1alpha1.AccessToken, now time.Time) {
+	if len(at.Spec.RestartTargets) == 0 {
+		return
+	}
+	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{"metadata": map[string]any{
+		"annotations": map[string]string{tokensv1alpha1.AnnotationRestartedAt: now.UTC().Format(time.RFC3339)},
+	}}}})
+	var restarted []string
+	for _, t := range at.Spec.RestartTargets {
+		var obj client.Object
+		switch t.Kind {
+		case "Deployment":
+			obj = &appsv1.Deployment{}
+		case "StatefulSet":
+			obj = &appsv1.StatefulSet{}
+		case "DaemonSet":
+			obj = &appsv1.DaemonSet{}
+		default:
+			continue
+		}
+		obj.(metav1.Object).SetNamespace(at.Namespace)
+		obj.(metav1.Object).SetName(t.Name)
+		if err := r.Patch(ctx, obj, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
+			r.Recorder.Eventf(at, nil, corev1.EventTypeWarning, tokensv1alpha1.ReasonRestartFailed, "Restart",
+				"Could not restart %s %s: %v", t.Kind, t.Name, err)
+			continue
+		}
+		restarted = append(restarted, string(t.Kind)+"/"+t.Name)
+	}
+	if len(restarted) > 0 {
+		r.Recorder.Eventf(at, nil, corev1.EventTypeNormal, tokensv1alpha1.ReasonRestarted, "Restart",
+			"Restarted %v after the token changed", restarted)
+	}
+}

@@ -1,0 +1,244 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/internal/issuer"
+	"github.com/tokenmint/tokenmint/internal/secret"
+)
+
+// Config is the operator's configuration, set from flags.
+type Config struct {
+	// OperatorNamespace holds the fingerprint key and state Secrets.
+	OperatorNamespace string
+	// CredentialsNamespace holds ClusterTokenIssuers' credential Secrets.
+	CredentialsNamespace string
+	// WatchNamespaces limits AccessTokens, TokenIssuers and token Secrets to these
+	// namespaces; empty means all.
+	WatchNamespaces []string
+	// AllowPrivateDestinations lets TokenIssuers call private addresses.
+	AllowPrivateDestinations bool
+	// MaxConcurrentReconciles is the number of AccessTokens reconciled at once.
+	MaxConcurrentReconciles int
+	// KubeAPIQPS and KubeAPIBurst limit the client's requests to the apiserver.
+	KubeAPIQPS   float64
+	KubeAPIBurst int
+	// IssuerRate and IssuerBurst limit calls per issuer (token bucket); 0 disables.
+	IssuerRate  float64
+	IssuerBurst int
+	// FingerprintKeySecret names the Secret holding the fingerprint HMAC key.
+	FingerprintKeySecret string
+
+	// Clock and Transport are seams for tests; nil means the real ones.
+	Clock     clock.Clock
+	Transport *issuer.TransportConfig
+	// Tokens replaces the token engine in tests; nil means the real one.
+	Tokens TokenSource
+}
+
+// BindFlags registers the configuration's flags.
+func (c *Config) BindFlags(fs *flag.FlagSet) {
+	ns := os.Getenv("POD_NAMESPACE")
+	if ns == "" {
+		ns = "tokenmint-system"
+	}
+	fs.StringVar(&c.OperatorNamespace, "operator-namespace", ns,
+		"Namespace of the operator's own Secrets (fingerprint key, refresh tokens). Defaults to $POD_NAMESPACE.")
+	fs.StringVar(&c.CredentialsNamespace, "credentials-namespace", "",
+		"Namespace ClusterTokenIssuers read credential Secrets from (default: the operator namespace).")
+	fs.Func("watch-namespaces", "Comma-separated namespaces to serve AccessTokens and TokenIssuers in (default: all).", func(v string) error {
+		for _, n := range strings.Split(v, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				c.WatchNamespaces = append(c.WatchNamespaces, n)
+			}
+		}
+		return nil
+	})
+	fs.BoolVar(&c.AllowPrivateDestinations, "allow-private-destinations", false,
+		"Let TokenIssuers call loopback, link-local and private addresses (ClusterTokenIssuers always may).")
+	fs.IntVar(&c.MaxConcurrentReconciles, "max-concurrent-reconciles", 10, "AccessTokens reconciled at once.")
+	fs.Float64Var(&c.KubeAPIQPS, "kube-api-qps", 50, "Requests per second to the Kubernetes API.")
+	fs.IntVar(&c.KubeAPIBurst, "kube-api-burst", 100, "Burst of requests to the Kubernetes API.")
+	fs.Float64Var(&c.IssuerRate, "issuer-rate-limit", 50, "Calls per second to one issuer's endpoint, shared by all its AccessTokens (0: unlimited).")
+	fs.IntVar(&c.IssuerBurst, "issuer-burst", 100, "Burst of calls to one issuer's endpoint.")
+	fs.StringVar(&c.FingerprintKeySecret, "fingerprint-key-secret", "tokenmint-fingerprint-key",
+		"Secret in the operator namespace holding the key that fingerprints tokens (created when missing).")
+}
+
+func (c *Config) credentialsNamespace() string {
+	if c.CredentialsNamespace != "" {
+		return c.CredentialsNamespace
+	}
+	return c.OperatorNamespace
+}
+
+// CacheOptions caches only what the controllers need: managed fields are
+// stripped, and of all Secrets only tokenmint's own are cached.
+func (c *Config) CacheOptions() cache.Options {
+	managed := labels.SelectorFromSet(labels.Set{tokensv1alpha1.LabelManagedBy: tokensv1alpha1.ManagedByValue})
+	opts := cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Label: managed},
+		},
+	}
+	if len(c.WatchNamespaces) > 0 {
+		opts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range append([]string{c.OperatorNamespace}, c.WatchNamespaces...) {
+			opts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return opts
+}
+
+// stripSecretMetadata keeps only the identity and version of a Secret's metadata
+// (its annotations may hold a last-applied copy of its data, which must not be
+// cached) and drops managed fields everywhere. Namespaces keep their labels.
+func stripSecretMetadata(in any) (any, error) {
+	m, ok := in.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return in, nil
+	}
+	m.ManagedFields = nil
+	if m.Namespace != "" {
+		m.Annotations, m.Labels, m.OwnerReferences = nil, nil, nil
+	}
+	return in, nil
+}
+
+// Setup wires the controllers into mgr.
+func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
+	clk := cfg.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	key, err := ensureFingerprintKey(ctx, mgr, cfg)
+	if err != nil {
+		return err
+	}
+
+	// A second, metadata-only cache notices credential Secrets and namespace
+	// labels without holding any Secret's value.
+	metaCache, err := cache.New(mgr.GetConfig(), cache.Options{
+		Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(), DefaultTransform: stripSecretMetadata,
+	})
+	if err != nil {
+		return fmt.Errorf("creating metadata cache: %w", err)
+	}
+	if err := mgr.Add(metaCache); err != nil {
+		return err
+	}
+	secretsSource := MetadataSource(metaCache, corev1.SchemeGroupVersion.WithKind("Secret"))
+	namespacesSource := MetadataSource(metaCache, corev1.SchemeGroupVersion.WithKind("Namespace"))
+
+	tokens := cfg.Tokens
+	if tokens == nil {
+		tokens = &issuer.Engine{Clock: clk}
+	}
+	var limiters *IssuerLimiters
+	if cfg.IssuerRate > 0 {
+		limiters = NewIssuerLimiters(cfg.IssuerRate, cfg.IssuerBurst, clk)
+	}
+	at := &AccessTokenReconciler{
+		Client:                   mgr.GetClient(),
+		APIReader:                mgr.GetAPIReader(),
+		Metadata:                 metaCache,
+		Clock:                    clk,
+		Recorder:                 mgr.GetEventRecorder("tokenmint"),
+		Tokens:                   tokens,
+		Transports:               NewTransports(cfg.Transport),
+		Limiters:                 limiters,
+		Fingerprinter:            secret.NewFingerprinter(key),
+		OperatorNamespace:        cfg.OperatorNamespace,
+		CredentialsNamespace:     cfg.credentialsNamespace(),
+		AllowPrivateDestinations: cfg.AllowPrivateDestinations,
+		MaxConcurrentReconciles:  cfg.MaxConcurrentReconciles,
+	}
+	if err := at.SetupWithManager(mgr, secretsSource, namespacesSource); err != nil {
+		return fmt.Errorf("setting up AccessToken controller: %w", err)
+	}
+	for _, kind := range []tokensv1alpha1.IssuerKind{tokensv1alpha1.TokenIssuerKind, tokensv1alpha1.ClusterTokenIssuerKind} {
+		ir := &IssuerReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Kind: kind,
+			CredentialsNamespace: cfg.credentialsNamespace()}
+		if err := ir.SetupWithManager(mgr, secretsSource); err != nil {
+			return fmt.Errorf("setting up %s controller: %w", kind, err)
+		}
+	}
+	return nil
+}
+
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create
+
+// ensureFingerprintKey reads the installation's fingerprint key, creating it on
+// first start. Every replica reads the same key, so fingerprints survive restarts.
+func ensureFingerprintKey(ctx context.Context, mgr ctrl.Manager, cfg Config) ([]byte, error) {
+	const dataKey = "key"
+	name := types.NamespacedName{Namespace: cfg.OperatorNamespace, Name: cfg.FingerprintKeySecret}
+	direct, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return nil, err
+	}
+	for range 3 {
+		s := &corev1.Secret{}
+		err := direct.Get(ctx, name, s)
+		if err == nil {
+			if k := s.Data[dataKey]; len(k) >= 32 {
+				return k, nil
+			}
+			return nil, fmt.Errorf("Secret %s has no usable %q key", name, dataKey)
+		}
+		if !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("reading fingerprint key: %w", err)
+		}
+		k := make([]byte, 32)
+		if _, err := rand.Read(k); err != nil {
+			return nil, err
+		}
+		s = &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: name.Name, Namespace: name.Namespace,
+				Labels: map[string]string{tokensv1alpha1.LabelManagedBy: tokensv1alpha1.ManagedByValue}},
+			Data: map[string][]byte{dataKey: k},
+		}
+		err = direct.Create(ctx, s)
+		if err == nil {
+			return k, nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("creating fingerprint key: %w", err)
+		}
+		// Another replica created it first: read theirs.
+	}
+	return nil, fmt.Errorf("could not read or create fingerprint key Secret %s", name)
+}

@@ -1,0 +1,160 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/internal/issuer"
+)
+
+// SourceFactory makes a watch source that feeds events to a handler; main wires
+// it to the metadata-only cache.
+type SourceFactory func(handler.EventHandler) source.Source
+
+// MetadataSource returns a SourceFactory watching the metadata of gvk's objects
+// through c, a metadata-only cache.
+func MetadataSource(c cache.Cache, gvk schema.GroupVersionKind) SourceFactory {
+	return func(h handler.EventHandler) source.Source {
+		obj := &metav1.PartialObjectMetadata{}
+		obj.SetGroupVersionKind(gvk)
+		return source.Kind[client.Object](c, obj, h)
+	}
+}
+
+// Transports hands out one HTTP client per distinct transport configuration (CA
+// bundle, timeout, dial guard), so connections are reused across AccessTokens.
+type Transports struct {
+	// Base lets tests inject the dialer and resolver; nil uses the system's.
+	Base    *issuer.TransportConfig
+	mu      sync.Mutex
+	clients map[string]*http.Client
+}
+
+// NewTransports returns an empty Transports; base may be nil.
+func NewTransports(base *issuer.TransportConfig) *Transports {
+	return &Transports{Base: base, clients: map[string]*http.Client{}}
+}
+
+// Get returns the client for spec, guarded against private destinations if asked.
+func (t *Transports) Get(spec *tokensv1alpha1.IssuerSpec, guarded bool) (*http.Client, error) {
+	cfg := issuer.TransportConfig{}
+	if t.Base != nil {
+		cfg = *t.Base
+	}
+	cfg.CABundle = spec.CABundle
+	cfg.GuardPrivateDestinations = guarded
+	cfg.Timeout = 30 * time.Second
+	if spec.Timeout != nil {
+		cfg.Timeout = spec.Timeout.Duration
+	}
+	sum := sha256.Sum256(spec.CABundle)
+	key := fmt.Sprintf("%x/%v/%v", sum[:8], guarded, cfg.Timeout)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if c, ok := t.clients[key]; ok {
+		return c, nil
+	}
+	c, err := issuer.NewHTTPClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	t.clients[key] = c
+	return c, nil
+}
+
+// IssuerLimiters is a token bucket per issuer shared by all its AccessTokens, so
+// that thousands of tokens never flood one provider. When a provider answers 429,
+// every token of that issuer waits for its Retry-After.
+type IssuerLimiters struct {
+	Rate  rate.Limit
+	Burst int
+	Clock clock.PassiveClock
+
+	mu       sync.Mutex
+	limiters map[string]*issuerLimiter
+}
+
+type issuerLimiter struct {
+	bucket     *rate.Limiter
+	pauseUntil time.Time
+}
+
+// NewIssuerLimiters returns limiters allowing perSecond calls with burst per issuer.
+func NewIssuerLimiters(perSecond float64, burst int, clk clock.PassiveClock) *IssuerLimiters {
+	return &IssuerLimiters{Rate: rate.Limit(perSecond), Burst: max(1, burst), Clock: clk, limiters: map[string]*issuerLimiter{}}
+}
+
+func (l *IssuerLimiters) get(key string) *issuerLimiter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	il, ok := l.limiters[key]
+	if !ok {
+		il = &issuerLimiter{bucket: rate.NewLimiter(l.Rate, l.Burst)}
+		l.limiters[key] = il
+	}
+	return il
+}
+
+// ErrIssuerPaused is returned while an issuer is paused after a 429.
+var ErrIssuerPaused = errors.New("the provider asked to slow down")
+
+// Wait blocks until the issuer's bucket allows a call. While the issuer is paused
+// after a 429 it returns a rate-limited error with the remaining pause instead.
+func (l *IssuerLimiters) Wait(ctx context.Context, key string) error {
+	il := l.get(key)
+	l.mu.Lock()
+	pause := il.pauseUntil.Sub(l.Clock.Now())
+	l.mu.Unlock()
+	if pause > 0 {
+		return &issuer.Error{Class: issuer.ClassRateLimited, RetryAfter: pause, Message: ErrIssuerPaused.Error()}
+	}
+	if l.Rate == rate.Inf {
+		return nil
+	}
+	return il.bucket.Wait(ctx)
+}
+
+// Observe pauses the issuer when err is a 429 carrying Retry-After.
+func (l *IssuerLimiters) Observe(key string, err error, now time.Time) {
+	var ie *issuer.Error
+	if !errors.As(err, &ie) || ie.Class != issuer.ClassRateLimited || ie.RetryAfter <= 0 {
+		return
+	}
+	il := l.get(key)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if until := now.Add(ie.RetryAfter); until.After(il.pauseUntil) {
+		il.pauseUntil = until
+	}
+}
