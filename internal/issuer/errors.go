@@ -199,3 +199,35 @@ func parseRetryAfter(value string, now time.Time) time.Duration {
 // maxRetryAfter caps the delay an endpoint can impose, so that a hostile or
 // broken Retry-After cannot park a token for years (or overflow a Duration).
 const maxRetryAfter = 24 * time.Hour
+
+// problems collects independent findings, such as every mistake of a
+// configuration, so that a user can fix them in one go. It reads as one line,
+// fit for a condition message, and unwraps to each finding.
+type problems []error
+
+// join returns nil for no problems, otherwise the list as one error.
+func join(list []error) error {
+	var kept problems
+	for _, err := range list {
+		// Only a list given as it is is flattened; a wrapped one keeps its prefix.
+		if nested, isList := err.(problems); isList {
+			kept = append(kept, nested...)
+		} else if err != nil {
+			kept = append(kept, err)
+		}
+	}
+	if len(kept) == 0 {
+		return nil
+	}
+	return kept
+}
+
+func (p problems) Error() string {
+	texts := make([]string, len(p))
+	for i, err := range p {
+		texts[i] = err.Error()
+	}
+	return strings.Join(texts, "; ")
+}
+
+func (p problems) Unwrap() []error { return p }

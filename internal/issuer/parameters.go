@@ -18,7 +18,6 @@ package issuer
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -70,7 +69,7 @@ func ResolveParameters(spec *v1alpha1.IssuerSpec, params map[string]apiextension
 		}
 		resolved[decl.Name] = value
 	}
-	if err := errors.Join(problems...); err != nil {
+	if err := join(problems); err != nil {
 		return nil, err
 	}
 	return resolved, nil
@@ -142,7 +141,7 @@ func stringListValue(decl *v1alpha1.ParameterSpec, decoded any) ([]string, error
 		}
 		list = append(list, s)
 	}
-	return list, errors.Join(problems...)
+	return list, join(problems)
 }
 
 // checkString applies enum and pattern to a string or a list item.

@@ -340,3 +340,39 @@ func TestSampleOAuth2ClientCredentials(t *testing.T) {
 		t.Errorf("the token is still valid after revocation")
 	}
 }
+
+// TestOAuth2PasswordAndRefreshGrants turns the client credentials sample into
+// the password grant with refresh, as its comment says, and runs it against
+// the OAuth2 fake: expires_in is a number here, and refresh tokens rotate.
+func TestOAuth2PasswordAndRefreshGrants(t *testing.T) {
+	fake := fakes.NewOAuth2Server(testCredential("oauth2-client", "clientID"), testCredential("oauth2-client", "clientSecret"))
+	fake.Users["alice"] = "alice-password"
+	fake.Lifetime = 5 * time.Minute
+	run := startSample(t, "oauth2-client-credentials.yaml", fake, &fake.Base)
+	spec := run.call.Spec
+	spec.Request.Body.Form = append(spec.Request.Body.Form,
+		v1alpha1.FormField{Name: "username", ValueSource: literal("alice")},
+		v1alpha1.FormField{Name: "password", ValueSource: v1alpha1.ValueSource{SecretKeyRef: &passRef}})
+	spec.Request.Body.Form[0].Value = ptr("password")
+	spec.Refresh = &v1alpha1.RequestSpec{URL: spec.Request.URL, Auth: spec.Request.Auth, Body: &v1alpha1.BodySpec{Form: []v1alpha1.FormField{
+		{Name: "grant_type", ValueSource: literal("refresh_token")},
+		{Name: "refresh_token", ValueSource: v1alpha1.ValueSource{Issued: v1alpha1.IssuedRefreshToken}},
+	}}}
+	spec.Response.RefreshToken = &v1alpha1.RefreshTokenSpec{Path: "refresh_token"}
+	run.call.Secrets[passRef] = "alice-password"
+
+	first := run.issue(t)
+	wantTime(t, "ExpiresAt", first.ExpiresAt, run.clock.Now().Add(5*time.Minute))
+	if first.RefreshToken == "" || first.RefreshTokenExpiresAt != nil {
+		t.Fatalf("password grant: refresh token %q expiring %v; want one with no known expiry", first.RefreshToken, first.RefreshTokenExpiresAt)
+	}
+	run.clock.Step(4 * time.Minute)
+	run.call.RefreshToken = first.RefreshToken
+	second := run.issue(t)
+	if !second.Refreshed || second.RefreshToken == first.RefreshToken || !fake.Valid(second.Value) {
+		t.Fatalf("refresh: Refreshed=%v, rotated=%v", second.Refreshed, second.RefreshToken != first.RefreshToken)
+	}
+	if fake.CallsBy(fakes.OutcomeIssued) != 1 || fake.CallsBy(fakes.OutcomeRefreshed) != 1 {
+		t.Errorf("grants: %d password, %d refresh", fake.CallsBy(fakes.OutcomeIssued), fake.CallsBy(fakes.OutcomeRefreshed))
+	}
+}

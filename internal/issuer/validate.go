@@ -151,7 +151,7 @@ func Validate(spec *v1alpha1.IssuerSpec) error {
 	if len(spec.CABundle) > 0 && !x509.NewCertPool().AppendCertsFromPEM(spec.CABundle) {
 		problems = append(problems, errors.New("caBundle holds no PEM certificate"))
 	}
-	return errors.Join(problems...)
+	return join(problems)
 }
 
 // reservedHeaders are set by the engine or by Go's transport; listing them

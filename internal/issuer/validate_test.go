@@ -149,6 +149,9 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		Response: v1alpha1.ResponseSpec{Token: ""},
 	}
 	err := Validate(spec)
+	if err == nil || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("Validate = %q, want the problems on one line", err)
+	}
 	for _, want := range []string{"plain http", `parameter "p" is not declared`, "response.token"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate = %v, want it to mention %q", err, want)
