@@ -1,0 +1,87 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tokenmint/tokenmint/internal/secret"
+	"github.com/tokenmint/tokenmint/test/fakes"
+	"github.com/tokenmint/tokenmint/test/samples"
+)
+
+var _ = Describe("the samples", func() {
+	for _, p := range samples.Providers {
+		It("issue a token from "+p.File, func() {
+			ns := "s-" + rand.String(6)
+			Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+			fake, base := p.NewFake()
+			base.Clock = clk
+			url := fakes.Start(GinkgoTB(), fake).URL
+
+			s, err := samples.Load(p.File)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(s.PointAt(url)).To(Succeed())
+			s.FillCredentials()
+			s.Place(ns, operatorNamespace, "-"+ns)
+			for _, o := range s.Objects() {
+				Expect(k8sClient.Create(ctx, o)).To(Succeed())
+				if o.GetNamespace() == "" || o.GetNamespace() == operatorNamespace {
+					DeferCleanup(k8sClient.Delete, ctx, o)
+				}
+			}
+
+			at := waitReady(s.AccessToken)
+			issued := base.Issued()
+			Expect(issued).To(HaveLen(1))
+			sec, err := secretOf(at)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(sec.Data[secret.Key(at)])).To(Equal(issued[0].Value))
+			if s.Spec().Response.Expiry == nil {
+				Expect(at.Status.ExpiresAt).To(BeNil(), "the provider reports no expiry")
+				Expect(at.Status.RenewalTime).NotTo(BeNil(), "maxAge decides renewal")
+			} else {
+				Expect(at.Status.ExpiresAt.Time).To(BeTemporally("~", issued[0].ExpiresAt, time.Second))
+			}
+
+			if issued[0].RefreshToken != "" {
+				By("keeping the refresh token out of the Secret pods mount")
+				for k, v := range sec.Data {
+					Expect(string(v)).NotTo(Equal(issued[0].RefreshToken), "key %s", k)
+				}
+				state := &corev1.Secret{}
+				Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: secret.StateName(at)}, state)).To(Succeed())
+				st, err := secret.DecodeState(state)
+				Expect(err).NotTo(HaveOccurred())
+				Expect(st.RefreshToken).To(Equal(issued[0].RefreshToken))
+
+				By("renewing with the refresh token")
+				clk.SetTime(at.Status.RenewalTime.Add(time.Second))
+				poke(at)
+				Eventually(func() int { return base.CallsBy(fakes.OutcomeRefreshed) }, 10*time.Second).Should(Equal(1))
+				Expect(base.CallsBy(fakes.OutcomeIssued)).To(Equal(1))
+			}
+		})
+	}
+})

@@ -1,0 +1,216 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package samples loads the manifests of config/samples and wires each to the
+// fake of its provider, for the controller suite, the end-to-end suite and the
+// demo: what is tested is what users copy.
+package samples
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/test/controlplane"
+	"github.com/tokenmint/tokenmint/test/fakes"
+)
+
+// Credential is the value that replaces a sample Secret's placeholder.
+func Credential(secret, key string) string { return "test-" + secret + "-" + key }
+
+// Provider is one sample and the fake that serves it.
+type Provider struct {
+	// Name is a short label ("cable-transactions").
+	Name string
+	// File is the sample's file name in config/samples.
+	File string
+	// NewFake returns the provider's fake, accepting the sample's test credentials.
+	NewFake func() (fakes.Server, *fakes.Base)
+}
+
+// Providers lists every sample: the four seed APIs and OAuth2.
+var Providers = []Provider{
+	{"cable-transactions", "cable-transactions.yaml", func() (fakes.Server, *fakes.Base) {
+		f := fakes.NewTransactionAPI(Credential("cable-auth-token", "token"))
+		return f, &f.Base
+	}},
+	{"paisr-invoicing", "paisr-invoicing.yaml", func() (fakes.Server, *fakes.Base) {
+		f := fakes.NewInvoicingAPI(Credential("paisr-api-key", "apiKey"))
+		return f, &f.Base
+	}},
+	{"ca-authentication", "ca-authentication.yaml", func() (fakes.Server, *fakes.Base) {
+		f := fakes.NewAuthenticationService(Credential("ca-service-account", "username"), Credential("ca-service-account", "password"))
+		return f, &f.Base
+	}},
+	{"banking-oauth-password", "banking-oauth-password.yaml", func() (fakes.Server, *fakes.Base) {
+		f := fakes.NewBankingAPI(Credential("banking-credentials", "consumerKey"), Credential("banking-credentials", "consumerSecret"),
+			Credential("banking-credentials", "username"), Credential("banking-credentials", "password"))
+		return f, &f.Base
+	}},
+	{"oauth2-client-credentials", "oauth2-client-credentials.yaml", func() (fakes.Server, *fakes.Base) {
+		f := fakes.NewOAuth2Server(Credential("oauth2-client", "clientID"), Credential("oauth2-client", "clientSecret"))
+		f.Scopes = []string{"orders.read", "orders.write"}
+		return f, &f.Base
+	}},
+}
+
+// Sample is one file of config/samples, decoded.
+type Sample struct {
+	Secrets            []*corev1.Secret
+	TokenIssuer        *tokensv1alpha1.TokenIssuer
+	ClusterTokenIssuer *tokensv1alpha1.ClusterTokenIssuer
+	AccessToken        *tokensv1alpha1.AccessToken
+}
+
+// Load reads config/samples/<file>, refusing unknown fields.
+func Load(file string) (*Sample, error) {
+	data, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "config", "samples", file))
+	if err != nil {
+		return nil, err
+	}
+	s := &Sample{}
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	for {
+		doc, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		var head struct{ Kind string }
+		if err := yaml.Unmarshal(doc, &head); err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		var into any
+		switch head.Kind {
+		case "":
+			continue
+		case "Secret":
+			sec := &corev1.Secret{}
+			s.Secrets, into = append(s.Secrets, sec), sec
+		case "TokenIssuer":
+			s.TokenIssuer = &tokensv1alpha1.TokenIssuer{}
+			into = s.TokenIssuer
+		case "ClusterTokenIssuer":
+			s.ClusterTokenIssuer = &tokensv1alpha1.ClusterTokenIssuer{}
+			into = s.ClusterTokenIssuer
+		case "AccessToken":
+			s.AccessToken = &tokensv1alpha1.AccessToken{}
+			into = s.AccessToken
+		default:
+			return nil, fmt.Errorf("%s: unexpected kind %s", file, head.Kind)
+		}
+		if err := yaml.UnmarshalStrict(doc, into); err != nil {
+			return nil, fmt.Errorf("%s: decoding %s: %w", file, head.Kind, err)
+		}
+	}
+	if s.AccessToken == nil || (s.TokenIssuer == nil) == (s.ClusterTokenIssuer == nil) {
+		return nil, fmt.Errorf("%s: want one issuer and one AccessToken", file)
+	}
+	return s, nil
+}
+
+// Spec returns the sample's issuer spec.
+func (s *Sample) Spec() *tokensv1alpha1.IssuerSpec {
+	if s.TokenIssuer != nil {
+		return &s.TokenIssuer.Spec
+	}
+	return &s.ClusterTokenIssuer.Spec.IssuerSpec
+}
+
+// PointAt sends every request of the issuer to base (scheme and host; paths
+// stay) and allows plain http, for a fake on loopback.
+func (s *Sample) PointAt(base string) error {
+	target, err := url.Parse(base)
+	if err != nil {
+		return err
+	}
+	spec := s.Spec()
+	for _, r := range []*tokensv1alpha1.RequestSpec{&spec.Request, spec.Refresh, spec.Revoke} {
+		if r == nil {
+			continue
+		}
+		const placeholder = "{tokenID}"
+		u, err := url.Parse(strings.ReplaceAll(r.URL, placeholder, "TOKENID"))
+		if err != nil {
+			return err
+		}
+		u.Scheme, u.Host = target.Scheme, target.Host
+		r.URL = strings.ReplaceAll(u.String(), "TOKENID", placeholder)
+	}
+	spec.AllowInsecureHTTP = true
+	return nil
+}
+
+// FillCredentials replaces every placeholder of the sample's Secrets with its
+// test credential.
+func (s *Sample) FillCredentials() {
+	for _, sec := range s.Secrets {
+		for k := range sec.StringData {
+			sec.StringData[k] = Credential(sec.Name, k)
+		}
+	}
+}
+
+// Place moves the sample into namespace: the AccessToken and a TokenIssuer with
+// its Secrets, or, for a ClusterTokenIssuer, its Secrets into
+// credentialsNamespace and its allowed namespaces to namespace. A non-empty
+// suffix is added to the cluster-scoped issuer's name to keep it unique.
+func (s *Sample) Place(namespace, credentialsNamespace, suffix string) {
+	s.AccessToken.Namespace = namespace
+	secretsNS := namespace
+	if s.ClusterTokenIssuer != nil {
+		secretsNS = credentialsNamespace
+		s.ClusterTokenIssuer.Name += suffix
+		s.AccessToken.Spec.IssuerRef.Name = s.ClusterTokenIssuer.Name
+		if a := s.ClusterTokenIssuer.Spec.AllowedNamespaces; a != nil && !slices.Contains(a.Names, namespace) {
+			a.Names = append(a.Names, namespace)
+		}
+	} else {
+		s.TokenIssuer.Namespace = namespace
+	}
+	for _, sec := range s.Secrets {
+		sec.Namespace = secretsNS
+	}
+}
+
+// Objects returns the sample's objects in the order to create them.
+func (s *Sample) Objects() []client.Object {
+	var objs []client.Object
+	for _, sec := range s.Secrets {
+		objs = append(objs, sec)
+	}
+	if s.TokenIssuer != nil {
+		objs = append(objs, s.TokenIssuer)
+	} else {
+		objs = append(objs, s.ClusterTokenIssuer)
+	}
+	return append(objs, s.AccessToken)
+}
