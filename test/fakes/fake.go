@@ -98,7 +98,9 @@ type Fault struct {
 type FaultHook func(*http.Request) *Fault
 
 // Base is the plumbing every fake shares: clock, lifetimes, counters, the list
-// of issued tokens and fault injection. Fakes embed it.
+// of issued tokens and fault injection. Fakes embed it. Set the fields before
+// the fake serves; change Lifetime and Hook later through their setters, which
+// are safe while calls are in flight.
 type Base struct {
 	// Clock is the fake's notion of now; nil is the real clock.
 	Clock clock.PassiveClock
@@ -132,10 +134,26 @@ func (b *Base) now() time.Time {
 }
 
 func (b *Base) lifetime(fallback time.Duration) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.Lifetime > 0 {
 		return b.Lifetime
 	}
 	return fallback
+}
+
+// SetLifetime changes the lifetime of tokens issued from now on.
+func (b *Base) SetLifetime(d time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.Lifetime = d
+}
+
+// SetFaultHook replaces the fault hook; nil removes it.
+func (b *Base) SetFaultHook(hook FaultHook) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.Hook = hook
 }
 
 // FailNext forces the next n answers to f.
@@ -254,8 +272,11 @@ func (b *Base) count(o Outcome) {
 }
 
 func (b *Base) nextFault(r *http.Request) *Fault {
-	if b.Hook != nil {
-		if f := b.Hook(r); f != nil {
+	b.mu.Lock()
+	hook := b.Hook
+	b.mu.Unlock()
+	if hook != nil {
+		if f := hook(r); f != nil {
 			return f
 		}
 	}

@@ -127,7 +127,7 @@ func TestTransactionAPI(t *testing.T) {
 	if status != 401 || !strings.Contains(fmt.Sprint(body["message"]), "access token cannot be used") {
 		t.Errorf("an access token as bearer: %d %v", status, body)
 	}
-	fake.Lifetime = 30 * time.Second
+	fake.SetLifetime(30 * time.Second)
 	if _, body, _ := send(fake, exchange{path: TransactionAPIPath, header: bearer, body: good}); fmt.Sprint(body["expiry"]) != fmt.Sprint(fakeNow.Add(30*time.Second).Unix()) {
 		t.Errorf("Lifetime does not shorten the token: %v", body)
 	}
@@ -316,12 +316,12 @@ func TestFaults(t *testing.T) {
 		t.Errorf("calls %d, by outcome %v, issued %d", fake.Calls(), fake.byOut, len(fake.Issued()))
 	}
 
-	fake.Hook = func(r *http.Request) *Fault {
+	fake.SetFaultHook(func(r *http.Request) *Fault {
 		if r.Header.Get("X-Break") != "" {
 			return &Fault{Status: 503}
 		}
 		return nil
-	}
+	})
 	broken := ok
 	broken.header = map[string]string{"Content-Type": "application/x-www-form-urlencoded", "X-Break": "1"}
 	if status, _, _ := send(fake, broken); status != 503 {
