@@ -59,9 +59,11 @@ FUZZTIME ?= 5m
 fuzz: ## Run every fuzz target for FUZZTIME (default 5m) each.
 	hack/fuzz.sh $(FUZZTIME)
 
+DEMO_ARGS ?=
+
 .PHONY: demo
-demo: manifests ## Run tokenmint end to end on a local control plane with fake providers (Ctrl-C stops).
-	go run ./test/demo
+demo: manifests ## Run tokenmint end to end on a local control plane with fake providers (Ctrl-C stops). DEMO_ARGS=-use-kubeconfig uses $$KUBECONFIG's cluster.
+	go run ./test/demo $(DEMO_ARGS)
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when generated files are not committed in sync with their markers.

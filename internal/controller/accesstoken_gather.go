@@ -235,4 +235,3 @@ func (r *AccessTokenReconciler) hashInputs(ctx context.Context, src client.Reade
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:16]), nil
 }
-
