@@ -53,12 +53,11 @@ type BankingAPI struct {
 	// FICustomer the user's customer id there, returned as di_ficustomer.
 	FIID       string
 	FICustomer string
-	// RefreshLifetime is the lifetime of refresh tokens (default 24h); Lifetime,
-	// that of access tokens (default 1h).
-	RefreshLifetime time.Duration
 }
 
-// NewBankingAPI returns the fake with the given application and user credentials.
+// NewBankingAPI returns the fake with the given application and user
+// credentials. Access tokens live an hour (Lifetime), refresh tokens a day
+// (RefreshLifetime).
 func NewBankingAPI(consumerKey, consumerSecret, username, password string) *BankingAPI {
 	return &BankingAPI{
 		ConsumerKey: consumerKey, ConsumerSecret: consumerSecret,
@@ -118,10 +117,7 @@ func (f *BankingAPI) answer(r *http.Request) reply {
 func (f *BankingAPI) issue(r *http.Request, outcome Outcome) reply {
 	now := f.now()
 	lifetime := f.lifetime(time.Hour)
-	refreshLifetime := f.RefreshLifetime
-	if refreshLifetime <= 0 {
-		refreshLifetime = 24 * time.Hour
-	}
+	refreshLifetime := f.refreshLifetime()
 	token := IssuedToken{
 		Value:                 randomToken("bank_", 24),
 		IssuedAt:              now,

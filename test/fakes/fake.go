@@ -106,6 +106,9 @@ type Base struct {
 	Clock clock.PassiveClock
 	// Lifetime of issued tokens; each fake documents its default.
 	Lifetime time.Duration
+	// RefreshLifetime of issued refresh tokens, for fakes that issue them;
+	// default 24h.
+	RefreshLifetime time.Duration
 	// Hook, when set, is asked before every call whether to force a fault.
 	Hook FaultHook
 
@@ -140,6 +143,15 @@ func (b *Base) lifetime(fallback time.Duration) time.Duration {
 		return b.Lifetime
 	}
 	return fallback
+}
+
+func (b *Base) refreshLifetime() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.RefreshLifetime > 0 {
+		return b.RefreshLifetime
+	}
+	return 24 * time.Hour
 }
 
 // SetLifetime changes the lifetime of tokens issued from now on.

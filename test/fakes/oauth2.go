@@ -43,12 +43,10 @@ type OAuth2Server struct {
 	Users map[string]string
 	// Scopes, when set, are the only scopes a client may ask for.
 	Scopes []string
-	// RefreshLifetime is the lifetime of refresh tokens (default 24h); Lifetime,
-	// that of access tokens (default 1h).
-	RefreshLifetime time.Duration
 }
 
-// NewOAuth2Server returns a server knowing one client.
+// NewOAuth2Server returns a server knowing one client. Access tokens live an
+// hour (Lifetime), refresh tokens a day (RefreshLifetime).
 func NewOAuth2Server(clientID, clientSecret string) *OAuth2Server {
 	return &OAuth2Server{Clients: map[string]string{clientID: clientSecret}, Users: map[string]string{}}
 }
@@ -161,10 +159,7 @@ func (f *OAuth2Server) issue(scope string, withRefresh bool, outcome Outcome) re
 		body["scope"] = scope
 	}
 	if withRefresh {
-		refreshLifetime := f.RefreshLifetime
-		if refreshLifetime <= 0 {
-			refreshLifetime = 24 * time.Hour
-		}
+		refreshLifetime := f.refreshLifetime()
 		token.RefreshToken = randomToken("rt_", 24)
 		token.RefreshTokenExpiresAt = now.Add(refreshLifetime)
 		body["refresh_token"] = token.RefreshToken
