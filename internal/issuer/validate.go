@@ -201,7 +201,9 @@ func checkURL(raw string, kind callKind, allowInsecureHTTP bool) error {
 	}
 	u, err := url.Parse(strings.ReplaceAll(raw, tokenIDPlaceholder, "tokenID"))
 	if err != nil {
-		return fmt.Errorf("not a URL: %w", err)
+		// url.Error repeats the whole URL, credentials included if someone put
+		// them there; its cause names only the offending part.
+		return fmt.Errorf("not a URL: %w", errors.Unwrap(err))
 	}
 	switch {
 	case u.Scheme != "https" && u.Scheme != "http":

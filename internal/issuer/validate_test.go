@@ -95,6 +95,7 @@ func TestValidate(t *testing.T) {
 		{"plain http", func(s *v1alpha1.IssuerSpec) { s.Request.URL = "http://issuer.example.com/token" }, "plain http"},
 		{"credentials in the URL", func(s *v1alpha1.IssuerSpec) { s.Request.URL = "https://u:p@issuer.example.com/token" }, "must not carry credentials"},
 		{"not http", func(s *v1alpha1.IssuerSpec) { s.Request.URL = "ftp://issuer.example.com/token" }, "scheme must be https"},
+		{"not a URL", func(s *v1alpha1.IssuerSpec) { s.Request.URL = "https://user:CANARY-PW@exa mple.com/" }, "not a URL: invalid character"},
 		{"conflicting JSON paths", func(s *v1alpha1.IssuerSpec) {
 			s.Request.Body = jsonBody(v1alpha1.JSONField{Path: "a", ValueSource: literal("x")}, v1alpha1.JSONField{Path: "a.b", ValueSource: literal("y")})
 		}, `crosses "a"`},
@@ -138,6 +139,9 @@ func TestValidate(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Validate = %v, want an error containing %q", err, tt.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "CANARY") {
+				t.Errorf("Validate repeats a credential: %v", err)
 			}
 		})
 	}
