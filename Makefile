@@ -48,7 +48,7 @@ controlplane: ## Build (once, cached outside the repo) kube-apiserver, etcd and 
 KUBEBUILDER_ASSETS_DIR = $(shell hack/controlplane/build.sh kube-apiserver etcd kubectl)
 
 .PHONY: test
-test: manifests generate fmt vet controlplane ## Run every test: unit, envtest, end-to-end and fuzz smoke tests.
+test: manifests generate fmt vet controlplane helm ## Run every test: unit, envtest, end-to-end (helm, kubectl, the manager binary) and fuzz smoke tests.
 	KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS_DIR)" go test ./... -coverprofile cover.out
 	hack/fuzz.sh $(FUZZ_SMOKE_TIME)
 

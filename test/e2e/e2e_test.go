@@ -1,0 +1,176 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2e
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/internal/secret"
+	"github.com/tokenmint/tokenmint/test/fakes"
+	"github.com/tokenmint/tokenmint/test/samples"
+)
+
+const appNamespace = "e2e-apps"
+
+// shortLived is the provider whose tokens live only seconds, to watch a renewal.
+const shortLived = "cable-transactions"
+
+var _ = Describe("tokenmint installed with its chart", Ordered, func() {
+	type applied struct {
+		provider samples.Provider
+		fake     *fakes.Base
+		sample   *samples.Sample
+	}
+	var all []applied
+
+	// The fakes live as long as this ordered container: started in BeforeAll,
+	// their cleanup runs after the last spec.
+	BeforeAll(func() {
+		kubectl("create", "namespace", appNamespace)
+		for _, p := range samples.Providers {
+			fake, base := p.NewFake()
+			base.Lifetime = time.Hour
+			if p.Name == shortLived {
+				base.Lifetime = 24 * time.Second
+			}
+			url := fakes.Start(GinkgoTB(), fake).URL
+			s, err := samples.Load(p.File)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(s.PointAt(url)).To(Succeed())
+			s.FillCredentials()
+			s.Place(appNamespace, operatorNamespace, "")
+
+			var manifest bytes.Buffer
+			for _, o := range s.Objects() {
+				raw, err := yaml.Marshal(o)
+				Expect(err).NotTo(HaveOccurred())
+				manifest.WriteString("---\n")
+				manifest.Write(raw)
+			}
+			file := filepath.Join(dir, p.File)
+			Expect(os.WriteFile(file, manifest.Bytes(), 0o600)).To(Succeed())
+			kubectl("apply", "-f", file)
+			all = append(all, applied{p, base, s})
+		}
+	})
+
+	It("serves every sample applied with kubectl", func() {
+		for _, a := range all {
+			Eventually(func(g Gomega) {
+				at := &tokensv1alpha1.AccessToken{}
+				g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(a.sample.AccessToken), at)).To(Succeed())
+				g.Expect(meta.IsStatusConditionTrue(at.Status.Conditions, tokensv1alpha1.ConditionReady)).To(BeTrue(),
+					"%s: %+v", a.provider.Name, at.Status.Conditions)
+				s := &corev1.Secret{}
+				g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: appNamespace, Name: at.Spec.Secret.Name}, s)).To(Succeed())
+				issued := a.fake.Issued()
+				g.Expect(issued).NotTo(BeEmpty())
+				g.Expect(string(s.Data[secret.Key(at)])).To(Equal(issued[len(issued)-1].Value))
+			}, 30*time.Second, 250*time.Millisecond).Should(Succeed())
+		}
+		out := kubectl("get", "accesstokens", "-n", appNamespace)
+		GinkgoWriter.Println(out)
+		Expect(out).To(ContainSubstring("READY"))
+	})
+
+	It("lets a Pod mount the generated Secret", func() {
+		pod := `apiVersion: v1
+kind: Pod
+metadata: {name: app, namespace: ` + appNamespace + `}
+spec:
+  containers:
+  - name: app
+    image: busybox
+    command: ["sh", "-c", "cat /var/run/tokens/token; sleep 3600"]
+    volumeMounts: [{name: token, mountPath: /var/run/tokens, readOnly: true}]
+  volumes:
+  - name: token
+    secret: {secretName: cable-transactions-token}
+`
+		file := filepath.Join(dir, "pod.yaml")
+		Expect(os.WriteFile(file, []byte(pod), 0o600)).To(Succeed())
+		Expect(kubectl("apply", "-f", file)).To(ContainSubstring("pod/app created"))
+	})
+
+	It("renews a token before it expires", func() {
+		a := all[0]
+		Expect(a.provider.Name).To(Equal(shortLived))
+		before := len(a.fake.Issued())
+		Eventually(func() int { return len(a.fake.Issued()) }, 40*time.Second, 250*time.Millisecond).Should(BeNumerically(">", before))
+		Eventually(func(g Gomega) {
+			s := &corev1.Secret{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: appNamespace, Name: a.sample.AccessToken.Spec.Secret.Name}, s)).To(Succeed())
+			issued := a.fake.Issued()
+			g.Expect(string(s.Data["token"])).To(Equal(issued[len(issued)-1].Value))
+			g.Expect(issued[len(issued)-2].ExpiresAt).To(BeTemporally(">", time.Now()), "renewed only after the old token expired")
+		}, 10*time.Second, 250*time.Millisecond).Should(Succeed())
+	})
+
+	It("mints nothing when the manager restarts while tokens are valid", func() {
+		calls := map[string]int{}
+		for _, a := range all[1:] {
+			calls[a.provider.Name] = a.fake.Calls()
+		}
+		manager.stop()
+		logPath := filepath.Join(dir, "manager.log")
+		offset := len(must(os.ReadFile(logPath)))
+		manager = startManager()
+		// Every AccessToken is reconciled once the new process leads.
+		Eventually(func() string { return string(must(os.ReadFile(logPath))[offset:]) }, 30*time.Second).
+			Should(ContainSubstring("Successfully acquired lease"))
+		Consistently(func() map[string]int {
+			now := map[string]int{}
+			for _, a := range all[1:] {
+				now[a.provider.Name] = a.fake.Calls()
+			}
+			return now
+		}, 5*time.Second, 250*time.Millisecond).Should(Equal(calls))
+	})
+
+	It("runs with no more permissions than the chart grants", func() {
+		can := func(verb, resource string) string {
+			out, _ := execOutput(cp.Kubectl(), "--kubeconfig", admin, "auth", "can-i", verb, resource, "--as", serviceAccount, "-A")
+			return strings.TrimSpace(out)
+		}
+		Expect(can("patch", "secrets")).To(Equal("yes"))
+		Expect(can("watch", "accesstokens.tokens.tokenmint.dev")).To(Equal("yes"))
+		for _, denied := range [][2]string{
+			{"create", "pods"}, {"delete", "deployments.apps"}, {"get", "configmaps"},
+			{"create", "accesstokens.tokens.tokenmint.dev"}, {"update", "tokenissuers.tokens.tokenmint.dev"},
+			{"create", "clusterrolebindings.rbac.authorization.k8s.io"},
+		} {
+			Expect(can(denied[0], denied[1])).To(Equal("no"), "%s %s", denied[0], denied[1])
+		}
+	})
+})
+
+func must[T any](v T, err error) T {
+	Expect(err).NotTo(HaveOccurred())
+	return v
+}
