@@ -1,0 +1,186 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+)
+
+// Every CEL rule of the CRDs, proven against the real apiserver: an invalid
+// manifest is refused with a message a user can act on.
+var _ = Describe("admission", func() {
+	valid := func() *tokensv1alpha1.TokenIssuer {
+		spec := transactionsSpec("https://tokens.example.com")
+		spec.AllowInsecureHTTP = false
+		return &tokensv1alpha1.TokenIssuer{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "admission-", Namespace: "default"},
+			Spec:       spec,
+		}
+	}
+	lit := func(s string) tokensv1alpha1.ValueSource { return tokensv1alpha1.ValueSource{Value: ptr.To(s)} }
+
+	It("accepts the valid baseline", func() {
+		ti := valid()
+		Expect(k8sClient.Create(ctx, ti)).To(Succeed())
+		DeferCleanup(k8sClient.Delete, ctx, ti)
+	})
+
+	DescribeTable("refuses an invalid issuer",
+		func(mutate func(*tokensv1alpha1.IssuerSpec), message string) {
+			ti := valid()
+			mutate(&ti.Spec)
+			err := k8sClient.Create(ctx, ti)
+			Expect(err).To(HaveOccurred())
+			Expect(err.Error()).To(ContainSubstring(message))
+		},
+		Entry("plain http without allowInsecureHTTP",
+			func(s *tokensv1alpha1.IssuerSpec) { s.Request.URL = "http://tokens.example.com/token" },
+			"token endpoint URLs must use https; set allowInsecureHTTP to allow plain http"),
+		Entry("plain http in refresh",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Response.RefreshToken = &tokensv1alpha1.RefreshTokenSpec{Path: "refresh_token"}
+				s.Refresh = &tokensv1alpha1.RequestSpec{URL: "http://tokens.example.com/token"}
+			},
+			"token endpoint URLs must use https"),
+		Entry("refresh without a refresh token to read",
+			func(s *tokensv1alpha1.IssuerSpec) { s.Refresh = &tokensv1alpha1.RequestSpec{URL: "https://tokens.example.com/token"} },
+			"refresh needs response.refreshToken"),
+		Entry("a URL that is not a URL",
+			func(s *tokensv1alpha1.IssuerSpec) { s.Request.URL = "https://exa mple.com/%%" },
+			"url must be an absolute http(s) URL"),
+		Entry("a URL of another scheme",
+			func(s *tokensv1alpha1.IssuerSpec) { s.Request.URL = "ftp://tokens.example.com/token"; s.AllowInsecureHTTP = true },
+			"url must be an absolute http(s) URL"),
+		Entry("both bearer and basic",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Request.Auth.Basic = &tokensv1alpha1.BasicAuth{Username: lit("u"), Password: lit("p")}
+			},
+			"exactly one of bearer or basic must be set"),
+		Entry("a json literal as a bearer token",
+			func(s *tokensv1alpha1.IssuerSpec) { s.Request.Auth.Bearer = &tokensv1alpha1.ValueSource{JSON: `"x"`} },
+			"json literals are for JSON body fields; use value"),
+		Entry("a json literal in basic auth",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Request.Auth = &tokensv1alpha1.AuthSpec{Basic: &tokensv1alpha1.BasicAuth{
+					Username: tokensv1alpha1.ValueSource{JSON: "1"}, Password: lit("p")}}
+			},
+			"json literals are for JSON body fields; use value"),
+		Entry("a json literal in a header",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Request.Headers = []tokensv1alpha1.Header{{Name: "X-A", ValueSource: tokensv1alpha1.ValueSource{JSON: "1"}}}
+			},
+			"json literals are for JSON body fields; use value in headers"),
+		Entry("a json literal in a form",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Request.Body = &tokensv1alpha1.BodySpec{Form: []tokensv1alpha1.FormField{{Name: "a", ValueSource: tokensv1alpha1.ValueSource{JSON: "1"}}}}
+			},
+			"json literals are for JSON body fields; use value in forms"),
+		Entry("both a json and a form body",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Request.Body.Form = []tokensv1alpha1.FormField{{Name: "a", ValueSource: lit("b")}}
+			},
+			"exactly one of json or form must be set"),
+		Entry("a value with two sources",
+			func(s *tokensv1alpha1.IssuerSpec) { s.Request.Body.JSON[1].Generate = tokensv1alpha1.GenerateUUID },
+			"exactly one of value, json, secretKeyRef, generate, parameter or issued must be set"),
+		Entry("a value with no source",
+			func(s *tokensv1alpha1.IssuerSpec) { s.Request.Body.JSON[1].Value = nil },
+			"exactly one of value, json, secretKeyRef, generate, parameter or issued must be set"),
+		Entry("minimum above maximum",
+			func(s *tokensv1alpha1.IssuerSpec) { s.Parameters[0].Minimum = ptr.To[int64](90000) },
+			"minimum must not be greater than maximum"),
+		Entry("a minimum on a string",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Parameters = append(s.Parameters, tokensv1alpha1.ParameterSpec{Name: "d", Type: tokensv1alpha1.ParameterString, Minimum: ptr.To[int64](1)})
+			},
+			"minimum and maximum apply to Integer parameters only"),
+		Entry("a pattern on an integer",
+			func(s *tokensv1alpha1.IssuerSpec) { s.Parameters[0].Pattern = "^[0-9]+$" },
+			"pattern and enum apply to String and StringList parameters only"),
+		Entry("an expiry without a path",
+			func(s *tokensv1alpha1.IssuerSpec) { s.Response.Expiry.Path = "" },
+			"path is required unless format is JWT"),
+		Entry("an unknown expiry format",
+			func(s *tokensv1alpha1.IssuerSpec) { s.Response.Expiry.Format = "Minutes" },
+			`supported values: "UnixSeconds", "UnixMilliseconds", "RFC3339", "RelativeSeconds", "JWT"`),
+		Entry("an unknown generator",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Request.Body.JSON[1] = tokensv1alpha1.JSONField{Path: "id", ValueSource: tokensv1alpha1.ValueSource{Generate: "Random"}}
+			},
+			`supported values: "UUID", "UnixSeconds", "UnixMilliseconds", "RFC3339"`),
+		Entry("a header name with a space",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Request.Headers = []tokensv1alpha1.Header{{Name: "X A", ValueSource: lit("b")}}
+			},
+			"spec.request.headers[0].name"),
+	)
+
+	It("refuses a ClusterTokenIssuer whose allowedNamespaces selects nothing", func() {
+		cti := &tokensv1alpha1.ClusterTokenIssuer{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "admission-"},
+			Spec: tokensv1alpha1.ClusterTokenIssuerSpec{
+				IssuerSpec:        valid().Spec,
+				AllowedNamespaces: &tokensv1alpha1.AllowedNamespaces{},
+			},
+		}
+		err := k8sClient.Create(ctx, cti)
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring("set names, selector, or both"))
+	})
+
+	DescribeTable("refuses an invalid AccessToken",
+		func(mutate func(*tokensv1alpha1.AccessTokenSpec), message string) {
+			at := &tokensv1alpha1.AccessToken{
+				ObjectMeta: metav1.ObjectMeta{GenerateName: "admission-", Namespace: "default"},
+				Spec: tokensv1alpha1.AccessTokenSpec{
+					IssuerRef: tokensv1alpha1.IssuerReference{Name: "cable"},
+					Secret:    tokensv1alpha1.SecretTemplate{Name: "token"},
+				},
+			}
+			mutate(&at.Spec)
+			err := k8sClient.Create(ctx, at)
+			Expect(err).To(HaveOccurred())
+			Expect(err.Error()).To(ContainSubstring(message))
+		},
+		Entry("both renewBefore and renewBeforePercentage",
+			func(s *tokensv1alpha1.AccessTokenSpec) {
+				s.RenewBefore = &metav1.Duration{Duration: 60e9}
+				s.RenewBeforePercentage = ptr.To[int32](20)
+			},
+			"set at most one of renewBefore and renewBeforePercentage"),
+		Entry("a percentage of 100",
+			func(s *tokensv1alpha1.AccessTokenSpec) { s.RenewBeforePercentage = ptr.To[int32](100) },
+			"spec.renewBeforePercentage"),
+		Entry("an unknown issuer kind",
+			func(s *tokensv1alpha1.AccessTokenSpec) { s.IssuerRef.Kind = "Issuer" },
+			`supported values: "TokenIssuer", "ClusterTokenIssuer"`),
+		Entry("a Secret name that is not a DNS name",
+			func(s *tokensv1alpha1.AccessTokenSpec) { s.Secret.Name = "Not_A_Name" },
+			"spec.secret.name"),
+		Entry("an unknown restart target kind",
+			func(s *tokensv1alpha1.AccessTokenSpec) {
+				s.RestartTargets = []tokensv1alpha1.RestartTarget{{Kind: "Pod", Name: "x"}}
+			},
+			`supported values: "Deployment", "StatefulSet", "DaemonSet"`),
+	)
+})
+
