@@ -1,0 +1,213 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"bytes"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/prometheus/common/expfmt"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/internal/secret"
+	"github.com/tokenmint/tokenmint/test/fakes"
+	"github.com/tokenmint/tokenmint/test/samples"
+)
+
+// startSample creates the sample of provider name in a fresh namespace, served
+// by its fake on the suite's clock.
+func startSample(name string) (*samples.Sample, *fakes.Base) {
+	for _, p := range samples.Providers {
+		if p.Name != name {
+			continue
+		}
+		ns := "s-" + rand.String(6)
+		Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+		fake, base := p.NewFake()
+		base.Clock = clk
+		s, err := samples.Load(p.File)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.PointAt(fakes.Start(GinkgoTB(), fake).URL)).To(Succeed())
+		s.FillCredentials()
+		s.Place(ns, operatorNamespace, "-"+ns)
+		for _, o := range s.Objects() {
+			Expect(k8sClient.Create(ctx, o)).To(Succeed())
+			if o.GetNamespace() == "" || o.GetNamespace() == operatorNamespace {
+				DeferCleanup(k8sClient.Delete, ctx, o)
+			}
+		}
+		return s, base
+	}
+	Fail("no sample " + name)
+	return nil, nil
+}
+
+var _ = Describe("revocation", func() {
+	It("revokes a superseded token after the grace period, and the current one on deletion", func() {
+		s, fake := startSample("oauth2-client-credentials")
+		at := waitReady(s.AccessToken)
+		Expect(at.Finalizers).To(ContainElement(RevokeFinalizer))
+		first := fake.Issued()[0].Value
+
+		By("renewing: the old token stays valid during the grace period")
+		clk.SetTime(at.Status.RenewalTime.Add(time.Second))
+		poke(at)
+		Eventually(func() int { return len(fake.Issued()) }, 10*time.Second).Should(Equal(2))
+		settle(at)
+		Expect(fake.Valid(first)).To(BeTrue())
+		Expect(fake.CallsBy(fakes.OutcomeRevoked)).To(BeZero())
+
+		By("revoking it once the grace period is over")
+		clk.Step(5*time.Minute + time.Second)
+		poke(at)
+		Eventually(func() bool { return fake.Valid(first) }, 10*time.Second).Should(BeFalse())
+		Expect(fake.CallsBy(fakes.OutcomeRevoked)).To(Equal(1))
+		second := fake.Issued()[1].Value
+		Expect(fake.Valid(second)).To(BeTrue())
+
+		By("revoking the current token when the AccessToken is deleted")
+		Expect(k8sClient.Delete(ctx, get(at))).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(at), &tokensv1alpha1.AccessToken{}))
+		}, 10*time.Second).Should(BeTrue())
+		Expect(fake.Valid(second)).To(BeFalse())
+		Expect(fake.CallsBy(fakes.OutcomeRevoked)).To(Equal(2))
+		Expect(apierrors.IsNotFound(k8sClient.Get(ctx,
+			client.ObjectKey{Namespace: operatorNamespace, Name: secret.StateName(at)}, &corev1.Secret{}))).To(BeTrue())
+	})
+
+	It("adds no finalizer when the issuer cannot revoke", func() {
+		s, _ := startSample("cable-transactions")
+		Expect(waitReady(s.AccessToken).Finalizers).To(BeEmpty())
+	})
+})
+
+var _ = Describe("restart targets", func() {
+	It("restarts the named workloads when the token changes, not when it is first issued", func() {
+		e := newEnv()
+		labels := map[string]string{"app": "reader"}
+		dep := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: "reader", Namespace: e.ns},
+			Spec: appsv1.DeploymentSpec{
+				Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: labels},
+					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "busybox"}}},
+				},
+			},
+		}
+		Expect(k8sClient.Create(ctx, dep)).To(Succeed())
+		at := &tokensv1alpha1.AccessToken{
+			ObjectMeta: metav1.ObjectMeta{Name: "restarting", Namespace: e.ns},
+			Spec: tokensv1alpha1.AccessTokenSpec{
+				IssuerRef:      tokensv1alpha1.IssuerReference{Name: "cable"},
+				Secret:         tokensv1alpha1.SecretTemplate{Name: "restarting-token"},
+				RestartTargets: []tokensv1alpha1.RestartTarget{{Kind: "Deployment", Name: "reader"}},
+			},
+		}
+		Expect(k8sClient.Create(ctx, at)).To(Succeed())
+		at = waitReady(at)
+		restartedAt := func() string {
+			d := &appsv1.Deployment{}
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(dep), d)).To(Succeed())
+			return d.Spec.Template.Annotations[tokensv1alpha1.AnnotationRestartedAt]
+		}
+		Expect(restartedAt()).To(BeEmpty())
+
+		clk.SetTime(at.Status.RenewalTime.Add(time.Second))
+		poke(at)
+		Eventually(restartedAt, 10*time.Second).Should(Equal(clk.Now().UTC().Format(time.RFC3339)))
+	})
+})
+
+var _ = Describe("issuer status", func() {
+	readyOf := func(ti *tokensv1alpha1.TokenIssuer) *metav1.Condition {
+		cur := &tokensv1alpha1.TokenIssuer{}
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(ti), cur)).To(Succeed())
+		return meta.FindStatusCondition(cur.Status.Conditions, tokensv1alpha1.ConditionReady)
+	}
+	reason := func(ti *tokensv1alpha1.TokenIssuer) func() string {
+		return func() string {
+			if c := readyOf(ti); c != nil {
+				return c.Reason
+			}
+			return ""
+		}
+	}
+
+	It("is Ready only once its credential Secret exists", func() {
+		ns := "i-" + rand.String(6)
+		Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+		ti := &tokensv1alpha1.TokenIssuer{ObjectMeta: metav1.ObjectMeta{Name: "cable", Namespace: ns}, Spec: transactionsSpec("http://127.0.0.1:1")}
+		Expect(k8sClient.Create(ctx, ti)).To(Succeed())
+		Eventually(reason(ti), 10*time.Second).Should(Equal(tokensv1alpha1.ReasonSecretMissing))
+		Expect(readyOf(ti).Message).To(ContainSubstring("Secret cable-auth"))
+
+		Expect(k8sClient.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "cable-auth", Namespace: ns},
+			StringData: map[string]string{"token": canaryAuthToken},
+		})).To(Succeed())
+		Eventually(reason(ti), 10*time.Second).Should(Equal(tokensv1alpha1.ReasonValid))
+		Expect(readyOf(ti).Status).To(Equal(metav1.ConditionTrue))
+		Expect(readyOf(ti).Message).NotTo(ContainSubstring(canaryAuthToken))
+	})
+
+	It("reports a configuration the engine cannot use", func() {
+		spec := transactionsSpec("http://127.0.0.1:1")
+		spec.Request.Body.JSON[0].Parameter = "undeclared"
+		ti := &tokensv1alpha1.TokenIssuer{ObjectMeta: metav1.ObjectMeta{Name: "broken", Namespace: "default"}, Spec: spec}
+		Expect(k8sClient.Create(ctx, ti)).To(Succeed())
+		DeferCleanup(k8sClient.Delete, ctx, ti)
+		Eventually(reason(ti), 10*time.Second).Should(Equal(tokensv1alpha1.ReasonInvalidConfig))
+		Expect(readyOf(ti).Message).To(ContainSubstring("undeclared"))
+	})
+})
+
+var _ = Describe("metrics", func() {
+	It("report readiness, expiry and endpoint calls, and never a credential", func() {
+		e := newEnv()
+		waitReady(e.accessToken("measured"))
+		var page bytes.Buffer
+		Eventually(func(g Gomega) {
+			page.Reset()
+			families, err := metrics.Registry.Gather()
+			g.Expect(err).NotTo(HaveOccurred())
+			for _, f := range families {
+				_, err := expfmt.MetricFamilyToText(&page, f)
+				g.Expect(err).NotTo(HaveOccurred())
+			}
+			text := page.String()
+			g.Expect(text).To(ContainSubstring(`tokenmint_accesstoken_ready{name="measured",namespace="` + e.ns + `"} 1`))
+			g.Expect(text).To(MatchRegexp(`tokenmint_accesstoken_expiration_timestamp_seconds\{name="measured",namespace="` + e.ns + `"\} \S+`))
+			g.Expect(text).To(MatchRegexp(`tokenmint_issuer_requests_total\{issuer="TokenIssuer/` + e.ns + `/cable",outcome="success"\} 1`))
+		}, 10*time.Second).Should(Succeed())
+		Expect(page.String()).NotTo(ContainSubstring(canaryAuthToken))
+		for _, t := range e.fake.Issued() {
+			Expect(page.String()).NotTo(ContainSubstring(t.Value))
+		}
+	})
+})
