@@ -87,7 +87,10 @@ type env struct {
 	url  string
 }
 
-func newEnv() *env {
+func newEnv() *env { return newEnvWith(nil) }
+
+// newEnvWith is newEnv with the issuer's spec changed by mutate first.
+func newEnvWith(mutate func(*tokensv1alpha1.IssuerSpec)) *env {
 	e := &env{ns: "t-" + rand.String(6)}
 	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.ns}})).To(Succeed())
 	e.fake = fakes.NewTransactionAPI(canaryAuthToken)
@@ -98,9 +101,13 @@ func newEnv() *env {
 		ObjectMeta: metav1.ObjectMeta{Name: "cable-auth", Namespace: e.ns},
 		StringData: map[string]string{"token": canaryAuthToken},
 	})).To(Succeed())
+	spec := transactionsSpec(e.url)
+	if mutate != nil {
+		mutate(&spec)
+	}
 	Expect(k8sClient.Create(ctx, &tokensv1alpha1.TokenIssuer{
 		ObjectMeta: metav1.ObjectMeta{Name: "cable", Namespace: e.ns},
-		Spec:       transactionsSpec(e.url),
+		Spec:       spec,
 	})).To(Succeed())
 	return e
 }

@@ -19,7 +19,9 @@ package controller
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -41,6 +43,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/internal/issuer"
 	"github.com/tokenmint/tokenmint/test/controlplane"
 )
 
@@ -108,8 +111,40 @@ func testConfig() Config {
 		FingerprintKeySecret:     "tokenmint-fingerprint-key",
 		AllowPrivateDestinations: true, // the provider fakes listen on 127.0.0.1
 		Clock:                    clk,
+		// Nothing the manager does in these tests may open a socket to anything
+		// but loopback, even if a guard were broken.
+		Transport: &issuer.TransportConfig{DialContext: loopbackOnly},
 	}
 }
+
+// forbiddenDials records every non-loopback destination the manager tried.
+var forbiddenDials struct {
+	sync.Mutex
+	addrs []string
+}
+
+// loopbackOnly dials loopback addresses and refuses, and records, any other
+// destination instead of connecting; every spec then fails if one was tried.
+func loopbackOnly(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		forbiddenDials.Lock()
+		forbiddenDials.addrs = append(forbiddenDials.addrs, addr)
+		forbiddenDials.Unlock()
+		return nil, errors.New("refused by the test dialer")
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
+}
+
+var _ = AfterEach(func() {
+	forbiddenDials.Lock()
+	defer forbiddenDials.Unlock()
+	Expect(forbiddenDials.addrs).To(BeEmpty(), "the manager tried to connect to non-loopback addresses")
+})
 
 // startManager starts the controllers as cmd/main.go does, with the fake clock.
 func startManager() *runningManager {

@@ -92,6 +92,9 @@ type Fault struct {
 	// StallAfterBody writes the status, headers and Body, then blocks like Hang:
 	// a body that never finishes.
 	StallAfterBody bool
+	// Reset drops the connection without an answer, as a crashed server does:
+	// the client sees a connection reset.
+	Reset bool
 }
 
 // FaultHook may return a fault for a request, or nil to let the fake answer.
@@ -323,6 +326,10 @@ func (b *Base) writeFault(w http.ResponseWriter, r *http.Request, f *Fault) {
 		b.block(r)
 		return
 	}
+	if f.Reset {
+		resetConnection(w)
+		return
+	}
 	for name, values := range f.Header {
 		w.Header()[name] = values
 	}
@@ -407,4 +414,20 @@ func Start(t testing.TB, fake Server) *httptest.Server {
 		srv.Close()
 	})
 	return srv
+}
+
+// resetConnection closes the request's connection with a TCP reset.
+func resetConnection(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		_ = tcp.SetLinger(0)
+	}
+	_ = conn.Close()
 }
