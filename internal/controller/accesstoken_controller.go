@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -87,6 +88,11 @@ type AccessTokenReconciler struct {
 	AllowPrivateDestinations bool
 	// MaxConcurrentReconciles is the number of AccessTokens reconciled at once.
 	MaxConcurrentReconciles int
+
+	// copies holds, by AccessToken, the last token this process wrote (tokenCopy):
+	// memory the Secret cache already spends once more, in exchange for restoring
+	// an edited Secret without minting and without an extra write per token.
+	copies sync.Map
 }
 
 // +kubebuilder:rbac:groups=tokens.tokenmint.dev,resources=accesstokens,verbs=get;list;watch;update;patch
@@ -105,6 +111,7 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.Get(ctx, req.NamespacedName, at); err != nil {
 		if apierrors.IsNotFound(err) {
 			forgetMetrics(req.NamespacedName)
+			r.copies.Delete(req.NamespacedName)
 			return ctrl.Result{}, r.deleteOrphanState(ctx, req.NamespacedName)
 		}
 		return ctrl.Result{}, err
@@ -137,12 +144,22 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	log.V(1).Info("decided", "action", d.action, "reason", d.reason)
 
+	if d.action == actionIssue || d.action == actionRestore {
+		// From here on the reconcile writes what it minted: a shutdown must not
+		// cut it between the call, the Secret and the status, so it is detached
+		// from cancellation and bounded by its own timeout instead.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), actTimeout(in.spec))
+		defer cancel()
+	}
 	var actErr error
 	switch d.action {
 	case actionIssue:
 		actErr = r.issue(ctx, at, in, d, now)
 	case actionRestore:
 		actErr = r.restore(ctx, at, in)
+	case actionAdopt:
+		adopt(at, in)
 	case actionBlocked:
 		if setBlocked(at, d) {
 			r.Recorder.Eventf(at, nil, corev1.EventTypeWarning, d.reason, "Issue", "%s", d.message)
@@ -162,6 +179,16 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	recordMetrics(at)
 	return ctrl.Result{RequeueAfter: nextWake(at, in, r.Clock.Now())}, nil
+}
+
+// actTimeout bounds a reconcile that mints: the endpoint's timeout plus time to
+// write the result. The manager's graceful shutdown waits for it.
+func actTimeout(spec *tokensv1alpha1.IssuerSpec) time.Duration {
+	d := issuer.DefaultTimeout
+	if spec != nil && spec.Timeout != nil {
+		d = spec.Timeout.Duration
+	}
+	return d + 20*time.Second
 }
 
 // gatherLive re-reads the AccessToken and its inputs from the apiserver.
@@ -277,25 +304,23 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 		}
 		in.state = st
 	}
-	if err := r.applySecret(ctx, at, data); err != nil {
+	rec := secret.Record{
+		Fingerprint: r.Fingerprinter.Fingerprint([]byte(tok.Value)),
+		IssuedAt:    tok.IssuedAt.Truncate(time.Second),
+		ExpiresAt:   truncated(tok.ExpiresAt),
+		InputsHash:  in.inputsHash,
+	}
+	if err := r.applySecret(ctx, at, data, rec); err != nil {
 		return err
 	}
+	r.copies.Store(client.ObjectKeyFromObject(at), tokenCopy{uid: at.UID, token: tok.Value, fields: tok.Fields})
 	in.secret = &corev1.Secret{Data: data}
 	in.secretMatches = true
 
 	st := &at.Status
 	first := st.IssuedAt == nil
-	st.IssuedAt = &metav1.Time{Time: tok.IssuedAt}
-	st.ExpiresAt = nil
-	if tok.ExpiresAt != nil {
-		st.ExpiresAt = &metav1.Time{Time: *tok.ExpiresAt}
-	}
-	st.TokenFingerprint = r.Fingerprinter.Fingerprint([]byte(tok.Value))
-	st.InputsHash = in.inputsHash
+	setIssued(at, rec)
 	st.LastRenewalRequest = at.Annotations[tokensv1alpha1.AnnotationRenew]
-	st.FailedAttempts = 0
-	st.LastFailureTime = nil
-	st.RenewalTime = renewalTime(at)
 
 	reason, verb := tokensv1alpha1.ReasonRenewed, "renewed"
 	if first {
@@ -335,8 +360,8 @@ func tokenData(at *tokensv1alpha1.AccessToken, token string, fields map[string]s
 	return data
 }
 
-func (r *AccessTokenReconciler) applySecret(ctx context.Context, at *tokensv1alpha1.AccessToken, data map[string][]byte) error {
-	if err := r.Apply(ctx, secret.Desired(at, data), client.FieldOwner(secret.FieldOwner), client.ForceOwnership); err != nil {
+func (r *AccessTokenReconciler) applySecret(ctx context.Context, at *tokensv1alpha1.AccessToken, data map[string][]byte, rec secret.Record) error {
+	if err := r.Apply(ctx, secret.Desired(at, data, rec), client.FieldOwner(secret.FieldOwner), client.ForceOwnership); err != nil {
 		return fmt.Errorf("writing Secret %s/%s: %w", at.Namespace, at.Spec.Secret.Name, err)
 	}
 	return nil
@@ -368,7 +393,7 @@ func (r *AccessTokenReconciler) restore(ctx context.Context, at *tokensv1alpha1.
 			return fmt.Errorf("replacing Secret of a different type: %w", err)
 		}
 	}
-	if err := r.applySecret(ctx, at, data); err != nil {
+	if err := r.applySecret(ctx, at, data, recordOf(at)); err != nil {
 		return err
 	}
 	r.Recorder.Eventf(at, nil, corev1.EventTypeNormal, "SecretRestored", "Restore",

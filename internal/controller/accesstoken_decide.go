@@ -36,6 +36,7 @@ const (
 	actionNone    action = "None"
 	actionIssue   action = "Issue"
 	actionRestore action = "Restore"
+	actionAdopt   action = "Adopt"
 	actionBlocked action = "Blocked"
 )
 
@@ -53,6 +54,7 @@ type check func(in *inputs, now time.Time) (decision, bool)
 var checks = []check{
 	issuerUnusable,
 	secretNotOwned,
+	secretAhead,
 	inputsChanged,
 	renewalRequested,
 	notIssued,
@@ -86,6 +88,17 @@ func secretNotOwned(in *inputs, _ time.Time) (decision, bool) {
 	return decision{actionBlocked, tokensv1alpha1.ReasonSecretNotOwned, fmt.Sprintf(
 		"Secret %q exists and is not owned by this AccessToken; tokenmint will not take it over. Delete it or choose another spec.secret.name",
 		in.at.Spec.Secret.Name)}, true
+}
+
+// secretAhead fires when the Secret holds a token tokenmint wrote (its record
+// matches its data) that status does not know: the status write after a mint was
+// lost, say to a crash. Status is rebuilt from the Secret; nothing is minted.
+func secretAhead(in *inputs, _ time.Time) (decision, bool) {
+	if in.secret == nil || in.secretMatches || in.secretRecord == nil ||
+		in.secretRecord.Fingerprint == in.at.Status.TokenFingerprint {
+		return decision{}, false
+	}
+	return decision{actionAdopt, "SecretAhead", "status rebuilt from the token the Secret holds"}, true
 }
 
 // inputsChanged fires at once, whatever the backoff: new inputs deserve a fresh try.
@@ -301,4 +314,51 @@ func nextWake(at *tokensv1alpha1.AccessToken, in *inputs, now time.Time) time.Du
 		return 0
 	}
 	return max(next.Sub(now), time.Second)
+}
+
+// setIssued records in status the token a Secret now holds.
+func setIssued(at *tokensv1alpha1.AccessToken, rec secret.Record) {
+	st := &at.Status
+	st.IssuedAt = &metav1.Time{Time: rec.IssuedAt}
+	st.ExpiresAt = nil
+	if rec.ExpiresAt != nil {
+		st.ExpiresAt = &metav1.Time{Time: *rec.ExpiresAt}
+	}
+	st.TokenFingerprint = rec.Fingerprint
+	st.InputsHash = rec.InputsHash
+	st.FailedAttempts = 0
+	st.LastFailureTime = nil
+	st.RenewalTime = renewalTime(at)
+}
+
+// recordOf is the record of the token status knows.
+func recordOf(at *tokensv1alpha1.AccessToken) secret.Record {
+	st := at.Status
+	rec := secret.Record{Fingerprint: st.TokenFingerprint, InputsHash: st.InputsHash}
+	if st.IssuedAt != nil {
+		rec.IssuedAt = st.IssuedAt.Time
+	}
+	if st.ExpiresAt != nil {
+		exp := st.ExpiresAt.Time
+		rec.ExpiresAt = &exp
+	}
+	return rec
+}
+
+// adopt rebuilds status from the Secret's record (see secretAhead).
+func adopt(at *tokensv1alpha1.AccessToken, in *inputs) {
+	setIssued(at, *in.secretRecord)
+	meta.SetStatusCondition(&at.Status.Conditions, metav1.Condition{
+		Type: tokensv1alpha1.ConditionRenewing, Status: metav1.ConditionTrue, Reason: tokensv1alpha1.ReasonRenewed,
+		Message: "status rebuilt from the token the Secret holds", ObservedGeneration: at.Generation,
+	})
+	in.secretMatches = true
+}
+
+func truncated(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	v := t.Truncate(time.Second)
+	return &v
 }

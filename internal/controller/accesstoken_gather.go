@@ -53,12 +53,22 @@ type inputs struct {
 	foreign bool
 	// secretMatches is true when the Secret holds the token status fingerprints.
 	secretMatches bool
+	// secretRecord is the Secret's own record of its token, when it matches the
+	// token the Secret holds.
+	secretRecord *secret.Record
 	// state is the operator's state for the token (refresh token, revocation).
 	state secret.State
 	// stateMatches is true when state holds the token status fingerprints.
 	stateMatches bool
 	// inputsHash identifies everything the token is issued from.
 	inputsHash string
+}
+
+// tokenCopy is the last token this process wrote for an AccessToken.
+type tokenCopy struct {
+	uid    types.UID
+	token  string
+	fields map[string]string
 }
 
 // problem is why an AccessToken cannot be served right now.
@@ -102,6 +112,16 @@ func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.A
 		}
 		in.stateMatches = in.state.Token != "" &&
 			r.Fingerprinter.Fingerprint([]byte(in.state.Token)) == at.Status.TokenFingerprint
+	}
+	if !in.secretMatches && !in.stateMatches {
+		// The copy this process kept of the token it wrote last restores an edited
+		// or deleted Secret without minting, with no state Secret to write.
+		if c, ok := r.copies.Load(client.ObjectKeyFromObject(at)); ok {
+			c := c.(tokenCopy)
+			if c.uid == at.UID && r.Fingerprinter.Fingerprint([]byte(c.token)) == at.Status.TokenFingerprint {
+				in.state.Token, in.state.Fields, in.stateMatches = c.token, c.fields, true
+			}
+		}
 	}
 	if in.spec != nil {
 		versions := r.Metadata
@@ -200,8 +220,14 @@ func (r *AccessTokenReconciler) gatherSecret(ctx context.Context, reader client.
 	}
 	in.secret = s
 	tok, ok := s.Data[secret.Key(at)]
-	in.secretMatches = ok && at.Status.TokenFingerprint != "" &&
-		r.Fingerprinter.Fingerprint(tok) == at.Status.TokenFingerprint
+	if !ok {
+		return nil
+	}
+	fp := r.Fingerprinter.Fingerprint(tok)
+	in.secretMatches = at.Status.TokenFingerprint != "" && fp == at.Status.TokenFingerprint
+	if rec, ok := secret.ReadRecord(s); ok && rec.Fingerprint == fp {
+		in.secretRecord = &rec
+	}
 	return nil
 }
 

@@ -161,3 +161,33 @@ var _ = Describe("a failing token endpoint", func() {
 		Expect(ready(at).Status).To(Equal(metav1.ConditionFalse))
 	})
 })
+
+var _ = Describe("a provider that reports failure in its body", func() {
+	DescribeTable("keeps the last good token",
+		func(provider, body, reason, message string) {
+			s, fake := startSample(provider)
+			at := waitReady(s.AccessToken)
+			good, err := secretOf(at)
+			Expect(err).NotTo(HaveOccurred())
+
+			clk.SetTime(at.Status.RenewalTime.Add(time.Second))
+			fake.FailNext(1, fakes.Fault{Status: http.StatusOK, Body: body})
+			poke(at)
+			Eventually(func() string { return renewing(at).Reason }, 15*time.Second).Should(Equal(reason))
+			Expect(renewing(at).Message).To(ContainSubstring(message))
+			Expect(renewing(at).Message).NotTo(ContainSubstring("CANARY"))
+			after, err := secretOf(at)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(after.Data).To(Equal(good.Data))
+		},
+		Entry("success: false inside a 200", "paisr-invoicing",
+			`{"success": false, "message": "description already in use"}`,
+			tokensv1alpha1.ReasonInvalidResponse, "description already in use"),
+		Entry("a JWT without exp", "ca-authentication",
+			`{"token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJDQU5BUlkifQ.c2ln"}`,
+			tokensv1alpha1.ReasonInvalidResponse, "exp"),
+		Entry("a malformed JWT", "ca-authentication",
+			`{"token": "CANARY-not-a-jwt"}`,
+			tokensv1alpha1.ReasonInvalidResponse, "JWT"),
+	)
+})

@@ -24,6 +24,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"maps"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -63,12 +64,65 @@ func Labels(at *tokensv1alpha1.AccessToken) map[string]string {
 	return l
 }
 
+// Annotations in which the Secret records which token it holds.
+const (
+	AnnotationFingerprint = "tokens.tokenmint.dev/token-fingerprint"
+	AnnotationIssuedAt    = "tokens.tokenmint.dev/issued-at"
+	AnnotationExpiresAt   = "tokens.tokenmint.dev/expires-at"
+	AnnotationInputsHash  = "tokens.tokenmint.dev/inputs-hash"
+)
+
+// Record is what tokenmint writes beside a token, in the Secret's annotations:
+// the Secret alone then says which token it holds and when it was issued, so a
+// status write lost to a crash is rebuilt from it instead of minting again.
+type Record struct {
+	Fingerprint string
+	IssuedAt    time.Time
+	ExpiresAt   *time.Time
+	InputsHash  string
+}
+
+func (r Record) annotations() map[string]string {
+	a := map[string]string{
+		AnnotationFingerprint: r.Fingerprint,
+		AnnotationIssuedAt:    r.IssuedAt.UTC().Format(time.RFC3339),
+		AnnotationInputsHash:  r.InputsHash,
+	}
+	if r.ExpiresAt != nil {
+		a[AnnotationExpiresAt] = r.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	return a
+}
+
+// ReadRecord reads the record of a Secret written by tokenmint.
+func ReadRecord(s *corev1.Secret) (Record, bool) {
+	a := s.Annotations
+	issued, err := time.Parse(time.RFC3339, a[AnnotationIssuedAt])
+	if a[AnnotationFingerprint] == "" || err != nil {
+		return Record{}, false
+	}
+	r := Record{Fingerprint: a[AnnotationFingerprint], IssuedAt: issued, InputsHash: a[AnnotationInputsHash]}
+	if v, ok := a[AnnotationExpiresAt]; ok {
+		exp, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return Record{}, false
+		}
+		r.ExpiresAt = &exp
+	}
+	return r, true
+}
+
 // Desired returns the apply configuration of at's Secret holding data (the token
-// under the configured key plus the copied fields).
-func Desired(at *tokensv1alpha1.AccessToken, data map[string][]byte) *corev1ac.SecretApplyConfiguration {
+// under the configured key plus the copied fields) and its record.
+func Desired(at *tokensv1alpha1.AccessToken, data map[string][]byte, rec Record) *corev1ac.SecretApplyConfiguration {
+	annotations := maps.Clone(at.Spec.Secret.Annotations)
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	maps.Copy(annotations, rec.annotations())
 	return corev1ac.Secret(at.Spec.Secret.Name, at.Namespace).
 		WithLabels(Labels(at)).
-		WithAnnotations(at.Spec.Secret.Annotations).
+		WithAnnotations(annotations).
 		WithType(secretType(at)).
 		WithData(data).
 		WithOwnerReferences(metav1ac.OwnerReference().

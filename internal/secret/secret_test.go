@@ -54,7 +54,16 @@ func TestFingerprintIsKeyedAndStable(t *testing.T) {
 
 func TestDesiredSecret(t *testing.T) {
 	at := accessToken()
-	ac := Desired(at, map[string][]byte{"token": []byte("t")})
+	exp := time.Date(2026, 1, 1, 13, 0, 0, 0, time.UTC)
+	rec := Record{Fingerprint: "hmac-sha256:00", IssuedAt: exp.Add(-time.Hour), ExpiresAt: &exp, InputsHash: "h"}
+	ac := Desired(at, map[string][]byte{"token": []byte("t")}, rec)
+	back, ok := ReadRecord(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Annotations: ac.Annotations}})
+	if !ok || back.Fingerprint != rec.Fingerprint || !back.IssuedAt.Equal(rec.IssuedAt) || !back.ExpiresAt.Equal(exp) || back.InputsHash != "h" {
+		t.Fatalf("record did not round-trip: %+v", back)
+	}
+	if ac.Annotations["note"] != "x" {
+		t.Fatalf("user annotations lost: %v", ac.Annotations)
+	}
 	if *ac.Name != "payments-token" || *ac.Namespace != "shop" || *ac.Type != corev1.SecretTypeOpaque {
 		t.Fatalf("unexpected identity %v/%v type %v", *ac.Namespace, *ac.Name, *ac.Type)
 	}
