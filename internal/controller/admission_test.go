@@ -62,13 +62,18 @@ var _ = Describe("admission", func() {
 			},
 			"token endpoint URLs must use https"),
 		Entry("refresh without a refresh token to read",
-			func(s *tokensv1alpha1.IssuerSpec) { s.Refresh = &tokensv1alpha1.RequestSpec{URL: "https://tokens.example.com/token"} },
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Refresh = &tokensv1alpha1.RequestSpec{URL: "https://tokens.example.com/token"}
+			},
 			"refresh needs response.refreshToken"),
 		Entry("a URL that is not a URL",
 			func(s *tokensv1alpha1.IssuerSpec) { s.Request.URL = "https://exa mple.com/%%" },
 			"url must be an absolute http(s) URL"),
 		Entry("a URL of another scheme",
-			func(s *tokensv1alpha1.IssuerSpec) { s.Request.URL = "ftp://tokens.example.com/token"; s.AllowInsecureHTTP = true },
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Request.URL = "ftp://tokens.example.com/token"
+				s.AllowInsecureHTTP = true
+			},
 			"url must be an absolute http(s) URL"),
 		Entry("both bearer and basic",
 			func(s *tokensv1alpha1.IssuerSpec) {
@@ -183,4 +188,3 @@ var _ = Describe("admission", func() {
 			`supported values: "Deployment", "StatefulSet", "DaemonSet"`),
 	)
 })
-

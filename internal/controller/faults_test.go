@@ -109,7 +109,9 @@ var _ = Describe("a failing token endpoint", func() {
 		Entry("a timeout", faultCase{fault: func(time.Time) fakes.Fault { return fakes.Fault{Hang: true} },
 			reason: tokensv1alpha1.ReasonEndpointError, message: "", class: issuer.ClassRetryable, backoff: time.Second}),
 		Entry("a body that never ends", faultCase{
-			fault: func(time.Time) fakes.Fault { return fakes.Fault{Body: `{"token":"CANARY-PARTIAL`, StallAfterBody: true} },
+			fault: func(time.Time) fakes.Fault {
+				return fakes.Fault{Body: `{"token":"CANARY-PARTIAL`, StallAfterBody: true}
+			},
 			reason: tokensv1alpha1.ReasonEndpointError, message: "", class: issuer.ClassRetryable, backoff: time.Second}),
 		Entry("a 10 MiB body", faultCase{fault: status(200, `{"token":"`+strings.Repeat("a", 10<<20)+`"}`),
 			reason: tokensv1alpha1.ReasonInvalidResponse, message: "larger than 1048576 bytes", class: issuer.ClassInvalidResponse, backoff: time.Second}),
