@@ -133,5 +133,12 @@ func (c *ControlPlane) WriteKubeconfig(path string) error {
 // Kubectl returns the path of the kubectl built with the control plane.
 func (c *ControlPlane) Kubectl() string { return filepath.Join(c.AssetsDir, "kubectl") }
 
+// ServiceAccountKeyFile is the private key kube-apiserver signs service account
+// tokens with (and verifies them by), for a kube-controller-manager's
+// --service-account-private-key-file.
+func (c *ControlPlane) ServiceAccountKeyFile() string {
+	return filepath.Join(c.env.ControlPlane.APIServer.CertDir, "sa-signer.key")
+}
+
 // Stop stops kube-apiserver and etcd and removes their data.
 func (c *ControlPlane) Stop() error { return c.env.Stop() }
