@@ -120,7 +120,7 @@ func (img Image) WriteLayout(w io.Writer, scratch string) error {
 	manifestDesc := blobDescriptor(mediaTypeManifest, manifest)
 	manifestDesc.Platform = &platform{Architecture: runtime.GOARCH, OS: "linux"}
 	manifestDesc.Annotations = map[string]string{
-		"io.containerd.image.name":         img.Name,
+		"io.containerd.image.name":          img.Name,
 		"org.opencontainers.image.ref.name": img.Name[strings.LastIndex(img.Name, ":")+1:],
 	}
 	index, err := json.Marshal(map[string]any{
