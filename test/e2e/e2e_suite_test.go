@@ -21,6 +21,7 @@ limitations under the License.
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -169,9 +170,12 @@ type managerProcess struct {
 
 // startManager runs the built manager as the chart's ServiceAccount, with the
 // flags the chart gives it, and waits until it is healthy.
-func startManager() *managerProcess {
+func startManager() *managerProcess { return startManagerLogging("manager.log") }
+
+// startManagerLogging is startManager with the process's log in dir/logName.
+func startManagerLogging(logName string) *managerProcess {
 	healthPort := freePort()
-	logFile, err := os.OpenFile(filepath.Join(dir, "manager.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	logFile, err := os.OpenFile(filepath.Join(dir, logName), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	Expect(err).NotTo(HaveOccurred())
 	cmd := exec.Command(managerBin,
 		"--kubeconfig", asManager,
@@ -205,6 +209,19 @@ func startManager() *managerProcess {
 		return nil
 	}, 30*time.Second, 200*time.Millisecond).Should(Succeed())
 	return m
+}
+
+// leads reports whether the process has acquired the leader lease.
+func (m *managerProcess) leads() bool {
+	log, _ := os.ReadFile(m.log.Name())
+	return bytes.Contains(log, []byte("Successfully acquired lease"))
+}
+
+// kill ends the process at once, as a crashed node would: no lease release.
+func (m *managerProcess) kill() {
+	Expect(m.cmd.Process.Kill()).To(Succeed())
+	Eventually(m.done, 10*time.Second).Should(Receive())
+	_ = m.log.Close()
 }
 
 // stop sends SIGTERM, as the kubelet does, and waits for a clean exit.

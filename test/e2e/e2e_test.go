@@ -18,9 +18,11 @@ package e2e
 
 import (
 	"bytes"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -151,6 +153,69 @@ spec:
 			}
 			return now
 		}, 5*time.Second, 250*time.Millisecond).Should(Equal(calls))
+	})
+
+	It("fails over to a standby when the leader dies, renewing on time and minting nothing twice", func() {
+		standby := startManagerLogging("standby.log")
+		Consistently(standby.leads, 3*time.Second, 250*time.Millisecond).Should(BeFalse(), "two leaders")
+
+		a := all[0]
+		manager.kill()
+		manager = standby
+		Eventually(standby.leads, 20*time.Second, 250*time.Millisecond).Should(BeTrue())
+
+		issued := a.fake.Issued()
+		last := issued[len(issued)-1]
+		Eventually(func() int { return len(a.fake.Issued()) }, time.Until(last.ExpiresAt)+5*time.Second, 250*time.Millisecond).
+			Should(BeNumerically(">", len(issued)), "no renewal after the failover")
+		next := a.fake.Issued()[len(issued)]
+		Expect(next.IssuedAt).To(BeTemporally("<", last.ExpiresAt), "renewed only after the token expired")
+
+		By("never minting two tokens for one renewal")
+		issued = a.fake.Issued()
+		for i := 1; i < len(issued); i++ {
+			Expect(issued[i].IssuedAt.Sub(issued[i-1].IssuedAt)).To(BeNumerically(">=", 8*time.Second),
+				"tokens %d and %d were minted %v apart", i-1, i, issued[i].IssuedAt.Sub(issued[i-1].IssuedAt))
+		}
+	})
+
+	It("finishes a call cut by SIGTERM and leaves the Secret whole", func() {
+		var a applied
+		for _, x := range all {
+			if x.provider.Name == "banking-oauth-password" {
+				a = x
+			}
+		}
+		entered, release := make(chan struct{}, 1), make(chan struct{})
+		a.fake.SetFaultHook(func(*http.Request) *fakes.Fault {
+			entered <- struct{}{}
+			<-release // a slow provider: answers once the manager has been told to stop
+			return nil
+		})
+		DeferCleanup(func() { a.fake.SetFaultHook(nil) })
+		before := len(a.fake.Issued())
+
+		kubectl("annotate", "accesstoken", a.sample.AccessToken.Name, "-n", appNamespace,
+			tokensv1alpha1.AnnotationRenew+"=sigterm-test", "--overwrite")
+		Eventually(entered, 20*time.Second).Should(Receive())
+		Expect(manager.cmd.Process.Signal(syscall.SIGTERM)).To(Succeed())
+		time.AfterFunc(2*time.Second, func() { close(release) })
+		var exit error
+		Eventually(manager.done, 40*time.Second).Should(Receive(&exit))
+		Expect(exit).NotTo(HaveOccurred())
+
+		issued := a.fake.Issued()
+		Expect(issued).To(HaveLen(before + 1))
+		at := &tokensv1alpha1.AccessToken{}
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(a.sample.AccessToken), at)).To(Succeed())
+		s := &corev1.Secret{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: appNamespace, Name: at.Spec.Secret.Name}, s)).To(Succeed())
+		Expect(string(s.Data["token"])).To(Equal(issued[len(issued)-1].Value), "the Secret lost the minted token")
+		Expect(s.Annotations[secret.AnnotationFingerprint]).To(Equal(at.Status.TokenFingerprint), "status and Secret disagree")
+		Expect(at.Status.LastRenewalRequest).To(Equal("sigterm-test"))
+
+		manager = startManager()
+		Consistently(func() int { return len(a.fake.Issued()) }, 5*time.Second, 250*time.Millisecond).Should(Equal(before + 1))
 	})
 
 	It("runs with no more permissions than the chart grants", func() {
