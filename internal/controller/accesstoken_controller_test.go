@@ -96,7 +96,7 @@ func newEnvWith(mutate func(*tokensv1alpha1.IssuerSpec)) *env {
 	e.fake = fakes.NewTransactionAPI(canaryAuthToken)
 	e.fake.Clock = clk
 	e.fake.Lifetime = time.Hour
-	e.url = fakes.Start(GinkgoTB(), e.fake).URL
+	e.url = serveFake(e.fake, &e.fake.Base)
 	Expect(k8sClient.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "cable-auth", Namespace: e.ns},
 		StringData: map[string]string{"token": canaryAuthToken},

@@ -51,7 +51,7 @@ func startSample(name string) (*samples.Sample, *fakes.Base) {
 		base.Clock = clk
 		s, err := samples.Load(p.File)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(s.PointAt(fakes.Start(GinkgoTB(), fake).URL)).To(Succeed())
+		Expect(s.PointAt(serveFake(fake, base))).To(Succeed())
 		s.FillCredentials()
 		s.Place(ns, operatorNamespace, "-"+ns)
 		for _, o := range s.Objects() {

@@ -38,7 +38,7 @@ var _ = Describe("the samples", func() {
 			Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
 			fake, base := p.NewFake()
 			base.Clock = clk
-			url := fakes.Start(GinkgoTB(), fake).URL
+			url := serveFake(fake, base)
 
 			s, err := samples.Load(p.File)
 			Expect(err).NotTo(HaveOccurred())

@@ -89,6 +89,10 @@ var _ = BeforeSuite(func() {
 })
 
 var _ = AfterSuite(func() {
+	if cp != nil {
+		By("checking that no credential or token was shown anywhere")
+		checkNoLeaks()
+	}
 	if mgr != nil {
 		mgr.stop()
 	}
