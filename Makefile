@@ -154,3 +154,12 @@ chart-verify: chart-sync helm ## Fail when the chart is stale, or does not lint 
 		out=$$("$(HELM)" template tokenmint dist/chart --namespace tokenmint-system --values "$$values" 2>&1 >/dev/null) || { echo "$$out"; exit 1; }; \
 		[ -z "$$out" ] || { echo "$$out"; echo "helm template is not clean"; exit 1; }; \
 	done
+
+##@ Benchmark
+
+N ?= 1000
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: manifests ## Measure N (default 1000) AccessTokens against the floor on a local control plane; writes bin/bench-$(N).md. BENCH_ARGS='-manager-args "--kube-api-qps=500"' passes more.
+	go run ./test/bench -n $(N) $(BENCH_ARGS)

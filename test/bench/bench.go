@@ -1,0 +1,879 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/test/controlplane"
+)
+
+const (
+	operatorNamespace = "tokenmint-system"
+	tokensNamespace   = "bench-tokens"
+	floorNamespace    = "bench-floor"
+	noiseNamespace    = "bench-unrelated"
+	issuerName        = "bench"
+	credentialSecret  = "bench-endpoint"
+	controllerName    = "accesstoken"
+	pokeAnnotation    = "bench.tokenmint.dev/poke"
+	probeCondition    = "BenchProbe"
+)
+
+// options configure a run.
+type options struct {
+	n            int
+	managerArgs  []string
+	lifetime     time.Duration
+	creators     int
+	noiseSecrets int
+	noiseSize    int
+	spreadSample int
+	settle       time.Duration
+	readyTimeout time.Duration
+	out          string
+	command      string
+	logDir       string
+	quick        bool // the smoke test: skip the unrelated Secrets
+}
+
+// bench is one run: the control plane, the endpoint, the manager, and what was measured.
+type bench struct {
+	opts       options
+	p          *progress
+	cp         *controlplane.ControlPlane
+	kubeconfig string
+	client     client.Client
+	apiHTTP    *http.Client
+	apiURL     string
+	tracker    *tracker
+	endpoint   *endpoint
+	credential string
+	bin        string
+	settings   map[string]string // the manager's effective flag values
+	mgr        *manager
+	dir        string
+
+	mu       sync.Mutex
+	requests map[string]float64 // the benchmark's own API requests, "VERB resource"
+
+	r results
+}
+
+func (b *bench) count(verb, resource string) {
+	b.mu.Lock()
+	b.requests[verb+" "+resource]++
+	b.mu.Unlock()
+}
+
+func (b *bench) ownRequests() map[string]float64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[string]float64, len(b.requests))
+	for k, v := range b.requests {
+		out[k] = v
+	}
+	return out
+}
+
+// progress prints timestamped progress lines.
+type progress struct {
+	w     io.Writer
+	start time.Time
+}
+
+func (p *progress) printf(format string, args ...any) {
+	el := time.Since(p.start).Round(time.Second)
+	fmt.Fprintf(p.w, "[%3d:%02d] %s\n", int(el.Minutes()), int(el.Seconds())%60, fmt.Sprintf(format, args...))
+}
+
+func newScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	_ = tokensv1alpha1.AddToScheme(s)
+	return s
+}
+
+// run performs every phase and returns the results.
+func run(ctx context.Context, opts options, w io.Writer) (_ *results, err error) {
+	b := &bench{opts: opts, p: &progress{w: w, start: time.Now()}, requests: map[string]float64{}}
+	b.r.n = opts.n
+	b.r.machine = machineInfo()
+	b.r.command = opts.command
+	b.r.started = time.Now()
+	b.p.printf("tokenmint benchmark, N=%d, on %s", opts.n, b.r.machine.summary())
+	defer b.teardown()
+
+	if err := b.setup(ctx); err != nil {
+		return nil, err
+	}
+	phases := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"floor", b.phaseFloor},
+		{"issue", b.phaseIssue},
+		{"spread", b.phaseSpread},
+		{"status-only writes", b.phaseStatusOnly},
+		{"no-op reconciles", b.phasePoke},
+		{"restart", b.phaseRestart},
+		{"memory", b.phaseMemory},
+	}
+	for _, ph := range phases {
+		if err := ph.fn(ctx); err != nil {
+			return &b.r, fmt.Errorf("%s: %w", ph.name, err)
+		}
+	}
+	b.r.finished = time.Now()
+	b.r.loadAfter = loadAverage()
+	return &b.r, nil
+}
+
+func (b *bench) setup(ctx context.Context) error {
+	var err error
+	b.dir, err = os.MkdirTemp("", "tokenmint-bench-")
+	if err != nil {
+		return err
+	}
+	if b.opts.logDir == "" {
+		b.opts.logDir = b.dir
+	}
+	b.r.loadBefore = loadAverage()
+
+	b.p.printf("building the manager (CGO_ENABLED=0 go build ./cmd)")
+	if b.bin, err = buildManager(b.dir); err != nil {
+		return err
+	}
+	if b.settings, err = flagDefaults(b.bin); err != nil {
+		return err
+	}
+	b.r.defaults = map[string]string{}
+	for k, v := range b.settings {
+		b.r.defaults[k] = v
+	}
+	applyArgs(b.settings, b.opts.managerArgs)
+	b.r.settings = b.settings
+	b.r.managerArgs = b.opts.managerArgs
+	b.r.workers, err = strconv.Atoi(b.settings["max-concurrent-reconciles"])
+	if err != nil || b.r.workers < 1 {
+		return fmt.Errorf("cannot tell the manager's --max-concurrent-reconciles (%q)", b.settings["max-concurrent-reconciles"])
+	}
+
+	b.p.printf("starting etcd and kube-apiserver on loopback")
+	if b.cp, err = controlplane.Start(controlplane.Options{}); err != nil {
+		return err
+	}
+	b.kubeconfig = filepath.Join(b.dir, "admin.kubeconfig")
+	if err := b.cp.WriteKubeconfig(b.kubeconfig); err != nil {
+		return err
+	}
+	cfg := rest.CopyConfig(b.cp.Config)
+	cfg.QPS, cfg.Burst = -1, 0 // the benchmark's own client is not rate-limited
+	cfg.UserAgent = "tokenmint-bench"
+	scheme := newScheme()
+	if b.client, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		return err
+	}
+	if b.apiHTTP, err = rest.HTTPClientFor(b.cp.Config); err != nil {
+		return err
+	}
+	b.apiURL = strings.TrimSuffix(b.cp.Config.Host, "/") + "/metrics"
+	if b.tracker, err = startTracker(ctx, cfg, scheme); err != nil {
+		return err
+	}
+
+	var c [16]byte
+	_, _ = rand.Read(c[:])
+	b.credential = hex.EncodeToString(c[:])
+	if b.endpoint, err = startEndpoint(b.credential, b.opts.lifetime); err != nil {
+		return err
+	}
+	b.p.printf("token endpoint at %s (lifetime %s)", b.endpoint.URL, b.opts.lifetime)
+
+	for _, ns := range []string{operatorNamespace, tokensNamespace, floorNamespace, noiseNamespace} {
+		if err := b.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			return err
+		}
+	}
+	if err := b.client.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: credentialSecret, Namespace: operatorNamespace},
+		Data:       map[string][]byte{"token": []byte(b.credential)},
+	}); err != nil {
+		return err
+	}
+	issuer := &tokensv1alpha1.ClusterTokenIssuer{
+		ObjectMeta: metav1.ObjectMeta{Name: issuerName},
+		Spec: tokensv1alpha1.ClusterTokenIssuerSpec{IssuerSpec: tokensv1alpha1.IssuerSpec{
+			AllowInsecureHTTP: true,
+			Request: tokensv1alpha1.RequestSpec{
+				URL: b.endpoint.URL,
+				Auth: &tokensv1alpha1.AuthSpec{Bearer: &tokensv1alpha1.ValueSource{
+					SecretKeyRef: &tokensv1alpha1.SecretKeySelector{Name: credentialSecret, Key: "token"}}},
+			},
+			Response: tokensv1alpha1.ResponseSpec{
+				Token:  "access_token",
+				Expiry: &tokensv1alpha1.ExpirySpec{Path: "expires_in", Format: tokensv1alpha1.ExpiryRelativeSeconds},
+				Error:  &tokensv1alpha1.ErrorSpec{Code: "error"},
+			},
+		}},
+	}
+	return b.client.Create(ctx, issuer)
+}
+
+// applyArgs folds --name=value and --name value arguments into settings.
+func applyArgs(settings map[string]string, args []string) {
+	for i := 0; i < len(args); i++ {
+		a := strings.TrimLeft(args[i], "-")
+		if k, v, ok := strings.Cut(a, "="); ok {
+			settings[k] = v
+		} else if i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+			settings[a] = args[i+1]
+			i++
+		} else {
+			settings[a] = "true"
+		}
+	}
+}
+
+func (b *bench) teardown() {
+	if b.mgr != nil {
+		_ = b.mgr.stop(30 * time.Second)
+	}
+	if b.endpoint != nil {
+		b.endpoint.Stop()
+	}
+	if b.cp != nil {
+		_ = b.cp.Stop()
+	}
+	if b.dir != "" && b.opts.logDir != b.dir {
+		_ = os.RemoveAll(b.dir)
+	}
+}
+
+func (b *bench) startManager(ctx context.Context) error {
+	args := append([]string{"--operator-namespace", operatorNamespace}, b.opts.managerArgs...)
+	m, err := startManager(b.bin, b.kubeconfig, filepath.Join(b.opts.logDir, "manager.log"), args)
+	if err != nil {
+		return err
+	}
+	b.mgr = m
+	return m.waitReady(ctx, 60*time.Second)
+}
+
+func (b *bench) apiMetrics(ctx context.Context) (scrape, error) {
+	return fetchMetrics(ctx, b.apiHTTP, b.apiURL)
+}
+
+// snapshot is every counter the benchmark reads, at one moment.
+type snapshot struct {
+	at       time.Time
+	mgr      scrape
+	api      scrape
+	own      map[string]float64
+	calls    int64
+	cpu      float64
+	apiCPU   float64
+	mem      memory
+	workqLen float64
+}
+
+func (b *bench) snapshot(ctx context.Context) (*snapshot, error) {
+	s := &snapshot{at: time.Now(), own: b.ownRequests(), calls: b.endpoint.Calls(), apiCPU: controlPlaneCPU()}
+	var err error
+	if s.api, err = b.apiMetrics(ctx); err != nil {
+		return nil, err
+	}
+	if b.mgr != nil && !b.mgr.exited() {
+		if s.mgr, err = b.mgr.metrics(ctx); err != nil {
+			return nil, err
+		}
+		s.cpu = b.mgr.cpuSeconds()
+		s.mem, _ = b.mgr.memory()
+		s.workqLen = s.mgr.sum("workqueue_depth", "name", controllerName)
+	}
+	return s, nil
+}
+
+// waitQuiet waits until the controller has nothing to do: an empty queue, no
+// busy worker, and no new reconcile for a while.
+func (b *bench) waitQuiet(ctx context.Context, still time.Duration, timeout time.Duration) (scrape, error) {
+	deadline := time.Now().Add(timeout)
+	var last float64 = -1
+	var since time.Time
+	for time.Now().Before(deadline) {
+		m, err := b.mgr.metrics(ctx)
+		if err != nil {
+			return nil, err
+		}
+		total := m.sum("controller_runtime_reconcile_total", "controller", controllerName)
+		busy := m.sum("workqueue_depth", "name", controllerName) + m.sum("controller_runtime_active_workers", "controller", controllerName)
+		if busy > 0 || total != last {
+			last, since = total, time.Now()
+		} else if time.Since(since) >= still {
+			return m, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return nil, fmt.Errorf("the controller did not settle within %s", timeout)
+}
+
+// --- 1. the floor ---------------------------------------------------------
+
+func (b *bench) phaseFloor(ctx context.Context) error {
+	n, workers := b.opts.n, b.r.workers
+	b.p.printf("floor: %d tokens, %d workers, unlimited client QPS (the manager is not running)", n, workers)
+	before, err := b.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	ch := make(chan *tokensv1alpha1.AccessToken, n)
+	start := time.Now()
+	errc := make(chan error, 1)
+	go func() { errc <- b.floor(ctx, workers, ch) }()
+	if err := b.createTokens(ctx, floorNamespace, n, ch); err != nil {
+		return err
+	}
+	b.r.floorCreate = time.Since(start)
+	close(ch)
+	if err := <-errc; err != nil {
+		return err
+	}
+	last, err := b.tracker.waitReady(ctx, floorNamespace, n, start, b.opts.readyTimeout, b.p)
+	if err != nil {
+		return err
+	}
+	b.r.floorTime = last.Sub(start)
+	after, err := b.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	b.r.floorCalls = after.calls - before.calls
+	b.r.floorAPICPU = after.apiCPU - before.apiCPU
+	b.p.printf("floor: %d tokens Ready in %s (%.0f/s)", n, b.r.floorTime.Round(time.Millisecond), float64(n)/b.r.floorTime.Seconds())
+
+	// Remove the floor's objects so that the manager never sees them.
+	if err := b.client.DeleteAllOf(ctx, &tokensv1alpha1.AccessToken{}, client.InNamespace(floorNamespace)); err != nil {
+		return err
+	}
+	if err := b.client.DeleteAllOf(ctx, &corev1.Secret{}, client.InNamespace(floorNamespace),
+		client.MatchingLabels{tokensv1alpha1.LabelManagedBy: tokensv1alpha1.ManagedByValue}); err != nil {
+		return err
+	}
+	b.count("DELETECOLLECTION", "accesstokens")
+	b.count("DELETECOLLECTION", "secrets")
+	return nil
+}
+
+// --- 1 and 2. issue -------------------------------------------------------
+
+func (b *bench) phaseIssue(ctx context.Context) error {
+	b.p.printf("starting the manager: %s", strings.Join(b.opts.managerArgs, " "))
+	if err := b.startManager(ctx); err != nil {
+		return err
+	}
+	if _, err := b.waitQuiet(ctx, time.Second, 60*time.Second); err != nil {
+		return err
+	}
+	n := b.opts.n
+	before, err := b.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	b.p.printf("issue: creating %d AccessTokens", n)
+	start := time.Now()
+	if err := b.createTokens(ctx, tokensNamespace, n, nil); err != nil {
+		return err
+	}
+	b.r.issueCreate = time.Since(start)
+	b.p.printf("issue: %d AccessTokens created in %s", n, b.r.issueCreate.Round(time.Millisecond))
+	last, err := b.tracker.waitReady(ctx, tokensNamespace, n, start, b.opts.readyTimeout, b.p)
+	if err != nil {
+		return err
+	}
+	b.r.issueTime = last.Sub(start)
+	b.p.printf("issue: %d tokens Ready in %s (%.0f/s); waiting for the controller to settle",
+		n, b.r.issueTime.Round(time.Millisecond), float64(n)/b.r.issueTime.Seconds())
+	if _, err := b.waitQuiet(ctx, 3*time.Second, 10*time.Minute); err != nil {
+		return err
+	}
+	after, err := b.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	b.r.issue = diffCosts(before, after, n)
+	b.r.issuePeakRSS = after.mem.hwm
+	b.p.printf("issue: %.0f endpoint calls, %.2f writes and %.2f reads per token, %.2f reconciles per token",
+		b.r.issue.calls, b.r.issue.writes/float64(n), b.r.issue.reads/float64(n), b.r.issue.reconciles/float64(n))
+	return nil
+}
+
+// costs is what one phase cost, from the counters.
+type costs struct {
+	calls      float64
+	writes     float64            // by the manager, from its client metrics
+	reads      float64            // GET (get, list and watch) by the manager
+	byMethod   map[string]float64 // the manager's requests by method
+	byResource map[string]float64 // apiserver requests by verb and resource, less the benchmark's own
+	reconciles float64
+	issued     float64
+	cpu        float64
+	apiCPU     float64
+	elapsed    time.Duration
+	hist       *sparse
+}
+
+func isWrite(method string) bool {
+	switch method {
+	case "POST", "PUT", "PATCH", "DELETE", "APPLY", "DELETECOLLECTION":
+		return true
+	}
+	return false
+}
+
+func diffCosts(before, after *snapshot, n int) *costs {
+	c := &costs{calls: float64(after.calls - before.calls), byMethod: map[string]float64{}, byResource: map[string]float64{},
+		cpu: after.cpu - before.cpu, apiCPU: after.apiCPU - before.apiCPU, elapsed: after.at.Sub(before.at)}
+	var bm map[string]float64
+	if before.mgr != nil {
+		bm = before.mgr.by("rest_client_requests_total", []string{"method"})
+	}
+	for method, v := range after.mgr.by("rest_client_requests_total", []string{"method"}) {
+		d := v - bm[method]
+		if d == 0 {
+			continue
+		}
+		c.byMethod[method] = d
+		if isWrite(method) {
+			c.writes += d
+		} else {
+			c.reads += d
+		}
+	}
+	keys := []string{"verb", "resource", "subresource"}
+	ba := before.api.by("apiserver_request_total", keys)
+	for k, v := range after.api.by("apiserver_request_total", keys) {
+		f := strings.Fields(k)
+		if len(f) < 2 {
+			continue // non-resource requests (/metrics, /healthz ...)
+		}
+		key := f[0] + " " + f[1]
+		if len(f) > 2 {
+			key += "/" + f[2]
+		}
+		c.byResource[key] += v - ba[k]
+	}
+	for k, v := range after.own {
+		c.byResource[k] -= v - before.own[k]
+	}
+	for k, v := range c.byResource {
+		if math.Abs(v) < 0.5 {
+			delete(c.byResource, k)
+		}
+	}
+	tot := func(s scrape) float64 {
+		if s == nil {
+			return 0
+		}
+		return s.sum("controller_runtime_reconcile_total", "controller", controllerName)
+	}
+	c.reconciles = tot(after.mgr) - tot(before.mgr)
+	issued := func(s scrape) float64 {
+		if s == nil {
+			return 0
+		}
+		return s.sum("tokenmint_tokens_issued_total")
+	}
+	c.issued = issued(after.mgr) - issued(before.mgr)
+	if h, err := after.mgr.histogram("controller_runtime_reconcile_time_seconds", "controller", controllerName); err == nil {
+		var hb *sparse
+		if before.mgr != nil {
+			hb, _ = before.mgr.histogram("controller_runtime_reconcile_time_seconds", "controller", controllerName)
+		}
+		c.hist = h.minus(hb)
+	}
+	return c
+}
+
+// --- 5. spread ----------------------------------------------------------------
+
+func (b *bench) phaseSpread(ctx context.Context) error {
+	items, err := b.tracker.list(ctx, tokensNamespace)
+	if err != nil {
+		return err
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].Name < items[j].Name })
+	sp := spreadOf(items, b.opts.spreadSample)
+	if sp == nil {
+		return fmt.Errorf("no issued AccessToken to measure")
+	}
+	b.r.spread = sp
+	b.p.printf("spread: %d tokens, renewal %.1f%% of the lifetime wide, busiest minute %.2f × the mean; at most %d renewals in one second of the wall clock",
+		sp.sample, sp.widthFraction*100, sp.peakOverMean, sp.maxPerSecond)
+	return nil
+}
+
+type spread struct {
+	sample        int
+	lifetime      time.Duration
+	minOffset     time.Duration
+	maxOffset     time.Duration
+	widthFraction float64
+	minutes       int
+	peak          int
+	peakOverMean  float64
+	maxPerSecond  int // over every token, of the real renewal times
+	issueWindow   time.Duration
+}
+
+// spreadOf measures, for the first `sample` tokens, when each renews relative to
+// when it was issued: as if all had been issued in the same second.
+func spreadOf(items []tokensv1alpha1.AccessToken, sample int) *spread {
+	var offsets []time.Duration
+	sp := &spread{}
+	perSecond := map[int64]int{}
+	var first, last time.Time
+	for i := range items {
+		st := items[i].Status
+		if st.IssuedAt == nil || st.RenewalTime == nil || st.ExpiresAt == nil {
+			continue
+		}
+		perSecond[st.RenewalTime.Unix()]++
+		if first.IsZero() || st.IssuedAt.Before(&metav1.Time{Time: first}) {
+			first = st.IssuedAt.Time
+		}
+		if st.IssuedAt.After(last) {
+			last = st.IssuedAt.Time
+		}
+		if len(offsets) < sample {
+			offsets = append(offsets, st.RenewalTime.Sub(st.IssuedAt.Time))
+			sp.lifetime = st.ExpiresAt.Sub(st.IssuedAt.Time)
+		}
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	sort.Slice(offsets, func(i, j int) bool { return offsets[i] < offsets[j] })
+	sp.sample = len(offsets)
+	sp.minOffset, sp.maxOffset = offsets[0], offsets[len(offsets)-1]
+	sp.widthFraction = float64(sp.maxOffset-sp.minOffset) / float64(sp.lifetime)
+	sp.minutes = int((sp.maxOffset-sp.minOffset)/time.Minute) + 1
+	bins := make([]int, sp.minutes)
+	for _, o := range offsets {
+		bins[int((o-sp.minOffset)/time.Minute)]++
+	}
+	for _, c := range bins {
+		sp.peak = max(sp.peak, c)
+	}
+	sp.peakOverMean = float64(sp.peak) / (float64(sp.sample) / float64(sp.minutes))
+	for _, c := range perSecond {
+		sp.maxPerSecond = max(sp.maxPerSecond, c)
+	}
+	sp.issueWindow = last.Sub(first)
+	return sp
+}
+
+// --- 6. status-only writes trigger nothing --------------------------------------
+
+func (b *bench) phaseStatusOnly(ctx context.Context) error {
+	n := b.opts.n
+	b.p.printf("status-only: adding a %s condition to every AccessToken's status, then removing it", probeCondition)
+	before, err := b.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	now := metav1.Now().UTC().Format(time.RFC3339)
+	err = b.forEach(ctx, func(at *tokensv1alpha1.AccessToken) error {
+		add, _ := json.Marshal([]map[string]any{{"op": "add", "path": "/status/conditions/-", "value": map[string]any{
+			"type": probeCondition, "status": "True", "reason": "Probe", "lastTransitionTime": now,
+			"message": "a status-only write by the benchmark"}}})
+		if err := b.client.Status().Patch(ctx, at, client.RawPatch(types.JSONPatchType, add)); err != nil {
+			return err
+		}
+		b.count("PATCH", "accesstokens/status")
+		i := len(at.Status.Conditions) - 1
+		if i < 0 || at.Status.Conditions[i].Type != probeCondition {
+			return fmt.Errorf("%s: the probe condition is not last", at.Name)
+		}
+		remove, _ := json.Marshal([]map[string]any{
+			{"op": "test", "path": fmt.Sprintf("/status/conditions/%d/type", i), "value": probeCondition},
+			{"op": "remove", "path": fmt.Sprintf("/status/conditions/%d", i)}})
+		if err := b.client.Status().Patch(ctx, at, client.RawPatch(types.JSONPatchType, remove)); err != nil {
+			return err
+		}
+		b.count("PATCH", "accesstokens/status")
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second) // let the manager's informer receive the last events
+	if _, err := b.waitQuiet(ctx, 3*time.Second, 5*time.Minute); err != nil {
+		return err
+	}
+	after, err := b.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	b.r.statusOnly = diffCosts(before, after, n)
+	b.r.statusWrites = 2 * n
+	b.p.printf("status-only: %d status writes caused %.0f reconciles", 2*n, b.r.statusOnly.reconciles)
+	return nil
+}
+
+// forEach runs fn on every AccessToken of the tokens namespace, with as many
+// goroutines as the manager has workers.
+func (b *bench) forEach(ctx context.Context, fn func(*tokensv1alpha1.AccessToken) error) error {
+	items, err := b.tracker.list(ctx, tokensNamespace)
+	if err != nil {
+		return err
+	}
+	ch := make(chan *tokensv1alpha1.AccessToken)
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for range b.r.workers {
+		wg.Go(func() {
+			for at := range ch {
+				if err := fn(at); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+				}
+			}
+		})
+	}
+	for i := range items {
+		ch <- &items[i]
+	}
+	close(ch)
+	wg.Wait()
+	if err, ok := firstErr.Load().(error); ok {
+		return err
+	}
+	return nil
+}
+
+// --- 6. no-op reconciles --------------------------------------------------------
+
+func (b *bench) phasePoke(ctx context.Context) error {
+	n := b.opts.n
+	b.p.printf("no-op: changing an unrelated annotation on every AccessToken (each triggers one reconcile that must do nothing)")
+	before, err := b.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	stamp := strconv.FormatInt(time.Now().UnixNano(), 10)
+	err = b.forEach(ctx, func(at *tokensv1alpha1.AccessToken) error {
+		patch := []byte(`{"metadata":{"annotations":{"` + pokeAnnotation + `":"` + stamp + `"}}}`)
+		if err := b.client.Patch(ctx, at, client.RawPatch(types.MergePatchType, patch)); err != nil {
+			return err
+		}
+		b.count("PATCH", "accesstokens")
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := b.waitQuiet(ctx, 3*time.Second, 5*time.Minute); err != nil {
+		return err
+	}
+	after, err := b.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	b.r.poke = diffCosts(before, after, n)
+	b.p.printf("no-op: %.0f reconciles, median %s, %.0f writes, %.0f endpoint calls",
+		b.r.poke.reconciles, fmtSeconds(b.r.poke.hist.quantile(0.5)), b.r.poke.writes, b.r.poke.calls)
+	return nil
+}
+
+// --- 3. restart -----------------------------------------------------------------
+
+func (b *bench) phaseRestart(ctx context.Context) error {
+	n := b.opts.n
+	b.p.printf("restart: SIGTERM to the manager")
+	stopStart := time.Now()
+	if err := b.mgr.stop(60 * time.Second); err != nil {
+		return fmt.Errorf("stopping the manager: %w", err)
+	}
+	b.r.stopTime = time.Since(stopStart)
+	before, err := b.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	b.p.printf("restart: manager stopped in %s; starting it again", b.r.stopTime.Round(time.Millisecond))
+	args := append([]string{"--operator-namespace", operatorNamespace}, b.opts.managerArgs...)
+	m, err := startManager(b.bin, b.kubeconfig, filepath.Join(b.opts.logDir, "manager.log"), args)
+	if err != nil {
+		return err
+	}
+	b.mgr = m
+	deadline := m.started.Add(b.opts.readyTimeout)
+	var reconciled float64
+	lastPrint := time.Now()
+	for {
+		if m.exited() {
+			return fmt.Errorf("the manager exited; see %s", m.log.Name())
+		}
+		if s, err := m.metrics(ctx); err == nil {
+			reconciled = s.sum("controller_runtime_reconcile_total", "controller", controllerName)
+			depth := s.sum("workqueue_depth", "name", controllerName)
+			if reconciled >= float64(n) && depth == 0 {
+				b.r.restartTime = time.Since(m.started)
+				break
+			}
+			if time.Since(lastPrint) > 5*time.Second {
+				b.p.printf("  restart: %.0f reconciled, queue %.0f", reconciled, depth)
+				lastPrint = time.Now()
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %.0f of %d AccessTokens reconciled %s after the restart", reconciled, n, b.opts.readyTimeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.p.printf("restart: %d AccessTokens reconciled, queue empty, %s after the process started", n, b.r.restartTime.Round(time.Millisecond))
+	if _, err := b.waitQuiet(ctx, 3*time.Second, 5*time.Minute); err != nil {
+		return err
+	}
+	after, err := b.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	before.mgr = nil // a new process: its counters start at zero
+	b.r.restart = diffCosts(before, after, n)
+	b.p.printf("restart: %.0f endpoint calls, %.0f writes, %.0f reads; no-op reconcile median %s",
+		b.r.restart.calls, b.r.restart.writes, b.r.restart.reads, fmtSeconds(b.r.restart.hist.quantile(0.5)))
+	return nil
+}
+
+// --- 4. memory ------------------------------------------------------------------
+
+func (b *bench) settledMemory(ctx context.Context) (rss, heap float64, err error) {
+	b.p.printf("memory: letting the manager settle for %s", b.opts.settle)
+	select {
+	case <-ctx.Done():
+		return 0, 0, ctx.Err()
+	case <-time.After(b.opts.settle):
+	}
+	var rssS, heapS []float64
+	for range 5 {
+		m, err := b.mgr.memory()
+		if err != nil {
+			return 0, 0, err
+		}
+		s, err := b.mgr.metrics(ctx)
+		if err != nil {
+			return 0, 0, err
+		}
+		rssS = append(rssS, m.rss)
+		heapS = append(heapS, s.sum("go_memstats_heap_alloc_bytes"))
+		time.Sleep(time.Second)
+	}
+	return median(rssS), median(heapS), nil
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func (b *bench) phaseMemory(ctx context.Context) error {
+	var err error
+	if b.r.rss, b.r.heap, err = b.settledMemory(ctx); err != nil {
+		return err
+	}
+	b.p.printf("memory: RSS %s, Go heap %s", mib(b.r.rss), mib(b.r.heap))
+	if b.opts.quick || b.opts.noiseSecrets == 0 {
+		return nil
+	}
+	b.p.printf("memory: adding %d unrelated Secrets of %d KiB in %s", b.opts.noiseSecrets, b.opts.noiseSize/1024, noiseNamespace)
+	idx := make(chan int)
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for range 8 {
+		wg.Go(func() {
+			data := make([]byte, b.opts.noiseSize)
+			for i := range idx {
+				_, _ = rand.Read(data)
+				s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("unrelated-%05d", i), Namespace: noiseNamespace},
+					Data: map[string][]byte{"blob": data}}
+				if err := b.client.Create(ctx, s); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+				}
+				b.count("POST", "secrets")
+			}
+		})
+	}
+	for i := range b.opts.noiseSecrets {
+		idx <- i
+	}
+	close(idx)
+	wg.Wait()
+	if err, ok := firstErr.Load().(error); ok {
+		return err
+	}
+	if b.r.rssNoise, b.r.heapNoise, err = b.settledMemory(ctx); err != nil {
+		return err
+	}
+	b.r.noise = true
+	b.p.printf("memory: with the unrelated Secrets, RSS %s (%+.1f%%), Go heap %s (%+.1f%%)",
+		mib(b.r.rssNoise), pct(b.r.rssNoise, b.r.rss), mib(b.r.heapNoise), pct(b.r.heapNoise, b.r.heap))
+	return nil
+}
+
+func pct(after, before float64) float64 { return (after/before - 1) * 100 }
+
+func mib(v float64) string { return fmt.Sprintf("%.1f MiB", v/(1<<20)) }
+
+func fmtSeconds(s float64) string {
+	switch {
+	case math.IsNaN(s):
+		return "n/a"
+	case s < 1e-3:
+		return fmt.Sprintf("%.0f µs", s*1e6)
+	case s < 1:
+		return fmt.Sprintf("%.2f ms", s*1e3)
+	}
+	return fmt.Sprintf("%.2f s", s)
+}

@@ -1,0 +1,78 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// endpoint is the fastest honest token endpoint: a real HTTP server on
+// 127.0.0.1 that checks a bearer credential and answers an OAuth2-shaped
+// {access_token, expires_in}. It counts the calls it answers.
+type endpoint struct {
+	URL        string
+	credential string
+	lifetime   int64 // seconds
+	calls      atomic.Int64
+	refused    atomic.Int64
+	srv        *http.Server
+}
+
+func startEndpoint(credential string, lifetime time.Duration) (*endpoint, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	e := &endpoint{credential: credential, lifetime: int64(lifetime / time.Second)}
+	e.URL = fmt.Sprintf("http://%s/token", l.Addr())
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /token", e.token)
+	e.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = e.srv.Serve(l) }()
+	return e, nil
+}
+
+func (e *endpoint) token(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Authorization") != "Bearer "+e.credential {
+		e.refused.Add(1)
+		http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+		return
+	}
+	e.calls.Add(1)
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write([]byte(`{"access_token":"` + hex.EncodeToString(b[:]) +
+		`","token_type":"Bearer","expires_in":` + strconv.FormatInt(e.lifetime, 10) + `}`))
+}
+
+func (e *endpoint) Calls() int64 { return e.calls.Load() }
+
+func (e *endpoint) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = e.srv.Shutdown(ctx)
+}

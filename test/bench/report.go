@@ -1,0 +1,199 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+)
+
+// results is everything a run measured.
+type results struct {
+	n                     int
+	machine               machine
+	command               string
+	started, finished     time.Time
+	loadBefore, loadAfter string
+	defaults, settings    map[string]string
+	managerArgs           []string
+	workers               int
+
+	floorCreate, floorTime time.Duration
+	floorCalls             int64
+	floorAPICPU            float64
+
+	issueCreate, issueTime time.Duration
+	issue                  *costs
+	issuePeakRSS           float64
+
+	spread *spread
+
+	statusOnly   *costs
+	statusWrites int
+	poke         *costs
+
+	stopTime, restartTime time.Duration
+	restart               *costs
+
+	rss, heap, rssNoise, heapNoise float64
+	noise                          bool
+}
+
+// ratio is the operator's time over the floor's.
+func (r *results) ratio() float64 { return r.issueTime.Seconds() / r.floorTime.Seconds() }
+
+func (r *results) writesPerToken() float64 { return r.issue.writes / float64(r.n) }
+
+func mark(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "**no**"
+}
+
+// check is one row of the table.
+type check struct {
+	item, measure, target, result, met string
+}
+
+func (r *results) checks() []check {
+	n := float64(r.n)
+	var c []check
+	add := func(item, measure, target, result, met string) {
+		c = append(c, check{item, measure, target, result, met})
+	}
+	rate := func(d time.Duration) string {
+		return fmt.Sprintf("%.1f s (%.0f tokens/s)", d.Seconds(), n/d.Seconds())
+	}
+	if r.issue != nil {
+		add("1", "Issue: create N AccessTokens, time until all Ready (operator)", "", rate(r.issueTime), "")
+		add("1", fmt.Sprintf("Floor: the same N through endpoint call + Secret create + status write, %d workers, no client rate limit", r.workers), "", rate(r.floorTime), "")
+		add("1", "Operator / floor", "≤ 1.3 at N=10,000", fmt.Sprintf("%.2f", r.ratio()), mark(r.ratio() <= 1.3))
+		add("2", "Endpoint calls while issuing", fmt.Sprintf("= N (%d)", r.n), fmt.Sprintf("%.0f", r.issue.calls), mark(r.issue.calls == n))
+		add("2", "Kubernetes API writes per issued token (manager's client)", "≤ 2", fmt.Sprintf("%.2f (%s)", r.writesPerToken(), r.writeBreakdown()), mark(r.writesPerToken() <= 2))
+		add("2", "Kubernetes API reads per issued token (manager's client)", "", fmt.Sprintf("%.2f (%s)", r.issue.reads/n, r.readBreakdown()), "")
+		add("2", "Reconciles per issued token", "", fmt.Sprintf("%.2f", r.issue.reconciles/n), "")
+		add("2", "Manager CPU per 1,000 issued tokens", "", fmt.Sprintf("%.2f s (control plane: %.2f s)", r.issue.cpu/n*1000, r.issue.apiCPU/n*1000), "")
+	}
+	if r.restart != nil {
+		add("3", "Restart: process start until every AccessToken reconciled and the queue empty", "≤ 60 s", fmt.Sprintf("%.1f s", r.restartTime.Seconds()), mark(r.restartTime <= time.Minute && r.restart.reconciles >= n))
+		add("3", "Restart: endpoint calls / API writes", "0 / 0", fmt.Sprintf("%.0f / %.0f", r.restart.calls, r.restart.writes), mark(r.restart.calls == 0 && r.restart.writes == 0))
+		add("3", "Restart: API reads (lists, watches, gets)", "", fmt.Sprintf("%.0f", r.restart.reads), "")
+	}
+	if r.rss > 0 {
+		add("4", "Resident memory after settling (VmRSS)", "≤ 128 MiB at N=10,000", mib(r.rss), mark(r.rss <= 128<<20))
+		add("4", "Go heap after settling (go_memstats_heap_alloc_bytes)", "", mib(r.heap), "")
+		if r.issuePeakRSS > 0 {
+			add("4", "Peak resident memory while issuing (VmHWM)", "", mib(r.issuePeakRSS), "")
+		}
+		if r.noise {
+			g := pct(r.rssNoise, r.rss)
+			add("4", "Growth after 1,000 unrelated 100 KiB Secrets: RSS", "< 10%", fmt.Sprintf("%s → %s (%+.1f%%)", mib(r.rss), mib(r.rssNoise), g), mark(g < 10))
+			add("4", "Growth after 1,000 unrelated 100 KiB Secrets: Go heap", "", fmt.Sprintf("%s → %s (%+.1f%%)", mib(r.heap), mib(r.heapNoise), pct(r.heapNoise, r.heap)), "")
+		}
+	}
+	if sp := r.spread; sp != nil {
+		add("5", fmt.Sprintf("Renewal spread of %d tokens (renewal − issue, %s lifetime)", sp.sample, sp.lifetime.Round(time.Second)), "≥ 10% of the lifetime",
+			fmt.Sprintf("%.1f%% (%s … %s after issue)", sp.widthFraction*100, sp.minOffset.Round(time.Second), sp.maxOffset.Round(time.Second)), mark(sp.widthFraction >= 0.10))
+		add("5", "Busiest minute / mean minute", "≤ 2", fmt.Sprintf("%.2f (%d in the busiest of %d minutes)", sp.peakOverMean, sp.peak, sp.minutes), mark(sp.peakOverMean <= 2))
+		add("5", "Most renewals due in one wall-clock second (all tokens)", "", fmt.Sprintf("%d (issued over %s)", sp.maxPerSecond, sp.issueWindow.Round(time.Second)), "")
+	}
+	if r.poke != nil && r.poke.hist != nil {
+		q := r.poke.hist.quantile(0.5)
+		add("6", fmt.Sprintf("No-op reconcile median (%.0f reconciles after an unrelated annotation change; p90 %s)", r.poke.reconciles, fmtSeconds(r.poke.hist.quantile(0.9))),
+			"< 1 ms", fmt.Sprintf("%s (±%.0f%%)", fmtSeconds(q), r.poke.hist.bucketWidth()*100), mark(q < 1e-3))
+		add("6", "No-op reconciles: API writes / endpoint calls", "0 / 0", fmt.Sprintf("%.0f / %.0f", r.poke.writes, r.poke.calls), mark(r.poke.writes == 0 && r.poke.calls == 0))
+	}
+	if r.restart != nil && r.restart.hist != nil {
+		add("6", fmt.Sprintf("No-op reconcile median, all N at once after the restart (p90 %s)", fmtSeconds(r.restart.hist.quantile(0.9))),
+			"", fmt.Sprintf("%s (±%.0f%%)", fmtSeconds(r.restart.hist.quantile(0.5)), r.restart.hist.bucketWidth()*100), "")
+	}
+	if r.statusOnly != nil {
+		add("6", fmt.Sprintf("Reconciles caused by %d status-only writes", r.statusWrites), "0", fmt.Sprintf("%.0f", r.statusOnly.reconciles), mark(r.statusOnly.reconciles == 0))
+	}
+	return c
+}
+
+func perToken(m map[string]float64, n int, keep func(string) bool) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		if keep(k) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return m[keys[i]] > m[keys[j]] || m[keys[i]] == m[keys[j]] && keys[i] < keys[j] })
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %.2f", k, m[k]/float64(n)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (r *results) writeBreakdown() string {
+	return perToken(r.issue.byMethod, r.n, isWrite)
+}
+
+func (r *results) readBreakdown() string {
+	return perToken(r.issue.byMethod, r.n, func(k string) bool { return !isWrite(k) })
+}
+
+// markdown renders the results as a Markdown section.
+func (r *results) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### tokenmint benchmark, N = %d\n\n", r.n)
+	fmt.Fprintf(&b, "- Command: `%s`\n", r.command)
+	fmt.Fprintf(&b, "- Machine: %s\n", r.machine.summary())
+	fmt.Fprintf(&b, "- Load average (1, 5, 15 min) before: %s; after: %s. The control plane, the manager, the token endpoint and the benchmark share these CPUs.\n", r.loadBefore, r.loadAfter)
+	fmt.Fprintf(&b, "- Manager: the real binary, %s; %s\n", r.flagSummary(), r.started.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "- Floor: %d workers (the manager's --max-concurrent-reconciles), client without rate limit: the floor is the apiserver's and the endpoint's capacity, and the client limits are knobs under test.\n\n", r.workers)
+	b.WriteString("| # | Measure | Target | Result | Met |\n|---|---|---|---|---|\n")
+	for _, c := range r.checks() {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", c.item, c.measure, c.target, c.result, c.met)
+	}
+	if r.issue != nil && len(r.issue.byResource) > 0 {
+		b.WriteString("\nRequests per issued token at the apiserver (apiserver_request_total, less the benchmark's own requests), by verb and resource:\n\n")
+		b.WriteString("| Verb and resource | Per token |\n|---|---|\n")
+		keys := make([]string, 0, len(r.issue.byResource))
+		for k := range r.issue.byResource {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if v := r.issue.byResource[k] / float64(r.n); math.Abs(v) >= 0.005 {
+				fmt.Fprintf(&b, "| %s | %.2f |\n", k, v)
+			}
+		}
+	}
+	return b.String()
+}
+
+func (r *results) flagSummary() string {
+	keys := []string{"max-concurrent-reconciles", "kube-api-qps", "kube-api-burst", "issuer-rate-limit", "issuer-burst"}
+	var parts []string
+	for _, k := range keys {
+		v := r.settings[k]
+		s := fmt.Sprintf("--%s=%s", k, v)
+		if d, ok := r.defaults[k]; ok && d != v {
+			s += fmt.Sprintf(" (default %s)", d)
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, " ")
+}
