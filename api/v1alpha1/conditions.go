@@ -25,6 +25,11 @@ const (
 	// ConditionRenewing tells whether renewal of an AccessToken is healthy: True
 	// while the last attempt succeeded, False while attempts are failing.
 	ConditionRenewing = "Renewing"
+	// ConditionRotationVisible tells whether every workload using the Secret will
+	// see a renewed token: False while some read it through environment variables
+	// or subPath mounts (resolved once, at container start) and are not restart
+	// targets.
+	ConditionRotationVisible = "RotationVisible"
 )
 
 // Condition reasons, shared by conditions and events.
@@ -52,6 +57,8 @@ const (
 	ReasonRevokeFailed      = "RevokeFailed"
 	ReasonRestarted         = "WorkloadsRestarted"
 	ReasonRestartFailed     = "WorkloadRestartFailed"
+	ReasonConsumersFollow   = "ConsumersFollowRotation"
+	ReasonConsumersStale    = "ConsumersNeedRestart"
 )
 
 // Well-known labels and annotations.

@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,6 +89,8 @@ type AccessTokenReconciler struct {
 	AllowPrivateDestinations bool
 	// MaxConcurrentReconciles is the number of AccessTokens reconciled at once.
 	MaxConcurrentReconciles int
+	// Consumers finds workloads that will not see a renewed token; nil disables it.
+	Consumers *ConsumerScanner
 
 	// copies holds, by AccessToken, the last token this process wrote (tokenCopy):
 	// memory the Secret cache already spends once more, in exchange for restoring
@@ -171,6 +174,9 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.revokeSuperseded(ctx, at, in, now); err != nil {
 		log.Error(err, "revoking superseded tokens")
 	}
+	if err := r.checkConsumers(ctx, at, orig.Status.TokenFingerprint != at.Status.TokenFingerprint); err != nil {
+		log.Error(err, "looking for consumers that will not see the new token")
+	}
 
 	setReady(at, in, r.Clock.Now())
 	at.Status.ObservedGeneration = at.Generation
@@ -179,6 +185,35 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	recordMetrics(at)
 	return ctrl.Result{RequeueAfter: nextWake(at, in, r.Clock.Now())}, nil
+}
+
+// checkConsumers sets RotationVisible when a token was just issued (or the
+// condition was never set), and raises an event when it turns False.
+func (r *AccessTokenReconciler) checkConsumers(ctx context.Context, at *tokensv1alpha1.AccessToken, issued bool) error {
+	prev := meta.FindStatusCondition(at.Status.Conditions, tokensv1alpha1.ConditionRotationVisible)
+	if r.Consumers == nil || at.Status.IssuedAt == nil || (!issued && prev != nil) {
+		return nil
+	}
+	stale, err := r.Consumers.Stale(ctx, at.Namespace, at.Spec.Secret.Name, at.Spec.RestartTargets)
+	if err != nil {
+		return err
+	}
+	c := metav1.Condition{Type: tokensv1alpha1.ConditionRotationVisible, ObservedGeneration: at.Generation,
+		Status: metav1.ConditionTrue, Reason: tokensv1alpha1.ReasonConsumersFollow,
+		Message: "no running workload reads the Secret through environment variables or subPath mounts, except restart targets"}
+	if len(stale) > 0 {
+		c.Status, c.Reason = metav1.ConditionFalse, tokensv1alpha1.ReasonConsumersStale
+		c.Message = fmt.Sprintf("%s read Secret %q in a way that never shows them a new token (environment variables and subPath mounts are read once, at start): add them to spec.restartTargets, or mount the Secret as a volume without subPath",
+			strings.Join(stale, ", "), at.Spec.Secret.Name)
+	}
+	if len(c.Message) > 1024 {
+		c.Message = c.Message[:1021] + "..."
+	}
+	if c.Status == metav1.ConditionFalse && (prev == nil || prev.Message != c.Message) {
+		r.Recorder.Eventf(at, nil, corev1.EventTypeWarning, c.Reason, "Issue", "%s", c.Message)
+	}
+	meta.SetStatusCondition(&at.Status.Conditions, c)
+	return nil
 }
 
 // actTimeout bounds a reconcile that mints: the endpoint's timeout plus time to

@@ -185,6 +185,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		CredentialsNamespace:     cfg.credentialsNamespace(),
 		AllowPrivateDestinations: cfg.AllowPrivateDestinations,
 		MaxConcurrentReconciles:  cfg.MaxConcurrentReconciles,
+		Consumers:                &ConsumerScanner{Reader: mgr.GetAPIReader(), Clock: clk},
 	}
 	if err := at.SetupWithManager(mgr, secretsSource, namespacesSource); err != nil {
 		return fmt.Errorf("setting up AccessToken controller: %w", err)
