@@ -1,0 +1,169 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package e2enode proves that tokens reach pods: a real kubelet, with
+// containerd and runc, runs the operator from its chart and image the way
+// users run it, and busybox workloads that read the token from a mounted
+// Secret or an environment variable. It needs root; a machine that cannot run
+// containers fails the suite with the reason.
+package e2enode
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/test/controlplane"
+	"github.com/tokenmint/tokenmint/test/node"
+)
+
+const (
+	release           = "tokenmint"
+	operatorNamespace = "tokenmint-system"
+	// operatorImage is the manager binary, imported into the node.
+	operatorImageRepository = "tokenmint.local/tokenmint"
+	operatorImageTag        = "e2enode"
+)
+
+var (
+	ctx       context.Context
+	cancel    context.CancelFunc
+	cp        *controlplane.ControlPlane
+	theNode   *node.Node
+	dir       string
+	admin     string // kubeconfig of a cluster administrator
+	k8sClient client.WithWatch
+	scheme    = runtime.NewScheme()
+)
+
+func TestE2ENode(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "End-to-end Suite on a real node")
+}
+
+var _ = BeforeSuite(func() {
+	ctx, cancel = context.WithCancel(context.Background())
+	dir = GinkgoT().TempDir()
+	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
+	Expect(tokensv1alpha1.AddToScheme(scheme)).To(Succeed())
+
+	By("building the manager binary, static, for its image")
+	managerBin := filepath.Join(dir, "manager")
+	build := exec.Command("go", "build", "-trimpath", "-o", managerBin, "./cmd")
+	build.Dir, build.Stdout, build.Stderr = controlplane.RepoRoot(), GinkgoWriter, GinkgoWriter
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	Expect(build.Run()).To(Succeed())
+
+	By("starting etcd and kube-apiserver on loopback, with service account tokens for pods")
+	var err error
+	cp, err = controlplane.Start(controlplane.Options{NoCRDs: true, APIServerFlags: node.APIServerFlags()})
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() { Expect(cp.Stop()).To(Succeed()) })
+	admin = filepath.Join(dir, "admin.kubeconfig")
+	Expect(cp.WriteKubeconfig(admin)).To(Succeed())
+	k8sClient, err = client.NewWithWatch(cp.Config, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+
+	By("starting a node: containerd, runc, kubelet, kube-controller-manager, kube-scheduler")
+	theNode, err = node.Start(ctx, cp, node.Options{})
+	Expect(err).NotTo(HaveOccurred(), "this suite needs a machine that can run containers")
+	// Registered after the control plane's, so it runs before it.
+	DeferCleanup(func() { Expect(theNode.Stop()).To(Succeed()) })
+
+	By("importing the operator's image, made of the static manager binary")
+	Expect(theNode.Import(ctx, node.BinaryImage(operatorImageRepository+":"+operatorImageTag, managerBin))).To(Succeed())
+
+	By("installing the chart with helm, running that image on the node")
+	values := filepath.Join(dir, "values.yaml")
+	Expect(os.WriteFile(values, chartValues(), 0o600)).To(Succeed())
+	run(helmBinary(), "install", release, filepath.Join(controlplane.RepoRoot(), "dist", "chart"),
+		"--kubeconfig", admin, "--namespace", operatorNamespace, "--create-namespace", "--values", values)
+	Eventually(managerPod, 2*time.Minute, 250*time.Millisecond).Should(beReady())
+})
+
+var _ = AfterSuite(func() {
+	if cancel != nil {
+		cancel()
+	}
+})
+
+// chartValues are the settings a node without a CNI plugin or kube-proxy needs,
+// all of them chart values: host networking on loopback ports, the local
+// image, a toleration of the NotReady node, and the apiserver's address in
+// place of the kubernetes Service's unroutable ClusterIP.
+func chartValues() []byte {
+	api, err := url.Parse(cp.Config.Host)
+	Expect(err).NotTo(HaveOccurred())
+	host, port, err := net.SplitHostPort(api.Host)
+	Expect(err).NotTo(HaveOccurred())
+	metricsPort, probePort := freePort(), freePort()
+	values := map[string]any{
+		"image":                    map[string]any{"repository": operatorImageRepository, "tag": operatorImageTag, "pullPolicy": "Never"},
+		"hostNetwork":              true,
+		"tolerations":              []any{node.Toleration},
+		"allowPrivateDestinations": true, // the provider fakes listen on 127.0.0.1
+		"extraEnv": []map[string]string{
+			{"name": "KUBERNETES_SERVICE_HOST", "value": host},
+			{"name": "KUBERNETES_SERVICE_PORT", "value": port},
+		},
+		"metrics":     map[string]any{"port": metricsPort},
+		"healthProbe": map[string]any{"port": probePort},
+		// The chart binds every address; on the host's network, bind loopback only.
+		"extraArgs": []string{
+			fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort),
+			fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probePort),
+		},
+		"leaderElection": map[string]any{"leaseDuration": "6s", "renewDeadline": "4s", "retryPeriod": "1s"},
+		"readinessProbe": map[string]any{"initialDelaySeconds": 1, "periodSeconds": 1},
+		"logLevel":       "debug",
+		"logEncoder":     "console",
+	}
+	raw, err := yaml.Marshal(values)
+	Expect(err).NotTo(HaveOccurred())
+	return raw
+}
+
+// On failure, show what the manager, the kubelet and the cluster say.
+var _ = ReportAfterEach(func(r SpecReport) {
+	if !r.Failed() || cp == nil {
+		return
+	}
+	if pod, err := managerPod(); err == nil && theNode != nil {
+		AddReportEntry("manager log (tail)", lastLines(containerLog(pod, "manager"), 150))
+	}
+	for _, args := range [][]string{
+		{"get", "pods", "-A", "-o", "wide"},
+		{"get", "events", "-A", "--sort-by=.lastTimestamp"},
+		{"get", "accesstokens", "-A", "-o", "yaml"},
+	} {
+		out, _ := execOutput(cp.Kubectl(), append([]string{"--kubeconfig", admin}, args...)...)
+		AddReportEntry("kubectl "+args[0]+" "+args[1], out)
+	}
+})
