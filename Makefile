@@ -62,7 +62,7 @@ fuzz: ## Run every fuzz target for FUZZTIME (default 5m) each.
 DEMO_ARGS ?=
 
 .PHONY: demo
-demo: manifests ## Run tokenmint end to end on a local control plane with fake providers (Ctrl-C stops). DEMO_ARGS=-use-kubeconfig uses $$KUBECONFIG's cluster.
+demo: manifests ## Run tokenmint end to end on a local control plane with fake providers (Ctrl-C stops). DEMO_ARGS=-use-kubeconfig uses the cluster of KUBECONFIG.
 	go run ./test/demo $(DEMO_ARGS)
 
 .PHONY: verify-generated

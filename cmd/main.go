@@ -59,6 +59,7 @@ func main() {
 		leaseDuration        time.Duration
 		renewDeadline        time.Duration
 		retryPeriod          time.Duration
+		shutdownTimeout      time.Duration
 		cfg                  = controller.Config{}
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443",
@@ -76,6 +77,8 @@ func main() {
 		"How long the leader keeps retrying to renew its lease before giving up leadership.")
 	flag.DurationVar(&retryPeriod, "leader-election-retry-period", 2*time.Second,
 		"How often leader election clients retry.")
+	flag.DurationVar(&shutdownTimeout, "graceful-shutdown-timeout", 60*time.Second,
+		"How long a stopping manager waits for reconciles in flight; a call to a token endpoint and the writes of its result are never cut short before that.")
 	cfg.BindFlags(flag.CommandLine)
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
@@ -112,6 +115,7 @@ func main() {
 		LeaseDuration:                 &leaseDuration,
 		RenewDeadline:                 &renewDeadline,
 		RetryPeriod:                   &retryPeriod,
+		GracefulShutdownTimeout:       &shutdownTimeout,
 	})
 	if err != nil {
 		setupLog.Error(err, "unable to create manager")

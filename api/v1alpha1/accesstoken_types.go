@@ -127,8 +127,10 @@ type AccessTokenSpec struct {
 	// +optional
 	RenewBeforePercentage *int32 `json:"renewBeforePercentage,omitempty"`
 
-	// maxAge renews a token after this long even if it has not expired, and is
-	// the lifetime of tokens whose endpoint reports no expiry. Without it, such a
+	// maxAge caps the lifetime renewal is scheduled from: a token is treated as
+	// expiring maxAge after issue if the endpoint says nothing sooner, and is then
+	// renewed under the same rules (by default at two thirds of maxAge). It is the
+	// lifetime of tokens whose endpoint reports no expiry; without it, such a
 	// token is renewed only when its inputs change.
 	// +optional
 	MaxAge *metav1.Duration `json:"maxAge,omitempty"`
@@ -201,8 +203,8 @@ type AccessTokenStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Issuer",type=string,JSONPath=`.spec.issuerRef.name`
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.spec.secret.name`
-// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.expiresAt`
-// +kubebuilder:printcolumn:name="Renewal",type=date,JSONPath=`.status.renewalTime`
+// +kubebuilder:printcolumn:name="Expires",type=string,format=date-time,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Renewal",type=string,format=date-time,JSONPath=`.status.renewalTime`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 

@@ -47,7 +47,6 @@ const (
 	ReasonEndpointError     = "EndpointError"
 	ReasonInvalidParameters = "InvalidParameters"
 	ReasonIssuerNotFound    = "IssuerNotFound"
-	ReasonIssuerNotReady    = "IssuerNotReady"
 	ReasonIssuerNotAllowed  = "IssuerNotAllowed"
 	ReasonSecretNotOwned    = "SecretNotOwned"
 	ReasonSecretMissing     = "CredentialSecretMissing"

@@ -253,6 +253,10 @@ func (r *AccessTokenReconciler) writeStatus(ctx context.Context, orig, at *token
 // issue calls the endpoint and, on success, writes the token; on failure it keeps
 // the last good token and schedules a retry.
 func (r *AccessTokenReconciler) issue(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, d decision, now time.Time) error {
+	if d.reason == reasonInputsChanged || d.reason == reasonRenewalRequested {
+		// New inputs, or a person asking: a failure now starts a fresh backoff.
+		at.Status.FailedAttempts = 0
+	}
 	call, err := r.buildCall(ctx, in)
 	if err == nil && r.Limiters != nil {
 		err = r.Limiters.Wait(ctx, in.issuerKey)

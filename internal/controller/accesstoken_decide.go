@@ -40,6 +40,12 @@ const (
 	actionBlocked action = "Blocked"
 )
 
+// Decision reasons that change how a failure is counted.
+const (
+	reasonInputsChanged    = "InputsChanged"
+	reasonRenewalRequested = "RenewalRequested"
+)
+
 // decision is what to do about one AccessToken, and why.
 type decision struct {
 	action  action
@@ -107,7 +113,7 @@ func inputsChanged(in *inputs, _ time.Time) (decision, bool) {
 	if st.InputsHash == "" || st.InputsHash == in.inputsHash {
 		return decision{}, false
 	}
-	return decision{actionIssue, "InputsChanged", "the AccessToken, its issuer or a credential Secret changed"}, true
+	return decision{actionIssue, reasonInputsChanged, "the AccessToken, its issuer or a credential Secret changed"}, true
 }
 
 func renewalRequested(in *inputs, _ time.Time) (decision, bool) {
@@ -115,7 +121,7 @@ func renewalRequested(in *inputs, _ time.Time) (decision, bool) {
 	if v == "" || v == in.at.Status.LastRenewalRequest {
 		return decision{}, false
 	}
-	return decision{actionIssue, "RenewalRequested", "renewal requested by annotation " + tokensv1alpha1.AnnotationRenew}, true
+	return decision{actionIssue, reasonRenewalRequested, "renewal requested by annotation " + tokensv1alpha1.AnnotationRenew}, true
 }
 
 // backingOff is true while a failed attempt's retry time has not come.

@@ -95,6 +95,15 @@ func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.A
 	if err != nil {
 		return nil, err
 	}
+	if in.spec != nil && in.problem == nil {
+		for _, c := range in.spec.Response.Copy {
+			if c.Key == secret.Key(at) {
+				in.spec, in.problem = nil, &problem{tokensv1alpha1.ReasonInvalidConfig, fmt.Sprintf(
+					"the issuer copies response field %q into key %q, which is where this AccessToken wants its token: set spec.secret.key to another key",
+					c.Path, c.Key)}
+			}
+		}
+	}
 	if err := r.gatherSecret(ctx, reader, at, in); err != nil {
 		return nil, err
 	}

@@ -79,6 +79,9 @@ func outcome(err error) string {
 }
 
 func observeCall(issuerKey string, start, end time.Time, err error) {
+	if c := issuer.ClassOf(err); err != nil && (c == issuer.ClassInvalidParameters || c == issuer.ClassInvalidConfig) {
+		return // refused before any request was sent
+	}
 	issuerRequests.WithLabelValues(issuerKey, outcome(err)).Inc()
 	issuerDuration.WithLabelValues(issuerKey).Observe(end.Sub(start).Seconds())
 }
