@@ -35,6 +35,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -49,7 +50,6 @@ import (
 const (
 	operatorNamespace = "tokenmint-system"
 	tokensNamespace   = "bench-tokens"
-	floorNamespace    = "bench-floor"
 	noiseNamespace    = "bench-unrelated"
 	issuerName        = "bench"
 	credentialSecret  = "bench-endpoint"
@@ -73,6 +73,7 @@ type options struct {
 	command      string
 	logDir       string
 	quick        bool // the smoke test: skip the unrelated Secrets
+	whatIf       bool // also time the replay and proposed loops
 }
 
 // bench is one run: the control plane, the endpoint, the manager, and what was measured.
@@ -91,6 +92,8 @@ type bench struct {
 	settings   map[string]string // the manager's effective flag values
 	mgr        *manager
 	dir        string
+
+	events   sync.WaitGroup // events the loops send in the background
 
 	mu       sync.Mutex
 	requests map[string]float64 // the benchmark's own API requests, "VERB resource"
@@ -228,7 +231,7 @@ func (b *bench) setup(ctx context.Context) error {
 	}
 	b.p.printf("token endpoint at %s (lifetime %s)", b.endpoint.URL, b.opts.lifetime)
 
-	for _, ns := range []string{operatorNamespace, tokensNamespace, floorNamespace, noiseNamespace} {
+	for _, ns := range []string{operatorNamespace, tokensNamespace, noiseNamespace} {
 		if err := b.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			return err
 		}
@@ -361,49 +364,83 @@ func (b *bench) waitQuiet(ctx context.Context, still time.Duration, timeout time
 
 // --- 1. the floor ---------------------------------------------------------
 
+// loopResult is one plain loop's run.
+type loopResult struct {
+	loop    loop
+	elapsed time.Duration
+	calls   int64
+	apiCPU  float64
+	own     map[string]float64
+}
+
 func (b *bench) phaseFloor(ctx context.Context) error {
-	n, workers := b.opts.n, b.r.workers
-	b.p.printf("floor: %d tokens, %d workers, unlimited client QPS (the manager is not running)", n, workers)
+	loops := []loop{loopFloor}
+	if b.opts.whatIf {
+		loops = append(loops, loopReplay, loopProposed)
+	}
+	for _, l := range loops {
+		lr, err := b.runLoop(ctx, l)
+		if err != nil {
+			return err
+		}
+		b.r.loops = append(b.r.loops, lr)
+		if l == loopFloor {
+			b.r.floorTime, b.r.floorCalls, b.r.floorAPICPU = lr.elapsed, lr.calls, lr.apiCPU
+		}
+	}
+	return nil
+}
+
+func loopNamespace(l loop) string { return "bench-" + l.String() }
+
+// runLoop times loop l over N fresh AccessTokens, created as the operator's are,
+// with the manager not running, then deletes what it made.
+func (b *bench) runLoop(ctx context.Context, l loop) (*loopResult, error) {
+	n, workers, ns := b.opts.n, b.r.workers, loopNamespace(l)
+	b.p.printf("%s: %d tokens, %d workers, unlimited client QPS (the manager is not running)", l, n, workers)
+	if err := b.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		return nil, err
+	}
 	before, err := b.snapshot(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ch := make(chan *tokensv1alpha1.AccessToken, n)
 	start := time.Now()
 	errc := make(chan error, 1)
-	go func() { errc <- b.floor(ctx, workers, ch) }()
-	if err := b.createTokens(ctx, floorNamespace, n, ch); err != nil {
-		return err
+	go func() { errc <- b.floor(ctx, l, workers, ch) }()
+	if err := b.createTokens(ctx, ns, n, ch); err != nil {
+		return nil, err
 	}
-	b.r.floorCreate = time.Since(start)
 	close(ch)
 	if err := <-errc; err != nil {
-		return err
+		return nil, err
 	}
-	last, err := b.tracker.waitReady(ctx, floorNamespace, n, start, b.opts.readyTimeout, b.p)
+	last, err := b.tracker.waitReady(ctx, ns, n, start, b.opts.readyTimeout, b.p)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	b.r.floorTime = last.Sub(start)
+	b.events.Wait()
 	after, err := b.snapshot(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	b.r.floorCalls = after.calls - before.calls
-	b.r.floorAPICPU = after.apiCPU - before.apiCPU
-	b.p.printf("floor: %d tokens Ready in %s (%.0f/s)", n, b.r.floorTime.Round(time.Millisecond), float64(n)/b.r.floorTime.Seconds())
+	lr := &loopResult{loop: l, elapsed: last.Sub(start), calls: after.calls - before.calls, apiCPU: after.apiCPU - before.apiCPU,
+		own: map[string]float64{}}
+	for k, v := range after.own {
+		if d := v - before.own[k]; d != 0 {
+			lr.own[k] = d
+		}
+	}
+	b.p.printf("%s: %d tokens Ready in %s (%.0f/s)", l, n, lr.elapsed.Round(time.Millisecond), float64(n)/lr.elapsed.Seconds())
 
-	// Remove the floor's objects so that the manager never sees them.
-	if err := b.client.DeleteAllOf(ctx, &tokensv1alpha1.AccessToken{}, client.InNamespace(floorNamespace)); err != nil {
-		return err
+	// Remove the loop's objects so that the manager never sees them.
+	for _, o := range []client.Object{&tokensv1alpha1.AccessToken{}, &corev1.Secret{}, &eventsv1.Event{}} {
+		if err := b.client.DeleteAllOf(ctx, o, client.InNamespace(ns)); err != nil {
+			return nil, err
+		}
 	}
-	if err := b.client.DeleteAllOf(ctx, &corev1.Secret{}, client.InNamespace(floorNamespace),
-		client.MatchingLabels{tokensv1alpha1.LabelManagedBy: tokensv1alpha1.ManagedByValue}); err != nil {
-		return err
-	}
-	b.count("DELETECOLLECTION", "accesstokens")
-	b.count("DELETECOLLECTION", "secrets")
-	return nil
+	return lr, nil
 }
 
 // --- 1 and 2. issue -------------------------------------------------------
@@ -462,6 +499,8 @@ type costs struct {
 	apiCPU     float64
 	elapsed    time.Duration
 	hist       *sparse
+	// endpointSum and endpointCount are the calls' total duration and number.
+	endpointSum, endpointCount float64
 }
 
 func isWrite(method string) bool {
@@ -526,6 +565,15 @@ func diffCosts(before, after *snapshot, n int) *costs {
 		return s.sum("tokenmint_tokens_issued_total")
 	}
 	c.issued = issued(after.mgr) - issued(before.mgr)
+	if h, err := after.mgr.histogram("tokenmint_issuer_request_duration_seconds"); err == nil {
+		c.endpointSum, c.endpointCount = h.sum, h.count
+		if before.mgr != nil {
+			if hb, err := before.mgr.histogram("tokenmint_issuer_request_duration_seconds"); err == nil {
+				c.endpointSum -= hb.sum
+				c.endpointCount -= hb.count
+			}
+		}
+	}
 	if h, err := after.mgr.histogram("controller_runtime_reconcile_time_seconds", "controller", controllerName); err == nil {
 		var hb *sparse
 		if before.mgr != nil {

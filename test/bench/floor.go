@@ -29,8 +29,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
@@ -85,10 +87,32 @@ func (b *bench) createTokens(ctx context.Context, ns string, n int, out chan<- *
 	return ctx.Err()
 }
 
-// floor does, for each AccessToken handed to it, only the unavoidable work of
-// issuing one token: one call to the endpoint, one Secret write and one status
-// write, with `workers` goroutines, and a client without client-side rate limit.
-func (b *bench) floor(ctx context.Context, workers int, in <-chan *tokensv1alpha1.AccessToken) error {
+// loop is what a plain loop does per AccessToken.
+type loop int
+
+const (
+	// loopFloor is only the unavoidable work of issuing one token: one call to
+	// the endpoint, one Secret create and one status write.
+	loopFloor loop = iota
+	// loopReplay makes, in order, the same requests the manager makes to issue
+	// one token (as measured): a cached Secret miss confirmed live, the live
+	// re-reads before minting, the credential's version and value, the call, the
+	// Secret applied, an event (sent in the background, as the recorder does)
+	// and the status patch. Its time tells the cost of those requests from the
+	// cost of the controller machinery around them.
+	loopReplay
+	// loopProposed is the replay less the reads the proposed changes remove: one
+	// credential read, the call, the Secret applied, the event and the status.
+	loopProposed
+)
+
+func (l loop) String() string {
+	return [...]string{"floor", "replay", "proposed"}[l]
+}
+
+// floor runs loop l for each AccessToken handed to it, with `workers`
+// goroutines and a client without client-side rate limit.
+func (b *bench) floor(ctx context.Context, l loop, workers int, in <-chan *tokensv1alpha1.AccessToken) error {
 	httpClient := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		MaxIdleConns: workers, MaxIdleConnsPerHost: workers, IdleConnTimeout: 90 * time.Second}}
 	key := make([]byte, 32)
@@ -99,7 +123,7 @@ func (b *bench) floor(ctx context.Context, workers int, in <-chan *tokensv1alpha
 	for range workers {
 		wg.Go(func() {
 			for at := range in {
-				if err := b.floorOne(ctx, httpClient, fp, at); err != nil {
+				if err := b.floorOne(ctx, l, httpClient, fp, at); err != nil {
 					firstErr.CompareAndSwap(nil, err)
 				}
 			}
@@ -112,7 +136,36 @@ func (b *bench) floor(ctx context.Context, workers int, in <-chan *tokensv1alpha
 	return nil
 }
 
-func (b *bench) floorOne(ctx context.Context, hc *http.Client, fp *secret.Fingerprinter, at *tokensv1alpha1.AccessToken) error {
+func (b *bench) floorOne(ctx context.Context, l loop, hc *http.Client, fp *secret.Fingerprinter, at *tokensv1alpha1.AccessToken) error {
+	secretKey := types.NamespacedName{Namespace: at.Namespace, Name: at.Spec.Secret.Name}
+	credKey := types.NamespacedName{Namespace: operatorNamespace, Name: credentialSecret}
+	get := func(key types.NamespacedName, o client.Object, resource string) error {
+		err := b.client.Get(ctx, key, o)
+		b.count("GET", resource)
+		return client.IgnoreNotFound(err)
+	}
+	if l == loopReplay {
+		if err := get(secretKey, &corev1.Secret{}, "secrets"); err != nil {
+			return err
+		}
+		if err := get(client.ObjectKeyFromObject(at), &tokensv1alpha1.AccessToken{}, "accesstokens"); err != nil {
+			return err
+		}
+		if err := get(secretKey, &corev1.Secret{}, "secrets"); err != nil {
+			return err
+		}
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+		if err := get(credKey, m, "secrets"); err != nil {
+			return err
+		}
+	}
+	if l != loopFloor {
+		if err := get(credKey, &corev1.Secret{}, "secrets"); err != nil {
+			return err
+		}
+	}
+
 	// 1. The endpoint.
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.endpoint.URL, nil)
 	if err != nil {
@@ -137,10 +190,38 @@ func (b *bench) floorOne(ctx context.Context, hc *http.Client, fp *secret.Finger
 	}
 	issued := time.Now()
 	expires := issued.Add(time.Duration(tok.ExpiresIn) * time.Second)
+	var h [16]byte
+	_, _ = rand.Read(h[:])
+	rec := secret.Record{Fingerprint: fp.Fingerprint([]byte(tok.AccessToken)), IssuedAt: issued, ExpiresAt: &expires,
+		InputsHash: hex.EncodeToString(h[:])}
 
 	// 2. The Secret, shaped as tokenmint's: same labels, owner and data.
+	if l != loopFloor {
+		data := map[string][]byte{secret.Key(at): []byte(tok.AccessToken)}
+		if err := b.client.Apply(ctx, secret.Desired(at, data, rec), client.FieldOwner("bench"), client.ForceOwnership); err != nil {
+			return fmt.Errorf("%s: applying Secret: %w", l, err)
+		}
+		b.count("APPLY", "secrets")
+		b.events.Add(1)
+		go func() {
+			defer b.events.Done()
+			_ = b.client.Create(context.WithoutCancel(ctx), &eventsv1.Event{
+				ObjectMeta: metav1.ObjectMeta{GenerateName: at.Name + ".", Namespace: at.Namespace},
+				EventTime:  metav1.NowMicro(), ReportingController: "bench", ReportingInstance: "bench",
+				Action: "Issue", Reason: tokensv1alpha1.ReasonIssued, Type: corev1.EventTypeNormal,
+				Regarding: corev1.ObjectReference{APIVersion: tokensv1alpha1.GroupVersion.String(), Kind: "AccessToken",
+					Namespace: at.Namespace, Name: at.Name, UID: at.UID, ResourceVersion: at.ResourceVersion},
+				Note: "Token issued (first token); expires " + expires.UTC().Format(time.RFC3339),
+			})
+			b.count("POST", "events")
+		}()
+		return b.floorStatus(ctx, l, at, rec)
+	}
+	// The same Secret as tokenmint's (labels, annotations, owner, data), created.
+	desired := secret.Desired(at, map[string][]byte{secret.Key(at): []byte(tok.AccessToken)}, rec)
 	s := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: at.Spec.Secret.Name, Namespace: at.Namespace, Labels: secret.Labels(at),
+		ObjectMeta: metav1.ObjectMeta{Name: at.Spec.Secret.Name, Namespace: at.Namespace, Labels: desired.Labels,
+			Annotations: desired.Annotations,
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: tokensv1alpha1.GroupVersion.String(), Kind: "AccessToken",
 				Name: at.Name, UID: at.UID, Controller: new(true), BlockOwnerDeletion: new(true)}}},
 		Type: corev1.SecretTypeOpaque,
@@ -150,18 +231,20 @@ func (b *bench) floorOne(ctx context.Context, hc *http.Client, fp *secret.Finger
 		return fmt.Errorf("floor: creating Secret: %w", err)
 	}
 	b.count("POST", "secrets")
+	return b.floorStatus(ctx, l, at, rec)
+}
 
-	// 3. The status, with the same fields tokenmint sets.
+// floorStatus writes the status, with the same fields tokenmint sets.
+func (b *bench) floorStatus(ctx context.Context, l loop, at *tokensv1alpha1.AccessToken, rec secret.Record) error {
 	orig := at.DeepCopy()
-	var h [16]byte
-	_, _ = rand.Read(h[:])
+	issued, expires := rec.IssuedAt, *rec.ExpiresAt
 	st := &at.Status
 	st.ObservedGeneration = at.Generation
 	st.IssuedAt = &metav1.Time{Time: issued}
 	st.ExpiresAt = &metav1.Time{Time: expires}
 	st.RenewalTime = &metav1.Time{Time: issued.Add(expires.Sub(issued) * 2 / 3)}
-	st.TokenFingerprint = fp.Fingerprint([]byte(tok.AccessToken))
-	st.InputsHash = hex.EncodeToString(h[:])
+	st.TokenFingerprint = rec.Fingerprint
+	st.InputsHash = rec.InputsHash
 	msg := "Token issued (first token); expires " + expires.UTC().Format(time.RFC3339) +
 		"; next renewal " + st.RenewalTime.UTC().Format(time.RFC3339)
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: tokensv1alpha1.ConditionRenewing,
@@ -170,7 +253,7 @@ func (b *bench) floorOne(ctx context.Context, hc *http.Client, fp *secret.Finger
 		Status: metav1.ConditionTrue, Reason: tokensv1alpha1.ReasonTokenValid, ObservedGeneration: at.Generation,
 		Message: "the Secret holds a valid token until " + expires.UTC().Format(time.RFC3339)})
 	if err := b.client.Status().Patch(ctx, at, client.MergeFrom(orig)); err != nil {
-		return fmt.Errorf("floor: writing status: %w", err)
+		return fmt.Errorf("%s: writing status: %w", l, err)
 	}
 	b.count("PATCH", "accesstokens/status")
 	return nil

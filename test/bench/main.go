@@ -55,6 +55,7 @@ func main() {
 	flag.IntVar(&opts.spreadSample, "spread-sample", 1000, "Tokens whose renewal times are checked for spread.")
 	flag.DurationVar(&opts.settle, "settle", 15*time.Second, "How long the manager settles before its memory is read.")
 	flag.DurationVar(&opts.readyTimeout, "timeout", 45*time.Minute, "Longest wait for all tokens to be Ready, or reconciled after the restart.")
+	flag.BoolVar(&opts.whatIf, "what-if", true, "Also time two more loops: the manager's own requests replayed, and the requests left by the proposed changes.")
 	flag.StringVar(&opts.out, "out", "", "File to write the Markdown table to (default bin/bench-<n>.md).")
 	flag.StringVar(&opts.logDir, "log-dir", "", "Directory to keep the manager's log in (default: a temporary directory, removed).")
 	flag.Parse()

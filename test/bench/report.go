@@ -35,6 +35,7 @@ type results struct {
 	managerArgs           []string
 	workers               int
 
+	loops                  []*loopResult
 	floorCreate, floorTime time.Duration
 	floorCalls             int64
 	floorAPICPU            float64
@@ -90,7 +91,13 @@ func (r *results) checks() []check {
 		add("2", "Kubernetes API writes per issued token (manager's client)", "≤ 2", fmt.Sprintf("%.2f (%s)", r.writesPerToken(), r.writeBreakdown()), mark(r.writesPerToken() <= 2))
 		add("2", "Kubernetes API reads per issued token (manager's client)", "", fmt.Sprintf("%.2f (%s)", r.issue.reads/n, r.readBreakdown()), "")
 		add("2", "Reconciles per issued token", "", fmt.Sprintf("%.2f", r.issue.reconciles/n), "")
-		add("2", "Manager CPU per 1,000 issued tokens", "", fmt.Sprintf("%.2f s (control plane: %.2f s)", r.issue.cpu/n*1000, r.issue.apiCPU/n*1000), "")
+		add("2", "CPU per 1,000 issued tokens: manager; control plane (operator run vs floor run)", "", fmt.Sprintf("%.2f s; %.1f s vs %.1f s", r.issue.cpu/n*1000, r.issue.apiCPU/n*1000, r.floorAPICPU/n*1000), "")
+		if h := r.issue.hist; h != nil {
+			add("2", "Reconcile time while issuing: median, p90, mean", "", fmt.Sprintf("%s, %s, %s", fmtSeconds(h.quantile(0.5)), fmtSeconds(h.quantile(0.9)), fmtSeconds(h.sum/h.count)), "")
+		}
+		if r.issue.endpointCount > 0 {
+			add("2", "Endpoint call time, mean (tokenmint_issuer_request_duration_seconds)", "", fmtSeconds(r.issue.endpointSum/r.issue.endpointCount), "")
+		}
 	}
 	if r.restart != nil {
 		add("3", "Restart: process start until every AccessToken reconciled and the queue empty", "≤ 60 s", fmt.Sprintf("%.1f s", r.restartTime.Seconds()), mark(r.restartTime <= time.Minute && r.restart.reconciles >= n))
@@ -166,6 +173,17 @@ func (r *results) markdown() string {
 	b.WriteString("| # | Measure | Target | Result | Met |\n|---|---|---|---|---|\n")
 	for _, c := range r.checks() {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", c.item, c.measure, c.target, c.result, c.met)
+	}
+	if len(r.loops) > 1 && r.issue != nil {
+		b.WriteString("\nThe same N through plain loops (same workers, no client rate limit, manager stopped), beside the operator:\n\n")
+		b.WriteString("| Run | Requests per token | Time | Tokens/s | × floor | Control plane CPU per 1,000 tokens |\n|---|---|---|---|---|---|\n")
+		for _, l := range r.loops {
+			fmt.Fprintf(&b, "| %s | %s | %.1f s | %.0f | %.2f | %.1f s |\n", l.loop, perToken(l.own, r.n, func(k string) bool { return k != "POST accesstokens" }),
+				l.elapsed.Seconds(), float64(r.n)/l.elapsed.Seconds(), l.elapsed.Seconds()/r.floorTime.Seconds(), l.apiCPU/float64(r.n)*1000)
+		}
+		fmt.Fprintf(&b, "| operator | %s | %.1f s | %.0f | %.2f | %.1f s |\n", perToken(r.issue.byResource, r.n, func(k string) bool {
+			return r.issue.byResource[k]/float64(r.n) >= 0.05
+		}), r.issueTime.Seconds(), float64(r.n)/r.issueTime.Seconds(), r.ratio(), r.issue.apiCPU/float64(r.n)*1000)
 	}
 	if r.issue != nil && len(r.issue.byResource) > 0 {
 		b.WriteString("\nRequests per issued token at the apiserver (apiserver_request_total, less the benchmark's own requests), by verb and resource:\n\n")
