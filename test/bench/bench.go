@@ -93,7 +93,7 @@ type bench struct {
 	mgr        *manager
 	dir        string
 
-	events   sync.WaitGroup // events the loops send in the background
+	events sync.WaitGroup // events the loops send in the background
 
 	mu       sync.Mutex
 	requests map[string]float64 // the benchmark's own API requests, "VERB resource"
