@@ -92,6 +92,10 @@ type AccessTokenReconciler struct {
 	// Consumers finds workloads that will not see a renewed token; nil disables it.
 	Consumers *ConsumerScanner
 
+	// credentials holds the values of credential Secrets by "namespace/name", as
+	// credentialSecret, with the version they were read at.
+	credentials sync.Map
+
 	// copies holds, by AccessToken, the last token this process wrote (tokenCopy):
 	// memory the Secret cache already spends once more, in exchange for restoring
 	// an edited Secret without minting and without an extra write per token.
@@ -185,6 +189,12 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	recordMetrics(at)
 	return ctrl.Result{RequeueAfter: nextWake(at, in, r.Clock.Now())}, nil
+}
+
+// credentialSecret is a credential Secret's data at one version.
+type credentialSecret struct {
+	version string
+	data    map[string][]byte
 }
 
 // checkConsumers sets RotationVisible when a token was just issued (or the
@@ -286,21 +296,18 @@ func (r *AccessTokenReconciler) buildCall(ctx context.Context, in *inputs) (issu
 	if err := issuer.Validate(in.spec); err != nil {
 		return issuer.Call{}, &issuer.Error{Class: issuer.ClassInvalidConfig, Message: err.Error()}
 	}
+	data, versions, err := r.readCredentials(ctx, in)
+	if err != nil {
+		return issuer.Call{}, err
+	}
+	// The token about to be issued comes from exactly these versions.
+	in.inputsHash = hashInputs(in.at, in, versions)
 	secrets := map[tokensv1alpha1.SecretKeySelector]string{}
 	for _, ref := range issuer.SecretRefs(in.spec) {
-		s := &corev1.Secret{}
-		key := types.NamespacedName{Namespace: in.secretsNamespace, Name: ref.Name}
-		if err := r.APIReader.Get(ctx, key, s); err != nil {
-			if apierrors.IsNotFound(err) {
-				return issuer.Call{}, &issuer.Error{Class: issuer.ClassInvalidConfig,
-					Message: fmt.Sprintf("credential Secret %s not found", key)}
-			}
-			return issuer.Call{}, fmt.Errorf("reading credential Secret %s: %w", key, err)
-		}
-		v, ok := s.Data[ref.Key]
+		v, ok := data[ref.Name][ref.Key]
 		if !ok {
 			return issuer.Call{}, &issuer.Error{Class: issuer.ClassInvalidConfig,
-				Message: fmt.Sprintf("credential Secret %s has no key %q", key, ref.Key)}
+				Message: fmt.Sprintf("credential Secret %s/%s has no key %q", in.secretsNamespace, ref.Name, ref.Key)}
 		}
 		secrets[ref] = string(v)
 	}
@@ -318,6 +325,40 @@ func (r *AccessTokenReconciler) buildCall(ctx context.Context, in *inputs) (issu
 		call.RefreshToken = in.state.RefreshToken
 	}
 	return call, nil
+}
+
+// readCredentials returns the data of every credential Secret the issuer reads,
+// by name, and their versions. A value read before is reused while the
+// metadata cache shows the same version, so a thousand tokens of one issuer
+// read its Secrets once; otherwise the Secret is read from the apiserver.
+func (r *AccessTokenReconciler) readCredentials(ctx context.Context, in *inputs) (map[string]map[string][]byte, []string, error) {
+	data := map[string]map[string][]byte{}
+	var versions []string
+	for _, k := range credentialKeys(in.spec, in.secretsNamespace) {
+		ns, name, _ := strings.Cut(k, "/")
+		key := types.NamespacedName{Namespace: ns, Name: name}
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+		if err := r.Metadata.Get(ctx, key, m); err == nil {
+			if c, ok := r.credentials.Load(k); ok && c.(credentialSecret).version == credentialVersion(k, m.UID, m.ResourceVersion) {
+				data[name] = c.(credentialSecret).data
+				versions = append(versions, c.(credentialSecret).version)
+				continue
+			}
+		}
+		s := &corev1.Secret{}
+		if err := r.APIReader.Get(ctx, key, s); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, nil, &issuer.Error{Class: issuer.ClassInvalidConfig, Message: fmt.Sprintf("credential Secret %s not found", key)}
+			}
+			return nil, nil, fmt.Errorf("reading credential Secret %s: %w", key, err)
+		}
+		c := credentialSecret{version: credentialVersion(k, s.UID, s.ResourceVersion), data: s.Data}
+		r.credentials.Store(k, c)
+		data[name] = c.data
+		versions = append(versions, c.version)
+	}
+	return data, versions, nil
 }
 
 // store writes a freshly issued token: state first (so a crash never loses the
@@ -366,11 +407,16 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 		reason, verb = tokensv1alpha1.ReasonIssued, "issued"
 	}
 	msg := fmt.Sprintf("Token %s (%s)%s", verb, d.message, expiryPhrase(st))
+	failing := meta.IsStatusConditionFalse(st.Conditions, tokensv1alpha1.ConditionRenewing)
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
 		Type: tokensv1alpha1.ConditionRenewing, Status: metav1.ConditionTrue, Reason: reason, Message: msg,
 		ObservedGeneration: at.Generation,
 	})
-	r.Recorder.Eventf(at, nil, corev1.EventTypeNormal, reason, "Issue", "%s", msg)
+	if failing {
+		// Events mark transitions: a routine issue or renewal is in status and
+		// metrics, and costs no extra write; recovering from failures is news.
+		r.Recorder.Eventf(at, nil, corev1.EventTypeNormal, reason, "Issue", "%s after failing", msg)
+	}
 	tokensIssued.WithLabelValues(in.issuerKey).Inc()
 
 	if previous != "" && previous != st.TokenFingerprint {
@@ -463,14 +509,13 @@ func (r *AccessTokenReconciler) recordFailure(at *tokensv1alpha1.AccessToken, in
 
 	reason, msg := failureReason(err)
 	msg = fmt.Sprintf("%s (attempt %d; next attempt %s)", msg, st.FailedAttempts, next.UTC().Format(time.RFC3339))
-	prev := meta.FindStatusCondition(st.Conditions, tokensv1alpha1.ConditionRenewing)
+	if failingFor(at, reason) {
+		r.Recorder.Eventf(at, nil, corev1.EventTypeWarning, reason, "Issue", "%s", msg)
+	}
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
 		Type: tokensv1alpha1.ConditionRenewing, Status: metav1.ConditionFalse, Reason: reason, Message: msg,
 		ObservedGeneration: at.Generation,
 	})
-	if prev == nil || prev.Status != metav1.ConditionFalse || prev.Reason != reason {
-		r.Recorder.Eventf(at, nil, corev1.EventTypeWarning, reason, "Issue", "%s", msg)
-	}
 }
 
 // finalize revokes the current token (and any superseded ones) of a deleted

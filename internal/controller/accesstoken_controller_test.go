@@ -402,8 +402,10 @@ var _ = Describe("AccessToken", func() {
 		}
 		status, _ := json.Marshal(get(at).Status)
 		evs := &eventsv1.EventList{}
-		Expect(k8sClient.List(ctx, evs, client.InNamespace(e.ns))).To(Succeed())
-		Expect(evs.Items).NotTo(BeEmpty())
+		Eventually(func() []eventsv1.Event {
+			Expect(k8sClient.List(ctx, evs, client.InNamespace(e.ns))).To(Succeed())
+			return evs.Items
+		}, 10*time.Second).ShouldNot(BeEmpty(), "the failure raised an event")
 		var notes strings.Builder
 		for _, ev := range evs.Items {
 			notes.WriteString(ev.Note + "\n" + ev.Reason + "\n")

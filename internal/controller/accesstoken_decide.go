@@ -259,12 +259,19 @@ func failureReason(err error) (string, string) {
 // setBlocked records why the AccessToken cannot be served, and reports whether
 // that is news (so an event is raised on the transition only).
 func setBlocked(at *tokensv1alpha1.AccessToken, d decision) bool {
-	prev := meta.FindStatusCondition(at.Status.Conditions, tokensv1alpha1.ConditionRenewing)
+	news := failingFor(at, d.reason)
 	meta.SetStatusCondition(&at.Status.Conditions, metav1.Condition{
 		Type: tokensv1alpha1.ConditionRenewing, Status: metav1.ConditionFalse, Reason: d.reason, Message: d.message,
 		ObservedGeneration: at.Generation,
 	})
-	return prev == nil || prev.Status != metav1.ConditionFalse || prev.Reason != d.reason
+	return news
+}
+
+// failingFor reports whether Renewing turning False for reason would be a
+// transition (and so worth an event). Call it before changing the condition.
+func failingFor(at *tokensv1alpha1.AccessToken, reason string) bool {
+	prev := meta.FindStatusCondition(at.Status.Conditions, tokensv1alpha1.ConditionRenewing)
+	return prev == nil || prev.Status != metav1.ConditionFalse || prev.Reason != reason
 }
 
 // setReady sets the Ready summary: True while the Secret holds an unexpired token.

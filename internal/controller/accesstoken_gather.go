@@ -40,6 +40,7 @@ import (
 type inputs struct {
 	at        *tokensv1alpha1.AccessToken
 	issuerKey string
+	issuerUID types.UID
 	// spec is the issuer's spec; nil when the issuer cannot be used (see problem).
 	spec    *tokensv1alpha1.IssuerSpec
 	problem *problem
@@ -89,9 +90,8 @@ func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.A
 	if live {
 		reader = r.APIReader
 	}
-	var issuerUID types.UID
 	var err error
-	in.spec, issuerUID, in.problem, err = r.gatherIssuer(ctx, at, in)
+	in.spec, in.issuerUID, in.problem, err = r.gatherIssuer(ctx, at, in)
 	if err != nil {
 		return nil, err
 	}
@@ -133,18 +133,18 @@ func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.A
 		}
 	}
 	if in.spec != nil {
-		versions := r.Metadata
-		if live {
-			versions = r.APIReader
-		}
-		in.inputsHash, err = r.hashInputs(ctx, versions, at, in, issuerUID)
-		if err == nil && !live && at.Status.InputsHash != "" && in.inputsHash != at.Status.InputsHash {
-			// The metadata cache may lag behind a credential Secret created just
-			// before this AccessToken: confirm a change against the apiserver.
-			in.inputsHash, err = r.hashInputs(ctx, r.APIReader, at, in, issuerUID)
-		}
+		versions, err := r.credentialVersions(ctx, r.Metadata, in)
 		if err != nil {
 			return nil, err
+		}
+		in.inputsHash = hashInputs(at, in, versions)
+		if at.Status.InputsHash != "" && in.inputsHash != at.Status.InputsHash {
+			// The metadata cache may lag behind a credential Secret's latest
+			// version: confirm a change against the apiserver.
+			if versions, err = r.credentialVersions(ctx, r.APIReader, in); err != nil {
+				return nil, err
+			}
+			in.inputsHash = hashInputs(at, in, versions)
 		}
 	}
 	return in, nil
@@ -211,12 +211,9 @@ func (r *AccessTokenReconciler) namespaceAllowed(ctx context.Context, allowed *t
 func (r *AccessTokenReconciler) gatherSecret(ctx context.Context, reader client.Reader, at *tokensv1alpha1.AccessToken, in *inputs) error {
 	key := types.NamespacedName{Namespace: at.Namespace, Name: at.Spec.Secret.Name}
 	s := &corev1.Secret{}
+	// The cache holds only tokenmint's Secrets: a foreign Secret of that name is
+	// invisible to it, and found by the live read that precedes every write.
 	err := reader.Get(ctx, key, s)
-	if apierrors.IsNotFound(err) && reader != r.APIReader {
-		// The cache holds only tokenmint's Secrets: make sure no foreign Secret of
-		// that name exists before writing one.
-		err = r.APIReader.Get(ctx, key, s)
-	}
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -240,10 +237,10 @@ func (r *AccessTokenReconciler) gatherSecret(ctx context.Context, reader client.
 	return nil
 }
 
-// hashInputs hashes what the token is issued from: the issuer (identity and spec),
-// the AccessToken's parameters and target, and the versions of the credential
-// Secrets (read from src: the metadata cache, or the apiserver; values are never read).
-func (r *AccessTokenReconciler) hashInputs(ctx context.Context, src client.Reader, at *tokensv1alpha1.AccessToken, in *inputs, issuerUID types.UID) (string, error) {
+// credentialVersions returns "namespace/name@uid/resourceVersion" of every
+// credential Secret the issuer reads, from src (the metadata cache, or the
+// apiserver); values are never read here.
+func (r *AccessTokenReconciler) credentialVersions(ctx context.Context, src client.Reader, in *inputs) ([]string, error) {
 	var versions []string
 	for _, k := range credentialKeys(in.spec, in.secretsNamespace) {
 		m := &metav1.PartialObjectMetadata{}
@@ -251,11 +248,22 @@ func (r *AccessTokenReconciler) hashInputs(ctx context.Context, src client.Reade
 		ns, name, _ := strings.Cut(k, "/")
 		err := src.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, m)
 		if client.IgnoreNotFound(err) != nil {
-			return "", fmt.Errorf("reading credential Secret metadata: %w", err)
+			return nil, fmt.Errorf("reading credential Secret metadata: %w", err)
 		}
-		versions = append(versions, k+"@"+string(m.UID)+"/"+m.ResourceVersion)
+		versions = append(versions, credentialVersion(k, m.UID, m.ResourceVersion))
 	}
-	raw, err := json.Marshal(struct {
+	return versions, nil
+}
+
+func credentialVersion(key string, uid types.UID, resourceVersion string) string {
+	return key + "@" + string(uid) + "/" + resourceVersion
+}
+
+// hashInputs hashes what the token is issued from: the issuer (identity and
+// spec), the AccessToken's parameters and target, and the versions of the
+// credential Secrets.
+func hashInputs(at *tokensv1alpha1.AccessToken, in *inputs, versions []string) string {
+	raw, _ := json.Marshal(struct {
 		Issuer      string
 		IssuerUID   types.UID
 		Spec        *tokensv1alpha1.IssuerSpec
@@ -263,10 +271,7 @@ func (r *AccessTokenReconciler) hashInputs(ctx context.Context, src client.Reade
 		Secret      string
 		Key         string
 		Credentials []string
-	}{in.issuerKey, issuerUID, in.spec, at.Spec.Parameters, at.Spec.Secret.Name, secret.Key(at), versions})
-	if err != nil {
-		return "", err
-	}
+	}{in.issuerKey, in.issuerUID, in.spec, at.Spec.Parameters, at.Spec.Secret.Name, secret.Key(at), versions})
 	sum := sha256.Sum256(raw)
-	return hex.EncodeToString(sum[:16]), nil
+	return hex.EncodeToString(sum[:16])
 }

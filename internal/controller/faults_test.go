@@ -85,6 +85,7 @@ var _ = Describe("a failing token endpoint", func() {
 			Expect(after.Data).To(Equal(good.Data), "the Secret changed")
 			Expect(after.ResourceVersion).To(Equal(good.ResourceVersion), "the Secret was rewritten")
 			Expect(testutil.ToFloat64(issuerRequests.WithLabelValues(key, c.class.String()))).To(Equal(counted + 1))
+			Eventually(func() []string { return eventReasons(e.ns) }, 10*time.Second).Should(ContainElement(c.reason))
 		},
 		Entry("429 with Retry-After in seconds", faultCase{
 			fault: func(time.Time) fakes.Fault {
