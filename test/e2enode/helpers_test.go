@@ -165,8 +165,8 @@ func fingerprintsSeen(pod *corev1.Pod, container string) ([]node.LogLine, error)
 	}
 	var seen []node.LogLine
 	for _, l := range lines {
-		if fp, ok := strings.CutPrefix(l.Text, "token "); ok {
-			l.Text = fp
+		if hex, ok := strings.CutPrefix(l.Text, node.FingerprintPrefix); ok {
+			l.Text = "sha256:" + hex
 			seen = append(seen, l)
 		}
 	}

@@ -24,7 +24,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
 	"github.com/tokenmint/tokenmint/test/fakes"
@@ -36,21 +35,6 @@ const appNamespace = "node-apps"
 
 // tokenMount is where workloads mount their token's Secret.
 const tokenMount = "/var/run/tokens"
-
-// Scripts of the busybox workloads. They print the token's SHA-256, never the
-// token: the first whenever the mounted file changes (polled every 200 ms),
-// the second once, from the environment, at start.
-const (
-	watchMountedToken = `trap 'exit 0' TERM
-last=
-while true; do
-  set -- $(sha256sum ` + tokenMount + `/token)
-  if [ "$1" != "$last" ]; then echo "token sha256:$1"; last=$1; fi
-  sleep 0.2
-done`
-	printEnvToken = `echo "token sha256:$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)"
-exec sleep 2147483647`
-)
 
 // issuer is a ClusterTokenIssuer from the cable-transactions sample, served
 // by its own fake so that each AccessToken's mints can be told apart.
@@ -90,77 +74,38 @@ func (iss issuer) accessToken(name string, renewBefore time.Duration, restart ..
 	return at
 }
 
-// deployment is one busybox pod running script as a non-root user, on the
-// node's network, with the Secret volumes given.
-func deployment(name, script string, mutate func(*corev1.PodSpec)) *appsv1.Deployment {
-	labels := map[string]string{"app": name}
-	spec := corev1.PodSpec{
-		HostNetwork:                   true,
-		Tolerations:                   []corev1.Toleration{node.Toleration},
-		TerminationGracePeriodSeconds: ptr.To[int64](1),
-		SecurityContext: &corev1.PodSecurityContext{
-			RunAsUser: ptr.To[int64](65532), RunAsGroup: ptr.To[int64](65532), RunAsNonRoot: ptr.To(true),
-			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-		},
-		Containers: []corev1.Container{{
-			Name:            "app",
-			Image:           node.BusyboxImage,
-			ImagePullPolicy: corev1.PullNever,
-			Command:         []string{"sh", "-c", script},
-			SecurityContext: &corev1.SecurityContext{
-				ReadOnlyRootFilesystem:   ptr.To(true),
-				AllowPrivilegeEscalation: ptr.To(false),
-				Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-			},
-		}},
-	}
-	if mutate != nil {
-		mutate(&spec)
-	}
-	return &appsv1.Deployment{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: appNamespace},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To[int32](1),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: spec},
-		},
-	}
-}
+// The workloads print the token's SHA-256, never the token: whenever the
+// mounted file changes, or once at start from the environment.
 
-// mountingApp reads the token from the Secret mounted as a volume, as the
-// kubelet keeps it up to date.
+// mountingApp reads the token from the Secret mounted as a volume, which the
+// kubelet keeps up to date.
 func mountingApp(name, secret string) *appsv1.Deployment {
-	return deployment(name, watchMountedToken, func(spec *corev1.PodSpec) {
-		spec.Volumes = []corev1.Volume{{Name: "token", VolumeSource: corev1.VolumeSource{
-			Secret: &corev1.SecretVolumeSource{SecretName: secret}}}}
-		spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "token", MountPath: tokenMount, ReadOnly: true}}
-	})
+	d := node.BusyboxDeployment(appNamespace, name, node.WatchFingerprint(tokenMount+"/token"))
+	node.MountSecret(d, secret, tokenMount)
+	return d
 }
 
 // envApp reads the token once, from an environment variable.
 func envApp(name, secret string) *appsv1.Deployment {
-	return deployment(name, printEnvToken, func(spec *corev1.PodSpec) {
-		spec.Containers[0].Env = []corev1.EnvVar{{Name: "TOKEN", ValueFrom: &corev1.EnvVarSource{
-			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: "token"}}}}
-	})
+	d := node.BusyboxDeployment(appNamespace, name, node.PrintFingerprint("TOKEN"))
+	d.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "TOKEN", ValueFrom: &corev1.EnvVarSource{
+		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: "token"}}}}
+	return d
 }
 
 // envFromApp takes every key of the Secret as environment variables.
 func envFromApp(name, secret string) *appsv1.Deployment {
-	return deployment(name, printEnvToken, func(spec *corev1.PodSpec) {
-		spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{
-			LocalObjectReference: corev1.LocalObjectReference{Name: secret}}}}
-		spec.Containers[0].Env = []corev1.EnvVar{{Name: "TOKEN", Value: "$(token)"}}
-	})
+	d := node.BusyboxDeployment(appNamespace, name, node.PrintFingerprint("token"))
+	d.Spec.Template.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{
+		LocalObjectReference: corev1.LocalObjectReference{Name: secret}}}}
+	return d
 }
 
 // subPathApp mounts the token file alone with subPath, which the kubelet
 // never updates.
 func subPathApp(name, secret string) *appsv1.Deployment {
-	return deployment(name, watchMountedToken, func(spec *corev1.PodSpec) {
-		spec.Volumes = []corev1.Volume{{Name: "token", VolumeSource: corev1.VolumeSource{
-			Secret: &corev1.SecretVolumeSource{SecretName: secret}}}}
-		spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "token", MountPath: tokenMount + "/token", SubPath: "token", ReadOnly: true}}
-	})
+	d := node.BusyboxDeployment(appNamespace, name, node.WatchFingerprint(tokenMount+"/token"))
+	node.MountSecret(d, secret, tokenMount+"/token")
+	d.Spec.Template.Spec.Containers[0].VolumeMounts[0].SubPath = "token"
+	return d
 }
