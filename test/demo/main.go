@@ -169,6 +169,9 @@ func run(ctx context.Context, lifetime time.Duration, useKubeconfig bool) error 
 // cluster returns a config for the cluster of $KUBECONFIG, or starts a local
 // control plane and writes a kubeconfig for it into dir.
 func cluster(useKubeconfig bool, dir string, scheme *runtime.Scheme) (*rest.Config, string, func(), error) {
+	if useKubeconfig && *withNode {
+		return nil, "", nil, errNodeNeedsLocalControlPlane
+	}
 	if useKubeconfig {
 		cfg, err := clientcmd.BuildConfigFromFlags("", os.Getenv("KUBECONFIG"))
 		if err != nil {
@@ -187,11 +190,17 @@ func cluster(useKubeconfig bool, dir string, scheme *runtime.Scheme) (*rest.Conf
 		return nil, "", nil, err
 	}
 	step("starting etcd and kube-apiserver on 127.0.0.1 and installing the CRDs")
-	cp, err := controlplane.Start(controlplane.Options{})
+	cp, err := controlplane.Start(controlplane.Options{APIServerFlags: nodeAPIServerFlags()})
 	if err != nil {
 		return nil, "", nil, err
 	}
+	stopNode, err := startNode(cp) // with -node
+	if err != nil {
+		_ = cp.Stop()
+		return nil, "", nil, err
+	}
 	stop := func() {
+		stopNode()
 		step("stopping the control plane")
 		_ = cp.Stop()
 	}
@@ -364,6 +373,7 @@ func (d *demo) render(ctx context.Context, w io.Writer, items []tokensv1alpha1.A
 	for _, h := range history {
 		fmt.Fprintln(w, "  "+h)
 	}
+	d.renderNode(ctx, w) // with -node
 }
 
 // secretKeys lists the keys of the AccessToken's Secret, never the values.
