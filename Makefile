@@ -163,3 +163,16 @@ BENCH_ARGS ?=
 .PHONY: bench
 bench: manifests ## Measure N (default 1000) AccessTokens against the floor on a local control plane; writes bin/bench-$(N).md. BENCH_ARGS='-manager-args "--kube-api-qps=500"' passes more.
 	go run ./test/bench -n $(N) $(BENCH_ARGS)
+
+##@ Real node
+
+.PHONY: node-binaries
+node-binaries: ## Build (once, cached outside the repo) kubelet, kube-controller-manager and kube-scheduler for the real node.
+	@hack/controlplane/build.sh kubelet kube-controller-manager kube-scheduler >/dev/null
+
+# The real-node suite (test/e2enode) runs in make test: build its binaries before go test's timeout starts.
+test: node-binaries
+
+.PHONY: test-node
+test-node: manifests controlplane node-binaries helm ## Run only the real-node end-to-end suite (needs root): pods reading tokens through a real kubelet.
+	KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS_DIR)" go test ./test/e2enode/ -v -count=1
