@@ -71,12 +71,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if *duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, *duration)
-		defer cancel()
-	}
-	if err := run(ctx, *lifetime, *useKubeconfig); err != nil && !errors.Is(err, context.Canceled) {
+	if err := run(ctx, *lifetime, *useKubeconfig, *duration); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
@@ -94,12 +89,25 @@ type demo struct {
 	created   []client.Object
 }
 
-func run(ctx context.Context, lifetime time.Duration, useKubeconfig bool) error {
+// run starts everything, watches until ctx ends (or for duration once
+// watching, if set), then cleans up.
+func run(ctx context.Context, lifetime time.Duration, useKubeconfig bool, duration time.Duration) error {
 	dir, err := os.MkdirTemp("", "tokenmint-demo-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	logPath := filepath.Join(dir, "manager.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	ctrl.SetLogger(zap.New(zap.WriteTo(logFile)))
+	// The manager and the fakes outlive the watch: on a real cluster, cleanup
+	// needs them to let the AccessTokens go (revocation, finalizers).
+	background, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
 
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
@@ -127,7 +135,7 @@ func run(ctx context.Context, lifetime time.Duration, useKubeconfig bool) error 
 
 	step("starting a fake of each provider on 127.0.0.1, issuing tokens that live %s", lifetime)
 	for _, p := range samples.Providers {
-		url, base, err := serveFake(ctx, p, lifetime)
+		url, base, err := serveFake(background, p, lifetime)
 		if err != nil {
 			return err
 		}
@@ -154,8 +162,8 @@ func run(ctx context.Context, lifetime time.Duration, useKubeconfig bool) error 
 		step("  %-26s %s -> %s", p.Name, p.File, url)
 	}
 
-	step("starting the tokenmint manager (logs: %s)", filepath.Join(dir, "manager.log"))
-	if err := startManager(ctx, cfg, scheme, filepath.Join(dir, "manager.log")); err != nil {
+	step("starting the tokenmint manager (logs: %s)", logPath)
+	if err := startManager(background, cfg, scheme); err != nil {
 		return err
 	}
 	if kubectl != "" {
@@ -163,6 +171,11 @@ func run(ctx context.Context, lifetime time.Duration, useKubeconfig bool) error 
 			kubectl, filepath.Join(dir, "kubeconfig"), demoNamespace)
 	}
 	step("watching; Ctrl-C stops the demo and cleans up")
+	if duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, duration)
+		defer cancel()
+	}
 	return d.watch(ctx)
 }
 
@@ -229,12 +242,7 @@ func serveFake(ctx context.Context, p samples.Provider, lifetime time.Duration) 
 	return "http://" + l.Addr().String(), base, nil
 }
 
-func startManager(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, logPath string) error {
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return err
-	}
-	ctrl.SetLogger(zap.New(zap.WriteTo(logFile)))
+func startManager(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme) error {
 	conf := controller.Config{
 		OperatorNamespace:        operatorNamespace,
 		AllowPrivateDestinations: true, // the fakes listen on 127.0.0.1
@@ -257,7 +265,6 @@ func startManager(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme,
 		if err := mgr.Start(ctx); err != nil {
 			fmt.Fprintln(os.Stderr, "manager:", err)
 		}
-		_ = logFile.Close()
 	}()
 	return nil
 }
@@ -292,6 +299,15 @@ func (d *demo) cleanup(ctx context.Context, realCluster bool) {
 	for i := len(d.created) - 1; i >= 0; i-- {
 		_ = d.client.Delete(ctx, d.created[i])
 	}
+	// The manager still runs: it revokes what it can and lets the AccessTokens go.
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		list := &tokensv1alpha1.AccessTokenList{}
+		if err := d.client.List(ctx, list, client.InNamespace(demoNamespace)); err != nil || len(list.Items) == 0 {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	_ = d.client.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: demoNamespace}})
 }
 
@@ -304,12 +320,13 @@ func (d *demo) watch(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	lastPrint := time.Time{}
+	printedHistory := -1
 	for {
 		list := &tokensv1alpha1.AccessTokenList{}
-		if err := d.client.List(ctx, list, client.InNamespace(demoNamespace)); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
+		listCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := d.client.List(listCtx, list, client.InNamespace(demoNamespace))
+		cancel()
+		if err != nil {
 			return err
 		}
 		sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
@@ -329,7 +346,9 @@ func (d *demo) watch(ctx context.Context) error {
 		if len(history) > 8 {
 			history = history[len(history)-8:]
 		}
-		if interactive || time.Since(lastPrint) >= 15*time.Second {
+		changed := len(history) != printedHistory
+		if interactive || changed || time.Since(lastPrint) >= 15*time.Second {
+			printedHistory = len(history)
 			if interactive {
 				fmt.Print("\033[H\033[2J")
 			}
@@ -338,6 +357,9 @@ func (d *demo) watch(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			if !interactive {
+				d.render(context.Background(), os.Stdout, list.Items, history)
+			}
 			fmt.Println()
 			step("stopping")
 			return nil
