@@ -77,6 +77,8 @@ type Node struct {
 	syncFrequency time.Duration
 	progress      io.Writer
 	started       time.Time
+	// createdHostPaths are the paths outside Dir this node's components create.
+	createdHostPaths []string
 
 	containerd, kubelet, controllerManager, scheduler *process
 }
@@ -169,6 +171,7 @@ func (n *Node) makeDir(dir string) error {
 		return err
 	}
 	n.Dir = dir
+	n.createdHostPaths = missingHostPaths()
 	n.Socket = n.path("containerd.sock")
 	n.KubeletRootDir = n.path("kubelet")
 	n.PodLogsDir = n.path("pod-logs")

@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -71,6 +72,7 @@ func (n *Node) Stop() error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("stopping node %q: %w", n.Name, err)
 	}
+	removeHostPaths(n.createdHostPaths)
 	n.logf("node %q stopped in %s; nothing left behind", n.Name, since(start))
 	n.Dir = ""
 	return nil
@@ -250,6 +252,51 @@ func removeLogLinks(podLogs string) {
 			_ = os.Remove(link)
 		}
 	}
+}
+
+// hostPaths are created outside the node's directory by components that do
+// not let us choose: the kubelet's device plugin socket, its default volume
+// plugin directory and its links to container logs, and the directory of
+// containerd 1.6's shim sockets.
+var hostPaths = []string{"/var/lib/kubelet", "/usr/libexec/kubernetes", legacyLogLinks, "/run/containerd"}
+
+// missingHostPaths returns the host paths that do not exist yet.
+func missingHostPaths() []string {
+	var missing []string
+	for _, p := range hostPaths {
+		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+			missing = append(missing, p)
+		}
+	}
+	return missing
+}
+
+// removeHostPaths removes the host paths a node created, unless a kubelet or
+// a containerd (another node's, say) still runs and may use them.
+func removeHostPaths(created []string) {
+	if len(created) == 0 || len(processesNamed("kubelet", "containerd")) > 0 {
+		return
+	}
+	for _, p := range created {
+		_ = os.RemoveAll(p)
+	}
+}
+
+// processesNamed lists the processes whose executable has one of names.
+func processesNamed(names ...string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+		if err == nil && slices.Contains(names, strings.TrimSpace(string(comm))) && !isZombie(pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // leftovers reports processes still using dir and mounts still under it.
