@@ -182,7 +182,7 @@ func run(ctx context.Context, lifetime time.Duration, useKubeconfig bool, durati
 // cluster returns a config for the cluster of $KUBECONFIG, or starts a local
 // control plane and writes a kubeconfig for it into dir.
 func cluster(useKubeconfig bool, dir string, scheme *runtime.Scheme) (*rest.Config, string, func(), error) {
-	if useKubeconfig && *withNode {
+	if useKubeconfig && nodeRequested() {
 		return nil, "", nil, errNodeNeedsLocalControlPlane
 	}
 	if useKubeconfig {

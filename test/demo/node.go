@@ -24,6 +24,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -39,8 +41,34 @@ import (
 	"github.com/tokenmint/tokenmint/test/node"
 )
 
-var withNode = flag.Bool("node", false,
-	"also run a real node (kubelet, containerd, runc; needs root) with a pod that prints a fingerprint of the token it holds")
+// nodeFlag is -node: unset means on when running as root, which a kubelet needs.
+type nodeFlag struct{ set, value bool }
+
+func (f *nodeFlag) String() string   { return strconv.FormatBool(f.value) }
+func (f *nodeFlag) IsBoolFlag() bool { return true }
+func (f *nodeFlag) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	f.set, f.value = true, v
+	return err
+}
+
+var withNode nodeFlag
+
+func init() {
+	flag.Var(&withNode, "node", "run a real node (kubelet, containerd, runc) with a pod that prints a fingerprint of the token it holds; "+
+		"default: on when running as root, which it needs")
+}
+
+// nodeRequested is -node given explicitly.
+func nodeRequested() bool { return withNode.set && withNode.value }
+
+// nodeEnabled tells whether the local control plane gets a node.
+func nodeEnabled() bool {
+	if withNode.set {
+		return withNode.value
+	}
+	return os.Geteuid() == 0
+}
 
 // errNodeNeedsLocalControlPlane refuses -node with -use-kubeconfig: the node
 // joins the demo's own control plane.
@@ -64,7 +92,7 @@ var (
 
 // nodeAPIServerFlags are the apiserver flags a node needs, with -node.
 func nodeAPIServerFlags() map[string]string {
-	if !*withNode {
+	if !nodeEnabled() {
 		return nil
 	}
 	return node.APIServerFlags()
@@ -74,7 +102,10 @@ func nodeAPIServerFlags() map[string]string {
 // that mounts readerSecret and prints the token's SHA-256 whenever it
 // changes. It returns the function that stops the node.
 func startNode(cp *controlplane.ControlPlane) (func(), error) {
-	if !*withNode {
+	if !nodeEnabled() {
+		if !withNode.set {
+			step("no real node: it needs root (-node=false hides this)")
+		}
 		return func() {}, nil
 	}
 	step("starting a real node: containerd, runc, kubelet, kube-controller-manager and kube-scheduler on 127.0.0.1 (needs root)")
