@@ -69,6 +69,8 @@ func TestE2ENode(t *testing.T) {
 }
 
 var _ = BeforeSuite(func() {
+	Expect(os.Geteuid()).To(BeZero(), "this suite runs a real kubelet, containerd and runc, which need root: "+
+		"run it as root on a machine that can run containers (make test-node)")
 	ctx, cancel = context.WithCancel(context.Background())
 	dir = GinkgoT().TempDir()
 	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())

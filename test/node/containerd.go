@@ -181,8 +181,11 @@ func (n *Node) checkContainers(ctx context.Context) error {
 		return err
 	}
 	out, err := n.ctr(ctx, "run", "--rm", "--fifo-dir", fifos, "--runc-root", n.runcRoot(), BusyboxImage, "tokenmint-preflight", "/bin/echo", "containers run")
-	if err != nil || !strings.Contains(out, "containers run") {
-		return fmt.Errorf("this machine cannot run containers (containerd and runc refused a busybox container): %v %s", err, out)
+	if err == nil && !strings.Contains(out, "containers run") {
+		err = fmt.Errorf("a busybox container printed %q, not %q", out, "containers run")
+	}
+	if err != nil {
+		return fmt.Errorf("this machine cannot run containers: %w", err)
 	}
 	return nil
 }
