@@ -21,6 +21,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -66,6 +67,17 @@ func machineInfo() machine {
 
 func (m machine) summary() string {
 	return fmt.Sprintf("%d CPUs (%s), %.1f GiB memory, Linux %s, %s", m.cpus, m.cpuModel, m.memTotal/(1<<30), m.kernel, m.goVer)
+}
+
+// revision names the source the manager was built from.
+func revision(root string) string {
+	if out, err := exec.Command("git", "-C", root, "describe", "--always", "--dirty").Output(); err == nil {
+		return strings.TrimSpace(string(out))
+	}
+	if b, err := os.ReadFile(filepath.Join(root, ".commit")); err == nil {
+		return strings.TrimSpace(string(b))
+	}
+	return "unknown"
 }
 
 // loadAverage is the 1-minute load average and the number of CPUs it compares to.

@@ -29,6 +29,7 @@ type results struct {
 	n                     int
 	machine               machine
 	command               string
+	revision              string
 	started, finished     time.Time
 	loadBefore, loadAfter string
 	defaults, settings    map[string]string
@@ -161,6 +162,11 @@ func (r *results) readBreakdown() string {
 	return perToken(r.issue.byMethod, r.n, func(k string) bool { return !isWrite(k) })
 }
 
+func cpuSum(n int, api, mgr, bench float64) string {
+	k := 1000 / float64(n)
+	return fmt.Sprintf("%.1f + %.1f + %.1f = %.1f", api*k, mgr*k, bench*k, (api+mgr+bench)*k)
+}
+
 // markdown renders the results as a Markdown section.
 func (r *results) markdown() string {
 	var b strings.Builder
@@ -168,22 +174,28 @@ func (r *results) markdown() string {
 	fmt.Fprintf(&b, "- Command: `%s`\n", r.command)
 	fmt.Fprintf(&b, "- Machine: %s\n", r.machine.summary())
 	fmt.Fprintf(&b, "- Load average (1, 5, 15 min) before: %s; after: %s. The control plane, the manager, the token endpoint and the benchmark share these CPUs.\n", r.loadBefore, r.loadAfter)
-	fmt.Fprintf(&b, "- Manager: the real binary, %s; %s\n", r.flagSummary(), r.started.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "- Manager: the real binary built from %s, %s; %s\n", r.revision, r.flagSummary(), r.started.UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "- Floor: %d workers (the manager's --max-concurrent-reconciles), client without rate limit: the floor is the apiserver's and the endpoint's capacity, and the client limits are knobs under test.\n\n", r.workers)
 	b.WriteString("| # | Measure | Target | Result | Met |\n|---|---|---|---|---|\n")
 	for _, c := range r.checks() {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", c.item, c.measure, c.target, c.result, c.met)
 	}
 	if len(r.loops) > 1 && r.issue != nil {
-		b.WriteString("\nThe same N through plain loops (same workers, no client rate limit, manager stopped), beside the operator:\n\n")
-		b.WriteString("| Run | Requests per token | Time | Tokens/s | × floor | Control plane CPU per 1,000 tokens |\n|---|---|---|---|---|---|\n")
+		b.WriteString("\nThe same N through plain loops (same workers, no client rate limit, manager stopped; fastest of the runs, the slowest in brackets), beside the operator:\n\n")
+		b.WriteString("| Run | Requests per token | Time | Tokens/s | × floor | CPU s per 1,000 tokens: control plane + manager + benchmark = total |\n|---|---|---|---|---|---|\n")
 		for _, l := range r.loops {
-			fmt.Fprintf(&b, "| %s | %s | %.1f s | %.0f | %.2f | %.1f s |\n", l.loop, perToken(l.own, r.n, func(k string) bool { return k != "POST accesstokens" }),
-				l.elapsed.Seconds(), float64(r.n)/l.elapsed.Seconds(), l.elapsed.Seconds()/r.floorTime.Seconds(), l.apiCPU/float64(r.n)*1000)
+			slow := ""
+			if l.runs > 1 {
+				slow = fmt.Sprintf(" (%.1f s)", l.slowest.Seconds())
+			}
+			fmt.Fprintf(&b, "| %s | %s | %.1f s%s | %.0f | %.2f | %s |\n", l.loop, perToken(l.own, r.n, func(k string) bool { return k != "POST accesstokens" }),
+				l.elapsed.Seconds(), slow, float64(r.n)/l.elapsed.Seconds(), l.elapsed.Seconds()/r.floorTime.Seconds(), cpuSum(r.n, l.apiCPU, 0, l.benchCPU))
 		}
-		fmt.Fprintf(&b, "| operator | %s | %.1f s | %.0f | %.2f | %.1f s |\n", perToken(r.issue.byResource, r.n, func(k string) bool {
+		fmt.Fprintf(&b, "| operator | %s | %.1f s | %.0f | %.2f | %s |\n", perToken(r.issue.byResource, r.n, func(k string) bool {
 			return r.issue.byResource[k]/float64(r.n) >= 0.05
-		}), r.issueTime.Seconds(), float64(r.n)/r.issueTime.Seconds(), r.ratio(), r.issue.apiCPU/float64(r.n)*1000)
+		}), r.issueTime.Seconds(), float64(r.n)/r.issueTime.Seconds(), r.ratio(), cpuSum(r.n, r.issue.apiCPU, r.issue.cpu, r.issue.benchCPU))
+		b.WriteString("\nfloor: the unavoidable work. replay: the manager's own requests in its order (events sent in the background, as its recorder does). " +
+			"proposed: the replay less the reads the recommended changes remove. lean: proposed without the event.\n")
 	}
 	if r.issue != nil && len(r.issue.byResource) > 0 {
 		b.WriteString("\nRequests per issued token at the apiserver (apiserver_request_total, less the benchmark's own requests), by verb and resource:\n\n")
