@@ -263,7 +263,7 @@ var hostPaths = []string{"/var/lib/kubelet", "/usr/libexec/kubernetes", legacyLo
 // missingHostPaths returns the host paths that do not exist yet.
 func missingHostPaths() []string {
 	var missing []string
-	for _, p := range hostPaths {
+	for _, p := range append(hostPaths, cgroupParents()...) {
 		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
 			missing = append(missing, p)
 		}
@@ -278,8 +278,28 @@ func removeHostPaths(created []string) {
 		return
 	}
 	for _, p := range created {
-		_ = os.RemoveAll(p)
+		if strings.HasPrefix(p, cgroupRoot+"/") {
+			_ = os.Remove(p) // a cgroup goes with rmdir, once empty
+		} else {
+			_ = os.RemoveAll(p)
+		}
 	}
+}
+
+// cgroupRoot holds the cgroup hierarchies.
+const cgroupRoot = "/sys/fs/cgroup"
+
+// cgroupParents are the cgroups containerd puts the CRI namespace's
+// containers under, in each hierarchy, when the kubelet names no parent.
+func cgroupParents() []string {
+	parents := []string{filepath.Join(cgroupRoot, criNamespace)}
+	entries, _ := os.ReadDir(cgroupRoot)
+	for _, e := range entries {
+		if e.IsDir() {
+			parents = append(parents, filepath.Join(cgroupRoot, e.Name(), criNamespace))
+		}
+	}
+	return parents
 }
 
 // processesNamed lists the processes whose executable has one of names.
