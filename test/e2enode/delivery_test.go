@@ -177,14 +177,21 @@ var _ = Describe("tokens delivered to pods on a real node", Ordered, func() {
 	})
 
 	It("mints nothing when the operator's pod is deleted, and the replacement takes over through leader election", func() {
-		By("giving the mounted token a long life too, so that no renewal is due")
+		By("giving the mounted token a long life too, so that no renewal is due; the pod reads it")
 		mounted.fake.SetLifetime(longLifetime)
 		before := len(mounted.fake.Issued())
 		requestRenewal("mounted")
+		var renewal secretChange
 		Eventually(func(g Gomega) {
 			issued := mounted.fake.Issued()
 			g.Expect(issued).To(HaveLen(before + 1))
-			changeTo(g, mountedSecret, issued[before].Value)
+			renewal = changeTo(g, mountedSecret, issued[before].Value)
+		}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
+		// The kubelet resyncs a pod every 10 to 15 s here; give it two rounds.
+		Eventually(func(g Gomega) {
+			pod, err := onlyPod(appNamespace, "mounted-app")
+			g.Expect(err).NotTo(HaveOccurred())
+			firstSeen(g, pod, renewal.Fingerprint)
 		}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
 
 		calls := callsOf(mounted, env, steady)
