@@ -23,7 +23,11 @@ limitations under the License.
 //
 // The node has no CNI plugin, so it stays NotReady: pods run with
 // hostNetwork: true and tolerate the node.kubernetes.io/not-ready taint
-// (Toleration). It needs root, as a kubelet does.
+// (Toleration). The kubelet refuses 127.0.0.1 as the node's IP, so the node
+// has no address and host-network pods no IP: HTTP probes, which then have no
+// host, reach the pod's ports on loopback, while kubectl logs and exec, which
+// go through the node's address, do not work (ContainerLog reads the logs).
+// It needs root, as a kubelet does.
 package node
 
 import (
