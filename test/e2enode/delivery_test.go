@@ -47,22 +47,24 @@ const (
 
 var _ = Describe("tokens delivered to pods on a real node", Ordered, func() {
 	var (
-		mounted, env, steady issuer
-		mountedSecret        *secretTimeline
+		mounted, env, steady, stale issuer
+		mountedSecret               *secretTimeline
 	)
 
 	BeforeAll(func() {
 		kubectl("create", "namespace", appNamespace)
-		mounted = startIssuer("mounted", mountedLifetime)
-		env = startIssuer("env", longLifetime)
-		steady = startIssuer("steady", longLifetime)
+		mounted = startIssuer(appNamespace, "mounted", mountedLifetime)
+		env = startIssuer(appNamespace, "env", longLifetime)
+		steady = startIssuer(appNamespace, "steady", longLifetime)
+		kubectl("create", "namespace", staleNamespace)
+		stale = startIssuer(staleNamespace, "stale", longLifetime)
 		apply("tokens",
 			mounted.accessToken("mounted", mountedRenewBefore),
 			env.accessToken("env", 0, tokensv1alpha1.RestartTarget{Kind: "Deployment", Name: "env-app"}),
 			steady.accessToken("steady", 0),
 		)
 		mountedSecret = watchSecret(appNamespace, "mounted-token", "token")
-		apply("workloads", mountingApp("mounted-app", "mounted-token"), envApp("env-app", "env-token"))
+		apply("workloads", mountingApp(appNamespace, "mounted-app", "mounted-token"), envApp(appNamespace, "env-app", "env-token"))
 	})
 
 	It("gives a pod that mounts the Secret the issued token, and every renewal before the old token expires", func() {
@@ -114,7 +116,7 @@ var _ = Describe("tokens delivered to pods on a real node", Ordered, func() {
 		before := len(env.fake.Issued())
 
 		By("renewing the token")
-		requestRenewal("env")
+		requestRenewal(appNamespace, "env")
 		Eventually(func() int { return len(env.fake.Issued()) }, 30*time.Second, 100*time.Millisecond).Should(Equal(before + 1))
 		renewed := env.fake.Issued()[before].Value
 
@@ -130,24 +132,30 @@ var _ = Describe("tokens delivered to pods on a real node", Ordered, func() {
 		}, time.Minute, 200*time.Millisecond).Should(Succeed())
 	})
 
-	// This needs the controller to look at the workloads that use the Secret.
-	// The condition, its reasons and the event below are what it should report.
-	PIt("reports the workloads that can never see a renewal", func() {
+	It("names the workloads that can never see a renewal, until restart targets cover them", func() {
+		By("workloads read the Secret through env, envFrom, a subPath mount and a plain mount")
 		apply("stale-consumers",
-			envApp("env-forgotten", "steady-token"),
-			envFromApp("envfrom-forgotten", "steady-token"),
-			subPathApp("subpath-forgotten", "steady-token"),
-			mountingApp("mount-fine", "steady-token"),
+			envApp(staleNamespace, "env-forgotten", "unseen-token"),
+			envFromApp(staleNamespace, "envfrom-forgotten", "unseen-token"),
+			subPathApp(staleNamespace, "subpath-forgotten", "unseen-token"),
+			mountingApp(staleNamespace, "mount-fine", "unseen-token"),
 		)
-		stale := []string{"Deployment/env-forgotten (env)", "Deployment/envfrom-forgotten (envFrom)", "Deployment/subpath-forgotten (subPath)"}
+		// Their pods wait for the Secret; the operator looks at pods.
+		Eventually(func(g Gomega) {
+			pods := &corev1.PodList{}
+			g.Expect(k8sClient.List(ctx, pods, client.InNamespace(staleNamespace))).To(Succeed())
+			g.Expect(pods.Items).To(HaveLen(4))
+		}, time.Minute, 250*time.Millisecond).Should(Succeed())
+		apply("unseen", stale.accessToken("unseen", 0))
+		forgotten := []string{"Deployment/env-forgotten (env)", "Deployment/envfrom-forgotten (envFrom)", "Deployment/subpath-forgotten (subPath)"}
 
 		By("a condition names each workload and how it reads the token")
 		Eventually(func(g Gomega) {
-			c := consumersCondition(g, "steady")
+			c := rotationVisible(g, staleNamespace, "unseen")
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-			g.Expect(c.Reason).To(Equal(reasonUncoveredConsumers))
-			for _, s := range stale {
-				g.Expect(c.Message).To(ContainSubstring(s))
+			g.Expect(c.Reason).To(Equal(tokensv1alpha1.ReasonConsumersStale))
+			for _, f := range forgotten {
+				g.Expect(c.Message).To(ContainSubstring(f))
 			}
 			g.Expect(c.Message).NotTo(ContainSubstring("mount-fine"))
 		}, 30*time.Second, 250*time.Millisecond).Should(Succeed())
@@ -155,24 +163,25 @@ var _ = Describe("tokens delivered to pods on a real node", Ordered, func() {
 		By("a Warning event says the same")
 		Eventually(func(g Gomega) {
 			events := &eventsv1.EventList{}
-			g.Expect(k8sClient.List(ctx, events, client.InNamespace(appNamespace))).To(Succeed())
+			g.Expect(k8sClient.List(ctx, events, client.InNamespace(staleNamespace))).To(Succeed())
 			i := slices.IndexFunc(events.Items, func(e eventsv1.Event) bool {
-				return e.Regarding.Kind == "AccessToken" && e.Regarding.Name == "steady" && e.Reason == reasonUncoveredConsumers
+				return e.Regarding.Kind == "AccessToken" && e.Regarding.Name == "unseen" && e.Reason == tokensv1alpha1.ReasonConsumersStale
 			})
-			g.Expect(i).NotTo(Equal(-1))
+			g.Expect(i).NotTo(Equal(-1), "no %s event", tokensv1alpha1.ReasonConsumersStale)
 			g.Expect(events.Items[i].Type).To(Equal(corev1.EventTypeWarning))
-			for _, s := range stale {
-				g.Expect(events.Items[i].Note).To(ContainSubstring(s))
+			for _, f := range forgotten {
+				g.Expect(events.Items[i].Note).To(ContainSubstring(f))
 			}
 		}, 30*time.Second, 250*time.Millisecond).Should(Succeed())
 
-		By("restart targets cover them")
-		kubectl("patch", "accesstoken", "steady", "-n", appNamespace, "--type=merge", "-p",
+		By("once restart targets cover them, the next token is seen by all")
+		kubectl("patch", "accesstoken", "unseen", "-n", staleNamespace, "--type=merge", "-p",
 			`{"spec":{"restartTargets":[{"kind":"Deployment","name":"env-forgotten"},{"kind":"Deployment","name":"envfrom-forgotten"},{"kind":"Deployment","name":"subpath-forgotten"}]}}`)
+		requestRenewal(staleNamespace, "unseen")
 		Eventually(func(g Gomega) {
-			c := consumersCondition(g, "steady")
+			c := rotationVisible(g, staleNamespace, "unseen")
 			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
-			g.Expect(c.Reason).To(Equal(reasonConsumersCovered))
+			g.Expect(c.Reason).To(Equal(tokensv1alpha1.ReasonConsumersFollow))
 		}, 30*time.Second, 250*time.Millisecond).Should(Succeed())
 	})
 
@@ -180,7 +189,7 @@ var _ = Describe("tokens delivered to pods on a real node", Ordered, func() {
 		By("giving the mounted token a long life too, so that no renewal is due; the pod reads it")
 		mounted.fake.SetLifetime(longLifetime)
 		before := len(mounted.fake.Issued())
-		requestRenewal("mounted")
+		requestRenewal(appNamespace, "mounted")
 		var renewal secretChange
 		Eventually(func(g Gomega) {
 			issued := mounted.fake.Issued()
@@ -194,7 +203,7 @@ var _ = Describe("tokens delivered to pods on a real node", Ordered, func() {
 			firstSeen(g, pod, renewal.Fingerprint)
 		}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
 
-		calls := callsOf(mounted, env, steady)
+		calls := callsOf(mounted, env, steady, stale)
 		oldPod, err := managerPod()
 		Expect(err).NotTo(HaveOccurred())
 		oldLease := lease()
@@ -219,12 +228,12 @@ var _ = Describe("tokens delivered to pods on a real node", Ordered, func() {
 			Should(ContainSubstring("Successfully acquired lease"))
 
 		By("no token is minted: they are all still good")
-		Consistently(func() map[string]int { return callsOf(mounted, env, steady) }, 5*time.Second, 250*time.Millisecond).
+		Consistently(func() map[string]int { return callsOf(mounted, env, steady, stale) }, 5*time.Second, 250*time.Millisecond).
 			Should(Equal(calls))
 
 		By("the new leader serves: a renewal asked for is made")
 		before = len(steady.fake.Issued())
-		requestRenewal("steady")
+		requestRenewal(appNamespace, "steady")
 		Eventually(func(g Gomega) {
 			issued := steady.fake.Issued()
 			g.Expect(issued).To(HaveLen(before + 1))
@@ -251,25 +260,17 @@ var _ = Describe("tokens delivered to pods on a real node", Ordered, func() {
 	})
 })
 
-// Condition and reason the controller should set for workloads that cannot
-// see a renewal; see the pending spec.
-const (
-	conditionConsumersCovered = "ConsumersCovered"
-	reasonUncoveredConsumers  = "UncoveredConsumers"
-	reasonConsumersCovered    = "AllConsumersCovered"
-)
-
-func consumersCondition(g Gomega, name string) *metav1.Condition {
+func rotationVisible(g Gomega, namespace, name string) *metav1.Condition {
 	at := &tokensv1alpha1.AccessToken{}
-	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: appNamespace, Name: name}, at)).To(Succeed())
-	c := meta.FindStatusCondition(at.Status.Conditions, conditionConsumersCovered)
-	g.Expect(c).NotTo(BeNil(), "no %s condition", conditionConsumersCovered)
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, at)).To(Succeed())
+	c := meta.FindStatusCondition(at.Status.Conditions, tokensv1alpha1.ConditionRotationVisible)
+	g.Expect(c).NotTo(BeNil(), "no %s condition", tokensv1alpha1.ConditionRotationVisible)
 	return c
 }
 
 // requestRenewal asks for a renewal of an AccessToken the way users do.
-func requestRenewal(name string) {
-	kubectl("annotate", "accesstoken", name, "-n", appNamespace, "--overwrite",
+func requestRenewal(namespace, name string) {
+	kubectl("annotate", "accesstoken", name, "-n", namespace, "--overwrite",
 		tokensv1alpha1.AnnotationRenew+"="+time.Now().Format(time.RFC3339Nano))
 }
 

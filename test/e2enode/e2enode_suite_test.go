@@ -17,8 +17,8 @@ limitations under the License.
 // Package e2enode proves that tokens reach pods: a real kubelet, with
 // containerd and runc, runs the operator from its chart and image the way
 // users run it, and busybox workloads that read the token from a mounted
-// Secret or an environment variable. It needs root; a machine that cannot run
-// containers fails the suite with the reason.
+// Secret, an environment variable or a subPath mount. It needs root; a machine
+// that cannot run containers fails the suite with the reason.
 package e2enode
 
 import (

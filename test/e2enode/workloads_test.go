@@ -31,7 +31,13 @@ import (
 	"github.com/tokenmint/tokenmint/test/samples"
 )
 
-const appNamespace = "node-apps"
+const (
+	// appNamespace holds the workloads and their AccessTokens.
+	appNamespace = "node-apps"
+	// staleNamespace holds the workloads that cannot see a renewal: its own
+	// namespace, since the operator scans a namespace's Pods at most once a minute.
+	staleNamespace = "node-stale"
+)
 
 // tokenMount is where workloads mount their token's Secret.
 const tokenMount = "/var/run/tokens"
@@ -44,8 +50,9 @@ type issuer struct {
 }
 
 // startIssuer serves a fake issuing tokens that live lifetime and applies the
-// sample's issuer, named cable-transactions-<suffix>, pointed at it.
-func startIssuer(suffix string, lifetime time.Duration) issuer {
+// sample's issuer, named cable-transactions-<suffix>, pointed at it and
+// serving namespace.
+func startIssuer(namespace, suffix string, lifetime time.Duration) issuer {
 	p := samples.Providers[0]
 	Expect(p.Name).To(Equal("cable-transactions"))
 	fake, base := p.NewFake()
@@ -55,7 +62,7 @@ func startIssuer(suffix string, lifetime time.Duration) issuer {
 	Expect(err).NotTo(HaveOccurred())
 	Expect(s.PointAt(url)).To(Succeed())
 	s.FillCredentials()
-	s.Place(appNamespace, operatorNamespace, "-"+suffix)
+	s.Place(namespace, operatorNamespace, "-"+suffix)
 	objects := s.Objects()
 	apply("issuer-"+suffix, objects[:len(objects)-1]...) // all but the sample's AccessToken
 	return issuer{fake: base, sample: s}
@@ -79,23 +86,23 @@ func (iss issuer) accessToken(name string, renewBefore time.Duration, restart ..
 
 // mountingApp reads the token from the Secret mounted as a volume, which the
 // kubelet keeps up to date.
-func mountingApp(name, secret string) *appsv1.Deployment {
-	d := node.BusyboxDeployment(appNamespace, name, node.WatchFingerprint(tokenMount+"/token"))
+func mountingApp(namespace, name, secret string) *appsv1.Deployment {
+	d := node.BusyboxDeployment(namespace, name, node.WatchFingerprint(tokenMount+"/token"))
 	node.MountSecret(d, secret, tokenMount)
 	return d
 }
 
 // envApp reads the token once, from an environment variable.
-func envApp(name, secret string) *appsv1.Deployment {
-	d := node.BusyboxDeployment(appNamespace, name, node.PrintFingerprint("TOKEN"))
+func envApp(namespace, name, secret string) *appsv1.Deployment {
+	d := node.BusyboxDeployment(namespace, name, node.PrintFingerprint("TOKEN"))
 	d.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "TOKEN", ValueFrom: &corev1.EnvVarSource{
 		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: "token"}}}}
 	return d
 }
 
 // envFromApp takes every key of the Secret as environment variables.
-func envFromApp(name, secret string) *appsv1.Deployment {
-	d := node.BusyboxDeployment(appNamespace, name, node.PrintFingerprint("token"))
+func envFromApp(namespace, name, secret string) *appsv1.Deployment {
+	d := node.BusyboxDeployment(namespace, name, node.PrintFingerprint("token"))
 	d.Spec.Template.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{
 		LocalObjectReference: corev1.LocalObjectReference{Name: secret}}}}
 	return d
@@ -103,8 +110,8 @@ func envFromApp(name, secret string) *appsv1.Deployment {
 
 // subPathApp mounts the token file alone with subPath, which the kubelet
 // never updates.
-func subPathApp(name, secret string) *appsv1.Deployment {
-	d := node.BusyboxDeployment(appNamespace, name, node.WatchFingerprint(tokenMount+"/token"))
+func subPathApp(namespace, name, secret string) *appsv1.Deployment {
+	d := node.BusyboxDeployment(namespace, name, node.WatchFingerprint(tokenMount+"/token"))
 	node.MountSecret(d, secret, tokenMount+"/token")
 	d.Spec.Template.Spec.Containers[0].VolumeMounts[0].SubPath = "token"
 	return d
