@@ -92,6 +92,10 @@ type AccessTokenReconciler struct {
 	// Consumers finds workloads that will not see a renewed token; nil disables it.
 	Consumers *ConsumerScanner
 
+	// written holds, by AccessToken, the writtenStatus this process wrote last
+	// (see cacheMayLag).
+	written sync.Map
+
 	// credentials holds the values of credential Secrets by "namespace/name", as
 	// credentialSecret, with the version they were read at.
 	credentials sync.Map
@@ -119,6 +123,7 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if apierrors.IsNotFound(err) {
 			forgetMetrics(req.NamespacedName)
 			r.copies.Delete(req.NamespacedName)
+			r.written.Delete(req.NamespacedName)
 			return ctrl.Result{}, r.deleteOrphanState(ctx, req.NamespacedName)
 		}
 		return ctrl.Result{}, err
@@ -133,9 +138,8 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	now := r.Clock.Now()
 	d := decide(in, now)
-	if d.action == actionIssue || d.action == actionRestore {
-		// Minting cannot be undone: confirm the decision against the apiserver,
-		// since the cache may not yet hold this controller's own last writes.
+	if (d.action == actionIssue || d.action == actionRestore) && r.cacheMayLag(at, in) {
+		// Minting cannot be undone: confirm the decision against the apiserver.
 		if at, in, err = r.gatherLive(ctx, req); err != nil || at == nil {
 			return ctrl.Result{}, err
 		}
@@ -178,7 +182,8 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.revokeSuperseded(ctx, at, in, now); err != nil {
 		log.Error(err, "revoking superseded tokens")
 	}
-	if err := r.checkConsumers(ctx, at, orig.Status.TokenFingerprint != at.Status.TokenFingerprint); err != nil {
+	recheck := orig.Status.TokenFingerprint != at.Status.TokenFingerprint || orig.Status.ObservedGeneration != at.Generation
+	if err := r.checkConsumers(ctx, at, recheck); err != nil {
 		log.Error(err, "looking for consumers that will not see the new token")
 	}
 
@@ -191,17 +196,25 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	return ctrl.Result{RequeueAfter: nextWake(at, in, r.Clock.Now())}, nil
 }
 
+// writtenStatus identifies a status write: the object's UID and the
+// resourceVersion the write produced.
+type writtenStatus struct {
+	uid             types.UID
+	resourceVersion string
+}
+
 // credentialSecret is a credential Secret's data at one version.
 type credentialSecret struct {
 	version string
 	data    map[string][]byte
 }
 
-// checkConsumers sets RotationVisible when a token was just issued (or the
-// condition was never set), and raises an event when it turns False.
-func (r *AccessTokenReconciler) checkConsumers(ctx context.Context, at *tokensv1alpha1.AccessToken, issued bool) error {
+// checkConsumers sets RotationVisible when recheck is set (a token was just
+// issued, or the spec, its restart targets say, changed) or the condition was
+// never set, and raises an event when it turns False.
+func (r *AccessTokenReconciler) checkConsumers(ctx context.Context, at *tokensv1alpha1.AccessToken, recheck bool) error {
 	prev := meta.FindStatusCondition(at.Status.Conditions, tokensv1alpha1.ConditionRotationVisible)
-	if r.Consumers == nil || at.Status.IssuedAt == nil || (!issued && prev != nil) {
+	if r.Consumers == nil || at.Status.IssuedAt == nil || (!recheck && prev != nil) {
 		return nil
 	}
 	stale, err := r.Consumers.Stale(ctx, at.Namespace, at.Spec.Secret.Name, at.Spec.RestartTargets)
@@ -236,6 +249,21 @@ func actTimeout(spec *tokensv1alpha1.IssuerSpec) time.Duration {
 	return d + 20*time.Second
 }
 
+// cacheMayLag reports whether a decision made from the cache needs confirming
+// live: the cache does not yet show the status this process last wrote, or no
+// Secret was seen (the cache holds only tokenmint's Secrets, so a foreign one of
+// that name would be invisible). Informers are complete when the manager
+// starts, and while it leads only this process writes status, so an
+// AccessToken it has not written, or whose own last write the cache shows, is
+// current.
+func (r *AccessTokenReconciler) cacheMayLag(at *tokensv1alpha1.AccessToken, in *inputs) bool {
+	if in.secret == nil {
+		return true
+	}
+	v, ok := r.written.Load(client.ObjectKeyFromObject(at))
+	return ok && v.(writtenStatus) != writtenStatus{at.UID, at.ResourceVersion}
+}
+
 // gatherLive re-reads the AccessToken and its inputs from the apiserver.
 func (r *AccessTokenReconciler) gatherLive(ctx context.Context, req ctrl.Request) (*tokensv1alpha1.AccessToken, *inputs, error) {
 	at := &tokensv1alpha1.AccessToken{}
@@ -257,6 +285,7 @@ func (r *AccessTokenReconciler) writeStatus(ctx context.Context, orig, at *token
 	if err := r.Status().Patch(ctx, at, client.MergeFrom(orig)); err != nil {
 		return fmt.Errorf("updating status: %w", err)
 	}
+	r.written.Store(client.ObjectKeyFromObject(at), writtenStatus{at.UID, at.ResourceVersion})
 	return nil
 }
 
