@@ -93,7 +93,7 @@ type AccessTokenReconciler struct {
 	Consumers *ConsumerScanner
 
 	// written holds, by AccessToken, the writtenStatus this process wrote last
-	// (see cacheMayLag).
+	// (see statusMayLag).
 	written sync.Map
 
 	// credentials holds the values of credential Secrets by "namespace/name", as
@@ -138,10 +138,20 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	now := r.Clock.Now()
 	d := decide(in, now)
-	if (d.action == actionIssue || d.action == actionRestore) && r.cacheMayLag(at, in) {
-		// Minting cannot be undone: confirm the decision against the apiserver.
-		if at, in, err = r.gatherLive(ctx, req); err != nil || at == nil {
-			return ctrl.Result{}, err
+	if d.action == actionIssue || d.action == actionRestore {
+		// Minting cannot be undone: confirm the decision against the apiserver
+		// wherever the cache may not show the truth.
+		switch {
+		case r.statusMayLag(at):
+			if at, in, err = r.gatherLive(ctx, req); err != nil || at == nil {
+				return ctrl.Result{}, err
+			}
+		case in.secret == nil:
+			// The cache holds only tokenmint's Secrets: a foreign one of that
+			// name would be invisible to it.
+			if err := r.gatherSecret(ctx, r.APIReader, at, in); err != nil {
+				return ctrl.Result{}, err
+			}
 		}
 		d = decide(in, now)
 	}
@@ -249,17 +259,11 @@ func actTimeout(spec *tokensv1alpha1.IssuerSpec) time.Duration {
 	return d + 20*time.Second
 }
 
-// cacheMayLag reports whether a decision made from the cache needs confirming
-// live: the cache does not yet show the status this process last wrote, or no
-// Secret was seen (the cache holds only tokenmint's Secrets, so a foreign one of
-// that name would be invisible). Informers are complete when the manager
-// starts, and while it leads only this process writes status, so an
-// AccessToken it has not written, or whose own last write the cache shows, is
-// current.
-func (r *AccessTokenReconciler) cacheMayLag(at *tokensv1alpha1.AccessToken, in *inputs) bool {
-	if in.secret == nil {
-		return true
-	}
+// statusMayLag reports whether the cache may not yet show the status this
+// process wrote last. Informers are complete when the manager starts, and while
+// it leads only this process writes status, so an AccessToken it has not
+// written, or whose own last write the cache shows, is current.
+func (r *AccessTokenReconciler) statusMayLag(at *tokensv1alpha1.AccessToken) bool {
 	v, ok := r.written.Load(client.ObjectKeyFromObject(at))
 	return ok && v.(writtenStatus) != writtenStatus{at.UID, at.ResourceVersion}
 }

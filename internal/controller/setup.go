@@ -89,10 +89,13 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.AllowPrivateDestinations, "allow-private-destinations", false,
 		"Let TokenIssuers call loopback, link-local and private addresses (ClusterTokenIssuers always may).")
 	fs.IntVar(&c.MaxConcurrentReconciles, "max-concurrent-reconciles", 10, "AccessTokens reconciled at once.")
-	fs.Float64Var(&c.KubeAPIQPS, "kube-api-qps", 50, "Requests per second to the Kubernetes API.")
-	fs.IntVar(&c.KubeAPIBurst, "kube-api-burst", 100, "Burst of requests to the Kubernetes API.")
-	fs.Float64Var(&c.IssuerRate, "issuer-rate-limit", 50, "Calls per second to one issuer's endpoint, shared by all its AccessTokens (0: unlimited).")
-	fs.IntVar(&c.IssuerBurst, "issuer-burst", 100, "Burst of calls to one issuer's endpoint.")
+	// The defaults let ten thousand tokens be issued at close to the speed of the
+	// apiserver itself (an issued token costs two writes and at most two reads);
+	// lower them to shield a small or shared apiserver or provider.
+	fs.Float64Var(&c.KubeAPIQPS, "kube-api-qps", 500, "Requests per second to the Kubernetes API.")
+	fs.IntVar(&c.KubeAPIBurst, "kube-api-burst", 1000, "Burst of requests to the Kubernetes API.")
+	fs.Float64Var(&c.IssuerRate, "issuer-rate-limit", 500, "Calls per second to one issuer's endpoint, shared by all its AccessTokens (0: unlimited). A 429 pauses every AccessToken of the issuer for its Retry-After.")
+	fs.IntVar(&c.IssuerBurst, "issuer-burst", 500, "Burst of calls to one issuer's endpoint.")
 	fs.StringVar(&c.FingerprintKeySecret, "fingerprint-key-secret", "tokenmint-fingerprint-key",
 		"Secret in the operator namespace holding the key that fingerprints tokens (created when missing).")
 }
