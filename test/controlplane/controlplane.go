@@ -112,6 +112,8 @@ func Start(opts Options) (*ControlPlane, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		// A half-started control plane (CRDs refused, say) must not outlive us.
+		_ = env.Stop()
 		return nil, fmt.Errorf("starting control plane: %w", err)
 	}
 	return &ControlPlane{Config: cfg, AssetsDir: assets, env: env}, nil
