@@ -60,7 +60,9 @@ func Labels(at *tokensv1alpha1.AccessToken) map[string]string {
 		l = map[string]string{}
 	}
 	l[tokensv1alpha1.LabelManagedBy] = tokensv1alpha1.ManagedByValue
-	l[tokensv1alpha1.LabelAccessToken] = at.Name
+	if len(at.Name) <= 63 { // a label value's limit; the owner reference names it anyway
+		l[tokensv1alpha1.LabelAccessToken] = at.Name
+	}
 	return l
 }
 
