@@ -62,6 +62,7 @@ const (
 type options struct {
 	n            int
 	managerArgs  []string
+	managerEnv   []string // NAME=value pairs added to the manager's environment
 	lifetime     time.Duration
 	creators     int
 	noiseSecrets int
@@ -163,6 +164,7 @@ func run(ctx context.Context, opts options, w io.Writer) (_ *results, err error)
 	}
 	for _, ph := range phases {
 		if err := ph.fn(ctx); err != nil {
+			b.r.loadAfter = loadAverage()
 			return &b.r, fmt.Errorf("%s: %w", ph.name, err)
 		}
 	}
@@ -179,6 +181,8 @@ func (b *bench) setup(ctx context.Context) error {
 	}
 	if b.opts.logDir == "" {
 		b.opts.logDir = b.dir
+	} else if err := os.MkdirAll(b.opts.logDir, 0o755); err != nil {
+		return err
 	}
 	b.r.loadBefore = loadAverage()
 
@@ -197,6 +201,7 @@ func (b *bench) setup(ctx context.Context) error {
 	applyArgs(b.settings, b.opts.managerArgs)
 	b.r.settings = b.settings
 	b.r.managerArgs = b.opts.managerArgs
+	b.r.managerEnv = b.opts.managerEnv
 	b.r.workers, err = strconv.Atoi(b.settings["max-concurrent-reconciles"])
 	if err != nil || b.r.workers < 1 {
 		return fmt.Errorf("cannot tell the manager's --max-concurrent-reconciles (%q)", b.settings["max-concurrent-reconciles"])
@@ -295,7 +300,7 @@ func (b *bench) teardown() {
 
 func (b *bench) startManager(ctx context.Context) error {
 	args := append([]string{"--operator-namespace", operatorNamespace}, b.opts.managerArgs...)
-	m, err := startManager(b.bin, b.kubeconfig, filepath.Join(b.opts.logDir, "manager.log"), args)
+	m, err := startManager(b.bin, b.kubeconfig, filepath.Join(b.opts.logDir, "manager.log"), args, b.opts.managerEnv)
 	if err != nil {
 		return err
 	}
@@ -820,7 +825,7 @@ func (b *bench) phaseRestart(ctx context.Context) error {
 	}
 	b.p.printf("restart: manager stopped in %s; starting it again", b.r.stopTime.Round(time.Millisecond))
 	args := append([]string{"--operator-namespace", operatorNamespace}, b.opts.managerArgs...)
-	m, err := startManager(b.bin, b.kubeconfig, filepath.Join(b.opts.logDir, "manager.log"), args)
+	m, err := startManager(b.bin, b.kubeconfig, filepath.Join(b.opts.logDir, "manager.log"), args, b.opts.managerEnv)
 	if err != nil {
 		return err
 	}
@@ -900,6 +905,16 @@ func (b *bench) phaseMemory(ctx context.Context) error {
 	var err error
 	if b.r.rss, b.r.heap, err = b.settledMemory(ctx); err != nil {
 		return err
+	}
+	if m, err := b.mgr.metrics(ctx); err == nil {
+		for name, mf := range m {
+			b.r.series += len(mf.GetMetric())
+			if strings.HasPrefix(name, "tokenmint_") {
+				b.r.tokenmintSeries += len(mf.GetMetric())
+			}
+		}
+		b.r.heapInuse = m.sum("go_memstats_heap_inuse_bytes")
+		b.r.heapSys = m.sum("go_memstats_heap_sys_bytes")
 	}
 	b.p.printf("memory: RSS %s, Go heap %s", mib(b.r.rss), mib(b.r.heap))
 	if b.opts.quick || b.opts.noiseSecrets == 0 {

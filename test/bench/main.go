@@ -45,9 +45,11 @@ func main() {
 	var (
 		opts        options
 		managerArgs string
+		managerEnv  string
 	)
 	flag.IntVar(&opts.n, "n", 1000, "AccessTokens to issue.")
 	flag.StringVar(&managerArgs, "manager-args", "", "Extra flags for the manager, space separated (default: the manager's own defaults).")
+	flag.StringVar(&managerEnv, "manager-env", "", "NAME=value pairs, space separated, added to the manager's environment (e.g. GOMEMLIMIT=100MiB).")
 	flag.DurationVar(&opts.lifetime, "lifetime", time.Hour, "Lifetime of the tokens the endpoint issues.")
 	flag.IntVar(&opts.creators, "creators", 16, "Concurrent clients creating AccessTokens.")
 	flag.IntVar(&opts.noiseSecrets, "unrelated-secrets", 1000, "Unrelated Secrets added for the memory check (0: skip).")
@@ -62,6 +64,7 @@ func main() {
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
 	opts.managerArgs = strings.Fields(managerArgs)
+	opts.managerEnv = strings.Fields(managerEnv)
 	opts.command = "go run ./test/bench " + strings.Join(os.Args[1:], " ")
 	if opts.out == "" {
 		opts.out = filepath.Join(controlplane.RepoRoot(), "bin", fmt.Sprintf("bench-%d.md", opts.n))

@@ -81,7 +81,7 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func startManager(bin, kubeconfig, logPath string, args []string) (*manager, error) {
+func startManager(bin, kubeconfig, logPath string, args, env []string) (*manager, error) {
 	mp, err := freePort()
 	if err != nil {
 		return nil, err
@@ -103,6 +103,7 @@ func startManager(bin, kubeconfig, logPath string, args []string) (*manager, err
 	fmt.Fprintf(logFile, "--- %s %s\n", time.Now().Format(time.RFC3339), strings.Join(all, " "))
 	cmd := exec.Command(bin, all...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(), env...)
 	m := &manager{cmd: cmd, done: make(chan error, 1), log: logFile,
 		metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", mp),
 		readyURL:   fmt.Sprintf("http://127.0.0.1:%d/readyz", hp)}

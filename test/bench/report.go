@@ -34,6 +34,7 @@ type results struct {
 	loadBefore, loadAfter string
 	defaults, settings    map[string]string
 	managerArgs           []string
+	managerEnv            []string
 	workers               int
 
 	loops                  []*loopResult
@@ -55,6 +56,8 @@ type results struct {
 	restart               *costs
 
 	rss, heap, rssNoise, heapNoise float64
+	heapInuse, heapSys             float64
+	series, tokenmintSeries        int
 	noise                          bool
 }
 
@@ -107,7 +110,9 @@ func (r *results) checks() []check {
 	}
 	if r.rss > 0 {
 		add("4", "Resident memory after settling (VmRSS)", "≤ 128 MiB at N=10,000", mib(r.rss), mark(r.rss <= 128<<20))
-		add("4", "Go heap after settling (go_memstats_heap_alloc_bytes)", "", mib(r.heap), "")
+		add("4", "Go heap after settling: allocated (go_memstats_heap_alloc_bytes); in use; held from the OS", "",
+			fmt.Sprintf("%s; %s; %s", mib(r.heap), mib(r.heapInuse), mib(r.heapSys)), "")
+		add("4", "Metric series the manager exports (of which tokenmint_*)", "", fmt.Sprintf("%d (%d)", r.series, r.tokenmintSeries), "")
 		if r.issuePeakRSS > 0 {
 			add("4", "Peak resident memory while issuing (VmHWM)", "", mib(r.issuePeakRSS), "")
 		}
@@ -224,6 +229,9 @@ func (r *results) flagSummary() string {
 			s += fmt.Sprintf(" (default %s)", d)
 		}
 		parts = append(parts, s)
+	}
+	if len(r.managerEnv) > 0 {
+		parts = append(parts, "environment "+strings.Join(r.managerEnv, " "))
 	}
 	return strings.Join(parts, " ")
 }
