@@ -63,6 +63,7 @@ type options struct {
 	n            int
 	managerArgs  []string
 	managerEnv   []string // NAME=value pairs added to the manager's environment
+	managerBin   string   // a prebuilt manager; empty builds ./cmd
 	lifetime     time.Duration
 	creators     int
 	noiseSecrets int
@@ -74,7 +75,8 @@ type options struct {
 	command      string
 	logDir       string
 	quick        bool // the smoke test: skip the unrelated Secrets
-	whatIf       bool // also time the replay, proposed and lean loops
+	sequence     bool // also time the manager's request sequence as a plain loop
+	oldSequence  bool // and the sequence of f38efc0
 	rounds       int  // runs of each loop; the fastest is kept
 }
 
@@ -187,9 +189,14 @@ func (b *bench) setup(ctx context.Context) error {
 	b.r.loadBefore = loadAverage()
 
 	b.r.revision = revision(controlplane.RepoRoot())
-	b.p.printf("building the manager (CGO_ENABLED=0 go build ./cmd) at %s", b.r.revision)
-	if b.bin, err = buildManager(b.dir); err != nil {
-		return err
+	if b.opts.managerBin != "" {
+		b.bin = b.opts.managerBin
+		b.r.revision = b.opts.managerBin
+	} else {
+		b.p.printf("building the manager (CGO_ENABLED=0 go build ./cmd) at %s", b.r.revision)
+		if b.bin, err = buildManager(b.dir); err != nil {
+			return err
+		}
 	}
 	if b.settings, err = flagDefaults(b.bin); err != nil {
 		return err
@@ -392,8 +399,11 @@ func (b *bench) phaseFloor(ctx context.Context) error {
 		return err
 	}
 	loops := []loop{loopFloor}
-	if b.opts.whatIf {
-		loops = append(loops, loopReplay, loopProposed, loopLean)
+	if b.opts.sequence {
+		loops = append(loops, loopSequence)
+	}
+	if b.opts.oldSequence {
+		loops = append(loops, loopOldSequence)
 	}
 	// Each loop runs `rounds` times, interleaved, and keeps its fastest run:
 	// other work on the machine only ever slows a loop down.

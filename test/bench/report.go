@@ -92,7 +92,7 @@ func (r *results) checks() []check {
 		add("1", fmt.Sprintf("Floor: the same N through endpoint call + Secret create + status write, %d workers, no client rate limit", r.workers), "", rate(r.floorTime), "")
 		add("1", "Operator / floor", "≤ 1.3 at N=10,000", fmt.Sprintf("%.2f", r.ratio()), mark(r.ratio() <= 1.3))
 		add("2", "Endpoint calls while issuing", fmt.Sprintf("= N (%d)", r.n), fmt.Sprintf("%.0f", r.issue.calls), mark(r.issue.calls == n))
-		add("2", "Kubernetes API writes per issued token (manager's client)", "≤ 2", fmt.Sprintf("%.2f (%s)", r.writesPerToken(), r.writeBreakdown()), mark(r.writesPerToken() <= 2))
+		add("2", "Kubernetes API writes per issued token (manager's client)", "≤ 2", fmt.Sprintf("%.2f (%s)", r.writesPerToken(), r.writeBreakdown()), mark(math.Round(r.writesPerToken()*100) <= 200))
 		add("2", "Kubernetes API reads per issued token (manager's client)", "", fmt.Sprintf("%.2f (%s)", r.issue.reads/n, r.readBreakdown()), "")
 		add("2", "Reconciles per issued token", "", fmt.Sprintf("%.2f", r.issue.reconciles/n), "")
 		add("2", "CPU per 1,000 issued tokens: manager; control plane (operator run vs floor run)", "", fmt.Sprintf("%.2f s; %.1f s vs %.1f s", r.issue.cpu/n*1000, r.issue.apiCPU/n*1000, r.floorAPICPU/n*1000), "")
@@ -199,8 +199,8 @@ func (r *results) markdown() string {
 		fmt.Fprintf(&b, "| operator | %s | %.1f s | %.0f | %.2f | %s |\n", perToken(r.issue.byResource, r.n, func(k string) bool {
 			return r.issue.byResource[k]/float64(r.n) >= 0.05
 		}), r.issueTime.Seconds(), float64(r.n)/r.issueTime.Seconds(), r.ratio(), cpuSum(r.n, r.issue.apiCPU, r.issue.cpu, r.issue.benchCPU))
-		b.WriteString("\nfloor: the unavoidable work. replay: the manager's own requests in its order (events sent in the background, as its recorder does). " +
-			"proposed: the replay less the reads the recommended changes remove. lean: proposed without the event.\n")
+		b.WriteString("\nfloor: the unavoidable work (Secret created, status patched). sequence: the manager's own requests for a first issue, in its order " +
+			"(the Secret read live, applied, the status patched). f38efc0-sequence: the requests of the manager at f38efc0 (5 reads, an event).\n")
 	}
 	if r.issue != nil && len(r.issue.byResource) > 0 {
 		b.WriteString("\nRequests per issued token at the apiserver (apiserver_request_total, less the benchmark's own requests), by verb and resource:\n\n")
