@@ -77,6 +77,8 @@ type options struct {
 	quick        bool // the smoke test: skip the unrelated Secrets
 	sequence     bool // also time the manager's request sequence as a plain loop
 	oldSequence  bool // and the sequence of f38efc0
+	applyLoop    bool // and the sequence without its read
+	loopsOnly    bool // stop after the plain loops
 	rounds       int  // runs of each loop; the fastest is kept
 }
 
@@ -163,6 +165,9 @@ func run(ctx context.Context, opts options, w io.Writer) (_ *results, err error)
 		{"no-op reconciles", b.phasePoke},
 		{"restart", b.phaseRestart},
 		{"memory", b.phaseMemory},
+	}
+	if b.opts.loopsOnly {
+		phases = phases[:1]
 	}
 	for _, ph := range phases {
 		if err := ph.fn(ctx); err != nil {
@@ -404,6 +409,9 @@ func (b *bench) phaseFloor(ctx context.Context) error {
 	}
 	if b.opts.oldSequence {
 		loops = append(loops, loopOldSequence)
+	}
+	if b.opts.applyLoop {
+		loops = append(loops, loopApply)
 	}
 	// Each loop runs `rounds` times, interleaved, and keeps its fastest run:
 	// other work on the machine only ever slows a loop down.

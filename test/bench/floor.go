@@ -107,10 +107,14 @@ const (
 	// the Secret applied, an event (sent in the background, as a recorder does)
 	// and the status patch. It shows what the changes since cost or saved.
 	loopOldSequence
+	// loopApply is the sequence without the read: the Secret applied, the
+	// status patched. With floor and sequence it splits the gap between them
+	// into the read's share and server-side apply's.
+	loopApply
 )
 
 func (l loop) String() string {
-	return [...]string{"floor", "sequence", "f38efc0-sequence"}[l]
+	return [...]string{"floor", "sequence", "f38efc0-sequence", "apply"}[l]
 }
 
 // floor runs loop l for each AccessToken handed to it, with `workers`

@@ -59,6 +59,8 @@ func main() {
 	flag.DurationVar(&opts.readyTimeout, "timeout", 45*time.Minute, "Longest wait for all tokens to be Ready, or reconciled after the restart.")
 	flag.BoolVar(&opts.sequence, "sequence", true, "Also time the manager's own request sequence as a plain loop (tells request cost from controller overhead).")
 	flag.BoolVar(&opts.oldSequence, "old-sequence", false, "Also time the request sequence of f38efc0 (5 reads, 3 writes per token) as a plain loop.")
+	flag.BoolVar(&opts.applyLoop, "apply-loop", false, "Also time the manager's sequence without its read (Secret applied, status patched) as a plain loop.")
+	flag.BoolVar(&opts.loopsOnly, "loops-only", false, "Time the plain loops only, without the manager.")
 	flag.StringVar(&opts.managerBin, "manager-bin", "", "Benchmark this manager binary instead of building ./cmd.")
 	flag.IntVar(&opts.rounds, "rounds", 2, "Runs of each plain loop, interleaved; the fastest counts.")
 	flag.StringVar(&opts.out, "out", "", "File to write the Markdown table to (default bin/bench-<n>.md).")

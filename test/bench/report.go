@@ -185,6 +185,15 @@ func (r *results) markdown() string {
 	for _, c := range r.checks() {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", c.item, c.measure, c.target, c.result, c.met)
 	}
+	if len(r.loops) > 1 && r.issue == nil {
+		b.WriteString("\nPlain loops only (same workers, no client rate limit; fastest of the runs, the slowest in brackets):\n\n")
+		b.WriteString("| Run | Requests per token | Time | Tokens/s | × floor | CPU s per 1,000 tokens: control plane + benchmark |\n|---|---|---|---|---|---|\n")
+		for _, l := range r.loops {
+			fmt.Fprintf(&b, "| %s | %s | %.1f s (%.1f s) | %.0f | %.2f | %.1f + %.1f |\n", l.loop, perToken(l.own, r.n, func(k string) bool { return k != "POST accesstokens" }),
+				l.elapsed.Seconds(), l.slowest.Seconds(), float64(r.n)/l.elapsed.Seconds(), l.elapsed.Seconds()/r.floorTime.Seconds(),
+				l.apiCPU/float64(r.n)*1000, l.benchCPU/float64(r.n)*1000)
+		}
+	}
 	if len(r.loops) > 1 && r.issue != nil {
 		b.WriteString("\nThe same N through plain loops (same workers, no client rate limit, manager stopped; fastest of the runs, the slowest in brackets), beside the operator:\n\n")
 		b.WriteString("| Run | Requests per token | Time | Tokens/s | × floor | CPU s per 1,000 tokens: control plane + manager + benchmark = total |\n|---|---|---|---|---|---|\n")
@@ -200,7 +209,7 @@ func (r *results) markdown() string {
 			return r.issue.byResource[k]/float64(r.n) >= 0.05
 		}), r.issueTime.Seconds(), float64(r.n)/r.issueTime.Seconds(), r.ratio(), cpuSum(r.n, r.issue.apiCPU, r.issue.cpu, r.issue.benchCPU))
 		b.WriteString("\nfloor: the unavoidable work (Secret created, status patched). sequence: the manager's own requests for a first issue, in its order " +
-			"(the Secret read live, applied, the status patched). f38efc0-sequence: the requests of the manager at f38efc0 (5 reads, an event).\n")
+			"(the Secret read live, applied, the status patched). f38efc0-sequence: the requests of the manager at f38efc0 (5 reads, an event). apply: sequence without the read.\n")
 	}
 	if r.issue != nil && len(r.issue.byResource) > 0 {
 		b.WriteString("\nRequests per issued token at the apiserver (apiserver_request_total, less the benchmark's own requests), by verb and resource:\n\n")
