@@ -53,6 +53,7 @@ func main() {
 	var (
 		metricsAddr          string
 		probeAddr            string
+		pprofAddr            string
 		secureMetrics        bool
 		enableHTTP2          bool
 		enableLeaderElection bool
@@ -65,6 +66,8 @@ func main() {
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443",
 		"The address the metrics endpoint binds to (use :8080 with --metrics-secure=false for plain HTTP, 0 to disable).")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "",
+		"The address a Go profiling endpoint (/debug/pprof) binds to; empty disables it. Bind it to 127.0.0.1 only: it is not authenticated.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true,
 		"Serve metrics over HTTPS, with authentication and authorization through the Kubernetes API.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false,
@@ -108,6 +111,7 @@ func main() {
 		Scheme:                        scheme,
 		Metrics:                       metricsOptions,
 		HealthProbeBindAddress:        probeAddr,
+		PprofBindAddress:              pprofAddr,
 		LeaderElection:                enableLeaderElection,
 		LeaderElectionID:              "tokenmint.tokens.tokenmint.dev",
 		LeaderElectionNamespace:       cfg.OperatorNamespace,

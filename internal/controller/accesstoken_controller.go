@@ -121,7 +121,6 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	at := &tokensv1alpha1.AccessToken{}
 	if err := r.Get(ctx, req.NamespacedName, at); err != nil {
 		if apierrors.IsNotFound(err) {
-			forgetMetrics(req.NamespacedName)
 			r.copies.Delete(req.NamespacedName)
 			r.written.Delete(req.NamespacedName)
 			return ctrl.Result{}, r.deleteOrphanState(ctx, req.NamespacedName)
@@ -202,7 +201,6 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.writeStatus(ctx, orig, at); err != nil {
 		return ctrl.Result{}, err
 	}
-	recordMetrics(at)
 	return ctrl.Result{RequeueAfter: nextWake(at, in, r.Clock.Now())}, nil
 }
 

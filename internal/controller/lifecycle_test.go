@@ -18,10 +18,13 @@ package controller
 
 import (
 	"bytes"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -30,6 +33,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
@@ -190,7 +194,8 @@ var _ = Describe("issuer status", func() {
 var _ = Describe("metrics", func() {
 	It("report readiness, expiry and endpoint calls, and never a credential", func() {
 		e := newEnv()
-		waitReady(e.accessToken("measured"))
+		measured := e.accessToken("measured")
+		waitReady(measured)
 		var page bytes.Buffer
 		Eventually(func(g Gomega) {
 			page.Reset()
@@ -209,5 +214,46 @@ var _ = Describe("metrics", func() {
 		for _, t := range e.fake.Issued() {
 			Expect(page.String()).NotTo(ContainSubstring(t.Value))
 		}
+
+		By("dropping the series of a deleted AccessToken")
+		Expect(k8sClient.Delete(ctx, measured)).To(Succeed())
+		Eventually(func(g Gomega) {
+			families, err := metrics.Registry.Gather()
+			g.Expect(err).NotTo(HaveOccurred())
+			for _, f := range families {
+				for _, m := range f.GetMetric() {
+					for _, l := range m.GetLabel() {
+						g.Expect(l.GetName() == "namespace" && l.GetValue() == e.ns).To(BeFalse(), "series %s still exported", f.GetName())
+					}
+				}
+			}
+		}, 10*time.Second).Should(Succeed())
+	})
+
+	It("exports per-AccessToken gauges only while this replica leads", func() {
+		at := &tokensv1alpha1.AccessToken{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "n"}}
+		at.Status.FailedAttempts = 3
+		at.Status.ExpiresAt = &metav1.Time{Time: time.Unix(1700000000, 0)}
+		reader := fake.NewClientBuilder().WithScheme(k8sClient.Scheme()).WithObjects(at).Build()
+		elected := make(chan struct{})
+		c := &accessTokenCollector{}
+		c.use(reader, elected)
+		reg := prometheus.NewPedanticRegistry()
+		Expect(reg.Register(c)).To(Succeed())
+
+		Expect(testutil.CollectAndCount(c)).To(Equal(0))
+		close(elected)
+		Expect(testutil.CollectAndCount(c)).To(Equal(3)) // no renewal time yet
+		Expect(testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP tokenmint_accesstoken_failed_attempts Consecutive failed attempts to obtain a token for the AccessToken.
+# TYPE tokenmint_accesstoken_failed_attempts gauge
+tokenmint_accesstoken_failed_attempts{name="a",namespace="n"} 3
+# HELP tokenmint_accesstoken_expiration_timestamp_seconds When the current token of an AccessToken expires (unix seconds; absent when unknown).
+# TYPE tokenmint_accesstoken_expiration_timestamp_seconds gauge
+tokenmint_accesstoken_expiration_timestamp_seconds{name="a",namespace="n"} 1.7e+09
+# HELP tokenmint_accesstoken_ready 1 when the AccessToken's Secret holds a valid token, else 0.
+# TYPE tokenmint_accesstoken_ready gauge
+tokenmint_accesstoken_ready{name="a",namespace="n"} 0
+`))).To(Succeed())
 	})
 })

@@ -190,6 +190,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		MaxConcurrentReconciles:  cfg.MaxConcurrentReconciles,
 		Consumers:                &ConsumerScanner{Reader: mgr.GetAPIReader(), Clock: clk},
 	}
+	accessTokens.use(mgr.GetCache(), mgr.Elected())
 	if err := at.SetupWithManager(mgr, secretsSource, namespacesSource); err != nil {
 		return fmt.Errorf("setting up AccessToken controller: %w", err)
 	}

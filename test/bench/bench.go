@@ -80,6 +80,7 @@ type options struct {
 	applyLoop    bool // and the sequence without its read
 	loopsOnly    bool // stop after the plain loops
 	rounds       int  // runs of each loop; the fastest is kept
+	heapProfile  string // where to save the manager's heap profile after settling
 }
 
 // bench is one run: the control plane, the endpoint, the manager, and what was measured.
@@ -935,6 +936,12 @@ func (b *bench) phaseMemory(ctx context.Context) error {
 		b.r.heapSys = m.sum("go_memstats_heap_sys_bytes")
 	}
 	b.p.printf("memory: RSS %s, Go heap %s", mib(b.r.rss), mib(b.r.heap))
+	if b.opts.heapProfile != "" {
+		if err := b.mgr.saveHeapProfile(ctx, b.opts.heapProfile); err != nil {
+			return err
+		}
+		b.p.printf("memory: heap profile written to %s (go tool pprof -sample_index=inuse_space -top %s)", b.opts.heapProfile, b.opts.heapProfile)
+	}
 	if b.opts.quick || b.opts.noiseSecrets == 0 {
 		return nil
 	}

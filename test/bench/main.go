@@ -65,6 +65,7 @@ func main() {
 	flag.IntVar(&opts.rounds, "rounds", 2, "Runs of each plain loop, interleaved; the fastest counts.")
 	flag.StringVar(&opts.out, "out", "", "File to write the Markdown table to (default bin/bench-<n>.md).")
 	flag.StringVar(&opts.logDir, "log-dir", "", "Directory to keep the manager's log in (default: a temporary directory, removed).")
+	flag.StringVar(&opts.heapProfile, "heap-profile", "", "File to save the manager's heap profile to, after settling.")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
 	opts.managerArgs = strings.Fields(managerArgs)

@@ -21,6 +21,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -68,6 +69,7 @@ type manager struct {
 	done       chan error // receives the exit once, then is put back for exited()
 	metricsURL string
 	readyURL   string
+	pprofURL   string
 	started    time.Time
 	log        *os.File
 }
@@ -90,6 +92,10 @@ func startManager(bin, kubeconfig, logPath string, args, env []string) (*manager
 	if err != nil {
 		return nil, err
 	}
+	pp, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, err
@@ -99,6 +105,7 @@ func startManager(bin, kubeconfig, logPath string, args, env []string) (*manager
 		"--metrics-secure=false",
 		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", mp),
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", hp),
+		"--pprof-bind-address", fmt.Sprintf("127.0.0.1:%d", pp),
 	}, args...)
 	fmt.Fprintf(logFile, "--- %s %s\n", time.Now().Format(time.RFC3339), strings.Join(all, " "))
 	cmd := exec.Command(bin, all...)
@@ -106,7 +113,8 @@ func startManager(bin, kubeconfig, logPath string, args, env []string) (*manager
 	cmd.Env = append(os.Environ(), env...)
 	m := &manager{cmd: cmd, done: make(chan error, 1), log: logFile,
 		metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", mp),
-		readyURL:   fmt.Sprintf("http://127.0.0.1:%d/readyz", hp)}
+		readyURL:   fmt.Sprintf("http://127.0.0.1:%d/readyz", hp),
+		pprofURL:   fmt.Sprintf("http://127.0.0.1:%d/debug/pprof", pp)}
 	m.started = time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -170,6 +178,32 @@ func (m *manager) exited() bool {
 
 func (m *manager) metrics(ctx context.Context) (scrape, error) {
 	return fetchMetrics(ctx, http.DefaultClient, m.metricsURL)
+}
+
+// saveHeapProfile writes the manager's heap profile, after a garbage
+// collection, to path (read it with go tool pprof).
+func (m *manager) saveHeapProfile(ctx context.Context, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.pprofURL+"/heap?gc=1", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("heap profile: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // memory is the process's resident memory now and at its peak, in bytes.
