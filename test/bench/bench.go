@@ -74,12 +74,12 @@ type options struct {
 	out          string
 	command      string
 	logDir       string
-	quick        bool // the smoke test: skip the unrelated Secrets
-	sequence     bool // also time the manager's request sequence as a plain loop
-	oldSequence  bool // and the sequence of f38efc0
-	applyLoop    bool // and the sequence without its read
-	loopsOnly    bool // stop after the plain loops
-	rounds       int  // runs of each loop; the fastest is kept
+	quick        bool   // the smoke test: skip the unrelated Secrets
+	sequence     bool   // also time the manager's request sequence as a plain loop
+	oldSequence  bool   // and the sequence of f38efc0
+	applyLoop    bool   // and the sequence without its read
+	loopsOnly    bool   // stop after the plain loops
+	rounds       int    // runs of each loop; the fastest is kept
 	heapProfile  string // where to save the manager's heap profile after settling
 }
 
