@@ -32,13 +32,17 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/csaupgrade"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -146,10 +150,15 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 				return ctrl.Result{}, err
 			}
 		case in.secret == nil:
-			// The cache holds only tokenmint's Secrets: a foreign one of that
-			// name would be invisible to it.
-			if err := r.gatherSecret(ctx, r.APIReader, at, in); err != nil {
-				return ctrl.Result{}, err
+			// The typed cache holds only tokenmint's Secrets; the metadata cache
+			// knows the name of every Secret. One it shows (someone else's, or
+			// tokenmint's not yet in the typed cache) is read live before
+			// anything is minted. One neither shows is created, never applied:
+			// the create fails if it appeared meanwhile.
+			if r.secretMayExist(ctx, at) {
+				if err := r.gatherSecret(ctx, r.APIReader, at, in); err != nil {
+					return ctrl.Result{}, err
+				}
 			}
 		}
 		d = decide(in, now)
@@ -177,7 +186,7 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	case actionIssue:
 		actErr = r.issue(ctx, at, in, d, now)
 	case actionRestore:
-		actErr = r.restore(ctx, at, in)
+		actErr = r.restore(ctx, at, in, d)
 	case actionAdopt:
 		adopt(at, in)
 	case actionBlocked:
@@ -421,10 +430,11 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 		ExpiresAt:   truncated(tok.ExpiresAt),
 		InputsHash:  in.inputsHash,
 	}
-	if err := r.applySecret(ctx, at, data, rec); err != nil {
+	written, err := r.writeSecret(ctx, at, in, data, rec)
+	if err != nil {
 		return err
 	}
-	r.copies.Store(client.ObjectKeyFromObject(at), tokenCopy{uid: at.UID, token: tok.Value, fields: tok.Fields})
+	r.copies.Store(client.ObjectKeyFromObject(at), tokenCopy{uid: at.UID, token: tok.Value, fields: tok.Fields, secretVersion: written})
 	in.secret = &corev1.Secret{Data: data}
 	in.secretMatches = true
 
@@ -476,11 +486,84 @@ func tokenData(at *tokensv1alpha1.AccessToken, token string, fields map[string]s
 	return data
 }
 
-func (r *AccessTokenReconciler) applySecret(ctx context.Context, at *tokensv1alpha1.AccessToken, data map[string][]byte, rec secret.Record) error {
-	if err := r.Apply(ctx, secret.Desired(at, data, rec), client.FieldOwner(secret.FieldOwner), client.ForceOwnership); err != nil {
-		return fmt.Errorf("writing Secret %s/%s: %w", at.Namespace, at.Spec.Secret.Name, err)
+// errSecretTaken is returned when a Secret of the wanted name appeared between
+// the decision to mint and the write: the token minted is not written.
+var errSecretTaken = errors.New("a Secret of that name was created by someone else meanwhile; the token obtained for it was discarded")
+
+// writeSecret writes the AccessToken's Secret and returns the resourceVersion
+// written. A Secret known not to exist (in.secret is nil, and the caches or a
+// live read showed no other of that name) is created; one that exists is
+// applied.
+func (r *AccessTokenReconciler) writeSecret(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, data map[string][]byte, rec secret.Record) (string, error) {
+	name := types.NamespacedName{Namespace: at.Namespace, Name: at.Spec.Secret.Name}
+	if in.secret == nil {
+		s := secret.New(at, data, rec)
+		err := r.Create(ctx, s, client.FieldOwner(secret.FieldOwner))
+		if err == nil {
+			return s.ResourceVersion, nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return "", fmt.Errorf("creating Secret %s: %w", name, err)
+		}
+		// Created meanwhile: by this process (a write no cache shows yet), or
+		// by someone else.
+		if err := r.gatherSecret(ctx, r.APIReader, at, in); err != nil {
+			return "", err
+		}
+		if in.foreign {
+			return "", fmt.Errorf("writing Secret %s: %w", name, errSecretTaken)
+		}
+	}
+	if in.secret != nil && secret.CreatedByUpdate(in.secret) && secret.LeavesOut(in.secret, at, data, rec) {
+		// The create's ownership would keep what this apply leaves out.
+		if err := r.upgradeOwnership(ctx, name); err != nil {
+			return "", err
+		}
+	}
+	desired := secret.Desired(at, data, rec)
+	if err := r.Apply(ctx, desired, client.FieldOwner(secret.FieldOwner), client.ForceOwnership); err != nil {
+		return "", fmt.Errorf("writing Secret %s: %w", name, err)
+	}
+	return ptr.Deref(desired.ResourceVersion, ""), nil
+}
+
+// upgradeOwnership hands the fields tokenmint's create owns to its apply, so
+// that an apply can remove them.
+func (r *AccessTokenReconciler) upgradeOwnership(ctx context.Context, name types.NamespacedName) error {
+	live := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, name, live); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	patch, err := csaupgrade.UpgradeManagedFieldsPatch(live, sets.New(secret.FieldOwner), secret.FieldOwner)
+	if err != nil || patch == nil {
+		return err
+	}
+	if err := r.Patch(ctx, live, client.RawPatch(types.JSONPatchType, patch)); err != nil {
+		return fmt.Errorf("handing Secret %s's fields to server-side apply: %w", name, err)
 	}
 	return nil
+}
+
+// secretMayExist reports whether the metadata cache shows a Secret of the
+// AccessToken's Secret name (true as well when it cannot tell).
+func (r *AccessTokenReconciler) secretMayExist(ctx context.Context, at *tokensv1alpha1.AccessToken) bool {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	err := r.Metadata.Get(ctx, types.NamespacedName{Namespace: at.Namespace, Name: at.Spec.Secret.Name}, m)
+	return !apierrors.IsNotFound(err)
+}
+
+// ownSecretWrite reports whether a Secret event is for the version this
+// process wrote last: it changes nothing the reconcile that wrote it did not
+// already know, so it is not worth another reconcile.
+func (r *AccessTokenReconciler) ownSecretWrite(o client.Object) bool {
+	ref := metav1.GetControllerOfNoCopy(o)
+	if ref == nil || ref.Kind != "AccessToken" {
+		return false
+	}
+	c, ok := r.copies.Load(types.NamespacedName{Namespace: o.GetNamespace(), Name: ref.Name})
+	return ok && c.(tokenCopy).uid == ref.UID && c.(tokenCopy).secretVersion != "" &&
+		c.(tokenCopy).secretVersion == o.GetResourceVersion()
 }
 
 func (r *AccessTokenReconciler) applyState(ctx context.Context, at *tokensv1alpha1.AccessToken, st secret.State) error {
@@ -496,7 +579,7 @@ func (r *AccessTokenReconciler) applyState(ctx context.Context, at *tokensv1alph
 
 // restore rewrites the Secret without minting: from the Secret's own data when only
 // its metadata drifted, or from the state Secret's copy when the data was lost.
-func (r *AccessTokenReconciler) restore(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs) error {
+func (r *AccessTokenReconciler) restore(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, d decision) error {
 	var data map[string][]byte
 	if in.secret != nil && in.secretMatches {
 		data = in.secret.Data
@@ -509,11 +592,19 @@ func (r *AccessTokenReconciler) restore(ctx context.Context, at *tokensv1alpha1.
 			return fmt.Errorf("replacing Secret of a different type: %w", err)
 		}
 	}
-	if err := r.applySecret(ctx, at, data, recordOf(at)); err != nil {
+	written, err := r.writeSecret(ctx, at, in, data, recordOf(at))
+	if err != nil {
 		return err
 	}
-	r.Recorder.Eventf(at, nil, corev1.EventTypeNormal, "SecretRestored", "Restore",
-		"Secret %s restored without minting a new token", at.Spec.Secret.Name)
+	if c, ok := r.copies.Load(client.ObjectKeyFromObject(at)); ok && c.(tokenCopy).uid == at.UID {
+		c := c.(tokenCopy)
+		c.secretVersion = written
+		r.copies.Store(client.ObjectKeyFromObject(at), c)
+	}
+	if d.reason != reasonTemplateChanged {
+		r.Recorder.Eventf(at, nil, corev1.EventTypeNormal, "SecretRestored", "Restore",
+			"Secret %s restored without minting a new token", at.Spec.Secret.Name)
+	}
 	in.secret = &corev1.Secret{Data: data}
 	in.secretMatches = true
 	return nil
@@ -686,7 +777,10 @@ func (r *AccessTokenReconciler) SetupWithManager(mgr ctrl.Manager, credentialSec
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&tokensv1alpha1.AccessToken{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Owns(&corev1.Secret{}).
+		Owns(&corev1.Secret{}, builder.WithPredicates(predicate.Funcs{
+			CreateFunc: func(e event.CreateEvent) bool { return !r.ownSecretWrite(e.Object) },
+			UpdateFunc: func(e event.UpdateEvent) bool { return !r.ownSecretWrite(e.ObjectNew) },
+		})).
 		Watches(&tokensv1alpha1.TokenIssuer{}, handler.EnqueueRequestsFromMapFunc(r.forIssuer(tokensv1alpha1.TokenIssuerKind)),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&tokensv1alpha1.ClusterTokenIssuer{}, handler.EnqueueRequestsFromMapFunc(r.forIssuer(tokensv1alpha1.ClusterTokenIssuerKind)),

@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -37,6 +38,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/internal/secret"
 	"github.com/tokenmint/tokenmint/test/fakes"
 )
 
@@ -337,6 +339,60 @@ var _ = Describe("AccessToken", func() {
 		Expect(string(s.Data["token"])).To(Equal("someone else's"))
 		Expect(s.OwnerReferences).To(BeEmpty())
 		Expect(e.fake.Calls()).To(BeZero())
+	})
+
+	It("never takes over a Secret created while its first token was being obtained", func() {
+		var once sync.Once
+		e.fake.SetFaultHook(func(*http.Request) *fakes.Fault {
+			once.Do(func() {
+				_ = k8sClient.Create(ctx, &corev1.Secret{
+					ObjectMeta: metav1.ObjectMeta{Name: "raced-token", Namespace: e.ns},
+					StringData: map[string]string{"token": "someone else's"},
+				})
+			})
+			return nil
+		})
+		at := e.accessToken("raced")
+		Eventually(func() string {
+			if c := ready(at); c != nil {
+				return c.Reason
+			}
+			return ""
+		}, 10*time.Second).Should(Equal(tokensv1alpha1.ReasonSecretNotOwned))
+		s, _ := secretOf(at)
+		Expect(string(s.Data["token"])).To(Equal("someone else's"))
+		Expect(s.OwnerReferences).To(BeEmpty())
+		Expect(s.Labels).To(BeEmpty())
+		Consistently(e.fake.Calls, 2*time.Second).Should(Equal(1), "minted again for a Secret it cannot write")
+	})
+
+	It("removes from the Secret what the template no longer asks for, without minting", func() {
+		at := e.accessToken("relabelled")
+		waitReady(at)
+		cur := get(at)
+		cur.Spec.Secret.Labels = map[string]string{"keep": "1", "drop": "1"}
+		cur.Spec.Secret.Annotations = map[string]string{"note": "x"}
+		Expect(k8sClient.Update(ctx, cur)).To(Succeed())
+		Eventually(func(g Gomega) {
+			s, err := secretOf(at)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(s.Labels).To(HaveKeyWithValue("drop", "1"))
+			g.Expect(s.Annotations).To(HaveKeyWithValue("note", "x"))
+		}, 10*time.Second).Should(Succeed())
+
+		cur = get(at)
+		cur.Spec.Secret.Labels = map[string]string{"keep": "1"}
+		cur.Spec.Secret.Annotations = nil
+		Expect(k8sClient.Update(ctx, cur)).To(Succeed())
+		Eventually(func(g Gomega) {
+			s, err := secretOf(at)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(s.Labels).To(HaveKeyWithValue("keep", "1"))
+			g.Expect(s.Labels).NotTo(HaveKey("drop"))
+			g.Expect(s.Annotations).NotTo(HaveKey("note"))
+			g.Expect(s.Annotations).To(HaveKey(secret.AnnotationFingerprint))
+		}, 10*time.Second).Should(Succeed())
+		Expect(e.fake.Calls()).To(Equal(1))
 	})
 
 	It("renews at once when asked by annotation", func() {

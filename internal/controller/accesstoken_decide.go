@@ -68,6 +68,7 @@ var checks = []check{
 	retryDue,
 	renewalDue,
 	secretDrifted,
+	templateChanged,
 }
 
 // decide runs the checks. It is pure: it reads in and now and nothing else.
@@ -185,6 +186,21 @@ func secretDrifted(in *inputs, _ time.Time) (decision, bool) {
 		return decision{}, false
 	}
 	return decision{actionRestore, "SecretRestored", "Secret metadata changed"}, true
+}
+
+// reasonTemplateChanged rewrites the Secret after its template changed.
+const reasonTemplateChanged = "SecretTemplateChanged"
+
+// templateChanged fires after a spec change when the Secret has a label, an
+// annotation or a key the AccessToken no longer asks for: the Secret is written
+// again, without minting, so that what tokenmint set and no longer wants goes.
+func templateChanged(in *inputs, _ time.Time) (decision, bool) {
+	st := in.at.Status
+	if in.secret == nil || !in.secretMatches || st.ObservedGeneration == 0 || st.ObservedGeneration == in.at.Generation ||
+		!secret.LeavesOut(in.secret, in.at, in.secret.Data, recordOf(in.at)) {
+		return decision{}, false
+	}
+	return decision{actionRestore, reasonTemplateChanged, "spec.secret changed"}, true
 }
 
 func tokenExpired(at *tokensv1alpha1.AccessToken, now time.Time) bool {

@@ -70,6 +70,8 @@ type tokenCopy struct {
 	uid    types.UID
 	token  string
 	fields map[string]string
+	// secretVersion is the resourceVersion of the Secret this process wrote last.
+	secretVersion string
 }
 
 // problem is why an AccessToken cannot be served right now.

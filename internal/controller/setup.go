@@ -114,7 +114,7 @@ func (c *Config) CacheOptions() cache.Options {
 	opts := cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: managed},
+			&corev1.Secret{}: {Label: managed, Transform: secret.TrimManagedFields},
 		},
 	}
 	if len(c.WatchNamespaces) > 0 {

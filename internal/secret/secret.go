@@ -30,6 +30,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	"k8s.io/utils/ptr"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
 )
@@ -114,17 +115,13 @@ func ReadRecord(s *corev1.Secret) (Record, bool) {
 	return r, true
 }
 
-// Desired returns the apply configuration of at's Secret holding data (the token
-// under the configured key plus the copied fields) and its record.
+// Desired is the Secret tokenmint applies for at: the token data, the user's
+// labels, annotations and type, the record of the token, and an owner reference
+// (so the Secret is garbage-collected with the AccessToken).
 func Desired(at *tokensv1alpha1.AccessToken, data map[string][]byte, rec Record) *corev1ac.SecretApplyConfiguration {
-	annotations := maps.Clone(at.Spec.Secret.Annotations)
-	if annotations == nil {
-		annotations = map[string]string{}
-	}
-	maps.Copy(annotations, rec.annotations())
 	return corev1ac.Secret(at.Spec.Secret.Name, at.Namespace).
 		WithLabels(Labels(at)).
-		WithAnnotations(annotations).
+		WithAnnotations(annotations(at, rec)).
 		WithType(secretType(at)).
 		WithData(data).
 		WithOwnerReferences(metav1ac.OwnerReference().
@@ -134,6 +131,94 @@ func Desired(at *tokensv1alpha1.AccessToken, data map[string][]byte, rec Record)
 			WithUID(at.UID).
 			WithController(true).
 			WithBlockOwnerDeletion(true))
+}
+
+// New is the Secret Desired describes, to create where none exists: a create
+// fails when a Secret of that name appeared meanwhile, where an apply would
+// take it over.
+func New(at *tokensv1alpha1.AccessToken, data map[string][]byte, rec Record) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        at.Spec.Secret.Name,
+			Namespace:   at.Namespace,
+			Labels:      Labels(at),
+			Annotations: annotations(at, rec),
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion:         tokensv1alpha1.GroupVersion.String(),
+				Kind:               "AccessToken",
+				Name:               at.Name,
+				UID:                at.UID,
+				Controller:         ptr.To(true),
+				BlockOwnerDeletion: ptr.To(true),
+			}},
+		},
+		Type: secretType(at),
+		Data: data,
+	}
+}
+
+func annotations(at *tokensv1alpha1.AccessToken, rec Record) map[string]string {
+	a := maps.Clone(at.Spec.Secret.Annotations)
+	if a == nil {
+		a = map[string]string{}
+	}
+	maps.Copy(a, rec.annotations())
+	return a
+}
+
+// CreatedByUpdate reports whether s still carries the field ownership of the
+// create that wrote it first (an Update entry of tokenmint's, which the cache
+// keeps without its fields; see TrimManagedFields). Apply cannot remove a field
+// such an entry owns: it is converted to apply ownership before an apply that
+// leaves a field out.
+func CreatedByUpdate(s *corev1.Secret) bool {
+	for _, m := range s.ManagedFields {
+		if m.Manager == FieldOwner && m.Operation == metav1.ManagedFieldsOperationUpdate && m.Subresource == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// LeavesOut reports whether applying data and rec for at would leave out a
+// label, an annotation or a data key that s has: fields that only an apply
+// owning them all can remove.
+func LeavesOut(s *corev1.Secret, at *tokensv1alpha1.AccessToken, data map[string][]byte, rec Record) bool {
+	labels, ann := Labels(at), annotations(at, rec)
+	for k := range s.Labels {
+		if _, ok := labels[k]; !ok {
+			return true
+		}
+	}
+	for k := range s.Annotations {
+		if _, ok := ann[k]; !ok {
+			return true
+		}
+	}
+	for k := range s.Data {
+		if _, ok := data[k]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// TrimManagedFields is the cache transform for tokenmint's Secrets: of the
+// managed fields it keeps only the marker CreatedByUpdate looks for, without
+// its field set.
+func TrimManagedFields(in any) (any, error) {
+	s, ok := in.(*corev1.Secret)
+	if !ok {
+		return in, nil
+	}
+	var keep []metav1.ManagedFieldsEntry
+	for _, m := range s.ManagedFields {
+		if m.Manager == FieldOwner && m.Operation == metav1.ManagedFieldsOperationUpdate && m.Subresource == "" {
+			keep = append(keep, metav1.ManagedFieldsEntry{Manager: m.Manager, Operation: m.Operation})
+		}
+	}
+	s.ManagedFields = keep
+	return s, nil
 }
 
 func secretType(at *tokensv1alpha1.AccessToken) corev1.SecretType {

@@ -17,10 +17,12 @@ limitations under the License.
 package secret
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
@@ -118,5 +120,65 @@ func TestStateRoundTrip(t *testing.T) {
 	}
 	if _, err := DecodeState(&corev1.Secret{Data: map[string][]byte{"state.json": []byte("{not json")}}); err == nil {
 		t.Fatal("a corrupt state decoded without error")
+	}
+}
+
+func TestNewIsWhatDesiredApplies(t *testing.T) {
+	at := accessToken()
+	at.Spec.Secret.Type = corev1.SecretTypeBasicAuth
+	exp := time.Date(2026, 1, 1, 13, 0, 0, 0, time.UTC)
+	rec := Record{Fingerprint: "hmac-sha256:00", IssuedAt: exp.Add(-time.Hour), ExpiresAt: &exp, InputsHash: "h"}
+	data := map[string][]byte{"token": []byte("t"), "scope": []byte("s")}
+	applied, err := json.Marshal(Desired(at, data, rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromApply corev1.Secret
+	if err := json.Unmarshal(applied, &fromApply); err != nil {
+		t.Fatal(err)
+	}
+	created := New(at, data, rec)
+	created.TypeMeta = fromApply.TypeMeta
+	if !equality.Semantic.DeepEqual(&fromApply, created) {
+		t.Fatalf("New and Desired differ:\napply  %+v\ncreate %+v", &fromApply, created)
+	}
+}
+
+func TestLeavesOut(t *testing.T) {
+	at := accessToken()
+	rec := Record{Fingerprint: "hmac-sha256:00", IssuedAt: time.Unix(0, 0), InputsHash: "h"}
+	data := map[string][]byte{"token": []byte("t")}
+	s := New(at, data, rec)
+	if LeavesOut(s, at, data, rec) {
+		t.Fatal("the Secret tokenmint would write leaves nothing out")
+	}
+	for name, mutate := range map[string]func(*corev1.Secret){
+		"label":      func(s *corev1.Secret) { s.Labels["gone"] = "1" },
+		"annotation": func(s *corev1.Secret) { s.Annotations["gone"] = "1" },
+		"key":        func(s *corev1.Secret) { s.Data["gone"] = []byte("1") },
+	} {
+		c := s.DeepCopy()
+		mutate(c)
+		if !LeavesOut(c, at, data, rec) {
+			t.Errorf("an extra %s is not reported", name)
+		}
+	}
+}
+
+func TestTrimManagedFieldsKeepsOnlyTheCreateMarker(t *testing.T) {
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{ManagedFields: []metav1.ManagedFieldsEntry{
+		{Manager: FieldOwner, Operation: metav1.ManagedFieldsOperationApply, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:data":{}}`)}},
+		{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationUpdate, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{}`)}},
+	}}}
+	out, _ := TrimManagedFields(s.DeepCopy())
+	if got := out.(*corev1.Secret); len(got.ManagedFields) != 0 || CreatedByUpdate(got) {
+		t.Fatalf("kept %v", got.ManagedFields)
+	}
+	s.ManagedFields = append(s.ManagedFields, metav1.ManagedFieldsEntry{Manager: FieldOwner, Operation: metav1.ManagedFieldsOperationUpdate,
+		FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:data":{"f:token":{}}}`)}})
+	out, _ = TrimManagedFields(s.DeepCopy())
+	got := out.(*corev1.Secret)
+	if !CreatedByUpdate(got) || len(got.ManagedFields) != 1 || got.ManagedFields[0].FieldsV1 != nil {
+		t.Fatalf("kept %v", got.ManagedFields)
 	}
 }
