@@ -55,7 +55,7 @@ func main() {
 	flag.IntVar(&opts.noiseSecrets, "unrelated-secrets", 1000, "Unrelated Secrets added for the memory check (0: skip).")
 	flag.IntVar(&opts.noiseSize, "unrelated-secret-size", 100<<10, "Size in bytes of each unrelated Secret.")
 	flag.IntVar(&opts.spreadSample, "spread-sample", 1000, "Tokens whose renewal times are checked for spread.")
-	flag.DurationVar(&opts.settle, "settle", 15*time.Second, "How long the manager settles before its memory is read.")
+	flag.DurationVar(&opts.settle, "settle", 150*time.Second, "How long the manager settles before its memory is read (the Go runtime collects at least every 2 minutes, and returns memory to the OS after).")
 	flag.DurationVar(&opts.readyTimeout, "timeout", 45*time.Minute, "Longest wait for all tokens to be Ready, or reconciled after the restart.")
 	flag.BoolVar(&opts.sequence, "sequence", true, "Also time the manager's own request sequence as a plain loop (tells request cost from controller overhead).")
 	flag.BoolVar(&opts.oldSequence, "old-sequence", false, "Also time the request sequence of f38efc0 (5 reads, 3 writes per token) as a plain loop.")
