@@ -530,7 +530,9 @@ func (r *AccessTokenReconciler) writeSecret(ctx context.Context, at *tokensv1alp
 // upgradeOwnership hands the fields tokenmint's create owns to its apply, so
 // that an apply can remove them.
 func (r *AccessTokenReconciler) upgradeOwnership(ctx context.Context, name types.NamespacedName) error {
-	live := &corev1.Secret{}
+	// Metadata only: the managed fields are all it needs, not the token.
+	live := &metav1.PartialObjectMetadata{}
+	live.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	if err := r.APIReader.Get(ctx, name, live); err != nil {
 		return client.IgnoreNotFound(err)
 	}

@@ -144,3 +144,15 @@ func (c *ControlPlane) ServiceAccountKeyFile() string {
 
 // Stop stops kube-apiserver and etcd and removes their data.
 func (c *ControlPlane) Stop() error { return c.env.Stop() }
+
+// Helm returns bin/helm, installed by `make test` (or $HELM).
+func Helm() (string, error) {
+	helm := os.Getenv("HELM")
+	if helm == "" {
+		helm = filepath.Join(RepoRoot(), "bin", "helm")
+	}
+	if _, err := os.Stat(helm); err != nil {
+		return "", fmt.Errorf("helm is missing: run `make helm` (make test does) or set $HELM: %w", err)
+	}
+	return helm, nil
+}

@@ -44,12 +44,8 @@ import (
 
 // helmBinary is bin/helm, installed by `make test` (or $HELM).
 func helmBinary() string {
-	helm := os.Getenv("HELM")
-	if helm == "" {
-		helm = filepath.Join(controlplane.RepoRoot(), "bin", "helm")
-	}
-	_, err := os.Stat(helm)
-	Expect(err).NotTo(HaveOccurred(), "helm is missing: run `make helm` (make test does) or set $HELM")
+	helm, err := controlplane.Helm()
+	Expect(err).NotTo(HaveOccurred())
 	return helm
 }
 
