@@ -33,13 +33,13 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
 
 	"github.com/tokenmint/tokenmint/internal/controller"
+	"github.com/tokenmint/tokenmint/internal/metricsauth"
 )
 
 var (
@@ -107,7 +107,7 @@ func main() {
 		TLSOpts:       tlsOpts,
 	}
 	if secureMetrics {
-		metricsOptions.FilterProvider = filters.WithAuthenticationAndAuthorization
+		metricsOptions.FilterProvider = metricsauth.FilterProvider
 	}
 
 	restConfig := ctrl.GetConfigOrDie()

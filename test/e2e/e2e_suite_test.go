@@ -46,6 +46,8 @@ import (
 const (
 	release           = "tokenmint"
 	operatorNamespace = "tokenmint-system"
+	// scraper is a ServiceAccount the chart binds to the metrics-reader role.
+	scraper = "scraper"
 	// serviceAccount is the chart's ServiceAccount for release "tokenmint".
 	serviceAccount = "system:serviceaccount:" + operatorNamespace + ":tokenmint"
 )
@@ -91,7 +93,8 @@ var _ = BeforeSuite(func() {
 	By("installing the chart with helm")
 	run(helmBinary(), "install", release, filepath.Join(controlplane.RepoRoot(), "dist", "chart"),
 		"--kubeconfig", admin, "--namespace", operatorNamespace, "--create-namespace",
-		"--set", "allowPrivateDestinations=true") // the provider fakes listen on 127.0.0.1
+		"--set", "allowPrivateDestinations=true", // the provider fakes listen on 127.0.0.1
+		"--set", "metrics.readers[0].name="+scraper, "--set", "metrics.readers[0].namespace="+operatorNamespace)
 
 	By("acting as the chart's ServiceAccount")
 	asManager = filepath.Join(dir, "manager.kubeconfig")
@@ -161,7 +164,9 @@ type managerProcess struct {
 	cmd    *exec.Cmd
 	done   chan error
 	health string
-	log    *os.File
+	// metrics is the secure metrics endpoint (the chart's default).
+	metrics string
+	log     *os.File
 }
 
 // startManager runs the built manager as the chart's ServiceAccount, with the
@@ -170,7 +175,7 @@ func startManager() *managerProcess { return startManagerLogging("manager.log") 
 
 // startManagerLogging is startManager with the process's log in dir/logName.
 func startManagerLogging(logName string) *managerProcess {
-	healthPort := freePort()
+	healthPort, metricsPort := freePort(), freePort()
 	logFile, err := os.OpenFile(filepath.Join(dir, logName), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	Expect(err).NotTo(HaveOccurred())
 	cmd := exec.Command(managerBin,
@@ -179,14 +184,15 @@ func startManagerLogging(logName string) *managerProcess {
 		"--leader-election-lease-duration=6s", "--leader-election-renew-deadline=4s", "--leader-election-retry-period=1s",
 		"--operator-namespace", operatorNamespace,
 		"--allow-private-destinations",
-		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", freePort()),
+		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metricsPort),
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", healthPort),
 		"--zap-log-level", "debug",
 	)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	Expect(cmd.Start()).To(Succeed())
 	m := &managerProcess{cmd: cmd, done: make(chan error, 1), log: logFile,
-		health: fmt.Sprintf("http://127.0.0.1:%d/readyz", healthPort)}
+		health:  fmt.Sprintf("http://127.0.0.1:%d/readyz", healthPort),
+		metrics: fmt.Sprintf("https://127.0.0.1:%d/metrics", metricsPort)}
 	go func() { m.done <- cmd.Wait() }()
 	Eventually(func() error {
 		select {

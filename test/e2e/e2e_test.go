@@ -18,6 +18,8 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/tls"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -27,8 +29,11 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -216,6 +221,42 @@ spec:
 
 		manager = startManager()
 		Consistently(func() int { return len(a.fake.Issued()) }, 5*time.Second, 250*time.Millisecond).Should(Equal(before + 1))
+	})
+
+	It("serves metrics only to a token the API authenticates, of an identity RBAC lets read them", func() {
+		token := func(name string) string {
+			sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: operatorNamespace}}
+			Expect(client.IgnoreAlreadyExists(k8sClient.Create(ctx, sa))).To(Succeed())
+			tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}}
+			Expect(k8sClient.SubResource("token").Create(ctx, sa, tr)).To(Succeed())
+			Expect(tr.Status.Token).NotTo(BeEmpty())
+			return tr.Status.Token
+		}
+		// The manager serves metrics with a certificate it signs itself.
+		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // self-signed, loopback
+		scrape := func(bearer string) (int, string) {
+			req := must(http.NewRequestWithContext(ctx, http.MethodGet, manager.metrics, nil))
+			if bearer != "" {
+				req.Header.Set("Authorization", "Bearer "+bearer)
+			}
+			resp := must(hc.Do(req))
+			defer resp.Body.Close()
+			return resp.StatusCode, string(must(io.ReadAll(resp.Body)))
+		}
+
+		code, body := scrape(token(scraper)) // bound by the chart's metrics.readers
+		Expect(code).To(Equal(http.StatusOK), body)
+		Expect(body).To(ContainSubstring(`controller_runtime_reconcile_total{controller="accesstoken"`))
+		denied := token("not-a-reader")
+		code, body = scrape(denied)
+		Expect(code).To(Equal(http.StatusForbidden), body)
+		Expect(body).NotTo(ContainSubstring(denied))
+		code, _ = scrape("CANARY-not-a-token")
+		Expect(code).To(Equal(http.StatusUnauthorized))
+		code, _ = scrape("")
+		Expect(code).To(Equal(http.StatusUnauthorized))
+		Expect(string(must(os.ReadFile(manager.log.Name())))).NotTo(ContainSubstring("CANARY-not-a-token"))
 	})
 
 	It("runs with no more permissions than the chart grants", func() {
