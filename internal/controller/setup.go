@@ -108,11 +108,12 @@ func (c *Config) credentialsNamespace() string {
 }
 
 // CacheOptions caches only what the controllers need: managed fields are
-// stripped, and of all Secrets only tokenmint's own are cached.
+// stripped, of all Secrets only tokenmint's own are cached, and strings that
+// many objects share are stored once (see transform.go).
 func (c *Config) CacheOptions() cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{tokensv1alpha1.LabelManagedBy: tokensv1alpha1.ManagedByValue})
 	opts := cache.Options{
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultTransform: compactObject,
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {Label: managed, Transform: secret.TrimManagedFields},
 		},
@@ -135,6 +136,7 @@ func stripSecretMetadata(in any) (any, error) {
 		return in, nil
 	}
 	m.ManagedFields = nil
+	m.Namespace = secret.Intern(m.Namespace)
 	if m.Namespace != "" {
 		m.Annotations, m.Labels, m.OwnerReferences = nil, nil, nil
 	}

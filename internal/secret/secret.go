@@ -25,6 +25,7 @@ import (
 	"encoding/hex"
 	"maps"
 	"time"
+	"unique"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -205,20 +206,86 @@ func LeavesOut(s *corev1.Secret, at *tokensv1alpha1.AccessToken, data map[string
 
 // TrimManagedFields is the cache transform for tokenmint's Secrets: of the
 // managed fields it keeps only the marker CreatedByUpdate looks for, without
-// its field set.
+// its field set (one copy shared by every Secret), and the strings Secrets
+// share are stored once (InternMeta).
 func TrimManagedFields(in any) (any, error) {
 	s, ok := in.(*corev1.Secret)
 	if !ok {
 		return in, nil
 	}
-	var keep []metav1.ManagedFieldsEntry
+	created := false
 	for _, m := range s.ManagedFields {
 		if m.Manager == FieldOwner && m.Operation == metav1.ManagedFieldsOperationUpdate && m.Subresource == "" {
-			keep = append(keep, metav1.ManagedFieldsEntry{Manager: m.Manager, Operation: m.Operation})
+			created = true
 		}
 	}
-	s.ManagedFields = keep
+	s.ManagedFields = nil
+	if created {
+		s.ManagedFields = createdByUpdate
+	}
+	InternMeta(&s.ObjectMeta)
+	s.Type = Intern(s.Type)
 	return s, nil
+}
+
+// createdByUpdate is the managed fields TrimManagedFields leaves on a Secret
+// that tokenmint created: cached objects are read, never written, so one copy
+// serves them all.
+var createdByUpdate = []metav1.ManagedFieldsEntry{{Manager: FieldOwner, Operation: metav1.ManagedFieldsOperationUpdate}}
+
+// Intern returns the one stored copy of s: the caches keep tens of thousands of
+// objects whose strings are mostly the same few words.
+func Intern[S ~string](s S) S {
+	if s == "" {
+		return ""
+	}
+	return S(unique.Make(string(s)).Value())
+}
+
+// InternMap replaces m's keys and the values that recur (see internValue) by their
+// stored copies, in place.
+func InternMap(m map[string]string) {
+	if len(m) == 0 {
+		return
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for _, k := range keys {
+		v := m[k]
+		delete(m, k)
+		if internValue(k) {
+			v = Intern(v)
+		}
+		m[Intern(k)] = v
+	}
+}
+
+// internValue reports whether the values of a label or annotation key recur
+// across objects: not the names and fingerprints that identify one object.
+func internValue(key string) bool {
+	switch key {
+	case tokensv1alpha1.LabelAccessToken, AnnotationFingerprint, AnnotationInputsHash:
+		return false
+	}
+	return true
+}
+
+// InternMeta stores once the strings of m that recur across objects: the
+// namespace, label and annotation keys (and values that recur), and owner
+// references' kinds and API versions.
+func InternMeta(m *metav1.ObjectMeta) {
+	m.Namespace = Intern(m.Namespace)
+	InternMap(m.Labels)
+	InternMap(m.Annotations)
+	for i := range m.OwnerReferences {
+		r := &m.OwnerReferences[i]
+		r.APIVersion, r.Kind = Intern(r.APIVersion), Intern(r.Kind)
+	}
+	for i := range m.Finalizers {
+		m.Finalizers[i] = Intern(m.Finalizers[i])
+	}
 }
 
 func secretType(at *tokensv1alpha1.AccessToken) corev1.SecretType {

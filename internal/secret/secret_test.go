@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+	"unsafe"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -180,5 +181,60 @@ func TestTrimManagedFieldsKeepsOnlyTheCreateMarker(t *testing.T) {
 	got := out.(*corev1.Secret)
 	if !CreatedByUpdate(got) || len(got.ManagedFields) != 1 || got.ManagedFields[0].FieldsV1 != nil {
 		t.Fatalf("kept %v", got.ManagedFields)
+	}
+}
+
+func TestTrimManagedFieldsKeepsValuesAndSharesStrings(t *testing.T) {
+	at := accessToken()
+	rec := Record{Fingerprint: "hmac-sha256:00", IssuedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), InputsHash: "h"}
+	decoded := func() *corev1.Secret {
+		// As the decoder leaves it: every string its own copy.
+		raw, err := json.Marshal(New(at, map[string][]byte{"token": []byte("CANARY")}, rec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &corev1.Secret{}
+		if err := json.Unmarshal(raw, s); err != nil {
+			t.Fatal(err)
+		}
+		s.ManagedFields = []metav1.ManagedFieldsEntry{
+			{Manager: FieldOwner, Operation: metav1.ManagedFieldsOperationUpdate, FieldsType: "FieldsV1",
+				FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:data":{}}`)}},
+			{Manager: "kubectl-edit", Operation: metav1.ManagedFieldsOperationUpdate},
+		}
+		return s
+	}
+	a, b := decoded(), decoded()
+	want := a.DeepCopy()
+	want.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: FieldOwner, Operation: metav1.ManagedFieldsOperationUpdate}}
+	for _, s := range []*corev1.Secret{a, b} {
+		if _, err := TrimManagedFields(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !equality.Semantic.DeepEqual(a, want) {
+		t.Fatalf("transform changed the Secret:\n got %+v\nwant %+v", a, want)
+	}
+	if !CreatedByUpdate(a) {
+		t.Fatal("the create's ownership marker was lost")
+	}
+	same := func(x, y string) bool { return unsafe.StringData(x) == unsafe.StringData(y) }
+	if !same(a.Namespace, b.Namespace) || !same(a.Annotations[AnnotationIssuedAt], b.Annotations[AnnotationIssuedAt]) ||
+		!same(a.Labels["team"], b.Labels["team"]) || !same(a.OwnerReferences[0].Kind, b.OwnerReferences[0].Kind) {
+		t.Fatal("recurring strings are stored twice")
+	}
+	for k := range a.Annotations {
+		for k2 := range b.Annotations {
+			if k == k2 && !same(k, k2) {
+				t.Fatalf("annotation key %q is stored twice", k)
+			}
+		}
+	}
+
+	// A Secret tokenmint did not create carries no marker.
+	c := decoded()
+	c.ManagedFields = c.ManagedFields[1:]
+	if _, err := TrimManagedFields(c); err != nil || CreatedByUpdate(c) || c.ManagedFields != nil {
+		t.Fatalf("marker on a Secret tokenmint did not create: %+v, %v", c.ManagedFields, err)
 	}
 }

@@ -81,6 +81,7 @@ type options struct {
 	loopsOnly    bool   // stop after the plain loops
 	rounds       int    // runs of each loop; the fastest is kept
 	heapProfile  string // where to save the manager's heap profile after settling
+	cpuProfile   string // where to save the manager's CPU profile taken while issuing
 }
 
 // bench is one run: the control plane, the endpoint, the manager, and what was measured.
@@ -512,6 +513,12 @@ func (b *bench) phaseIssue(ctx context.Context) error {
 	}
 	b.p.printf("issue: creating %d AccessTokens", n)
 	start := time.Now()
+	profiled := make(chan error, 1)
+	if b.opts.cpuProfile != "" {
+		go func() { profiled <- b.mgr.saveCPUProfile(ctx, 30*time.Second, b.opts.cpuProfile) }()
+	} else {
+		profiled <- nil
+	}
 	if err := b.createTokens(ctx, tokensNamespace, n, nil); err != nil {
 		return err
 	}
@@ -522,6 +529,12 @@ func (b *bench) phaseIssue(ctx context.Context) error {
 		return err
 	}
 	b.r.issueTime = last.Sub(start)
+	if err := <-profiled; err != nil {
+		return err
+	}
+	if b.opts.cpuProfile != "" {
+		b.p.printf("issue: CPU profile of the first 30 s written to %s (go tool pprof -top %s)", b.opts.cpuProfile, b.opts.cpuProfile)
+	}
 	b.p.printf("issue: %d tokens Ready in %s (%.0f/s); waiting for the controller to settle",
 		n, b.r.issueTime.Round(time.Millisecond), float64(n)/b.r.issueTime.Seconds())
 	if _, err := b.waitQuiet(ctx, 3*time.Second, 10*time.Minute); err != nil {

@@ -66,6 +66,7 @@ func main() {
 	flag.StringVar(&opts.out, "out", "", "File to write the Markdown table to (default bin/bench-<n>.md).")
 	flag.StringVar(&opts.logDir, "log-dir", "", "Directory to keep the manager's log in (default: a temporary directory, removed).")
 	flag.StringVar(&opts.heapProfile, "heap-profile", "", "File to save the manager's heap profile to, after settling.")
+	flag.StringVar(&opts.cpuProfile, "cpu-profile", "", "File to save the manager's CPU profile to, taken over the first 30 s of issuing.")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
 	opts.managerArgs = strings.Fields(managerArgs)

@@ -183,7 +183,16 @@ func (m *manager) metrics(ctx context.Context) (scrape, error) {
 // saveHeapProfile writes the manager's heap profile, after a garbage
 // collection, to path (read it with go tool pprof).
 func (m *manager) saveHeapProfile(ctx context.Context, path string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.pprofURL+"/heap?gc=1", nil)
+	return m.saveProfile(ctx, "/heap?gc=1", path)
+}
+
+// saveCPUProfile profiles the manager's CPU for d and writes the profile to path.
+func (m *manager) saveCPUProfile(ctx context.Context, d time.Duration, path string) error {
+	return m.saveProfile(ctx, fmt.Sprintf("/profile?seconds=%d", int(d.Seconds())), path)
+}
+
+func (m *manager) saveProfile(ctx context.Context, query, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.pprofURL+query, nil)
 	if err != nil {
 		return err
 	}
@@ -193,7 +202,7 @@ func (m *manager) saveHeapProfile(ctx context.Context, path string) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("heap profile: %s", resp.Status)
+		return fmt.Errorf("profile %s: %s", query, resp.Status)
 	}
 	f, err := os.Create(path)
 	if err != nil {

@@ -1,0 +1,64 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/internal/secret"
+)
+
+// The caches hold every AccessToken and every token Secret: tens of thousands
+// of objects whose strings are mostly the same few words (namespaces, label
+// and annotation keys, kinds, condition types, reasons and messages). The
+// decoder allocates each one anew; the transforms below keep one copy of each
+// (see secret.Intern).
+
+// lastApplied is kubectl's copy of the object as last applied: kubectl reads it
+// from the apiserver, never from tokenmint, and tokenmint writes AccessTokens
+// only with merge patches, which leave what the cache does not hold untouched.
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// compactObject is the default cache transform: managed fields are dropped,
+// and AccessTokens are compacted (compactAccessToken).
+func compactObject(in any) (any, error) {
+	if o, ok := in.(metav1.Object); ok {
+		o.SetManagedFields(nil)
+	}
+	if at, ok := in.(*tokensv1alpha1.AccessToken); ok {
+		compactAccessToken(at)
+	}
+	return in, nil
+}
+
+func compactAccessToken(at *tokensv1alpha1.AccessToken) {
+	delete(at.Annotations, lastApplied)
+	secret.InternMeta(&at.ObjectMeta)
+	at.Spec.IssuerRef.Kind = secret.Intern(at.Spec.IssuerRef.Kind)
+	at.Spec.IssuerRef.Name = secret.Intern(at.Spec.IssuerRef.Name)
+	at.Spec.Secret.Type = secret.Intern(at.Spec.Secret.Type)
+	at.Spec.Secret.Key = secret.Intern(at.Spec.Secret.Key)
+	secret.InternMap(at.Spec.Secret.Labels)
+	secret.InternMap(at.Spec.Secret.Annotations)
+	st := &at.Status
+	for i := range st.Conditions {
+		c := &st.Conditions[i]
+		c.Type, c.Reason, c.Message = secret.Intern(c.Type), secret.Intern(c.Reason), secret.Intern(c.Message)
+		c.Status = secret.Intern(c.Status)
+	}
+}
