@@ -18,6 +18,8 @@ package controller
 
 import (
 	"bytes"
+	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +27,7 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -234,26 +237,72 @@ var _ = Describe("metrics", func() {
 		at := &tokensv1alpha1.AccessToken{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "n"}}
 		at.Status.FailedAttempts = 3
 		at.Status.ExpiresAt = &metav1.Time{Time: time.Unix(1700000000, 0)}
-		reader := fake.NewClientBuilder().WithScheme(k8sClient.Scheme()).WithObjects(at).Build()
+		other := &tokensv1alpha1.AccessToken{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "m"}}
+		other.Status.RenewalTime = &metav1.Time{Time: time.Unix(1700000600, 0)}
+		meta.SetStatusCondition(&other.Status.Conditions, metav1.Condition{Type: tokensv1alpha1.ConditionReady, Status: metav1.ConditionTrue})
+		third := &tokensv1alpha1.AccessToken{ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: "m"}}
+		reader := fake.NewClientBuilder().WithScheme(k8sClient.Scheme()).WithObjects(third, at, other).Build()
 		elected := make(chan struct{})
 		c := &accessTokenCollector{}
 		c.use(reader, elected)
-		reg := prometheus.NewPedanticRegistry()
-		Expect(reg.Register(c)).To(Succeed())
+		inner := prometheus.NewPedanticRegistry()
+		issued := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenmint_tokens_issued_total",
+			Help: "Tokens obtained and written, by issuer."}, []string{"issuer"})
+		inner.MustRegister(issued)
+		issued.WithLabelValues("TokenIssuer/n/x").Add(0)
+		reg := &registry{RegistererGatherer: inner, tokens: c}
 
-		Expect(testutil.CollectAndCount(c)).To(Equal(0))
+		Expect(testutil.GatherAndCount(reg, tokenReadyName, tokenFailuresName)).To(Equal(0))
 		close(elected)
-		Expect(testutil.CollectAndCount(c)).To(Equal(3)) // no renewal time yet
+		Expect(testutil.GatherAndCount(reg, tokenExpiryName, tokenRenewalName, tokenReadyName, tokenFailuresName)).To(Equal(8))
 		Expect(testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP tokenmint_accesstoken_failed_attempts Consecutive failed attempts to obtain a token for the AccessToken.
 # TYPE tokenmint_accesstoken_failed_attempts gauge
+tokenmint_accesstoken_failed_attempts{name="a",namespace="m"} 0
 tokenmint_accesstoken_failed_attempts{name="a",namespace="n"} 3
+tokenmint_accesstoken_failed_attempts{name="b",namespace="m"} 0
 # HELP tokenmint_accesstoken_expiration_timestamp_seconds When the current token of an AccessToken expires (unix seconds; absent when unknown).
 # TYPE tokenmint_accesstoken_expiration_timestamp_seconds gauge
 tokenmint_accesstoken_expiration_timestamp_seconds{name="a",namespace="n"} 1.7e+09
 # HELP tokenmint_accesstoken_ready 1 when the AccessToken's Secret holds a valid token, else 0.
 # TYPE tokenmint_accesstoken_ready gauge
+tokenmint_accesstoken_ready{name="a",namespace="m"} 1
 tokenmint_accesstoken_ready{name="a",namespace="n"} 0
+tokenmint_accesstoken_ready{name="b",namespace="m"} 0
+# HELP tokenmint_accesstoken_renewal_timestamp_seconds When the token of an AccessToken will next be renewed or retried (unix seconds).
+# TYPE tokenmint_accesstoken_renewal_timestamp_seconds gauge
+tokenmint_accesstoken_renewal_timestamp_seconds{name="a",namespace="m"} 1.7000006e+09
+# HELP tokenmint_tokens_issued_total Tokens obtained and written, by issuer.
+# TYPE tokenmint_tokens_issued_total counter
+tokenmint_tokens_issued_total{issuer="TokenIssuer/n/x"} 0
 `))).To(Succeed())
+
+		By("writing families in name order, and series in label order, as a pedantic registry checks")
+		families, err := reg.Gather()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(slices.IsSortedFunc(families, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })).To(BeTrue())
+		var page bytes.Buffer
+		for _, f := range families {
+			_, err := expfmt.MetricFamilyToText(&page, f)
+			Expect(err).NotTo(HaveOccurred())
+		}
+		By("leaving out a family no AccessToken has a value for, which would fail the whole scrape")
+		c.use(fake.NewClientBuilder().WithScheme(k8sClient.Scheme()).WithObjects(third).Build(), elected)
+		Expect(testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP tokenmint_accesstoken_failed_attempts Consecutive failed attempts to obtain a token for the AccessToken.
+# TYPE tokenmint_accesstoken_failed_attempts gauge
+tokenmint_accesstoken_failed_attempts{name="b",namespace="m"} 0
+# HELP tokenmint_accesstoken_ready 1 when the AccessToken's Secret holds a valid token, else 0.
+# TYPE tokenmint_accesstoken_ready gauge
+tokenmint_accesstoken_ready{name="b",namespace="m"} 0
+`), tokenExpiryName, tokenRenewalName, tokenReadyName, tokenFailuresName)).To(Succeed())
+		families, err = reg.Gather()
+		Expect(err).NotTo(HaveOccurred())
+		for _, f := range families {
+			_, err := expfmt.MetricFamilyToText(io.Discard, f)
+			Expect(err).NotTo(HaveOccurred())
+		}
+		Expect(page.String()).To(ContainSubstring("tokenmint_accesstoken_ready{name=\"a\",namespace=\"m\"} 1\n" +
+			"tokenmint_accesstoken_ready{name=\"a\",namespace=\"n\"} 0\ntokenmint_accesstoken_ready{name=\"b\",namespace=\"m\"} 0"))
 	})
 })

@@ -19,12 +19,19 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
@@ -55,19 +62,27 @@ var (
 // metrics are scraped: the cache already holds every AccessToken's status, so
 // ten thousand AccessTokens cost no memory for forty thousand series between
 // scrapes, and a deleted AccessToken cannot leave a stale series behind.
+//
+// They are built as the exposition's own structures, not as prometheus.Metrics
+// that the registry converts and checks one by one, from the cache's objects
+// without copying them: a scrape of 10,000 AccessTokens allocates 9 MB in 33
+// allocations instead of 31 MB in 560,000 (BenchmarkScrapeAccessTokens). What
+// a scrape holds while it is written is room the manager's heap must make.
+const (
+	tokenExpiryName   = "tokenmint_accesstoken_expiration_timestamp_seconds"
+	tokenRenewalName  = "tokenmint_accesstoken_renewal_timestamp_seconds"
+	tokenReadyName    = "tokenmint_accesstoken_ready"
+	tokenFailuresName = "tokenmint_accesstoken_failed_attempts"
+)
+
 var (
-	tokenExpiryDesc = prometheus.NewDesc("tokenmint_accesstoken_expiration_timestamp_seconds",
-		"When the current token of an AccessToken expires (unix seconds; absent when unknown).",
-		[]string{"namespace", "name"}, nil)
-	tokenRenewalDesc = prometheus.NewDesc("tokenmint_accesstoken_renewal_timestamp_seconds",
-		"When the token of an AccessToken will next be renewed or retried (unix seconds).",
-		[]string{"namespace", "name"}, nil)
-	tokenReadyDesc = prometheus.NewDesc("tokenmint_accesstoken_ready",
-		"1 when the AccessToken's Secret holds a valid token, else 0.",
-		[]string{"namespace", "name"}, nil)
-	tokenFailuresDesc = prometheus.NewDesc("tokenmint_accesstoken_failed_attempts",
-		"Consecutive failed attempts to obtain a token for the AccessToken.",
-		[]string{"namespace", "name"}, nil)
+	tokenExpiryHelp   = "When the current token of an AccessToken expires (unix seconds; absent when unknown)."
+	tokenRenewalHelp  = "When the token of an AccessToken will next be renewed or retried (unix seconds)."
+	tokenReadyHelp    = "1 when the AccessToken's Secret holds a valid token, else 0."
+	tokenFailuresHelp = "Consecutive failed attempts to obtain a token for the AccessToken."
+	labelNamespace    = "namespace"
+	labelName         = "name"
+	gaugeType         = dto.MetricType_GAUGE
 )
 
 // accessTokenCollector reads AccessTokens from a cache at scrape time. It
@@ -86,52 +101,131 @@ func (c *accessTokenCollector) use(reader client.Reader, elected <-chan struct{}
 	c.reader, c.elected = reader, elected
 }
 
-func (c *accessTokenCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{tokenExpiryDesc, tokenRenewalDesc, tokenReadyDesc, tokenFailuresDesc} {
-		ch <- d
-	}
-}
-
-func (c *accessTokenCollector) Collect(ch chan<- prometheus.Metric) {
+// gather returns the per-AccessToken families; none before this replica leads.
+func (c *accessTokenCollector) gather() ([]*dto.MetricFamily, error) {
 	c.mu.Lock()
 	reader, elected := c.reader, c.elected
 	c.mu.Unlock()
 	if reader == nil {
-		return
+		return nil, nil
 	}
 	select {
 	case <-elected:
 	default:
-		return
+		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	list := &tokensv1alpha1.AccessTokenList{}
-	// Read only: the cache's own objects, without copying ten thousand of them.
-	if err := reader.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
-		ch <- prometheus.NewInvalidMetric(tokenReadyDesc, err)
-		return
+	items, err := cachedAccessTokens(ctx, reader)
+	if err != nil {
+		return nil, fmt.Errorf("listing AccessTokens for their metrics: %w", err)
 	}
-	for i := range list.Items {
-		at := &list.Items[i]
-		ns, name := at.Namespace, at.Name
+	n := len(items)
+	// One allocation per kind of structure: the labels of an AccessToken are
+	// shared by its four series.
+	pairs := make([]dto.LabelPair, 2*n)
+	labels := make([]*dto.LabelPair, 2*n)
+	series := make([]dto.Metric, 4*n)
+	gauges := make([]dto.Gauge, 4*n)
+	values := make([]float64, 4*n)
+	families := []*dto.MetricFamily{
+		{Name: ptr.To(tokenExpiryName), Help: &tokenExpiryHelp, Type: &gaugeType, Metric: make([]*dto.Metric, 0, n)},
+		{Name: ptr.To(tokenRenewalName), Help: &tokenRenewalHelp, Type: &gaugeType, Metric: make([]*dto.Metric, 0, n)},
+		{Name: ptr.To(tokenReadyName), Help: &tokenReadyHelp, Type: &gaugeType, Metric: make([]*dto.Metric, 0, n)},
+		{Name: ptr.To(tokenFailuresName), Help: &tokenFailuresHelp, Type: &gaugeType, Metric: make([]*dto.Metric, 0, n)},
+	}
+	next := 0
+	add := func(f int, l []*dto.LabelPair, v float64) {
+		values[next] = v
+		gauges[next].Value = &values[next]
+		series[next].Label, series[next].Gauge = l, &gauges[next]
+		families[f].Metric = append(families[f].Metric, &series[next])
+		next++
+	}
+	for i, at := range items {
+		// Sorted by label name, as the exposition requires.
+		pairs[2*i] = dto.LabelPair{Name: &labelName, Value: &at.Name}
+		pairs[2*i+1] = dto.LabelPair{Name: &labelNamespace, Value: &at.Namespace}
+		labels[2*i], labels[2*i+1] = &pairs[2*i], &pairs[2*i+1]
+		l := labels[2*i : 2*i+2 : 2*i+2]
 		if at.Status.ExpiresAt != nil {
-			ch <- prometheus.MustNewConstMetric(tokenExpiryDesc, prometheus.GaugeValue, float64(at.Status.ExpiresAt.Unix()), ns, name)
+			add(0, l, float64(at.Status.ExpiresAt.Unix()))
 		}
 		if at.Status.RenewalTime != nil {
-			ch <- prometheus.MustNewConstMetric(tokenRenewalDesc, prometheus.GaugeValue, float64(at.Status.RenewalTime.Unix()), ns, name)
+			add(1, l, float64(at.Status.RenewalTime.Unix()))
 		}
 		ready := 0.0
 		if meta.IsStatusConditionTrue(at.Status.Conditions, tokensv1alpha1.ConditionReady) {
 			ready = 1
 		}
-		ch <- prometheus.MustNewConstMetric(tokenReadyDesc, prometheus.GaugeValue, ready, ns, name)
-		ch <- prometheus.MustNewConstMetric(tokenFailuresDesc, prometheus.GaugeValue, float64(at.Status.FailedAttempts), ns, name)
+		add(2, l, ready)
+		add(3, l, float64(at.Status.FailedAttempts))
 	}
+	// A family without series is not valid exposition: leave it out.
+	families = slices.DeleteFunc(families, func(f *dto.MetricFamily) bool { return len(f.Metric) == 0 })
+	for _, f := range families {
+		// In label order, as a registry sorts them.
+		slices.SortFunc(f.Metric, func(a, b *dto.Metric) int {
+			if c := strings.Compare(a.Label[0].GetValue(), b.Label[0].GetValue()); c != 0 {
+				return c
+			}
+			return strings.Compare(a.Label[1].GetValue(), b.Label[1].GetValue())
+		})
+	}
+	return families, nil
+}
+
+// cachedAccessTokens returns the cache's own AccessTokens, read only: from the
+// informer's store when reader is a single informer cache (no copy at all),
+// else from a list that copies the objects but not what they point to.
+func cachedAccessTokens(ctx context.Context, reader client.Reader) ([]*tokensv1alpha1.AccessToken, error) {
+	if informers, ok := reader.(cache.Informers); ok {
+		inf, err := informers.GetInformer(ctx, &tokensv1alpha1.AccessToken{}, cache.BlockUntilSynced(false))
+		if err != nil {
+			return nil, err
+		}
+		if s, ok := inf.(interface{ GetStore() toolscache.Store }); ok {
+			objs := s.GetStore().List()
+			items := make([]*tokensv1alpha1.AccessToken, 0, len(objs))
+			for _, o := range objs {
+				if at, ok := o.(*tokensv1alpha1.AccessToken); ok {
+					items = append(items, at)
+				}
+			}
+			return items, nil
+		}
+	}
+	list := &tokensv1alpha1.AccessTokenList{}
+	if err := reader.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	items := make([]*tokensv1alpha1.AccessToken, len(list.Items))
+	for i := range list.Items {
+		items[i] = &list.Items[i]
+	}
+	return items, nil
+}
+
+// registry is controller-runtime's registry, which the metrics endpoint serves,
+// with the per-AccessToken families added to what it gathers.
+type registry struct {
+	metrics.RegistererGatherer
+	tokens *accessTokenCollector
+}
+
+func (r *registry) Gather() ([]*dto.MetricFamily, error) {
+	families, err := r.RegistererGatherer.Gather()
+	own, ownErr := r.tokens.gather()
+	if len(own) > 0 {
+		families = append(families, own...)
+		slices.SortFunc(families, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
+	}
+	return families, errors.Join(err, ownErr)
 }
 
 func init() {
-	metrics.Registry.MustRegister(tokensIssued, issuerRequests, issuerDuration, accessTokens)
+	metrics.Registry.MustRegister(tokensIssued, issuerRequests, issuerDuration)
+	metrics.Registry = &registry{RegistererGatherer: metrics.Registry, tokens: accessTokens}
 }
 
 // outcome names the result of a call for the requests metric.
