@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -903,28 +904,68 @@ func (b *bench) phaseRestart(ctx context.Context) error {
 
 // --- 4. memory ------------------------------------------------------------------
 
-func (b *bench) settledMemory(ctx context.Context) (rss, heap float64, err error) {
-	b.p.printf("memory: letting the manager settle for %s", b.opts.settle)
-	select {
-	case <-ctx.Done():
-		return 0, 0, ctx.Err()
-	case <-time.After(b.opts.settle):
-	}
-	var rssS, heapS []float64
-	for range 5 {
-		m, err := b.mgr.memory()
-		if err != nil {
-			return 0, 0, err
+// scrapeInterval is how often the chart's ServiceMonitor has Prometheus scrape
+// the manager: while settling, the benchmark scrapes as often, because a scrape
+// of every per-AccessToken series is part of the manager's steady state.
+const scrapeInterval = 30 * time.Second
+
+// settled is the manager's memory after settling.
+type settled struct {
+	rss    float64 // median resident memory over one scrape interval
+	rssMax float64 // highest resident memory over that interval
+	// heap figures from the scrape that starts the interval
+	heap, heapInuse, heapHeld float64
+	series, tokenmintSeries   int
+}
+
+// settledMemory lets the manager settle, scraping its metrics every
+// scrapeInterval, then reads its resident memory every second over one more
+// interval (no longer than the settling), which starts with a scrape.
+func (b *bench) settledMemory(ctx context.Context) (settled, error) {
+	b.p.printf("memory: letting the manager settle for %s, scraping its metrics every %s", b.opts.settle, scrapeInterval)
+	var st settled
+	wait := func(d time.Duration) error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+			return nil
 		}
-		s, err := b.mgr.metrics(ctx)
-		if err != nil {
-			return 0, 0, err
-		}
-		rssS = append(rssS, m.rss)
-		heapS = append(heapS, s.sum("go_memstats_heap_alloc_bytes"))
-		time.Sleep(time.Second)
 	}
-	return median(rssS), median(heapS), nil
+	for end := time.Now().Add(b.opts.settle); time.Now().Before(end); {
+		if _, err := b.mgr.metrics(ctx); err != nil {
+			return st, err
+		}
+		if err := wait(min(scrapeInterval, time.Until(end))); err != nil {
+			return st, err
+		}
+	}
+	m, err := b.mgr.metrics(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.heap = m.sum("go_memstats_heap_alloc_bytes")
+	st.heapInuse = m.sum("go_memstats_heap_inuse_bytes")
+	st.heapHeld = m.sum("go_memstats_heap_sys_bytes") - m.sum("go_memstats_heap_released_bytes")
+	for name, mf := range m {
+		st.series += len(mf.GetMetric())
+		if strings.HasPrefix(name, "tokenmint_") {
+			st.tokenmintSeries += len(mf.GetMetric())
+		}
+	}
+	var rss []float64
+	for range int(min(scrapeInterval, max(b.opts.settle, time.Second)) / time.Second) {
+		mem, err := b.mgr.memory()
+		if err != nil {
+			return st, err
+		}
+		rss = append(rss, mem.rss)
+		if err := wait(time.Second); err != nil {
+			return st, err
+		}
+	}
+	st.rss, st.rssMax = median(rss), slices.Max(rss)
+	return st, nil
 }
 
 func median(v []float64) float64 {
@@ -935,20 +976,10 @@ func median(v []float64) float64 {
 
 func (b *bench) phaseMemory(ctx context.Context) error {
 	var err error
-	if b.r.rss, b.r.heap, err = b.settledMemory(ctx); err != nil {
+	if b.r.mem, err = b.settledMemory(ctx); err != nil {
 		return err
 	}
-	if m, err := b.mgr.metrics(ctx); err == nil {
-		for name, mf := range m {
-			b.r.series += len(mf.GetMetric())
-			if strings.HasPrefix(name, "tokenmint_") {
-				b.r.tokenmintSeries += len(mf.GetMetric())
-			}
-		}
-		b.r.heapInuse = m.sum("go_memstats_heap_inuse_bytes")
-		b.r.heapSys = m.sum("go_memstats_heap_sys_bytes")
-	}
-	b.p.printf("memory: RSS %s, Go heap %s", mib(b.r.rss), mib(b.r.heap))
+	b.p.printf("memory: RSS %s (at most %s), Go heap %s", mib(b.r.mem.rss), mib(b.r.mem.rssMax), mib(b.r.mem.heap))
 	if b.opts.heapProfile != "" {
 		if err := b.mgr.saveHeapProfile(ctx, b.opts.heapProfile); err != nil {
 			return err
@@ -984,12 +1015,12 @@ func (b *bench) phaseMemory(ctx context.Context) error {
 	if err, ok := firstErr.Load().(error); ok {
 		return err
 	}
-	if b.r.rssNoise, b.r.heapNoise, err = b.settledMemory(ctx); err != nil {
+	if b.r.noiseMem, err = b.settledMemory(ctx); err != nil {
 		return err
 	}
 	b.r.noise = true
 	b.p.printf("memory: with the unrelated Secrets, RSS %s (%+.1f%%), Go heap %s (%+.1f%%)",
-		mib(b.r.rssNoise), pct(b.r.rssNoise, b.r.rss), mib(b.r.heapNoise), pct(b.r.heapNoise, b.r.heap))
+		mib(b.r.noiseMem.rss), pct(b.r.noiseMem.rss, b.r.mem.rss), mib(b.r.noiseMem.heap), pct(b.r.noiseMem.heap, b.r.mem.heap))
 	return nil
 }
 

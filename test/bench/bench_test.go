@@ -69,8 +69,8 @@ func TestSmoke(t *testing.T) {
 	if res.spread == nil || res.spread.sample != n {
 		t.Errorf("spread measured on %v tokens; want %d", res.spread, n)
 	}
-	if res.rss <= 0 || res.heap <= 0 {
-		t.Errorf("memory not measured: RSS %v, heap %v", res.rss, res.heap)
+	if res.mem.rss <= 0 || res.mem.rssMax < res.mem.rss || res.mem.heap <= 0 || res.mem.tokenmintSeries < 4*n-n {
+		t.Errorf("memory not measured: %+v", res.mem)
 	}
 	md := res.markdown()
 	for _, want := range []string{"Operator / floor", "writes per issued token", "Restart", "Resident memory", "Renewal spread", "No-op reconcile median", "status-only writes"} {
