@@ -151,10 +151,11 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			}
 		case in.secret == nil:
 			// The typed cache holds only tokenmint's Secrets; the metadata cache
-			// knows the name of every Secret. One it shows (someone else's, or
-			// tokenmint's not yet in the typed cache) is read live before
-			// anything is minted. One neither shows is created, never applied:
-			// the create fails if it appeared meanwhile.
+			// knows the name of every other Secret. One it shows (someone
+			// else's, or tokenmint's whose label was removed) is read live
+			// before anything is minted. One neither shows is created, never
+			// applied: the create fails if it appeared meanwhile (tokenmint's
+			// own not yet in the typed cache, say), and is then read live.
 			if r.secretMayExist(ctx, at) {
 				if err := r.gatherSecret(ctx, r.APIReader, at, in); err != nil {
 					return ctrl.Result{}, err
@@ -377,10 +378,8 @@ func (r *AccessTokenReconciler) readCredentials(ctx context.Context, in *inputs)
 	for _, k := range credentialKeys(in.spec, in.secretsNamespace) {
 		ns, name, _ := strings.Cut(k, "/")
 		key := types.NamespacedName{Namespace: ns, Name: name}
-		m := &metav1.PartialObjectMetadata{}
-		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-		if err := r.Metadata.Get(ctx, key, m); err == nil {
-			if c, ok := r.credentials.Load(k); ok && c.(credentialSecret).version == credentialVersion(k, m.UID, m.ResourceVersion) {
+		if uid, rv, found, err := r.cachedSecretVersion(ctx, key); err == nil && found {
+			if c, ok := r.credentials.Load(k); ok && c.(credentialSecret).version == credentialVersion(k, uid, rv) {
 				data[name] = c.(credentialSecret).data
 				versions = append(versions, c.(credentialSecret).version)
 				continue
@@ -547,7 +546,9 @@ func (r *AccessTokenReconciler) upgradeOwnership(ctx context.Context, name types
 }
 
 // secretMayExist reports whether the metadata cache shows a Secret of the
-// AccessToken's Secret name (true as well when it cannot tell).
+// AccessToken's Secret name (true as well when it cannot tell). It is asked
+// when the typed cache, which holds tokenmint's own Secrets, shows none: the
+// metadata cache holds all others.
 func (r *AccessTokenReconciler) secretMayExist(ctx context.Context, at *tokensv1alpha1.AccessToken) bool {
 	m := &metav1.PartialObjectMetadata{}
 	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
@@ -769,7 +770,7 @@ func (r *AccessTokenReconciler) deleteOrphanState(ctx context.Context, key types
 
 // SetupWithManager registers the controller and the watches that requeue
 // AccessTokens when their issuer, a credential Secret or their own Secret changes.
-func (r *AccessTokenReconciler) SetupWithManager(mgr ctrl.Manager, credentialSecrets, namespaces SourceFactory) error {
+func (r *AccessTokenReconciler) SetupWithManager(mgr ctrl.Manager, credentialSecrets []SourceFactory, namespaces SourceFactory) error {
 	if err := setupIndexes(mgr, r.CredentialsNamespace); err != nil {
 		return err
 	}
@@ -789,8 +790,8 @@ func (r *AccessTokenReconciler) SetupWithManager(mgr ctrl.Manager, credentialSec
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
 		Named("accesstoken")
-	if credentialSecrets != nil {
-		b = b.WatchesRawSource(credentialSecrets(handler.EnqueueRequestsFromMapFunc(r.forCredentialSecret)))
+	for _, src := range credentialSecrets {
+		b = b.WatchesRawSource(src(handler.EnqueueRequestsFromMapFunc(r.forCredentialSecret)))
 	}
 	if namespaces != nil {
 		b = b.WatchesRawSource(namespaces(handler.EnqueueRequestsFromMapFunc(r.forNamespace)))

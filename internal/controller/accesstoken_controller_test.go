@@ -421,6 +421,38 @@ var _ = Describe("AccessToken", func() {
 		Expect(e.fake.CallsBy(fakes.OutcomeIssued)).To(Equal(2))
 	})
 
+	It("re-issues when its credential is another AccessToken's Secret and that token is renewed", func() {
+		upstream := waitReady(e.accessToken("upstream"))
+		s, err := secretOf(upstream)
+		Expect(err).NotTo(HaveOccurred())
+		first := string(s.Data["token"])
+		// The downstream provider accepts the upstream's first token only.
+		down := fakes.NewTransactionAPI(first)
+		down.Clock, down.Lifetime = clk, time.Hour
+		spec := transactionsSpec(serveFake(down, &down.Base))
+		spec.Request.Auth.Bearer.SecretKeyRef.Name = "upstream-token"
+		Expect(k8sClient.Create(ctx, &tokensv1alpha1.TokenIssuer{
+			ObjectMeta: metav1.ObjectMeta{Name: "chained", Namespace: e.ns}, Spec: spec})).To(Succeed())
+		downstream := &tokensv1alpha1.AccessToken{
+			ObjectMeta: metav1.ObjectMeta{Name: "downstream", Namespace: e.ns},
+			Spec: tokensv1alpha1.AccessTokenSpec{IssuerRef: tokensv1alpha1.IssuerReference{Name: "chained"},
+				Secret: tokensv1alpha1.SecretTemplate{Name: "downstream-token"}},
+		}
+		Expect(k8sClient.Create(ctx, downstream)).To(Succeed())
+		waitReady(downstream)
+		Expect(down.CallsBy(fakes.OutcomeIssued)).To(Equal(1))
+
+		By("renewing the upstream token: the downstream issuer's credential changes")
+		cur := get(upstream)
+		patch := client.MergeFrom(cur.DeepCopy())
+		cur.Annotations = map[string]string{tokensv1alpha1.AnnotationRenew: "chain-1"}
+		Expect(k8sClient.Patch(ctx, cur, patch)).To(Succeed())
+		// The downstream calls again at once, with the new upstream token, which
+		// its provider does not know: proof that the new value was read.
+		Eventually(func() int { return down.CallsBy(fakes.OutcomeUnauthorized) }, 10*time.Second).Should(Equal(1))
+		Consistently(down.Calls, 2*time.Second, 200*time.Millisecond).Should(Equal(2))
+	})
+
 	It("refuses parameters outside the issuer's limits without calling the endpoint", func() {
 		at := &tokensv1alpha1.AccessToken{
 			ObjectMeta: metav1.ObjectMeta{Name: "toolong", Namespace: e.ns},

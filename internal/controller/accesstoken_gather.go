@@ -135,7 +135,7 @@ func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.A
 		}
 	}
 	if in.spec != nil {
-		versions, err := r.credentialVersions(ctx, r.Metadata, in)
+		versions, err := r.credentialVersions(ctx, false, in)
 		if err != nil {
 			return nil, err
 		}
@@ -143,7 +143,7 @@ func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.A
 		if at.Status.InputsHash != "" && in.inputsHash != at.Status.InputsHash {
 			// The metadata cache may lag behind a credential Secret's latest
 			// version: confirm a change against the apiserver.
-			if versions, err = r.credentialVersions(ctx, r.APIReader, in); err != nil {
+			if versions, err = r.credentialVersions(ctx, true, in); err != nil {
 				return nil, err
 			}
 			in.inputsHash = hashInputs(at, in, versions)
@@ -240,21 +240,51 @@ func (r *AccessTokenReconciler) gatherSecret(ctx context.Context, reader client.
 }
 
 // credentialVersions returns "namespace/name@uid/resourceVersion" of every
-// credential Secret the issuer reads, from src (the metadata cache, or the
-// apiserver); values are never read here.
-func (r *AccessTokenReconciler) credentialVersions(ctx context.Context, src client.Reader, in *inputs) ([]string, error) {
+// credential Secret the issuer reads, from the caches or, with live, from the
+// apiserver; values are never read here.
+func (r *AccessTokenReconciler) credentialVersions(ctx context.Context, live bool, in *inputs) ([]string, error) {
 	var versions []string
 	for _, k := range credentialKeys(in.spec, in.secretsNamespace) {
-		m := &metav1.PartialObjectMetadata{}
-		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 		ns, name, _ := strings.Cut(k, "/")
-		err := src.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, m)
-		if client.IgnoreNotFound(err) != nil {
+		key := types.NamespacedName{Namespace: ns, Name: name}
+		var uid types.UID
+		var rv string
+		var err error
+		if live {
+			m := &metav1.PartialObjectMetadata{}
+			m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+			err = client.IgnoreNotFound(r.APIReader.Get(ctx, key, m))
+			uid, rv = m.UID, m.ResourceVersion
+		} else {
+			uid, rv, _, err = r.cachedSecretVersion(ctx, key)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("reading credential Secret metadata: %w", err)
 		}
-		versions = append(versions, credentialVersion(k, m.UID, m.ResourceVersion))
+		versions = append(versions, credentialVersion(k, uid, rv))
 	}
 	return versions, nil
+}
+
+// cachedSecretVersion returns a Secret's UID and resourceVersion from the
+// caches: the metadata cache holds every Secret but tokenmint's own, which the
+// typed cache holds (one of them may be another issuer's credential). found is
+// false when neither holds it.
+func (r *AccessTokenReconciler) cachedSecretVersion(ctx context.Context, key types.NamespacedName) (uid types.UID, rv string, found bool, err error) {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	err = r.Metadata.Get(ctx, key, m)
+	if err == nil {
+		return m.UID, m.ResourceVersion, true, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return "", "", false, err
+	}
+	s := &corev1.Secret{}
+	if err := r.Get(ctx, key, s); err != nil {
+		return "", "", false, client.IgnoreNotFound(err)
+	}
+	return s.UID, s.ResourceVersion, true, nil
 }
 
 func credentialVersion(key string, uid types.UID, resourceVersion string) string {

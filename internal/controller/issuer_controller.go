@@ -119,15 +119,16 @@ func (r *IssuerReconciler) missingCredentials(ctx context.Context, spec *tokensv
 	return missing, nil
 }
 
-// SetupWithManager registers the controller; credentialSecrets, when set, watches
-// the metadata of Secrets so that a created or changed credential re-evaluates.
-func (r *IssuerReconciler) SetupWithManager(mgr ctrl.Manager, credentialSecrets SourceFactory) error {
+// SetupWithManager registers the controller; credentialSecrets watch Secrets
+// (the metadata of others', tokenmint's own in full) so that a created or
+// changed credential re-evaluates.
+func (r *IssuerReconciler) SetupWithManager(mgr ctrl.Manager, credentialSecrets []SourceFactory) error {
 	obj, _, _, _ := r.newObject()
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Named(strings.ToLower(string(r.Kind)))
-	if credentialSecrets != nil {
-		b = b.WatchesRawSource(credentialSecrets(handler.EnqueueRequestsFromMapFunc(r.forCredentialSecret)))
+	for _, src := range credentialSecrets {
+		b = b.WatchesRawSource(src(handler.EnqueueRequestsFromMapFunc(r.forCredentialSecret)))
 	}
 	return b.Complete(r)
 }

@@ -28,11 +28,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
 	"github.com/tokenmint/tokenmint/internal/issuer"
@@ -155,9 +158,20 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	}
 
 	// A second, metadata-only cache notices credential Secrets and namespace
-	// labels without holding any Secret's value.
+	// labels without holding any Secret's value. tokenmint's own Secrets are in
+	// the typed cache already: the metadata cache leaves them out, so that each
+	// write of one reaches the manager once (see secretVersion).
+	secretMeta := &metav1.PartialObjectMetadata{}
+	secretMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	notManaged, err := labels.NewRequirement(tokensv1alpha1.LabelManagedBy, selection.NotEquals, []string{tokensv1alpha1.ManagedByValue})
+	if err != nil {
+		return err
+	}
 	metaCache, err := cache.New(mgr.GetConfig(), cache.Options{
 		Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(), DefaultTransform: stripSecretMetadata,
+		ByObject: map[client.Object]cache.ByObject{
+			secretMeta: {Label: labels.NewSelector().Add(*notManaged), Transform: stripSecretMetadata},
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("creating metadata cache: %w", err)
@@ -165,7 +179,12 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	if err := mgr.Add(metaCache); err != nil {
 		return err
 	}
-	secretsSource := MetadataSource(metaCache, corev1.SchemeGroupVersion.WithKind("Secret"))
+	// Credential Secrets are watched in both caches: one of tokenmint's own can
+	// be another issuer's credential.
+	secretsSources := []SourceFactory{MetadataSource(metaCache, corev1.SchemeGroupVersion.WithKind("Secret")),
+		func(h handler.EventHandler) source.Source {
+			return source.Kind[client.Object](mgr.GetCache(), &corev1.Secret{}, h)
+		}}
 	namespacesSource := MetadataSource(metaCache, corev1.SchemeGroupVersion.WithKind("Namespace"))
 
 	tokens := cfg.Tokens
@@ -193,13 +212,13 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		Consumers:                &ConsumerScanner{Reader: mgr.GetAPIReader(), Clock: clk},
 	}
 	accessTokens.use(mgr.GetCache(), mgr.Elected())
-	if err := at.SetupWithManager(mgr, secretsSource, namespacesSource); err != nil {
+	if err := at.SetupWithManager(mgr, secretsSources, namespacesSource); err != nil {
 		return fmt.Errorf("setting up AccessToken controller: %w", err)
 	}
 	for _, kind := range []tokensv1alpha1.IssuerKind{tokensv1alpha1.TokenIssuerKind, tokensv1alpha1.ClusterTokenIssuerKind} {
 		ir := &IssuerReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Kind: kind,
 			CredentialsNamespace: cfg.credentialsNamespace()}
-		if err := ir.SetupWithManager(mgr, secretsSource); err != nil {
+		if err := ir.SetupWithManager(mgr, secretsSources); err != nil {
 			return fmt.Errorf("setting up %s controller: %w", kind, err)
 		}
 	}
