@@ -33,9 +33,9 @@ func TestCompactObjectKeepsWhatTheControllerReads(t *testing.T) {
 	decoded := func(name string) *tokensv1alpha1.AccessToken {
 		at := &tokensv1alpha1.AccessToken{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop", UID: "uid-" + "name",
-				Labels: map[string]string{"team": "payments"},
-				Annotations: map[string]string{lastApplied: `{"spec":{}}`, tokensv1alpha1.AnnotationRenew: "r1"},
-				Finalizers:  []string{RevokeFinalizer},
+				Labels:        map[string]string{"team": "payments"},
+				Annotations:   map[string]string{lastApplied: `{"spec":{}}`, tokensv1alpha1.AnnotationRenew: "r1"},
+				Finalizers:    []string{RevokeFinalizer},
 				ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply}}},
 			Spec: tokensv1alpha1.AccessTokenSpec{
 				IssuerRef: tokensv1alpha1.IssuerReference{Kind: tokensv1alpha1.ClusterTokenIssuerKind, Name: "acme"},

@@ -56,7 +56,7 @@ type results struct {
 	restart               *costs
 
 	mem, noiseMem settled
-	noise                          bool
+	noise         bool
 }
 
 // ratio is the operator's time over the floor's.
