@@ -530,8 +530,7 @@ func (r *AccessTokenReconciler) writeSecret(ctx context.Context, at *tokensv1alp
 // that an apply can remove them.
 func (r *AccessTokenReconciler) upgradeOwnership(ctx context.Context, name types.NamespacedName) error {
 	// Metadata only: the managed fields are all it needs, not the token.
-	live := &metav1.PartialObjectMetadata{}
-	live.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	live := secretMetadata()
 	if err := r.APIReader.Get(ctx, name, live); err != nil {
 		return client.IgnoreNotFound(err)
 	}
@@ -550,8 +549,7 @@ func (r *AccessTokenReconciler) upgradeOwnership(ctx context.Context, name types
 // when the typed cache, which holds tokenmint's own Secrets, shows none: the
 // metadata cache holds all others.
 func (r *AccessTokenReconciler) secretMayExist(ctx context.Context, at *tokensv1alpha1.AccessToken) bool {
-	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	m := secretMetadata()
 	err := r.Metadata.Get(ctx, types.NamespacedName{Namespace: at.Namespace, Name: at.Spec.Secret.Name}, m)
 	return !apierrors.IsNotFound(err)
 }

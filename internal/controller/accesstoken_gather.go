@@ -251,8 +251,7 @@ func (r *AccessTokenReconciler) credentialVersions(ctx context.Context, live boo
 		var rv string
 		var err error
 		if live {
-			m := &metav1.PartialObjectMetadata{}
-			m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+			m := secretMetadata()
 			err = client.IgnoreNotFound(r.APIReader.Get(ctx, key, m))
 			uid, rv = m.UID, m.ResourceVersion
 		} else {
@@ -271,8 +270,7 @@ func (r *AccessTokenReconciler) credentialVersions(ctx context.Context, live boo
 // typed cache holds (one of them may be another issuer's credential). found is
 // false when neither holds it.
 func (r *AccessTokenReconciler) cachedSecretVersion(ctx context.Context, key types.NamespacedName) (uid types.UID, rv string, found bool, err error) {
-	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	m := secretMetadata()
 	err = r.Metadata.Get(ctx, key, m)
 	if err == nil {
 		return m.UID, m.ResourceVersion, true, nil
@@ -285,6 +283,13 @@ func (r *AccessTokenReconciler) cachedSecretVersion(ctx context.Context, key typ
 		return "", "", false, client.IgnoreNotFound(err)
 	}
 	return s.UID, s.ResourceVersion, true, nil
+}
+
+// secretMetadata is an empty PartialObjectMetadata of a Secret, to read into.
+func secretMetadata() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	return m
 }
 
 func credentialVersion(key string, uid types.UID, resourceVersion string) string {

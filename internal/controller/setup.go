@@ -21,6 +21,7 @@ import (
 	"crypto/rand"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"strings"
 
@@ -114,19 +115,23 @@ func (c *Config) credentialsNamespace() string {
 // stripped, of all Secrets only tokenmint's own are cached, and strings that
 // many objects share are stored once (see transform.go).
 func (c *Config) CacheOptions() cache.Options {
-	managed := labels.SelectorFromSet(labels.Set{tokensv1alpha1.LabelManagedBy: tokensv1alpha1.ManagedByValue})
-	opts := cache.Options{
-		DefaultTransform: compactObject,
-		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: managed, Transform: secret.TrimManagedFields},
-		},
+	secrets := cache.ByObject{
+		Label:     labels.SelectorFromSet(labels.Set{tokensv1alpha1.LabelManagedBy: tokensv1alpha1.ManagedByValue}),
+		Transform: secret.TrimManagedFields,
 	}
+	opts := cache.Options{DefaultTransform: compactObject}
 	if len(c.WatchNamespaces) > 0 {
 		opts.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range append([]string{c.OperatorNamespace}, c.WatchNamespaces...) {
 			opts.DefaultNamespaces[ns] = cache.Config{}
 		}
+		// Credential Secrets are looked up in the typed cache too (one of
+		// tokenmint's own can be a credential): it serves the credentials
+		// namespace as well, for Secrets only.
+		secrets.Namespaces = maps.Clone(opts.DefaultNamespaces)
+		secrets.Namespaces[c.credentialsNamespace()] = cache.Config{}
 	}
+	opts.ByObject = map[client.Object]cache.ByObject{&corev1.Secret{}: secrets}
 	return opts
 }
 
@@ -160,9 +165,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	// A second, metadata-only cache notices credential Secrets and namespace
 	// labels without holding any Secret's value. tokenmint's own Secrets are in
 	// the typed cache already: the metadata cache leaves them out, so that each
-	// write of one reaches the manager once (see secretVersion).
-	secretMeta := &metav1.PartialObjectMetadata{}
-	secretMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	// write of one reaches the manager once (see cachedSecretVersion).
 	notManaged, err := labels.NewRequirement(tokensv1alpha1.LabelManagedBy, selection.NotEquals, []string{tokensv1alpha1.ManagedByValue})
 	if err != nil {
 		return err
@@ -170,7 +173,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	metaCache, err := cache.New(mgr.GetConfig(), cache.Options{
 		Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(), DefaultTransform: stripSecretMetadata,
 		ByObject: map[client.Object]cache.ByObject{
-			secretMeta: {Label: labels.NewSelector().Add(*notManaged), Transform: stripSecretMetadata},
+			secretMetadata(): {Label: labels.NewSelector().Add(*notManaged), Transform: stripSecretMetadata},
 		},
 	})
 	if err != nil {

@@ -17,7 +17,7 @@ limitations under the License.
 package controller
 
 import (
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
 	"github.com/tokenmint/tokenmint/internal/secret"
@@ -34,11 +34,15 @@ import (
 // only with merge patches, which leave what the cache does not hold untouched.
 const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 
+// stripManagedFields is controller-runtime's transform that drops managed fields.
+var stripManagedFields = cache.TransformStripManagedFields()
+
 // compactObject is the default cache transform: managed fields are dropped,
 // and AccessTokens are compacted (compactAccessToken).
 func compactObject(in any) (any, error) {
-	if o, ok := in.(metav1.Object); ok {
-		o.SetManagedFields(nil)
+	in, err := stripManagedFields(in)
+	if err != nil {
+		return nil, err
 	}
 	if at, ok := in.(*tokensv1alpha1.AccessToken); ok {
 		compactAccessToken(at)

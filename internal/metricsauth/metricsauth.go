@@ -39,6 +39,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilcache "k8s.io/apimachinery/pkg/util/cache"
 	"k8s.io/client-go/rest"
+	realclock "k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 )
@@ -67,16 +68,12 @@ type Reviewer struct {
 // NewReviewer returns a Reviewer; clock is nil for the real one.
 func NewReviewer(c client.Client, clock utilcache.Clock) *Reviewer {
 	if clock == nil {
-		clock = realClock{}
+		clock = realclock.RealClock{}
 	}
 	return &Reviewer{Client: c,
 		authn: utilcache.NewLRUExpireCacheWithClock(cacheSize, clock),
 		authz: utilcache.NewLRUExpireCacheWithClock(cacheSize, clock)}
 }
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
 
 // FilterProvider is a metricsserver.Options.FilterProvider.
 func FilterProvider(cfg *rest.Config, hc *http.Client) (metricsserver.Filter, error) {

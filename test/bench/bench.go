@@ -913,6 +913,7 @@ const scrapeInterval = 30 * time.Second
 type settled struct {
 	rss    float64 // median resident memory over one scrape interval
 	rssMax float64 // highest resident memory over that interval
+	file   float64 // of it, pages mapped from files (the binary), last reading
 	// heap figures from the scrape that starts the interval
 	heap, heapInuse, heapHeld float64
 	series, tokenmintSeries   int
@@ -959,7 +960,7 @@ func (b *bench) settledMemory(ctx context.Context) (settled, error) {
 		if err != nil {
 			return st, err
 		}
-		rss = append(rss, mem.rss)
+		rss, st.file = append(rss, mem.rss), mem.file
 		if err := wait(time.Second); err != nil {
 			return st, err
 		}

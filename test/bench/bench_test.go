@@ -69,7 +69,7 @@ func TestSmoke(t *testing.T) {
 	if res.spread == nil || res.spread.sample != n {
 		t.Errorf("spread measured on %v tokens; want %d", res.spread, n)
 	}
-	if res.mem.rss <= 0 || res.mem.rssMax < res.mem.rss || res.mem.heap <= 0 || res.mem.tokenmintSeries < 4*n-n {
+	if res.mem.rss <= 0 || res.mem.rssMax < res.mem.rss || res.mem.file <= 0 || res.mem.file >= res.mem.rssMax || res.mem.heap <= 0 || res.mem.tokenmintSeries < 4*n-n {
 		t.Errorf("memory not measured: %+v", res.mem)
 	}
 	md := res.markdown()

@@ -215,8 +215,9 @@ func (m *manager) saveProfile(ctx context.Context, query, path string) error {
 	return f.Close()
 }
 
-// memory is the process's resident memory now and at its peak, in bytes.
-type memory struct{ rss, hwm float64 }
+// memory is the process's resident memory now and at its peak, and the part of
+// it mapped from files (the binary), in bytes.
+type memory struct{ rss, hwm, file float64 }
 
 func (m *manager) memory() (memory, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", m.cmd.Process.Pid))
@@ -237,6 +238,8 @@ func (m *manager) memory() (memory, error) {
 			out.rss = kb * 1024
 		case "VmHWM:":
 			out.hwm = kb * 1024
+		case "RssFile:":
+			out.file = kb * 1024
 		}
 	}
 	return out, sc.Err()

@@ -109,6 +109,7 @@ func (r *results) checks() []check {
 	if m := r.mem; m.rss > 0 {
 		add("4", fmt.Sprintf("Resident memory after settling (VmRSS, metrics scraped every %s): median; highest over one scrape interval", scrapeInterval),
 			"≤ 128 MiB at N=10,000", fmt.Sprintf("%s; %s", mib(m.rss), mib(m.rssMax)), mark(m.rssMax <= 128<<20))
+		add("4", "Of it, pages mapped from files (RssFile: the binary)", "", mib(m.file), "")
 		add("4", "Go heap after settling: allocated (go_memstats_heap_alloc_bytes); in use; held from the OS (sys − released)", "",
 			fmt.Sprintf("%s; %s; %s", mib(m.heap), mib(m.heapInuse), mib(m.heapHeld)), "")
 		add("4", "Metric series the manager exports (of which tokenmint_*)", "", fmt.Sprintf("%d (%d)", m.series, m.tokenmintSeries), "")
