@@ -369,10 +369,13 @@ var _ = Describe("AccessToken", func() {
 	It("removes from the Secret what the template no longer asks for, without minting", func() {
 		at := e.accessToken("relabelled")
 		waitReady(at)
-		cur := get(at)
-		cur.Spec.Secret.Labels = map[string]string{"keep": "1", "drop": "1"}
-		cur.Spec.Secret.Annotations = map[string]string{"note": "x"}
-		Expect(k8sClient.Update(ctx, cur)).To(Succeed())
+		// The manager writes status meanwhile: an update may conflict, and is retried.
+		Eventually(func() error {
+			cur := get(at)
+			cur.Spec.Secret.Labels = map[string]string{"keep": "1", "drop": "1"}
+			cur.Spec.Secret.Annotations = map[string]string{"note": "x"}
+			return k8sClient.Update(ctx, cur)
+		}, 10*time.Second).Should(Succeed())
 		Eventually(func(g Gomega) {
 			s, err := secretOf(at)
 			g.Expect(err).NotTo(HaveOccurred())
@@ -380,10 +383,12 @@ var _ = Describe("AccessToken", func() {
 			g.Expect(s.Annotations).To(HaveKeyWithValue("note", "x"))
 		}, 10*time.Second).Should(Succeed())
 
-		cur = get(at)
-		cur.Spec.Secret.Labels = map[string]string{"keep": "1"}
-		cur.Spec.Secret.Annotations = nil
-		Expect(k8sClient.Update(ctx, cur)).To(Succeed())
+		Eventually(func() error {
+			cur := get(at)
+			cur.Spec.Secret.Labels = map[string]string{"keep": "1"}
+			cur.Spec.Secret.Annotations = nil
+			return k8sClient.Update(ctx, cur)
+		}, 10*time.Second).Should(Succeed())
 		Eventually(func(g Gomega) {
 			s, err := secretOf(at)
 			g.Expect(err).NotTo(HaveOccurred())
