@@ -52,7 +52,7 @@ test: manifests generate fmt vet controlplane helm ## Run every test: unit, envt
 	KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS_DIR)" go test ./... -coverprofile cover.out
 	hack/fuzz.sh $(FUZZ_SMOKE_TIME)
 
-FUZZ_SMOKE_TIME ?= 10s
+FUZZ_SMOKE_TIME ?= 20000x
 FUZZTIME ?= 5m
 
 .PHONY: fuzz
