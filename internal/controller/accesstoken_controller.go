@@ -20,12 +20,14 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
+	jsonpatch "github.com/evanphx/json-patch/v5"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -290,15 +292,42 @@ func (r *AccessTokenReconciler) gatherLive(ctx context.Context, req ctrl.Request
 }
 
 // writeStatus patches status when it changed: a no-op reconcile writes nothing.
+// The patch holds only what changed in the status, and the apiserver answers
+// with the AccessToken's metadata alone: the manager needs only the new
+// resourceVersion, and the AccessToken itself arrives through the watch.
 func (r *AccessTokenReconciler) writeStatus(ctx context.Context, orig, at *tokensv1alpha1.AccessToken) error {
 	if equality.Semantic.DeepEqual(orig.Status, at.Status) {
 		return nil
 	}
-	if err := r.Status().Patch(ctx, at, client.MergeFrom(orig)); err != nil {
+	patch, err := statusMergePatch(&orig.Status, &at.Status)
+	if err != nil {
 		return fmt.Errorf("updating status: %w", err)
 	}
+	m := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: at.Namespace, Name: at.Name}}
+	m.SetGroupVersionKind(tokensv1alpha1.GroupVersion.WithKind("AccessToken"))
+	if err := r.Status().Patch(ctx, m, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return fmt.Errorf("updating status: %w", err)
+	}
+	at.ResourceVersion = m.ResourceVersion
 	r.written.Store(client.ObjectKeyFromObject(at), writtenStatus{at.UID, at.ResourceVersion})
 	return nil
+}
+
+// statusMergePatch is the JSON merge patch (RFC 7386) that turns status from
+// into to: changed fields set, removed ones null, lists (conditions) whole.
+func statusMergePatch(from, to *tokensv1alpha1.AccessTokenStatus) ([]byte, error) {
+	type doc struct {
+		Status *tokensv1alpha1.AccessTokenStatus `json:"status"`
+	}
+	a, err := json.Marshal(doc{from})
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(doc{to})
+	if err != nil {
+		return nil, err
+	}
+	return jsonpatch.CreateMergePatch(a, b)
 }
 
 // issue calls the endpoint and, on success, writes the token; on failure it keeps

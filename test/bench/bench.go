@@ -83,6 +83,7 @@ type options struct {
 	rounds       int    // runs of each loop; the fastest is kept
 	heapProfile  string // where to save the manager's heap profile after settling
 	cpuProfile   string // where to save the manager's CPU profile taken while issuing
+	apiProfile   string // prefix of the kube-apiserver's CPU profiles taken while the floor and the manager issue
 }
 
 // bench is one run: the control plane, the endpoint, the manager, and what was measured.
@@ -323,6 +324,26 @@ func (b *bench) startManager(ctx context.Context) error {
 	return m.waitReady(ctx, 60*time.Second)
 }
 
+// profileAPI starts a CPU profile of kube-apiserver over the next d when
+// -api-cpu-profile is set, written to <prefix>-<phase>.pb.gz; the returned
+// function waits for it.
+func (b *bench) profileAPI(ctx context.Context, phase string, d time.Duration) func() error {
+	if b.opts.apiProfile == "" {
+		return func() error { return nil }
+	}
+	path := fmt.Sprintf("%s-%s.pb.gz", b.opts.apiProfile, phase)
+	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", strings.TrimSuffix(b.cp.Config.Host, "/"), int(d.Seconds()))
+	done := make(chan error, 1)
+	go func() { done <- saveProfile(ctx, b.apiHTTP, url, path) }()
+	return func() error {
+		if err := <-done; err != nil {
+			return fmt.Errorf("kube-apiserver profile: %w", err)
+		}
+		b.p.printf("%s: kube-apiserver CPU profile of the first %s written to %s", phase, d, path)
+		return nil
+	}
+}
+
 func (b *bench) apiMetrics(ctx context.Context) (scrape, error) {
 	return fetchMetrics(ctx, b.apiHTTP, b.apiURL)
 }
@@ -421,8 +442,15 @@ func (b *bench) phaseFloor(ctx context.Context) error {
 	best := map[loop]*loopResult{}
 	for round := range max(1, b.opts.rounds) {
 		for _, l := range loops {
+			profiled := func() error { return nil }
+			if round == 0 && l == loopFloor {
+				profiled = b.profileAPI(ctx, "floor", 30*time.Second)
+			}
 			lr, err := b.runLoop(ctx, l, b.opts.n, fmt.Sprintf("%s-%d", loopNamespace(l), round+1))
 			if err != nil {
+				return err
+			}
+			if err := profiled(); err != nil {
 				return err
 			}
 			lr.runs = 1
@@ -520,6 +548,7 @@ func (b *bench) phaseIssue(ctx context.Context) error {
 	} else {
 		profiled <- nil
 	}
+	apiProfiled := b.profileAPI(ctx, "issue", 30*time.Second)
 	if err := b.createTokens(ctx, tokensNamespace, n, nil); err != nil {
 		return err
 	}
@@ -531,6 +560,9 @@ func (b *bench) phaseIssue(ctx context.Context) error {
 	}
 	b.r.issueTime = last.Sub(start)
 	if err := <-profiled; err != nil {
+		return err
+	}
+	if err := apiProfiled(); err != nil {
 		return err
 	}
 	if b.opts.cpuProfile != "" {

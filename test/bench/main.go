@@ -67,6 +67,7 @@ func main() {
 	flag.StringVar(&opts.logDir, "log-dir", "", "Directory to keep the manager's log in (default: a temporary directory, removed).")
 	flag.StringVar(&opts.heapProfile, "heap-profile", "", "File to save the manager's heap profile to, after settling.")
 	flag.StringVar(&opts.cpuProfile, "cpu-profile", "", "File to save the manager's CPU profile to, taken over the first 30 s of issuing.")
+	flag.StringVar(&opts.apiProfile, "api-cpu-profile", "", "Prefix of files to save kube-apiserver's CPU profiles to, taken over the first 30 s of the first floor run (<prefix>-floor.pb.gz) and of issuing (<prefix>-issue.pb.gz).")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
 	opts.managerArgs = strings.Fields(managerArgs)

@@ -192,17 +192,22 @@ func (m *manager) saveCPUProfile(ctx context.Context, d time.Duration, path stri
 }
 
 func (m *manager) saveProfile(ctx context.Context, query, path string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.pprofURL+query, nil)
+	return saveProfile(ctx, http.DefaultClient, m.pprofURL+query, path)
+}
+
+// saveProfile fetches a pprof profile from url with hc and writes it to path.
+func saveProfile(ctx context.Context, hc *http.Client, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("profile %s: %s", query, resp.Status)
+		return fmt.Errorf("profile %s: %s", url, resp.Status)
 	}
 	f, err := os.Create(path)
 	if err != nil {
