@@ -41,7 +41,7 @@ func TestSmoke(t *testing.T) {
 	const n = 50
 	var out bytes.Buffer
 	res, err := run(ctx, options{n: n, lifetime: time.Hour, creators: 8, spreadSample: n, settle: time.Second,
-		readyTimeout: 3 * time.Minute, command: "go test ./test/bench", quick: true}, &out)
+		readyTimeout: 3 * time.Minute, command: "go test ./test/bench", quick: true, rounds: 2}, &out)
 	if err != nil {
 		t.Fatalf("benchmark failed: %v\n%s", err, out.String())
 	}
@@ -52,6 +52,9 @@ func TestSmoke(t *testing.T) {
 	}
 	if res.floorCalls != n {
 		t.Errorf("the floor made %d endpoint calls; want %d", res.floorCalls, n)
+	}
+	if res.floorTime <= 0 || res.floorAfter <= 0 {
+		t.Errorf("floor runs before and after the operator took %s and %s; want both timed", res.floorTime, res.floorAfter)
 	}
 	if res.restart.calls != 0 || res.restart.writes != 0 {
 		t.Errorf("the restart made %.0f endpoint calls and %.0f writes; want none", res.restart.calls, res.restart.writes)

@@ -94,11 +94,11 @@ func loadAverage() string {
 }
 
 // controlPlaneCPU is the CPU time (seconds) used so far by this process's
-// children named kube-apiserver or etcd: the control plane of this run.
-func controlPlaneCPU() float64 {
+// children named kube-apiserver or etcd (the control plane of this run), and
+// of it etcd's.
+func controlPlaneCPU() (total, etcd float64) {
 	self := strconv.Itoa(os.Getpid())
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	total := 0.0
 	for _, path := range stats {
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -114,7 +114,11 @@ func controlPlaneCPU() float64 {
 			continue
 		}
 		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(path)))
-		total += procCPUSeconds(pid)
+		cpu := procCPUSeconds(pid)
+		total += cpu
+		if comm == "etcd" {
+			etcd += cpu
+		}
 	}
-	return total
+	return total, etcd
 }

@@ -39,8 +39,10 @@ type results struct {
 
 	loops                  []*loopResult
 	floorCreate, floorTime time.Duration
+	floorAfter             time.Duration // the floor run right after the operator's (0: none)
 	floorCalls             int64
 	floorAPICPU            float64
+	floorEtcdCPU           float64
 
 	issueCreate, issueTime time.Duration
 	issue                  *costs
@@ -59,8 +61,28 @@ type results struct {
 	noise         bool
 }
 
+// floor is the floor's time the operator is compared with: the mean of the
+// runs just before and just after the operator's when there are both, so that
+// a drift of the machine's speed over the minutes of a run weighs on both
+// sides; otherwise the one run.
+func (r *results) floor() time.Duration {
+	if r.floorAfter == 0 {
+		return r.floorTime
+	}
+	return (r.floorTime + r.floorAfter) / 2
+}
+
 // ratio is the operator's time over the floor's.
-func (r *results) ratio() float64 { return r.issueTime.Seconds() / r.floorTime.Seconds() }
+func (r *results) ratio() float64 { return r.issueTime.Seconds() / r.floor().Seconds() }
+
+// fastestRatio is the operator's time over the faster floor run.
+func (r *results) fastestRatio() float64 {
+	f := r.floorTime
+	if r.floorAfter != 0 {
+		f = min(f, r.floorAfter)
+	}
+	return r.issueTime.Seconds() / f.Seconds()
+}
 
 func (r *results) writesPerToken() float64 { return r.issue.writes / float64(r.n) }
 
@@ -87,13 +109,25 @@ func (r *results) checks() []check {
 	}
 	if r.issue != nil {
 		add("1", "Issue: create N AccessTokens, time until all Ready (operator)", "", rate(r.issueTime), "")
-		add("1", fmt.Sprintf("Floor: the same N through endpoint call + Secret create + status write, %d workers, no client rate limit", r.workers), "", rate(r.floorTime), "")
-		add("1", "Operator / floor", "≤ 1.3 at N=10,000", fmt.Sprintf("%.2f", r.ratio()), mark(r.ratio() <= 1.3))
+		floorRuns := rate(r.floorTime)
+		if r.floorAfter != 0 {
+			floorRuns = fmt.Sprintf("before the operator %s, after it %s", rate(r.floorTime), rate(r.floorAfter))
+		}
+		add("1", fmt.Sprintf("Floor: the same N through endpoint call + Secret create + status write, %d workers, no client rate limit", r.workers), "", floorRuns, "")
+		if r.floorAfter != 0 {
+			add("1", "Operator / floor (the mean of the floor runs before and after)", "≤ 1.3 at N=10,000",
+				fmt.Sprintf("%.2f (%.1f s / %.1f s); against the faster floor run %.2f", r.ratio(), r.issueTime.Seconds(), r.floor().Seconds(), r.fastestRatio()),
+				mark(r.ratio() <= 1.3))
+		} else {
+			add("1", "Operator / floor", "≤ 1.3 at N=10,000", fmt.Sprintf("%.2f", r.ratio()), mark(r.ratio() <= 1.3))
+		}
 		add("2", "Endpoint calls while issuing", fmt.Sprintf("= N (%d)", r.n), fmt.Sprintf("%.0f", r.issue.calls), mark(r.issue.calls == n))
 		add("2", "Kubernetes API writes per issued token (manager's client)", "≤ 2", fmt.Sprintf("%.2f (%s)", r.writesPerToken(), r.writeBreakdown()), mark(math.Round(r.writesPerToken()*100) <= 200))
 		add("2", "Kubernetes API reads per issued token (manager's client)", "", fmt.Sprintf("%.2f (%s)", r.issue.reads/n, r.readBreakdown()), "")
 		add("2", "Reconciles per issued token", "", fmt.Sprintf("%.2f", r.issue.reconciles/n), "")
-		add("2", "CPU per 1,000 issued tokens: manager; control plane (operator run vs floor run)", "", fmt.Sprintf("%.2f s; %.1f s vs %.1f s", r.issue.cpu/n*1000, r.issue.apiCPU/n*1000, r.floorAPICPU/n*1000), "")
+		add("2", "CPU per 1,000 issued tokens: manager; control plane, of it etcd (operator run vs floor run)", "",
+			fmt.Sprintf("%.2f s; %.1f s vs %.1f s, etcd %.1f s vs %.1f s", r.issue.cpu/n*1000, r.issue.apiCPU/n*1000, r.floorAPICPU/n*1000,
+				r.issue.etcdCPU/n*1000, r.floorEtcdCPU/n*1000), "")
 		if h := r.issue.hist; h != nil {
 			add("2", "Reconcile time while issuing: median, p90, mean", "", fmt.Sprintf("%s, %s, %s", fmtSeconds(h.quantile(0.5)), fmtSeconds(h.quantile(0.9)), fmtSeconds(h.sum/h.count)), "")
 		}
@@ -204,7 +238,7 @@ func (r *results) markdown() string {
 				slow = fmt.Sprintf(" (%.1f s)", l.slowest.Seconds())
 			}
 			fmt.Fprintf(&b, "| %s | %s | %.1f s%s | %.0f | %.2f | %s |\n", l.loop, perToken(l.own, r.n, func(k string) bool { return k != "POST accesstokens" }),
-				l.elapsed.Seconds(), slow, float64(r.n)/l.elapsed.Seconds(), l.elapsed.Seconds()/r.floorTime.Seconds(), cpuSum(r.n, l.apiCPU, 0, l.benchCPU))
+				l.elapsed.Seconds(), slow, float64(r.n)/l.elapsed.Seconds(), l.elapsed.Seconds()/r.floor().Seconds(), cpuSum(r.n, l.apiCPU, 0, l.benchCPU))
 		}
 		fmt.Fprintf(&b, "| operator | %s | %.1f s | %.0f | %.2f | %s |\n", perToken(r.issue.byResource, r.n, func(k string) bool {
 			return r.issue.byResource[k]/float64(r.n) >= 0.05
