@@ -29,7 +29,9 @@ import (
 )
 
 func TestStatusMergePatch(t *testing.T) {
-	at := func(d time.Duration) *metav1.Time { return &metav1.Time{Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(d)} }
+	at := func(d time.Duration) *metav1.Time {
+		return &metav1.Time{Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(d)}
+	}
 	from := tokensv1alpha1.AccessTokenStatus{
 		ObservedGeneration: 1,
 		IssuedAt:           at(0),
