@@ -110,8 +110,7 @@ func main() {
 		metricsOptions.FilterProvider = metricsauth.FilterProvider
 	}
 
-	restConfig := ctrl.GetConfigOrDie()
-	restConfig.QPS, restConfig.Burst = float32(cfg.KubeAPIQPS), cfg.KubeAPIBurst
+	restConfig, leaderElectionConfig := cfg.RESTConfigs(ctrl.GetConfigOrDie())
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Cache:                         cfg.CacheOptions(),
 		Scheme:                        scheme,
@@ -119,6 +118,7 @@ func main() {
 		HealthProbeBindAddress:        probeAddr,
 		PprofBindAddress:              pprofAddr,
 		LeaderElection:                enableLeaderElection,
+		LeaderElectionConfig:          leaderElectionConfig,
 		LeaderElectionID:              "tokenmint.tokens.tokenmint.dev",
 		LeaderElectionNamespace:       cfg.OperatorNamespace,
 		LeaderElectionReleaseOnCancel: true,

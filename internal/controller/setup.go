@@ -31,6 +31,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -56,7 +58,8 @@ type Config struct {
 	AllowPrivateDestinations bool
 	// MaxConcurrentReconciles is the number of AccessTokens reconciled at once.
 	MaxConcurrentReconciles int
-	// KubeAPIQPS and KubeAPIBurst limit the client's requests to the apiserver.
+	// KubeAPIQPS and KubeAPIBurst limit the manager's requests to the apiserver,
+	// all resources together (see RESTConfigs).
 	KubeAPIQPS   float64
 	KubeAPIBurst int
 	// IssuerRate and IssuerBurst limit calls per issuer (token bucket); 0 disables.
@@ -95,9 +98,10 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxConcurrentReconciles, "max-concurrent-reconciles", 10, "AccessTokens reconciled at once.")
 	// The defaults let ten thousand tokens be issued at close to the speed of the
 	// apiserver itself (an issued token costs two writes and at most two reads);
-	// lower them to shield a small or shared apiserver or provider.
-	fs.Float64Var(&c.KubeAPIQPS, "kube-api-qps", 500, "Requests per second to the Kubernetes API.")
-	fs.IntVar(&c.KubeAPIBurst, "kube-api-burst", 1000, "Burst of requests to the Kubernetes API.")
+	// lower them to shield a small or shared apiserver or provider. 500 requests
+	// a second are 250 tokens a second, more than a 2-CPU control plane takes.
+	fs.Float64Var(&c.KubeAPIQPS, "kube-api-qps", 500, "Requests per second to the Kubernetes API, all resources together (leader election has its own).")
+	fs.IntVar(&c.KubeAPIBurst, "kube-api-burst", 1000, "Burst of requests to the Kubernetes API, all resources together.")
 	fs.Float64Var(&c.IssuerRate, "issuer-rate-limit", 500, "Calls per second to one issuer's endpoint, shared by all its AccessTokens (0: unlimited). A 429 pauses every AccessToken of the issuer for its Retry-After.")
 	fs.IntVar(&c.IssuerBurst, "issuer-burst", 500, "Burst of calls to one issuer's endpoint.")
 	fs.StringVar(&c.FingerprintKeySecret, "fingerprint-key-secret", "tokenmint-fingerprint-key",
@@ -109,6 +113,21 @@ func (c *Config) credentialsNamespace() string {
 		return c.CredentialsNamespace
 	}
 	return c.OperatorNamespace
+}
+
+// RESTConfigs derives from base the manager's client configuration and the
+// leader election's. The manager's clients share one token bucket of KubeAPIQPS
+// and KubeAPIBurst: without it, client-go gives every REST client its own, and
+// controller-runtime makes one client per resource type (and one for
+// metadata), so the limit would apply to each resource separately. Leader
+// election keeps its own connection and client-go's default limit, so that
+// renewing the lease never waits behind the controllers' requests.
+func (c *Config) RESTConfigs(base *rest.Config) (manager, leaderElection *rest.Config) {
+	leaderElection = rest.CopyConfig(base)
+	manager = rest.CopyConfig(base)
+	manager.QPS, manager.Burst = float32(c.KubeAPIQPS), c.KubeAPIBurst
+	manager.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(manager.QPS, manager.Burst)
+	return manager, leaderElection
 }
 
 // CacheOptions caches only what the controllers need: managed fields are
