@@ -442,9 +442,8 @@ func (b *bench) phaseFloor(ctx context.Context) error {
 	}
 	// Each loop runs `rounds` times, interleaved, and keeps its fastest run:
 	// other work on the machine only ever slows a loop down. With the manager
-	// measured too, the floor runs once here and once more right after the
-	// operator (phaseIssue), so that the operator is compared with floor runs
-	// on either side of it in time.
+	// measured too, the floor runs once here and then after each of the
+	// operator's runs (phaseIssue).
 	best := map[loop]*loopResult{}
 	for round := range max(1, b.opts.rounds) {
 		for _, l := range loops {
@@ -479,6 +478,7 @@ func (b *bench) phaseFloor(ctx context.Context) error {
 	}
 	f := best[loopFloor]
 	b.r.floorTime, b.r.floorCalls, b.r.floorAPICPU, b.r.floorEtcdCPU = f.elapsed, f.calls, f.apiCPU, f.etcdCPU
+	b.r.floorTimes = []time.Duration{f.elapsed}
 	return nil
 }
 
@@ -541,6 +541,63 @@ func (b *bench) phaseIssue(ctx context.Context) error {
 	if err := b.startManager(ctx); err != nil {
 		return err
 	}
+	// The operator issues `rounds` times, each time into fresh AccessTokens,
+	// and the floor runs after each (with the manager stopped), so that every
+	// operator run lies between two floor runs: the machine's speed drifts
+	// over minutes, and a run is compared with the floor runs either side of
+	// it. The last round's AccessTokens stay for the phases that follow.
+	rounds := max(1, b.opts.rounds)
+	for i := range rounds {
+		last := i == rounds-1
+		ns := tokensNamespace
+		if !last {
+			ns = fmt.Sprintf("%s-%d", tokensNamespace, i+1)
+			if err := b.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+				return err
+			}
+		}
+		if err := b.issueRound(ctx, ns, i, rounds); err != nil {
+			return err
+		}
+		b.p.printf("floor: stopping the manager to time the floor again after the operator")
+		if err := b.mgr.stop(60 * time.Second); err != nil {
+			return fmt.Errorf("stopping the manager: %w", err)
+		}
+		lr, err := b.runLoop(ctx, loopFloor, b.opts.n, fmt.Sprintf("%s-%d", loopNamespace(loopFloor), i+2))
+		if err != nil {
+			return err
+		}
+		b.r.floorTimes = append(b.r.floorTimes, lr.elapsed)
+		if !last {
+			// Removed while the manager is stopped: it never sees them again.
+			for _, o := range []client.Object{&tokensv1alpha1.AccessToken{}, &corev1.Secret{}, &eventsv1.Event{}} {
+				if err := b.client.DeleteAllOf(ctx, o, client.InNamespace(ns)); err != nil {
+					return err
+				}
+			}
+		}
+		b.p.printf("starting the manager again")
+		if err := b.startManager(ctx); err != nil {
+			return err
+		}
+		if last {
+			// Its first reconciles of every AccessToken must not count in the
+			// phases that follow.
+			if _, err := b.waitReconciled(ctx, "issue"); err != nil {
+				return err
+			}
+		}
+		if _, err := b.waitQuiet(ctx, 3*time.Second, 10*time.Minute); err != nil {
+			return err
+		}
+	}
+	b.p.printf("issue: operator / floor by round: %s; median %.2f", b.r.roundRatios(), b.r.ratio())
+	return nil
+}
+
+// issueRound creates N AccessTokens in ns with the manager running and times
+// them until all are Ready. The costs of the last round are the ones reported.
+func (b *bench) issueRound(ctx context.Context, ns string, i, rounds int) error {
 	if _, err := b.waitQuiet(ctx, time.Second, 60*time.Second); err != nil {
 		return err
 	}
@@ -549,36 +606,40 @@ func (b *bench) phaseIssue(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.p.printf("issue: creating %d AccessTokens", n)
+	b.p.printf("issue, round %d of %d: creating %d AccessTokens in %s", i+1, rounds, n, ns)
 	start := time.Now()
 	profiled := make(chan error, 1)
-	if b.opts.cpuProfile != "" {
+	if b.opts.cpuProfile != "" && i == 0 {
 		go func() { profiled <- b.mgr.saveCPUProfile(ctx, 30*time.Second, b.opts.cpuProfile) }()
 	} else {
 		profiled <- nil
 	}
-	apiProfiled := b.profileAPI(ctx, "issue", 30*time.Second)
-	if err := b.createTokens(ctx, tokensNamespace, n, nil); err != nil {
+	apiProfiled := func() error { return nil }
+	if i == 0 {
+		apiProfiled = b.profileAPI(ctx, "issue", 30*time.Second)
+	}
+	if err := b.createTokens(ctx, ns, n, nil); err != nil {
 		return err
 	}
-	b.r.issueCreate = time.Since(start)
-	b.p.printf("issue: %d AccessTokens created in %s", n, b.r.issueCreate.Round(time.Millisecond))
-	last, err := b.tracker.waitReady(ctx, tokensNamespace, n, start, b.opts.readyTimeout, b.p)
+	created := time.Since(start)
+	b.p.printf("issue: %d AccessTokens created in %s", n, created.Round(time.Millisecond))
+	lastReady, err := b.tracker.waitReady(ctx, ns, n, start, b.opts.readyTimeout, b.p)
 	if err != nil {
 		return err
 	}
-	b.r.issueTime = last.Sub(start)
+	elapsed := lastReady.Sub(start)
+	b.r.issueTimes = append(b.r.issueTimes, elapsed)
 	if err := <-profiled; err != nil {
 		return err
 	}
 	if err := apiProfiled(); err != nil {
 		return err
 	}
-	if b.opts.cpuProfile != "" {
+	if b.opts.cpuProfile != "" && i == 0 {
 		b.p.printf("issue: CPU profile of the first 30 s written to %s (go tool pprof -top %s)", b.opts.cpuProfile, b.opts.cpuProfile)
 	}
 	b.p.printf("issue: %d tokens Ready in %s (%.0f/s); waiting for the controller to settle",
-		n, b.r.issueTime.Round(time.Millisecond), float64(n)/b.r.issueTime.Seconds())
+		n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds())
 	if _, err := b.waitQuiet(ctx, 3*time.Second, 10*time.Minute); err != nil {
 		return err
 	}
@@ -586,41 +647,13 @@ func (b *bench) phaseIssue(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.r.issue = diffCosts(before, after, n)
-	b.r.issuePeakRSS = after.mem.hwm
+	c := diffCosts(before, after, n)
 	b.p.printf("issue: %.0f endpoint calls, %.2f writes and %.2f reads per token, %.2f reconciles per token",
-		b.r.issue.calls, b.r.issue.writes/float64(n), b.r.issue.reads/float64(n), b.r.issue.reconciles/float64(n))
-	if b.opts.rounds < 2 {
-		return nil
+		c.calls, c.writes/float64(n), c.reads/float64(n), c.reconciles/float64(n))
+	if i == rounds-1 {
+		b.r.issue, b.r.issueCreate, b.r.issueTime, b.r.issuePeakRSS = c, created, elapsed, after.mem.hwm
 	}
-	return b.floorAfter(ctx)
-}
-
-// floorAfter times the floor once more right after the operator, with the
-// manager stopped (it would otherwise reconcile the loop's AccessTokens), and
-// starts the manager again. The machine's speed drifts over minutes; the floor
-// runs before and after the operator bracket it.
-func (b *bench) floorAfter(ctx context.Context) error {
-	b.p.printf("floor: stopping the manager to time the floor again after the operator")
-	if err := b.mgr.stop(60 * time.Second); err != nil {
-		return fmt.Errorf("stopping the manager: %w", err)
-	}
-	lr, err := b.runLoop(ctx, loopFloor, b.opts.n, loopNamespace(loopFloor)+"-after")
-	if err != nil {
-		return err
-	}
-	b.r.floorAfter = lr.elapsed
-	b.p.printf("floor: starting the manager again")
-	if err := b.startManager(ctx); err != nil {
-		return err
-	}
-	// Its first reconciles of every AccessToken must not count in the phases
-	// that follow.
-	if _, err := b.waitReconciled(ctx, "floor"); err != nil {
-		return err
-	}
-	_, err = b.waitQuiet(ctx, 3*time.Second, 10*time.Minute)
-	return err
+	return nil
 }
 
 // costs is what one phase cost, from the counters.

@@ -62,7 +62,7 @@ func main() {
 	flag.BoolVar(&opts.applyLoop, "apply-loop", false, "Also time the manager's sequence without its read (Secret applied, status patched) as a plain loop.")
 	flag.BoolVar(&opts.loopsOnly, "loops-only", false, "Time the plain loops only, without the manager.")
 	flag.StringVar(&opts.managerBin, "manager-bin", "", "Benchmark this manager binary instead of building ./cmd.")
-	flag.IntVar(&opts.rounds, "rounds", 2, "Runs of each plain loop, interleaved; the fastest counts.")
+	flag.IntVar(&opts.rounds, "rounds", 3, "Runs of the operator, each followed by a floor run (the floor also runs once before the first); each is compared with the floor runs either side and the median counts. The other plain loops run as often, interleaved, and their fastest run counts.")
 	flag.StringVar(&opts.out, "out", "", "File to write the Markdown table to (default bin/bench-<n>.md).")
 	flag.StringVar(&opts.logDir, "log-dir", "", "Directory to keep the manager's log in (default: a temporary directory, removed).")
 	flag.StringVar(&opts.heapProfile, "heap-profile", "", "File to save the manager's heap profile to, after settling.")
