@@ -149,7 +149,7 @@ func (r *results) checks() []check {
 		add("2", "Kubernetes API writes per issued token (manager's client)", "≤ 2", fmt.Sprintf("%.2f (%s)", r.writesPerToken(), r.writeBreakdown()), mark(math.Round(r.writesPerToken()*100) <= 200))
 		add("2", "Kubernetes API reads per issued token (manager's client)", "", fmt.Sprintf("%.2f (%s)", r.issue.reads/n, r.readBreakdown()), "")
 		add("2", "Reconciles per issued token", "", fmt.Sprintf("%.2f", r.issue.reconciles/n), "")
-		add("2", "CPU per 1,000 issued tokens: manager; control plane, of it etcd (operator run vs floor run)", "",
+		add("2", "CPU per 1,000 issued tokens: manager; control plane, of it etcd (last operator round vs the mean of the floor runs either side)", "",
 			fmt.Sprintf("%.2f s; %.1f s vs %.1f s, etcd %.1f s vs %.1f s", r.issue.cpu/n*1000, r.issue.apiCPU/n*1000, r.floorAPICPU/n*1000,
 				r.issue.etcdCPU/n*1000, r.floorEtcdCPU/n*1000), "")
 		if h := r.issue.hist; h != nil {
