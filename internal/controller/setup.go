@@ -192,7 +192,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	metaCache, err := cache.New(mgr.GetConfig(), cache.Options{
 		Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(), DefaultTransform: stripSecretMetadata,
 		ByObject: map[client.Object]cache.ByObject{
-			secretMetadata(): {Label: labels.NewSelector().Add(*notManaged), Transform: stripSecretMetadata},
+			secretMetadata(): {Label: labels.NewSelector().Add(*notManaged)},
 		},
 	})
 	if err != nil {
