@@ -65,16 +65,31 @@ type SecretTemplate struct {
 	// +optional
 	Key string `json:"key,omitempty"`
 
-	// type of the Secret.
+	// type of the Secret. Only Opaque: tokenmint writes the token and the copied
+	// fields, and no other Secret type is filled by exactly those keys (a type
+	// such as kubernetes.io/service-account-token would make Kubernetes itself
+	// act on the Secret).
 	// +kubebuilder:default=Opaque
+	// +kubebuilder:validation:Enum=Opaque
 	// +optional
 	Type corev1.SecretType `json:"type,omitempty"`
 
-	// labels added to the Secret.
+	// labels added to the Secret. Keys under the kubernetes.io, k8s.io and
+	// tokenmint.dev prefixes (and their subdomains) are refused, as they make
+	// Kubernetes or tokenmint act on the Secret; app.kubernetes.io/ labels are
+	// allowed, except app.kubernetes.io/managed-by, which is tokenmint's.
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.contains('/') || (k.startsWith('app.kubernetes.io/') && k != 'app.kubernetes.io/managed-by') || !(k.startsWith('kubernetes.io/') || k.startsWith('k8s.io/') || k.startsWith('tokenmint.dev/') || k.split('/')[0].endsWith('.kubernetes.io') || k.split('/')[0].endsWith('.k8s.io') || k.split('/')[0].endsWith('.tokenmint.dev')))",message="labels must not use the kubernetes.io, k8s.io or tokenmint.dev prefixes (app.kubernetes.io/ is allowed, except managed-by)"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.size() <= 317 && self[k].size() <= 63)",message="label keys are at most 317 characters and values at most 63"
 	// +optional
 	Labels map[string]string `json:"labels,omitempty"`
 
-	// annotations added to the Secret.
+	// annotations added to the Secret, under the same rule on prefixes as labels
+	// (kubernetes.io/service-account.name, for one, would have Kubernetes fill
+	// the Secret with a ServiceAccount token).
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.contains('/') || (k.startsWith('app.kubernetes.io/') && k != 'app.kubernetes.io/managed-by') || !(k.startsWith('kubernetes.io/') || k.startsWith('k8s.io/') || k.startsWith('tokenmint.dev/') || k.split('/')[0].endsWith('.kubernetes.io') || k.split('/')[0].endsWith('.k8s.io') || k.split('/')[0].endsWith('.tokenmint.dev')))",message="annotations must not use the kubernetes.io, k8s.io or tokenmint.dev prefixes (app.kubernetes.io/ is allowed, except managed-by)"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.size() <= 317 && self[k].size() <= 4096)",message="annotation keys are at most 317 characters and values at most 4096"
 	// +optional
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
@@ -99,7 +114,11 @@ type RestartTarget struct {
 // AccessTokenSpec asks for a token from an issuer, kept fresh in a Secret.
 // +kubebuilder:validation:XValidation:rule="!(has(self.renewBefore) && has(self.renewBeforePercentage))",message="set at most one of renewBefore and renewBeforePercentage"
 type AccessTokenSpec struct {
-	// issuerRef names the issuer that mints the token.
+	// issuerRef names the issuer that mints the token. It cannot be changed: a
+	// token, its refresh token and its id belong to the issuer that minted them and
+	// are only ever sent back to it. To use another issuer, create a new
+	// AccessToken (deleting this one revokes its token through its own issuer).
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="issuerRef is immutable: create a new AccessToken to use another issuer"
 	// +required
 	IssuerRef IssuerReference `json:"issuerRef"`
 
@@ -117,8 +136,9 @@ type AccessTokenSpec struct {
 	// renewBefore renews the token this long before it expires. When neither
 	// renewBefore nor renewBeforePercentage is set, the token is renewed once two
 	// thirds of its lifetime have passed.
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('8760h')",message="renewBefore must be at most 8760h"
 	// +optional
-	RenewBefore *metav1.Duration `json:"renewBefore,omitempty"`
+	RenewBefore *Duration `json:"renewBefore,omitempty"`
 
 	// renewBeforePercentage renews the token when this percentage of its lifetime
 	// is left: 25 renews at three quarters of the lifetime.
@@ -131,13 +151,19 @@ type AccessTokenSpec struct {
 	// expiring maxAge after issue if the endpoint says nothing sooner, and is then
 	// renewed under the same rules (by default at two thirds of maxAge). It is the
 	// lifetime of tokens whose endpoint reports no expiry; without it, such a
-	// token is renewed only when its inputs change.
+	// token is renewed only when its inputs change. From 1m to 8760h: whatever
+	// the policy, one AccessToken is never minted more often than the operator's
+	// minimum interval between mints.
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('8760h')",message="maxAge must be between 1m and 8760h"
 	// +optional
-	MaxAge *metav1.Duration `json:"maxAge,omitempty"`
+	MaxAge *Duration `json:"maxAge,omitempty"`
 
 	// restartTargets are workloads in this namespace restarted (as kubectl rollout
 	// restart does) whenever the token changes, for applications that read the
-	// token only at start or through an environment variable.
+	// token only at start or through an environment variable. A workload is
+	// restarted only if it agrees: its annotation tokens.tokenmint.dev/restart-on
+	// lists this AccessToken's name (comma separated). It is restarted at most
+	// once per renewal.
 	// +listType=map
 	// +listMapKey=kind
 	// +listMapKey=name

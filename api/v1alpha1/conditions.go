@@ -58,6 +58,13 @@ const (
 	ReasonRestartFailed     = "WorkloadRestartFailed"
 	ReasonConsumersFollow   = "ConsumersFollowRotation"
 	ReasonConsumersStale    = "ConsumersNeedRestart"
+	// ReasonInvalidSpec: a field of the AccessToken itself cannot be used.
+	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonThrottled: a renewal waits for the minimum interval between mints
+	// of one AccessToken, or for its namespace's budget of forced renewals.
+	ReasonThrottled = "RenewalThrottled"
+	// ReasonRestartNotAllowed: a restart target did not agree to be restarted.
+	ReasonRestartNotAllowed = "WorkloadRestartNotAllowed"
 )
 
 // Well-known labels and annotations.
@@ -75,4 +82,8 @@ const (
 	// AnnotationRestartedAt is set on a workload's pod template to restart it, as
 	// kubectl rollout restart does with its own annotation.
 	AnnotationRestartedAt = "tokens.tokenmint.dev/restartedAt"
+	// AnnotationRestartOn, on a Deployment, StatefulSet or DaemonSet, lists
+	// (comma separated) the AccessTokens of its namespace allowed to restart it
+	// through spec.restartTargets.
+	AnnotationRestartOn = "tokens.tokenmint.dev/restart-on"
 )

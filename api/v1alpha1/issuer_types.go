@@ -26,6 +26,13 @@ import (
 // shared by TokenIssuer and ClusterTokenIssuer.
 // +kubebuilder:validation:XValidation:rule="self.allowInsecureHTTP || (self.request.url.startsWith('https://') && (!has(self.refresh) || self.refresh.url.startsWith('https://')) && (!has(self.revoke) || self.revoke.url.startsWith('https://')))",message="token endpoint URLs must use https; set allowInsecureHTTP to allow plain http"
 // +kubebuilder:validation:XValidation:rule="!has(self.refresh) || has(self.response.refreshToken)",message="refresh needs response.refreshToken, the place the refresh token is read from"
+// +kubebuilder:validation:XValidation:rule="(!has(self.request.auth) || ((!has(self.request.auth.bearer) || (!has(self.request.auth.bearer.issued) || self.request.auth.bearer.issued in [])) && (!has(self.request.auth.basic) || ((!has(self.request.auth.basic.username.issued) || self.request.auth.basic.username.issued in []) && (!has(self.request.auth.basic.password.issued) || self.request.auth.basic.password.issued in []))))) && (!has(self.request.headers) || self.request.headers.all(h, (!has(h.issued) || h.issued in []))) && (!has(self.request.body) || ((!has(self.request.body.json) || self.request.body.json.all(f, (!has(f.issued) || f.issued in []))) && (!has(self.request.body.form) || self.request.body.form.all(f, (!has(f.issued) || f.issued in [])))))",message="request values cannot use issued: (RefreshToken is for refresh, AccessToken and TokenID for revoke)"
+// +kubebuilder:validation:XValidation:rule="!has(self.refresh) || ((!has(self.refresh.auth) || ((!has(self.refresh.auth.bearer) || (!has(self.refresh.auth.bearer.issued) || self.refresh.auth.bearer.issued in ['RefreshToken'])) && (!has(self.refresh.auth.basic) || ((!has(self.refresh.auth.basic.username.issued) || self.refresh.auth.basic.username.issued in ['RefreshToken']) && (!has(self.refresh.auth.basic.password.issued) || self.refresh.auth.basic.password.issued in ['RefreshToken']))))) && (!has(self.refresh.headers) || self.refresh.headers.all(h, (!has(h.issued) || h.issued in ['RefreshToken']))) && (!has(self.refresh.body) || ((!has(self.refresh.body.json) || self.refresh.body.json.all(f, (!has(f.issued) || f.issued in ['RefreshToken']))) && (!has(self.refresh.body.form) || self.refresh.body.form.all(f, (!has(f.issued) || f.issued in ['RefreshToken']))))))",message="refresh values can use issued: RefreshToken only"
+// +kubebuilder:validation:XValidation:rule="!has(self.revoke) || ((!has(self.revoke.auth) || ((!has(self.revoke.auth.bearer) || (!has(self.revoke.auth.bearer.issued) || self.revoke.auth.bearer.issued in ['AccessToken', 'TokenID'])) && (!has(self.revoke.auth.basic) || ((!has(self.revoke.auth.basic.username.issued) || self.revoke.auth.basic.username.issued in ['AccessToken', 'TokenID']) && (!has(self.revoke.auth.basic.password.issued) || self.revoke.auth.basic.password.issued in ['AccessToken', 'TokenID']))))) && (!has(self.revoke.headers) || self.revoke.headers.all(h, (!has(h.issued) || h.issued in ['AccessToken', 'TokenID']))) && (!has(self.revoke.body) || ((!has(self.revoke.body.json) || self.revoke.body.json.all(f, (!has(f.issued) || f.issued in ['AccessToken', 'TokenID']))) && (!has(self.revoke.body.form) || self.revoke.body.form.all(f, (!has(f.issued) || f.issued in ['AccessToken', 'TokenID']))))))",message="revoke values can use issued: AccessToken or TokenID only"
+// +kubebuilder:validation:XValidation:rule="!self.request.url.contains('{tokenID}') && (!has(self.refresh) || !self.refresh.url.contains('{tokenID}'))",message="{tokenID} is only meaningful in revoke.url"
+// +kubebuilder:validation:XValidation:rule="(!has(self.request.auth) || ((!has(self.request.auth.bearer) || (!has(self.request.auth.bearer.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.request.auth.bearer.parameter)))) && (!has(self.request.auth.basic) || ((!has(self.request.auth.basic.username.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.request.auth.basic.username.parameter))) && (!has(self.request.auth.basic.password.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.request.auth.basic.password.parameter))))))) && (!has(self.request.headers) || self.request.headers.all(h, (!has(h.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == h.parameter))))) && (!has(self.request.body) || ((!has(self.request.body.json) || self.request.body.json.all(f, (!has(f.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == f.parameter))))) && (!has(self.request.body.form) || self.request.body.form.all(f, (!has(f.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == f.parameter))))))) && (!has(self.refresh) || ((!has(self.refresh.auth) || ((!has(self.refresh.auth.bearer) || (!has(self.refresh.auth.bearer.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.refresh.auth.bearer.parameter)))) && (!has(self.refresh.auth.basic) || ((!has(self.refresh.auth.basic.username.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.refresh.auth.basic.username.parameter))) && (!has(self.refresh.auth.basic.password.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.refresh.auth.basic.password.parameter))))))) && (!has(self.refresh.headers) || self.refresh.headers.all(h, (!has(h.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == h.parameter))))) && (!has(self.refresh.body) || ((!has(self.refresh.body.json) || self.refresh.body.json.all(f, (!has(f.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == f.parameter))))) && (!has(self.refresh.body.form) || self.refresh.body.form.all(f, (!has(f.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == f.parameter))))))))) && (!has(self.revoke) || ((!has(self.revoke.auth) || ((!has(self.revoke.auth.bearer) || (!has(self.revoke.auth.bearer.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.revoke.auth.bearer.parameter)))) && (!has(self.revoke.auth.basic) || ((!has(self.revoke.auth.basic.username.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.revoke.auth.basic.username.parameter))) && (!has(self.revoke.auth.basic.password.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.revoke.auth.basic.password.parameter))))))) && (!has(self.revoke.headers) || self.revoke.headers.all(h, (!has(h.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == h.parameter))))) && (!has(self.revoke.body) || ((!has(self.revoke.body.json) || self.revoke.body.json.all(f, (!has(f.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == f.parameter))))) && (!has(self.revoke.body.form) || self.revoke.body.form.all(f, (!has(f.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == f.parameter)))))))))",message="every parameter: a value uses must be declared in parameters"
+// +kubebuilder:validation:XValidation:rule="!has(self.response.copy) || !has(self.response.refreshToken) || self.response.copy.all(c, c.path != self.response.refreshToken.path && !self.response.refreshToken.path.startsWith(c.path + '.'))",message="response.copy must not copy the refresh token (or an object holding it) into the Secret pods mount"
+// +kubebuilder:validation:XValidation:rule="!has(self.revoke) || !url(self.revoke.url.replace('{tokenID}', 'tokenid-placeholder')).getHost().contains('tokenid-placeholder')",message="{tokenID} cannot be in the host of revoke.url: the provider's token id must never choose where credentials are sent"
 type IssuerSpec struct {
 	// request is the call that mints a new token.
 	// +required
@@ -52,10 +59,11 @@ type IssuerSpec struct {
 	Revoke *RequestSpec `json:"revoke,omitempty"`
 
 	// revokeGracePeriod is how long a superseded token stays valid before it is
-	// revoked, so that pods have time to read the new one.
+	// revoked, so that pods have time to read the new one. At most 24h.
 	// +kubebuilder:default="5m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('24h')",message="revokeGracePeriod must be at most 24h"
 	// +optional
-	RevokeGracePeriod *metav1.Duration `json:"revokeGracePeriod,omitempty"`
+	RevokeGracePeriod *Duration `json:"revokeGracePeriod,omitempty"`
 
 	// parameters declares the values an AccessToken may (or must) supply, with their
 	// type, default and constraints. Request values use them with parameter: <name>.
@@ -67,10 +75,13 @@ type IssuerSpec struct {
 	// +optional
 	Parameters []ParameterSpec `json:"parameters,omitempty"`
 
-	// timeout bounds each call to the endpoint, including reading the response.
+	// timeout bounds each call to the endpoint, including reading the response:
+	// from 1s to 60s. A call in flight holds one of the issuer's concurrent call
+	// slots (never a slot shared with other issuers) until it ends.
 	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('60s')",message="timeout must be between 1s and 60s"
 	// +optional
-	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	Timeout *Duration `json:"timeout,omitempty"`
 
 	// caBundle is a PEM bundle of certificate authorities trusted for the endpoint,
 	// in addition to the system roots. Use it for a private CA.
@@ -108,8 +119,9 @@ type RequestSpec struct {
 	// +optional
 	Auth *AuthSpec `json:"auth,omitempty"`
 
-	// headers sent with the request, each from one typed source. Content-Type is set
-	// from the body format and need not be listed.
+	// headers sent with the request, each from one typed source. Content-Type
+	// (set from the body format), Content-Length, Host, Transfer-Encoding and
+	// Connection cannot be listed.
 	// +listType=map
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=32
@@ -148,6 +160,7 @@ type BasicAuth struct {
 
 // Header is one request header.
 // +kubebuilder:validation:XValidation:rule="!has(self.json)",message="json literals are for JSON body fields; use value in headers"
+// +kubebuilder:validation:XValidation:rule="!(self.name.lowerAscii() in ['content-type', 'content-length', 'host', 'transfer-encoding', 'connection'])",message="Content-Type, Content-Length, Host, Transfer-Encoding and Connection are set by tokenmint and cannot be listed"
 type Header struct {
 	// name of the header.
 	// +kubebuilder:validation:Pattern=`^[!#$%&'*+.^_|~0-9A-Za-z-]+$`

@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +39,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/csaupgrade"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/lru"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -49,6 +51,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
 	"github.com/tokenmint/tokenmint/internal/issuer"
@@ -97,14 +100,29 @@ type AccessTokenReconciler struct {
 	MaxConcurrentReconciles int
 	// Consumers finds workloads that will not see a renewed token; nil disables it.
 	Consumers *ConsumerScanner
+	// Calls runs the calls to token endpoints outside the reconcile workers.
+	Calls *Calls
+	// MinMintInterval is the least time between two mints of one AccessToken,
+	// whatever asks for them (renewal policy, annotation, input changes).
+	MinMintInterval time.Duration
+	// ForcedRenewals limits, per namespace, the mints that the renew annotation
+	// and input changes ask for ahead of schedule; nil means no limit.
+	ForcedRenewals *NamespaceLimiters
+	// FingerprintKeySecret names the Secret of the fingerprint key in
+	// OperatorNamespace: never readable as a credential.
+	FingerprintKeySecret string
+
+	// attempts holds, by AccessToken, when this process last started a mint.
+	attempts sync.Map
 
 	// written holds, by AccessToken, the writtenStatus this process wrote last
 	// (see statusMayLag).
 	written sync.Map
 
 	// credentials holds the values of credential Secrets by "namespace/name", as
-	// credentialSecret, with the version they were read at.
-	credentials sync.Map
+	// credentialSecret, with the version they were read at: the least recently
+	// used are evicted, so it holds at most maxCachedCredentials Secrets.
+	credentials *lru.Cache
 
 	// copies holds, by AccessToken, the last token this process wrote (tokenCopy):
 	// memory the Secret cache already spends once more, in exchange for restoring
@@ -122,6 +140,8 @@ type AccessTokenReconciler struct {
 
 // Reconcile gathers an AccessToken's inputs, decides whether a token is due, and
 // acts: issue, restore the Secret, revoke superseded tokens, and write status once.
+// Calls to token endpoints are handed to r.Calls and never made by the shared
+// reconcile workers: the job queues the AccessToken again when it ends.
 func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	log := logf.FromContext(ctx)
 	at := &tokensv1alpha1.AccessToken{}
@@ -129,9 +149,19 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if apierrors.IsNotFound(err) {
 			r.copies.Delete(req.NamespacedName)
 			r.written.Delete(req.NamespacedName)
+			r.attempts.Delete(req.NamespacedName)
+			r.Calls.Forget(req.NamespacedName)
 			return ctrl.Result{}, r.deleteOrphanState(ctx, req.NamespacedName)
 		}
 		return ctrl.Result{}, err
+	}
+	if r.Calls.Busy(req.NamespacedName) {
+		// A call for it is waiting or running; its end queues it again.
+		return ctrl.Result{}, nil
+	}
+	if res, found, err := r.Calls.Take(req.NamespacedName); found &&
+		(err != nil || (!at.DeletionTimestamp.IsZero() && res.RequeueAfter > 0)) {
+		return res, err
 	}
 	if !at.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, at)
@@ -169,13 +199,42 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.ensureFinalizer(ctx, at, in); err != nil {
 		return ctrl.Result{}, err
 	}
+	log.V(1).Info("decided", "action", d.action, "reason", d.reason)
+
+	if d.action == actionIssue {
+		if wait, why := r.mintWait(at, d, now); wait > 0 {
+			return r.throttled(ctx, at, in, d, why, wait)
+		}
+	}
+	if d.action == actionIssue || revocationDue(in, now) {
+		// The call runs outside the reconcile workers, bounded per issuer and
+		// per namespace.
+		if d.action == actionIssue {
+			r.attempts.Store(req.NamespacedName, now)
+		}
+		generation := at.Generation
+		r.Calls.Submit(at, in.issuerKey, func(jctx context.Context) (ctrl.Result, error) {
+			cur := &tokensv1alpha1.AccessToken{}
+			if err := r.Get(jctx, req.NamespacedName, cur); err != nil || cur.UID != at.UID ||
+				cur.Generation != generation || !cur.DeletionTimestamp.IsZero() {
+				// It changed while waiting its turn: decide again.
+				return ctrl.Result{}, client.IgnoreNotFound(err)
+			}
+			return r.act(jctx, at, in, d, r.Clock.Now())
+		})
+		return ctrl.Result{}, nil
+	}
+	return r.act(ctx, at, in, d, now)
+}
+
+// act carries out decision d about at and writes its status.
+func (r *AccessTokenReconciler) act(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, d decision, now time.Time) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
 	orig := at.DeepCopy()
 	if at.Status.FailedAttempts == 0 {
 		// Follows changes of the renewal policy without minting.
 		at.Status.RenewalTime = renewalTime(at)
 	}
-	log.V(1).Info("decided", "action", d.action, "reason", d.reason)
-
 	if d.action == actionIssue || d.action == actionRestore {
 		// From here on the reconcile writes what it minted: a shutdown must not
 		// cut it between the call, the Secret and the status, so it is detached
@@ -213,7 +272,25 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.writeStatus(ctx, orig, at); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: nextWake(at, in, r.Clock.Now())}, nil
+	return ctrl.Result{RequeueAfter: nextWake(at, in, d, r.Clock.Now())}, nil
+}
+
+// throttled records that a due mint waits (see mintWait) and comes back when it may go.
+func (r *AccessTokenReconciler) throttled(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, d decision, why string, wait time.Duration) (ctrl.Result, error) {
+	orig := at.DeepCopy()
+	status := metav1.ConditionTrue
+	if prev := meta.FindStatusCondition(at.Status.Conditions, tokensv1alpha1.ConditionRenewing); prev != nil {
+		status = prev.Status
+	}
+	meta.SetStatusCondition(&at.Status.Conditions, metav1.Condition{
+		Type: tokensv1alpha1.ConditionRenewing, Status: status, Reason: tokensv1alpha1.ReasonThrottled,
+		Message: fmt.Sprintf("%s waits: %s", d.message, why), ObservedGeneration: at.Generation,
+	})
+	setReady(at, in, r.Clock.Now())
+	if err := r.writeStatus(ctx, orig, at); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: wait}, nil
 }
 
 // writtenStatus identifies a status write: the object's UID and the
@@ -263,8 +340,8 @@ func (r *AccessTokenReconciler) checkConsumers(ctx context.Context, at *tokensv1
 // write the result. The manager's graceful shutdown waits for it.
 func actTimeout(spec *tokensv1alpha1.IssuerSpec) time.Duration {
 	d := issuer.DefaultTimeout
-	if spec != nil && spec.Timeout != nil {
-		d = spec.Timeout.Duration
+	if spec != nil && spec.Timeout != nil && spec.Timeout.Duration > 0 {
+		d = min(spec.Timeout.Duration, MaxTimeout)
 	}
 	return d + 20*time.Second
 }
@@ -333,10 +410,6 @@ func statusMergePatch(from, to *tokensv1alpha1.AccessTokenStatus) ([]byte, error
 // issue calls the endpoint and, on success, writes the token; on failure it keeps
 // the last good token and schedules a retry.
 func (r *AccessTokenReconciler) issue(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, d decision, now time.Time) error {
-	if d.reason == reasonInputsChanged || d.reason == reasonRenewalRequested {
-		// New inputs, or a person asking: a failure now starts a fresh backoff.
-		at.Status.FailedAttempts = 0
-	}
 	call, err := r.buildCall(ctx, in)
 	if err == nil && r.Limiters != nil {
 		err = r.Limiters.Wait(ctx, in.issuerKey)
@@ -397,18 +470,37 @@ func (r *AccessTokenReconciler) buildCall(ctx context.Context, in *inputs) (issu
 	return call, nil
 }
 
-// readCredentials returns the data of every credential Secret the issuer reads,
-// by name, and their versions. A value read before is reused while the
-// metadata cache shows the same version, so a thousand tokens of one issuer
-// read its Secrets once; otherwise the Secret is read from the apiserver.
+// Bounds on what the manager holds of credential Secrets.
+const (
+	// maxCachedCredentials is the most credential Secrets whose values are kept.
+	maxCachedCredentials = 1024
+	// MaxCredentialBytes is the largest credential value tokenmint reads: a
+	// 4096-bit RSA key in PEM is about 3.3 KiB, a JSON key file about 2.4 KiB.
+	MaxCredentialBytes = 16 << 10
+)
+
+// readCredentials returns the values of every credential Secret key the issuer
+// reads, by Secret name, and the Secrets' versions. Values read before are
+// reused while the metadata cache shows the same version, so a thousand tokens
+// of one issuer read its Secrets once; otherwise the Secret is read from the
+// apiserver. Only the keys the issuer reads are kept, each at most
+// MaxCredentialBytes, for at most maxCachedCredentials Secrets.
 func (r *AccessTokenReconciler) readCredentials(ctx context.Context, in *inputs) (map[string]map[string][]byte, []string, error) {
 	data := map[string]map[string][]byte{}
 	var versions []string
+	wanted := map[string][]string{}
+	for _, ref := range issuer.SecretRefs(in.spec) {
+		wanted[ref.Name] = append(wanted[ref.Name], ref.Key)
+	}
 	for _, k := range credentialKeys(in.spec, in.secretsNamespace) {
 		ns, name, _ := strings.Cut(k, "/")
 		key := types.NamespacedName{Namespace: ns, Name: name}
+		if err := r.credentialAllowed(key, nil); err != nil {
+			return nil, nil, err
+		}
 		if uid, rv, found, err := r.cachedSecretVersion(ctx, key); err == nil && found {
-			if c, ok := r.credentials.Load(k); ok && c.(credentialSecret).version == credentialVersion(k, uid, rv) {
+			if c, ok := r.credentials.Get(k); ok && c.(credentialSecret).version == credentialVersion(k, uid, rv) &&
+				hasKeys(c.(credentialSecret).data, wanted[name]) {
 				data[name] = c.(credentialSecret).data
 				versions = append(versions, c.(credentialSecret).version)
 				continue
@@ -421,12 +513,53 @@ func (r *AccessTokenReconciler) readCredentials(ctx context.Context, in *inputs)
 			}
 			return nil, nil, fmt.Errorf("reading credential Secret %s: %w", key, err)
 		}
-		c := credentialSecret{version: credentialVersion(k, s.UID, s.ResourceVersion), data: s.Data}
-		r.credentials.Store(k, c)
+		if err := r.credentialAllowed(key, s); err != nil {
+			return nil, nil, err
+		}
+		kept := map[string][]byte{}
+		for _, dataKey := range wanted[name] {
+			v, ok := s.Data[dataKey]
+			if !ok {
+				continue
+			}
+			if len(v) > MaxCredentialBytes {
+				return nil, nil, &issuer.Error{Class: issuer.ClassInvalidConfig, Message: fmt.Sprintf(
+					"credential Secret %s key %q holds %d bytes, more than the %d tokenmint reads", key, dataKey, len(v), MaxCredentialBytes)}
+			}
+			kept[dataKey] = v
+		}
+		c := credentialSecret{version: credentialVersion(k, s.UID, s.ResourceVersion), data: kept}
+		r.credentials.Add(k, c)
 		data[name] = c.data
 		versions = append(versions, c.version)
 	}
 	return data, versions, nil
+}
+
+func hasKeys(data map[string][]byte, keys []string) bool {
+	for _, k := range keys {
+		if _, ok := data[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// credentialAllowed refuses tokenmint's own Secrets as credentials: the
+// fingerprint key and the state Secrets (which hold every AccessToken's refresh
+// token) are never sent to an endpoint, whatever an issuer names. s, when
+// known, is checked by its labels too.
+func (r *AccessTokenReconciler) credentialAllowed(key types.NamespacedName, s *corev1.Secret) error {
+	own := key.Namespace == r.OperatorNamespace &&
+		(key.Name == r.FingerprintKeySecret || strings.HasPrefix(key.Name, secret.StatePrefix))
+	if s != nil && s.Labels[tokensv1alpha1.LabelManagedBy] == tokensv1alpha1.ManagedByValue && s.Labels[secret.LabelComponent] == secret.ComponentState {
+		own = true
+	}
+	if own {
+		return &issuer.Error{Class: issuer.ClassInvalidConfig, Message: fmt.Sprintf(
+			"Secret %s is tokenmint's own and can never be read as a credential", key)}
+	}
+	return nil
 }
 
 // store writes a freshly issued token: state first (so a crash never loses the
@@ -436,12 +569,14 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 	previous := at.Status.TokenFingerprint
 	if in.keepsState() {
 		st := in.state
+		st.Issuer, st.IssuerUID = in.issuerKey, string(in.issuerUID)
 		if st.Token != "" && in.spec.Revoke != nil {
 			grace := 5 * time.Minute
 			if in.spec.RevokeGracePeriod != nil {
 				grace = in.spec.RevokeGracePeriod.Duration
 			}
 			st.Superseded = append(st.Superseded, secret.Superseded{Token: st.Token, ID: st.TokenID, RevokeAt: now.Add(grace)})
+			capSuperseded(&st, now)
 		}
 		st.Token, st.Fields, st.TokenID = tok.Value, tok.Fields, tok.ID
 		if tok.RefreshToken != "" {
@@ -671,39 +806,64 @@ func (r *AccessTokenReconciler) recordFailure(at *tokensv1alpha1.AccessToken, in
 }
 
 // finalize revokes the current token (and any superseded ones) of a deleted
-// AccessToken, then lets it go. Revocation failures are retried for a bounded time.
+// AccessToken, then lets it go. The revocation calls run outside the reconcile
+// workers; failures, and failures to gather what revocation needs, are retried
+// for a bounded time.
 func (r *AccessTokenReconciler) finalize(ctx context.Context, at *tokensv1alpha1.AccessToken) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(at, RevokeFinalizer) {
 		return ctrl.Result{}, nil
 	}
-	log := logf.FromContext(ctx)
-	done := true
 	in, err := r.gather(ctx, at, true)
-	if err == nil && in.spec != nil && in.spec.Revoke != nil {
-		pending := append([]secret.Superseded{}, in.state.Superseded...)
+	if err != nil {
+		if r.Clock.Since(at.DeletionTimestamp.Time) < revokeOnDeleteTimeout {
+			return ctrl.Result{}, fmt.Errorf("gathering what revocation needs: %w", err)
+		}
+		r.Recorder.Eventf(at, nil, corev1.EventTypeWarning, tokensv1alpha1.ReasonRevokeFailed, "Revoke",
+			"Could not read what revoking the token needs within %s; letting the AccessToken go", revokeOnDeleteTimeout)
+		return ctrl.Result{}, r.release(ctx, at)
+	}
+	var pending []secret.Superseded
+	if in.spec != nil && in.spec.Revoke != nil {
+		pending = append(pending, in.state.Superseded...)
 		if in.state.Token != "" {
 			pending = append(pending, secret.Superseded{Token: in.state.Token, ID: in.state.TokenID})
 		}
+	}
+	if len(pending) == 0 {
+		return ctrl.Result{}, r.release(ctx, at)
+	}
+	r.Calls.Submit(at, in.issuerKey, func(jctx context.Context) (ctrl.Result, error) {
+		jctx, cancel := context.WithTimeout(context.WithoutCancel(jctx), actTimeout(in.spec)*time.Duration(min(len(pending), 4)))
+		defer cancel()
+		done := true
 		for _, s := range pending {
-			if err := r.revoke(ctx, in, s); err != nil {
-				log.Info("revoking token of deleted AccessToken failed", "error", err.Error())
+			if err := r.revoke(jctx, in, s); err != nil {
+				logf.FromContext(jctx).Info("revoking token of deleted AccessToken failed", "error", err.Error())
 				done = false
 			}
 		}
-	}
-	if !done && r.Clock.Since(at.DeletionTimestamp.Time) < revokeOnDeleteTimeout {
-		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
-	}
-	if !done {
-		r.Recorder.Eventf(at, nil, corev1.EventTypeWarning, tokensv1alpha1.ReasonRevokeFailed, "Revoke",
-			"Could not revoke the token within %s; letting the AccessToken go", revokeOnDeleteTimeout)
-	}
+		if !done && r.Clock.Since(at.DeletionTimestamp.Time) < revokeOnDeleteTimeout {
+			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+		}
+		if !done {
+			r.Recorder.Eventf(at, nil, corev1.EventTypeWarning, tokensv1alpha1.ReasonRevokeFailed, "Revoke",
+				"Could not revoke the token within %s; letting the AccessToken go", revokeOnDeleteTimeout)
+		}
+		return ctrl.Result{}, r.release(jctx, at)
+	})
+	return ctrl.Result{}, nil
+}
+
+// release deletes the state of a deleted AccessToken and removes its finalizer.
+func (r *AccessTokenReconciler) release(ctx context.Context, at *tokensv1alpha1.AccessToken) error {
 	if err := r.deleteState(ctx, at); err != nil {
-		return ctrl.Result{}, err
+		return err
 	}
-	patch := client.MergeFrom(at.DeepCopy())
+	// The optimistic lock makes the patch fail, rather than drop another
+	// controller's finalizer, if the list changed since it was read.
+	patch := client.MergeFromWithOptions(at.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(at, RevokeFinalizer)
-	return ctrl.Result{}, client.IgnoreNotFound(r.Patch(ctx, at, patch))
+	return client.IgnoreNotFound(r.Patch(ctx, at, patch))
 }
 
 // ensureFinalizer adds the revoke finalizer only when the issuer can revoke.
@@ -712,12 +872,43 @@ func (r *AccessTokenReconciler) ensureFinalizer(ctx context.Context, at *tokensv
 	if want == controllerutil.ContainsFinalizer(at, RevokeFinalizer) || !want {
 		return nil
 	}
-	patch := client.MergeFrom(at.DeepCopy())
+	patch := client.MergeFromWithOptions(at.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.AddFinalizer(at, RevokeFinalizer)
 	if err := r.Patch(ctx, at, patch); err != nil {
 		return fmt.Errorf("adding finalizer: %w", err)
 	}
 	return nil
+}
+
+// maxSuperseded is the most replaced tokens kept waiting for revocation: when
+// renewals outpace the grace period, the oldest are revoked at once.
+const maxSuperseded = 8
+
+// capSuperseded brings the oldest superseded tokens' revocation forward to now
+// when more than maxSuperseded wait, and forgets those beyond twice that (whose
+// revocation kept failing), oldest first.
+func capSuperseded(st *secret.State, now time.Time) {
+	if n := len(st.Superseded) - 2*maxSuperseded; n > 0 {
+		st.Superseded = slices.Clone(st.Superseded[n:])
+	}
+	for i := 0; i < len(st.Superseded)-maxSuperseded; i++ {
+		if st.Superseded[i].RevokeAt.After(now) {
+			st.Superseded[i].RevokeAt = now
+		}
+	}
+}
+
+// revocationDue reports whether a superseded token's grace period is over.
+func revocationDue(in *inputs, now time.Time) bool {
+	if in.spec == nil || in.spec.Revoke == nil {
+		return false
+	}
+	for _, s := range in.state.Superseded {
+		if !now.Before(s.RevokeAt) {
+			return true
+		}
+	}
+	return false
 }
 
 // revokeSuperseded revokes replaced tokens whose grace period is over.
@@ -804,6 +995,15 @@ func (r *AccessTokenReconciler) SetupWithManager(mgr ctrl.Manager, credentialSec
 	if r.Transports == nil {
 		r.Transports = NewTransports(nil)
 	}
+	if r.credentials == nil {
+		r.credentials = lru.New(maxCachedCredentials)
+	}
+	if r.Calls == nil {
+		r.Calls = NewCalls(DefaultIssuerConcurrency, DefaultNamespaceConcurrency)
+	}
+	if err := mgr.Add(r.Calls); err != nil {
+		return err
+	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&tokensv1alpha1.AccessToken{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
@@ -817,6 +1017,7 @@ func (r *AccessTokenReconciler) SetupWithManager(mgr ctrl.Manager, credentialSec
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
 		Named("accesstoken")
+	b = b.WatchesRawSource(source.Channel(r.Calls.Events(), &handler.EnqueueRequestForObject{}))
 	for _, src := range credentialSecrets {
 		b = b.WatchesRawSource(src(handler.EnqueueRequestsFromMapFunc(r.forCredentialSecret)))
 	}

@@ -565,12 +565,12 @@ var _ = Describe("tenancy", func() {
 			}
 			return c.Reason
 		}, 10*time.Second).Should(Equal(tokensv1alpha1.ReasonInvalidConfig))
-		Expect(renewing(at).Message).To(ContainSubstring(operatorNamespace))
+		Expect(renewing(at).Message).To(ContainSubstring(credentialsNamespace))
 		Expect(e.fake.Calls()).To(BeZero())
 
 		By("issuing once the credential is in the credentials namespace")
 		cred := &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: "cable-auth", Namespace: operatorNamespace},
+			ObjectMeta: metav1.ObjectMeta{Name: "cable-auth", Namespace: credentialsNamespace},
 			StringData: map[string]string{"token": canaryAuthToken},
 		}
 		Expect(k8sClient.Create(ctx, cred)).To(Succeed())

@@ -108,7 +108,8 @@ func secretAhead(in *inputs, _ time.Time) (decision, bool) {
 	return decision{actionAdopt, "SecretAhead", "status rebuilt from the token the Secret holds"}, true
 }
 
-// inputsChanged fires at once, whatever the backoff: new inputs deserve a fresh try.
+// inputsChanged fires at once, whatever the backoff: new inputs deserve a try
+// (the failure count is kept, and mintWait bounds how often this can happen).
 func inputsChanged(in *inputs, _ time.Time) (decision, bool) {
 	st := in.at.Status
 	if st.InputsHash == "" || st.InputsHash == in.inputsHash {
@@ -117,9 +118,11 @@ func inputsChanged(in *inputs, _ time.Time) (decision, bool) {
 	return decision{actionIssue, reasonInputsChanged, "the AccessToken, its issuer or a credential Secret changed"}, true
 }
 
-func renewalRequested(in *inputs, _ time.Time) (decision, bool) {
+// renewalRequested fires once per new value of the renew annotation, but not
+// while a failure's backoff runs: the request is then served by the retry.
+func renewalRequested(in *inputs, now time.Time) (decision, bool) {
 	v := in.at.Annotations[tokensv1alpha1.AnnotationRenew]
-	if v == "" || v == in.at.Status.LastRenewalRequest {
+	if v == "" || v == in.at.Status.LastRenewalRequest || backingOff(in, now) {
 		return decision{}, false
 	}
 	return decision{actionIssue, reasonRenewalRequested, "renewal requested by annotation " + tokensv1alpha1.AnnotationRenew}, true
@@ -319,21 +322,29 @@ func setReady(at *tokensv1alpha1.AccessToken, in *inputs, now time.Time) {
 
 // nextWake is how long to wait before the AccessToken needs attention again: its
 // renewal or retry time, its expiry (to turn Ready False), or a pending revocation.
-func nextWake(at *tokensv1alpha1.AccessToken, in *inputs, now time.Time) time.Duration {
+//
+// A blocked AccessToken waits for the change that unblocks it (its issuer,
+// credentials, namespace or itself, all watched), not for a renewal time that
+// has passed: it is looked at again only when its token expires, or hourly.
+func nextWake(at *tokensv1alpha1.AccessToken, in *inputs, d decision, now time.Time) time.Duration {
 	var next time.Time
 	consider := func(t time.Time) {
 		if next.IsZero() || t.Before(next) {
 			next = t
 		}
 	}
-	if at.Status.RenewalTime != nil {
+	if d.action == actionBlocked {
+		consider(now.Add(time.Hour))
+	} else if at.Status.RenewalTime != nil {
 		consider(at.Status.RenewalTime.Time)
 	}
 	if at.Status.ExpiresAt != nil && now.Before(at.Status.ExpiresAt.Time) {
 		consider(at.Status.ExpiresAt.Time)
 	}
-	for _, s := range in.state.Superseded {
-		consider(s.RevokeAt)
+	if d.action != actionBlocked {
+		for _, s := range in.state.Superseded {
+			consider(s.RevokeAt)
+		}
 	}
 	if in.foreign {
 		// Foreign Secrets are not watched: look again now and then.

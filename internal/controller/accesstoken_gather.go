@@ -21,6 +21,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -97,6 +98,9 @@ func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.A
 	if err != nil {
 		return nil, err
 	}
+	if p := specProblem(at); p != nil {
+		in.spec, in.problem = nil, p
+	}
 	if in.spec != nil && in.problem == nil {
 		for _, c := range in.spec.Response.Copy {
 			if c.Key == secret.Key(at) {
@@ -120,6 +124,12 @@ func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.A
 			if in.state, err = secret.DecodeState(s); err != nil {
 				return nil, err
 			}
+		}
+		if in.state.Issuer != in.issuerKey || in.state.IssuerUID != string(in.issuerUID) {
+			// Minted by another issuer (one deleted and created again under
+			// the same name, say): its refresh token and tokens are never sent
+			// to this one. They are dropped, and forgotten at the next write.
+			in.state = secret.State{}
 		}
 		in.stateMatches = in.state.Token != "" &&
 			r.Fingerprinter.Fingerprint([]byte(in.state.Token)) == at.Status.TokenFingerprint
@@ -171,6 +181,9 @@ func (r *AccessTokenReconciler) gatherIssuer(ctx context.Context, at *tokensv1al
 				fmt.Sprintf("ClusterTokenIssuer %q does not allow namespace %q", name, at.Namespace)}, nil
 		}
 		in.secretsNamespace = r.CredentialsNamespace
+		if p := issuerDurations(&cti.Spec.IssuerSpec); p != nil {
+			return nil, cti.UID, p, nil
+		}
 		return &cti.Spec.IssuerSpec, cti.UID, nil, nil
 	}
 	ti := &tokensv1alpha1.TokenIssuer{}
@@ -183,7 +196,28 @@ func (r *AccessTokenReconciler) gatherIssuer(ctx context.Context, at *tokensv1al
 	}
 	in.secretsNamespace = at.Namespace
 	in.guarded = !r.AllowPrivateDestinations
+	if p := issuerDurations(&ti.Spec); p != nil {
+		return nil, ti.UID, p, nil
+	}
 	return &ti.Spec, ti.UID, nil, nil
+}
+
+// specProblem reports a field of the AccessToken that cannot be used: a
+// duration stored before the apiserver validated them, reported here and never
+// in the way of decoding the other AccessTokens.
+func specProblem(at *tokensv1alpha1.AccessToken) *problem {
+	if err := errors.Join(at.Spec.MaxAge.Check("spec.maxAge"), at.Spec.RenewBefore.Check("spec.renewBefore")); err != nil {
+		return &problem{tokensv1alpha1.ReasonInvalidSpec, err.Error()}
+	}
+	return nil
+}
+
+// issuerDurations reports an issuer's duration that could not be parsed.
+func issuerDurations(spec *tokensv1alpha1.IssuerSpec) *problem {
+	if err := errors.Join(spec.Timeout.Check("timeout"), spec.RevokeGracePeriod.Check("revokeGracePeriod")); err != nil {
+		return &problem{tokensv1alpha1.ReasonInvalidConfig, "the issuer's " + err.Error()}
+	}
+	return nil
 }
 
 // namespaceAllowed evaluates a ClusterTokenIssuer's allowedNamespaces.

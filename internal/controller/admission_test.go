@@ -17,6 +17,8 @@ limitations under the License.
 package controller
 
 import (
+	"time"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -137,6 +139,56 @@ var _ = Describe("admission", func() {
 				s.Request.Headers = []tokensv1alpha1.Header{{Name: "X A", ValueSource: lit("b")}}
 			},
 			"spec.request.headers[0].name"),
+		Entry("a reserved header",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Request.Headers = []tokensv1alpha1.Header{{Name: "content-type", ValueSource: lit("text/plain")}}
+			},
+			"Content-Type, Content-Length, Host, Transfer-Encoding and Connection are set by tokenmint"),
+		Entry("an issued value in the request",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Request.Headers = []tokensv1alpha1.Header{{Name: "X-Old", ValueSource: tokensv1alpha1.ValueSource{Issued: tokensv1alpha1.IssuedAccessToken}}}
+			},
+			"request values cannot use issued:"),
+		Entry("the token in a refresh call",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Response.RefreshToken = &tokensv1alpha1.RefreshTokenSpec{Path: "refresh_token"}
+				s.Refresh = &tokensv1alpha1.RequestSpec{URL: "https://tokens.example.com/token",
+					Body: &tokensv1alpha1.BodySpec{Form: []tokensv1alpha1.FormField{{Name: "t", ValueSource: tokensv1alpha1.ValueSource{Issued: tokensv1alpha1.IssuedAccessToken}}}}}
+			},
+			"refresh values can use issued: RefreshToken only"),
+		Entry("the refresh token in a revoke call",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Response.RefreshToken = &tokensv1alpha1.RefreshTokenSpec{Path: "refresh_token"}
+				s.Revoke = &tokensv1alpha1.RequestSpec{URL: "https://tokens.example.com/revoke",
+					Auth: &tokensv1alpha1.AuthSpec{Bearer: &tokensv1alpha1.ValueSource{Issued: tokensv1alpha1.IssuedRefreshToken}}}
+			},
+			"revoke values can use issued: AccessToken or TokenID only"),
+		Entry("{tokenID} outside revoke",
+			func(s *tokensv1alpha1.IssuerSpec) { s.Request.URL = "https://tokens.example.com/token/{tokenID}" },
+			"{tokenID} is only meaningful in revoke.url"),
+		Entry("an undeclared parameter",
+			func(s *tokensv1alpha1.IssuerSpec) { s.Request.Body.JSON[0].Parameter = "lifetime" },
+			"every parameter: a value uses must be declared in parameters"),
+		Entry("a copy of the refresh token into the Secret",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Response.RefreshToken = &tokensv1alpha1.RefreshTokenSpec{Path: "auth.refresh_token"}
+				s.Response.Copy = append(s.Response.Copy, tokensv1alpha1.CopyField{Key: "auth", Path: "auth"})
+			},
+			"response.copy must not copy the refresh token"),
+		Entry("a timeout of an hour",
+			func(s *tokensv1alpha1.IssuerSpec) { s.Timeout = &tokensv1alpha1.Duration{Duration: time.Hour} },
+			"timeout must be between 1s and 60s"),
+		Entry("a timeout of zero",
+			func(s *tokensv1alpha1.IssuerSpec) { s.Timeout = &tokensv1alpha1.Duration{} },
+			"timeout must be between 1s and 60s"),
+		Entry("a timeout in days",
+			func(s *tokensv1alpha1.IssuerSpec) { s.Timeout = &tokensv1alpha1.Duration{Invalid: "1d"} },
+			"spec.timeout"),
+		Entry("a grace period of two days",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.RevokeGracePeriod = &tokensv1alpha1.Duration{Duration: 48 * time.Hour}
+			},
+			"revokeGracePeriod must be at most 24h"),
 	)
 
 	It("refuses a ClusterTokenIssuer whose allowedNamespaces selects nothing", func() {
@@ -168,7 +220,7 @@ var _ = Describe("admission", func() {
 		},
 		Entry("both renewBefore and renewBeforePercentage",
 			func(s *tokensv1alpha1.AccessTokenSpec) {
-				s.RenewBefore = &metav1.Duration{Duration: 60e9}
+				s.RenewBefore = &tokensv1alpha1.Duration{Duration: 60e9}
 				s.RenewBeforePercentage = ptr.To[int32](20)
 			},
 			"set at most one of renewBefore and renewBeforePercentage"),
@@ -186,5 +238,71 @@ var _ = Describe("admission", func() {
 				s.RestartTargets = []tokensv1alpha1.RestartTarget{{Kind: "Pod", Name: "x"}}
 			},
 			`supported values: "Deployment", "StatefulSet", "DaemonSet"`),
+		Entry("a maxAge in days",
+			func(s *tokensv1alpha1.AccessTokenSpec) { s.MaxAge = &tokensv1alpha1.Duration{Invalid: "30d"} },
+			"spec.maxAge"),
+		Entry("a negative maxAge",
+			func(s *tokensv1alpha1.AccessTokenSpec) { s.MaxAge = &tokensv1alpha1.Duration{Invalid: "-5m"} },
+			"spec.maxAge"),
+		Entry("a maxAge of a second",
+			func(s *tokensv1alpha1.AccessTokenSpec) { s.MaxAge = &tokensv1alpha1.Duration{Duration: time.Second} },
+			"maxAge must be between 1m and 8760h"),
+		Entry("a renewBefore of unknown unit",
+			func(s *tokensv1alpha1.AccessTokenSpec) { s.RenewBefore = &tokensv1alpha1.Duration{Invalid: "1x"} },
+			"spec.renewBefore"),
+		Entry("a ServiceAccount token Secret",
+			func(s *tokensv1alpha1.AccessTokenSpec) { s.Secret.Type = "kubernetes.io/service-account-token" },
+			`supported values: "Opaque"`),
+		Entry("the ServiceAccount annotation",
+			func(s *tokensv1alpha1.AccessTokenSpec) {
+				s.Secret.Annotations = map[string]string{"kubernetes.io/service-account.name": "default"}
+			},
+			"annotations must not use the kubernetes.io, k8s.io or tokenmint.dev prefixes"),
+		Entry("a label of a kubernetes.io subdomain",
+			func(s *tokensv1alpha1.AccessTokenSpec) {
+				s.Secret.Labels = map[string]string{"node-role.kubernetes.io/x": ""}
+			},
+			"labels must not use the kubernetes.io, k8s.io or tokenmint.dev prefixes"),
+		Entry("tokenmint's managed-by label",
+			func(s *tokensv1alpha1.AccessTokenSpec) {
+				s.Secret.Labels = map[string]string{"app.kubernetes.io/managed-by": "tokenmint"}
+			},
+			"labels must not use the kubernetes.io, k8s.io or tokenmint.dev prefixes"),
+		Entry("a tokenmint annotation",
+			func(s *tokensv1alpha1.AccessTokenSpec) {
+				s.Secret.Annotations = map[string]string{"tokens.tokenmint.dev/token-fingerprint": "x"}
+			},
+			"annotations must not use the kubernetes.io, k8s.io or tokenmint.dev prefixes"),
 	)
+
+	It("accepts recommended app.kubernetes.io labels and other prefixes", func() {
+		at := &tokensv1alpha1.AccessToken{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "admission-", Namespace: "default"},
+			Spec: tokensv1alpha1.AccessTokenSpec{
+				IssuerRef: tokensv1alpha1.IssuerReference{Name: "cable"},
+				Secret: tokensv1alpha1.SecretTemplate{Name: "token",
+					Labels:      map[string]string{"app.kubernetes.io/name": "payments", "team": "a"},
+					Annotations: map[string]string{"example.com/owner": "team-a"}},
+				MaxAge: &tokensv1alpha1.Duration{Duration: 90 * time.Minute},
+			},
+		}
+		Expect(k8sClient.Create(ctx, at)).To(Succeed())
+		DeferCleanup(k8sClient.Delete, ctx, at)
+	})
+
+	It("refuses a change of issuer", func() {
+		at := &tokensv1alpha1.AccessToken{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "admission-", Namespace: "default"},
+			Spec: tokensv1alpha1.AccessTokenSpec{
+				IssuerRef: tokensv1alpha1.IssuerReference{Name: "cable"},
+				Secret:    tokensv1alpha1.SecretTemplate{Name: "token"},
+			},
+		}
+		Expect(k8sClient.Create(ctx, at)).To(Succeed())
+		DeferCleanup(k8sClient.Delete, ctx, at)
+		at.Spec.IssuerRef.Name = "other"
+		err := k8sClient.Update(ctx, at)
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring("issuerRef is immutable"))
+	})
 })

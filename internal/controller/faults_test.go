@@ -59,7 +59,7 @@ func tokenWithExpiry(expiry string) func(time.Time) fakes.Fault {
 var _ = Describe("a failing token endpoint", func() {
 	DescribeTable("keeps the last good token and backs off",
 		func(c faultCase) {
-			e := newEnvWith(func(s *tokensv1alpha1.IssuerSpec) { s.Timeout = &metav1.Duration{Duration: time.Second} })
+			e := newEnvWith(func(s *tokensv1alpha1.IssuerSpec) { s.Timeout = &tokensv1alpha1.Duration{Duration: time.Second} })
 			at := waitReady(e.accessToken("faulty"))
 			good, err := secretOf(at)
 			Expect(err).NotTo(HaveOccurred())
@@ -115,7 +115,7 @@ var _ = Describe("a failing token endpoint", func() {
 			},
 			reason: tokensv1alpha1.ReasonEndpointError, message: "", class: issuer.ClassRetryable, backoff: time.Second}),
 		Entry("a 10 MiB body", faultCase{fault: status(200, `{"token":"`+strings.Repeat("a", 10<<20)+`"}`),
-			reason: tokensv1alpha1.ReasonInvalidResponse, message: "larger than 1048576 bytes", class: issuer.ClassInvalidResponse, backoff: time.Second}),
+			reason: tokensv1alpha1.ReasonInvalidResponse, message: "larger than 262144 bytes", class: issuer.ClassInvalidResponse, backoff: time.Second}),
 		Entry("a body that is not JSON", faultCase{fault: status(200, "<html>maintenance</html>"),
 			reason: tokensv1alpha1.ReasonInvalidResponse, message: "JSON", class: issuer.ClassInvalidResponse, backoff: time.Second}),
 		Entry("no token", faultCase{fault: status(200, `{"expiry": 1999999999}`),

@@ -60,10 +60,10 @@ func startSample(name string) (*samples.Sample, *fakes.Base) {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(s.PointAt(serveFake(fake, base))).To(Succeed())
 		s.FillCredentials()
-		s.Place(ns, operatorNamespace, "-"+ns)
+		s.Place(ns, credentialsNamespace, "-"+ns)
 		for _, o := range s.Objects() {
 			Expect(k8sClient.Create(ctx, o)).To(Succeed())
-			if o.GetNamespace() == "" || o.GetNamespace() == operatorNamespace {
+			if o.GetNamespace() == "" || o.GetNamespace() == credentialsNamespace {
 				DeferCleanup(k8sClient.Delete, ctx, o)
 			}
 		}
@@ -118,7 +118,8 @@ var _ = Describe("restart targets", func() {
 		e := newEnv()
 		labels := map[string]string{"app": "reader"}
 		dep := &appsv1.Deployment{
-			ObjectMeta: metav1.ObjectMeta{Name: "reader", Namespace: e.ns},
+			ObjectMeta: metav1.ObjectMeta{Name: "reader", Namespace: e.ns,
+				Annotations: map[string]string{tokensv1alpha1.AnnotationRestartOn: "other, restarting"}},
 			Spec: appsv1.DeploymentSpec{
 				Selector: &metav1.LabelSelector{MatchLabels: labels},
 				Template: corev1.PodTemplateSpec{

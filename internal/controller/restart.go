@@ -19,6 +19,7 @@ package controller
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -29,6 +30,22 @@ import (
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
 )
+
+// restartAllowed reports whether workload t agrees to be restarted by at: its
+// annotation AnnotationRestartOn lists at's name. Only its metadata is read.
+func (r *AccessTokenReconciler) restartAllowed(ctx context.Context, at *tokensv1alpha1.AccessToken, t tokensv1alpha1.RestartTarget) bool {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind(string(t.Kind)))
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: at.Namespace, Name: t.Name}, m); err != nil {
+		return false
+	}
+	for _, name := range strings.Split(m.Annotations[tokensv1alpha1.AnnotationRestartOn], ",") {
+		if strings.TrimSpace(name) == at.Name {
+			return true
+		}
+	}
+	return false
+}
 
 // restartTargets restarts the AccessToken's workloads the way kubectl rollout
 // restart does: a new annotation on the pod template rolls the pods. A failure is
@@ -55,6 +72,12 @@ func (r *AccessTokenReconciler) restartTargets(ctx context.Context, at *tokensv1
 		}
 		obj.(metav1.Object).SetNamespace(at.Namespace)
 		obj.(metav1.Object).SetName(t.Name)
+		if !r.restartAllowed(ctx, at, t) {
+			r.Recorder.Eventf(at, nil, corev1.EventTypeWarning, tokensv1alpha1.ReasonRestartNotAllowed, "Restart",
+				"Did not restart %s %s: its annotation %s does not list AccessToken %q", t.Kind, t.Name,
+				tokensv1alpha1.AnnotationRestartOn, at.Name)
+			continue
+		}
 		if err := r.Patch(ctx, obj, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
 			r.Recorder.Eventf(at, nil, corev1.EventTypeWarning, tokensv1alpha1.ReasonRestartFailed, "Restart",
 				"Could not restart %s %s: %v", t.Kind, t.Name, err)

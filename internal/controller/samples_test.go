@@ -44,10 +44,10 @@ var _ = Describe("the samples", func() {
 			Expect(err).NotTo(HaveOccurred())
 			Expect(s.PointAt(url)).To(Succeed())
 			s.FillCredentials()
-			s.Place(ns, operatorNamespace, "-"+ns)
+			s.Place(ns, credentialsNamespace, "-"+ns)
 			for _, o := range s.Objects() {
 				Expect(k8sClient.Create(ctx, o)).To(Succeed())
-				if o.GetNamespace() == "" || o.GetNamespace() == operatorNamespace {
+				if o.GetNamespace() == "" || o.GetNamespace() == credentialsNamespace {
 					DeferCleanup(k8sClient.Delete, ctx, o)
 				}
 			}

@@ -24,6 +24,7 @@ import (
 	"maps"
 	"os"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -67,6 +68,18 @@ type Config struct {
 	IssuerBurst int
 	// FingerprintKeySecret names the Secret holding the fingerprint HMAC key.
 	FingerprintKeySecret string
+	// IssuerConcurrency and NamespaceConcurrency bound the calls in flight to
+	// one issuer, and for one namespace's AccessTokens over all issuers.
+	IssuerConcurrency    int
+	NamespaceConcurrency int
+	// MinMintInterval is the least time between two mints of one AccessToken.
+	MinMintInterval time.Duration
+	// ForcedRenewalRate and ForcedRenewalBurst limit, per namespace, mints
+	// asked for ahead of schedule (renew annotation, input changes); a
+	// negative rate disables the limit. In this and the three fields above,
+	// zero means the default.
+	ForcedRenewalRate  float64
+	ForcedRenewalBurst int
 
 	// Clock and Transport are seams for tests; nil means the real ones.
 	Clock     clock.Clock
@@ -83,8 +96,8 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	}
 	fs.StringVar(&c.OperatorNamespace, "operator-namespace", ns,
 		"Namespace of the operator's own Secrets (fingerprint key, refresh tokens). Defaults to $POD_NAMESPACE.")
-	fs.StringVar(&c.CredentialsNamespace, "credentials-namespace", "",
-		"Namespace ClusterTokenIssuers read credential Secrets from (default: the operator namespace).")
+	fs.StringVar(&c.CredentialsNamespace, "credentials-namespace", DefaultCredentialsNamespace,
+		"Namespace ClusterTokenIssuers read credential Secrets from. It must not be the operator namespace, which holds every AccessToken's state (refresh tokens) and the fingerprint key.")
 	fs.Func("watch-namespaces", "Comma-separated namespaces to serve AccessTokens and TokenIssuers in (default: all).", func(v string) error {
 		for _, n := range strings.Split(v, ",") {
 			if n = strings.TrimSpace(n); n != "" {
@@ -104,15 +117,53 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.KubeAPIBurst, "kube-api-burst", 1000, "Burst of requests to the Kubernetes API, all resources together.")
 	fs.Float64Var(&c.IssuerRate, "issuer-rate-limit", 500, "Calls per second to one issuer's endpoint, shared by all its AccessTokens (0: unlimited). A 429 pauses every AccessToken of the issuer for its Retry-After.")
 	fs.IntVar(&c.IssuerBurst, "issuer-burst", 500, "Burst of calls to one issuer's endpoint.")
+	fs.IntVar(&c.IssuerConcurrency, "issuer-concurrency", DefaultIssuerConcurrency,
+		"Calls in flight to one issuer's endpoint; the calls never hold the reconcile workers, so a slow endpoint delays its own AccessTokens only.")
+	fs.IntVar(&c.NamespaceConcurrency, "namespace-concurrency", DefaultNamespaceConcurrency,
+		"Calls in flight for one namespace's AccessTokens, over all issuers (each ClusterTokenIssuer also serves waiting namespaces in turn).")
+	fs.DurationVar(&c.MinMintInterval, "min-mint-interval", DefaultMinMintInterval,
+		"Least time between two mints of one AccessToken, whatever asks for them.")
+	fs.Float64Var(&c.ForcedRenewalRate, "forced-renewal-rate", DefaultForcedRenewalRate,
+		"Mints per second one namespace may ask for ahead of schedule (renew annotation, input changes); negative: unlimited.")
+	fs.IntVar(&c.ForcedRenewalBurst, "forced-renewal-burst", DefaultForcedRenewalBurst, "Burst of such mints per namespace.")
 	fs.StringVar(&c.FingerprintKeySecret, "fingerprint-key-secret", "tokenmint-fingerprint-key",
 		"Secret in the operator namespace holding the key that fingerprints tokens (created when missing).")
 }
+
+// DefaultCredentialsNamespace is where ClusterTokenIssuers read credential
+// Secrets unless told otherwise.
+const DefaultCredentialsNamespace = "tokenmint-credentials"
 
 func (c *Config) credentialsNamespace() string {
 	if c.CredentialsNamespace != "" {
 		return c.CredentialsNamespace
 	}
-	return c.OperatorNamespace
+	return DefaultCredentialsNamespace
+}
+
+// defaults fills the limits left at zero.
+func (c *Config) defaults() {
+	if c.IssuerConcurrency <= 0 {
+		c.IssuerConcurrency = DefaultIssuerConcurrency
+	}
+	if c.NamespaceConcurrency <= 0 {
+		c.NamespaceConcurrency = DefaultNamespaceConcurrency
+	}
+	if c.MinMintInterval == 0 {
+		c.MinMintInterval = DefaultMinMintInterval
+	}
+	if c.ForcedRenewalRate == 0 {
+		c.ForcedRenewalRate, c.ForcedRenewalBurst = DefaultForcedRenewalRate, DefaultForcedRenewalBurst
+	}
+}
+
+// Validate refuses a configuration that would let an issuer reach tokenmint's
+// own Secrets.
+func (c *Config) Validate() error {
+	if c.credentialsNamespace() == c.OperatorNamespace {
+		return fmt.Errorf("--credentials-namespace must differ from the operator namespace %q: it holds every AccessToken's state and the fingerprint key, which no ClusterTokenIssuer may read", c.OperatorNamespace)
+	}
+	return nil
 }
 
 // RESTConfigs derives from base the manager's client configuration and the
@@ -136,7 +187,7 @@ func (c *Config) RESTConfigs(base *rest.Config) (manager, leaderElection *rest.C
 func (c *Config) CacheOptions() cache.Options {
 	secrets := cache.ByObject{
 		Label:     labels.SelectorFromSet(labels.Set{tokensv1alpha1.LabelManagedBy: tokensv1alpha1.ManagedByValue}),
-		Transform: secret.TrimManagedFields,
+		Transform: c.trimSecret,
 	}
 	opts := cache.Options{DefaultTransform: compactObject}
 	if len(c.WatchNamespaces) > 0 {
@@ -152,6 +203,35 @@ func (c *Config) CacheOptions() cache.Options {
 	}
 	opts.ByObject = map[client.Object]cache.ByObject{&corev1.Secret{}: secrets}
 	return opts
+}
+
+// maxCachedSecretBytes is the most data of one token Secret the cache holds:
+// a token (issuer.MaxTokenBytes) and 32 copied fields of 4 KiB fit.
+const maxCachedSecretBytes = 192 << 10
+
+// trimSecret is the typed Secret cache's transform. The cache selects Secrets
+// by a label anyone who writes Secrets can set, so it keeps the data only of
+// Secrets an AccessToken controls (up to maxCachedSecretBytes) and of the
+// operator namespace's state Secrets: others are held as metadata only.
+func (c *Config) trimSecret(in any) (any, error) {
+	out, err := secret.TrimManagedFields(in)
+	s, ok := out.(*corev1.Secret)
+	if err != nil || !ok {
+		return out, err
+	}
+	if s.Namespace == c.OperatorNamespace && s.Labels[secret.LabelComponent] == secret.ComponentState {
+		return s, nil
+	}
+	ref := metav1.GetControllerOfNoCopy(s)
+	keep := ref != nil && ref.Kind == "AccessToken" && ref.APIVersion == tokensv1alpha1.GroupVersion.String()
+	size := 0
+	for _, v := range s.Data {
+		size += len(v)
+	}
+	if !keep || size > maxCachedSecretBytes {
+		s.Data, s.StringData = nil, nil
+	}
+	return s, nil
 }
 
 // stripSecretMetadata keeps only the identity and version of a Secret's metadata
@@ -217,6 +297,14 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	if cfg.IssuerRate > 0 {
 		limiters = NewIssuerLimiters(cfg.IssuerRate, cfg.IssuerBurst, clk)
 	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg.defaults()
+	var forced *NamespaceLimiters
+	if cfg.ForcedRenewalRate > 0 {
+		forced = NewNamespaceLimiters(cfg.ForcedRenewalRate, cfg.ForcedRenewalBurst)
+	}
 	at := &AccessTokenReconciler{
 		Client:                   mgr.GetClient(),
 		APIReader:                mgr.GetAPIReader(),
@@ -232,6 +320,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		AllowPrivateDestinations: cfg.AllowPrivateDestinations,
 		MaxConcurrentReconciles:  cfg.MaxConcurrentReconciles,
 		Consumers:                &ConsumerScanner{Reader: mgr.GetAPIReader(), Clock: clk},
+		Calls:                    NewCalls(cfg.IssuerConcurrency, cfg.NamespaceConcurrency),
+		MinMintInterval:          cfg.MinMintInterval,
+		ForcedRenewals:           forced,
+		FingerprintKeySecret:     cfg.FingerprintKeySecret,
 	}
 	accessTokens.use(mgr.GetCache(), mgr.Elected())
 	if err := at.SetupWithManager(mgr, secretsSources, namespacesSource); err != nil {

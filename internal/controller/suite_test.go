@@ -47,7 +47,10 @@ import (
 	"github.com/tokenmint/tokenmint/test/controlplane"
 )
 
-const operatorNamespace = "tokenmint-system"
+const (
+	operatorNamespace    = "tokenmint-system"
+	credentialsNamespace = "tokenmint-credentials"
+)
 
 var (
 	ctx       context.Context
@@ -83,6 +86,7 @@ var _ = BeforeSuite(func() {
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme.Scheme})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}})).To(Succeed())
+	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: credentialsNamespace}})).To(Succeed())
 
 	clk = clocktesting.NewFakeClock(time.Now().Truncate(time.Second))
 	mgr = startManager()
@@ -111,7 +115,13 @@ type runningManager struct {
 func testConfig() Config {
 	return Config{
 		OperatorNamespace:        operatorNamespace,
+		CredentialsNamespace:     credentialsNamespace,
 		MaxConcurrentReconciles:  4,
+		IssuerConcurrency:        DefaultIssuerConcurrency,
+		NamespaceConcurrency:     DefaultNamespaceConcurrency,
+		MinMintInterval:          DefaultMinMintInterval,
+		ForcedRenewalRate:        DefaultForcedRenewalRate,
+		ForcedRenewalBurst:       DefaultForcedRenewalBurst,
 		FingerprintKeySecret:     "tokenmint-fingerprint-key",
 		AllowPrivateDestinations: true, // the provider fakes listen on 127.0.0.1
 		Clock:                    clk,

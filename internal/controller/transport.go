@@ -52,6 +52,9 @@ func MetadataSource(c cache.Cache, gvk schema.GroupVersionKind) SourceFactory {
 	}
 }
 
+// MaxTimeout is the longest call to an endpoint, whatever an issuer says.
+const MaxTimeout = 60 * time.Second
+
 // Transports hands out one HTTP client per distinct transport configuration (CA
 // bundle, timeout, dial guard), so connections are reused across AccessTokens.
 type Transports struct {
@@ -75,8 +78,10 @@ func (t *Transports) Get(spec *tokensv1alpha1.IssuerSpec, guarded bool) (*http.C
 	cfg.CABundle = spec.CABundle
 	cfg.GuardPrivateDestinations = guarded
 	cfg.Timeout = 30 * time.Second
-	if spec.Timeout != nil {
-		cfg.Timeout = spec.Timeout.Duration
+	if spec.Timeout != nil && spec.Timeout.Duration > 0 {
+		// The apiserver admits at most MaxTimeout; an issuer stored before
+		// that bound existed gets no more.
+		cfg.Timeout = min(spec.Timeout.Duration, MaxTimeout)
 	}
 	sum := sha256.Sum256(spec.CABundle)
 	key := fmt.Sprintf("%x/%v/%v", sum[:8], guarded, cfg.Timeout)

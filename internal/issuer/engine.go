@@ -26,9 +26,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/google/uuid"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -37,8 +37,21 @@ import (
 	"github.com/tokenmint/tokenmint/api/v1alpha1"
 )
 
-// MaxResponseBytes caps a response body; a larger one is an invalid response.
-const MaxResponseBytes = 1 << 20
+// MaxResponseBytes caps a response body, 256 KiB; a larger one is an invalid
+// response. It leaves room for a token and a refresh token of MaxTokenBytes
+// each, with the fields response.copy reads beside them.
+const MaxResponseBytes = 256 << 10
+
+// MaxTokenBytes caps an access token and, separately, a refresh token: 16 KiB.
+// A response carrying a larger one is an invalid response. A token is sent back
+// in an Authorization header, and common servers refuse request headers beyond
+// 8 to 16 KiB; a larger token is a broken (or hostile) endpoint, not a
+// credential worth holding several times in the operator's memory.
+const MaxTokenBytes = 16 << 10
+
+// maxTokenIDBytes caps a token id, read through response.tokenID and expanded
+// into revoke.url.
+const maxTokenIDBytes = 512
 
 // Engine calls token endpoints. The zero value is ready to use, with the real
 // clock and random UUIDs.
@@ -177,7 +190,7 @@ func (e *Engine) exchange(ctx context.Context, c Call, kind callKind, spec *v1al
 	now := e.clock().Now()
 	target, err := expandURL(spec.URL, issued[v1alpha1.IssuedTokenID])
 	if err != nil {
-		return answer{}, now, &Error{Class: ClassInvalidConfig, Message: err.Error()}
+		return answer{}, now, err
 	}
 	values := &valueResolver{parameters: parameters, secrets: c.Secrets, issued: issued, now: now, newUUID: e.newUUID()}
 	ctx, cancel := context.WithTimeout(ctx, timeout(c.Spec))
@@ -244,15 +257,56 @@ func refreshRefused(err error) bool {
 	return class == ClassUnauthorized || class == ClassBadRequest
 }
 
-// expandURL replaces {tokenID} with the path-escaped token id.
+// expandURL replaces {tokenID} with the token id, percent-encoded so that it is
+// one opaque path segment or query value: every byte but the RFC 3986
+// unreserved characters is escaped, and ids that would change the path ("." and
+// "..") are refused. Errors never quote the id, which may be credential-like.
 func expandURL(raw, tokenID string) (string, error) {
 	if !strings.Contains(raw, tokenIDPlaceholder) {
 		return raw, nil
 	}
 	if tokenID == "" {
-		return "", errors.New("revoke.url needs the token id, but none is known")
+		return "", &Error{Class: ClassInvalidConfig, Message: "revoke.url needs the token id, but none is known"}
 	}
-	return strings.ReplaceAll(raw, tokenIDPlaceholder, url.PathEscape(tokenID)), nil
+	if tokenID == "." || tokenID == ".." {
+		return "", invalidResponse("the token id is a dot segment, which cannot stand in revoke.url")
+	}
+	if err := checkTokenID(tokenID); err != nil {
+		return "", invalidResponse("the token id %v", err)
+	}
+	return strings.ReplaceAll(raw, tokenIDPlaceholder, escapeUnreserved(tokenID)), nil
+}
+
+// checkTokenID refuses an id too long or with control characters. The error
+// completes "the token id ..." and never quotes the id.
+func checkTokenID(id string) error {
+	if len(id) > maxTokenIDBytes {
+		return fmt.Errorf("is %d bytes, more than the %d tokenmint accepts", len(id), maxTokenIDBytes)
+	}
+	if strings.ContainsFunc(id, unicode.IsControl) {
+		return errors.New("contains a control character")
+	}
+	return nil
+}
+
+// escapeUnreserved percent-encodes every byte of s that is not an RFC 3986
+// unreserved character (A-Z a-z 0-9 - . _ ~).
+func escapeUnreserved(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(3 * len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '.', c == '_', c == '~':
+			b.WriteByte(c)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&0x0f])
+		}
+	}
+	return b.String()
 }
 
 func timeout(spec *v1alpha1.IssuerSpec) time.Duration {

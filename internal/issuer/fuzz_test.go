@@ -124,6 +124,65 @@ func checkFuzzedToken(t *testing.T, status int, token *Token) {
 			t.Fatalf("expiry %v accepted", expiry)
 		}
 	}
+	if len(token.Value) > MaxTokenBytes || len(token.RefreshToken) > MaxTokenBytes {
+		t.Fatalf("tokens of %d and %d bytes accepted", len(token.Value), len(token.RefreshToken))
+	}
+	if err := checkTokenID(token.ID); err != nil {
+		t.Fatalf("token id accepted, but it %v", err)
+	}
+	for key, value := range token.Fields {
+		if len(value) > maxFieldBytes {
+			t.Fatalf("field %s of %d bytes accepted", key, len(value))
+		}
+	}
+}
+
+// FuzzExpandURL checks that any token id is either refused, without being
+// quoted, or expanded into exactly one opaque path segment or query value.
+func FuzzExpandURL(f *testing.F) {
+	for _, id := range []string{"42", "a/b c", "a&b=c+d", ":@$,;", ".", "..", "...", "", "%2e%2e", "é", "a\x00b", "\u0085",
+		"../admin?x=1#f", strings.Repeat("x", maxTokenIDBytes+1)} {
+		f.Add(id)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		const host = "issuer.example.com"
+		for _, template := range []string{"https://" + host + "/tokens/{tokenID}/revoke", "https://" + host + "/revoke?id={tokenID}&x=1"} {
+			expanded, err := expandURL(template, id)
+			if err != nil {
+				e := asError(t, err)
+				if want := map[bool]Class{true: ClassInvalidConfig, false: ClassInvalidResponse}[id == ""]; e.Class != want {
+					t.Fatalf("id of %d bytes: class %v, want %v", len(id), e.Class, want)
+				}
+				// Every refused id but "", "." and ".." is too long or holds a
+				// control character, so it can be in the message only if quoted.
+				if len(id) > 2 && strings.Contains(e.Error(), id) {
+					t.Fatalf("id of %d bytes is quoted in the error", len(id))
+				}
+				continue
+			}
+			if id == "" || id == "." || id == ".." || checkTokenID(id) != nil {
+				t.Fatalf("id of %d bytes accepted", len(id))
+			}
+			u, err := url.Parse(expanded)
+			if err != nil || u.Host != host || u.Fragment != "" {
+				t.Fatalf("id of %d bytes: expanded URL does not parse to %s (%v)", len(id), host, err)
+			}
+			if strings.Contains(template, "?") {
+				query := u.Query()
+				if got := query["id"]; len(got) != 1 || got[0] != id || len(query) != 2 || query.Get("x") != "1" || u.Path != "/revoke" {
+					t.Fatalf("id of %d bytes: query does not read back as id and x", len(id))
+				}
+				continue
+			}
+			segments := strings.Split(u.EscapedPath(), "/")
+			if len(segments) != 4 || segments[1] != "tokens" || segments[3] != "revoke" || u.RawQuery != "" {
+				t.Fatalf("id of %d bytes: path is not /tokens/<id>/revoke", len(id))
+			}
+			if got, err := url.PathUnescape(segments[2]); err != nil || got != id {
+				t.Fatalf("id of %d bytes: path segment does not read back as the id", len(id))
+			}
+		}
+	})
 }
 
 func mustDecode(body []byte) any {

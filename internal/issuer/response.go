@@ -43,6 +43,9 @@ const (
 	maxRelativeSeconds  = 1e9
 )
 
+// maxFieldBytes caps each value response.copy copies into the Secret.
+const maxFieldBytes = 4096
+
 // answer is one HTTP response as the engine reads it.
 type answer struct {
 	status int
@@ -68,6 +71,9 @@ func readToken(spec *v1alpha1.ResponseSpec, a answer, now time.Time, red *redact
 	if err != nil {
 		return nil, err
 	}
+	if len(value) > MaxTokenBytes {
+		return nil, tooLarge("the access token", len(value), MaxTokenBytes)
+	}
 	token := &Token{Value: value, IssuedAt: now}
 	if spec.Expiry != nil {
 		expiresAt, err := readExpiry(doc, spec.Expiry, value, now)
@@ -84,9 +90,14 @@ func readToken(spec *v1alpha1.ResponseSpec, a answer, now time.Time, red *redact
 		if !ok || text(id) == "" {
 			return nil, invalidResponse("no token id at %q", spec.TokenID)
 		}
+		if err := checkTokenID(text(id)); err != nil {
+			return nil, invalidResponse("the token id at %q %v", spec.TokenID, err)
+		}
 		token.ID = text(id)
 	}
-	token.Fields = copyFields(spec.Copy, doc)
+	if token.Fields, err = copyFields(spec.Copy, doc); err != nil {
+		return nil, err
+	}
 	return token, nil
 }
 
@@ -105,6 +116,9 @@ func readRefreshToken(spec *v1alpha1.RefreshTokenSpec, doc any, now time.Time, t
 		return invalidResponse("refresh token at %q is not a non-empty string", spec.Path)
 	}
 	red.add(refresh)
+	if len(refresh) > MaxTokenBytes {
+		return tooLarge("the refresh token", len(refresh), MaxTokenBytes)
+	}
 	token.RefreshToken = refresh
 	if spec.Expiry != nil {
 		expiresAt, err := readExpiry(doc, spec.Expiry, refresh, now)
@@ -117,18 +131,23 @@ func readRefreshToken(spec *v1alpha1.RefreshTokenSpec, doc any, now time.Time, t
 }
 
 // copyFields copies the configured fields that are present; a provider leaving
-// out an optional field should not cost the token.
-func copyFields(fields []v1alpha1.CopyField, doc any) map[string]string {
+// out an optional field should not cost the token. A value larger than
+// maxFieldBytes is an invalid response.
+func copyFields(fields []v1alpha1.CopyField, doc any) (map[string]string, error) {
 	if len(fields) == 0 {
-		return nil
+		return nil, nil
 	}
 	copied := make(map[string]string, len(fields))
 	for _, field := range fields {
 		if value, ok := lookup(doc, field.Path); ok {
-			copied[field.Key] = text(value)
+			s := text(value)
+			if len(s) > maxFieldBytes {
+				return nil, tooLarge(fmt.Sprintf("the value of response.copy[%s]", field.Key), len(s), maxFieldBytes)
+			}
+			copied[field.Key] = s
 		}
 	}
-	return copied
+	return copied, nil
 }
 
 func requiredString(doc any, path, what string) (string, error) {
@@ -329,6 +348,11 @@ func jwtExpiry(token string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("JWT has no exp claim")
 	}
 	return exp.Time, nil
+}
+
+// tooLarge refuses a value by its size alone; the value itself is never quoted.
+func tooLarge(what string, size, limit int) *Error {
+	return invalidResponse("%s is %d bytes, more than the %d tokenmint accepts", what, size, limit)
 }
 
 func invalidResponse(format string, args ...any) *Error {

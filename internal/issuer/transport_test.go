@@ -29,8 +29,6 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/tokenmint/tokenmint/api/v1alpha1"
 )
 
@@ -56,7 +54,7 @@ func TestTimeout(t *testing.T) {
 func TestSpecTimeoutBoundsTheCall(t *testing.T) {
 	ep := startEndpoint(t, func(_ http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
 	spec := tokenSpec(ep.URL)
-	spec.Timeout = &metav1.Duration{Duration: 50 * time.Millisecond}
+	spec.Timeout = &v1alpha1.Duration{Duration: 50 * time.Millisecond}
 	e := asError(t, issueWith(t, spec, testClient(t)))
 	if e.Class != ClassRetryable || !errors.Is(e, context.DeadlineExceeded) {
 		t.Errorf("got %v %q, want a Retryable deadline", e.Class, e.Error())

@@ -217,6 +217,11 @@ func checkURL(raw string, kind callKind, allowInsecureHTTP bool) error {
 	case u.Fragment != "":
 		return errors.New("must not have a fragment")
 	}
+	// The id comes from the provider's response: in the host it would choose
+	// where the revoke request, credentials included, is sent.
+	if other, err := url.Parse(strings.ReplaceAll(raw, tokenIDPlaceholder, "othertokenID")); err != nil || other.Host != u.Host {
+		return fmt.Errorf("%s may stand only in the path or the query", tokenIDPlaceholder)
+	}
 	return nil
 }
 

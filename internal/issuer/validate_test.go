@@ -23,7 +23,6 @@ import (
 	"testing"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tokenmint/tokenmint/api/v1alpha1"
 	"github.com/tokenmint/tokenmint/test/fakes"
@@ -123,7 +122,7 @@ func TestValidate(t *testing.T) {
 		{"success equals not JSON", func(s *v1alpha1.IssuerSpec) {
 			s.Response.Success = &v1alpha1.SuccessSpec{Path: "ok", Equals: raw("tru")}
 		}, "success.equals is not valid JSON"},
-		{"negative timeout", func(s *v1alpha1.IssuerSpec) { s.Timeout = &metav1.Duration{Duration: -1} }, "timeout must be positive"},
+		{"negative timeout", func(s *v1alpha1.IssuerSpec) { s.Timeout = &v1alpha1.Duration{Duration: -1} }, "timeout must be positive"},
 		{"CA bundle without certificates", func(s *v1alpha1.IssuerSpec) { s.CABundle = []byte("nope") }, "caBundle holds no PEM certificate"},
 	}
 	for _, tt := range tests {

@@ -46,6 +46,10 @@ const stateKey = "state.json"
 // the operator's namespace, written only for issuers that return a refresh token
 // or can revoke, so that other tokens cost no extra write.
 type State struct {
+	// Issuer ("kind/namespace/name") and IssuerUID identify the issuer that
+	// minted everything below: none of it is ever sent to another issuer.
+	Issuer    string `json:"issuer,omitempty"`
+	IssuerUID string `json:"issuerUID,omitempty"`
 	// Token is the current token, kept so an edited or deleted Secret can be
 	// restored without minting a new one.
 	Token string `json:"token,omitempty"`
@@ -70,9 +74,12 @@ type Superseded struct {
 	Attempts int `json:"attempts,omitempty"`
 }
 
+// StatePrefix starts the name of every state Secret.
+const StatePrefix = "tokenmint-state-"
+
 // StateName returns the name of the state Secret of at.
 func StateName(at *tokensv1alpha1.AccessToken) string {
-	return "tokenmint-state-" + string(at.UID)
+	return StatePrefix + string(at.UID)
 }
 
 // DesiredState returns the apply configuration of at's state Secret in namespace.

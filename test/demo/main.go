@@ -59,8 +59,9 @@ import (
 )
 
 const (
-	demoNamespace     = "tokenmint-demo"
-	operatorNamespace = "tokenmint-system"
+	demoNamespace        = "tokenmint-demo"
+	operatorNamespace    = "tokenmint-system"
+	credentialsNamespace = "tokenmint-credentials"
 )
 
 func main() {
@@ -127,7 +128,7 @@ func run(ctx context.Context, lifetime time.Duration, useKubeconfig bool, durati
 	// Cleanup runs on a fresh context: the demo's own is cancelled by Ctrl-C.
 	defer d.cleanup(context.Background(), useKubeconfig)
 
-	for _, ns := range []string{operatorNamespace, demoNamespace} {
+	for _, ns := range []string{operatorNamespace, credentialsNamespace, demoNamespace} {
 		if err := d.create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, false); err != nil {
 			return err
 		}
@@ -147,10 +148,10 @@ func run(ctx context.Context, lifetime time.Duration, useKubeconfig bool, durati
 			return err
 		}
 		s.FillCredentials()
-		s.Place(demoNamespace, operatorNamespace, "")
+		s.Place(demoNamespace, credentialsNamespace, "")
 		if s.Spec().Response.Expiry == nil {
 			// This provider reports no expiry: renew at the demo's lifetime.
-			s.AccessToken.Spec.MaxAge = &metav1.Duration{Duration: lifetime}
+			s.AccessToken.Spec.MaxAge = &tokensv1alpha1.Duration{Duration: lifetime}
 		}
 		s.AccessToken.Spec.RenewBefore = nil
 		d.providers[s.AccessToken.Name] = base
@@ -245,6 +246,7 @@ func serveFake(ctx context.Context, p samples.Provider, lifetime time.Duration) 
 func startManager(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme) error {
 	conf := controller.Config{
 		OperatorNamespace:        operatorNamespace,
+		CredentialsNamespace:     credentialsNamespace,
 		AllowPrivateDestinations: true, // the fakes listen on 127.0.0.1
 		MaxConcurrentReconciles:  4,
 		FingerprintKeySecret:     "tokenmint-fingerprint-key",

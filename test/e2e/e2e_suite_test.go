@@ -44,8 +44,9 @@ import (
 )
 
 const (
-	release           = "tokenmint"
-	operatorNamespace = "tokenmint-system"
+	release              = "tokenmint"
+	operatorNamespace    = "tokenmint-system"
+	credentialsNamespace = "tokenmint-credentials" // the chart's default, created by the chart
 	// scraper is a ServiceAccount the chart binds to the metrics-reader role.
 	scraper = "scraper"
 	// serviceAccount is the chart's ServiceAccount for release "tokenmint".

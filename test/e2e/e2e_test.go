@@ -71,7 +71,7 @@ var _ = Describe("tokenmint installed with its chart", Ordered, func() {
 			Expect(err).NotTo(HaveOccurred())
 			Expect(s.PointAt(url)).To(Succeed())
 			s.FillCredentials()
-			s.Place(appNamespace, operatorNamespace, "")
+			s.Place(appNamespace, credentialsNamespace, "")
 
 			var manifest bytes.Buffer
 			for _, o := range s.Objects() {

@@ -45,8 +45,9 @@ import (
 )
 
 const (
-	release           = "tokenmint"
-	operatorNamespace = "tokenmint-system"
+	release              = "tokenmint"
+	operatorNamespace    = "tokenmint-system"
+	credentialsNamespace = "tokenmint-credentials" // the chart's default, created by the chart
 	// operatorImage is the manager binary, imported into the node.
 	operatorImageRepository = "tokenmint.local/tokenmint"
 	operatorImageTag        = "e2enode"

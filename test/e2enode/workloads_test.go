@@ -17,13 +17,13 @@ limitations under the License.
 package e2enode
 
 import (
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
 	"github.com/tokenmint/tokenmint/test/fakes"
@@ -62,7 +62,7 @@ func startIssuer(namespace, suffix string, lifetime time.Duration) issuer {
 	Expect(err).NotTo(HaveOccurred())
 	Expect(s.PointAt(url)).To(Succeed())
 	s.FillCredentials()
-	s.Place(namespace, operatorNamespace, "-"+suffix)
+	s.Place(namespace, credentialsNamespace, "-"+suffix)
 	objects := s.Objects()
 	apply("issuer-"+suffix, objects[:len(objects)-1]...) // all but the sample's AccessToken
 	return issuer{fake: base, sample: s}
@@ -75,7 +75,7 @@ func (iss issuer) accessToken(name string, renewBefore time.Duration, restart ..
 	at.Name = name
 	at.Spec.Secret.Name = name + "-token"
 	if renewBefore > 0 {
-		at.Spec.RenewBefore = &metav1.Duration{Duration: renewBefore}
+		at.Spec.RenewBefore = &tokensv1alpha1.Duration{Duration: renewBefore}
 	}
 	at.Spec.RestartTargets = restart
 	return at
@@ -95,6 +95,7 @@ func mountingApp(namespace, name, secret string) *appsv1.Deployment {
 // envApp reads the token once, from an environment variable.
 func envApp(namespace, name, secret string) *appsv1.Deployment {
 	d := node.BusyboxDeployment(namespace, name, node.PrintFingerprint("TOKEN"))
+	restartableBy(d, secret)
 	d.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "TOKEN", ValueFrom: &corev1.EnvVarSource{
 		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: "token"}}}}
 	return d
@@ -103,6 +104,7 @@ func envApp(namespace, name, secret string) *appsv1.Deployment {
 // envFromApp takes every key of the Secret as environment variables.
 func envFromApp(namespace, name, secret string) *appsv1.Deployment {
 	d := node.BusyboxDeployment(namespace, name, node.PrintFingerprint("token"))
+	restartableBy(d, secret)
 	d.Spec.Template.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{
 		LocalObjectReference: corev1.LocalObjectReference{Name: secret}}}}
 	return d
@@ -114,5 +116,12 @@ func subPathApp(namespace, name, secret string) *appsv1.Deployment {
 	d := node.BusyboxDeployment(namespace, name, node.WatchFingerprint(tokenMount+"/token"))
 	node.MountSecret(d, secret, tokenMount+"/token")
 	d.Spec.Template.Spec.Containers[0].VolumeMounts[0].SubPath = "token"
+	restartableBy(d, secret)
 	return d
+}
+
+// restartableBy lets the AccessToken that writes secret (named as the
+// sample's AccessTokens are: <name>-token) restart d through restartTargets.
+func restartableBy(d *appsv1.Deployment, secret string) {
+	d.Annotations = map[string]string{tokensv1alpha1.AnnotationRestartOn: strings.TrimSuffix(secret, "-token")}
 }

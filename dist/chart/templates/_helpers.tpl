@@ -78,10 +78,14 @@ to keep two releases apart.
 
 {{/*
 The namespace ClusterTokenIssuers read credential Secrets from:
-credentialsNamespace, else the release namespace.
+credentialsNamespace, else tokenmint-credentials; never the release namespace.
 */}}
 {{- define "tokenmint.credentialsNamespace" -}}
-{{- default .Release.Namespace .Values.credentialsNamespace }}
+{{- $ns := default "tokenmint-credentials" .Values.credentialsNamespace }}
+{{- if eq $ns .Release.Namespace }}
+{{- fail "credentialsNamespace must differ from the release namespace, which holds tokenmint's state Secrets and fingerprint key" }}
+{{- end }}
+{{- $ns }}
 {{- end }}
 
 {{/*

@@ -1,0 +1,240 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+)
+
+// Calls runs the work that talks to token endpoints (minting, revoking) away
+// from the reconcile workers, which every AccessToken of the cluster shares: a
+// reconcile that must call an endpoint hands the call to Calls and returns at
+// once. Calls bounds the calls in flight per issuer and per namespace, and
+// serves each issuer's waiting AccessTokens round robin by namespace, so that a
+// slow or silent endpoint costs its own issuer's slots only, and one namespace's
+// many AccessTokens on a shared ClusterTokenIssuer cannot starve another's.
+//
+// Each AccessToken has at most one job, waiting or running. When it ends, its
+// result is kept for the AccessToken's next reconcile and the AccessToken is
+// queued again through Events.
+type Calls struct {
+	// PerIssuer is the most calls in flight to one issuer.
+	PerIssuer int
+	// PerNamespace is the most calls in flight for one namespace's
+	// AccessTokens, over all issuers.
+	PerNamespace int
+
+	mu sync.Mutex
+	// jobs holds every AccessToken's job from submission until its result is taken.
+	jobs map[types.NamespacedName]*job
+	// issuers holds the waiting and running jobs by issuer.
+	issuers map[string]*issuerQueue
+	// namespaces counts running jobs by namespace.
+	namespaces map[string]int
+	running    sync.WaitGroup
+	// ctx is cancelled when the manager stops: no new job starts after it.
+	ctx     context.Context
+	stopped bool
+
+	events chan event.GenericEvent
+}
+
+type job struct {
+	key       types.NamespacedName
+	issuer    string
+	namespace string
+	obj       client.Object
+	run       func(context.Context) (ctrl.Result, error)
+	done      bool
+	result    ctrl.Result
+	err       error
+}
+
+// issuerQueue is one issuer's waiting jobs, by namespace, and the order in
+// which namespaces take turns.
+type issuerQueue struct {
+	running int
+	waiting map[string][]*job
+	turns   []string
+}
+
+// NewCalls returns a Calls; limits below one are raised to one.
+func NewCalls(perIssuer, perNamespace int) *Calls {
+	return &Calls{
+		PerIssuer: max(1, perIssuer), PerNamespace: max(1, perNamespace),
+		jobs: map[types.NamespacedName]*job{}, issuers: map[string]*issuerQueue{}, namespaces: map[string]int{},
+		events: make(chan event.GenericEvent, 1024),
+		ctx:    context.Background(),
+	}
+}
+
+// Events delivers the AccessTokens whose job ended.
+func (c *Calls) Events() <-chan event.GenericEvent { return c.events }
+
+// Start runs until ctx ends, then waits for the jobs in flight to finish
+// (each is bounded by its own timeout), so that a token minted before a
+// shutdown is written before the manager exits. Waiting jobs are dropped:
+// their AccessTokens are reconciled again by the next leader.
+func (c *Calls) Start(ctx context.Context) error {
+	c.mu.Lock()
+	c.ctx = ctx
+	c.mu.Unlock()
+	<-ctx.Done()
+	c.mu.Lock()
+	c.stopped = true
+	for _, q := range c.issuers {
+		q.waiting, q.turns = map[string][]*job{}, nil
+	}
+	c.mu.Unlock()
+	c.running.Wait()
+	return nil
+}
+
+// NeedLeaderElection: only the leader calls endpoints.
+func (c *Calls) NeedLeaderElection() bool { return true }
+
+// Busy reports whether key has a job waiting or running.
+func (c *Calls) Busy(key types.NamespacedName) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	j, ok := c.jobs[key]
+	return ok && !j.done
+}
+
+// Take returns and forgets the result of key's finished job, if any.
+func (c *Calls) Take(key types.NamespacedName) (result ctrl.Result, found bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	j, ok := c.jobs[key]
+	if !ok || !j.done {
+		return ctrl.Result{}, false, nil
+	}
+	delete(c.jobs, key)
+	return j.result, true, j.err
+}
+
+// Forget drops the finished result of key, if any (its object is gone).
+func (c *Calls) Forget(key types.NamespacedName) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if j, ok := c.jobs[key]; ok && j.done {
+		delete(c.jobs, key)
+	}
+}
+
+// Submit queues run for obj, counted against issuer and obj's namespace. It
+// returns false when obj already has a job.
+func (c *Calls) Submit(obj client.Object, issuer string, run func(context.Context) (ctrl.Result, error)) bool {
+	key := client.ObjectKeyFromObject(obj)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.jobs[key]; ok || c.stopped {
+		return false
+	}
+	j := &job{key: key, issuer: issuer, namespace: key.Namespace, obj: obj, run: run}
+	c.jobs[key] = j
+	q := c.issuers[issuer]
+	if q == nil {
+		q = &issuerQueue{waiting: map[string][]*job{}}
+		c.issuers[issuer] = q
+	}
+	if len(q.waiting[j.namespace]) == 0 {
+		q.turns = append(q.turns, j.namespace)
+	}
+	q.waiting[j.namespace] = append(q.waiting[j.namespace], j)
+	c.dispatchLocked()
+	return true
+}
+
+// Waiting returns the number of jobs waiting and running, for metrics and tests.
+func (c *Calls) Waiting() (waiting, running int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, q := range c.issuers {
+		running += q.running
+		for _, w := range q.waiting {
+			waiting += len(w)
+		}
+	}
+	return waiting, running
+}
+
+// dispatchLocked starts every waiting job the limits allow: for each issuer
+// with free slots, namespaces take turns, skipping those at their own limit.
+func (c *Calls) dispatchLocked() {
+	if c.stopped {
+		return
+	}
+	for name, q := range c.issuers {
+		for q.running < c.PerIssuer && len(q.turns) > 0 {
+			started := false
+			for i := 0; i < len(q.turns); i++ {
+				ns := q.turns[i]
+				if c.namespaces[ns] >= c.PerNamespace {
+					continue
+				}
+				j := q.waiting[ns][0]
+				q.waiting[ns] = q.waiting[ns][1:]
+				// The namespace goes to the back of the line, or leaves it.
+				q.turns = append(q.turns[:i], q.turns[i+1:]...)
+				if len(q.waiting[ns]) > 0 {
+					q.turns = append(q.turns, ns)
+				} else {
+					delete(q.waiting, ns)
+				}
+				c.startLocked(q, j)
+				started = true
+				break
+			}
+			if !started {
+				break
+			}
+		}
+		if q.running == 0 && len(q.turns) == 0 {
+			delete(c.issuers, name)
+		}
+	}
+}
+
+func (c *Calls) startLocked(q *issuerQueue, j *job) {
+	q.running++
+	c.namespaces[j.namespace]++
+	c.running.Add(1)
+	ctx := c.ctx
+	go func() {
+		defer c.running.Done()
+		result, err := j.run(ctx)
+		c.mu.Lock()
+		q.running--
+		if c.namespaces[j.namespace]--; c.namespaces[j.namespace] <= 0 {
+			delete(c.namespaces, j.namespace)
+		}
+		j.done, j.result, j.err, j.run = true, result, err, nil
+		c.dispatchLocked()
+		c.mu.Unlock()
+		select {
+		case c.events <- event.GenericEvent{Object: j.obj}:
+		case <-ctx.Done():
+		}
+	}()
+}
