@@ -114,6 +114,9 @@ type AccessTokenReconciler struct {
 
 	// attempts holds, by AccessToken, when this process last started a mint.
 	attempts sync.Map
+	// deletions holds, by AccessToken UID, when this process first tried to
+	// finalize it: the bound on revocation at deletion counts from there.
+	deletions sync.Map
 
 	// written holds, by AccessToken, the writtenStatus this process wrote last
 	// (see statusMayLag).
@@ -314,7 +317,14 @@ func (r *AccessTokenReconciler) checkConsumers(ctx context.Context, at *tokensv1
 	if r.Consumers == nil || at.Status.IssuedAt == nil || (!recheck && prev != nil) {
 		return nil
 	}
-	stale, err := r.Consumers.Stale(ctx, at.Namespace, at.Spec.Secret.Name, at.Spec.RestartTargets)
+	// Only the restart targets that agreed to be restarted follow a new token.
+	var agreed []tokensv1alpha1.RestartTarget
+	for _, t := range at.Spec.RestartTargets {
+		if r.restartAllowed(ctx, at, t) {
+			agreed = append(agreed, t)
+		}
+	}
+	stale, err := r.Consumers.Stale(ctx, at.Namespace, at.Spec.Secret.Name, agreed)
 	if err != nil {
 		return err
 	}
@@ -813,9 +823,11 @@ func (r *AccessTokenReconciler) finalize(ctx context.Context, at *tokensv1alpha1
 	if !controllerutil.ContainsFinalizer(at, RevokeFinalizer) {
 		return ctrl.Result{}, nil
 	}
+	first, _ := r.deletions.LoadOrStore(at.UID, r.Clock.Now())
+	giveUp := first.(time.Time).Add(revokeOnDeleteTimeout)
 	in, err := r.gather(ctx, at, true)
 	if err != nil {
-		if r.Clock.Since(at.DeletionTimestamp.Time) < revokeOnDeleteTimeout {
+		if r.Clock.Now().Before(giveUp) {
 			return ctrl.Result{}, fmt.Errorf("gathering what revocation needs: %w", err)
 		}
 		r.Recorder.Eventf(at, nil, corev1.EventTypeWarning, tokensv1alpha1.ReasonRevokeFailed, "Revoke",
@@ -842,7 +854,7 @@ func (r *AccessTokenReconciler) finalize(ctx context.Context, at *tokensv1alpha1
 				done = false
 			}
 		}
-		if !done && r.Clock.Since(at.DeletionTimestamp.Time) < revokeOnDeleteTimeout {
+		if !done && r.Clock.Now().Before(giveUp) {
 			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
 		}
 		if !done {
@@ -863,7 +875,11 @@ func (r *AccessTokenReconciler) release(ctx context.Context, at *tokensv1alpha1.
 	// controller's finalizer, if the list changed since it was read.
 	patch := client.MergeFromWithOptions(at.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(at, RevokeFinalizer)
-	return client.IgnoreNotFound(r.Patch(ctx, at, patch))
+	if err := r.Patch(ctx, at, patch); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	r.deletions.Delete(at.UID)
+	return nil
 }
 
 // ensureFinalizer adds the revoke finalizer only when the issuer can revoke.
@@ -1004,6 +1020,7 @@ func (r *AccessTokenReconciler) SetupWithManager(mgr ctrl.Manager, credentialSec
 	if err := mgr.Add(r.Calls); err != nil {
 		return err
 	}
+	currentCalls.Store(r.Calls)
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&tokensv1alpha1.AccessToken{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).

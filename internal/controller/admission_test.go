@@ -23,6 +23,7 @@ import (
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
 )
@@ -300,8 +301,9 @@ var _ = Describe("admission", func() {
 		}
 		Expect(k8sClient.Create(ctx, at)).To(Succeed())
 		DeferCleanup(k8sClient.Delete, ctx, at)
+		patch := client.MergeFrom(at.DeepCopy())
 		at.Spec.IssuerRef.Name = "other"
-		err := k8sClient.Update(ctx, at)
+		err := k8sClient.Patch(ctx, at, patch)
 		Expect(err).To(HaveOccurred())
 		Expect(err.Error()).To(ContainSubstring("issuerRef is immutable"))
 	})

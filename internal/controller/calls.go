@@ -168,6 +168,9 @@ func (c *Calls) Submit(obj client.Object, issuer string, run func(context.Contex
 
 // Waiting returns the number of jobs waiting and running, for metrics and tests.
 func (c *Calls) Waiting() (waiting, running int) {
+	if c == nil {
+		return 0, 0
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, q := range c.issuers {

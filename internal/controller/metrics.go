@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,6 +57,17 @@ var (
 
 	// accessTokens exports the per-AccessToken gauges.
 	accessTokens = &accessTokenCollector{}
+
+	// currentCalls is the Calls whose queue the endpoint call gauges show.
+	currentCalls atomic.Pointer[Calls]
+	callsWaiting = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tokenmint_endpoint_calls_waiting",
+		Help: "Calls to token endpoints waiting for a slot of their issuer or namespace.",
+	}, func() float64 { w, _ := currentCalls.Load().Waiting(); return float64(w) })
+	callsRunning = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tokenmint_endpoint_calls_in_flight",
+		Help: "Calls to token endpoints in flight.",
+	}, func() float64 { _, r := currentCalls.Load().Waiting(); return float64(r) })
 )
 
 // The per-AccessToken gauges are computed from the informer cache when the
@@ -224,7 +236,7 @@ func (r *registry) Gather() ([]*dto.MetricFamily, error) {
 }
 
 func init() {
-	metrics.Registry.MustRegister(tokensIssued, issuerRequests, issuerDuration)
+	metrics.Registry.MustRegister(tokensIssued, issuerRequests, issuerDuration, callsWaiting, callsRunning)
 	metrics.Registry = &registry{RegistererGatherer: metrics.Registry, tokens: accessTokens}
 }
 

@@ -393,7 +393,8 @@ func validateResponse(spec *v1alpha1.IssuerSpec) []error {
 		switch {
 		case c.Key == "" || keys[c.Key]:
 			problems = append(problems, fmt.Errorf("response.copy: key %q is empty or listed twice", c.Key))
-		case response.RefreshToken != nil && c.Path == response.RefreshToken.Path:
+		case response.RefreshToken != nil && (c.Path == response.RefreshToken.Path || strings.HasPrefix(response.RefreshToken.Path, c.Path+".")):
+			// Copying an object that holds the refresh token copies it too.
 			problems = append(problems, fmt.Errorf("response.copy[%s]: the refresh token must never be copied into the Secret pods mount", c.Key))
 		}
 		keys[c.Key] = true

@@ -109,6 +109,10 @@ func TestValidate(t *testing.T) {
 			s.Response.RefreshToken = &v1alpha1.RefreshTokenSpec{Path: "refresh_token"}
 			s.Response.Copy = []v1alpha1.CopyField{{Key: "rt", Path: "refresh_token"}}
 		}, "must never be copied"},
+		{"copying the object that holds the refresh token", func(s *v1alpha1.IssuerSpec) {
+			s.Response.RefreshToken = &v1alpha1.RefreshTokenSpec{Path: "auth.refresh_token"}
+			s.Response.Copy = []v1alpha1.CopyField{{Key: "auth", Path: "auth"}}
+		}, "must never be copied"},
 		{"Content-Type header", func(s *v1alpha1.IssuerSpec) {
 			s.Request.Headers = []v1alpha1.Header{{Name: "content-type", ValueSource: literal("text/plain")}}
 		}, "set by the engine"},
