@@ -114,6 +114,10 @@ type AccessTokenReconciler struct {
 
 	// attempts holds, by AccessToken, when this process last started a mint.
 	attempts sync.Map
+	// stateVersions holds, by AccessToken, its UID and the resourceVersion of the
+	// state Secret this process wrote last: a cache that shows another is read
+	// past (see gather), so that a revocation is never decided on stale state.
+	stateVersions sync.Map
 	// deletions holds, by AccessToken UID, when this process first tried to
 	// finalize it: the bound on revocation at deletion counts from there.
 	deletions sync.Map
@@ -153,6 +157,7 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			r.copies.Delete(req.NamespacedName)
 			r.written.Delete(req.NamespacedName)
 			r.attempts.Delete(req.NamespacedName)
+			r.stateVersions.Delete(req.NamespacedName)
 			r.Calls.Forget(req.NamespacedName)
 			return ctrl.Result{}, r.deleteOrphanState(ctx, req.NamespacedName)
 		}
@@ -749,6 +754,7 @@ func (r *AccessTokenReconciler) applyState(ctx context.Context, at *tokensv1alph
 	if err := r.Apply(ctx, ac, client.FieldOwner(secret.FieldOwner), client.ForceOwnership); err != nil {
 		return fmt.Errorf("writing state Secret: %w", err)
 	}
+	r.stateVersions.Store(client.ObjectKeyFromObject(at), writtenStatus{at.UID, ptr.Deref(ac.ResourceVersion, "")})
 	return nil
 }
 
@@ -871,6 +877,7 @@ func (r *AccessTokenReconciler) release(ctx context.Context, at *tokensv1alpha1.
 	if err := r.deleteState(ctx, at); err != nil {
 		return err
 	}
+	r.stateVersions.Delete(client.ObjectKeyFromObject(at))
 	// The optimistic lock makes the patch fail, rather than drop another
 	// controller's finalizer, if the list changed since it was read.
 	patch := client.MergeFromWithOptions(at.DeepCopy(), client.MergeFromWithOptimisticLock{})

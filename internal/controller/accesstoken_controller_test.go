@@ -254,6 +254,7 @@ var _ = Describe("AccessToken", func() {
 		settle(at)
 		Expect(e.fake.Calls()).To(Equal(1), "a restart minted a token")
 
+		clk.Step(DefaultMinMintInterval) // one mint per AccessToken per interval at most
 		cur := get(at)
 		cur.Spec.Parameters = map[string]apiextensionsv1.JSON{"lifetimeSeconds": *jsonValue(1800)}
 		Expect(k8sClient.Update(ctx, cur)).To(Succeed())
@@ -400,8 +401,9 @@ var _ = Describe("AccessToken", func() {
 		Expect(e.fake.Calls()).To(Equal(1))
 	})
 
-	It("renews at once when asked by annotation", func() {
+	It("renews at once when asked by annotation, past the minimum interval between mints", func() {
 		at := waitReady(e.accessToken("manual"))
+		clk.Step(DefaultMinMintInterval)
 		cur := get(at)
 		patch := client.MergeFrom(cur.DeepCopy())
 		cur.Annotations = map[string]string{tokensv1alpha1.AnnotationRenew: "2026-01-01T00:00:00Z"}
@@ -416,6 +418,7 @@ var _ = Describe("AccessToken", func() {
 
 	It("re-issues once when a credential Secret changes", func() {
 		at := waitReady(e.accessToken("credchange"))
+		clk.Step(DefaultMinMintInterval)
 		e.fake.AuthToken = canaryAuthToken + "-rotated"
 		cred := &corev1.Secret{}
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "cable-auth"}, cred)).To(Succeed())
@@ -448,6 +451,7 @@ var _ = Describe("AccessToken", func() {
 		Expect(down.CallsBy(fakes.OutcomeIssued)).To(Equal(1))
 
 		By("renewing the upstream token: the downstream issuer's credential changes")
+		clk.Step(DefaultMinMintInterval)
 		cur := get(upstream)
 		patch := client.MergeFrom(cur.DeepCopy())
 		cur.Annotations = map[string]string{tokensv1alpha1.AnnotationRenew: "chain-1"}
@@ -569,6 +573,7 @@ var _ = Describe("tenancy", func() {
 		Expect(e.fake.Calls()).To(BeZero())
 
 		By("issuing once the credential is in the credentials namespace")
+		clk.Step(DefaultMinMintInterval) // the failed attempt counts toward the minimum interval
 		cred := &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: "cable-auth", Namespace: credentialsNamespace},
 			StringData: map[string]string{"token": canaryAuthToken},

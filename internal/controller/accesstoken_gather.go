@@ -115,7 +115,14 @@ func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.A
 	}
 	if in.keepsState() {
 		s := &corev1.Secret{}
-		err := reader.Get(ctx, types.NamespacedName{Namespace: r.OperatorNamespace, Name: secret.StateName(at)}, s)
+		key := types.NamespacedName{Namespace: r.OperatorNamespace, Name: secret.StateName(at)}
+		err := reader.Get(ctx, key, s)
+		if v, ok := r.stateVersions.Load(client.ObjectKeyFromObject(at)); ok && !live && v.(writtenStatus).uid == at.UID &&
+			(err != nil || s.ResourceVersion != v.(writtenStatus).resourceVersion) {
+			// The cache has not caught up with this process's last write.
+			s = &corev1.Secret{}
+			err = r.APIReader.Get(ctx, key, s)
+		}
 		switch {
 		case apierrors.IsNotFound(err):
 		case err != nil:

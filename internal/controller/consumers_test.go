@@ -21,6 +21,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -59,6 +60,18 @@ var _ = Describe("consumers that cannot see a rotation", func() {
 			Containers: []corev1.Container{{Name: "app", Image: "busybox", VolumeMounts: []corev1.VolumeMount{{Name: "t", MountPath: "/tokens"}}}}})
 		for _, p := range []*corev1.Pod{envPod, subPathPod, volumePod} {
 			Expect(k8sClient.Create(ctx, p)).To(Succeed())
+		}
+		// The Deployments agree to be restarted by the AccessToken; only those
+		// it lists as restart targets count as following the rotation.
+		for _, name := range []string{"api", "worker"} {
+			labels := map[string]string{"app": name}
+			Expect(k8sClient.Create(ctx, &appsv1.Deployment{
+				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.ns,
+					Annotations: map[string]string{tokensv1alpha1.AnnotationRestartOn: "consumed"}},
+				Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: labels},
+					Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+						Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "busybox"}}}}},
+			})).To(Succeed())
 		}
 
 		at := &tokensv1alpha1.AccessToken{

@@ -186,12 +186,13 @@ var _ = Describe("issuer status", func() {
 
 	It("reports a configuration the engine cannot use", func() {
 		spec := transactionsSpec("http://127.0.0.1:1")
-		spec.Request.Body.JSON[0].Parameter = "undeclared"
+		// Admitted (the parameter is declared), but a list has no header form.
+		spec.Request.Headers = []tokensv1alpha1.Header{{Name: "X-Scopes", ValueSource: tokensv1alpha1.ValueSource{Parameter: "scopes"}}}
 		ti := &tokensv1alpha1.TokenIssuer{ObjectMeta: metav1.ObjectMeta{Name: "broken", Namespace: "default"}, Spec: spec}
 		Expect(k8sClient.Create(ctx, ti)).To(Succeed())
 		DeferCleanup(k8sClient.Delete, ctx, ti)
 		Eventually(reason(ti), 10*time.Second).Should(Equal(tokensv1alpha1.ReasonInvalidConfig))
-		Expect(readyOf(ti).Message).To(ContainSubstring("undeclared"))
+		Expect(readyOf(ti).Message).To(ContainSubstring("StringList"))
 	})
 })
 
