@@ -22,6 +22,10 @@ limitations under the License.
 // renewals and the cost of a no-op reconcile.
 //
 //	go run ./test/bench -n 1000 [-manager-args "--kube-api-qps=500 --kube-api-burst=1000"]
+//
+// With -mixed it measures tenant isolation instead (see mixed.go):
+//
+//	go run ./test/bench -mixed [-mixed-honest 1000 -mixed-duration 10m]
 package main
 
 import (
@@ -68,11 +72,15 @@ func main() {
 	flag.StringVar(&opts.heapProfile, "heap-profile", "", "File to save the manager's heap profile to, after settling.")
 	flag.StringVar(&opts.cpuProfile, "cpu-profile", "", "File to save the manager's CPU profile to, taken over the first 30 s of issuing.")
 	flag.StringVar(&opts.apiProfile, "api-cpu-profile", "", "Prefix of files to save kube-apiserver's CPU profiles to, taken over the first 30 s of the first floor run (<prefix>-floor.pb.gz) and of issuing (<prefix>-issue.pb.gz).")
+	mixed := registerMixedFlags(flag.CommandLine)
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
 	opts.managerArgs = strings.Fields(managerArgs)
 	opts.managerEnv = strings.Fields(managerEnv)
 	opts.command = "go run ./test/bench " + strings.Join(os.Args[1:], " ")
+	if mixed.enabled {
+		os.Exit(mainMixed(opts, *mixed))
+	}
 	if opts.out == "" {
 		opts.out = filepath.Join(controlplane.RepoRoot(), "bin", fmt.Sprintf("bench-%d.md", opts.n))
 	}

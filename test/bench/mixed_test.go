@@ -1,0 +1,129 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tokenmint/tokenmint/test/controlplane"
+)
+
+func TestRenewalAccounting(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	tok := func(arrived, lifetime float64) held { return held{at: at(arrived), expiry: at(arrived + lifetime)} }
+	from, to := at(100), at(300)
+
+	seqs := map[string][]held{
+		// Renewed at 60 s into each 90 s token: expiries 90, 150, 210, 270,
+		// 330; renewals at 60 (before the window), 120, 180, 240 count (lead
+		// 30 s each); the token of 240 expires at 330, after the window, and
+		// is not due.
+		"steady": {tok(0, 90), tok(60, 90), tok(120, 90), tok(180, 90), tok(240, 90)},
+		// Out of order in the input; the second renewal is 2 s late (expiry
+		// 190, successor at 192), the third 0.5 s early.
+		"late": {tok(192, 90), tok(100, 90), tok(281.5, 90)},
+		// Its only token expires at 200, in the window, and is never replaced.
+		"stuck": {tok(110, 90)},
+		// Replaced exactly at expiry: not before it, so late, with lead 0.
+		"edge": {tok(150, 60), tok(210, 60)},
+	}
+	s := summarizeRenewals(seqs, []string{"steady", "late", "stuck", "edge", "never"}, from, to)
+
+	// steady: 120, 180, 240 → 3 on time (the first token's renewal, at 60,
+	// lies before the window). late: renewal of the token of 100 happens at
+	// 192 (expiry 190: late), of the token of 192 at 281.5 (expiry 282: on
+	// time). stuck: missing at 200. edge: renewal at 210 = expiry → late;
+	// the token of 210 expires at 270, in the window, and is never replaced.
+	if s.due != 3+2+1+2 {
+		t.Errorf("due = %d, want 8", s.due)
+	}
+	if s.onTime != 4 || s.late != 2 || s.missing != 2 {
+		t.Errorf("on time %d, late %d, missing %d; want 4, 2, 2", s.onTime, s.late, s.missing)
+	}
+	if s.renewed != 6 {
+		t.Errorf("renewed = %d, want 6", s.renewed)
+	}
+	if s.minLead != -2*time.Second || s.minLeadKey != "late" {
+		t.Errorf("smallest lead %s on %q; want -2s on late", s.minLead, s.minLeadKey)
+	}
+	if !slices.Equal(s.neverIssued, []string{"never"}) {
+		t.Errorf("never issued = %v, want [never]", s.neverIssued)
+	}
+	if s.perfect() {
+		t.Error("a run with late and missing renewals counted as perfect")
+	}
+	if got := s.percent(); got != 50 {
+		t.Errorf("percent = %.1f, want 50", got)
+	}
+
+	good := summarizeRenewals(map[string][]held{"steady": seqs["steady"]}, []string{"steady"}, from, to)
+	if !good.perfect() || good.minLead != 30*time.Second || good.medianLead != 30*time.Second {
+		t.Errorf("steady alone: %+v; want perfect, every lead 30s", good)
+	}
+	if none := summarizeRenewals(nil, []string{"a"}, from, to); none.perfect() || none.due != 0 || len(none.neverIssued) != 1 {
+		t.Errorf("nothing issued: %+v; want not perfect, nothing due, one never issued", none)
+	}
+}
+
+func TestRenewalWindowBounds(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	seq := []held{{at: t0, expiry: t0.Add(10 * time.Second)}, {at: t0.Add(5 * time.Second), expiry: t0.Add(15 * time.Second)}}
+	// The renewal at 5 s counts in a window that starts or ends exactly there.
+	if got := renewalsOf("k", seq, t0.Add(5*time.Second), t0.Add(6*time.Second)); len(got) != 1 || got[0].lead() != 5*time.Second {
+		t.Errorf("window starting at the renewal: %+v", got)
+	}
+	if got := renewalsOf("k", seq, t0, t0.Add(5*time.Second)); len(got) != 1 || !got[0].onTime() {
+		t.Errorf("window ending at the renewal: %+v", got)
+	}
+	// The second token, unreplaced, is overdue from 15 s.
+	if got := renewalsOf("k", seq, t0.Add(6*time.Second), t0.Add(14*time.Second)); len(got) != 0 {
+		t.Errorf("nothing due in (6 s, 14 s): %+v", got)
+	}
+	if got := renewalsOf("k", seq, t0.Add(6*time.Second), t0.Add(15*time.Second)); len(got) != 1 || !got[0].next.IsZero() {
+		t.Errorf("the second token overdue at 15 s: %+v", got)
+	}
+}
+
+func TestChartMemoryLimit(t *testing.T) {
+	s, b, err := chartMemoryLimit([]byte("image: x\nresources:\n  requests:\n    memory: 64Mi\n  limits:\n    cpu: 500m\n    memory: 256Mi\n"))
+	if err != nil || s != "256Mi" || b != 256<<20 {
+		t.Errorf("got %q, %v, %v; want 256Mi, %d", s, b, err, 256<<20)
+	}
+	if _, _, err := chartMemoryLimit([]byte("resources: {}\n")); err == nil {
+		t.Error("no limit: want an error")
+	}
+	// The chart itself has one.
+	v, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "dist", "chart", "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, b, err := chartMemoryLimit(v); err != nil || b <= 0 {
+		t.Errorf("dist/chart/values.yaml: %v, %v", b, err)
+	}
+}
+
+func TestBigAnswerSize(t *testing.T) {
+	// The answer the ~1 MiB endpoint sends stays under the manager's 1 MiB cap.
+	if n := bigAnswerSize(1_000_000, 90*time.Second); n >= 1<<20 || n <= 1_000_000 {
+		t.Errorf("answer of a 1,000,000-byte token: %d bytes; want between 1,000,000 and 1 MiB", n)
+	}
+}
