@@ -50,13 +50,15 @@ import (
 
 const (
 	operatorNamespace = "tokenmint-system"
-	tokensNamespace   = "bench-tokens"
-	noiseNamespace    = "bench-unrelated"
-	issuerName        = "bench"
-	credentialSecret  = "bench-endpoint"
-	controllerName    = "accesstoken"
-	pokeAnnotation    = "bench.tokenmint.dev/poke"
-	probeCondition    = "BenchProbe"
+	// credentialsNamespace is the manager's default --credentials-namespace.
+	credentialsNamespace = "tokenmint-credentials"
+	tokensNamespace      = "bench-tokens"
+	noiseNamespace       = "bench-unrelated"
+	issuerName           = "bench"
+	credentialSecret     = "bench-endpoint"
+	controllerName       = "accesstoken"
+	pokeAnnotation       = "bench.tokenmint.dev/poke"
+	probeCondition       = "BenchProbe"
 )
 
 // options configure a run.
@@ -254,13 +256,13 @@ func (b *bench) setup(ctx context.Context) error {
 	}
 	b.p.printf("token endpoint at %s (lifetime %s)", b.endpoint.URL, b.opts.lifetime)
 
-	for _, ns := range []string{operatorNamespace, tokensNamespace, noiseNamespace} {
+	for _, ns := range []string{operatorNamespace, credentialsNamespace, tokensNamespace, noiseNamespace} {
 		if err := b.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			return err
 		}
 	}
 	if err := b.client.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: credentialSecret, Namespace: operatorNamespace},
+		ObjectMeta: metav1.ObjectMeta{Name: credentialSecret, Namespace: credentialsNamespace},
 		Data:       map[string][]byte{"token": []byte(b.credential)},
 	}); err != nil {
 		return err

@@ -145,7 +145,7 @@ func (b *bench) floor(ctx context.Context, l loop, workers int, in <-chan *token
 
 func (b *bench) floorOne(ctx context.Context, l loop, hc *http.Client, fp *secret.Fingerprinter, at *tokensv1alpha1.AccessToken) error {
 	secretKey := types.NamespacedName{Namespace: at.Namespace, Name: at.Spec.Secret.Name}
-	credKey := types.NamespacedName{Namespace: operatorNamespace, Name: credentialSecret}
+	credKey := types.NamespacedName{Namespace: credentialsNamespace, Name: credentialSecret}
 	get := func(key types.NamespacedName, o client.Object, resource string) error {
 		err := b.client.Get(ctx, key, o)
 		b.count("GET", resource)
