@@ -84,7 +84,8 @@ type IssuerSpec struct {
 	Timeout *Duration `json:"timeout,omitempty"`
 
 	// caBundle is a PEM bundle of certificate authorities trusted for the endpoint,
-	// in addition to the system roots. Use it for a private CA.
+	// in addition to the system roots. Use it for a private CA. At most 64 KiB.
+	// +kubebuilder:validation:MaxLength=87384
 	// +optional
 	CABundle []byte `json:"caBundle,omitempty"`
 

@@ -342,3 +342,28 @@ func TestSpecWithUnparsableDurationsIsReported(t *testing.T) {
 		t.Fatalf("issuer problem %+v", p)
 	}
 }
+
+func TestTransportsAreBounded(t *testing.T) {
+	tr := NewTransports(nil)
+	spec := &tokensv1alpha1.IssuerSpec{}
+	first, err := tr.Get(spec, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 * maxTransports {
+		spec := &tokensv1alpha1.IssuerSpec{Timeout: &tokensv1alpha1.Duration{Duration: time.Duration(i+1) * time.Millisecond}}
+		if _, err := tr.Get(spec, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := tr.clients.Len(); n != maxTransports {
+		t.Fatalf("%d clients kept, want %d", n, maxTransports)
+	}
+	again, err := tr.Get(spec, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again == first {
+		t.Fatal("the least recently used client was never evicted")
+	}
+}

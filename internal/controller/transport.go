@@ -29,6 +29,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/lru"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -55,18 +56,27 @@ func MetadataSource(c cache.Cache, gvk schema.GroupVersionKind) SourceFactory {
 // MaxTimeout is the longest call to an endpoint, whatever an issuer says.
 const MaxTimeout = 60 * time.Second
 
+// maxTransports bounds the HTTP clients kept at once: every distinct CA bundle
+// (which any TokenIssuer author chooses) makes one, with its own connections.
+const maxTransports = 256
+
 // Transports hands out one HTTP client per distinct transport configuration (CA
 // bundle, timeout, dial guard), so connections are reused across AccessTokens.
+// It keeps the maxTransports most recently used; an evicted client's idle
+// connections are closed.
 type Transports struct {
 	// Base lets tests inject the dialer and resolver; nil uses the system's.
 	Base    *issuer.TransportConfig
 	mu      sync.Mutex
-	clients map[string]*http.Client
+	clients *lru.Cache
 }
 
 // NewTransports returns an empty Transports; base may be nil.
 func NewTransports(base *issuer.TransportConfig) *Transports {
-	return &Transports{Base: base, clients: map[string]*http.Client{}}
+	clients := lru.NewWithEvictionFunc(maxTransports, func(_ lru.Key, v any) {
+		v.(*http.Client).CloseIdleConnections()
+	})
+	return &Transports{Base: base, clients: clients}
 }
 
 // Get returns the client for spec, guarded against private destinations if asked.
@@ -87,14 +97,14 @@ func (t *Transports) Get(spec *tokensv1alpha1.IssuerSpec, guarded bool) (*http.C
 	key := fmt.Sprintf("%x/%v/%v", sum[:8], guarded, cfg.Timeout)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if c, ok := t.clients[key]; ok {
-		return c, nil
+	if c, ok := t.clients.Get(key); ok {
+		return c.(*http.Client), nil
 	}
 	c, err := issuer.NewHTTPClient(cfg)
 	if err != nil {
 		return nil, err
 	}
-	t.clients[key] = c
+	t.clients.Add(key, c)
 	return c, nil
 }
 
