@@ -24,15 +24,16 @@ import (
 // IssuerSpec describes how to obtain a token from one token endpoint: the request
 // to send, how to read the response, and optional refresh and revoke calls. It is
 // shared by TokenIssuer and ClusterTokenIssuer.
-// +kubebuilder:validation:XValidation:rule="self.allowInsecureHTTP || (self.request.url.startsWith('https://') && (!has(self.refresh) || self.refresh.url.startsWith('https://')) && (!has(self.revoke) || self.revoke.url.startsWith('https://')))",message="token endpoint URLs must use https; set allowInsecureHTTP to allow plain http"
+// +kubebuilder:validation:XValidation:rule="has(self.request.url)",message="request.url is required"
+// +kubebuilder:validation:XValidation:rule="self.allowInsecureHTTP || (has(self.request.url) && self.request.url.startsWith('https://') && (!has(self.refresh) || !has(self.refresh.url) || self.refresh.url.startsWith('https://')) && (!has(self.revoke) || !has(self.revoke.url) || self.revoke.url.startsWith('https://')))",message="token endpoint URLs must use https; set allowInsecureHTTP to allow plain http"
 // +kubebuilder:validation:XValidation:rule="!has(self.refresh) || has(self.response.refreshToken)",message="refresh needs response.refreshToken, the place the refresh token is read from"
 // +kubebuilder:validation:XValidation:rule="(!has(self.request.auth) || ((!has(self.request.auth.bearer) || (!has(self.request.auth.bearer.issued) || self.request.auth.bearer.issued in [])) && (!has(self.request.auth.basic) || ((!has(self.request.auth.basic.username.issued) || self.request.auth.basic.username.issued in []) && (!has(self.request.auth.basic.password.issued) || self.request.auth.basic.password.issued in []))))) && (!has(self.request.headers) || self.request.headers.all(h, (!has(h.issued) || h.issued in []))) && (!has(self.request.body) || ((!has(self.request.body.json) || self.request.body.json.all(f, (!has(f.issued) || f.issued in []))) && (!has(self.request.body.form) || self.request.body.form.all(f, (!has(f.issued) || f.issued in [])))))",message="request values cannot use issued: (RefreshToken is for refresh, AccessToken and TokenID for revoke)"
 // +kubebuilder:validation:XValidation:rule="!has(self.refresh) || ((!has(self.refresh.auth) || ((!has(self.refresh.auth.bearer) || (!has(self.refresh.auth.bearer.issued) || self.refresh.auth.bearer.issued in ['RefreshToken'])) && (!has(self.refresh.auth.basic) || ((!has(self.refresh.auth.basic.username.issued) || self.refresh.auth.basic.username.issued in ['RefreshToken']) && (!has(self.refresh.auth.basic.password.issued) || self.refresh.auth.basic.password.issued in ['RefreshToken']))))) && (!has(self.refresh.headers) || self.refresh.headers.all(h, (!has(h.issued) || h.issued in ['RefreshToken']))) && (!has(self.refresh.body) || ((!has(self.refresh.body.json) || self.refresh.body.json.all(f, (!has(f.issued) || f.issued in ['RefreshToken']))) && (!has(self.refresh.body.form) || self.refresh.body.form.all(f, (!has(f.issued) || f.issued in ['RefreshToken']))))))",message="refresh values can use issued: RefreshToken only"
 // +kubebuilder:validation:XValidation:rule="!has(self.revoke) || ((!has(self.revoke.auth) || ((!has(self.revoke.auth.bearer) || (!has(self.revoke.auth.bearer.issued) || self.revoke.auth.bearer.issued in ['AccessToken', 'TokenID'])) && (!has(self.revoke.auth.basic) || ((!has(self.revoke.auth.basic.username.issued) || self.revoke.auth.basic.username.issued in ['AccessToken', 'TokenID']) && (!has(self.revoke.auth.basic.password.issued) || self.revoke.auth.basic.password.issued in ['AccessToken', 'TokenID']))))) && (!has(self.revoke.headers) || self.revoke.headers.all(h, (!has(h.issued) || h.issued in ['AccessToken', 'TokenID']))) && (!has(self.revoke.body) || ((!has(self.revoke.body.json) || self.revoke.body.json.all(f, (!has(f.issued) || f.issued in ['AccessToken', 'TokenID']))) && (!has(self.revoke.body.form) || self.revoke.body.form.all(f, (!has(f.issued) || f.issued in ['AccessToken', 'TokenID']))))))",message="revoke values can use issued: AccessToken or TokenID only"
-// +kubebuilder:validation:XValidation:rule="!self.request.url.contains('{tokenID}') && (!has(self.refresh) || !self.refresh.url.contains('{tokenID}'))",message="{tokenID} is only meaningful in revoke.url"
+// +kubebuilder:validation:XValidation:rule="(!has(self.request.url) || !self.request.url.contains('{tokenID}')) && (!has(self.refresh) || !has(self.refresh.url) || !self.refresh.url.contains('{tokenID}'))",message="{tokenID} is only meaningful in revoke.url"
 // +kubebuilder:validation:XValidation:rule="(!has(self.request.auth) || ((!has(self.request.auth.bearer) || (!has(self.request.auth.bearer.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.request.auth.bearer.parameter)))) && (!has(self.request.auth.basic) || ((!has(self.request.auth.basic.username.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.request.auth.basic.username.parameter))) && (!has(self.request.auth.basic.password.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.request.auth.basic.password.parameter))))))) && (!has(self.request.headers) || self.request.headers.all(h, (!has(h.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == h.parameter))))) && (!has(self.request.body) || ((!has(self.request.body.json) || self.request.body.json.all(f, (!has(f.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == f.parameter))))) && (!has(self.request.body.form) || self.request.body.form.all(f, (!has(f.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == f.parameter))))))) && (!has(self.refresh) || ((!has(self.refresh.auth) || ((!has(self.refresh.auth.bearer) || (!has(self.refresh.auth.bearer.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.refresh.auth.bearer.parameter)))) && (!has(self.refresh.auth.basic) || ((!has(self.refresh.auth.basic.username.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.refresh.auth.basic.username.parameter))) && (!has(self.refresh.auth.basic.password.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.refresh.auth.basic.password.parameter))))))) && (!has(self.refresh.headers) || self.refresh.headers.all(h, (!has(h.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == h.parameter))))) && (!has(self.refresh.body) || ((!has(self.refresh.body.json) || self.refresh.body.json.all(f, (!has(f.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == f.parameter))))) && (!has(self.refresh.body.form) || self.refresh.body.form.all(f, (!has(f.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == f.parameter))))))))) && (!has(self.revoke) || ((!has(self.revoke.auth) || ((!has(self.revoke.auth.bearer) || (!has(self.revoke.auth.bearer.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.revoke.auth.bearer.parameter)))) && (!has(self.revoke.auth.basic) || ((!has(self.revoke.auth.basic.username.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.revoke.auth.basic.username.parameter))) && (!has(self.revoke.auth.basic.password.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.revoke.auth.basic.password.parameter))))))) && (!has(self.revoke.headers) || self.revoke.headers.all(h, (!has(h.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == h.parameter))))) && (!has(self.revoke.body) || ((!has(self.revoke.body.json) || self.revoke.body.json.all(f, (!has(f.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == f.parameter))))) && (!has(self.revoke.body.form) || self.revoke.body.form.all(f, (!has(f.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == f.parameter)))))))))",message="every parameter: a value uses must be declared in parameters"
 // +kubebuilder:validation:XValidation:rule="!has(self.response.copy) || !has(self.response.refreshToken) || self.response.copy.all(c, c.path != self.response.refreshToken.path && !self.response.refreshToken.path.startsWith(c.path + '.'))",message="response.copy must not copy the refresh token (or an object holding it) into the Secret pods mount"
-// +kubebuilder:validation:XValidation:rule="!has(self.revoke) || !self.revoke.url.matches('^[a-zA-Z]+://[^/?#]*[{]tokenID[}]')",message="{tokenID} cannot be in the host of revoke.url: the provider's token id must never choose where credentials are sent"
+// +kubebuilder:validation:XValidation:rule="!has(self.revoke) || !has(self.revoke.url) || !self.revoke.url.matches('^[a-zA-Z]+://[^/?#]*[{]tokenID[}]')",message="{tokenID} cannot be in the host of revoke.url: the provider's token id must never choose where credentials are sent"
 type IssuerSpec struct {
 	// request is the call that mints a new token.
 	// +required
@@ -47,6 +48,7 @@ type IssuerSpec struct {
 	// earlier response is still valid (an OAuth2 refresh_token grant, for example).
 	// When the endpoint refuses the refresh, the operator falls back to request.
 	// Values may use issued: RefreshToken. Its answer is read with response.
+	// The url, auth and headers it leaves out are request's; its body is its own.
 	// +optional
 	Refresh *RequestSpec `json:"refresh,omitempty"`
 
@@ -54,7 +56,8 @@ type IssuerSpec struct {
 	// needs: a superseded token after revokeGracePeriod, and the current token when
 	// its AccessToken is deleted. The URL may contain {tokenID}, replaced with the
 	// token's id read through response.tokenID; values may use issued: AccessToken
-	// or issued: TokenID.
+	// or issued: TokenID. The url, auth and headers it leaves out are request's;
+	// its body is its own.
 	// +optional
 	Revoke *RequestSpec `json:"revoke,omitempty"`
 
@@ -104,11 +107,12 @@ type HTTPMethod string
 type RequestSpec struct {
 	// url of the endpoint, https unless allowInsecureHTTP is set. In revoke, the
 	// placeholder {tokenID} is replaced with the id of the token being revoked.
+	// Required in request; refresh and revoke use request's when they leave it out.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self.replace('{tokenID}', 'tokenID')) && (self.startsWith('https://') || self.startsWith('http://'))",message="url must be an absolute http(s) URL"
-	// +required
-	URL string `json:"url"`
+	// +optional
+	URL string `json:"url,omitempty"`
 
 	// method of the request.
 	// +kubebuilder:default=POST
@@ -116,11 +120,13 @@ type RequestSpec struct {
 	Method HTTPMethod `json:"method,omitempty"`
 
 	// auth is the client authentication sent with the request. Omit it when the
-	// credentials travel in the body or the endpoint needs none.
+	// credentials travel in the body or the endpoint needs none. Refresh and
+	// revoke send request's when they leave it out.
 	// +optional
 	Auth *AuthSpec `json:"auth,omitempty"`
 
-	// headers sent with the request, each from one typed source. Content-Type
+	// headers sent with the request, each from one typed source. Refresh and
+	// revoke send request's headers when they list none. Content-Type
 	// (set from the body format), Content-Length, Host, Transfer-Encoding and
 	// Connection cannot be listed.
 	// +listType=map

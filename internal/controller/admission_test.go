@@ -140,6 +140,9 @@ var _ = Describe("admission", func() {
 				s.Request.Headers = []tokensv1alpha1.Header{{Name: "X A", ValueSource: lit("b")}}
 			},
 			"spec.request.headers[0].name"),
+		Entry("a request without a URL",
+			func(s *tokensv1alpha1.IssuerSpec) { s.Request.URL = "" },
+			"request.url is required"),
 		Entry("a reserved header",
 			func(s *tokensv1alpha1.IssuerSpec) {
 				s.Request.Headers = []tokensv1alpha1.Header{{Name: "content-type", ValueSource: lit("text/plain")}}

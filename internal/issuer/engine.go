@@ -104,6 +104,7 @@ type Token struct {
 // token and the issuer has one, otherwise (or when the refresh is refused)
 // through the primary request. Errors are *Error.
 func (e *Engine) Issue(ctx context.Context, c Call) (*Token, error) {
+	c.Spec = Effective(c.Spec)
 	parameters, red, err := e.prepare(c)
 	if err != nil {
 		return nil, err
@@ -130,6 +131,7 @@ func (e *Engine) Revoke(ctx context.Context, c Call, token, tokenID string) erro
 	if c.Spec != nil && c.Spec.Revoke == nil {
 		return &Error{Class: ClassInvalidConfig, Message: "the issuer has no revoke request"}
 	}
+	c.Spec = Effective(c.Spec)
 	parameters, red, err := e.prepare(c)
 	if err != nil {
 		return err

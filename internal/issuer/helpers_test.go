@@ -17,8 +17,10 @@ limitations under the License.
 package issuer
 
 import (
+	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -128,4 +130,21 @@ func asError(t *testing.T, err error) *Error {
 		t.Fatalf("error %v (%T) is not an *Error", err, err)
 	}
 	return e
+}
+
+// loopbackOnly is a dialer that connects to loopback IP addresses only and
+// fails the test, without resolving or connecting, on any other destination.
+func loopbackOnly(t testing.TB) DialFunc {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			t.Errorf("a call tried to reach %s, which is not loopback", addr)
+			return nil, errors.New("refused by the test dialer")
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
 }

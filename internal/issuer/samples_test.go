@@ -136,16 +136,19 @@ func pointAt(t *testing.T, spec *v1alpha1.IssuerSpec, base string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range requests(spec) {
-		if !strings.HasPrefix(r.spec.URL, "https://") {
-			t.Errorf("%s url of a sample must be https: %s", r.kind, r.spec.URL)
+	for _, r := range []*v1alpha1.RequestSpec{&spec.Request, spec.Refresh, spec.Revoke} {
+		if r == nil || (r != &spec.Request && r.URL == "") {
+			continue // refresh and revoke inherit request's URL
 		}
-		u, err := url.Parse(strings.ReplaceAll(r.spec.URL, tokenIDPlaceholder, "TOKENID"))
+		if !strings.HasPrefix(r.URL, "https://") {
+			t.Errorf("url of a sample must be https: %s", r.URL)
+		}
+		u, err := url.Parse(strings.ReplaceAll(r.URL, tokenIDPlaceholder, "TOKENID"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		u.Scheme, u.Host = target.Scheme, target.Host
-		r.spec.URL = strings.ReplaceAll(u.String(), "TOKENID", tokenIDPlaceholder)
+		r.URL = strings.ReplaceAll(u.String(), "TOKENID", tokenIDPlaceholder)
 	}
 	spec.AllowInsecureHTTP = true
 }
@@ -165,7 +168,7 @@ func startSample(t *testing.T, name string, fake fakes.Server, base *fakes.Base)
 	base.Clock = clock
 	srv := fakes.Start(t, fake)
 	pointAt(t, s.issuer, srv.URL)
-	client, err := NewHTTPClient(TransportConfig{Timeout: 10 * time.Second})
+	client, err := NewHTTPClient(TransportConfig{Timeout: 10 * time.Second, DialContext: loopbackOnly(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,8 +65,10 @@ type namedRequest struct {
 	spec *v1alpha1.RequestSpec
 }
 
-// requests lists the requests the spec describes, the primary one first.
+// requests lists the requests the spec describes, the primary one first, with
+// what refresh and revoke inherit from request filled in (see Effective).
 func requests(spec *v1alpha1.IssuerSpec) []namedRequest {
+	spec = Effective(spec)
 	list := []namedRequest{{callRequest, &spec.Request}}
 	if spec.Refresh != nil {
 		list = append(list, namedRequest{callRefresh, spec.Refresh})

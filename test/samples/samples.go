@@ -154,8 +154,8 @@ func (s *Sample) PointAt(base string) error {
 	}
 	spec := s.Spec()
 	for _, r := range []*tokensv1alpha1.RequestSpec{&spec.Request, spec.Refresh, spec.Revoke} {
-		if r == nil {
-			continue
+		if r == nil || r.URL == "" {
+			continue // refresh and revoke inherit request's URL
 		}
 		const placeholder = "{tokenID}"
 		u, err := url.Parse(strings.ReplaceAll(r.URL, placeholder, "TOKENID"))
