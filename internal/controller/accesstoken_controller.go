@@ -167,9 +167,16 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		// A call for it is waiting or running; its end queues it again.
 		return ctrl.Result{}, nil
 	}
-	if res, found, err := r.Calls.Take(req.NamespacedName); found &&
-		(err != nil || (!at.DeletionTimestamp.IsZero() && res.RequeueAfter > 0)) {
-		return res, err
+	if res, found, asked, err := r.Calls.Take(req.NamespacedName); found {
+		switch {
+		case err != nil || (!at.DeletionTimestamp.IsZero() && res.RequeueAfter > 0):
+			return res, err
+		case !asked && r.statusMayLag(at):
+			// The job wrote status and nothing changed meanwhile: its
+			// result stands, as a reconcile's own would, without deciding
+			// again on a cache that has not caught up with that write.
+			return res, nil
+		}
 	}
 	if !at.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, at)

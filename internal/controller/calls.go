@@ -65,9 +65,11 @@ type job struct {
 	namespace string
 	obj       client.Object
 	run       func(context.Context) (ctrl.Result, error)
-	done      bool
-	result    ctrl.Result
-	err       error
+	// asked is set when the object was to be reconciled while its job ran.
+	asked  bool
+	done   bool
+	result ctrl.Result
+	err    error
 }
 
 // issuerQueue is one issuer's waiting jobs, by namespace, and the order in
@@ -113,24 +115,29 @@ func (c *Calls) Start(ctx context.Context) error {
 // NeedLeaderElection: only the leader calls endpoints.
 func (c *Calls) NeedLeaderElection() bool { return true }
 
-// Busy reports whether key has a job waiting or running.
+// Busy reports whether key has a job waiting or running, and remembers that
+// it was asked (see Take).
 func (c *Calls) Busy(key types.NamespacedName) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	j, ok := c.jobs[key]
+	if ok && !j.done {
+		j.asked = true
+	}
 	return ok && !j.done
 }
 
-// Take returns and forgets the result of key's finished job, if any.
-func (c *Calls) Take(key types.NamespacedName) (result ctrl.Result, found bool, err error) {
+// Take returns and forgets the result of key's finished job, if any; asked
+// tells whether something asked for a reconcile of key while the job ran.
+func (c *Calls) Take(key types.NamespacedName) (result ctrl.Result, found, asked bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	j, ok := c.jobs[key]
 	if !ok || !j.done {
-		return ctrl.Result{}, false, nil
+		return ctrl.Result{}, false, false, nil
 	}
 	delete(c.jobs, key)
-	return j.result, true, j.err
+	return j.result, true, j.asked, j.err
 }
 
 // Forget drops the finished result of key, if any (its object is gone).

@@ -145,7 +145,7 @@ func TestCallsKeepOneJobPerObjectAndItsResult(t *testing.T) {
 	if !c.Busy(key) {
 		t.Fatal("not busy while its job runs")
 	}
-	if _, found, _ := c.Take(key); found {
+	if _, found, _, _ := c.Take(key); found {
 		t.Fatal("a result before the job ended")
 	}
 	close(g.release)
@@ -156,18 +156,18 @@ func TestCallsKeepOneJobPerObjectAndItsResult(t *testing.T) {
 	if c.Busy(key) {
 		t.Fatal("busy after its job ended")
 	}
-	if _, found, err := c.Take(key); !found || err != nil {
-		t.Fatalf("result found %v err %v", found, err)
+	if _, found, asked, err := c.Take(key); !found || !asked || err != nil {
+		t.Fatalf("result found %v asked %v err %v", found, asked, err)
 	}
-	if _, found, _ := c.Take(key); found {
+	if _, found, _, _ := c.Take(key); found {
 		t.Fatal("a result taken twice")
 	}
 
 	boom := errors.New("boom")
 	c.Submit(object("ns", "a"), "i", func(context.Context) (ctrl.Result, error) { return ctrl.Result{}, boom })
 	<-c.Events()
-	if _, _, err := c.Take(key); !errors.Is(err, boom) {
-		t.Fatalf("error %v, want boom", err)
+	if _, _, asked, err := c.Take(key); !errors.Is(err, boom) || asked {
+		t.Fatalf("error %v asked %v, want boom and not asked", err, asked)
 	}
 }
 
