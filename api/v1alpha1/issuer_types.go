@@ -250,7 +250,7 @@ const (
 )
 
 // ValueSource gives a value from exactly one typed source.
-// +kubebuilder:validation:XValidation:rule="[has(self.value), has(self.json), has(self.secretKeyRef), has(self.generate), has(self.parameter), has(self.issued)].filter(x, x).size() == 1",message="exactly one of value, json, secretKeyRef, generate, parameter or issued must be set"
+// +kubebuilder:validation:XValidation:rule="[has(self.value), has(self.json), has(self.secretKeyRef), has(self.generate), has(self.parameter), has(self.issued), has(self.signedJWT)].filter(x, x).size() == 1",message="exactly one of value, json, secretKeyRef, generate, parameter, issued or signedJWT must be set"
 type ValueSource struct {
 	// value is a literal string.
 	// +kubebuilder:validation:MaxLength=4096
@@ -286,6 +286,13 @@ type ValueSource struct {
 	// AccessToken or TokenID (in revoke).
 	// +optional
 	Issued IssuedValue `json:"issued,omitempty"`
+
+	// signedJWT is a JWT signed on every call with a private key from a Secret:
+	// an OAuth2 client assertion (private_key_jwt, RFC 7523), a jwt-bearer
+	// grant's assertion, a GitHub App's JWT. Every call gets fresh iat, exp and
+	// jti claims.
+	// +optional
+	SignedJWT *SignedJWT `json:"signedJWT,omitempty"`
 }
 
 // SecretKeySelector names one key of a Secret whose namespace is implied by the issuer.
@@ -621,4 +628,135 @@ type ClusterTokenIssuerList struct {
 
 func init() {
 	SchemeBuilder.Register(&TokenIssuer{}, &TokenIssuerList{}, &ClusterTokenIssuer{}, &ClusterTokenIssuerList{})
+}
+
+// JWTAlgorithm is a JWS signing algorithm (RFC 7518, RFC 8037).
+// +kubebuilder:validation:Enum=RS256;RS384;RS512;PS256;PS384;PS512;ES256;ES384;ES512;EdDSA
+type JWTAlgorithm string
+
+// SignedJWT describes a JWT that tokenmint signs for every call.
+// +kubebuilder:validation:XValidation:rule="!has(self.lifetime) || (duration(self.lifetime) >= duration('10s') && duration(self.lifetime) <= duration('1h'))",message="lifetime must be between 10s and 1h"
+// +kubebuilder:validation:XValidation:rule="!has(self.backdate) || duration(self.backdate) <= duration('5m')",message="backdate must be at most 5m"
+// +kubebuilder:validation:XValidation:rule="!has(self.lifetime) || !has(self.maxLifetime) || duration(self.lifetime) <= duration(self.maxLifetime)",message="lifetime must not exceed maxLifetime"
+type SignedJWT struct {
+	// privateKey is the signing key: a PEM block in a Secret (PKCS#1 "RSA
+	// PRIVATE KEY", SEC 1 "EC PRIVATE KEY" or unencrypted PKCS#8 "PRIVATE KEY"),
+	// or, with jsonField, the PEM inside a JSON document such as a Google
+	// service account key file (jsonField: private_key). Encrypted keys are refused.
+	// +required
+	PrivateKey JWTSecretValue `json:"privateKey"`
+
+	// algorithm signs the JWT; it must suit the key: RS* and PS* an RSA key,
+	// ES256 a P-256 key, ES384 P-384, ES512 P-521, EdDSA an Ed25519 key.
+	// +required
+	Algorithm JWTAlgorithm `json:"algorithm"`
+
+	// keyID is sent as the kid header (App Store Connect, Okta with several keys).
+	// +optional
+	KeyID *JWTValue `json:"keyID,omitempty"`
+
+	// certificate is a PEM certificate of the key, whose SHA-256 thumbprint is
+	// sent as the x5t#S256 header (Microsoft Entra ID client assertions).
+	// +optional
+	Certificate *JWTSecretValue `json:"certificate,omitempty"`
+
+	// issuer is the iss claim: the client id, a GitHub App's client or app id, a
+	// service account's email.
+	// +optional
+	Issuer *JWTValue `json:"issuer,omitempty"`
+
+	// subject is the sub claim (for private_key_jwt, the client id again).
+	// +optional
+	Subject *JWTValue `json:"subject,omitempty"`
+
+	// audience is the aud claim: one value is sent as a string, several as a list.
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MaxLength=2048
+	// +listType=atomic
+	// +optional
+	Audience []string `json:"audience,omitempty"`
+
+	// lifetime is exp minus the moment of signing: 10s to 1h, default 5m.
+	// +optional
+	Lifetime *Duration `json:"lifetime,omitempty"`
+
+	// maxLifetime is the longest lifetime the provider accepts (GitHub: 10m),
+	// checked at admission against lifetime.
+	// +optional
+	MaxLifetime *Duration `json:"maxLifetime,omitempty"`
+
+	// backdate sets iat (and nbf) this far in the past, for clock skew between
+	// the cluster and the provider (GitHub recommends 60s). At most 5m; the
+	// backdate counts toward the lifetime, so exp stays within maxLifetime.
+	// +optional
+	Backdate *Duration `json:"backdate,omitempty"`
+
+	// notBefore adds an nbf claim equal to iat (Microsoft Entra ID).
+	// +optional
+	NotBefore bool `json:"notBefore,omitempty"`
+
+	// omitJTI leaves out the jti claim, a fresh UUID on every call by default.
+	// +optional
+	OmitJTI bool `json:"omitJTI,omitempty"`
+
+	// claims are further claims (scope for a Google service account, say).
+	// iss, sub, aud, exp, nbf, iat and jti are set by the fields above.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	Claims []JWTClaim `json:"claims,omitempty"`
+}
+
+// JWTSecretValue is a value of a Secret, or a field of a JSON document held in
+// one.
+type JWTSecretValue struct {
+	// secretKeyRef names the Secret key, read from the issuer's Secrets
+	// namespace like every credential.
+	// +required
+	SecretKeyRef SecretKeySelector `json:"secretKeyRef"`
+
+	// jsonField, when set, reads this top-level string field of the JSON
+	// document the Secret key holds (private_key of a Google key file).
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	JSONField string `json:"jsonField,omitempty"`
+}
+
+// JWTValue is a text value of a JWT: exactly one of value, secretKeyRef or parameter.
+// +kubebuilder:validation:XValidation:rule="[has(self.value), has(self.secretKeyRef), has(self.parameter)].filter(x, x).size() == 1",message="exactly one of value, secretKeyRef or parameter must be set"
+// +kubebuilder:validation:XValidation:rule="!has(self.jsonField) || has(self.secretKeyRef)",message="jsonField reads a field of a Secret's JSON document: use it with secretKeyRef"
+type JWTValue struct {
+	// value is a literal string.
+	// +kubebuilder:validation:MaxLength=2048
+	// +optional
+	Value *string `json:"value,omitempty"`
+
+	// secretKeyRef reads the value from a key of a Secret.
+	// +optional
+	SecretKeyRef *SecretKeySelector `json:"secretKeyRef,omitempty"`
+
+	// jsonField, with secretKeyRef, reads this top-level field of the JSON
+	// document the Secret key holds (client_email of a Google key file).
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	JSONField string `json:"jsonField,omitempty"`
+
+	// parameter takes the value from the AccessToken's parameters.
+	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9_]*$`
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Parameter string `json:"parameter,omitempty"`
+}
+
+// JWTClaim is one further claim of a signed JWT.
+// +kubebuilder:validation:XValidation:rule="!(self.name in ['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti'])",message="iss, sub, aud, exp, nbf, iat and jti are set by issuer, subject, audience and the timing fields"
+type JWTClaim struct {
+	// name of the claim.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +required
+	Name string `json:"name"`
+
+	JWTValue `json:",inline"`
 }

@@ -25,6 +25,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/tokenmint/tokenmint/api/v1alpha1"
 )
 
@@ -115,9 +117,21 @@ func valueSites(spec *v1alpha1.IssuerSpec) []valueSite {
 // the order they appear, so the caller can fetch and watch exactly those.
 func SecretRefs(spec *v1alpha1.IssuerSpec) []v1alpha1.SecretKeySelector {
 	var refs []v1alpha1.SecretKeySelector
-	for _, site := range valueSites(spec) {
-		if ref := site.source.SecretKeyRef; ref != nil && !slices.Contains(refs, *ref) {
+	add := func(ref *v1alpha1.SecretKeySelector) {
+		if ref != nil && !slices.Contains(refs, *ref) {
 			refs = append(refs, *ref)
+		}
+	}
+	for _, site := range valueSites(spec) {
+		add(site.source.SecretKeyRef)
+		if s := site.source.SignedJWT; s != nil {
+			add(&s.PrivateKey.SecretKeyRef)
+			if s.Certificate != nil {
+				add(&s.Certificate.SecretKeyRef)
+			}
+			for _, v := range jwtValues(s) {
+				add(v.SecretKeyRef)
+			}
 		}
 	}
 	return refs
@@ -253,13 +267,13 @@ func validateSite(spec *v1alpha1.IssuerSpec, site valueSite) error {
 	source := site.source
 	set := 0
 	for _, isSet := range []bool{source.Value != nil, source.JSON != "", source.SecretKeyRef != nil,
-		source.Generate != "", source.Parameter != "", source.Issued != ""} {
+		source.Generate != "", source.Parameter != "", source.Issued != "", source.SignedJWT != nil} {
 		if isSet {
 			set++
 		}
 	}
 	if set != 1 {
-		return errors.New("exactly one of value, json, secretKeyRef, generate, parameter or issued must be set")
+		return errors.New("exactly one of value, json, secretKeyRef, generate, parameter, issued or signedJWT must be set")
 	}
 	switch {
 	case source.JSON != "":
@@ -283,8 +297,72 @@ func validateSite(spec *v1alpha1.IssuerSpec, site valueSite) error {
 		return validateParameterUse(spec, site)
 	case source.Issued != "":
 		return validateIssuedUse(site)
+	case source.SignedJWT != nil:
+		return validateSignedJWT(spec, source.SignedJWT)
 	}
 	return nil
+}
+
+// jwtValues lists the text values of a signed JWT.
+func jwtValues(s *v1alpha1.SignedJWT) []*v1alpha1.JWTValue {
+	var out []*v1alpha1.JWTValue
+	for _, v := range []*v1alpha1.JWTValue{s.KeyID, s.Issuer, s.Subject} {
+		if v != nil {
+			out = append(out, v)
+		}
+	}
+	for i := range s.Claims {
+		out = append(out, &s.Claims[i].JWTValue)
+	}
+	return out
+}
+
+func validateSignedJWT(spec *v1alpha1.IssuerSpec, s *v1alpha1.SignedJWT) error {
+	var problems []error
+	if jwt.GetSigningMethod(string(s.Algorithm)) == nil || s.Algorithm == "none" || strings.HasPrefix(string(s.Algorithm), "HS") {
+		problems = append(problems, fmt.Errorf("signedJWT.algorithm %q is not one of RS256-512, PS256-512, ES256-512, EdDSA", s.Algorithm))
+	}
+	if s.PrivateKey.SecretKeyRef.Name == "" || s.PrivateKey.SecretKeyRef.Key == "" {
+		problems = append(problems, errors.New("signedJWT.privateKey needs a secretKeyRef"))
+	}
+	for name, d := range map[string]*v1alpha1.Duration{"lifetime": s.Lifetime, "maxLifetime": s.MaxLifetime, "backdate": s.Backdate} {
+		if err := d.Check("signedJWT." + name); err != nil {
+			problems = append(problems, err)
+		}
+	}
+	lifetime, _ := jwtTiming(s)
+	if s.Lifetime != nil && s.Lifetime.Duration > lifetime {
+		problems = append(problems, fmt.Errorf("signedJWT.lifetime %s is longer than %s", s.Lifetime.Duration, lifetime))
+	}
+	seen := map[string]bool{}
+	for _, c := range s.Claims {
+		switch {
+		case slices.Contains(reservedClaims, c.Name):
+			problems = append(problems, fmt.Errorf("signedJWT.claims: %s is set by its own field", c.Name))
+		case seen[c.Name]:
+			problems = append(problems, fmt.Errorf("signedJWT.claims: %s is listed twice", c.Name))
+		}
+		seen[c.Name] = true
+	}
+	for _, v := range jwtValues(s) {
+		set := 0
+		for _, isSet := range []bool{v.Value != nil, v.SecretKeyRef != nil, v.Parameter != ""} {
+			if isSet {
+				set++
+			}
+		}
+		if set != 1 {
+			problems = append(problems, errors.New("signedJWT: each value needs exactly one of value, secretKeyRef or parameter"))
+			continue
+		}
+		if v.JSONField != "" && v.SecretKeyRef == nil {
+			problems = append(problems, errors.New("signedJWT: jsonField needs secretKeyRef"))
+		}
+		if v.Parameter != "" && !slices.ContainsFunc(spec.Parameters, func(p v1alpha1.ParameterSpec) bool { return p.Name == v.Parameter }) {
+			problems = append(problems, fmt.Errorf("signedJWT: parameter %q is not declared in parameters%s", v.Parameter, declaredNames(spec)))
+		}
+	}
+	return errors.Join(problems...)
 }
 
 func validateParameterUse(spec *v1alpha1.IssuerSpec, site valueSite) error {

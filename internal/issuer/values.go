@@ -35,6 +35,8 @@ type valueResolver struct {
 	issued     map[v1alpha1.IssuedValue]string
 	now        time.Time
 	newUUID    func() string
+	// signed, when set, is given every JWT signed, so that it is redacted.
+	signed func(string)
 }
 
 // resolve returns the value of source. present is false when the source is an
@@ -67,6 +69,15 @@ func (r *valueResolver) resolve(source *v1alpha1.ValueSource) (value any, presen
 			return nil, false, fmt.Errorf("issued: %s is not available in this call", source.Issued)
 		}
 		return issued, true, nil
+	case source.SignedJWT != nil:
+		signed, err := r.signJWT(source.SignedJWT)
+		if err != nil {
+			return nil, false, err
+		}
+		if r.signed != nil {
+			r.signed(signed)
+		}
+		return signed, true, nil
 	default:
 		return nil, false, fmt.Errorf("no value source set")
 	}
