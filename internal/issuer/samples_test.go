@@ -19,7 +19,10 @@ package issuer
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -105,8 +108,14 @@ func mustUnmarshalStrict(t testing.TB, doc []byte, into any) {
 	}
 }
 
-// testCredential is the value a test puts in place of a sample's placeholder.
-func testCredential(secret, key string) string { return "test-" + secret + "-" + key }
+// testCredential is the value a test puts in place of a sample's placeholder:
+// a private key (keys named private-key) is testRSAKey in PKCS#1 PEM.
+func testCredential(secret, key string) string {
+	if key == "private-key" {
+		return string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(testRSAKey)}))
+	}
+	return "test-" + secret + "-" + key
+}
 
 // secretValues resolves every placeholder of the sample's Secrets to its test
 // credential, checking that each really is a placeholder.
@@ -318,6 +327,38 @@ func TestSampleBankingPasswordAndRefresh(t *testing.T) {
 			t.Errorf("user-agent = %v", tok.Request["user-agent"])
 		}
 	}
+}
+
+func TestSampleGitHubApp(t *testing.T) {
+	fake := fakes.NewGitHubApps("Iv23liEXAMPLE1234567", "123456", "56781234", &testRSAKey.PublicKey)
+	run := startSample(t, "github-app.yaml", fake, &fake.Base)
+
+	token := run.issue(t)
+	if !fake.Valid(token.Value) || !strings.HasPrefix(token.Value, "ghs_") {
+		t.Fatalf("token %q is not one the fake issued", token.Value)
+	}
+	wantTime(t, "ExpiresAt", token.ExpiresAt, run.clock.Now().Add(time.Hour))
+	wantFields(t, token.Fields, map[string]string{"repository_selection": "selected"})
+	if got := fake.Issued()[0].Request["repositories"]; fmt.Sprint(got) != "[octo-repo]" {
+		t.Errorf("repositories sent: %v", got)
+	}
+
+	By := func(what string, mutate func(*v1alpha1.SignedJWT), want string) {
+		t.Helper()
+		spec := run.call.Spec.DeepCopy()
+		mutate(spec.Request.Auth.Bearer.SignedJWT)
+		call := run.call
+		call.Spec = spec
+		_, err := run.engine.Issue(context.Background(), call)
+		if ClassOf(err) != ClassUnauthorized || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want Unauthorized with %q", what, err, want)
+		}
+	}
+	By("a JWT living more than 10 minutes", func(s *v1alpha1.SignedJWT) {
+		s.MaxLifetime, s.Lifetime, s.Backdate = nil, &v1alpha1.Duration{Duration: 30 * time.Minute}, nil
+	}, "too far in the future")
+	By("another app's JWT", func(s *v1alpha1.SignedJWT) { s.Issuer.Value = ptr("Iv23liSOMEONEELSE") }, "'iss'")
+	By("a JWT signed with PS256", func(s *v1alpha1.SignedJWT) { s.Algorithm = "PS256" }, "could not be decoded")
 }
 
 func TestSampleOAuth2ClientCredentials(t *testing.T) {

@@ -22,6 +22,10 @@ package samples
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +34,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -41,8 +46,31 @@ import (
 	"github.com/tokenmint/tokenmint/test/fakes"
 )
 
-// Credential is the value that replaces a sample Secret's placeholder.
-func Credential(secret, key string) string { return "test-" + secret + "-" + key }
+// Credential is the value that replaces a sample Secret's placeholder: a
+// private key (keys named private-key) as the PEM of TestKey, anything else a
+// recognisable string.
+func Credential(secret, key string) string {
+	if key == "private-key" {
+		return testKeyPEM()
+	}
+	return "test-" + secret + "-" + key
+}
+
+var testKey = sync.OnceValue(func() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
+
+// TestKey is the private key the samples' private-key credentials hold, made
+// once per process; the fakes verify signatures with its public key.
+func TestKey() *rsa.PrivateKey { return testKey() }
+
+func testKeyPEM() string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(testKey())}))
+}
 
 // Provider is one sample and the fake that serves it.
 type Provider struct {
@@ -71,6 +99,10 @@ var Providers = []Provider{
 	{"banking-oauth-password", "banking-oauth-password.yaml", func() (fakes.Server, *fakes.Base) {
 		f := fakes.NewBankingAPI(Credential("banking-credentials", "consumerKey"), Credential("banking-credentials", "consumerSecret"),
 			Credential("banking-credentials", "username"), Credential("banking-credentials", "password"))
+		return f, &f.Base
+	}},
+	{"github-app", "github-app.yaml", func() (fakes.Server, *fakes.Base) {
+		f := fakes.NewGitHubApps("Iv23liEXAMPLE1234567", "123456", "56781234", &TestKey().PublicKey)
 		return f, &f.Base
 	}},
 	{"oauth2-client-credentials", "oauth2-client-credentials.yaml", func() (fakes.Server, *fakes.Base) {
