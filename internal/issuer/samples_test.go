@@ -20,6 +20,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -111,8 +112,14 @@ func mustUnmarshalStrict(t testing.TB, doc []byte, into any) {
 // testCredential is the value a test puts in place of a sample's placeholder:
 // a private key (keys named private-key) is testRSAKey in PKCS#1 PEM.
 func testCredential(secret, key string) string {
-	if key == "private-key" {
+	switch key {
+	case "private-key":
 		return string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(testRSAKey)}))
+	case "key.json":
+		der, _ := x509.MarshalPKCS8PrivateKey(testRSAKey)
+		doc, _ := json.Marshal(map[string]string{"type": "service_account", "private_key_id": "kid-1",
+			"private_key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), "client_email": "robot@example.iam.gserviceaccount.com"})
+		return string(doc)
 	}
 	return "test-" + secret + "-" + key
 }
@@ -359,6 +366,27 @@ func TestSampleGitHubApp(t *testing.T) {
 	}, "too far in the future")
 	By("another app's JWT", func(s *v1alpha1.SignedJWT) { s.Issuer.Value = ptr("Iv23liSOMEONEELSE") }, "'iss'")
 	By("a JWT signed with PS256", func(s *v1alpha1.SignedJWT) { s.Algorithm = "PS256" }, "could not be decoded")
+}
+
+func TestSampleGoogleServiceAccount(t *testing.T) {
+	fake := fakes.NewGoogleServiceAccounts("robot@example.iam.gserviceaccount.com", "kid-1", &testRSAKey.PublicKey)
+	run := startSample(t, "google-service-account.yaml", fake, &fake.Base)
+
+	token := run.issue(t)
+	if !fake.Valid(token.Value) {
+		t.Fatalf("token %q is not one the fake issued", token.Value)
+	}
+	wantTime(t, "ExpiresAt", token.ExpiresAt, run.clock.Now().Add(time.Hour))
+	if got := fake.Issued()[0].Request["scope"]; got != "https://www.googleapis.com/auth/cloud-platform" {
+		t.Errorf("scope sent: %v", got)
+	}
+	spec := run.call.Spec.DeepCopy()
+	spec.Request.Body.Form[1].SignedJWT.Audience = []string{"https://example.com/token"}
+	call := run.call
+	call.Spec = spec
+	if _, err := run.engine.Issue(context.Background(), call); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Errorf("an assertion for another audience: %v, want invalid_grant", err)
+	}
 }
 
 func TestSampleOAuth2ClientCredentials(t *testing.T) {

@@ -25,6 +25,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -50,10 +51,34 @@ import (
 // private key (keys named private-key) as the PEM of TestKey, anything else a
 // recognisable string.
 func Credential(secret, key string) string {
-	if key == "private-key" {
+	switch key {
+	case "private-key":
 		return testKeyPEM()
+	case "key.json":
+		return googleKeyFile()
 	}
 	return "test-" + secret + "-" + key
+}
+
+// The service account of the samples' Google key file.
+const (
+	GoogleServiceAccount = "tokenmint-test@example-project.iam.gserviceaccount.com"
+	GoogleKeyID          = "0123456789abcdef0123456789abcdef01234567"
+)
+
+// googleKeyFile is a Google service account key file holding TestKey.
+func googleKeyFile() string {
+	der, err := x509.MarshalPKCS8PrivateKey(testKey())
+	if err != nil {
+		panic(err)
+	}
+	doc, _ := json.Marshal(map[string]string{
+		"type": "service_account", "project_id": "example-project", "private_key_id": GoogleKeyID,
+		"private_key":  string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+		"client_email": GoogleServiceAccount, "client_id": "100000000000000000001",
+		"token_uri": "https://oauth2.googleapis.com/token",
+	})
+	return string(doc)
 }
 
 var testKey = sync.OnceValue(func() *rsa.PrivateKey {
@@ -103,6 +128,10 @@ var Providers = []Provider{
 	}},
 	{"github-app", "github-app.yaml", func() (fakes.Server, *fakes.Base) {
 		f := fakes.NewGitHubApps("Iv23liEXAMPLE1234567", "123456", "56781234", &TestKey().PublicKey)
+		return f, &f.Base
+	}},
+	{"google-service-account", "google-service-account.yaml", func() (fakes.Server, *fakes.Base) {
+		f := fakes.NewGoogleServiceAccounts(GoogleServiceAccount, GoogleKeyID, &TestKey().PublicKey)
 		return f, &f.Base
 	}},
 	{"oauth2-client-credentials", "oauth2-client-credentials.yaml", func() (fakes.Server, *fakes.Base) {
