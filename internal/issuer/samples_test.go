@@ -19,17 +19,23 @@ package issuer
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"math/big"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,8 +119,10 @@ func mustUnmarshalStrict(t testing.TB, doc []byte, into any) {
 // a private key (keys named private-key) is testRSAKey in PKCS#1 PEM.
 func testCredential(secret, key string) string {
 	switch key {
-	case "private-key":
+	case "private-key", "tls.key":
 		return string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(testRSAKey)}))
+	case "tls.crt":
+		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: testCertificate().Raw}))
 	case "key.json":
 		der, _ := x509.MarshalPKCS8PrivateKey(testRSAKey)
 		doc, _ := json.Marshal(map[string]string{"type": "service_account", "private_key_id": "kid-1",
@@ -386,6 +394,43 @@ func TestSampleGoogleServiceAccount(t *testing.T) {
 	call.Spec = spec
 	if _, err := run.engine.Issue(context.Background(), call); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
 		t.Errorf("an assertion for another audience: %v, want invalid_grant", err)
+	}
+}
+
+var testCertificate = sync.OnceValue(func() *x509.Certificate {
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "client"},
+		NotBefore: time.Unix(0, 0), NotAfter: time.Unix(4_000_000_000, 0)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &testRSAKey.PublicKey, testRSAKey)
+	if err != nil {
+		panic(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		panic(err)
+	}
+	return cert
+})
+
+func TestSampleEntraClientAssertion(t *testing.T) {
+	fake := fakes.NewEntraID("11111111-2222-3333-4444-555555555555", "00001111-aaaa-2222-bbbb-3333cccc4444", testCertificate())
+	run := startSample(t, "entra-client-assertion.yaml", fake, &fake.Base)
+
+	for range 2 { // a fresh jti each call: Entra refuses a replayed assertion
+		token := run.issue(t)
+		if !fake.Valid(token.Value) {
+			t.Fatalf("token %q is not one the fake issued", token.Value)
+		}
+		wantTime(t, "ExpiresAt", token.ExpiresAt, run.clock.Now().Add(time.Hour))
+	}
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(8), NotBefore: time.Unix(0, 0), NotAfter: time.Unix(4_000_000_000, 0)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &other.PublicKey, other)
+	call := run.call
+	call.Secrets = maps.Clone(run.call.Secrets)
+	call.Secrets[v1alpha1.SecretKeySelector{Name: "entra-client", Key: "tls.key"}] = string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(other)}))
+	call.Secrets[v1alpha1.SecretKeySelector{Name: "entra-client", Key: "tls.crt"}] = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	if _, err := run.engine.Issue(context.Background(), call); ClassOf(err) != ClassUnauthorized {
+		t.Errorf("an assertion of an unregistered certificate: %v, want Unauthorized", err)
 	}
 }
 

@@ -25,17 +25,20 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -52,13 +55,21 @@ import (
 // recognisable string.
 func Credential(secret, key string) string {
 	switch key {
-	case "private-key":
+	case "private-key", "tls.key":
 		return testKeyPEM()
+	case "tls.crt":
+		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: TestCertificate().Raw}))
 	case "key.json":
 		return googleKeyFile()
 	}
 	return "test-" + secret + "-" + key
 }
+
+// The tenant and application of the Entra sample.
+const (
+	EntraTenant   = "11111111-2222-3333-4444-555555555555"
+	EntraClientID = "00001111-aaaa-2222-bbbb-3333cccc4444"
+)
 
 // The service account of the samples' Google key file.
 const (
@@ -88,6 +99,24 @@ var testKey = sync.OnceValue(func() *rsa.PrivateKey {
 	}
 	return k
 })
+
+var testCertificate = sync.OnceValue(func() *x509.Certificate {
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tokenmint test client"},
+		NotBefore: time.Unix(0, 0), NotAfter: time.Unix(4_000_000_000, 0)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &testKey().PublicKey, testKey())
+	if err != nil {
+		panic(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		panic(err)
+	}
+	return cert
+})
+
+// TestCertificate is a self-signed certificate of TestKey, the samples'
+// client certificate.
+func TestCertificate() *x509.Certificate { return testCertificate() }
 
 // TestKey is the private key the samples' private-key credentials hold, made
 // once per process; the fakes verify signatures with its public key.
@@ -132,6 +161,10 @@ var Providers = []Provider{
 	}},
 	{"google-service-account", "google-service-account.yaml", func() (fakes.Server, *fakes.Base) {
 		f := fakes.NewGoogleServiceAccounts(GoogleServiceAccount, GoogleKeyID, &TestKey().PublicKey)
+		return f, &f.Base
+	}},
+	{"entra-client-assertion", "entra-client-assertion.yaml", func() (fakes.Server, *fakes.Base) {
+		f := fakes.NewEntraID(EntraTenant, EntraClientID, TestCertificate())
 		return f, &f.Base
 	}},
 	{"oauth2-client-credentials", "oauth2-client-credentials.yaml", func() (fakes.Server, *fakes.Base) {
