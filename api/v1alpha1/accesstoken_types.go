@@ -231,6 +231,8 @@ type AccessTokenStatus struct {
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.spec.secret.name`
 // +kubebuilder:printcolumn:name="Expires",type=string,format=date-time,JSONPath=`.status.expiresAt`
 // +kubebuilder:printcolumn:name="Renewal",type=string,format=date-time,JSONPath=`.status.renewalTime`
+// +kubebuilder:printcolumn:name="Renewing",type=string,JSONPath=`.status.conditions[?(@.type=="Renewing")].reason`
+// +kubebuilder:printcolumn:name="Attempts",type=integer,JSONPath=`.status.failedAttempts`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
