@@ -1,0 +1,156 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package fakes
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"math/big"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+var (
+	signingKey, _ = rsa.GenerateKey(rand.Reader, 2048)
+	otherKey, _   = rsa.GenerateKey(rand.Reader, 2048)
+)
+
+// signed is a JWT of claims signed with key by method, with extra headers.
+func signed(t *testing.T, method jwt.SigningMethod, key any, claims jwt.MapClaims, headers map[string]any) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(method, claims)
+	for k, v := range headers {
+		tok.Header[k] = v
+	}
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestGitHubAppsVerifyTheAppJWT(t *testing.T) {
+	f := NewGitHubApps("Iv23liCLIENT", "42", "99", &signingKey.PublicKey)
+	f.Clock = clocktesting.NewFakeClock(fakeNow)
+	now := fakeNow.Unix()
+	jwtOf := func(key *rsa.PrivateKey, method jwt.SigningMethod, claims jwt.MapClaims) map[string]string {
+		return jsonHeaders("Authorization", "Bearer "+signed(t, method, key, claims, nil))
+	}
+	good := jwt.MapClaims{"iss": "Iv23liCLIENT", "iat": now - 60, "exp": now + 540}
+	path := GitHubInstallationTokenPath("99")
+	run(t, f, []exchange{
+		{name: "client id as iss", path: path, header: jwtOf(signingKey, jwt.SigningMethodRS256, good), status: 201,
+			want: map[string]any{"repository_selection": "all"}},
+		{name: "app id as iss, selected repositories", path: path, body: `{"repositories":["docs"]}`,
+			header: jwtOf(signingKey, jwt.SigningMethodRS256, jwt.MapClaims{"iss": 42, "iat": now, "exp": now + 600}), status: 201,
+			want: map[string]any{"repository_selection": "selected"}},
+		{name: "no JWT", path: path, header: jsonHeaders(), status: 401},
+		{name: "another key", path: path, header: jwtOf(otherKey, jwt.SigningMethodRS256, good), status: 401},
+		{name: "PS256", path: path, header: jwtOf(signingKey, jwt.SigningMethodPS256, good), status: 401},
+		{name: "another app", path: path, header: jwtOf(signingKey, jwt.SigningMethodRS256, jwt.MapClaims{"iss": "Iv23liOTHER", "iat": now, "exp": now + 60}), status: 401},
+		{name: "exp beyond 10 minutes", path: path, header: jwtOf(signingKey, jwt.SigningMethodRS256, jwt.MapClaims{"iss": "42", "iat": now, "exp": now + 660}), status: 401},
+		{name: "expired", path: path, header: jwtOf(signingKey, jwt.SigningMethodRS256, jwt.MapClaims{"iss": "42", "iat": now - 700, "exp": now - 100}), status: 401},
+		{name: "iat in the future", path: path, header: jwtOf(signingKey, jwt.SigningMethodRS256, jwt.MapClaims{"iss": "42", "iat": now + 300, "exp": now + 500}), status: 401},
+		{name: "no exp", path: path, header: jwtOf(signingKey, jwt.SigningMethodRS256, jwt.MapClaims{"iss": "42", "iat": now}), status: 401},
+		{name: "another installation", path: GitHubInstallationTokenPath("100"), header: jwtOf(signingKey, jwt.SigningMethodRS256, good), status: 404},
+		{name: "a repository outside the installation", path: path, body: `{"repositories":["secret-repo"]}`,
+			header: jwtOf(signingKey, jwt.SigningMethodRS256, good), status: 422},
+		{name: "an unknown body field", path: path, body: `{"repos":["docs"]}`,
+			header: jwtOf(signingKey, jwt.SigningMethodRS256, good), status: 422},
+	})
+}
+
+func TestGoogleServiceAccountsVerifyTheAssertion(t *testing.T) {
+	f := NewGoogleServiceAccounts("robot@p.iam.gserviceaccount.com", "kid-1", &signingKey.PublicKey)
+	f.Clock = clocktesting.NewFakeClock(fakeNow)
+	now := fakeNow.Unix()
+	form := func(assertion string) string {
+		return url.Values{"grant_type": {jwtBearerGrant}, "assertion": {assertion}}.Encode()
+	}
+	headers := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+	claims := func(change func(jwt.MapClaims)) jwt.MapClaims {
+		c := jwt.MapClaims{"iss": "robot@p.iam.gserviceaccount.com", "aud": GoogleTokenAudience, "scope": "a b", "iat": now, "exp": now + 3600}
+		if change != nil {
+			change(c)
+		}
+		return c
+	}
+	kid := map[string]any{"kid": "kid-1"}
+	run(t, f, []exchange{
+		{name: "a good assertion", path: GoogleTokenPath, header: headers, body: form(signed(t, jwt.SigningMethodRS256, signingKey, claims(nil), kid)),
+			status: 200, want: map[string]any{"token_type": "Bearer", "expires_in": 3600}},
+		{name: "another key id", path: GoogleTokenPath, header: headers, body: form(signed(t, jwt.SigningMethodRS256, signingKey, claims(nil), map[string]any{"kid": "kid-2"})), status: 400},
+		{name: "another key", path: GoogleTokenPath, header: headers, body: form(signed(t, jwt.SigningMethodRS256, otherKey, claims(nil), kid)), status: 400},
+		{name: "another audience", path: GoogleTokenPath, header: headers,
+			body: form(signed(t, jwt.SigningMethodRS256, signingKey, claims(func(c jwt.MapClaims) { c["aud"] = "https://example.com/token" }), kid)), status: 400},
+		{name: "no scope", path: GoogleTokenPath, header: headers,
+			body: form(signed(t, jwt.SigningMethodRS256, signingKey, claims(func(c jwt.MapClaims) { delete(c, "scope") }), kid)), status: 400},
+		{name: "longer than an hour", path: GoogleTokenPath, header: headers,
+			body: form(signed(t, jwt.SigningMethodRS256, signingKey, claims(func(c jwt.MapClaims) { c["exp"] = now + 3601 }), kid)), status: 400},
+		{name: "another grant", path: GoogleTokenPath, header: headers, body: url.Values{"grant_type": {"client_credentials"}}.Encode(), status: 400},
+	})
+}
+
+func TestEntraIDVerifiesTheClientAssertion(t *testing.T) {
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Unix(0, 0), NotAfter: time.Unix(4_000_000_000, 0)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &signingKey.PublicKey, signingKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	f := NewEntraID("tenant", "client", cert)
+	f.Clock = clocktesting.NewFakeClock(fakeNow)
+	now := fakeNow.Unix()
+	sum := sha256.Sum256(der)
+	x5t := map[string]any{"x5t#S256": base64.RawURLEncoding.EncodeToString(sum[:])}
+	claims := func(jti string, change func(jwt.MapClaims)) jwt.MapClaims {
+		c := jwt.MapClaims{"iss": "client", "sub": "client", "aud": f.Audience, "jti": jti, "nbf": now, "iat": now, "exp": now + 600}
+		if change != nil {
+			change(c)
+		}
+		return c
+	}
+	form := func(assertion string, scope string) string {
+		return url.Values{"client_id": {"client"}, "scope": {scope}, "grant_type": {"client_credentials"},
+			"client_assertion_type": {clientAssertionType}, "client_assertion": {assertion}}.Encode()
+	}
+	headers := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+	first := signed(t, jwt.SigningMethodPS256, signingKey, claims("one", nil), x5t)
+	path := EntraTokenPath("tenant")
+	run(t, f, []exchange{
+		{name: "a good assertion", path: path, header: headers, body: form(first, "https://graph.microsoft.com/.default"), status: 200,
+			want: map[string]any{"token_type": "Bearer"}},
+		{name: "the same jti again", path: path, header: headers, body: form(first, "https://graph.microsoft.com/.default"), status: 401},
+		{name: "no thumbprint", path: path, header: headers, body: form(signed(t, jwt.SigningMethodPS256, signingKey, claims("two", nil), nil), "x/.default"), status: 401},
+		{name: "another key", path: path, header: headers, body: form(signed(t, jwt.SigningMethodPS256, otherKey, claims("three", nil), x5t), "x/.default"), status: 401},
+		{name: "no nbf", path: path, header: headers,
+			body: form(signed(t, jwt.SigningMethodPS256, signingKey, claims("four", func(c jwt.MapClaims) { delete(c, "nbf") }), x5t), "x/.default"), status: 401},
+		{name: "another audience", path: path, header: headers,
+			body: form(signed(t, jwt.SigningMethodPS256, signingKey, claims("five", func(c jwt.MapClaims) { c["aud"] = "https://example.com" }), x5t), "x/.default"), status: 401},
+		{name: "iss is not the client", path: path, header: headers,
+			body: form(signed(t, jwt.SigningMethodPS256, signingKey, claims("six", func(c jwt.MapClaims) { c["iss"] = "other" }), x5t), "x/.default"), status: 401},
+		{name: "a scope without /.default", path: path, header: headers, body: form(signed(t, jwt.SigningMethodPS256, signingKey, claims("seven", nil), x5t), "User.Read"), status: 400},
+		{name: "no jti", path: path, header: headers, body: form(signed(t, jwt.SigningMethodPS256, signingKey, claims("", nil), x5t), "x/.default"), status: 401},
+	})
+}
