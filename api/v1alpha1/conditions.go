@@ -86,4 +86,8 @@ const (
 	// (comma separated) the AccessTokens of its namespace allowed to restart it
 	// through spec.restartTargets.
 	AnnotationRestartOn = "tokens.tokenmint.dev/restart-on"
+	// AnnotationIssuers, on a ServiceAccount, lists (comma separated, as
+	// TokenIssuer/<name> or ClusterTokenIssuer/<name>) the issuers allowed to
+	// request its tokens for serviceAccountToken values.
+	AnnotationIssuers = "tokens.tokenmint.dev/issuers"
 )

@@ -250,7 +250,7 @@ const (
 )
 
 // ValueSource gives a value from exactly one typed source.
-// +kubebuilder:validation:XValidation:rule="[has(self.value), has(self.json), has(self.secretKeyRef), has(self.generate), has(self.parameter), has(self.issued), has(self.signedJWT)].filter(x, x).size() == 1",message="exactly one of value, json, secretKeyRef, generate, parameter, issued or signedJWT must be set"
+// +kubebuilder:validation:XValidation:rule="[has(self.value), has(self.json), has(self.secretKeyRef), has(self.generate), has(self.parameter), has(self.issued), has(self.signedJWT), has(self.serviceAccountToken)].filter(x, x).size() == 1",message="exactly one of value, json, secretKeyRef, generate, parameter, issued, signedJWT or serviceAccountToken must be set"
 type ValueSource struct {
 	// value is a literal string.
 	// +kubebuilder:validation:MaxLength=4096
@@ -293,6 +293,16 @@ type ValueSource struct {
 	// jti claims.
 	// +optional
 	SignedJWT *SignedJWT `json:"signedJWT,omitempty"`
+
+	// serviceAccountToken is a token of a Kubernetes ServiceAccount of the
+	// AccessToken's namespace, requested (TokenRequest API) for every call and
+	// never kept: the credential of keyless, federated token endpoints (RFC 8693
+	// token exchange, workload identity federation, Vault's Kubernetes login).
+	// The ServiceAccount must agree: its annotation tokens.tokenmint.dev/issuers
+	// lists this issuer (TokenIssuer/<name> or ClusterTokenIssuer/<name>). An
+	// audience the Kubernetes API itself accepts is refused.
+	// +optional
+	ServiceAccountToken *ServiceAccountTokenSource `json:"serviceAccountToken,omitempty"`
 }
 
 // SecretKeySelector names one key of a Secret whose namespace is implied by the issuer.
@@ -759,4 +769,29 @@ type JWTClaim struct {
 	Name string `json:"name"`
 
 	JWTValue `json:",inline"`
+}
+
+// ServiceAccountTokenSource asks for a ServiceAccount token.
+type ServiceAccountTokenSource struct {
+	// serviceAccountName is the ServiceAccount, in the AccessToken's namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +required
+	ServiceAccountName string `json:"serviceAccountName"`
+
+	// audience the token is for: the token endpoint's expected audience
+	// (api://AzureADTokenExchange for Entra ID, the STS's URL, a Vault role's
+	// audience). Never one the Kubernetes API accepts.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +required
+	Audience string `json:"audience"`
+
+	// expirationSeconds is the token's lifetime: 600 to 3600.
+	// +kubebuilder:default=600
+	// +kubebuilder:validation:Minimum=600
+	// +kubebuilder:validation:Maximum=3600
+	// +optional
+	ExpirationSeconds int64 `json:"expirationSeconds,omitempty"`
 }

@@ -126,6 +126,10 @@ type AccessTokenReconciler struct {
 	// (see statusMayLag).
 	written sync.Map
 
+	// audiences holds, by audience, whether the Kubernetes API accepts it
+	// (audienceVerdict), for serviceAccountToken values.
+	audiences *lru.Cache
+
 	// credentials holds the values of credential Secrets by "namespace/name", as
 	// credentialSecret, with the version they were read at: the least recently
 	// used are evicted, so it holds at most maxCachedCredentials Secrets.
@@ -480,11 +484,19 @@ func (r *AccessTokenReconciler) buildCall(ctx context.Context, in *inputs) (issu
 	if err != nil {
 		return issuer.Call{}, &issuer.Error{Class: issuer.ClassInvalidConfig, Message: err.Error()}
 	}
+	var saTokens map[tokensv1alpha1.ServiceAccountTokenSource]string
+	if sources := issuer.ServiceAccountTokenSources(in.spec); len(sources) > 0 {
+		if saTokens, err = r.serviceAccountTokens(ctx, in, sources); err != nil {
+			return issuer.Call{}, err
+		}
+	}
 	call := issuer.Call{
 		Spec:       in.spec,
 		Parameters: in.at.Spec.Parameters,
 		Secrets:    secrets,
 		HTTPClient: httpClient,
+
+		ServiceAccountTokens: saTokens,
 	}
 	if in.state.RefreshToken != "" && (in.state.RefreshTokenExpiresAt == nil || r.Clock.Now().Before(*in.state.RefreshTokenExpiresAt)) {
 		call.RefreshToken = in.state.RefreshToken
@@ -1027,6 +1039,9 @@ func (r *AccessTokenReconciler) SetupWithManager(mgr ctrl.Manager, credentialSec
 	}
 	if r.credentials == nil {
 		r.credentials = lru.New(maxCachedCredentials)
+	}
+	if r.audiences == nil {
+		r.audiences = lru.New(maxCachedCredentials)
 	}
 	if r.Calls == nil {
 		r.Calls = NewCalls(DefaultIssuerConcurrency, DefaultNamespaceConcurrency)

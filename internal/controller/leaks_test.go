@@ -53,12 +53,28 @@ func serveFake(fake fakes.Server, base *fakes.Base) string {
 
 // canaries are the values that must never be shown: every credential the specs
 // put in a Secret, and every token and refresh token a fake issued.
+// extraCanaries are credentials no Secret or fake record holds, such as the
+// ServiceAccount tokens a token exchange received.
+var extraCanaries struct {
+	sync.Mutex
+	values []string
+}
+
+func addCanaries(values ...string) {
+	extraCanaries.Lock()
+	defer extraCanaries.Unlock()
+	extraCanaries.values = append(extraCanaries.values, values...)
+}
+
 func canaries() []string {
 	out := []string{canaryAuthToken}
+	extraCanaries.Lock()
+	out = append(out, extraCanaries.values...)
+	extraCanaries.Unlock()
 	secrets := &corev1.SecretList{}
 	Expect(k8sClient.List(ctx, secrets)).To(Succeed())
 	for _, s := range secrets.Items {
-		if s.Labels[tokensv1alpha1.LabelManagedBy] != "" || s.Type != corev1.SecretTypeOpaque {
+		if s.Labels[tokensv1alpha1.LabelManagedBy] != "" || (s.Type != corev1.SecretTypeOpaque && s.Type != corev1.SecretTypeTLS) {
 			continue // tokenmint's own Secrets hold the tokens, counted below
 		}
 		for _, v := range s.Data {

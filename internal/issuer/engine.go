@@ -76,6 +76,9 @@ type Call struct {
 	RefreshToken string
 	// HTTPClient sends the request; build it with NewHTTPClient.
 	HTTPClient *http.Client
+	// ServiceAccountTokens are the tokens of the spec's serviceAccountToken
+	// values (see ServiceAccountTokenSources), requested for this call.
+	ServiceAccountTokens map[v1alpha1.ServiceAccountTokenSource]string
 }
 
 // Token is a freshly issued token. It is the only thing the engine returns that
@@ -172,6 +175,9 @@ func (e *Engine) prepare(c Call) (map[string]any, *redactor, error) {
 		red.add(secret)
 	}
 	red.add(c.RefreshToken)
+	for _, token := range c.ServiceAccountTokens {
+		red.add(token)
+	}
 	return parameters, red, nil
 }
 
@@ -194,7 +200,8 @@ func (e *Engine) exchange(ctx context.Context, c Call, kind callKind, spec *v1al
 	if err != nil {
 		return answer{}, now, err
 	}
-	values := &valueResolver{parameters: parameters, secrets: c.Secrets, issued: issued, now: now, newUUID: e.newUUID(), signed: red.add}
+	values := &valueResolver{parameters: parameters, secrets: c.Secrets, issued: issued, now: now, newUUID: e.newUUID(), signed: red.add,
+		serviceAccountTokens: c.ServiceAccountTokens}
 	ctx, cancel := context.WithTimeout(ctx, timeout(c.Spec))
 	defer cancel()
 	req, err := buildRequest(ctx, spec, target, values, red)

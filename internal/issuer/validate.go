@@ -267,13 +267,14 @@ func validateSite(spec *v1alpha1.IssuerSpec, site valueSite) error {
 	source := site.source
 	set := 0
 	for _, isSet := range []bool{source.Value != nil, source.JSON != "", source.SecretKeyRef != nil,
-		source.Generate != "", source.Parameter != "", source.Issued != "", source.SignedJWT != nil} {
+		source.Generate != "", source.Parameter != "", source.Issued != "", source.SignedJWT != nil,
+		source.ServiceAccountToken != nil} {
 		if isSet {
 			set++
 		}
 	}
 	if set != 1 {
-		return errors.New("exactly one of value, json, secretKeyRef, generate, parameter, issued or signedJWT must be set")
+		return errors.New("exactly one of value, json, secretKeyRef, generate, parameter, issued, signedJWT or serviceAccountToken must be set")
 	}
 	switch {
 	case source.JSON != "":
@@ -301,6 +302,18 @@ func validateSite(spec *v1alpha1.IssuerSpec, site valueSite) error {
 		return validateSignedJWT(spec, source.SignedJWT)
 	}
 	return nil
+}
+
+// ServiceAccountTokenSources returns every serviceAccountToken value of spec,
+// without duplicates: the tokens a call needs.
+func ServiceAccountTokenSources(spec *v1alpha1.IssuerSpec) []v1alpha1.ServiceAccountTokenSource {
+	var out []v1alpha1.ServiceAccountTokenSource
+	for _, site := range valueSites(spec) {
+		if s := site.source.ServiceAccountToken; s != nil && !slices.Contains(out, *s) {
+			out = append(out, *s)
+		}
+	}
+	return out
 }
 
 // jwtValues lists the text values of a signed JWT.

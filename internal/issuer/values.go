@@ -37,6 +37,8 @@ type valueResolver struct {
 	newUUID    func() string
 	// signed, when set, is given every JWT signed, so that it is redacted.
 	signed func(string)
+	// serviceAccountTokens are the call's ServiceAccount tokens.
+	serviceAccountTokens map[v1alpha1.ServiceAccountTokenSource]string
 }
 
 // resolve returns the value of source. present is false when the source is an
@@ -69,6 +71,13 @@ func (r *valueResolver) resolve(source *v1alpha1.ValueSource) (value any, presen
 			return nil, false, fmt.Errorf("issued: %s is not available in this call", source.Issued)
 		}
 		return issued, true, nil
+	case source.ServiceAccountToken != nil:
+		token, ok := r.serviceAccountTokens[*source.ServiceAccountToken]
+		if !ok {
+			return nil, false, fmt.Errorf("no token of ServiceAccount %q for audience %q was requested for this call",
+				source.ServiceAccountToken.ServiceAccountName, source.ServiceAccountToken.Audience)
+		}
+		return token, true, nil
 	case source.SignedJWT != nil:
 		signed, err := r.signJWT(source.SignedJWT)
 		if err != nil {

@@ -177,6 +177,7 @@ var Providers = []Provider{
 // Sample is one file of config/samples, decoded.
 type Sample struct {
 	Secrets            []*corev1.Secret
+	ServiceAccounts    []*corev1.ServiceAccount
 	TokenIssuer        *tokensv1alpha1.TokenIssuer
 	ClusterTokenIssuer *tokensv1alpha1.ClusterTokenIssuer
 	AccessToken        *tokensv1alpha1.AccessToken
@@ -209,6 +210,9 @@ func Load(file string) (*Sample, error) {
 		case "Secret":
 			sec := &corev1.Secret{}
 			s.Secrets, into = append(s.Secrets, sec), sec
+		case "ServiceAccount":
+			sa := &corev1.ServiceAccount{}
+			s.ServiceAccounts, into = append(s.ServiceAccounts, sa), sa
 		case "TokenIssuer":
 			s.TokenIssuer = &tokensv1alpha1.TokenIssuer{}
 			into = s.TokenIssuer
@@ -293,6 +297,9 @@ func (s *Sample) Place(namespace, credentialsNamespace, suffix string) {
 	for _, sec := range s.Secrets {
 		sec.Namespace = secretsNS
 	}
+	for _, sa := range s.ServiceAccounts {
+		sa.Namespace = namespace
+	}
 }
 
 // Objects returns the sample's objects in the order to create them.
@@ -300,6 +307,9 @@ func (s *Sample) Objects() []client.Object {
 	var objs []client.Object
 	for _, sec := range s.Secrets {
 		objs = append(objs, sec)
+	}
+	for _, sa := range s.ServiceAccounts {
+		objs = append(objs, sa)
 	}
 	if s.TokenIssuer != nil {
 		objs = append(objs, s.TokenIssuer)
