@@ -177,12 +177,16 @@ var _ = Describe("tokens delivered to pods on a real node", Ordered, func() {
 		By("once restart targets cover them, the next token is seen by all")
 		kubectl("patch", "accesstoken", "unseen", "-n", staleNamespace, "--type=merge", "-p",
 			`{"spec":{"restartTargets":[{"kind":"Deployment","name":"env-forgotten"},{"kind":"Deployment","name":"envfrom-forgotten"},{"kind":"Deployment","name":"subpath-forgotten"}]}}`)
+		before := len(stale.fake.Issued())
 		requestRenewal(staleNamespace, "unseen")
 		Eventually(func(g Gomega) {
 			c := rotationVisible(g, staleNamespace, "unseen")
 			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
 			g.Expect(c.Reason).To(Equal(tokensv1alpha1.ReasonConsumersFollow))
 		}, 30*time.Second, 250*time.Millisecond).Should(Succeed())
+		// The renewal asked for is made once the minimum interval since the
+		// last mint has passed (10 s by default).
+		Eventually(func() int { return len(stale.fake.Issued()) }, 30*time.Second, 250*time.Millisecond).Should(Equal(before + 1))
 	})
 
 	It("mints nothing when the operator's pod is deleted, and the replacement takes over through leader election", func() {
