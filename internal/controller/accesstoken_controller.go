@@ -171,6 +171,7 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		// A call for it is waiting or running; its end queues it again.
 		return ctrl.Result{}, nil
 	}
+	live := false
 	if res, found, asked, err := r.Calls.Take(req.NamespacedName); found {
 		switch {
 		case err != nil || (!at.DeletionTimestamp.IsZero() && res.RequeueAfter > 0):
@@ -180,14 +181,23 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			// result stands, as a reconcile's own would, without deciding
 			// again on a cache that has not caught up with that write.
 			return res, nil
+		case r.statusMayLag(at):
+			// Something asked meanwhile: decide on what the apiserver
+			// holds, not on a cache that lags behind the job's writes.
+			live = true
 		}
 	}
 	if !at.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, at)
 	}
 
-	in, err := r.gather(ctx, at, false)
-	if err != nil {
+	var in *inputs
+	var err error
+	if live {
+		if at, in, err = r.gatherLive(ctx, req); err != nil || at == nil {
+			return ctrl.Result{}, err
+		}
+	} else if in, err = r.gather(ctx, at, false); err != nil {
 		return ctrl.Result{}, err
 	}
 	now := r.Clock.Now()

@@ -58,7 +58,7 @@ var _ = Describe("kubectl get accesstokens", func() {
 		e := newEnv()
 		at := waitReady(e.accessToken("columns"))
 		Expect(printedColumns(at)).To(And(HaveKeyWithValue("Ready", "True"), HaveKeyWithValue("Renewing", tokensv1alpha1.ReasonIssued),
-			HaveKeyWithValue("Attempts", "<nil>")))
+			HaveKeyWithValue("Attempts", "<nil>")), "a first token, no failure")
 
 		clk.SetTime(at.Status.RenewalTime.Add(time.Second))
 		e.fake.FailNext(1, fakes.Fault{Status: http.StatusUnauthorized, Body: `{"message":"invalid token"}`})

@@ -86,6 +86,7 @@ func canaries() []string {
 	served.Lock()
 	defer served.Unlock()
 	for _, f := range served.fakes {
+		out = append(out, f.CredentialsReceived()...)
 		for _, t := range f.Issued() {
 			out = append(out, t.Value)
 			if t.RefreshToken != "" {

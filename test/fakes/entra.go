@@ -109,6 +109,7 @@ func (f *EntraID) answer(r *http.Request) reply {
 
 // checkAssertion returns why a client assertion is refused, or "".
 func (f *EntraID) checkAssertion(raw string) string {
+	f.rememberCredential(raw)
 	now := f.now()
 	sum := sha256.Sum256(f.Certificate.Raw)
 	thumbprint := base64.RawURLEncoding.EncodeToString(sum[:])

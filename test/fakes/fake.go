@@ -120,7 +120,9 @@ type Base struct {
 	byOut   map[Outcome]int
 	tokens  []IssuedToken
 	pending []Fault
-	closed  chan struct{}
+	// credentials are the signed assertions and subject tokens the fake received.
+	credentials []string
+	closed      chan struct{}
 	once    sync.Once
 }
 
@@ -192,6 +194,24 @@ func (b *Base) CallsBy(o Outcome) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.byOut[o]
+}
+
+// rememberCredential records a credential the fake received that no Secret
+// holds (a signed JWT, a ServiceAccount token), for leak checks.
+func (b *Base) rememberCredential(value string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if value != "" {
+		b.credentials = append(b.credentials, value)
+	}
+}
+
+// CredentialsReceived returns the signed assertions and subject tokens the
+// fake received: none may ever appear in a log, event, status or metric.
+func (b *Base) CredentialsReceived() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.credentials)
 }
 
 // Issued returns a copy of every token issued so far, oldest first.

@@ -143,6 +143,7 @@ func (f *GitHubApps) checkJWT(authorization string) error {
 	if !ok {
 		return errors.New("A JSON web token could not be decoded")
 	}
+	f.rememberCredential(raw)
 	now := f.now()
 	claims := jwt.MapClaims{}
 	_, err := jwt.NewParser(jwt.WithValidMethods([]string{"RS256"}), jwt.WithoutClaimsValidation()).

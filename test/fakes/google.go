@@ -73,6 +73,7 @@ func (f *GoogleServiceAccounts) answer(r *http.Request) reply {
 		return oauth2Failure(http.StatusBadRequest, OutcomeRejected, "unsupported_grant_type", "Invalid grant_type: "+g)
 	}
 	now := f.now()
+	f.rememberCredential(r.PostForm.Get("assertion"))
 	claims := jwt.MapClaims{}
 	var email string
 	token, err := jwt.NewParser(jwt.WithValidMethods([]string{"RS256"}), jwt.WithoutClaimsValidation()).

@@ -79,6 +79,9 @@ func TestGitHubAppsVerifyTheAppJWT(t *testing.T) {
 		{name: "an unknown body field", path: path, body: `{"repos":["docs"]}`,
 			header: jwtOf(signingKey, jwt.SigningMethodRS256, good), status: 422},
 	})
+	if n := len(f.CredentialsReceived()); n != 11 {
+		t.Errorf("%d app JWTs remembered for the leak checks, want 11 (every request that carried one to a known installation)", n)
+	}
 }
 
 func TestGoogleServiceAccountsVerifyTheAssertion(t *testing.T) {

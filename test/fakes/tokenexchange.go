@@ -79,6 +79,7 @@ func (f *TokenExchange) answer(r *http.Request) reply {
 	f.mu.Lock()
 	f.received = append(f.received, token)
 	f.mu.Unlock()
+	f.rememberCredential(token)
 	subject, ok := f.Verify(token)
 	if !ok || !slices.Contains(f.Subjects, subject) {
 		return oauth2Failure(http.StatusBadRequest, OutcomeUnauthorized, "invalid_grant", "the subject token is not trusted")
