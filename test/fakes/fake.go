@@ -123,7 +123,7 @@ type Base struct {
 	// credentials are the signed assertions and subject tokens the fake received.
 	credentials []string
 	closed      chan struct{}
-	once    sync.Once
+	once        sync.Once
 }
 
 // reply is a fake's answer: a JSON body with a status and an outcome to count.
