@@ -176,12 +176,15 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		switch {
 		case err != nil || (!at.DeletionTimestamp.IsZero() && res.RequeueAfter > 0):
 			return res, err
-		case !asked && r.statusMayLag(at):
-			// The job wrote status and nothing changed meanwhile: its
+		case !asked && r.statusMayLag(at) && at.DeletionTimestamp.IsZero() &&
+			at.Generation == at.Status.ObservedGeneration &&
+			at.Annotations[tokensv1alpha1.AnnotationRenew] == at.Status.LastRenewalRequest:
+			// The job wrote status and the cache shows nothing the job did
+			// not act on (no deletion, spec change or renewal request): its
 			// result stands, as a reconcile's own would, without deciding
 			// again on a cache that has not caught up with that write.
 			return res, nil
-		case r.statusMayLag(at):
+		case r.statusMayLag(at) || !at.DeletionTimestamp.IsZero():
 			// Something asked meanwhile: decide on what the apiserver
 			// holds, not on a cache that lags behind the job's writes.
 			live = true
@@ -231,7 +234,7 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	log.V(1).Info("decided", "action", d.action, "reason", d.reason)
 
 	if d.action == actionIssue {
-		if wait, why := r.mintWait(at, d, now); wait > 0 {
+		if wait, why := r.mintWait(at, in, d, now); wait > 0 {
 			return r.throttled(ctx, at, in, d, why, wait)
 		}
 	}

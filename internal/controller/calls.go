@@ -53,7 +53,9 @@ type Calls struct {
 	namespaces map[string]int
 	running    sync.WaitGroup
 	// ctx is cancelled when the manager stops: no new job starts after it.
-	ctx     context.Context
+	ctx context.Context
+	// started is set by Start: jobs queued before wait for it.
+	started bool
 	stopped bool
 
 	events chan event.GenericEvent
@@ -99,7 +101,8 @@ func (c *Calls) Events() <-chan event.GenericEvent { return c.events }
 // their AccessTokens are reconciled again by the next leader.
 func (c *Calls) Start(ctx context.Context) error {
 	c.mu.Lock()
-	c.ctx = ctx
+	c.ctx, c.started = ctx, true
+	c.dispatchLocked()
 	c.mu.Unlock()
 	<-ctx.Done()
 	c.mu.Lock()
@@ -192,7 +195,7 @@ func (c *Calls) Waiting() (waiting, running int) {
 // dispatchLocked starts every waiting job the limits allow: for each issuer
 // with free slots, namespaces take turns, skipping those at their own limit.
 func (c *Calls) dispatchLocked() {
-	if c.stopped {
+	if c.stopped || !c.started {
 		return
 	}
 	for name, q := range c.issuers {

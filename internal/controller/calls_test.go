@@ -71,8 +71,38 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// startedCalls is a Calls whose Start runs until the test ends.
+func startedCalls(t *testing.T, perIssuer, perNamespace int) *Calls {
+	c := NewCalls(perIssuer, perNamespace)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = c.Start(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "start", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.started })
+	return c
+}
+
+func TestCallsWaitForStart(t *testing.T) {
+	c := NewCalls(1, 1)
+	ran := make(chan struct{})
+	c.Submit(object("ns", "a"), "i", func(context.Context) (ctrl.Result, error) { close(ran); return ctrl.Result{}, nil })
+	select {
+	case <-ran:
+		t.Fatal("a job ran before Start")
+	case <-time.After(20 * time.Millisecond):
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = c.Start(ctx) }()
+	select {
+	case <-ran:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a job queued before Start never ran")
+	}
+}
+
 func TestCallsBoundEachIssuerAndLeaveOthersFree(t *testing.T) {
-	c := NewCalls(3, 100)
+	c := startedCalls(t, 3, 100)
 	silent := &gate{release: make(chan struct{})}
 	for i := range 10 {
 		c.Submit(object("hostile", fmt.Sprint("a", i)), "silent", silent.job(fmt.Sprint("a", i)))
@@ -96,7 +126,7 @@ func TestCallsBoundEachIssuerAndLeaveOthersFree(t *testing.T) {
 }
 
 func TestCallsServeNamespacesInTurn(t *testing.T) {
-	c := NewCalls(1, 100)
+	c := startedCalls(t, 1, 100)
 	g := &gate{release: make(chan struct{})}
 	// The first call takes the only slot; then one namespace queues many calls
 	// before another queues one.
@@ -118,7 +148,7 @@ func TestCallsServeNamespacesInTurn(t *testing.T) {
 }
 
 func TestCallsBoundEachNamespace(t *testing.T) {
-	c := NewCalls(100, 2)
+	c := startedCalls(t, 100, 2)
 	g := &gate{release: make(chan struct{})}
 	for i := range 3 {
 		c.Submit(object("ns", fmt.Sprint(i)), fmt.Sprint("issuer-", i), g.job(fmt.Sprint(i)))
@@ -133,7 +163,7 @@ func TestCallsBoundEachNamespace(t *testing.T) {
 }
 
 func TestCallsKeepOneJobPerObjectAndItsResult(t *testing.T) {
-	c := NewCalls(1, 1)
+	c := startedCalls(t, 1, 1)
 	key := types.NamespacedName{Namespace: "ns", Name: "a"}
 	g := &gate{release: make(chan struct{})}
 	if !c.Submit(object("ns", "a"), "i", g.job("a")) {
@@ -176,7 +206,7 @@ func TestCallsWaitForRunningJobsOnStop(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
 	go func() { _ = c.Start(ctx); close(stopped) }()
-	waitFor(t, "start", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.ctx == ctx })
+	waitFor(t, "start", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.started })
 	g := &gate{release: make(chan struct{})}
 	c.Submit(object("ns", "a"), "i", g.job("a"))
 	c.Submit(object("ns", "b"), "i", g.job("b"))
@@ -217,29 +247,47 @@ func TestMintWaitFloorsEveryMint(t *testing.T) {
 	r := &AccessTokenReconciler{MinMintInterval: 10 * time.Second, ForcedRenewals: NewNamespaceLimiters(1, 1)}
 	now := time.Unix(5000, 0)
 	at := object("ns", "a")
-	if d, _ := r.mintWait(at, decision{reason: "NotIssued"}, now); d != 0 {
+	in := &inputs{at: at, secretMatches: true}
+	if d, _ := r.mintWait(at, in, decision{reason: "NotIssued"}, now); d != 0 {
 		t.Fatalf("first mint waits %v", d)
 	}
 	at.Status.IssuedAt = &metav1.Time{Time: now.Add(-3 * time.Second)}
-	if d, why := r.mintWait(at, decision{reason: reasonRenewalRequested}, now); d != 7*time.Second || why == "" {
+	if d, why := r.mintWait(at, in, decision{reason: reasonRenewalRequested}, now); d != 7*time.Second || why == "" {
 		t.Fatalf("wait %v (%q), want 7s", d, why)
 	}
 	at.Status.IssuedAt = &metav1.Time{Time: now.Add(-time.Minute)}
 	at.Status.LastFailureTime = &metav1.Time{Time: now.Add(-time.Second)}
-	if d, _ := r.mintWait(at, decision{reason: "RenewalDue"}, now); d != 9*time.Second {
+	if d, _ := r.mintWait(at, in, decision{reason: "RenewalDue"}, now); d != 9*time.Second {
 		t.Fatalf("after a failed attempt: wait %v, want 9s", d)
 	}
 	at.Status.LastFailureTime = nil
-	if d, _ := r.mintWait(at, decision{reason: reasonInputsChanged}, now); d != 0 {
+	if d, _ := r.mintWait(at, in, decision{reason: reasonInputsChanged}, now); d != 0 {
 		t.Fatalf("forced mint within budget waited %v", d)
 	}
 	other := object("ns", "b")
-	if d, why := r.mintWait(other, decision{reason: reasonInputsChanged}, now); d <= 0 || why == "" {
+	other.Status.IssuedAt = &metav1.Time{Time: now.Add(-time.Minute)}
+	otherIn := &inputs{at: other, secretMatches: true}
+	if d, why := r.mintWait(other, otherIn, decision{reason: reasonInputsChanged}, now); d <= 0 || why == "" {
 		t.Fatalf("forced mint over the namespace budget waited %v", d)
 	}
-	if d, _ := r.mintWait(other, decision{reason: "RenewalDue"}, now); d != 0 {
+	if d, _ := r.mintWait(other, otherIn, decision{reason: "RenewalDue"}, now); d != 0 {
 		t.Fatalf("a scheduled renewal spent the forced budget: waited %v", d)
 	}
+
+	By := func(what string, at *tokensv1alpha1.AccessToken, in *inputs) {
+		t.Helper()
+		if d, _ := r.mintWait(at, in, decision{reason: reasonInputsChanged}, now); d != 0 {
+			t.Errorf("%s: waited %v for the namespace's budget", what, d)
+		}
+	}
+	due := object("ns", "due")
+	due.Status.IssuedAt = &metav1.Time{Time: now.Add(-2 * time.Hour)}
+	due.Status.ExpiresAt = &metav1.Time{Time: now.Add(time.Minute)}
+	By("an input change of a token whose renewal is due anyway", due, &inputs{at: due, secretMatches: true})
+	cti := object("ns", "cti")
+	cti.Spec.IssuerRef.Kind = tokensv1alpha1.ClusterTokenIssuerKind
+	cti.Status.IssuedAt = &metav1.Time{Time: now.Add(-time.Minute)}
+	By("a ClusterTokenIssuer's own change", cti, &inputs{at: cti, secretMatches: true})
 }
 
 func TestCapSupersededRevokesTheOldestEarly(t *testing.T) {

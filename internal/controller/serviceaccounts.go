@@ -104,8 +104,11 @@ func listsIssuer(list, issuer string) bool {
 // checkAudience refuses an audience the Kubernetes API accepts: a token for
 // it would let the endpoint act as the ServiceAccount in this cluster. The
 // apiserver is asked by reviewing token (which has only that audience) with no
-// audience of the review's own, so that the apiserver's audiences apply; its
-// answer is reused for a while, the token never.
+// audience of the review's own, so that the apiserver's audiences apply. Only
+// a refusal is remembered (for a while): a token the apiserver did not accept
+// may have failed for another reason (its ServiceAccount being deleted, say),
+// which a tenant controls, so every call asks again until the audience is
+// known to be the API's.
 func (r *AccessTokenReconciler) checkAudience(ctx context.Context, audience, token string) error {
 	now := r.Clock.Now()
 	accepted := false
@@ -117,7 +120,9 @@ func (r *AccessTokenReconciler) checkAudience(ctx context.Context, audience, tok
 			return fmt.Errorf("asking the apiserver whether it accepts audience %q: %w", audience, err)
 		}
 		accepted = review.Status.Authenticated
-		r.audiences.Add(audience, audienceVerdict{accepted: accepted, at: now})
+		if accepted {
+			r.audiences.Add(audience, audienceVerdict{accepted: true, at: now})
+		}
 	}
 	if accepted {
 		return &issuer.Error{Class: issuer.ClassInvalidConfig, Message: fmt.Sprintf(

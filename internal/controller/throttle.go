@@ -88,7 +88,7 @@ func (l *NamespaceLimiters) Take(namespace string, now time.Time) time.Duration 
 // last attempt is known from status, and from this process's memory for
 // attempts whose status write is not seen yet), and mints asked for ahead of
 // schedule spend their namespace's budget.
-func (r *AccessTokenReconciler) mintWait(at *tokensv1alpha1.AccessToken, d decision, now time.Time) (time.Duration, string) {
+func (r *AccessTokenReconciler) mintWait(at *tokensv1alpha1.AccessToken, in *inputs, d decision, now time.Time) (time.Duration, string) {
 	var last time.Time
 	later := func(t time.Time) {
 		if t.After(last) {
@@ -110,10 +110,34 @@ func (r *AccessTokenReconciler) mintWait(at *tokensv1alpha1.AccessToken, d decis
 			return wait, fmt.Sprintf("one AccessToken is minted at most once every %s", r.MinMintInterval)
 		}
 	}
-	if r.ForcedRenewals != nil && (d.reason == reasonInputsChanged || d.reason == reasonRenewalRequested) {
+	if r.ForcedRenewals != nil && aheadOfSchedule(at, in, d, now) {
 		if wait := r.ForcedRenewals.Take(at.Namespace, now); wait > 0 {
 			return wait, fmt.Sprintf("namespace %q has used its budget of renewals ahead of schedule", at.Namespace)
 		}
 	}
 	return 0, ""
+}
+
+// aheadOfSchedule reports whether a mint is asked for by the AccessToken's
+// namespace ahead of schedule: the renew annotation, or a change of inputs the
+// namespace made (its AccessToken, or a TokenIssuer it owns). A mint that is
+// due anyway (first issue, lost Secret, retry, renewal time) is not, and
+// neither is a change of a ClusterTokenIssuer or of its credentials, which are
+// the administrator's.
+func aheadOfSchedule(at *tokensv1alpha1.AccessToken, in *inputs, d decision, now time.Time) bool {
+	switch d.reason {
+	case reasonRenewalRequested:
+	case reasonInputsChanged:
+		if at.Spec.IssuerRef.Kind == tokensv1alpha1.ClusterTokenIssuerKind && at.Generation == at.Status.ObservedGeneration {
+			return false
+		}
+	default:
+		return false
+	}
+	for _, c := range []check{notIssued, secretLost, retryDue, renewalDue} {
+		if due, ok := c(in, now); ok && due.action == actionIssue {
+			return false
+		}
+	}
+	return true
 }

@@ -17,12 +17,15 @@ limitations under the License.
 package issuer
 
 import (
+	"net/url"
+	"strings"
+
 	"github.com/tokenmint/tokenmint/api/v1alpha1"
 )
 
 // Effective returns spec with what refresh and revoke leave out taken from
-// request: the URL, the client authentication and the headers (as a whole
-// list). Bodies are never inherited: a refresh or revoke call says what it
+// request: the URL and, when they call the same scheme and host, the client
+// authentication and the headers (as a whole list). Bodies are never inherited: a refresh or revoke call says what it
 // sends. spec itself is returned when nothing is inherited, and is never
 // changed.
 func Effective(spec *v1alpha1.IssuerSpec) *v1alpha1.IssuerSpec {
@@ -47,6 +50,11 @@ func inherit(r, base *v1alpha1.RequestSpec) *v1alpha1.RequestSpec {
 	if out.URL == "" {
 		out.URL = base.URL
 	}
+	if !sameOrigin(out.URL, base.URL) {
+		// Credentials go only where request sends them: a call to another
+		// host says what it sends.
+		return &out
+	}
 	if out.Auth == nil {
 		out.Auth = base.Auth
 	}
@@ -54,4 +62,11 @@ func inherit(r, base *v1alpha1.RequestSpec) *v1alpha1.RequestSpec {
 		out.Headers = base.Headers
 	}
 	return &out
+}
+
+// sameOrigin reports whether two URLs have the same scheme and host (with port).
+func sameOrigin(a, b string) bool {
+	ua, errA := url.Parse(strings.ReplaceAll(a, tokenIDPlaceholder, "x"))
+	ub, errB := url.Parse(strings.ReplaceAll(b, tokenIDPlaceholder, "x"))
+	return errA == nil && errB == nil && strings.EqualFold(ua.Scheme, ub.Scheme) && strings.EqualFold(ua.Host, ub.Host)
 }

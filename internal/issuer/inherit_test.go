@@ -61,3 +61,20 @@ func TestRefreshAndRevokeInheritFromRequest(t *testing.T) {
 		t.Error("a spec that inherits nothing was copied")
 	}
 }
+
+func TestInheritedCredentialsStayOnRequestsOrigin(t *testing.T) {
+	auth := &v1alpha1.AuthSpec{Bearer: &v1alpha1.ValueSource{SecretKeyRef: &v1alpha1.SecretKeySelector{Name: "c", Key: "k"}}}
+	headers := []v1alpha1.Header{{Name: "X-Key", ValueSource: v1alpha1.ValueSource{SecretKeyRef: &v1alpha1.SecretKeySelector{Name: "c", Key: "k"}}}}
+	spec := &v1alpha1.IssuerSpec{
+		Request: v1alpha1.RequestSpec{URL: "https://idp.example.com/token", Auth: auth, Headers: headers},
+		Revoke:  &v1alpha1.RequestSpec{URL: "https://revoke.elsewhere.example/revoke/{tokenID}"},
+		Refresh: &v1alpha1.RequestSpec{URL: "https://IDP.example.com/refresh"},
+	}
+	eff := Effective(spec)
+	if eff.Revoke.Auth != nil || eff.Revoke.Headers != nil {
+		t.Errorf("a revoke call to another host inherited request's credentials: %+v", eff.Revoke)
+	}
+	if eff.Refresh.Auth != auth || len(eff.Refresh.Headers) != 1 {
+		t.Errorf("a refresh call to request's host (another path, another case) did not inherit: %+v", eff.Refresh)
+	}
+}

@@ -45,6 +45,9 @@ const (
 	MaxJWTLifetime = time.Hour
 	// maxJWTBackdate is the most iat may be set in the past.
 	maxJWTBackdate = 5 * time.Minute
+	// maxRSABits bounds the RSA keys tokenmint signs with: a larger key costs
+	// seconds of CPU per signature, which would be every tenant's to pay.
+	maxRSABits = 8192
 )
 
 // reservedClaims are set by the SignedJWT fields, never by claims.
@@ -231,8 +234,8 @@ func signingMethod(alg v1alpha1.JWTAlgorithm, key crypto.Signer) (jwt.SigningMet
 		if !ok {
 			return nil, mismatch("an RSA key")
 		}
-		if k.N.BitLen() < 2048 {
-			return nil, fmt.Errorf("the RSA key has %d bits; at least 2048 are needed", k.N.BitLen())
+		if bits := k.N.BitLen(); bits < 2048 || bits > maxRSABits {
+			return nil, fmt.Errorf("the RSA key has %d bits; 2048 to %d are accepted", bits, maxRSABits)
 		}
 	case "ES256", "ES384", "ES512":
 		curves := map[v1alpha1.JWTAlgorithm]elliptic.Curve{"ES256": elliptic.P256(), "ES384": elliptic.P384(), "ES512": elliptic.P521()}
