@@ -92,6 +92,13 @@ type IssuerSpec struct {
 	// +optional
 	CABundle []byte `json:"caBundle,omitempty"`
 
+	// clientCertificate is presented to the endpoints (mutual TLS, RFC 8705):
+	// the certificate and key of a kubernetes.io/tls Secret (tls.crt, tls.key)
+	// read like every credential, so a certificate cert-manager renews is used
+	// from the next call on.
+	// +optional
+	ClientCertificate *ClientCertificate `json:"clientCertificate,omitempty"`
+
 	// allowInsecureHTTP permits plain http:// endpoint URLs. Only for tests and local
 	// development: tokens and credentials then cross the network in clear text.
 	// +kubebuilder:default=false
@@ -794,4 +801,15 @@ type ServiceAccountTokenSource struct {
 	// +kubebuilder:validation:Maximum=3600
 	// +optional
 	ExpirationSeconds int64 `json:"expirationSeconds,omitempty"`
+}
+
+// ClientCertificate names a Secret holding a client certificate and its key.
+type ClientCertificate struct {
+	// secretName is a Secret with keys tls.crt (the PEM certificate, with its
+	// chain) and tls.key (the PEM private key), as kubernetes.io/tls Secrets and
+	// cert-manager have them.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	SecretName string `json:"secretName"`
 }

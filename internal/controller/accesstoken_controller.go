@@ -493,7 +493,13 @@ func (r *AccessTokenReconciler) buildCall(ctx context.Context, in *inputs) (issu
 		}
 		secrets[ref] = string(v)
 	}
-	httpClient, err := r.Transports.Get(in.spec, in.guarded)
+	var clientCert [][]byte
+	if c := in.spec.ClientCertificate; c != nil {
+		cert := secrets[tokensv1alpha1.SecretKeySelector{Name: c.SecretName, Key: corev1.TLSCertKey}]
+		key := secrets[tokensv1alpha1.SecretKeySelector{Name: c.SecretName, Key: corev1.TLSPrivateKeyKey}]
+		clientCert = [][]byte{[]byte(cert), []byte(key)}
+	}
+	httpClient, err := r.Transports.Get(in.spec, in.guarded, clientCert...)
 	if err != nil {
 		return issuer.Call{}, &issuer.Error{Class: issuer.ClassInvalidConfig, Message: err.Error()}
 	}

@@ -19,6 +19,7 @@ package controller
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -79,8 +80,10 @@ func NewTransports(base *issuer.TransportConfig) *Transports {
 	return &Transports{Base: base, clients: clients}
 }
 
-// Get returns the client for spec, guarded against private destinations if asked.
-func (t *Transports) Get(spec *tokensv1alpha1.IssuerSpec, guarded bool) (*http.Client, error) {
+// Get returns the client for spec, guarded against private destinations if
+// asked, presenting the client certificate of clientCert (PEM certificate
+// chain, then key) when it is not empty.
+func (t *Transports) Get(spec *tokensv1alpha1.IssuerSpec, guarded bool, clientCert ...[]byte) (*http.Client, error) {
 	cfg := issuer.TransportConfig{}
 	if t.Base != nil {
 		cfg = *t.Base
@@ -95,6 +98,17 @@ func (t *Transports) Get(spec *tokensv1alpha1.IssuerSpec, guarded bool) (*http.C
 	}
 	sum := sha256.Sum256(spec.CABundle)
 	key := fmt.Sprintf("%x/%v/%v", sum[:8], guarded, cfg.Timeout)
+	if len(clientCert) == 2 {
+		pair, err := tls.X509KeyPair(clientCert[0], clientCert[1])
+		if err != nil {
+			return nil, errors.New("the client certificate Secret does not hold a usable certificate and key (tls.crt, tls.key)")
+		}
+		cfg.ClientCertificate = &pair
+		h := sha256.New()
+		h.Write(clientCert[0])
+		h.Write(clientCert[1])
+		key += fmt.Sprintf("/%x", h.Sum(nil)[:16])
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if c, ok := t.clients.Get(key); ok {

@@ -57,6 +57,9 @@ type TransportConfig struct {
 	GuardPrivateDestinations bool
 	// Resolver resolves host names for the guard; nil uses net.DefaultResolver.
 	Resolver Resolver
+	// ClientCertificate, when set, is presented to endpoints that ask for one
+	// (mutual TLS, RFC 8705).
+	ClientCertificate *tls.Certificate
 	// DialContext is the dialer connections go through; nil uses a net.Dialer.
 	// With the guard on it only ever receives IP literals that passed the check.
 	DialContext DialFunc
@@ -81,7 +84,7 @@ func NewHTTPClient(cfg TransportConfig) (*http.Client, error) {
 	transport := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           dial,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots},
+		TLSClientConfig:       tlsConfig(roots, cfg.ClientCertificate),
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          100,
 		MaxIdleConnsPerHost:   10,
@@ -229,4 +232,12 @@ func isPublic(ip netip.Addr) bool {
 		}
 	}
 	return true
+}
+
+func tlsConfig(roots *x509.CertPool, cert *tls.Certificate) *tls.Config {
+	c := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
+	if cert != nil {
+		c.Certificates = []tls.Certificate{*cert}
+	}
+	return c
 }

@@ -26,6 +26,7 @@ import (
 	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/tokenmint/tokenmint/api/v1alpha1"
 )
@@ -121,6 +122,10 @@ func SecretRefs(spec *v1alpha1.IssuerSpec) []v1alpha1.SecretKeySelector {
 		if ref != nil && !slices.Contains(refs, *ref) {
 			refs = append(refs, *ref)
 		}
+	}
+	if c := spec.ClientCertificate; c != nil {
+		add(&v1alpha1.SecretKeySelector{Name: c.SecretName, Key: corev1.TLSCertKey})
+		add(&v1alpha1.SecretKeySelector{Name: c.SecretName, Key: corev1.TLSPrivateKeyKey})
 	}
 	for _, site := range valueSites(spec) {
 		add(site.source.SecretKeyRef)
