@@ -17,10 +17,14 @@ limitations under the License.
 package fakes
 
 import (
+	"crypto"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // OAuth2 endpoint paths of the fake.
@@ -43,6 +47,19 @@ type OAuth2Server struct {
 	Users map[string]string
 	// Scopes, when set, are the only scopes a client may ask for.
 	Scopes []string
+	// TokenPath is the token endpoint's path; default OAuth2TokenPath.
+	TokenPath string
+	// AssertionKeys maps client ids to the public keys of their private_key_jwt
+	// credentials (RFC 7523 section 2.2, OpenID Connect Core section 9): such
+	// a client authenticates with a client_assertion signed by its key, with
+	// iss and sub its id, aud Audience, exp at most an hour ahead and a jti
+	// never seen before.
+	AssertionKeys map[string]crypto.PublicKey
+	// Audience is the URL a client assertion must name: the token endpoint's.
+	Audience string
+
+	jtiMu sync.Mutex
+	jtis  map[string]bool
 }
 
 // NewOAuth2Server returns a server knowing one client. Access tokens live an
@@ -61,7 +78,11 @@ func oauth2Failure(status int, outcome Outcome, code, description string) reply 
 }
 
 func (f *OAuth2Server) answer(r *http.Request) reply {
-	if r.Method != http.MethodPost || (r.URL.Path != OAuth2TokenPath && r.URL.Path != OAuth2RevokePath) {
+	tokenPath := f.TokenPath
+	if tokenPath == "" {
+		tokenPath = OAuth2TokenPath
+	}
+	if r.Method != http.MethodPost || (r.URL.Path != tokenPath && r.URL.Path != OAuth2RevokePath) {
 		return oauth2Failure(http.StatusNotFound, OutcomeRejected, "invalid_request", "not found")
 	}
 	if !hasContentType(r, "application/x-www-form-urlencoded") {
@@ -108,6 +129,9 @@ func (f *OAuth2Server) answer(r *http.Request) reply {
 // authenticateClient applies section 2.3.1: Basic or body credentials, never
 // both; a failed Basic attempt answers 401 with WWW-Authenticate.
 func (f *OAuth2Server) authenticateClient(r *http.Request) *reply {
+	if r.PostForm.Has("client_assertion") || r.PostForm.Has("client_assertion_type") {
+		return f.authenticateAssertion(r)
+	}
 	id, secret, basic := r.BasicAuth()
 	bodyID := r.PostForm.Get("client_id")
 	if basic && (bodyID != "" || r.PostForm.Has("client_secret")) {
@@ -166,4 +190,61 @@ func (f *OAuth2Server) issue(scope string, withRefresh bool, outcome Outcome) re
 	}
 	f.record(token)
 	return reply{status: http.StatusOK, outcome: outcome, body: body}
+}
+
+// authenticateAssertion checks a private_key_jwt client assertion, the only
+// client authentication of its request.
+func (f *OAuth2Server) authenticateAssertion(r *http.Request) *reply {
+	fail := func(description string) *reply {
+		failure := oauth2Failure(http.StatusUnauthorized, OutcomeUnauthorized, "invalid_client", description)
+		return &failure
+	}
+	if _, _, basic := r.BasicAuth(); basic || r.PostForm.Has("client_secret") {
+		failure := oauth2Failure(http.StatusBadRequest, OutcomeRejected, "invalid_request", "use one client authentication method")
+		return &failure
+	}
+	if r.PostForm.Get("client_assertion_type") != clientAssertionType {
+		return fail("client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+	}
+	raw := r.PostForm.Get("client_assertion")
+	f.rememberCredential(raw)
+	claims := jwt.MapClaims{}
+	var client string
+	_, err := jwt.NewParser(jwt.WithValidMethods([]string{"RS256", "RS384", "RS512", "ES256", "ES384", "ES512"}), jwt.WithoutClaimsValidation()).
+		ParseWithClaims(raw, claims, func(*jwt.Token) (any, error) {
+			client, _ = claims["iss"].(string)
+			key, ok := f.AssertionKeys[client]
+			if !ok {
+				return nil, jwt.ErrTokenUnverifiable
+			}
+			return key, nil
+		})
+	if err != nil {
+		return fail("The client_assertion signature is invalid.")
+	}
+	if sub, _ := claims.GetSubject(); sub != client {
+		return fail("The client_assertion token sub claim must match the iss claim.")
+	}
+	if id := r.PostForm.Get("client_id"); id != "" && id != client {
+		return fail("client_id does not match the client_assertion's issuer.")
+	}
+	if aud, _ := claims.GetAudience(); len(aud) != 1 || aud[0] != f.Audience {
+		return fail("The audience claim for client_assertion must be the endpoint invoked for the request.")
+	}
+	now := f.now()
+	exp, errExp := claims.GetExpirationTime()
+	if errExp != nil || exp == nil || !exp.After(now) || exp.Sub(now) > time.Hour {
+		return fail("The client_assertion token has an expiration too far into the future, or has expired.")
+	}
+	jti, _ := claims["jti"].(string)
+	f.jtiMu.Lock()
+	defer f.jtiMu.Unlock()
+	if f.jtis == nil {
+		f.jtis = map[string]bool{}
+	}
+	if jti == "" || f.jtis[jti] {
+		return fail("The client_assertion token has a missing or already used jti claim.")
+	}
+	f.jtis[jti] = true
+	return nil
 }

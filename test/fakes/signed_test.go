@@ -17,6 +17,7 @@ limitations under the License.
 package fakes
 
 import (
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -155,5 +156,41 @@ func TestEntraIDVerifiesTheClientAssertion(t *testing.T) {
 			body: form(signed(t, jwt.SigningMethodPS256, signingKey, claims("six", func(c jwt.MapClaims) { c["iss"] = "other" }), x5t), "x/.default"), status: 401},
 		{name: "a scope without /.default", path: path, header: headers, body: form(signed(t, jwt.SigningMethodPS256, signingKey, claims("seven", nil), x5t), "User.Read"), status: 400},
 		{name: "no jti", path: path, header: headers, body: form(signed(t, jwt.SigningMethodPS256, signingKey, claims("", nil), x5t), "x/.default"), status: 401},
+	})
+}
+
+func TestOAuth2ServerVerifiesClientAssertions(t *testing.T) {
+	const token = "/oauth2/default/v1/token"
+	f := &OAuth2Server{TokenPath: token, AssertionKeys: map[string]crypto.PublicKey{"client": &signingKey.PublicKey},
+		Audience: "https://idp.example.com" + token}
+	f.Clock = clocktesting.NewFakeClock(fakeNow)
+	now := fakeNow.Unix()
+	claims := func(jti string, change func(jwt.MapClaims)) jwt.MapClaims {
+		c := jwt.MapClaims{"iss": "client", "sub": "client", "aud": f.Audience, "jti": jti, "iat": now, "exp": now + 300}
+		if change != nil {
+			change(c)
+		}
+		return c
+	}
+	form := func(assertion string) string {
+		return url.Values{"grant_type": {"client_credentials"}, "client_assertion_type": {clientAssertionType}, "client_assertion": {assertion}}.Encode()
+	}
+	headers := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+	first := signed(t, jwt.SigningMethodRS256, signingKey, claims("1", nil), nil)
+	run(t, f, []exchange{
+		{name: "a good assertion", path: token, header: headers, body: form(first), status: 200, want: map[string]any{"token_type": "Bearer"}},
+		{name: "the same jti again", path: token, header: headers, body: form(first), status: 401},
+		{name: "another key", path: token, header: headers, body: form(signed(t, jwt.SigningMethodRS256, otherKey, claims("2", nil), nil)), status: 401},
+		{name: "sub is not iss", path: token, header: headers,
+			body: form(signed(t, jwt.SigningMethodRS256, signingKey, claims("3", func(c jwt.MapClaims) { c["sub"] = "other" }), nil)), status: 401},
+		{name: "another audience", path: token, header: headers,
+			body: form(signed(t, jwt.SigningMethodRS256, signingKey, claims("4", func(c jwt.MapClaims) { c["aud"] = "https://idp.example.com" }), nil)), status: 401},
+		{name: "exp more than an hour ahead", path: token, header: headers,
+			body: form(signed(t, jwt.SigningMethodRS256, signingKey, claims("5", func(c jwt.MapClaims) { c["exp"] = now + 3700 }), nil)), status: 401},
+		{name: "no jti", path: token, header: headers, body: form(signed(t, jwt.SigningMethodRS256, signingKey, claims("", nil), nil)), status: 401},
+		{name: "an assertion and a secret", path: token, header: headers,
+			body: form(signed(t, jwt.SigningMethodRS256, signingKey, claims("6", nil), nil)) + "&client_secret=x", status: 400},
+		{name: "HS256 with the public key as secret", path: token, header: headers,
+			body: form(signed(t, jwt.SigningMethodHS256, []byte("secret"), claims("7", nil), nil)), status: 401},
 	})
 }

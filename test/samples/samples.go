@@ -22,6 +22,7 @@ package samples
 import (
 	"bufio"
 	"bytes"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -165,6 +166,12 @@ var Providers = []Provider{
 	}},
 	{"entra-client-assertion", "entra-client-assertion.yaml", func() (fakes.Server, *fakes.Base) {
 		f := fakes.NewEntraID(EntraTenant, EntraClientID, TestCertificate())
+		return f, &f.Base
+	}},
+	{"okta-private-key-jwt", "okta-private-key-jwt.yaml", func() (fakes.Server, *fakes.Base) {
+		f := &fakes.OAuth2Server{TokenPath: "/oauth2/default/v1/token", Scopes: []string{"orders.read"},
+			AssertionKeys: map[string]crypto.PublicKey{"0oa1example2client3": &TestKey().PublicKey},
+			Audience:      "https://example.okta.com/oauth2/default/v1/token"}
 		return f, &f.Base
 	}},
 	{"oauth2-client-credentials", "oauth2-client-credentials.yaml", func() (fakes.Server, *fakes.Base) {
