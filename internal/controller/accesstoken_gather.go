@@ -132,9 +132,13 @@ func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.A
 				return nil, err
 			}
 		}
-		// State written before it recorded its issuer is taken as this
-		// issuer's: issuerRef cannot change since then.
-		if in.state.Issuer != "" && (in.state.Issuer != in.issuerKey || in.state.IssuerUID != string(in.issuerUID)) {
+		switch {
+		case in.state.Issuer == "" && in.spec != nil:
+			// Written before state recorded its issuer: taken as this
+			// issuer's (issuerRef cannot change since then), and stamped so
+			// that the next write records it.
+			in.state.Issuer, in.state.IssuerUID = in.issuerKey, string(in.issuerUID)
+		case in.state.Issuer != in.issuerKey || in.state.IssuerUID != string(in.issuerUID):
 			// Minted by another issuer (one deleted and created again under
 			// the same name, say): its refresh token and tokens are never sent
 			// to this one. They are dropped, and forgotten at the next write.

@@ -63,7 +63,6 @@ type Calls struct {
 
 type job struct {
 	key       types.NamespacedName
-	issuer    string
 	namespace string
 	obj       client.Object
 	run       func(context.Context) (ctrl.Result, error)
@@ -161,7 +160,7 @@ func (c *Calls) Submit(obj client.Object, issuer string, run func(context.Contex
 	if _, ok := c.jobs[key]; ok || c.stopped {
 		return false
 	}
-	j := &job{key: key, issuer: issuer, namespace: key.Namespace, obj: obj, run: run}
+	j := &job{key: key, namespace: key.Namespace, obj: obj, run: run}
 	c.jobs[key] = j
 	q := c.issuers[issuer]
 	if q == nil {

@@ -21,7 +21,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -64,14 +63,7 @@ var _ = Describe("consumers that cannot see a rotation", func() {
 		// The Deployments agree to be restarted by the AccessToken; only those
 		// it lists as restart targets count as following the rotation.
 		for _, name := range []string{"api", "worker"} {
-			labels := map[string]string{"app": name}
-			Expect(k8sClient.Create(ctx, &appsv1.Deployment{
-				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.ns,
-					Annotations: map[string]string{tokensv1alpha1.AnnotationRestartOn: "consumed"}},
-				Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: labels},
-					Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-						Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "busybox"}}}}},
-			})).To(Succeed())
+			createDeployment(e.ns, name, map[string]string{tokensv1alpha1.AnnotationRestartOn: "consumed"})
 		}
 
 		at := &tokensv1alpha1.AccessToken{

@@ -113,22 +113,28 @@ var _ = Describe("revocation", func() {
 	})
 })
 
+// createDeployment creates a Deployment of one busybox container in namespace,
+// annotated with annotations.
+func createDeployment(namespace, name string, annotations map[string]string) *appsv1.Deployment {
+	labels := map[string]string{"app": name}
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Annotations: annotations},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "busybox"}}},
+			},
+		},
+	}
+	ExpectWithOffset(1, k8sClient.Create(ctx, dep)).To(Succeed())
+	return dep
+}
+
 var _ = Describe("restart targets", func() {
 	It("restarts the named workloads when the token changes, not when it is first issued", func() {
 		e := newEnv()
-		labels := map[string]string{"app": "reader"}
-		dep := &appsv1.Deployment{
-			ObjectMeta: metav1.ObjectMeta{Name: "reader", Namespace: e.ns,
-				Annotations: map[string]string{tokensv1alpha1.AnnotationRestartOn: "other, restarting"}},
-			Spec: appsv1.DeploymentSpec{
-				Selector: &metav1.LabelSelector{MatchLabels: labels},
-				Template: corev1.PodTemplateSpec{
-					ObjectMeta: metav1.ObjectMeta{Labels: labels},
-					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "busybox"}}},
-				},
-			},
-		}
-		Expect(k8sClient.Create(ctx, dep)).To(Succeed())
+		dep := createDeployment(e.ns, "reader", map[string]string{tokensv1alpha1.AnnotationRestartOn: "other, restarting"})
 		at := &tokensv1alpha1.AccessToken{
 			ObjectMeta: metav1.ObjectMeta{Name: "restarting", Namespace: e.ns},
 			Spec: tokensv1alpha1.AccessTokenSpec{

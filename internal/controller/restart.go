@@ -39,8 +39,14 @@ func (r *AccessTokenReconciler) restartAllowed(ctx context.Context, at *tokensv1
 	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: at.Namespace, Name: t.Name}, m); err != nil {
 		return false
 	}
-	for _, name := range strings.Split(m.Annotations[tokensv1alpha1.AnnotationRestartOn], ",") {
-		if strings.TrimSpace(name) == at.Name {
+	return listed(m.Annotations[tokensv1alpha1.AnnotationRestartOn], at.Name)
+}
+
+// listed reports whether the comma separated list of an opt-in annotation
+// names name.
+func listed(list, name string) bool {
+	for _, item := range strings.Split(list, ",") {
+		if strings.TrimSpace(item) == name {
 			return true
 		}
 	}

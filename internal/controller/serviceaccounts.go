@@ -19,7 +19,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -68,7 +67,7 @@ func (r *AccessTokenReconciler) serviceAccountTokens(ctx context.Context, in *in
 			}
 			return nil, fmt.Errorf("reading ServiceAccount %s: %w", key, err)
 		}
-		if !listsIssuer(sa.Annotations[tokensv1alpha1.AnnotationIssuers], self) {
+		if !listed(sa.Annotations[tokensv1alpha1.AnnotationIssuers], self) {
 			return nil, &issuer.Error{Class: issuer.ClassInvalidConfig, Message: fmt.Sprintf(
 				"ServiceAccount %s has not agreed to have its tokens sent by %s: list %s in its annotation %s",
 				key, self, self, tokensv1alpha1.AnnotationIssuers)}
@@ -89,16 +88,6 @@ func (r *AccessTokenReconciler) serviceAccountTokens(ctx context.Context, in *in
 		out[s] = tr.Status.Token
 	}
 	return out, nil
-}
-
-// listsIssuer reports whether the comma separated list names issuer.
-func listsIssuer(list, issuer string) bool {
-	for _, item := range strings.Split(list, ",") {
-		if strings.TrimSpace(item) == issuer {
-			return true
-		}
-	}
-	return false
 }
 
 // checkAudience refuses an audience the Kubernetes API accepts: a token for

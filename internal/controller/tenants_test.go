@@ -46,17 +46,22 @@ type inFlight struct {
 	now, most atomic.Int32
 }
 
+// enter counts a call in, keeping the most ever held.
+func (f *inFlight) enter() {
+	n := f.now.Add(1)
+	for {
+		most := f.most.Load()
+		if n <= most || f.most.CompareAndSwap(most, n) {
+			return
+		}
+	}
+}
+
 // hangAll makes every call to fake hang until the client gives up or the fake
 // closes, counting the calls held.
 func (f *inFlight) hangAll(fake *fakes.Base) {
 	fake.SetFaultHook(func(r *http.Request) *fakes.Fault {
-		n := f.now.Add(1)
-		for {
-			most := f.most.Load()
-			if n <= most || f.most.CompareAndSwap(most, n) {
-				break
-			}
-		}
+		f.enter()
 		go func() {
 			<-r.Context().Done()
 			f.now.Add(-1)
@@ -112,14 +117,8 @@ var _ = Describe("a hostile tenant", func() {
 		e := newEnv()
 		held := &inFlight{}
 		e.fake.SetFaultHook(func(r *http.Request) *fakes.Fault {
-			n := held.now.Add(1)
+			held.enter()
 			defer held.now.Add(-1)
-			for {
-				most := held.most.Load()
-				if n <= most || held.most.CompareAndSwap(most, n) {
-					break
-				}
-			}
 			time.Sleep(250 * time.Millisecond) // a provider's latency
 			return nil
 		})
@@ -283,18 +282,7 @@ var _ = Describe("a hostile tenant", func() {
 
 	It("cannot restart a workload that did not agree", func() {
 		e := newEnv()
-		labels := map[string]string{"app": "victim"}
-		dep := &appsv1.Deployment{
-			ObjectMeta: metav1.ObjectMeta{Name: "victim", Namespace: e.ns},
-			Spec: appsv1.DeploymentSpec{
-				Selector: &metav1.LabelSelector{MatchLabels: labels},
-				Template: corev1.PodTemplateSpec{
-					ObjectMeta: metav1.ObjectMeta{Labels: labels},
-					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "busybox"}}},
-				},
-			},
-		}
-		Expect(k8sClient.Create(ctx, dep)).To(Succeed())
+		dep := createDeployment(e.ns, "victim", nil)
 		at := &tokensv1alpha1.AccessToken{
 			ObjectMeta: metav1.ObjectMeta{Name: "restarter", Namespace: e.ns},
 			Spec: tokensv1alpha1.AccessTokenSpec{
