@@ -172,18 +172,18 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, nil
 	}
 	live := false
-	if res, found, asked, err := r.Calls.Take(req.NamespacedName); found {
+	if job, found := r.Calls.Take(req.NamespacedName); found {
 		switch {
-		case err != nil || (!at.DeletionTimestamp.IsZero() && res.RequeueAfter > 0):
-			return res, err
-		case !asked && r.statusMayLag(at) && at.DeletionTimestamp.IsZero() &&
-			at.Generation == at.Status.ObservedGeneration &&
-			at.Annotations[tokensv1alpha1.AnnotationRenew] == at.Status.LastRenewalRequest:
+		case job.Err != nil || (!at.DeletionTimestamp.IsZero() && job.Result.RequeueAfter > 0):
+			return job.Result, job.Err
+		case !job.Asked && r.statusMayLag(at) && at.DeletionTimestamp.IsZero() &&
+			at.Generation == job.Object.GetGeneration() &&
+			at.Annotations[tokensv1alpha1.AnnotationRenew] == job.Object.GetAnnotations()[tokensv1alpha1.AnnotationRenew]:
 			// The job wrote status and the cache shows nothing the job did
 			// not act on (no deletion, spec change or renewal request): its
 			// result stands, as a reconcile's own would, without deciding
 			// again on a cache that has not caught up with that write.
-			return res, nil
+			return job.Result, nil
 		case r.statusMayLag(at) || !at.DeletionTimestamp.IsZero():
 			// Something asked meanwhile: decide on what the apiserver
 			// holds, not on a cache that lags behind the job's writes.

@@ -129,17 +129,28 @@ func (c *Calls) Busy(key types.NamespacedName) bool {
 	return ok && !j.done
 }
 
-// Take returns and forgets the result of key's finished job, if any; asked
-// tells whether something asked for a reconcile of key while the job ran.
-func (c *Calls) Take(key types.NamespacedName) (result ctrl.Result, found, asked bool, err error) {
+// Finished is what Take returns of a finished job.
+type Finished struct {
+	// Result and Err are what the job returned.
+	Result ctrl.Result
+	Err    error
+	// Asked tells whether something asked for a reconcile of the object while
+	// the job ran.
+	Asked bool
+	// Object is the object the job was submitted with.
+	Object client.Object
+}
+
+// Take returns and forgets key's finished job, if any.
+func (c *Calls) Take(key types.NamespacedName) (Finished, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	j, ok := c.jobs[key]
 	if !ok || !j.done {
-		return ctrl.Result{}, false, false, nil
+		return Finished{}, false
 	}
 	delete(c.jobs, key)
-	return j.result, true, j.asked, j.err
+	return Finished{Result: j.result, Err: j.err, Asked: j.asked, Object: j.obj}, true
 }
 
 // Forget drops the finished result of key, if any (its object is gone).

@@ -175,7 +175,7 @@ func TestCallsKeepOneJobPerObjectAndItsResult(t *testing.T) {
 	if !c.Busy(key) {
 		t.Fatal("not busy while its job runs")
 	}
-	if _, found, _, _ := c.Take(key); found {
+	if _, found := c.Take(key); found {
 		t.Fatal("a result before the job ended")
 	}
 	close(g.release)
@@ -186,18 +186,18 @@ func TestCallsKeepOneJobPerObjectAndItsResult(t *testing.T) {
 	if c.Busy(key) {
 		t.Fatal("busy after its job ended")
 	}
-	if _, found, asked, err := c.Take(key); !found || !asked || err != nil {
-		t.Fatalf("result found %v asked %v err %v", found, asked, err)
+	if job, found := c.Take(key); !found || !job.Asked || job.Err != nil || job.Object.GetName() != "a" {
+		t.Fatalf("result found %v: %+v", found, job)
 	}
-	if _, found, _, _ := c.Take(key); found {
+	if _, found := c.Take(key); found {
 		t.Fatal("a result taken twice")
 	}
 
 	boom := errors.New("boom")
 	c.Submit(object("ns", "a"), "i", func(context.Context) (ctrl.Result, error) { return ctrl.Result{}, boom })
 	<-c.Events()
-	if _, _, asked, err := c.Take(key); !errors.Is(err, boom) || asked {
-		t.Fatalf("error %v asked %v, want boom and not asked", err, asked)
+	if job, _ := c.Take(key); !errors.Is(job.Err, boom) || job.Asked {
+		t.Fatalf("error %v asked %v, want boom and not asked", job.Err, job.Asked)
 	}
 }
 
