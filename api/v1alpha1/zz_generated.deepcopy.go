@@ -470,6 +470,11 @@ func (in *IssuerSpec) DeepCopyInto(out *IssuerSpec) {
 	*out = *in
 	in.Request.DeepCopyInto(&out.Request)
 	in.Response.DeepCopyInto(&out.Response)
+	if in.SignedJWT != nil {
+		in, out := &in.SignedJWT, &out.SignedJWT
+		*out = new(SignedJWT)
+		(*in).DeepCopyInto(*out)
+	}
 	if in.Refresh != nil {
 		in, out := &in.Refresh, &out.Refresh
 		*out = new(RequestSpec)

@@ -193,7 +193,39 @@ var _ = Describe("admission", func() {
 				s.RevokeGracePeriod = &tokensv1alpha1.Duration{Duration: 48 * time.Hour}
 			},
 			"revokeGracePeriod must be at most 24h"),
+		Entry("both a request and signedJWT",
+			func(s *tokensv1alpha1.IssuerSpec) { s.SignedJWT = selfSignedJWT() },
+			"set exactly one of request (a token endpoint) or signedJWT"),
+		Entry("neither a request nor signedJWT",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Request, s.Response = tokensv1alpha1.RequestSpec{}, tokensv1alpha1.ResponseSpec{}
+			},
+			"set exactly one of request (a token endpoint) or signedJWT"),
+		Entry("signedJWT with a response",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Request, s.SignedJWT = tokensv1alpha1.RequestSpec{}, selfSignedJWT()
+			},
+			"response is required with request, and has no meaning with signedJWT"),
+		Entry("signedJWT with a revoke call",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Request, s.Response, s.SignedJWT = tokensv1alpha1.RequestSpec{}, tokensv1alpha1.ResponseSpec{}, selfSignedJWT()
+				s.Revoke = &tokensv1alpha1.RequestSpec{URL: "https://tokens.example.com/revoke"}
+			},
+			"an issuer with signedJWT makes no call"),
+		Entry("a self-signed JWT of two hours",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Request, s.Response, s.SignedJWT = tokensv1alpha1.RequestSpec{}, tokensv1alpha1.ResponseSpec{}, selfSignedJWT()
+				s.SignedJWT.Lifetime = &tokensv1alpha1.Duration{Duration: 2 * time.Hour}
+			},
+			"lifetime must be between 10s and 1h"),
 	)
+
+	It("accepts an issuer whose token is a JWT it signs, with no request", func() {
+		ti := valid()
+		ti.Spec = tokensv1alpha1.IssuerSpec{SignedJWT: selfSignedJWT()}
+		Expect(k8sClient.Create(ctx, ti)).To(Succeed())
+		DeferCleanup(k8sClient.Delete, ctx, ti)
+	})
 
 	It("refuses a ClusterTokenIssuer whose allowedNamespaces selects nothing", func() {
 		cti := &tokensv1alpha1.ClusterTokenIssuer{
@@ -311,3 +343,12 @@ var _ = Describe("admission", func() {
 		Expect(err.Error()).To(ContainSubstring("issuerRef is immutable"))
 	})
 })
+
+// selfSignedJWT is a minimal valid signedJWT of an issuer with no request.
+func selfSignedJWT() *tokensv1alpha1.SignedJWT {
+	return &tokensv1alpha1.SignedJWT{
+		PrivateKey: tokensv1alpha1.JWTSecretValue{SecretKeyRef: tokensv1alpha1.SecretKeySelector{Name: "key", Key: "key.p8"}},
+		Algorithm:  "ES256",
+		Audience:   []string{"appstoreconnect-v1"},
+	}
+}

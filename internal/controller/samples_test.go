@@ -17,6 +17,7 @@ limitations under the License.
 package controller
 
 import (
+	"net/http"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -84,4 +85,53 @@ var _ = Describe("the samples", func() {
 			}
 		})
 	}
+})
+
+var _ = Describe("the App Store Connect sample", func() {
+	It("writes a JWT the API accepts, signed by the operator, and signs a new one before it expires", func() {
+		ns := "asc-" + rand.String(6)
+		Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+		api := fakes.NewAppStoreConnect(samples.AppStoreIssuerID, samples.AppStoreKeyID, &samples.TestECKey().PublicKey)
+		api.Clock = clk
+		url := serveFake(api, &api.Base)
+		apps := func(token string) int {
+			req, err := http.NewRequest(http.MethodGet, url+"/v1/apps", nil)
+			Expect(err).NotTo(HaveOccurred())
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(resp.Body.Close()).To(Succeed())
+			return resp.StatusCode
+		}
+
+		s, err := samples.Load("app-store-connect.yaml")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.PointAt(url)).To(Succeed())
+		s.FillCredentials()
+		s.Place(ns, credentialsNamespace, "-"+ns)
+		for _, o := range s.Objects() {
+			Expect(k8sClient.Create(ctx, o)).To(Succeed())
+		}
+
+		at := waitReady(s.AccessToken)
+		sec, err := secretOf(at)
+		Expect(err).NotTo(HaveOccurred())
+		first := string(sec.Data[secret.Key(at)])
+		Expect(apps(first)).To(Equal(http.StatusOK))
+		Expect(at.Status.ExpiresAt.Time).To(BeTemporally("~", clk.Now().Add(20*time.Minute), time.Second))
+		Expect(api.Calls()).To(Equal(1), "signing the token called the API")
+
+		By("signing a new token at the renewal time")
+		clk.SetTime(at.Status.RenewalTime.Add(time.Second))
+		poke(at)
+		Eventually(func(g Gomega) {
+			sec, err := secretOf(at)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(string(sec.Data[secret.Key(at)])).NotTo(Equal(first))
+		}, 10*time.Second).Should(Succeed())
+		sec, err = secretOf(at)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(apps(string(sec.Data[secret.Key(at)]))).To(Equal(http.StatusOK))
+		Expect(api.Accepted()).To(HaveLen(2))
+	})
 })

@@ -112,6 +112,9 @@ func (e *Engine) Issue(ctx context.Context, c Call) (*Token, error) {
 	if err != nil {
 		return nil, err
 	}
+	if SelfSigned(c.Spec) {
+		return e.sign(c, parameters, red)
+	}
 	if c.RefreshToken != "" && c.Spec.Refresh != nil {
 		issued := map[v1alpha1.IssuedValue]string{v1alpha1.IssuedRefreshToken: c.RefreshToken}
 		token, err := e.obtain(ctx, c, callRefresh, c.Spec.Refresh, parameters, issued, red)
@@ -163,7 +166,7 @@ func (e *Engine) prepare(c Call) (map[string]any, *redactor, error) {
 	if err := Validate(c.Spec); err != nil {
 		return nil, nil, &Error{Class: ClassInvalidConfig, Message: err.Error(), cause: err}
 	}
-	if c.HTTPClient == nil {
+	if c.HTTPClient == nil && !SelfSigned(c.Spec) {
 		return nil, nil, &Error{Class: ClassInvalidConfig, Message: "no HTTP client given; build one with NewHTTPClient"}
 	}
 	parameters, err := ResolveParameters(c.Spec, c.Parameters)

@@ -281,3 +281,18 @@ func certificateThumbprint(data []byte, key crypto.Signer) (string, error) {
 	sum := sha256.Sum256(cert.Raw)
 	return base64.RawURLEncoding.EncodeToString(sum[:]), nil
 }
+
+// sign issues the token of a self-signed issuer: the JWT of spec.signedJWT,
+// signed now, which expires at its exp claim. No call is made.
+func (e *Engine) sign(c Call, parameters map[string]any, red *redactor) (*Token, error) {
+	now := e.clock().Now()
+	values := &valueResolver{parameters: parameters, secrets: c.Secrets, now: now, newUUID: e.newUUID()}
+	signed, err := values.signJWT(c.Spec.SignedJWT)
+	if err != nil {
+		return nil, &Error{Class: ClassInvalidConfig, Message: red.redact(err.Error())}
+	}
+	lifetime, backdate := jwtTiming(c.Spec.SignedJWT)
+	// exp is written in whole seconds; the token expires then, not later.
+	expiresAt := time.Unix(now.Add(-backdate).Add(lifetime).Unix(), 0)
+	return &Token{Value: signed, IssuedAt: now, ExpiresAt: &expiresAt}, nil
+}

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -71,6 +72,9 @@ type namedRequest struct {
 // requests lists the requests the spec describes, the primary one first, with
 // what refresh and revoke inherit from request filled in (see Effective).
 func requests(spec *v1alpha1.IssuerSpec) []namedRequest {
+	if SelfSigned(spec) {
+		return nil
+	}
 	spec = Effective(spec)
 	list := []namedRequest{{callRequest, &spec.Request}}
 	if spec.Refresh != nil {
@@ -127,19 +131,30 @@ func SecretRefs(spec *v1alpha1.IssuerSpec) []v1alpha1.SecretKeySelector {
 		add(&v1alpha1.SecretKeySelector{Name: c.SecretName, Key: corev1.TLSCertKey})
 		add(&v1alpha1.SecretKeySelector{Name: c.SecretName, Key: corev1.TLSPrivateKeyKey})
 	}
-	for _, site := range valueSites(spec) {
-		add(site.source.SecretKeyRef)
-		if s := site.source.SignedJWT; s != nil {
-			add(&s.PrivateKey.SecretKeyRef)
-			if s.Certificate != nil {
-				add(&s.Certificate.SecretKeyRef)
-			}
-			for _, v := range jwtValues(s) {
-				add(v.SecretKeyRef)
-			}
+	addJWT := func(s *v1alpha1.SignedJWT) {
+		if s == nil {
+			return
+		}
+		add(&s.PrivateKey.SecretKeyRef)
+		if s.Certificate != nil {
+			add(&s.Certificate.SecretKeyRef)
+		}
+		for _, v := range jwtValues(s) {
+			add(v.SecretKeyRef)
 		}
 	}
+	addJWT(spec.SignedJWT)
+	for _, site := range valueSites(spec) {
+		add(site.source.SecretKeyRef)
+		addJWT(site.source.SignedJWT)
+	}
 	return refs
+}
+
+// SelfSigned reports whether the issuer's token is a JWT tokenmint signs
+// itself (spec.signedJWT) rather than the answer of a call.
+func SelfSigned(spec *v1alpha1.IssuerSpec) bool {
+	return spec != nil && spec.SignedJWT != nil
 }
 
 // Validate checks what the CRD's schema and CEL rules cannot: that parameter
@@ -151,6 +166,9 @@ func SecretRefs(spec *v1alpha1.IssuerSpec) []v1alpha1.SecretKeySelector {
 func Validate(spec *v1alpha1.IssuerSpec) error {
 	if spec == nil {
 		return errors.New("no issuer spec")
+	}
+	if SelfSigned(spec) {
+		return validateSelfSigned(spec)
 	}
 	var problems []error
 	for _, r := range requests(spec) {
@@ -172,6 +190,26 @@ func Validate(spec *v1alpha1.IssuerSpec) error {
 	if len(spec.CABundle) > 0 && !x509.NewCertPool().AppendCertsFromPEM(spec.CABundle) {
 		problems = append(problems, errors.New("caBundle holds no PEM certificate"))
 	}
+	return join(problems)
+}
+
+// validateSelfSigned checks an issuer whose token is a JWT it signs: it makes
+// no call, so everything that describes one is refused rather than ignored.
+func validateSelfSigned(spec *v1alpha1.IssuerSpec) error {
+	var problems []error
+	if !reflect.DeepEqual(spec.Request, v1alpha1.RequestSpec{}) {
+		problems = append(problems, errors.New("set exactly one of request or signedJWT"))
+	}
+	if !reflect.DeepEqual(spec.Response, v1alpha1.ResponseSpec{}) {
+		problems = append(problems, errors.New("response has no meaning with signedJWT: the token is the JWT"))
+	}
+	if spec.Refresh != nil || spec.Revoke != nil || spec.ClientCertificate != nil || len(spec.CABundle) > 0 {
+		problems = append(problems, errors.New("an issuer with signedJWT makes no call: refresh, revoke, clientCertificate and caBundle have no meaning"))
+	}
+	if err := validateSignedJWT(spec, spec.SignedJWT); err != nil {
+		problems = append(problems, err)
+	}
+	problems = append(problems, validateParameters(spec)...)
 	return join(problems)
 }
 

@@ -18,12 +18,15 @@ package fakes
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"math/big"
+	"net/http"
 	"net/url"
 	"testing"
 	"time"
@@ -193,4 +196,43 @@ func TestOAuth2ServerVerifiesClientAssertions(t *testing.T) {
 		{name: "HS256 with the public key as secret", path: token, header: headers,
 			body: form(signed(t, jwt.SigningMethodHS256, []byte("secret"), claims("7", nil), nil)), status: 401},
 	})
+}
+
+func TestAppStoreConnectVerifiesTheTeamsJWT(t *testing.T) {
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	otherEC, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	f := NewAppStoreConnect("69a6de70-aaaa-47e3-e053-5b8c7c11a4d1", "2X9R4HXF34", &ecKey.PublicKey)
+	f.Clock = clocktesting.NewFakeClock(fakeNow)
+	now := fakeNow.Unix()
+	good := jwt.MapClaims{"iss": "69a6de70-aaaa-47e3-e053-5b8c7c11a4d1", "iat": now, "exp": now + 1200, "aud": AppStoreConnectAudience}
+	with := func(change func(jwt.MapClaims)) jwt.MapClaims {
+		c := jwt.MapClaims{}
+		for k, v := range good {
+			c[k] = v
+		}
+		change(c)
+		return c
+	}
+	bearer := func(method jwt.SigningMethod, key any, claims jwt.MapClaims, kid string) map[string]string {
+		return map[string]string{"Authorization": "Bearer " + signed(t, method, key, claims, map[string]any{"kid": kid})}
+	}
+	get := func(name string, header map[string]string, status int) exchange {
+		return exchange{name: name, method: http.MethodGet, path: "/v1/apps", header: header, status: status}
+	}
+	run(t, f, []exchange{
+		get("a valid token", bearer(jwt.SigningMethodES256, ecKey, good, "2X9R4HXF34"), 200),
+		get("no token", nil, 401),
+		get("an unknown kid", bearer(jwt.SigningMethodES256, ecKey, good, "OTHERKEYID"), 401),
+		get("another key", bearer(jwt.SigningMethodES256, otherEC, good, "2X9R4HXF34"), 401),
+		get("RS256", bearer(jwt.SigningMethodRS256, signingKey, good, "2X9R4HXF34"), 401),
+		get("another issuer", bearer(jwt.SigningMethodES256, ecKey, with(func(c jwt.MapClaims) { c["iss"] = "other" }), "2X9R4HXF34"), 401),
+		get("another audience", bearer(jwt.SigningMethodES256, ecKey, with(func(c jwt.MapClaims) { c["aud"] = "appstoreconnect-v2" }), "2X9R4HXF34"), 401),
+		get("a lifetime of 21 minutes", bearer(jwt.SigningMethodES256, ecKey, with(func(c jwt.MapClaims) { c["exp"] = now + 1260 }), "2X9R4HXF34"), 401),
+		get("expired", bearer(jwt.SigningMethodES256, ecKey, with(func(c jwt.MapClaims) { c["iat"], c["exp"] = now-1300, now-100 }), "2X9R4HXF34"), 401),
+		get("no iat", bearer(jwt.SigningMethodES256, ecKey, with(func(c jwt.MapClaims) { delete(c, "iat") }), "2X9R4HXF34"), 401),
+		{name: "another path", method: http.MethodGet, path: "/v1/builds", header: bearer(jwt.SigningMethodES256, ecKey, good, "2X9R4HXF34"), status: 404},
+	})
+	if got := len(f.Accepted()); got != 1 {
+		t.Errorf("accepted %d tokens, want 1", got)
+	}
 }

@@ -23,6 +23,8 @@ import (
 	"bufio"
 	"bytes"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -58,6 +60,12 @@ func Credential(secret, key string) string {
 	switch key {
 	case "private-key", "tls.key":
 		return testKeyPEM()
+	case "private-key.p8":
+		der, err := x509.MarshalPKCS8PrivateKey(TestECKey())
+		if err != nil {
+			panic(err)
+		}
+		return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 	case "tls.crt":
 		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: TestCertificate().Raw}))
 	case "key.json":
@@ -100,6 +108,24 @@ var testKey = sync.OnceValue(func() *rsa.PrivateKey {
 	}
 	return k
 })
+
+var testECKey = sync.OnceValue(func() *ecdsa.PrivateKey {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
+
+// TestECKey is the P-256 key of the samples' private-key.p8 credentials (an
+// App Store Connect API key), made once per process.
+func TestECKey() *ecdsa.PrivateKey { return testECKey() }
+
+// The App Store Connect sample's issuer id and key id.
+const (
+	AppStoreIssuerID = "57246542-96fe-1a63-e053-0824d011072a"
+	AppStoreKeyID    = "2X9R4HXF34"
+)
 
 var testCertificate = sync.OnceValue(func() *x509.Certificate {
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tokenmint test client"},
@@ -258,6 +284,9 @@ func (s *Sample) PointAt(base string) error {
 		return err
 	}
 	spec := s.Spec()
+	if spec.SignedJWT != nil {
+		return nil // the issuer signs its token and calls nothing
+	}
 	for _, r := range []*tokensv1alpha1.RequestSpec{&spec.Request, spec.Refresh, spec.Revoke} {
 		if r == nil || r.URL == "" {
 			continue // refresh and revoke inherit request's URL
