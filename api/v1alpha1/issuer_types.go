@@ -36,6 +36,7 @@ import (
 // +kubebuilder:validation:XValidation:rule="!has(self.request) || ((!has(self.request.url) || !self.request.url.contains('{tokenID}')) && (!has(self.refresh) || !has(self.refresh.url) || !self.refresh.url.contains('{tokenID}')))",message="{tokenID} is only meaningful in revoke.url"
 // +kubebuilder:validation:XValidation:rule="!has(self.request) || ((!has(self.request.auth) || ((!has(self.request.auth.bearer) || (!has(self.request.auth.bearer.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.request.auth.bearer.parameter)))) && (!has(self.request.auth.basic) || ((!has(self.request.auth.basic.username.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.request.auth.basic.username.parameter))) && (!has(self.request.auth.basic.password.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.request.auth.basic.password.parameter))))))) && (!has(self.request.headers) || self.request.headers.all(h, (!has(h.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == h.parameter))))) && (!has(self.request.body) || ((!has(self.request.body.json) || self.request.body.json.all(f, (!has(f.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == f.parameter))))) && (!has(self.request.body.form) || self.request.body.form.all(f, (!has(f.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == f.parameter))))))) && (!has(self.refresh) || ((!has(self.refresh.auth) || ((!has(self.refresh.auth.bearer) || (!has(self.refresh.auth.bearer.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.refresh.auth.bearer.parameter)))) && (!has(self.refresh.auth.basic) || ((!has(self.refresh.auth.basic.username.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.refresh.auth.basic.username.parameter))) && (!has(self.refresh.auth.basic.password.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.refresh.auth.basic.password.parameter))))))) && (!has(self.refresh.headers) || self.refresh.headers.all(h, (!has(h.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == h.parameter))))) && (!has(self.refresh.body) || ((!has(self.refresh.body.json) || self.refresh.body.json.all(f, (!has(f.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == f.parameter))))) && (!has(self.refresh.body.form) || self.refresh.body.form.all(f, (!has(f.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == f.parameter))))))))) && (!has(self.revoke) || ((!has(self.revoke.auth) || ((!has(self.revoke.auth.bearer) || (!has(self.revoke.auth.bearer.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.revoke.auth.bearer.parameter)))) && (!has(self.revoke.auth.basic) || ((!has(self.revoke.auth.basic.username.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.revoke.auth.basic.username.parameter))) && (!has(self.revoke.auth.basic.password.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.revoke.auth.basic.password.parameter))))))) && (!has(self.revoke.headers) || self.revoke.headers.all(h, (!has(h.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == h.parameter))))) && (!has(self.revoke.body) || ((!has(self.revoke.body.json) || self.revoke.body.json.all(f, (!has(f.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == f.parameter))))) && (!has(self.revoke.body.form) || self.revoke.body.form.all(f, (!has(f.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == f.parameter))))))))))",message="every parameter: a value uses must be declared in parameters"
 // +kubebuilder:validation:XValidation:rule="!has(self.response) || !has(self.response.copy) || !has(self.response.refreshToken) || self.response.copy.all(c, c.path != self.response.refreshToken.path && !self.response.refreshToken.path.startsWith(c.path + '.'))",message="response.copy must not copy the refresh token (or an object holding it) into the Secret pods mount"
+// +kubebuilder:validation:XValidation:rule="[has(self.request) && has(self.request.url) ? self.request.url : ”, has(self.refresh) && has(self.refresh.url) ? self.refresh.url : ”, has(self.revoke) && has(self.revoke.url) ? self.revoke.url.replace('{tokenID}', ”) : ”].all(u, u.findAll('[{][A-Za-z0-9_]*[}]').all(p, has(self.parameters) && self.parameters.exists(q, '{' + q.name + '}' == p)))",message="every {name} in a URL must be a declared parameter ({tokenID} only in revoke.url)"
 // +kubebuilder:validation:XValidation:rule="!has(self.revoke) || !has(self.revoke.url) || !self.revoke.url.matches('^[a-zA-Z]+://[^/?#]*[{]tokenID[}]')",message="{tokenID} cannot be in the host of revoke.url: the provider's token id must never choose where credentials are sent"
 type IssuerSpec struct {
 	// request is the call that mints a new token. Set exactly one of request
@@ -124,12 +125,18 @@ type HTTPMethod string
 
 // RequestSpec is one HTTP call: URL, method, client authentication, headers and body.
 type RequestSpec struct {
-	// url of the endpoint, https unless allowInsecureHTTP is set. In revoke, the
-	// placeholder {tokenID} is replaced with the id of the token being revoked.
-	// Required in request; refresh and revoke use request's when they leave it out.
+	// url of the endpoint, https unless allowInsecureHTTP is set. {name} in the
+	// path or query is replaced with the value of the String or Integer
+	// parameter name (a GitHub App's installation id, say), percent-encoded so
+	// that it stays one path segment or query value; in revoke, {tokenID} is
+	// replaced with the id of the token being revoked. Placeholders cannot
+	// stand in the host. Required in request; refresh and revoke use request's
+	// when they leave it out.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self.replace('{tokenID}', 'tokenID')) && (self.startsWith('https://') || self.startsWith('http://'))",message="url must be an absolute http(s) URL"
+	// +kubebuilder:validation:XValidation:rule="isURL(self.replace('{', '').replace('}', '')) && (self.startsWith('https://') || self.startsWith('http://'))",message="url must be an absolute http(s) URL"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-zA-Z]+://[^/?#]*[{}]')",message="a {placeholder} cannot stand in the host of a URL: a value must never choose where credentials are sent"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[^{}]*([{][A-Za-z][A-Za-z0-9_]*[}][^{}]*)*$')",message="a URL placeholder is {name}, name a parameter (or tokenID in revoke.url)"
 	// +optional
 	URL string `json:"url,omitempty"`
 
@@ -339,7 +346,7 @@ type SecretKeySelector struct {
 }
 
 // ParameterType is the type of a parameter value.
-// +kubebuilder:validation:Enum=String;Integer;Boolean;StringList
+// +kubebuilder:validation:Enum=String;Integer;Boolean;StringList;StringMap
 type ParameterType string
 
 const (
@@ -351,18 +358,25 @@ const (
 	ParameterBoolean ParameterType = "Boolean"
 	// ParameterStringList is a list of strings.
 	ParameterStringList ParameterType = "StringList"
+	// ParameterStringMap is an object whose values are strings, such as the
+	// permissions of a GitHub App installation token ({"contents": "read"}).
+	// It can be sent only in a JSON body.
+	ParameterStringMap ParameterType = "StringMap"
 )
 
 // ParameterSpec declares one value an AccessToken may supply, and the constraints
 // the issuer's owner puts on it.
 // +kubebuilder:validation:XValidation:rule="!has(self.minimum) || !has(self.maximum) || self.minimum <= self.maximum",message="minimum must not be greater than maximum"
 // +kubebuilder:validation:XValidation:rule="self.type == 'Integer' || (!has(self.minimum) && !has(self.maximum))",message="minimum and maximum apply to Integer parameters only"
-// +kubebuilder:validation:XValidation:rule="self.type == 'String' || self.type == 'StringList' || (!has(self.pattern) && !has(self.enum))",message="pattern and enum apply to String and StringList parameters only"
+// +kubebuilder:validation:XValidation:rule="self.type in ['String', 'StringList', 'StringMap'] || (!has(self.pattern) && !has(self.enum))",message="pattern and enum apply to String, StringList and StringMap parameters only"
+// +kubebuilder:validation:XValidation:rule="self.type == 'StringMap' || !has(self.keys)",message="keys apply to StringMap parameters only"
 type ParameterSpec struct {
-	// name by which request values (parameter: <name>) and AccessTokens
-	// (spec.parameters.<name>) refer to the parameter.
+	// name by which request values (parameter: <name>), URLs ({<name>}) and
+	// AccessTokens (spec.parameters.<name>) refer to the parameter. tokenID is
+	// reserved for revoke.url.
 	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9_]*$`
 	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self != 'tokenID'",message="tokenID is reserved for the token id in revoke.url"
 	// +required
 	Name string `json:"name"`
 
@@ -395,18 +409,28 @@ type ParameterSpec struct {
 	// +optional
 	Maximum *int64 `json:"maximum,omitempty"`
 
-	// enum lists the allowed values of a String parameter, or of each item of a
-	// StringList parameter.
+	// enum lists the allowed values of a String parameter, of each item of a
+	// StringList parameter, or of each value of a StringMap parameter.
 	// +kubebuilder:validation:MaxItems=256
 	// +listType=set
 	// +optional
 	Enum []string `json:"enum,omitempty"`
 
-	// pattern is a regular expression (RE2 syntax) that a String parameter, or each
-	// item of a StringList parameter, must match in full.
+	// pattern is a regular expression (RE2 syntax) that a String parameter, each
+	// item of a StringList parameter, or each value of a StringMap parameter
+	// must match in full.
 	// +kubebuilder:validation:MaxLength=1024
 	// +optional
 	Pattern string `json:"pattern,omitempty"`
+
+	// keys lists the keys a StringMap parameter may have (the permissions an
+	// AccessToken may ask for, say). When omitted, any key of at most 128
+	// characters is allowed. A StringMap holds at most 64 keys.
+	// +kubebuilder:validation:MaxItems=128
+	// +kubebuilder:validation:items:MaxLength=128
+	// +listType=set
+	// +optional
+	Keys []string `json:"keys,omitempty"`
 }
 
 // ResponseSpec says how to read the endpoint's answer. Paths are dot separated

@@ -123,7 +123,7 @@ var _ = Describe("admission", func() {
 			"minimum and maximum apply to Integer parameters only"),
 		Entry("a pattern on an integer",
 			func(s *tokensv1alpha1.IssuerSpec) { s.Parameters[0].Pattern = "^[0-9]+$" },
-			"pattern and enum apply to String and StringList parameters only"),
+			"pattern and enum apply to String, StringList and StringMap parameters only"),
 		Entry("an expiry without a path",
 			func(s *tokensv1alpha1.IssuerSpec) { s.Response.Expiry.Path = "" },
 			"path is required unless format is JWT"),
@@ -193,6 +193,33 @@ var _ = Describe("admission", func() {
 				s.RevokeGracePeriod = &tokensv1alpha1.Duration{Duration: 48 * time.Hour}
 			},
 			"revokeGracePeriod must be at most 24h"),
+		Entry("an undeclared parameter in the URL",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Request.URL = "https://tokens.example.com/installations/{installation}/token"
+			},
+			"every {name} in a URL must be a declared parameter"),
+		Entry("{tokenID} in the request URL",
+			func(s *tokensv1alpha1.IssuerSpec) { s.Request.URL = "https://tokens.example.com/{tokenID}" },
+			"every {name} in a URL must be a declared parameter"),
+		Entry("a parameter in the host",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Parameters = append(s.Parameters, tokensv1alpha1.ParameterSpec{Name: "tenant"})
+				s.Request.URL = "https://{tenant}.example.com/token"
+			},
+			"a {placeholder} cannot stand in the host of a URL"),
+		Entry("a stray brace in the URL",
+			func(s *tokensv1alpha1.IssuerSpec) { s.Request.URL = "https://tokens.example.com/token?x={a" },
+			"a URL placeholder is {name}"),
+		Entry("a parameter named tokenID",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Parameters = append(s.Parameters, tokensv1alpha1.ParameterSpec{Name: "tokenID"})
+			},
+			"tokenID is reserved for the token id in revoke.url"),
+		Entry("keys on a String parameter",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Parameters = append(s.Parameters, tokensv1alpha1.ParameterSpec{Name: "p", Type: "String", Keys: []string{"a"}})
+			},
+			"keys apply to StringMap parameters only"),
 		Entry("both a request and signedJWT",
 			func(s *tokensv1alpha1.IssuerSpec) { s.SignedJWT = selfSignedJWT() },
 			"set exactly one of request (a token endpoint) or signedJWT"),

@@ -21,6 +21,7 @@ limitations under the License.
 package issuer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -199,7 +200,7 @@ func (e *Engine) obtain(ctx context.Context, c Call, kind callKind, spec *v1alph
 func (e *Engine) exchange(ctx context.Context, c Call, kind callKind, spec *v1alpha1.RequestSpec,
 	parameters map[string]any, issued map[v1alpha1.IssuedValue]string, red *redactor) (answer, time.Time, error) {
 	now := e.clock().Now()
-	target, err := expandURL(spec.URL, issued[v1alpha1.IssuedTokenID])
+	target, err := expandURL(spec.URL, issued[v1alpha1.IssuedTokenID], parameters)
 	if err != nil {
 		return answer{}, now, err
 	}
@@ -269,24 +270,64 @@ func refreshRefused(err error) bool {
 	return class == ClassUnauthorized || class == ClassBadRequest
 }
 
-// expandURL replaces {tokenID} with the token id, percent-encoded so that it is
-// one opaque path segment or query value: every byte but the RFC 3986
-// unreserved characters is escaped, and ids that would change the path ("." and
-// "..") are refused. Errors never quote the id, which may be credential-like.
-func expandURL(raw, tokenID string) (string, error) {
-	if !strings.Contains(raw, tokenIDPlaceholder) {
+// expandURL replaces {tokenID} with the token id and every other {name}
+// with the value of that parameter, each percent-encoded so that it is one
+// opaque path segment or query value: every byte but the RFC 3986 unreserved
+// characters is escaped, and values that would change the path ("." and "..")
+// are refused. Errors never quote the id, which may be credential-like.
+func expandURL(raw, tokenID string, parameters map[string]any) (string, error) {
+	if !strings.Contains(raw, "{") {
 		return raw, nil
 	}
-	if tokenID == "" {
-		return "", &Error{Class: ClassInvalidConfig, Message: "revoke.url needs the token id, but none is known"}
+	var failure error
+	expanded := placeholderPattern.ReplaceAllStringFunc(raw, func(placeholder string) string {
+		name := placeholder[1 : len(placeholder)-1]
+		value, err := placeholderValue(name, tokenID, parameters)
+		if err != nil {
+			failure = cmp.Or(failure, err)
+			return ""
+		}
+		return escapeUnreserved(value)
+	})
+	if failure != nil {
+		return "", failure
 	}
-	if tokenID == "." || tokenID == ".." {
-		return "", invalidResponse("the token id is a dot segment, which cannot stand in revoke.url")
+	return expanded, nil
+}
+
+// placeholderValue is the value of one URL placeholder, checked.
+func placeholderValue(name, tokenID string, parameters map[string]any) (string, error) {
+	if name == "tokenID" {
+		if tokenID == "" {
+			return "", &Error{Class: ClassInvalidConfig, Message: "revoke.url needs the token id, but none is known"}
+		}
+		if tokenID == "." || tokenID == ".." {
+			return "", invalidResponse("the token id is a dot segment, which cannot stand in revoke.url")
+		}
+		if err := checkTokenID(tokenID); err != nil {
+			return "", invalidResponse("the token id %v", err)
+		}
+		return tokenID, nil
 	}
-	if err := checkTokenID(tokenID); err != nil {
-		return "", invalidResponse("the token id %v", err)
+	value, ok := parameters[name]
+	if !ok {
+		return "", &Error{Class: ClassInvalidParameters, Message: fmt.Sprintf("the URL needs parameter %q, which has no value", name)}
 	}
-	return strings.ReplaceAll(raw, tokenIDPlaceholder, escapeUnreserved(tokenID)), nil
+	text, err := scalarText(value)
+	if err == nil {
+		switch {
+		case text == "" || text == "." || text == "..":
+			err = errors.New("the value is empty or a dot segment")
+		case len(text) > maxTokenIDBytes:
+			err = fmt.Errorf("the value is longer than %d bytes", maxTokenIDBytes)
+		case strings.ContainsFunc(text, unicode.IsControl):
+			err = errors.New("the value contains a control character")
+		}
+	}
+	if err != nil {
+		return "", &Error{Class: ClassInvalidParameters, Message: fmt.Sprintf("parameter %q cannot stand in the URL: %v", name, err)}
+	}
+	return text, nil
 }
 
 // checkTokenID refuses an id too long or with control characters. The error

@@ -147,7 +147,7 @@ func FuzzExpandURL(f *testing.F) {
 	f.Fuzz(func(t *testing.T, id string) {
 		const host = "issuer.example.com"
 		for _, template := range []string{"https://" + host + "/tokens/{tokenID}/revoke", "https://" + host + "/revoke?id={tokenID}&x=1"} {
-			expanded, err := expandURL(template, id)
+			expanded, err := expandURL(template, id, nil)
 			if err != nil {
 				e := asError(t, err)
 				if want := map[bool]Class{true: ClassInvalidConfig, false: ClassInvalidResponse}[id == ""]; e.Class != want {
@@ -181,6 +181,27 @@ func FuzzExpandURL(f *testing.F) {
 			if got, err := url.PathUnescape(segments[2]); err != nil || got != id {
 				t.Fatalf("id of %d bytes: path segment does not read back as the id", len(id))
 			}
+		}
+
+		// The same value as a tenant's parameter in a URL: refused as a
+		// parameter problem, or exactly one path segment, never another host.
+		expanded, err := expandURL("https://"+host+"/installations/{installation}/tokens", "", map[string]any{"installation": id})
+		if err != nil {
+			if e := asError(t, err); e.Class != ClassInvalidParameters {
+				t.Fatalf("parameter of %d bytes: class %v, want InvalidParameters", len(id), e.Class)
+			}
+			if id == "" || id == "." || id == ".." || checkTokenID(id) != nil {
+				return
+			}
+			t.Fatalf("parameter of %d bytes refused: %v", len(id), err)
+		}
+		u, err := url.Parse(expanded)
+		if err != nil || u.Host != host {
+			t.Fatalf("parameter of %d bytes: expanded URL does not parse to %s (%v)", len(id), host, err)
+		}
+		segments := strings.Split(u.EscapedPath(), "/")
+		if got, err := url.PathUnescape(segments[2]); len(segments) != 4 || err != nil || got != id || u.RawQuery != "" {
+			t.Fatalf("parameter of %d bytes: path is not /installations/<value>/tokens", len(id))
 		}
 	})
 }

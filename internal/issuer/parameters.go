@@ -99,6 +99,8 @@ func parameterValue(decl *v1alpha1.ParameterSpec, raw apiextensionsv1.JSON) (any
 		return b, nil
 	case v1alpha1.ParameterStringList:
 		return stringListValue(decl, decoded)
+	case v1alpha1.ParameterStringMap:
+		return stringMapValue(decl, decoded)
 	default:
 		return nil, fmt.Errorf("parameter %q has unknown type %q", decl.Name, decl.Type)
 	}
@@ -142,6 +144,46 @@ func stringListValue(decl *v1alpha1.ParameterSpec, decoded any) ([]string, error
 		list = append(list, s)
 	}
 	return list, join(problems)
+}
+
+// maxMapEntries bounds a StringMap parameter.
+const maxMapEntries = 64
+
+// maxMapKeyLength bounds a key of a StringMap parameter when keys does not.
+const maxMapKeyLength = 128
+
+func stringMapValue(decl *v1alpha1.ParameterSpec, decoded any) (map[string]string, error) {
+	object, ok := decoded.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("parameter %q must be an object of strings, got %s", decl.Name, describe(decoded))
+	}
+	if len(object) > maxMapEntries {
+		return nil, fmt.Errorf("parameter %q has %d keys, more than %d", decl.Name, len(object), maxMapEntries)
+	}
+	out := make(map[string]string, len(object))
+	var problems []error
+	for _, key := range sortedKeys(object) {
+		label := fmt.Sprintf("%s.%s", decl.Name, shorten(key, 40))
+		switch {
+		case len(decl.Keys) > 0 && !slices.Contains(decl.Keys, key):
+			problems = append(problems, fmt.Errorf("parameter %q: key %q is not one of %q", decl.Name, shorten(key, 80), decl.Keys))
+			continue
+		case key == "" || len(key) > maxMapKeyLength:
+			problems = append(problems, fmt.Errorf("parameter %q: keys must be 1 to %d characters", decl.Name, maxMapKeyLength))
+			continue
+		}
+		value, ok := object[key].(string)
+		if !ok {
+			problems = append(problems, fmt.Errorf("parameter %q must be a string, got %s", label, describe(object[key])))
+			continue
+		}
+		if err := checkString(decl, value, label); err != nil {
+			problems = append(problems, err)
+			continue
+		}
+		out[key] = value
+	}
+	return out, join(problems)
 }
 
 // checkString applies enum and pattern to a string or a list item.

@@ -40,6 +40,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -173,12 +174,12 @@ func pointAt(t *testing.T, spec *v1alpha1.IssuerSpec, base string) {
 		if !strings.HasPrefix(r.URL, "https://") {
 			t.Errorf("url of a sample must be https: %s", r.URL)
 		}
-		u, err := url.Parse(strings.ReplaceAll(r.URL, tokenIDPlaceholder, "TOKENID"))
+		u, err := url.Parse(strings.NewReplacer("{", "", "}", "").Replace(r.URL))
 		if err != nil {
 			t.Fatal(err)
 		}
-		u.Scheme, u.Host = target.Scheme, target.Host
-		r.URL = strings.ReplaceAll(u.String(), "TOKENID", tokenIDPlaceholder)
+		// Only the origin changes: the path keeps its {placeholders}.
+		r.URL = target.Scheme + "://" + target.Host + r.URL[len(u.Scheme+"://"+u.Host):]
 	}
 	spec.AllowInsecureHTTP = true
 }
@@ -363,6 +364,29 @@ func TestSampleGitHubApp(t *testing.T) {
 	if got := fake.Issued()[0].Request["repositories"]; fmt.Sprint(got) != "[octo-repo]" {
 		t.Errorf("repositories sent: %v", got)
 	}
+	if got := fake.Issued()[0].Request["permissions"]; fmt.Sprint(got) != "map[contents:read metadata:read]" {
+		t.Errorf("permissions sent: %v", got)
+	}
+
+	By2 := func(what string, params map[string]apiextensionsv1.JSON, class Class, want string) {
+		t.Helper()
+		call := run.call
+		call.Parameters = params
+		calls := fake.Calls()
+		_, err := run.engine.Issue(context.Background(), call)
+		if ClassOf(err) != class || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want %v with %q", what, err, class, want)
+		}
+		if class == ClassInvalidParameters && fake.Calls() != calls {
+			t.Errorf("%s: the endpoint was called", what)
+		}
+	}
+	By2("another installation", map[string]apiextensionsv1.JSON{"installation_id": {Raw: []byte("99")}}, ClassBadRequest, "Not Found")
+	By2("no installation", map[string]apiextensionsv1.JSON{}, ClassInvalidParameters, `"installation_id" is required`)
+	By2("a permission the issuer does not allow", map[string]apiextensionsv1.JSON{"installation_id": {Raw: []byte("56781234")},
+		"permissions": {Raw: []byte(`{"administration": "write"}`)}}, ClassInvalidParameters, `key "administration" is not one of`)
+	By2("a permission the installation lacks", map[string]apiextensionsv1.JSON{"installation_id": {Raw: []byte("56781234")},
+		"permissions": {Raw: []byte(`{"metadata": "write"}`)}}, ClassBadRequest, "not granted")
 
 	By := func(what string, mutate func(*v1alpha1.SignedJWT), want string) {
 		t.Helper()

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -225,6 +226,18 @@ func validateRequest(spec *v1alpha1.IssuerSpec, r namedRequest) []error {
 	if err := checkURL(r.spec.URL, r.kind, spec.AllowInsecureHTTP); err != nil {
 		fail("url: %w", err)
 	}
+	for _, name := range urlPlaceholders(r.spec.URL) {
+		if name == "tokenID" {
+			continue // checked by checkURL
+		}
+		i := slices.IndexFunc(spec.Parameters, func(p v1alpha1.ParameterSpec) bool { return p.Name == name })
+		switch {
+		case i < 0:
+			fail("url: {%s} is not a declared parameter%s", name, declaredNames(spec))
+		case !slices.Contains([]v1alpha1.ParameterType{v1alpha1.ParameterString, v1alpha1.ParameterInteger}, parameterType(&spec.Parameters[i])):
+			fail("url: {%s} must be a String or Integer parameter", name)
+		}
+	}
 	switch r.spec.Method {
 	case "", http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
 	default:
@@ -258,7 +271,10 @@ func checkURL(raw string, kind callKind, allowInsecureHTTP bool) error {
 	if strings.Contains(raw, tokenIDPlaceholder) && kind != callRevoke {
 		return fmt.Errorf("%s is only meaningful in revoke.url", tokenIDPlaceholder)
 	}
-	u, err := url.Parse(strings.ReplaceAll(raw, tokenIDPlaceholder, "tokenID"))
+	if !placeholderSyntax.MatchString(raw) {
+		return errors.New("a placeholder is {name}, name a parameter (or tokenID in revoke.url), and braces appear only around one")
+	}
+	u, err := url.Parse(placeholderPattern.ReplaceAllString(raw, "$1"))
 	if err != nil {
 		// url.Error repeats the whole URL, credentials included if someone put
 		// them there; its cause names only the offending part.
@@ -276,12 +292,29 @@ func checkURL(raw string, kind callKind, allowInsecureHTTP bool) error {
 	case u.Fragment != "":
 		return errors.New("must not have a fragment")
 	}
-	// The id comes from the provider's response: in the host it would choose
-	// where the revoke request, credentials included, is sent.
-	if other, err := url.Parse(strings.ReplaceAll(raw, tokenIDPlaceholder, "othertokenID")); err != nil || other.Host != u.Host {
-		return fmt.Errorf("%s may stand only in the path or the query", tokenIDPlaceholder)
+	// The id comes from the provider's response, parameters from tenants: in
+	// the host either would choose where the request, credentials included, is
+	// sent.
+	if other, err := url.Parse(placeholderPattern.ReplaceAllString(raw, "other$1")); err != nil || other.Host != u.Host {
+		return errors.New("a {placeholder} may stand only in the path or the query")
 	}
 	return nil
+}
+
+// placeholderPattern matches one {name} of a URL; placeholderSyntax a URL
+// whose braces all belong to placeholders.
+var (
+	placeholderPattern = regexp.MustCompile(`\{([A-Za-z][A-Za-z0-9_]*)\}`)
+	placeholderSyntax  = regexp.MustCompile(`^[^{}]*(\{[A-Za-z][A-Za-z0-9_]*\}[^{}]*)*$`)
+)
+
+// urlPlaceholders lists the names of the {name} placeholders of a URL.
+func urlPlaceholders(raw string) []string {
+	var names []string
+	for _, m := range placeholderPattern.FindAllStringSubmatch(raw, -1) {
+		names = append(names, m[1])
+	}
+	return names
 }
 
 func validateBody(kind callKind, body *v1alpha1.BodySpec) []error {
@@ -426,8 +459,11 @@ func validateParameterUse(spec *v1alpha1.IssuerSpec, site valueSite) error {
 	if i < 0 {
 		return fmt.Errorf("parameter %q is not declared in parameters%s", site.source.Parameter, declaredNames(spec))
 	}
-	if parameterType(&spec.Parameters[i]) == v1alpha1.ParameterStringList && (site.place == placeHeader || site.place == placeAuth) {
+	switch kind := parameterType(&spec.Parameters[i]); {
+	case kind == v1alpha1.ParameterStringList && (site.place == placeHeader || site.place == placeAuth):
 		return fmt.Errorf("parameter %q is a StringList, which has no header form", site.source.Parameter)
+	case kind == v1alpha1.ParameterStringMap && site.place != placeJSON:
+		return fmt.Errorf("parameter %q is a StringMap, which can be sent only in a JSON body", site.source.Parameter)
 	}
 	return nil
 }
@@ -465,12 +501,18 @@ func validateParameters(spec *v1alpha1.IssuerSpec) []error {
 		seen[decl.Name] = true
 		kind := parameterType(decl)
 		switch kind {
-		case v1alpha1.ParameterString, v1alpha1.ParameterInteger, v1alpha1.ParameterBoolean, v1alpha1.ParameterStringList:
+		case v1alpha1.ParameterString, v1alpha1.ParameterInteger, v1alpha1.ParameterBoolean, v1alpha1.ParameterStringList, v1alpha1.ParameterStringMap:
 		default:
 			fail("unknown type %q", decl.Type)
 			continue
 		}
-		isText := kind == v1alpha1.ParameterString || kind == v1alpha1.ParameterStringList
+		if decl.Name == "tokenID" {
+			fail("tokenID is reserved for the token id in revoke.url")
+		}
+		if len(decl.Keys) > 0 && kind != v1alpha1.ParameterStringMap {
+			fail("keys apply to StringMap parameters only")
+		}
+		isText := kind == v1alpha1.ParameterString || kind == v1alpha1.ParameterStringList || kind == v1alpha1.ParameterStringMap
 		if (decl.Minimum != nil || decl.Maximum != nil) && kind != v1alpha1.ParameterInteger {
 			fail("minimum and maximum apply to Integer parameters only")
 		}
@@ -478,7 +520,7 @@ func validateParameters(spec *v1alpha1.IssuerSpec) []error {
 			fail("minimum %d is greater than maximum %d", *decl.Minimum, *decl.Maximum)
 		}
 		if (decl.Pattern != "" || len(decl.Enum) > 0) && !isText {
-			fail("pattern and enum apply to String and StringList parameters only")
+			fail("pattern and enum apply to String, StringList and StringMap parameters only")
 		}
 		if decl.Pattern != "" {
 			if _, err := fullMatch(decl.Pattern); err != nil {

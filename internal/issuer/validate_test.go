@@ -18,6 +18,9 @@ package issuer
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -61,7 +64,39 @@ func TestValidate(t *testing.T) {
 		}, "greater than maximum"},
 		{"enum on a boolean", func(s *v1alpha1.IssuerSpec) {
 			s.Parameters = []v1alpha1.ParameterSpec{{Name: "b", Type: v1alpha1.ParameterBoolean, Enum: []string{"true"}}}
-		}, "String and StringList parameters only"},
+		}, "String, StringList and StringMap parameters only"},
+		{"a declared parameter in the URL", func(s *v1alpha1.IssuerSpec) {
+			s.Parameters = []v1alpha1.ParameterSpec{{Name: "installation", Type: v1alpha1.ParameterInteger}}
+			s.Request.URL = "https://issuer.example.com/installations/{installation}/tokens"
+		}, ""},
+		{"an undeclared parameter in the URL", func(s *v1alpha1.IssuerSpec) {
+			s.Request.URL = "https://issuer.example.com/installations/{installation}/tokens"
+		}, `request.url: {installation} is not a declared parameter`},
+		{"a parameter in the URL's host", func(s *v1alpha1.IssuerSpec) {
+			s.Parameters = []v1alpha1.ParameterSpec{{Name: "tenant"}}
+			s.Request.URL = "https://{tenant}.example.com/token"
+		}, "may stand only in the path or the query"},
+		{"a list parameter in the URL", func(s *v1alpha1.IssuerSpec) {
+			s.Parameters = []v1alpha1.ParameterSpec{{Name: "ids", Type: v1alpha1.ParameterStringList}}
+			s.Request.URL = "https://issuer.example.com/installations/{ids}/tokens"
+		}, "must be a String or Integer parameter"},
+		{"a stray brace in the URL", func(s *v1alpha1.IssuerSpec) {
+			s.Request.URL = "https://issuer.example.com/token?x={a"
+		}, "a placeholder is {name}"},
+		{"a parameter named tokenID", func(s *v1alpha1.IssuerSpec) {
+			s.Parameters = []v1alpha1.ParameterSpec{{Name: "tokenID"}}
+		}, "tokenID is reserved"},
+		{"a map parameter in a form", func(s *v1alpha1.IssuerSpec) {
+			s.Parameters = []v1alpha1.ParameterSpec{{Name: "permissions", Type: v1alpha1.ParameterStringMap}}
+			s.Request.Body = &v1alpha1.BodySpec{Form: []v1alpha1.FormField{{Name: "permissions", ValueSource: param("permissions")}}}
+		}, "can be sent only in a JSON body"},
+		{"keys on a string", func(s *v1alpha1.IssuerSpec) {
+			s.Parameters = []v1alpha1.ParameterSpec{{Name: "s", Keys: []string{"a"}}}
+		}, "keys apply to StringMap parameters only"},
+		{"a map default outside its keys", func(s *v1alpha1.IssuerSpec) {
+			s.Parameters = []v1alpha1.ParameterSpec{{Name: "permissions", Type: v1alpha1.ParameterStringMap,
+				Keys: []string{"contents"}, Enum: []string{"read"}, Default: ptr(raw(`{"issues": "read"}`))}}
+		}, `key "issues" is not one of`},
 		{"list parameter in a header", func(s *v1alpha1.IssuerSpec) {
 			s.Parameters = []v1alpha1.ParameterSpec{{Name: "scopes", Type: v1alpha1.ParameterStringList}}
 			s.Request.Headers = []v1alpha1.Header{{Name: "X-Scopes", ValueSource: param("scopes")}}
@@ -196,6 +231,35 @@ func TestResolveParameters(t *testing.T) {
 	}
 	if got["description"] != "tokenmint" || got["lifetime"] != int64(600) || !slices.Equal(got["scopes"].([]string), []string{"b.write"}) || got["offline"] != false {
 		t.Errorf("ResolveParameters = %#v", got)
+	}
+}
+
+func TestStringMapParameters(t *testing.T) {
+	spec := &v1alpha1.IssuerSpec{Parameters: []v1alpha1.ParameterSpec{{Name: "permissions", Type: v1alpha1.ParameterStringMap,
+		Keys: []string{"contents", "issues", "metadata"}, Enum: []string{"read", "write"}}}}
+	got, err := ResolveParameters(spec, map[string]apiextensionsv1.JSON{"permissions": raw(`{"contents": "read", "issues": "write"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"contents": "read", "issues": "write"}; !maps.Equal(got["permissions"].(map[string]string), want) {
+		t.Errorf("permissions = %v, want %v", got["permissions"], want)
+	}
+	many := map[string]string{}
+	for i := range maxMapEntries + 1 {
+		many[fmt.Sprintf("k%d", i)] = "read"
+	}
+	tooMany, _ := json.Marshal(many)
+	for value, want := range map[string]string{
+		`{"administration": "write"}`: `key "administration" is not one of`,
+		`{"contents": "admin"}`:       `"admin" is not one of`,
+		`{"contents": true}`:          `"permissions.contents" must be a string, got a boolean`,
+		`["contents"]`:                "must be an object of strings, got a list",
+		string(tooMany):               "more than 64",
+	} {
+		_, err := ResolveParameters(spec, map[string]apiextensionsv1.JSON{"permissions": raw(value)})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error containing %q", value, err, want)
+		}
 	}
 }
 

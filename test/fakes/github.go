@@ -53,12 +53,16 @@ type GitHubApps struct {
 	Installations []string
 	// Repositories of the installations; a request may name only these.
 	Repositories []string
+	// Granted are the permissions the installation has; a request may ask for
+	// these at their level or below, and gets all of them when it names none.
+	Granted map[string]string
 }
 
 // NewGitHubApps returns a fake for one app with one installation.
 func NewGitHubApps(clientID, appID, installationID string, publicKey *rsa.PublicKey) *GitHubApps {
 	return &GitHubApps{ClientID: clientID, AppID: appID, PublicKey: publicKey, Installations: []string{installationID},
-		Repositories: []string{"octo-repo", "docs"}}
+		Repositories: []string{"octo-repo", "docs"},
+		Granted:      map[string]string{"contents": "write", "metadata": "read", "issues": "write", "pull_requests": "write"}}
 }
 
 func (f *GitHubApps) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -111,13 +115,19 @@ func (f *GitHubApps) answer(r *http.Request) reply {
 			return githubFailure(http.StatusUnprocessableEntity, OutcomeRejected, "There is at least one repository that does not exist or is not accessible to the parent installation.")
 		}
 	}
+	levels := map[string]int{"read": 1, "write": 2, "admin": 3}
+	for name, level := range body.Permissions {
+		if levels[level] == 0 || levels[level] > levels[f.Granted[name]] {
+			return githubFailure(http.StatusUnprocessableEntity, OutcomeRejected, "The permissions requested are not granted to this installation.")
+		}
+	}
 	selection := "all"
 	if len(body.Repositories) > 0 || len(body.RepositoryIDs) > 0 {
 		selection = "selected"
 	}
 	permissions := body.Permissions
-	if permissions == nil {
-		permissions = map[string]string{"contents": "read", "metadata": "read"}
+	if len(permissions) == 0 {
+		permissions = f.Granted
 	}
 	now := f.now()
 	token := IssuedToken{

@@ -78,13 +78,21 @@ func TestGitHubAppsVerifyTheAppJWT(t *testing.T) {
 		{name: "iat in the future", path: path, header: jwtOf(signingKey, jwt.SigningMethodRS256, jwt.MapClaims{"iss": "42", "iat": now + 300, "exp": now + 500}), status: 401},
 		{name: "no exp", path: path, header: jwtOf(signingKey, jwt.SigningMethodRS256, jwt.MapClaims{"iss": "42", "iat": now}), status: 401},
 		{name: "another installation", path: GitHubInstallationTokenPath("100"), header: jwtOf(signingKey, jwt.SigningMethodRS256, good), status: 404},
+		{name: "permissions within the installation's", path: path, body: `{"permissions":{"contents":"read","issues":"write"}}`,
+			header: jwtOf(signingKey, jwt.SigningMethodRS256, good), status: 201},
+		{name: "a permission the installation lacks", path: path, body: `{"permissions":{"administration":"read"}}`,
+			header: jwtOf(signingKey, jwt.SigningMethodRS256, good), status: 422},
+		{name: "a permission above its level", path: path, body: `{"permissions":{"metadata":"write"}}`,
+			header: jwtOf(signingKey, jwt.SigningMethodRS256, good), status: 422},
+		{name: "an unknown level", path: path, body: `{"permissions":{"contents":"all"}}`,
+			header: jwtOf(signingKey, jwt.SigningMethodRS256, good), status: 422},
 		{name: "a repository outside the installation", path: path, body: `{"repositories":["secret-repo"]}`,
 			header: jwtOf(signingKey, jwt.SigningMethodRS256, good), status: 422},
 		{name: "an unknown body field", path: path, body: `{"repos":["docs"]}`,
 			header: jwtOf(signingKey, jwt.SigningMethodRS256, good), status: 422},
 	})
-	if n := len(f.CredentialsReceived()); n != 11 {
-		t.Errorf("%d app JWTs remembered for the leak checks, want 11 (every request that carried one to a known installation)", n)
+	if n := len(f.CredentialsReceived()); n != 15 {
+		t.Errorf("%d app JWTs remembered for the leak checks, want 15 (every request that carried one to a known installation)", n)
 	}
 }
 

@@ -291,13 +291,12 @@ func (s *Sample) PointAt(base string) error {
 		if r == nil || r.URL == "" {
 			continue // refresh and revoke inherit request's URL
 		}
-		const placeholder = "{tokenID}"
-		u, err := url.Parse(strings.ReplaceAll(r.URL, placeholder, "TOKENID"))
+		u, err := url.Parse(strings.NewReplacer("{", "", "}", "").Replace(r.URL))
 		if err != nil {
 			return err
 		}
-		u.Scheme, u.Host = target.Scheme, target.Host
-		r.URL = strings.ReplaceAll(u.String(), "TOKENID", placeholder)
+		// Only the origin changes: the path keeps its {placeholders}.
+		r.URL = target.Scheme + "://" + target.Host + r.URL[len(u.Scheme+"://"+u.Host):]
 	}
 	spec.AllowInsecureHTTP = true
 	return nil
