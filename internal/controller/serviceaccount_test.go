@@ -130,3 +130,60 @@ var _ = Describe("a ServiceAccount token as the credential", func() {
 		Expect(fake.Calls()).To(BeZero())
 	})
 })
+
+var _ = Describe("the Vault Kubernetes login sample", func() {
+	It("logs in with a ServiceAccount token Vault reviews, logs in again before expiry and revokes what it replaced", func() {
+		ns := "v-" + rand.String(6)
+		Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+		vault := &fakes.VaultKubernetesAuth{Roles: map[string]fakes.VaultRole{"billing": {
+			BoundServiceAccountNames: []string{"billing"}, BoundServiceAccountNamespaces: []string{ns},
+			Audience: "vault", TokenTTL: time.Hour, Policies: []string{"billing"}}}}
+		vault.Verify = func(token, audience string) (string, string, bool) {
+			review := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: []string{audience}}}
+			if err := k8sClient.Create(ctx, review); err != nil || !review.Status.Authenticated {
+				return "", "", false
+			}
+			parts := strings.Split(review.Status.User.Username, ":") // system:serviceaccount:<ns>:<name>
+			if len(parts) != 4 {
+				return "", "", false
+			}
+			return parts[2], parts[3], true
+		}
+		s, err := samples.Load("vault-kubernetes-login.yaml")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.PointAt(serveFake(vault, &vault.Base))).To(Succeed())
+		s.Place(ns, credentialsNamespace, "")
+		create(s)
+
+		at := waitReady(s.AccessToken)
+		issued := vault.Issued()
+		Expect(issued).To(HaveLen(1))
+		Expect(issued[0].Request["service_account_name"]).To(Equal("billing"))
+		sec, err := secretOf(at)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(sec.Data["token"])).To(Equal(issued[0].Value))
+		Expect(at.Status.ExpiresAt.Time).To(BeTemporally("~", issued[0].ExpiresAt, time.Second))
+
+		By("logging in again before the Vault token expires")
+		clk.SetTime(at.Status.RenewalTime.Add(time.Second))
+		poke(at)
+		Eventually(func() int { return len(vault.Issued()) }, 10*time.Second).Should(Equal(2))
+
+		By("revoking the replaced token with revoke-self after the grace period")
+		clk.Step(5*time.Minute + time.Second)
+		poke(at)
+		Eventually(func() bool { return vault.Issued()[0].Revoked }, 10*time.Second).Should(BeTrue())
+		Expect(vault.Valid(vault.Issued()[1].Value)).To(BeTrue())
+
+		By("revoking the current token when the AccessToken is deleted")
+		Expect(k8sClient.Delete(ctx, at)).To(Succeed())
+		Eventually(func() bool { return vault.Issued()[1].Revoked }, 10*time.Second).Should(BeTrue())
+
+		received := vault.CredentialsReceived()
+		Expect(received).To(HaveLen(2))
+		addCanaries(received...)
+		for _, token := range received {
+			Expect(logs.String()).NotTo(ContainSubstring(token))
+		}
+	})
+})

@@ -28,6 +28,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -242,5 +243,45 @@ func TestAppStoreConnectVerifiesTheTeamsJWT(t *testing.T) {
 	})
 	if got := len(f.Accepted()); got != 1 {
 		t.Errorf("accepted %d tokens, want 1", got)
+	}
+}
+
+func TestVaultKubernetesAuthLogsInReviewedServiceAccounts(t *testing.T) {
+	f := &VaultKubernetesAuth{
+		Roles: map[string]VaultRole{"billing": {BoundServiceAccountNames: []string{"billing"}, BoundServiceAccountNamespaces: []string{"team-a"},
+			Audience: "vault", TokenTTL: time.Hour}},
+		Verify: func(token, audience string) (string, string, bool) {
+			if audience != "vault" {
+				return "", "", false
+			}
+			ns, name, ok := strings.Cut(token, "/")
+			return ns, name, ok
+		},
+	}
+	f.Clock = clocktesting.NewFakeClock(fakeNow)
+	login := func(name, body string, status int) exchange {
+		return exchange{name: name, path: VaultKubernetesLoginPath, body: body, header: jsonHeaders(), status: status}
+	}
+	run(t, f, []exchange{
+		login("the bound ServiceAccount", `{"role":"billing","jwt":"team-a/billing"}`, 200),
+		login("no role", `{"jwt":"team-a/billing"}`, 400),
+		login("no jwt", `{"role":"billing"}`, 400),
+		login("an unknown role", `{"role":"admin","jwt":"team-a/billing"}`, 400),
+		login("a token Vault does not accept", `{"role":"billing","jwt":"garbage"}`, 403),
+		login("another ServiceAccount", `{"role":"billing","jwt":"team-a/default"}`, 403),
+		login("another namespace", `{"role":"billing","jwt":"team-b/billing"}`, 403),
+		login("not JSON", `role=billing`, 400),
+	})
+	issued := f.Issued()
+	if len(issued) != 1 || !issued[0].ExpiresAt.Equal(fakeNow.Add(time.Hour)) || !strings.HasPrefix(issued[0].Value, "hvs.") {
+		t.Fatalf("issued %+v", issued)
+	}
+	run(t, f, []exchange{
+		{name: "revoke without a token", path: VaultRevokeSelfPath, status: 403},
+		{name: "revoke-self", path: VaultRevokeSelfPath, header: map[string]string{"X-Vault-Token": issued[0].Value}, status: 204},
+		{name: "revoke-self again", path: VaultRevokeSelfPath, header: map[string]string{"X-Vault-Token": issued[0].Value}, status: 403},
+	})
+	if f.Valid(issued[0].Value) {
+		t.Error("the token is still valid after revoke-self")
 	}
 }
