@@ -499,7 +499,7 @@ func (r *AccessTokenReconciler) buildCall(ctx context.Context, in *inputs) (issu
 		key := secrets[tokensv1alpha1.SecretKeySelector{Name: c.SecretName, Key: corev1.TLSPrivateKeyKey}]
 		clientCert = [][]byte{[]byte(cert), []byte(key)}
 	}
-	httpClient, err := r.Transports.Get(in.spec, in.guarded, clientCert...)
+	httpClient, err := r.Transports.Get(in.spec, in.guarded, r.Clock.Now(), clientCert...)
 	if err != nil {
 		return issuer.Call{}, &issuer.Error{Class: issuer.ClassInvalidConfig, Message: err.Error()}
 	}

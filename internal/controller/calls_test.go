@@ -18,8 +18,15 @@ package controller
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -394,24 +401,51 @@ func TestSpecWithUnparsableDurationsIsReported(t *testing.T) {
 func TestTransportsAreBounded(t *testing.T) {
 	tr := NewTransports(nil)
 	spec := &tokensv1alpha1.IssuerSpec{}
-	first, err := tr.Get(spec, true)
+	first, err := tr.Get(spec, true, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 2 * maxTransports {
 		spec := &tokensv1alpha1.IssuerSpec{Timeout: &tokensv1alpha1.Duration{Duration: time.Duration(i+1) * time.Millisecond}}
-		if _, err := tr.Get(spec, true); err != nil {
+		if _, err := tr.Get(spec, true, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if n := tr.clients.Len(); n != maxTransports {
 		t.Fatalf("%d clients kept, want %d", n, maxTransports)
 	}
-	again, err := tr.Get(spec, true)
+	again, err := tr.Get(spec, true, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if again == first {
 		t.Fatal("the least recently used client was never evicted")
+	}
+}
+
+func TestTransportsRefuseAClientCertificateOutsideItsValidity(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	tr := NewTransports(nil)
+	_, err = tr.Get(&tokensv1alpha1.IssuerSpec{}, true, now, certPEM, keyPEM)
+	if err == nil || !strings.Contains(err.Error(), "the client certificate expired at 2026-05-31T23:00:00Z") {
+		t.Errorf("an expired client certificate: %v", err)
+	}
+	if _, err := tr.Get(&tokensv1alpha1.IssuerSpec{}, true, now.Add(-24*time.Hour), certPEM, keyPEM); err != nil {
+		t.Errorf("a valid client certificate: %v", err)
 	}
 }

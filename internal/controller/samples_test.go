@@ -17,7 +17,13 @@ limitations under the License.
 package controller
 
 import (
+	cryptorand "crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"net/http"
+	"slices"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -27,6 +33,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
 	"github.com/tokenmint/tokenmint/internal/secret"
 	"github.com/tokenmint/tokenmint/test/fakes"
 	"github.com/tokenmint/tokenmint/test/samples"
@@ -133,5 +140,59 @@ var _ = Describe("the App Store Connect sample", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(apps(string(sec.Data[secret.Key(at)]))).To(Equal(http.StatusOK))
 		Expect(api.Accepted()).To(HaveLen(2))
+	})
+})
+
+var _ = Describe("a signing key that cannot be used", func() {
+	// refused loads a sample against its fake, lets change break its
+	// credentials, and returns the Renewing condition's message once the
+	// AccessToken reports the problem; the fake must never have been called.
+	refused := func(file string, change func(*samples.Sample)) string {
+		ns := "key-" + rand.String(6)
+		Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+		i := slices.IndexFunc(samples.Providers, func(p samples.Provider) bool { return p.File == file })
+		Expect(i).NotTo(BeNumerically("<", 0))
+		fake, base := samples.Providers[i].NewFake()
+		base.Clock = clk
+		s, err := samples.Load(file)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.PointAt(serveFake(fake, base))).To(Succeed())
+		s.FillCredentials()
+		change(s)
+		s.Place(ns, credentialsNamespace, "-"+ns)
+		for _, o := range s.Objects() {
+			Expect(k8sClient.Create(ctx, o)).To(Succeed())
+			if o.GetNamespace() == "" || o.GetNamespace() == credentialsNamespace {
+				DeferCleanup(k8sClient.Delete, ctx, o)
+			}
+		}
+		var message string
+		Eventually(func() string {
+			if c := renewing(s.AccessToken); c != nil && c.Reason == tokensv1alpha1.ReasonInvalidConfig {
+				message = c.Message
+			}
+			return message
+		}, 10*time.Second).ShouldNot(BeEmpty())
+		Expect(base.Calls()).To(BeZero(), "the provider was called with a JWT it would refuse")
+		return message
+	}
+
+	It("is refused when the algorithm does not suit the key", func() {
+		message := refused("github-app.yaml", func(s *samples.Sample) {
+			s.Spec().Request.Auth.Bearer.SignedJWT.Algorithm = "ES256"
+		})
+		Expect(message).To(ContainSubstring("algorithm ES256 needs an ECDSA P-256 key, but the key is an RSA key"))
+		Expect(message).NotTo(ContainSubstring("PRIVATE KEY"))
+	})
+
+	It("is refused when the certificate it names has expired", func() {
+		expired := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "expired"},
+			NotBefore: clk.Now().Add(-48 * time.Hour), NotAfter: clk.Now().Add(-time.Hour)}
+		der, err := x509.CreateCertificate(cryptorand.Reader, expired, expired, &samples.TestKey().PublicKey, samples.TestKey())
+		Expect(err).NotTo(HaveOccurred())
+		message := refused("entra-client-assertion.yaml", func(s *samples.Sample) {
+			s.Secrets[0].StringData["tls.crt"] = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+		})
+		Expect(message).To(ContainSubstring("expired at " + expired.NotAfter.UTC().Format(time.RFC3339)))
 	})
 })

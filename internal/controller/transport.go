@@ -82,8 +82,10 @@ func NewTransports(base *issuer.TransportConfig) *Transports {
 
 // Get returns the client for spec, guarded against private destinations if
 // asked, presenting the client certificate of clientCert (PEM certificate
-// chain, then key) when it is not empty.
-func (t *Transports) Get(spec *tokensv1alpha1.IssuerSpec, guarded bool, clientCert ...[]byte) (*http.Client, error) {
+// chain, then key) when it is not empty. A client certificate outside its
+// validity period at now is refused: the endpoint would refuse the handshake
+// with an error that does not say why.
+func (t *Transports) Get(spec *tokensv1alpha1.IssuerSpec, guarded bool, now time.Time, clientCert ...[]byte) (*http.Client, error) {
 	cfg := issuer.TransportConfig{}
 	if t.Base != nil {
 		cfg = *t.Base
@@ -102,6 +104,9 @@ func (t *Transports) Get(spec *tokensv1alpha1.IssuerSpec, guarded bool, clientCe
 		pair, err := tls.X509KeyPair(clientCert[0], clientCert[1])
 		if err != nil {
 			return nil, errors.New("the client certificate Secret does not hold a usable certificate and key (tls.crt, tls.key)")
+		}
+		if err := issuer.CheckValidity(pair.Leaf, now); err != nil {
+			return nil, fmt.Errorf("the client certificate %w", err)
 		}
 		cfg.ClientCertificate = &pair
 		h := sha256.New()

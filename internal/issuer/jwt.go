@@ -120,7 +120,7 @@ func (r *valueResolver) signJWT(s *v1alpha1.SignedJWT) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("signedJWT.certificate: %w", err)
 		}
-		thumbprint, err := certificateThumbprint([]byte(certPEM), key)
+		thumbprint, err := certificateThumbprint([]byte(certPEM), key, r.now)
 		if err != nil {
 			return "", fmt.Errorf("signedJWT.certificate: %w", err)
 		}
@@ -265,15 +265,15 @@ func keyKind(key crypto.Signer) string {
 }
 
 // certificateThumbprint is the x5t#S256 header of the PEM certificate: the
-// base64url SHA-256 of its DER form. The certificate must be of key.
-func certificateThumbprint(data []byte, key crypto.Signer) (string, error) {
-	block, _ := pem.Decode(data)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return "", errors.New("holds no PEM certificate")
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
+// base64url SHA-256 of its DER form. The certificate must be of key, and
+// valid at now: a provider refuses an assertion naming an expired one.
+func certificateThumbprint(data []byte, key crypto.Signer, now time.Time) (string, error) {
+	cert, err := leafCertificate(data)
 	if err != nil {
-		return "", errors.New("holds a certificate that cannot be read")
+		return "", err
+	}
+	if err := CheckValidity(cert, now); err != nil {
+		return "", err
 	}
 	if pub, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(key.Public()) {
 		return "", errors.New("is not the certificate of the private key")
@@ -295,4 +295,29 @@ func (e *Engine) sign(c Call, parameters map[string]any, red *redactor) (*Token,
 	// exp is written in whole seconds; the token expires then, not later.
 	expiresAt := time.Unix(now.Add(-backdate).Add(lifetime).Unix(), 0)
 	return &Token{Value: signed, IssuedAt: now, ExpiresAt: &expiresAt}, nil
+}
+
+// leafCertificate reads the first certificate of a PEM bundle.
+func leafCertificate(data []byte) (*x509.Certificate, error) {
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("holds no PEM certificate")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, errors.New("holds a certificate that cannot be read")
+	}
+	return cert, nil
+}
+
+// CheckValidity refuses a certificate outside its validity period at now,
+// saying when it ended (or begins) so that whoever renews it knows.
+func CheckValidity(cert *x509.Certificate, now time.Time) error {
+	switch {
+	case now.After(cert.NotAfter):
+		return fmt.Errorf("expired at %s; renew the certificate", cert.NotAfter.UTC().Format(time.RFC3339))
+	case now.Before(cert.NotBefore):
+		return fmt.Errorf("is not valid before %s", cert.NotBefore.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
