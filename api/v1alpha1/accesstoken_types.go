@@ -49,6 +49,13 @@ type IssuerReference struct {
 }
 
 // SecretTemplate describes the Secret the token is written to.
+// +kubebuilder:validation:XValidation:rule="(self.type == 'kubernetes.io/dockerconfigjson') == has(self.dockerConfigJSON)",message="dockerConfigJSON goes with type kubernetes.io/dockerconfigjson, and that type needs it"
+// +kubebuilder:validation:XValidation:rule="(self.type == 'kubernetes.io/basic-auth') == has(self.basicAuth)",message="basicAuth goes with type kubernetes.io/basic-auth, and that type needs it"
+// +kubebuilder:validation:XValidation:rule="!has(self.previousKeyFor) || has(self.previousKey)",message="previousKeyFor needs previousKey"
+// +kubebuilder:validation:XValidation:rule="[has(self.key) ? self.key : 'token'].all(k, (!has(self.keys) || self.keys.all(d, d.key != k)) && (!has(self.previousKey) || self.previousKey != k))",message="keys and previousKey must differ from the token's key"
+// +kubebuilder:validation:XValidation:rule="!has(self.previousKey) || !has(self.keys) || self.keys.all(d, d.key != self.previousKey)",message="previousKey must differ from every derived key"
+// +kubebuilder:validation:XValidation:rule="!has(self.dockerConfigJSON) || ((!has(self.key) || self.key != '.dockerconfigjson') && (!has(self.previousKey) || self.previousKey != '.dockerconfigjson') && (!has(self.keys) || self.keys.all(d, d.key != '.dockerconfigjson')))",message=".dockerconfigjson is written by dockerConfigJSON"
+// +kubebuilder:validation:XValidation:rule="!has(self.basicAuth) || ([has(self.key) ? self.key : 'token'] + (has(self.previousKey) ? [self.previousKey] : []) + (has(self.keys) ? self.keys.map(d, d.key) : [])).all(k, k != 'username' && k != 'password')",message="username and password are written by basicAuth"
 type SecretTemplate struct {
 	// name of the Secret, in the AccessToken's namespace. The operator creates it
 	// and owns it; an existing Secret it does not own is never taken over.
@@ -65,14 +72,56 @@ type SecretTemplate struct {
 	// +optional
 	Key string `json:"key,omitempty"`
 
-	// type of the Secret. Only Opaque: tokenmint writes the token and the copied
-	// fields, and no other Secret type is filled by exactly those keys (a type
+	// type of the Secret: Opaque, kubernetes.io/dockerconfigjson (with
+	// dockerConfigJSON: an image pull Secret) or kubernetes.io/basic-auth (with
+	// basicAuth). Only types tokenmint fills completely are allowed: a type
 	// such as kubernetes.io/service-account-token would make Kubernetes itself
-	// act on the Secret).
+	// act on the Secret.
 	// +kubebuilder:default=Opaque
-	// +kubebuilder:validation:Enum=Opaque
+	// +kubebuilder:validation:Enum=Opaque;kubernetes.io/dockerconfigjson;kubernetes.io/basic-auth
 	// +optional
 	Type corev1.SecretType `json:"type,omitempty"`
+
+	// dockerConfigJSON writes the .dockerconfigjson key of an image pull
+	// Secret: for each registry, auth = base64(username:token). Required with
+	// type kubernetes.io/dockerconfigjson, and only with it.
+	// +optional
+	DockerConfigJSON *DockerConfigJSONOutput `json:"dockerConfigJSON,omitempty"`
+
+	// basicAuth writes the username and password keys of a
+	// kubernetes.io/basic-auth Secret, the password being the token (git over
+	// HTTPS, registries). Required with type kubernetes.io/basic-auth, and only
+	// with it.
+	// +optional
+	BasicAuth *BasicAuthOutput `json:"basicAuth,omitempty"`
+
+	// keys are further keys built from the token: literal text with the
+	// placeholders ${token}, ${expiresAt}, ${issuedAt} (RFC 3339) and
+	// ${copy.<key>} (a field the issuer copies from the response); $$ is a
+	// literal $. Any other placeholder is refused. The token and every key are
+	// written at once, so a pod never sees a new token beside an old header.
+	// +listType=map
+	// +listMapKey=key
+	// +kubebuilder:validation:MaxItems=8
+	// +optional
+	Keys []DerivedKey `json:"keys,omitempty"`
+
+	// previousKey, when set, keeps the token a renewal replaced under this key
+	// for previousKeyFor, or until that token expires or is revoked if
+	// sooner: consumers that cache the token, or verifiers that accept a list,
+	// get a grace window instead of a hard cut-over. It is removed from the
+	// Secret before the replaced token is revoked.
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	PreviousKey string `json:"previousKey,omitempty"`
+
+	// previousKeyFor is how long previousKey holds the replaced token: 1s to
+	// 24h, default 5m. The issuer's revokeGracePeriod, when it revokes, ends
+	// the window earlier.
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="previousKeyFor must be between 1s and 24h"
+	// +optional
+	PreviousKeyFor *Duration `json:"previousKeyFor,omitempty"`
 
 	// labels added to the Secret. Keys under the kubernetes.io, k8s.io and
 	// tokenmint.dev prefixes (and their subdomains) are refused, as they make
@@ -92,6 +141,90 @@ type SecretTemplate struct {
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k.size() <= 317 && self[k].size() <= 4096)",message="annotation keys are at most 317 characters and values at most 4096"
 	// +optional
 	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// DockerConfigJSONOutput describes the .dockerconfigjson of an image pull Secret.
+type DockerConfigJSONOutput struct {
+	// registries the token is for: host names with an optional port
+	// (ghcr.io, registry.example.com:5000), as image references name them.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^[a-zA-Z0-9]([-a-zA-Z0-9.]*[a-zA-Z0-9])?(:[0-9]{1,5})?$`
+	// +listType=set
+	// +required
+	Registries []string `json:"registries"`
+
+	// username sent with the token. Registries that take a token as the
+	// password accept a fixed word (GHCR: any non-empty name; Azure:
+	// 00000000-0000-0000-0000-000000000000; Google: oauth2accesstoken).
+	// +required
+	Username OutputUsername `json:"username"`
+}
+
+// BasicAuthOutput describes the username of a kubernetes.io/basic-auth Secret.
+type BasicAuthOutput struct {
+	// username written beside the token (the password): x-access-token for a
+	// GitHub App token over git, say.
+	// +required
+	Username OutputUsername `json:"username"`
+}
+
+// OutputUsername is a username: a literal or a field the issuer copies from
+// the response.
+// +kubebuilder:validation:XValidation:rule="has(self.value) != has(self.copy)",message="set exactly one of value or copy"
+type OutputUsername struct {
+	// value is a literal username.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="!self.contains(':')",message="a username cannot contain ':'"
+	// +optional
+	Value string `json:"value,omitempty"`
+
+	// copy is the key of a field the issuer copies from the response
+	// (response.copy), whose value is the username.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +optional
+	Copy string `json:"copy,omitempty"`
+}
+
+// KeyEncoding says how placeholder values are written into a derived key.
+// +kubebuilder:validation:Enum=Raw;JSON
+type KeyEncoding string
+
+const (
+	// KeyEncodingRaw writes values as they are.
+	KeyEncodingRaw KeyEncoding = "Raw"
+	// KeyEncodingJSON writes each value as a JSON string literal (quoted and
+	// escaped; null for an unknown expiry), so the key is valid JSON whatever
+	// the token holds.
+	KeyEncodingJSON KeyEncoding = "JSON"
+)
+
+// DerivedKey is a Secret key built from the token and its fields.
+// +kubebuilder:validation:XValidation:rule="self.template.findAll('[$][$]|[$][{][^}]*[}]?').all(p, p == '$$' || p in ['${token}', '${expiresAt}', '${issuedAt}'] || p.matches('^[$][{]copy[.][-._a-zA-Z0-9]+[}]$'))",message="the placeholders are ${token}, ${expiresAt}, ${issuedAt} and ${copy.<key>}; write $$ for a literal $"
+type DerivedKey struct {
+	// key in the Secret.
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Key string `json:"key"`
+
+	// template is the key's content: "Authorization: Bearer ${token}", or a
+	// JSON or .env document. Placeholders are replaced once: a value holding
+	// "${" is never expanded again.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	// +required
+	Template string `json:"template"`
+
+	// encoding of the placeholder values: Raw (default) or JSON, which writes
+	// each as a JSON string literal ("${token}" must then not be quoted in the
+	// template: {"token": ${token}}).
+	// +kubebuilder:default=Raw
+	// +optional
+	Encoding KeyEncoding `json:"encoding,omitempty"`
 }
 
 // WorkloadKind is a kind of workload that can be restarted.

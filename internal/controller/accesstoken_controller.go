@@ -618,7 +618,16 @@ func (r *AccessTokenReconciler) credentialAllowed(key types.NamespacedName, s *c
 // store writes a freshly issued token: state first (so a crash never loses the
 // refresh token), then the Secret pods mount, then status.
 func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, d decision, tok *issuer.Token, now time.Time) error {
-	data := tokenData(at, tok.Value, tok.Fields)
+	out := secret.Output{Token: tok.Value, Fields: tok.Fields, IssuedAt: tok.IssuedAt.Truncate(time.Second), ExpiresAt: truncated(tok.ExpiresAt)}
+	if at.Spec.Secret.PreviousKey != "" && in.secret != nil && in.secretMatches && !tokenExpired(at, now) {
+		out.Previous, out.PreviousUntil = string(in.secret.Data[secret.Key(at)]), previousUntil(at, in, now)
+	}
+	data, err := secret.Data(at, out)
+	if err != nil {
+		// CheckOutputs passed before the call: only the size of what the
+		// provider answered can be at fault.
+		return &issuer.Error{Class: issuer.ClassInvalidResponse, Message: "the token cannot be written: " + err.Error()}
+	}
 	previous := at.Status.TokenFingerprint
 	if in.keepsState() {
 		st := in.state
@@ -642,9 +651,12 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 	}
 	rec := secret.Record{
 		Fingerprint: r.Fingerprinter.Fingerprint([]byte(tok.Value)),
-		IssuedAt:    tok.IssuedAt.Truncate(time.Second),
-		ExpiresAt:   truncated(tok.ExpiresAt),
+		IssuedAt:    out.IssuedAt,
+		ExpiresAt:   out.ExpiresAt,
 		InputsHash:  in.inputsHash,
+	}
+	if out.Previous != "" {
+		rec.PreviousUntil = &out.PreviousUntil
 	}
 	written, err := r.writeSecret(ctx, at, in, data, rec)
 	if err != nil {
@@ -653,6 +665,7 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 	r.copies.Store(client.ObjectKeyFromObject(at), tokenCopy{uid: at.UID, token: tok.Value, fields: tok.Fields, secretVersion: written})
 	in.secret = &corev1.Secret{Data: data}
 	in.secretMatches = true
+	in.previous, in.previousUntil = out.Previous, out.PreviousUntil
 
 	st := &at.Status
 	first := st.IssuedAt == nil
@@ -693,13 +706,36 @@ func expiryPhrase(st *tokensv1alpha1.AccessTokenStatus) string {
 	return s
 }
 
-func tokenData(at *tokensv1alpha1.AccessToken, token string, fields map[string]string) map[string][]byte {
-	data := make(map[string][]byte, len(fields)+1)
-	for k, v := range fields {
-		data[k] = []byte(v)
+// DefaultPreviousKeyFor is how long previousKey holds a replaced token when
+// previousKeyFor is not set.
+const DefaultPreviousKeyFor = 5 * time.Minute
+
+// previousUntil is when the token a renewal at now replaces leaves
+// previousKey: after previousKeyFor, when it expires, or when it is revoked,
+// whichever comes first (whole seconds, as the Secret records it).
+func previousUntil(at *tokensv1alpha1.AccessToken, in *inputs, now time.Time) time.Time {
+	until := now.Add(DefaultPreviousKeyFor)
+	if f := at.Spec.Secret.PreviousKeyFor; f != nil && f.Duration > 0 {
+		until = now.Add(f.Duration)
 	}
-	data[secret.Key(at)] = []byte(token)
-	return data
+	if exp := at.Status.ExpiresAt; exp != nil && exp.Before(&metav1.Time{Time: until}) {
+		until = exp.Time
+	}
+	if in.spec != nil && in.spec.Revoke != nil {
+		grace := 5 * time.Minute
+		if in.spec.RevokeGracePeriod != nil {
+			grace = in.spec.RevokeGracePeriod.Duration
+		}
+		until = minTime(until, now.Add(grace))
+	}
+	return until.Truncate(time.Second)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // errSecretTaken is returned when a Secret of the wanted name appeared between
@@ -799,11 +835,14 @@ func (r *AccessTokenReconciler) applyState(ctx context.Context, at *tokensv1alph
 // restore rewrites the Secret without minting: from the Secret's own data when only
 // its metadata drifted, or from the state Secret's copy when the data was lost.
 func (r *AccessTokenReconciler) restore(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, d decision) error {
-	var data map[string][]byte
-	if in.secret != nil && in.secretMatches {
-		data = in.secret.Data
-	} else {
-		data = tokenData(at, in.state.Token, in.state.Fields)
+	out, _ := in.output(r.Clock.Now())
+	data, err := secret.Data(at, out)
+	if err != nil {
+		return &issuer.Error{Class: issuer.ClassInvalidConfig, Message: "the Secret cannot be written: " + err.Error()}
+	}
+	rec := recordOf(at)
+	if out.Previous != "" {
+		rec.PreviousUntil = &out.PreviousUntil
 	}
 	if in.secret != nil && in.secret.Type != "" && in.secret.Type != secretTypeOf(at) {
 		// The type of a Secret cannot change: delete it and write it again.
@@ -811,7 +850,7 @@ func (r *AccessTokenReconciler) restore(ctx context.Context, at *tokensv1alpha1.
 			return fmt.Errorf("replacing Secret of a different type: %w", err)
 		}
 	}
-	written, err := r.writeSecret(ctx, at, in, data, recordOf(at))
+	written, err := r.writeSecret(ctx, at, in, data, rec)
 	if err != nil {
 		return err
 	}
@@ -826,6 +865,7 @@ func (r *AccessTokenReconciler) restore(ctx context.Context, at *tokensv1alpha1.
 	}
 	in.secret = &corev1.Secret{Data: data}
 	in.secretMatches = true
+	in.previous, in.previousUntil = out.Previous, out.PreviousUntil
 	return nil
 }
 
@@ -981,7 +1021,9 @@ func (r *AccessTokenReconciler) revokeSuperseded(ctx context.Context, at *tokens
 	changed := false
 	var errs []error
 	for _, s := range in.state.Superseded {
-		if now.Before(s.RevokeAt) {
+		if now.Before(s.RevokeAt) || (in.previous != "" && in.previous == s.Token) {
+			// Not yet; or pods may still read it under previousKey, which is
+			// emptied first (previousUntil is never after RevokeAt).
 			keep = append(keep, s)
 			continue
 		}

@@ -17,6 +17,7 @@ limitations under the License.
 package controller
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"time"
@@ -68,6 +69,7 @@ var checks = []check{
 	retryDue,
 	renewalDue,
 	secretDrifted,
+	outputChanged,
 	templateChanged,
 }
 
@@ -189,6 +191,34 @@ func secretDrifted(in *inputs, _ time.Time) (decision, bool) {
 		return decision{}, false
 	}
 	return decision{actionRestore, "SecretRestored", "Secret metadata changed"}, true
+}
+
+// reasonOutputChanged rewrites the Secret when a key built from the token no
+// longer holds what it should: edited, or the previous token's window ended.
+const reasonOutputChanged = "SecretOutputChanged"
+
+// outputChanged fires when the Secret holds the current token but another key
+// tokenmint builds from it differs from what it should hold now (an edited
+// derived key, a previous token whose window is over): the Secret is written
+// again without minting.
+func outputChanged(in *inputs, now time.Time) (decision, bool) {
+	if in.secret == nil || !in.secretMatches || in.spec == nil {
+		return decision{}, false
+	}
+	out, _ := in.output(now)
+	want, err := secret.Data(in.at, out)
+	if err != nil {
+		return decision{}, false
+	}
+	for k, v := range want {
+		if !bytes.Equal(in.secret.Data[k], v) {
+			return decision{actionRestore, reasonOutputChanged, "key " + k + " of the Secret changed"}, true
+		}
+	}
+	if pk := in.at.Spec.Secret.PreviousKey; pk != "" && out.Previous == "" && in.secret.Data[pk] != nil {
+		return decision{actionRestore, reasonOutputChanged, "the previous token's window is over"}, true
+	}
+	return decision{}, false
 }
 
 // reasonTemplateChanged rewrites the Secret after its template changed.
@@ -345,6 +375,9 @@ func nextWake(at *tokensv1alpha1.AccessToken, in *inputs, d decision, now time.T
 		for _, s := range in.state.Superseded {
 			consider(s.RevokeAt)
 		}
+	}
+	if in.previous != "" && now.Before(in.previousUntil) {
+		consider(in.previousUntil)
 	}
 	if in.foreign {
 		// Foreign Secrets are not watched: look again now and then.

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -58,6 +59,10 @@ type inputs struct {
 	// secretRecord is the Secret's own record of its token, when it matches the
 	// token the Secret holds.
 	secretRecord *secret.Record
+	// previous is the previous token the Secret holds under previousKey, and
+	// previousUntil when it is to be removed; empty when it holds none.
+	previous      string
+	previousUntil time.Time
 	// state is the operator's state for the token (refresh token, revocation).
 	state secret.State
 	// stateMatches is true when state holds the token status fingerprints.
@@ -102,12 +107,9 @@ func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.A
 		in.spec, in.problem = nil, p
 	}
 	if in.spec != nil && in.problem == nil {
-		for _, c := range in.spec.Response.Copy {
-			if c.Key == secret.Key(at) {
-				in.spec, in.problem = nil, &problem{tokensv1alpha1.ReasonInvalidConfig, fmt.Sprintf(
-					"the issuer copies response field %q into key %q, which is where this AccessToken wants its token: set spec.secret.key to another key",
-					c.Path, c.Key)}
-			}
+		if err := secret.CheckOutputs(at, copyKeys(in.spec)); err != nil {
+			in.spec, in.problem = nil, &problem{tokensv1alpha1.ReasonInvalidConfig, fmt.Sprintf(
+				"the Secret cannot be written as spec.secret asks with this issuer: %v", err)}
 		}
 	}
 	if err := r.gatherSecret(ctx, reader, at, in); err != nil {
@@ -280,6 +282,10 @@ func (r *AccessTokenReconciler) gatherSecret(ctx context.Context, reader client.
 	}
 	fp := r.Fingerprinter.Fingerprint(tok)
 	in.secretMatches = at.Status.TokenFingerprint != "" && fp == at.Status.TokenFingerprint
+	if pk := at.Spec.Secret.PreviousKey; pk != "" && len(s.Data[pk]) > 0 {
+		in.previous = string(s.Data[pk])
+		in.previousUntil, _ = secret.PreviousUntil(s) // none recorded: remove it now
+	}
 	if rec, ok := secret.ReadRecord(s); ok && rec.Fingerprint == fp {
 		in.secretRecord = &rec
 	}
@@ -358,4 +364,46 @@ func hashInputs(at *tokensv1alpha1.AccessToken, in *inputs, versions []string) s
 	}{in.issuerKey, in.issuerUID, in.spec, at.Spec.Parameters, at.Spec.Secret.Name, secret.Key(at), versions})
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:16])
+}
+
+// copyKeys lists the Secret keys of the fields an issuer copies.
+func copyKeys(spec *tokensv1alpha1.IssuerSpec) []string {
+	keys := make([]string, 0, len(spec.Response.Copy))
+	for _, c := range spec.Response.Copy {
+		keys = append(keys, c.Key)
+	}
+	return keys
+}
+
+// output is what the Secret should hold at now, from the token it holds (or,
+// when it lost it, the state's copy). ok is false when neither is known.
+func (in *inputs) output(now time.Time) (out secret.Output, ok bool) {
+	at := in.at
+	switch {
+	case in.secret != nil && in.secretMatches:
+		out.Token = string(in.secret.Data[secret.Key(at)])
+		out.Fields = map[string]string{}
+		if in.spec != nil {
+			for _, k := range copyKeys(in.spec) {
+				if v, ok := in.secret.Data[k]; ok {
+					out.Fields[k] = string(v)
+				}
+			}
+		}
+		if in.previous != "" && now.Before(in.previousUntil) {
+			out.Previous, out.PreviousUntil = in.previous, in.previousUntil
+		}
+	case in.stateMatches:
+		out.Token, out.Fields = in.state.Token, in.state.Fields
+	default:
+		return secret.Output{}, false
+	}
+	if st := at.Status; st.IssuedAt != nil {
+		out.IssuedAt = st.IssuedAt.Time
+		if st.ExpiresAt != nil {
+			exp := st.ExpiresAt.Time
+			out.ExpiresAt = &exp
+		}
+	}
+	return out, true
 }

@@ -315,7 +315,71 @@ var _ = Describe("admission", func() {
 			"spec.renewBefore"),
 		Entry("a ServiceAccount token Secret",
 			func(s *tokensv1alpha1.AccessTokenSpec) { s.Secret.Type = "kubernetes.io/service-account-token" },
-			`supported values: "Opaque"`),
+			`supported values: "Opaque", "kubernetes.io/dockerconfigjson", "kubernetes.io/basic-auth"`),
+		Entry("a TLS Secret, which tokenmint cannot fill",
+			func(s *tokensv1alpha1.AccessTokenSpec) { s.Secret.Type = "kubernetes.io/tls" },
+			`Unsupported value: "kubernetes.io/tls"`),
+		Entry("an image pull Secret without its registries",
+			func(s *tokensv1alpha1.AccessTokenSpec) { s.Secret.Type = "kubernetes.io/dockerconfigjson" },
+			"dockerConfigJSON goes with type kubernetes.io/dockerconfigjson, and that type needs it"),
+		Entry("basicAuth in an Opaque Secret",
+			func(s *tokensv1alpha1.AccessTokenSpec) {
+				s.Secret.BasicAuth = &tokensv1alpha1.BasicAuthOutput{Username: tokensv1alpha1.OutputUsername{Value: "x-access-token"}}
+			},
+			"basicAuth goes with type kubernetes.io/basic-auth"),
+		Entry("a registry with a path",
+			func(s *tokensv1alpha1.AccessTokenSpec) {
+				s.Secret.Type = "kubernetes.io/dockerconfigjson"
+				s.Secret.DockerConfigJSON = &tokensv1alpha1.DockerConfigJSONOutput{Registries: []string{"ghcr.io/octo"},
+					Username: tokensv1alpha1.OutputUsername{Value: "x"}}
+			},
+			"spec.secret.dockerConfigJSON.registries[0]"),
+		Entry("a username with a colon",
+			func(s *tokensv1alpha1.AccessTokenSpec) {
+				s.Secret.Type = "kubernetes.io/basic-auth"
+				s.Secret.BasicAuth = &tokensv1alpha1.BasicAuthOutput{Username: tokensv1alpha1.OutputUsername{Value: "a:b"}}
+			},
+			"a username cannot contain ':'"),
+		Entry("a username and a field",
+			func(s *tokensv1alpha1.AccessTokenSpec) {
+				s.Secret.Type = "kubernetes.io/basic-auth"
+				s.Secret.BasicAuth = &tokensv1alpha1.BasicAuthOutput{Username: tokensv1alpha1.OutputUsername{Value: "a", Copy: "login"}}
+			},
+			"set exactly one of value or copy"),
+		Entry("a derived key on the token's key",
+			func(s *tokensv1alpha1.AccessTokenSpec) {
+				s.Secret.Keys = []tokensv1alpha1.DerivedKey{{Key: "token", Template: "Bearer ${token}"}}
+			},
+			"keys and previousKey must differ from the token's key"),
+		Entry("a derived key named password in a basic-auth Secret",
+			func(s *tokensv1alpha1.AccessTokenSpec) {
+				s.Secret.Type = "kubernetes.io/basic-auth"
+				s.Secret.BasicAuth = &tokensv1alpha1.BasicAuthOutput{Username: tokensv1alpha1.OutputUsername{Value: "a"}}
+				s.Secret.Keys = []tokensv1alpha1.DerivedKey{{Key: "password", Template: "${token}"}}
+			},
+			"username and password are written by basicAuth"),
+		Entry("an unknown placeholder",
+			func(s *tokensv1alpha1.AccessTokenSpec) {
+				s.Secret.Keys = []tokensv1alpha1.DerivedKey{{Key: "env", Template: "HOME=${env.HOME}"}}
+			},
+			"the placeholders are ${token}, ${expiresAt}, ${issuedAt} and ${copy.<key>}"),
+		Entry("an unclosed placeholder",
+			func(s *tokensv1alpha1.AccessTokenSpec) {
+				s.Secret.Keys = []tokensv1alpha1.DerivedKey{{Key: "h", Template: "Bearer ${token"}}
+			},
+			"the placeholders are ${token}"),
+		Entry("previousKey on a derived key",
+			func(s *tokensv1alpha1.AccessTokenSpec) {
+				s.Secret.PreviousKey = "h"
+				s.Secret.Keys = []tokensv1alpha1.DerivedKey{{Key: "h", Template: "Bearer ${token}"}}
+			},
+			"previousKey must differ from every derived key"),
+		Entry("previousKeyFor of two days",
+			func(s *tokensv1alpha1.AccessTokenSpec) {
+				s.Secret.PreviousKey = "token.previous"
+				s.Secret.PreviousKeyFor = &tokensv1alpha1.Duration{Duration: 48 * time.Hour}
+			},
+			"previousKeyFor must be between 1s and 24h"),
 		Entry("the ServiceAccount annotation",
 			func(s *tokensv1alpha1.AccessTokenSpec) {
 				s.Secret.Annotations = map[string]string{"kubernetes.io/service-account.name": "default"}
@@ -351,6 +415,25 @@ var _ = Describe("admission", func() {
 		}
 		Expect(k8sClient.Create(ctx, at)).To(Succeed())
 		DeferCleanup(k8sClient.Delete, ctx, at)
+	})
+
+	It("accepts typed outputs, derived keys with a literal $ and a previous key", func() {
+		for _, t := range []tokensv1alpha1.SecretTemplate{
+			{Name: "pull", Type: "kubernetes.io/dockerconfigjson", DockerConfigJSON: &tokensv1alpha1.DockerConfigJSONOutput{
+				Registries: []string{"ghcr.io", "registry.example.com:5000"}, Username: tokensv1alpha1.OutputUsername{Value: "x-access-token"}}},
+			{Name: "git", Type: "kubernetes.io/basic-auth", BasicAuth: &tokensv1alpha1.BasicAuthOutput{
+				Username: tokensv1alpha1.OutputUsername{Copy: "login"}}},
+			{Name: "files", PreviousKey: "token.previous", PreviousKeyFor: &tokensv1alpha1.Duration{Duration: 10 * time.Minute},
+				Keys: []tokensv1alpha1.DerivedKey{{Key: "header", Template: "Authorization: Bearer ${token}"},
+					{Key: "doc.json", Encoding: "JSON", Template: `{"token": ${token}, "org": ${copy.org}, "cost": "$$5", "at": ${issuedAt}, "exp": ${expiresAt}}`}}},
+		} {
+			at := &tokensv1alpha1.AccessToken{
+				ObjectMeta: metav1.ObjectMeta{GenerateName: "admission-", Namespace: "default"},
+				Spec:       tokensv1alpha1.AccessTokenSpec{IssuerRef: tokensv1alpha1.IssuerReference{Name: "cable"}, Secret: t},
+			}
+			Expect(k8sClient.Create(ctx, at)).To(Succeed(), t.Name)
+			DeferCleanup(k8sClient.Delete, ctx, at)
+		}
 	})
 
 	It("refuses a change of issuer", func() {

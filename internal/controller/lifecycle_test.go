@@ -46,8 +46,8 @@ import (
 )
 
 // startSample creates the sample of provider name in a fresh namespace, served
-// by its fake on the suite's clock.
-func startSample(name string) (*samples.Sample, *fakes.Base) {
+// by its fake on the suite's clock, after the changes given.
+func startSample(name string, change ...func(*samples.Sample)) (*samples.Sample, *fakes.Base) {
 	for _, p := range samples.Providers {
 		if p.Name != name {
 			continue
@@ -61,6 +61,9 @@ func startSample(name string) (*samples.Sample, *fakes.Base) {
 		Expect(s.PointAt(serveFake(fake, base))).To(Succeed())
 		s.FillCredentials()
 		s.Place(ns, credentialsNamespace, "-"+ns)
+		for _, c := range change {
+			c(s)
+		}
 		for _, o := range s.Objects() {
 			Expect(k8sClient.Create(ctx, o)).To(Succeed())
 			if o.GetNamespace() == "" || o.GetNamespace() == credentialsNamespace {

@@ -206,8 +206,8 @@ func (c *Config) CacheOptions() cache.Options {
 }
 
 // maxCachedSecretBytes is the most data of one token Secret the cache holds:
-// a token (issuer.MaxTokenBytes) and 32 copied fields of 4 KiB fit.
-const maxCachedSecretBytes = 192 << 10
+// all a token Secret may hold (see secret.Data).
+const maxCachedSecretBytes = secret.MaxDataBytes
 
 // trimSecret is the typed Secret cache's transform. The cache selects Secrets
 // by a label anyone who writes Secrets can set, so it keeps the data only of

@@ -74,6 +74,8 @@ const (
 	AnnotationIssuedAt    = "tokens.tokenmint.dev/issued-at"
 	AnnotationExpiresAt   = "tokens.tokenmint.dev/expires-at"
 	AnnotationInputsHash  = "tokens.tokenmint.dev/inputs-hash"
+	// AnnotationPreviousUntil is when the previous token leaves previousKey.
+	AnnotationPreviousUntil = "tokens.tokenmint.dev/previous-until"
 )
 
 // Record is what tokenmint writes beside a token, in the Secret's annotations:
@@ -84,6 +86,9 @@ type Record struct {
 	IssuedAt    time.Time
 	ExpiresAt   *time.Time
 	InputsHash  string
+	// PreviousUntil is when the previous token, if the Secret holds one under
+	// previousKey, is to be removed.
+	PreviousUntil *time.Time
 }
 
 func (r Record) annotations() map[string]string {
@@ -95,7 +100,17 @@ func (r Record) annotations() map[string]string {
 	if r.ExpiresAt != nil {
 		a[AnnotationExpiresAt] = r.ExpiresAt.UTC().Format(time.RFC3339)
 	}
+	if r.PreviousUntil != nil {
+		a[AnnotationPreviousUntil] = r.PreviousUntil.UTC().Format(time.RFC3339)
+	}
 	return a
+}
+
+// PreviousUntil reads when the previous token a Secret holds under
+// previousKey is to be removed; ok is false when it records none.
+func PreviousUntil(s *corev1.Secret) (until time.Time, ok bool) {
+	until, err := time.Parse(time.RFC3339, s.Annotations[AnnotationPreviousUntil])
+	return until, err == nil
 }
 
 // ReadRecord reads the record of a Secret written by tokenmint.
