@@ -17,6 +17,7 @@ limitations under the License.
 package controller
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -217,5 +218,73 @@ var _ = Describe("the previous token", func() {
 		Expect(offeredWhenRevoked).To(BeFalse(), "the token was revoked while pods could still read it")
 		mu.Unlock()
 		Expect(base.Issued()).To(HaveLen(2))
+	})
+})
+
+var _ = Describe("the output samples", func() {
+	// alongside loads an AccessToken-only sample into the namespace of base,
+	// naming base's issuer.
+	alongside := func(file string, base *samples.Sample) *tokensv1alpha1.AccessToken {
+		s, err := samples.Load(file)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.TokenIssuer).To(BeNil())
+		at := s.AccessToken
+		at.Namespace = base.AccessToken.Namespace
+		kind := func(k tokensv1alpha1.IssuerKind) tokensv1alpha1.IssuerKind {
+			return cmp.Or(k, tokensv1alpha1.TokenIssuerKind)
+		}
+		Expect(kind(at.Spec.IssuerRef.Kind)).To(Equal(kind(base.AccessToken.Spec.IssuerRef.Kind)))
+		at.Spec.IssuerRef.Name = base.AccessToken.Spec.IssuerRef.Name
+		Expect(k8sClient.Create(ctx, at)).To(Succeed())
+		return waitReady(at)
+	}
+
+	It("make a GHCR pull Secret and git credentials from the GitHub App", func() {
+		app, base := startSample("github-app")
+		waitReady(app.AccessToken)
+
+		pull := alongside("github-app-pull-secret.yaml", app)
+		s, err := secretOf(pull)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.Type).To(Equal(corev1.SecretTypeDockerConfigJson))
+		var config struct {
+			Auths map[string]struct{ Auth string }
+		}
+		Expect(json.Unmarshal(s.Data[corev1.DockerConfigJsonKey], &config)).To(Succeed())
+		auth, err := base64.StdEncoding.DecodeString(config.Auths["ghcr.io"].Auth)
+		Expect(err).NotTo(HaveOccurred())
+		user, token, _ := strings.Cut(string(auth), ":")
+		Expect(user).To(Equal("x-access-token"))
+		Expect(base.Valid(token)).To(BeTrue())
+
+		git := alongside("github-app-git-credentials.yaml", app)
+		s, err = secretOf(git)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.Type).To(Equal(corev1.SecretTypeBasicAuth))
+		Expect(string(s.Data["username"])).To(Equal("x-access-token"))
+		Expect(base.Valid(string(s.Data["password"]))).To(BeTrue())
+
+		asked := map[string]any{}
+		for _, t := range base.Issued() {
+			asked[t.Value] = t.Request["permissions"]
+		}
+		Expect(asked[token]).To(Equal(map[string]string{"packages": "read"}))
+		Expect(asked[string(s.Data["password"])]).To(Equal(map[string]string{"contents": "read"}))
+	})
+
+	It("write a header line, a JSON document and a .env file from the OAuth2 issuer", func() {
+		oauth2, _ := startSample("oauth2-client-credentials")
+		files := alongside("oauth2-token-files.yaml", oauth2)
+		s, err := secretOf(files)
+		Expect(err).NotTo(HaveOccurred())
+		token := string(s.Data["token"])
+		Expect(string(s.Data["authorization"])).To(Equal("Authorization: Bearer " + token))
+		var doc map[string]any
+		Expect(json.Unmarshal(s.Data["token.json"], &doc)).To(Succeed())
+		Expect(doc).To(HaveKeyWithValue("access_token", token))
+		Expect(doc).To(HaveKeyWithValue("scope", "orders.read"))
+		Expect(doc).To(HaveKeyWithValue("expires_at", files.Status.ExpiresAt.UTC().Format(time.RFC3339)))
+		Expect(string(s.Data["token.env"])).To(Equal("ACCESS_TOKEN=" + token + "\nACCESS_TOKEN_EXPIRES_AT=" +
+			files.Status.ExpiresAt.UTC().Format(time.RFC3339) + "\n"))
 	})
 })

@@ -62,7 +62,7 @@ type GitHubApps struct {
 func NewGitHubApps(clientID, appID, installationID string, publicKey *rsa.PublicKey) *GitHubApps {
 	return &GitHubApps{ClientID: clientID, AppID: appID, PublicKey: publicKey, Installations: []string{installationID},
 		Repositories: []string{"octo-repo", "docs"},
-		Granted:      map[string]string{"contents": "write", "metadata": "read", "issues": "write", "pull_requests": "write"}}
+		Granted:      map[string]string{"contents": "write", "metadata": "read", "issues": "write", "pull_requests": "write", "packages": "read"}}
 }
 
 func (f *GitHubApps) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -262,8 +262,9 @@ func Load(file string) (*Sample, error) {
 			return nil, fmt.Errorf("%s: decoding %s: %w", file, head.Kind, err)
 		}
 	}
-	if s.AccessToken == nil || (s.TokenIssuer == nil) == (s.ClusterTokenIssuer == nil) {
-		return nil, fmt.Errorf("%s: want one issuer and one AccessToken", file)
+	onlyToken := s.TokenIssuer == nil && s.ClusterTokenIssuer == nil && len(s.Secrets) == 0 && len(s.ServiceAccounts) == 0
+	if s.AccessToken == nil || ((s.TokenIssuer == nil) == (s.ClusterTokenIssuer == nil) && !onlyToken) {
+		return nil, fmt.Errorf("%s: want one issuer and one AccessToken, or an AccessToken alone", file)
 	}
 	return s, nil
 }
