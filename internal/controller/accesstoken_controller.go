@@ -787,12 +787,18 @@ func (r *AccessTokenReconciler) upgradeOwnership(ctx context.Context, name types
 	if err := r.APIReader.Get(ctx, name, live); err != nil {
 		return client.IgnoreNotFound(err)
 	}
+	return upgradeToApply(ctx, r.Client, live)
+}
+
+// upgradeToApply converts the managed fields of live, a Secret tokenmint
+// created, to apply ownership.
+func upgradeToApply(ctx context.Context, c client.Client, live *metav1.PartialObjectMetadata) error {
 	patch, err := csaupgrade.UpgradeManagedFieldsPatch(live, sets.New(secret.FieldOwner), secret.FieldOwner)
 	if err != nil || patch == nil {
 		return err
 	}
-	if err := r.Patch(ctx, live, client.RawPatch(types.JSONPatchType, patch)); err != nil {
-		return fmt.Errorf("handing Secret %s's fields to server-side apply: %w", name, err)
+	if err := c.Patch(ctx, live, client.RawPatch(types.JSONPatchType, patch)); err != nil {
+		return fmt.Errorf("handing Secret %s/%s's fields to server-side apply: %w", live.Namespace, live.Name, err)
 	}
 	return nil
 }

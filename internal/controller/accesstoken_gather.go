@@ -187,9 +187,14 @@ func (r *AccessTokenReconciler) gatherIssuer(ctx context.Context, at *tokensv1al
 			}
 			return nil, "", nil, err
 		}
-		allowed, err := r.namespaceAllowed(ctx, cti.Spec.AllowedNamespaces, at.Namespace)
-		if err != nil {
-			return nil, "", nil, err
+		// The source of a ClusterAccessToken lives in the operator namespace;
+		// the namespaces it is copied to are checked against allowedNamespaces.
+		allowed := clusterAccessTokenSource(at, r.OperatorNamespace)
+		if !allowed {
+			var err error
+			if allowed, err = r.namespaceAllowed(ctx, cti.Spec.AllowedNamespaces, at.Namespace); err != nil {
+				return nil, "", nil, err
+			}
 		}
 		if !allowed {
 			return nil, "", &problem{tokensv1alpha1.ReasonIssuerNotAllowed,
@@ -237,25 +242,31 @@ func issuerDurations(spec *tokensv1alpha1.IssuerSpec) *problem {
 
 // namespaceAllowed evaluates a ClusterTokenIssuer's allowedNamespaces.
 func (r *AccessTokenReconciler) namespaceAllowed(ctx context.Context, allowed *tokensv1alpha1.AllowedNamespaces, ns string) (bool, error) {
-	if allowed == nil {
-		return true, nil
-	}
-	if slices.Contains(allowed.Names, ns) {
+	if allowed == nil || slices.Contains(allowed.Names, ns) {
 		return true, nil
 	}
 	if allowed.Selector == nil {
 		return false, nil
-	}
-	sel, err := metav1.LabelSelectorAsSelector(allowed.Selector)
-	if err != nil {
-		return false, nil //nolint:nilerr // an invalid selector allows nothing
 	}
 	nsMeta := &metav1.PartialObjectMetadata{}
 	nsMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
 	if err := r.Metadata.Get(ctx, types.NamespacedName{Name: ns}, nsMeta); err != nil {
 		return false, client.IgnoreNotFound(err)
 	}
-	return sel.Matches(labels.Set(nsMeta.Labels)), nil
+	return selected(allowed.Names, allowed.Selector, ns, nsMeta.Labels), nil
+}
+
+// selected reports whether the namespace ns with labels nsLabels is among
+// names or matches selector. An invalid selector selects nothing.
+func selected(names []string, selector *metav1.LabelSelector, ns string, nsLabels map[string]string) bool {
+	if slices.Contains(names, ns) {
+		return true
+	}
+	if selector == nil {
+		return false
+	}
+	sel, err := metav1.LabelSelectorAsSelector(selector)
+	return err == nil && sel.Matches(labels.Set(nsLabels))
 }
 
 // gatherSecret finds the AccessToken's Secret and whether tokenmint owns it.

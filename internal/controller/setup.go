@@ -211,7 +211,7 @@ const maxCachedSecretBytes = secret.MaxDataBytes
 
 // trimSecret is the typed Secret cache's transform. The cache selects Secrets
 // by a label anyone who writes Secrets can set, so it keeps the data only of
-// Secrets an AccessToken controls (up to maxCachedSecretBytes) and of the
+// Secrets an AccessToken or a ClusterAccessToken controls (up to maxCachedSecretBytes) and of the
 // operator namespace's state Secrets: others are held as metadata only.
 func (c *Config) trimSecret(in any) (any, error) {
 	out, err := secret.TrimManagedFields(in)
@@ -223,7 +223,8 @@ func (c *Config) trimSecret(in any) (any, error) {
 		return s, nil
 	}
 	ref := metav1.GetControllerOfNoCopy(s)
-	keep := ref != nil && ref.Kind == "AccessToken" && ref.APIVersion == tokensv1alpha1.GroupVersion.String()
+	keep := ref != nil && (ref.Kind == "AccessToken" || ref.Kind == "ClusterAccessToken") &&
+		ref.APIVersion == tokensv1alpha1.GroupVersion.String()
 	size := 0
 	for _, v := range s.Data {
 		size += len(v)
@@ -328,6 +329,11 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	accessTokens.use(mgr.GetCache(), mgr.Elected())
 	if err := at.SetupWithManager(mgr, secretsSources, namespacesSource); err != nil {
 		return fmt.Errorf("setting up AccessToken controller: %w", err)
+	}
+	cat := &ClusterAccessTokenReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Metadata: metaCache,
+		Recorder: mgr.GetEventRecorder("tokenmint"), OperatorNamespace: cfg.OperatorNamespace}
+	if err := cat.SetupWithManager(mgr, namespacesSource); err != nil {
+		return fmt.Errorf("setting up ClusterAccessToken controller: %w", err)
 	}
 	for _, kind := range []tokensv1alpha1.IssuerKind{tokensv1alpha1.TokenIssuerKind, tokensv1alpha1.ClusterTokenIssuerKind} {
 		ir := &IssuerReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Kind: kind,

@@ -139,8 +139,8 @@ func TestSamplesPassTheCRDs(t *testing.T) {
 		name := filepath.Base(file)
 		t.Run(name, func(t *testing.T) {
 			objects := sampleObjects(t, name)
-			if len(objects) != 2 && (len(objects) != 1 || objects[0]["kind"] != "AccessToken") {
-				t.Fatalf("found %d tokenmint objects, want an issuer and an AccessToken, or an AccessToken alone", len(objects))
+			if len(objects) != 2 && (len(objects) != 1 || (objects[0]["kind"] != "AccessToken" && objects[0]["kind"] != "ClusterAccessToken")) {
+				t.Fatalf("found %d tokenmint objects, want an issuer and an AccessToken, or an AccessToken or ClusterAccessToken alone", len(objects))
 			}
 			for _, obj := range objects {
 				kind := obj["kind"].(string)

@@ -214,6 +214,7 @@ type Sample struct {
 	TokenIssuer        *tokensv1alpha1.TokenIssuer
 	ClusterTokenIssuer *tokensv1alpha1.ClusterTokenIssuer
 	AccessToken        *tokensv1alpha1.AccessToken
+	ClusterAccessToken *tokensv1alpha1.ClusterAccessToken
 }
 
 // Load reads config/samples/<file>, refusing unknown fields.
@@ -255,6 +256,9 @@ func Load(file string) (*Sample, error) {
 		case "AccessToken":
 			s.AccessToken = &tokensv1alpha1.AccessToken{}
 			into = s.AccessToken
+		case "ClusterAccessToken":
+			s.ClusterAccessToken = &tokensv1alpha1.ClusterAccessToken{}
+			into = s.ClusterAccessToken
 		default:
 			return nil, fmt.Errorf("%s: unexpected kind %s", file, head.Kind)
 		}
@@ -263,8 +267,11 @@ func Load(file string) (*Sample, error) {
 		}
 	}
 	onlyToken := s.TokenIssuer == nil && s.ClusterTokenIssuer == nil && len(s.Secrets) == 0 && len(s.ServiceAccounts) == 0
-	if s.AccessToken == nil || ((s.TokenIssuer == nil) == (s.ClusterTokenIssuer == nil) && !onlyToken) {
-		return nil, fmt.Errorf("%s: want one issuer and one AccessToken, or an AccessToken alone", file)
+	if onlyToken && (s.AccessToken == nil) != (s.ClusterAccessToken == nil) {
+		return s, nil
+	}
+	if s.AccessToken == nil || s.ClusterAccessToken != nil || (s.TokenIssuer == nil) == (s.ClusterTokenIssuer == nil) {
+		return nil, fmt.Errorf("%s: want one issuer and one AccessToken, or an AccessToken or ClusterAccessToken alone", file)
 	}
 	return s, nil
 }

@@ -1,0 +1,483 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/internal/secret"
+)
+
+// ClusterAccessTokenFinalizer removes a ClusterAccessToken's Secrets and its
+// source AccessToken (which revokes the token, when its issuer can) before the
+// ClusterAccessToken goes.
+const ClusterAccessTokenFinalizer = "tokens.tokenmint.dev/cluster-secrets"
+
+// maxReportedFailures bounds status.failures.
+const maxReportedFailures = 10
+
+// clusterSourcePrefix names the source AccessToken (and its Secret) of a
+// ClusterAccessToken in the operator namespace.
+const clusterSourcePrefix = "cluster-"
+
+// ClusterAccessTokenReconciler serves ClusterAccessTokens. Each has one source
+// AccessToken in the operator namespace, owned by it, which mints and renews
+// the token exactly like any AccessToken (backoff, refresh, revocation,
+// outputs); the reconciler copies the source's Secret, as it is, into a Secret
+// of the ClusterAccessToken's name in every selected namespace the issuer
+// allows. One mint serves every namespace; a namespace selected later gets the
+// current token from the source, without a mint.
+type ClusterAccessTokenReconciler struct {
+	client.Client
+	// APIReader reads what the caches do not hold: a Secret of the wanted name
+	// that tokenmint does not manage.
+	APIReader client.Reader
+	// Metadata is the metadata cache, which holds every namespace's labels.
+	Metadata          cache.Cache
+	Recorder          events.EventRecorder
+	OperatorNamespace string
+}
+
+// clusterAccessTokenSource reports whether at is the source AccessToken of a
+// ClusterAccessToken: in the operator namespace (where only administrators
+// create objects) and controlled by one.
+func clusterAccessTokenSource(at *tokensv1alpha1.AccessToken, operatorNamespace string) bool {
+	ref := metav1.GetControllerOfNoCopy(at)
+	return at.Namespace == operatorNamespace && ref != nil && ref.Kind == "ClusterAccessToken" &&
+		ref.APIVersion == tokensv1alpha1.GroupVersion.String()
+}
+
+// sourceName is the name of the source AccessToken and of its Secret.
+func sourceName(cat *tokensv1alpha1.ClusterAccessToken) string { return clusterSourcePrefix + cat.Name }
+
+// +kubebuilder:rbac:groups=tokens.tokenmint.dev,resources=clusteraccesstokens,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=tokens.tokenmint.dev,resources=clusteraccesstokens/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=tokens.tokenmint.dev,resources=clusteraccesstokens/finalizers,verbs=update
+//
+// The source AccessTokens are created and deleted in the operator namespace
+// only: that permission is a Role there (config/rbac/leader_election_role.yaml,
+// and the chart's), never cluster-wide.
+
+func (r *ClusterAccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	cat := &tokensv1alpha1.ClusterAccessToken{}
+	if err := r.Get(ctx, req.NamespacedName, cat); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !cat.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, cat)
+	}
+	if !controllerutil.ContainsFinalizer(cat, ClusterAccessTokenFinalizer) {
+		patch := client.MergeFromWithOptions(cat.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		controllerutil.AddFinalizer(cat, ClusterAccessTokenFinalizer)
+		if err := r.Patch(ctx, cat, patch); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	orig := cat.DeepCopy()
+	st := &cat.Status
+	st.ObservedGeneration = cat.Generation
+
+	source, err := r.ensureSource(ctx, cat)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	var sourceSecret *corev1.Secret
+	if source != nil {
+		mirror(cat, source)
+		sourceSecret, err = r.currentSource(ctx, source)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
+	targets, failures, err := r.targets(ctx, cat)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	written := 0
+	if sourceSecret != nil {
+		for _, ns := range targets {
+			if err := r.writeCopy(ctx, cat, sourceSecret, ns); err != nil {
+				failures = append(failures, tokensv1alpha1.NamespaceFailure{Name: ns, Message: err.Error()})
+				continue
+			}
+			written++
+		}
+	}
+	if err := r.removeStale(ctx, cat, targets); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	slices.SortFunc(failures, func(a, b tokensv1alpha1.NamespaceFailure) int { return cmpString(a.Name, b.Name) })
+	st.Namespaces, st.Written, st.Failing = int32(len(targets)), int32(written), int32(len(failures))
+	st.Failures = failures[:min(len(failures), maxReportedFailures)]
+	setClusterReady(cat, source, sourceSecret != nil)
+	if len(failures) > 0 && orig.Status.Failing == 0 {
+		r.Recorder.Eventf(cat, nil, corev1.EventTypeWarning, "NamespacesFailing", "Write",
+			"%d namespaces could not be written, first %s: %s", len(failures), failures[0].Name, failures[0].Message)
+	}
+	if !equality.Semantic.DeepEqual(orig.Status, cat.Status) {
+		if err := r.Status().Patch(ctx, cat, client.MergeFrom(orig)); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// ensureSource creates or updates the source AccessToken; nil when another
+// object holds its name.
+func (r *ClusterAccessTokenReconciler) ensureSource(ctx context.Context, cat *tokensv1alpha1.ClusterAccessToken) (*tokensv1alpha1.AccessToken, error) {
+	want := tokensv1alpha1.AccessTokenSpec{
+		IssuerRef:             tokensv1alpha1.IssuerReference{Kind: tokensv1alpha1.ClusterTokenIssuerKind, Name: cat.Spec.IssuerRef.Name},
+		Parameters:            cat.Spec.Parameters,
+		Secret:                *cat.Spec.Secret.DeepCopy(),
+		RenewBefore:           cat.Spec.RenewBefore,
+		RenewBeforePercentage: cat.Spec.RenewBeforePercentage,
+		MaxAge:                cat.Spec.MaxAge,
+	}
+	want.Secret.Name = sourceName(cat)
+	at := &tokensv1alpha1.AccessToken{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: r.OperatorNamespace, Name: sourceName(cat)}, at)
+	switch {
+	case apierrors.IsNotFound(err):
+		at = &tokensv1alpha1.AccessToken{ObjectMeta: metav1.ObjectMeta{Namespace: r.OperatorNamespace, Name: sourceName(cat)}, Spec: want}
+		if err := controllerutil.SetControllerReference(cat, at, r.Scheme()); err != nil {
+			return nil, err
+		}
+		if err := r.Create(ctx, at); err != nil && !apierrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("creating the source AccessToken: %w", err)
+		}
+		return at, nil
+	case err != nil:
+		return nil, err
+	case !metav1.IsControlledBy(at, cat):
+		meta.SetStatusCondition(&cat.Status.Conditions, metav1.Condition{Type: tokensv1alpha1.ConditionReady,
+			Status: metav1.ConditionFalse, Reason: tokensv1alpha1.ReasonSecretNotOwned, ObservedGeneration: cat.Generation,
+			Message: fmt.Sprintf("AccessToken %s/%s exists and is not this ClusterAccessToken's", r.OperatorNamespace, sourceName(cat))})
+		return nil, nil
+	}
+	if !equality.Semantic.DeepEqual(at.Spec, want) {
+		patch := client.MergeFrom(at.DeepCopy())
+		at.Spec = want
+		if err := r.Patch(ctx, at, patch); err != nil {
+			return nil, fmt.Errorf("updating the source AccessToken: %w", err)
+		}
+	}
+	return at, nil
+}
+
+// currentSource returns the source Secret when it holds the token the source
+// AccessToken reports: only a current token is copied.
+func (r *ClusterAccessTokenReconciler) currentSource(ctx context.Context, at *tokensv1alpha1.AccessToken) (*corev1.Secret, error) {
+	if at.Status.TokenFingerprint == "" {
+		return nil, nil
+	}
+	s := &corev1.Secret{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: at.Namespace, Name: at.Spec.Secret.Name}, s); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	rec, ok := secret.ReadRecord(s)
+	if !ok || rec.Fingerprint != at.Status.TokenFingerprint || !metav1.IsControlledBy(s, at) {
+		return nil, nil
+	}
+	return s, nil
+}
+
+// targets lists the selected namespaces the issuer allows, and reports the
+// others.
+func (r *ClusterAccessTokenReconciler) targets(ctx context.Context, cat *tokensv1alpha1.ClusterAccessToken) ([]string, []tokensv1alpha1.NamespaceFailure, error) {
+	var allowed *tokensv1alpha1.AllowedNamespaces
+	cti := &tokensv1alpha1.ClusterTokenIssuer{}
+	if err := r.Get(ctx, types.NamespacedName{Name: cat.Spec.IssuerRef.Name}, cti); err == nil {
+		allowed = cti.Spec.AllowedNamespaces
+	} else if !apierrors.IsNotFound(err) {
+		return nil, nil, err
+	}
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
+	if err := r.Metadata.List(ctx, list); err != nil {
+		return nil, nil, fmt.Errorf("listing namespaces: %w", err)
+	}
+	var targets []string
+	var failures []tokensv1alpha1.NamespaceFailure
+	for _, ns := range list.Items {
+		sel := cat.Spec.Namespaces
+		if !ns.DeletionTimestamp.IsZero() || !selected(sel.Names, sel.Selector, ns.Name, ns.Labels) {
+			continue
+		}
+		if allowed != nil && !selected(allowed.Names, allowed.Selector, ns.Name, ns.Labels) {
+			failures = append(failures, tokensv1alpha1.NamespaceFailure{Name: ns.Name,
+				Message: fmt.Sprintf("ClusterTokenIssuer %q does not allow this namespace", cat.Spec.IssuerRef.Name)})
+			continue
+		}
+		targets = append(targets, ns.Name)
+	}
+	slices.Sort(targets)
+	return targets, failures, nil
+}
+
+// copyLabels are the labels of a ClusterAccessToken's Secrets.
+func copyLabels(cat *tokensv1alpha1.ClusterAccessToken) map[string]string {
+	l := maps.Clone(cat.Spec.Secret.Labels)
+	if l == nil {
+		l = map[string]string{}
+	}
+	l[tokensv1alpha1.LabelManagedBy] = tokensv1alpha1.ManagedByValue
+	l[tokensv1alpha1.LabelClusterAccessToken] = cat.Name
+	return l
+}
+
+// copyAnnotations are the user's annotations and the source's record.
+func copyAnnotations(cat *tokensv1alpha1.ClusterAccessToken, src *corev1.Secret) map[string]string {
+	a := maps.Clone(cat.Spec.Secret.Annotations)
+	if a == nil {
+		a = map[string]string{}
+	}
+	for _, k := range []string{secret.AnnotationFingerprint, secret.AnnotationIssuedAt, secret.AnnotationExpiresAt, secret.AnnotationPreviousUntil} {
+		if v, ok := src.Annotations[k]; ok {
+			a[k] = v
+		}
+	}
+	return a
+}
+
+var errNotOwnedCopy = errors.New("a Secret of that name exists and is not this ClusterAccessToken's; tokenmint will not take it over")
+
+// writeCopy makes the Secret in ns hold what the source holds. A Secret of
+// that name tokenmint does not own there is left alone.
+func (r *ClusterAccessTokenReconciler) writeCopy(ctx context.Context, cat *tokensv1alpha1.ClusterAccessToken, src *corev1.Secret, ns string) error {
+	name := cat.Spec.Secret.Name
+	labels, annotations := copyLabels(cat), copyAnnotations(cat, src)
+	cur := &corev1.Secret{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, cur)
+	switch {
+	case apierrors.IsNotFound(err):
+		// Not in the cache of tokenmint's Secrets: create, which fails if
+		// someone else's Secret has the name.
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels, Annotations: annotations},
+			Type: src.Type, Data: src.Data}
+		if err := controllerutil.SetControllerReference(cat, s, r.Scheme()); err != nil {
+			return err
+		}
+		err := r.Create(ctx, s, client.FieldOwner(secret.FieldOwner))
+		if apierrors.IsAlreadyExists(err) {
+			return errNotOwnedCopy
+		}
+		return err
+	case err != nil:
+		return err
+	case !metav1.IsControlledBy(cur, cat):
+		return errNotOwnedCopy
+	}
+	if cur.Type != src.Type {
+		// The type of a Secret cannot change: delete it and write it again.
+		if err := r.Delete(ctx, cur); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+		return r.writeCopy(ctx, cat, src, ns)
+	}
+	if sameData(cur.Data, src.Data) && subset(labels, cur.Labels) && subset(annotations, cur.Annotations) &&
+		len(cur.Data) == len(src.Data) {
+		return nil
+	}
+	ac := corev1ac.Secret(name, ns).WithLabels(labels).WithAnnotations(annotations).WithType(src.Type).WithData(src.Data).
+		WithOwnerReferences(metav1ac.OwnerReference().WithAPIVersion(tokensv1alpha1.GroupVersion.String()).
+			WithKind("ClusterAccessToken").WithName(cat.Name).WithUID(cat.UID).WithController(true).WithBlockOwnerDeletion(true))
+	if secret.CreatedByUpdate(cur) {
+		// Hand the create's fields to apply, so that apply can remove keys.
+		live := secretMetadata()
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(cur), live); err == nil {
+			if err := upgradeToApply(ctx, r.Client, live); err != nil {
+				return err
+			}
+		}
+	}
+	return r.Apply(ctx, ac, client.FieldOwner(secret.FieldOwner), client.ForceOwnership)
+}
+
+func sameData(a, b map[string][]byte) bool {
+	for k, v := range b {
+		if !bytes.Equal(a[k], v) {
+			return false
+		}
+	}
+	return true
+}
+
+func subset(want, have map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// removeStale deletes this ClusterAccessToken's Secrets outside targets.
+func (r *ClusterAccessTokenReconciler) removeStale(ctx context.Context, cat *tokensv1alpha1.ClusterAccessToken, targets []string) error {
+	list := &corev1.SecretList{}
+	if err := r.List(ctx, list, client.MatchingLabels{tokensv1alpha1.LabelClusterAccessToken: cat.Name}); err != nil {
+		return err
+	}
+	var errs []error
+	for i := range list.Items {
+		s := &list.Items[i]
+		if slices.Contains(targets, s.Namespace) || !metav1.IsControlledBy(s, cat) {
+			continue
+		}
+		if err := r.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// finalize deletes the Secrets and the source AccessToken, then lets the
+// ClusterAccessToken go. The source's own finalizer revokes the token.
+func (r *ClusterAccessTokenReconciler) finalize(ctx context.Context, cat *tokensv1alpha1.ClusterAccessToken) error {
+	if !controllerutil.ContainsFinalizer(cat, ClusterAccessTokenFinalizer) {
+		return nil
+	}
+	if err := r.removeStale(ctx, cat, nil); err != nil {
+		return err
+	}
+	at := &tokensv1alpha1.AccessToken{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: r.OperatorNamespace, Name: sourceName(cat)}, at)
+	if err == nil && metav1.IsControlledBy(at, cat) {
+		if err := r.Delete(ctx, at); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+	} else if client.IgnoreNotFound(err) != nil {
+		return err
+	}
+	patch := client.MergeFromWithOptions(cat.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.RemoveFinalizer(cat, ClusterAccessTokenFinalizer)
+	return client.IgnoreNotFound(r.Patch(ctx, cat, patch))
+}
+
+// mirror copies the source AccessToken's token status.
+func mirror(cat *tokensv1alpha1.ClusterAccessToken, at *tokensv1alpha1.AccessToken) {
+	st, src := &cat.Status, at.Status
+	st.IssuedAt, st.ExpiresAt, st.RenewalTime = src.IssuedAt, src.ExpiresAt, src.RenewalTime
+	st.FailedAttempts, st.TokenFingerprint = src.FailedAttempts, src.TokenFingerprint
+	if c := meta.FindStatusCondition(src.Conditions, tokensv1alpha1.ConditionRenewing); c != nil {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: c.Type, Status: c.Status, Reason: c.Reason,
+			Message: c.Message, ObservedGeneration: cat.Generation})
+	}
+}
+
+// setClusterReady sets Ready: True when the source holds a valid token and
+// every selected namespace holds it.
+func setClusterReady(cat *tokensv1alpha1.ClusterAccessToken, source *tokensv1alpha1.AccessToken, haveToken bool) {
+	if source == nil {
+		return // ensureSource said why
+	}
+	c := metav1.Condition{Type: tokensv1alpha1.ConditionReady, Status: metav1.ConditionFalse, ObservedGeneration: cat.Generation}
+	st := cat.Status
+	ready := meta.FindStatusCondition(source.Status.Conditions, tokensv1alpha1.ConditionReady)
+	switch {
+	case !haveToken || ready == nil:
+		c.Reason, c.Message = tokensv1alpha1.ReasonPending, "no token has been issued yet"
+		if ready != nil && ready.Message != "" {
+			c.Message += ": " + ready.Message
+		}
+	case ready.Status != metav1.ConditionTrue:
+		c.Reason, c.Message = ready.Reason, ready.Message
+	case st.Failing > 0:
+		c.Reason = "NamespacesFailing"
+		c.Message = fmt.Sprintf("%d namespaces could not be written; see status.failures", st.Failing)
+	default:
+		c.Status, c.Reason = metav1.ConditionTrue, tokensv1alpha1.ReasonTokenValid
+		c.Message = fmt.Sprintf("the Secret of each of the %d selected namespaces holds a valid token", st.Namespaces)
+	}
+	meta.SetStatusCondition(&cat.Status.Conditions, c)
+}
+
+// SetupWithManager watches ClusterAccessTokens, their source AccessTokens and
+// Secrets, their issuers and every namespace.
+func (r *ClusterAccessTokenReconciler) SetupWithManager(mgr ctrl.Manager, namespaces SourceFactory) error {
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&tokensv1alpha1.ClusterAccessToken{}).
+		Owns(&corev1.Secret{}).
+		Owns(&tokensv1alpha1.AccessToken{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.forSourceSecret)).
+		Watches(&tokensv1alpha1.ClusterTokenIssuer{}, handler.EnqueueRequestsFromMapFunc(r.all),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Named("clusteraccesstoken")
+	if namespaces != nil {
+		b = b.WatchesRawSource(namespaces(handler.EnqueueRequestsFromMapFunc(r.all)))
+	}
+	return b.Complete(r)
+}
+
+// forSourceSecret maps a source Secret to its ClusterAccessToken.
+func (r *ClusterAccessTokenReconciler) forSourceSecret(_ context.Context, o client.Object) []reconcile.Request {
+	ref := metav1.GetControllerOfNoCopy(o)
+	if o.GetNamespace() != r.OperatorNamespace || ref == nil || ref.Kind != "AccessToken" ||
+		len(ref.Name) <= len(clusterSourcePrefix) || ref.Name[:len(clusterSourcePrefix)] != clusterSourcePrefix {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: ref.Name[len(clusterSourcePrefix):]}}}
+}
+
+// all enqueues every ClusterAccessToken: there are few, and a namespace or an
+// issuer change may concern any of them.
+func (r *ClusterAccessTokenReconciler) all(ctx context.Context, _ client.Object) []reconcile.Request {
+	list := &tokensv1alpha1.ClusterAccessTokenList{}
+	if err := r.List(ctx, list); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, cat := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: cat.Name}})
+	}
+	return reqs
+}
