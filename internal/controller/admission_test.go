@@ -17,6 +17,7 @@ limitations under the License.
 package controller
 
 import (
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -462,3 +463,42 @@ func selfSignedJWT() *tokensv1alpha1.SignedJWT {
 		Audience:   []string{"appstoreconnect-v1"},
 	}
 }
+
+var _ = Describe("ClusterAccessToken admission", func() {
+	valid := func() *tokensv1alpha1.ClusterAccessToken {
+		return &tokensv1alpha1.ClusterAccessToken{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "admission-"},
+			Spec: tokensv1alpha1.ClusterAccessTokenSpec{
+				IssuerRef:  tokensv1alpha1.ClusterIssuerReference{Name: "shared"},
+				Secret:     tokensv1alpha1.SecretTemplate{Name: "shared-token"},
+				Namespaces: tokensv1alpha1.TargetNamespaces{Names: []string{"a", "b"}},
+			},
+		}
+	}
+	DescribeTable("refuses",
+		func(mutate func(*tokensv1alpha1.ClusterAccessToken), message string) {
+			cat := valid()
+			mutate(cat)
+			err := k8sClient.Create(ctx, cat)
+			Expect(err).To(HaveOccurred())
+			Expect(err.Error()).To(ContainSubstring(message))
+		},
+		Entry("no namespaces", func(c *tokensv1alpha1.ClusterAccessToken) { c.Spec.Namespaces = tokensv1alpha1.TargetNamespaces{} },
+			"set names, selector, or both"),
+		Entry("a name too long for its source", func(c *tokensv1alpha1.ClusterAccessToken) {
+			c.GenerateName, c.Name = "", strings.Repeat("a", 64)
+		}, "the name of a ClusterAccessToken is at most 63 characters"),
+		Entry("a Secret type tokenmint cannot fill", func(c *tokensv1alpha1.ClusterAccessToken) { c.Spec.Secret.Type = "kubernetes.io/tls" },
+			`Unsupported value: "kubernetes.io/tls"`),
+	)
+	It("refuses a change of issuer", func() {
+		cat := valid()
+		Expect(k8sClient.Create(ctx, cat)).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, cat))).To(Succeed()) })
+		patch := client.MergeFrom(cat.DeepCopy())
+		cat.Spec.IssuerRef.Name = "other"
+		err := k8sClient.Patch(ctx, cat, patch)
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring("issuerRef is immutable"))
+	})
+})

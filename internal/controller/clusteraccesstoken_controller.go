@@ -30,8 +30,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
-	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -281,13 +279,16 @@ func copyAnnotations(cat *tokensv1alpha1.ClusterAccessToken, src *corev1.Secret)
 	if a == nil {
 		a = map[string]string{}
 	}
-	for _, k := range []string{secret.AnnotationFingerprint, secret.AnnotationIssuedAt, secret.AnnotationExpiresAt, secret.AnnotationPreviousUntil} {
+	for _, k := range recordAnnotations {
 		if v, ok := src.Annotations[k]; ok {
 			a[k] = v
 		}
 	}
 	return a
 }
+
+// recordAnnotations are the source Secret's record, copied to every copy.
+var recordAnnotations = []string{secret.AnnotationFingerprint, secret.AnnotationIssuedAt, secret.AnnotationExpiresAt, secret.AnnotationPreviousUntil}
 
 var errNotOwnedCopy = errors.New("a Secret of that name exists and is not this ClusterAccessToken's; tokenmint will not take it over")
 
@@ -324,37 +325,33 @@ func (r *ClusterAccessTokenReconciler) writeCopy(ctx context.Context, cat *token
 		}
 		return r.writeCopy(ctx, cat, src, ns)
 	}
-	if sameData(cur.Data, src.Data) && subset(labels, cur.Labels) && subset(annotations, cur.Annotations) &&
-		len(cur.Data) == len(src.Data) {
+	// The copy is tokenmint's alone: one update (checked against its
+	// resourceVersion) writes the new data and drops keys the source no
+	// longer has.
+	updated := cur.DeepCopy()
+	updated.ManagedFields = nil // the cache's are a marker, not the real ones
+	updated.Data = src.Data
+	if updated.Labels == nil {
+		updated.Labels = map[string]string{}
+	}
+	maps.Copy(updated.Labels, labels)
+	for _, k := range recordAnnotations {
+		delete(updated.Annotations, k)
+	}
+	if updated.Annotations == nil {
+		updated.Annotations = map[string]string{}
+	}
+	maps.Copy(updated.Annotations, annotations)
+	if len(cur.Data) == len(src.Data) && sameData(cur.Data, src.Data) && maps.Equal(cur.Labels, updated.Labels) &&
+		maps.Equal(cur.Annotations, updated.Annotations) {
 		return nil
 	}
-	ac := corev1ac.Secret(name, ns).WithLabels(labels).WithAnnotations(annotations).WithType(src.Type).WithData(src.Data).
-		WithOwnerReferences(metav1ac.OwnerReference().WithAPIVersion(tokensv1alpha1.GroupVersion.String()).
-			WithKind("ClusterAccessToken").WithName(cat.Name).WithUID(cat.UID).WithController(true).WithBlockOwnerDeletion(true))
-	if secret.CreatedByUpdate(cur) {
-		// Hand the create's fields to apply, so that apply can remove keys.
-		live := secretMetadata()
-		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(cur), live); err == nil {
-			if err := upgradeToApply(ctx, r.Client, live); err != nil {
-				return err
-			}
-		}
-	}
-	return r.Apply(ctx, ac, client.FieldOwner(secret.FieldOwner), client.ForceOwnership)
+	return r.Update(ctx, updated, client.FieldOwner(secret.FieldOwner))
 }
 
 func sameData(a, b map[string][]byte) bool {
 	for k, v := range b {
 		if !bytes.Equal(a[k], v) {
-			return false
-		}
-	}
-	return true
-}
-
-func subset(want, have map[string]string) bool {
-	for k, v := range want {
-		if have[k] != v {
 			return false
 		}
 	}

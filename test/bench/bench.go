@@ -256,7 +256,18 @@ func (b *bench) setup(ctx context.Context) error {
 	}
 	b.p.printf("token endpoint at %s (lifetime %s)", b.endpoint.URL, b.opts.lifetime)
 
-	for _, ns := range []string{operatorNamespace, credentialsNamespace, tokensNamespace, noiseNamespace} {
+	for _, ns := range []string{tokensNamespace, noiseNamespace} {
+		if err := b.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			return err
+		}
+	}
+	return b.createIssuer(ctx)
+}
+
+// createIssuer creates the operator and credentials namespaces, the
+// credential Secret and the ClusterTokenIssuer of the endpoint.
+func (b *bench) createIssuer(ctx context.Context) error {
+	for _, ns := range []string{operatorNamespace, credentialsNamespace} {
 		if err := b.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			return err
 		}

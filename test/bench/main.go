@@ -26,6 +26,9 @@ limitations under the License.
 // With -mixed it measures tenant isolation instead (see mixed.go):
 //
 //	go run ./test/bench -mixed [-mixed-honest 1000 -mixed-duration 10m]
+//
+// With -cluster N it measures one ClusterAccessToken written to N namespaces
+// (see cluster.go).
 package main
 
 import (
@@ -73,6 +76,7 @@ func main() {
 	flag.StringVar(&opts.cpuProfile, "cpu-profile", "", "File to save the manager's CPU profile to, taken over the first 30 s of issuing.")
 	flag.StringVar(&opts.apiProfile, "api-cpu-profile", "", "Prefix of files to save kube-apiserver's CPU profiles to, taken over the first 30 s of the first floor run (<prefix>-floor.pb.gz) and of issuing (<prefix>-issue.pb.gz).")
 	mixed := registerMixedFlags(flag.CommandLine)
+	cluster := flag.Int("cluster", 0, "Measure a ClusterAccessToken written to this many namespaces instead (writes bin/bench-cluster-<N>.md).")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
 	opts.managerArgs = strings.Fields(managerArgs)
@@ -80,6 +84,9 @@ func main() {
 	opts.command = "go run ./test/bench " + strings.Join(os.Args[1:], " ")
 	if mixed.enabled {
 		os.Exit(mainMixed(opts, *mixed))
+	}
+	if *cluster > 0 {
+		os.Exit(runClusterMode(opts, *cluster))
 	}
 	if opts.out == "" {
 		opts.out = filepath.Join(controlplane.RepoRoot(), "bin", fmt.Sprintf("bench-%d.md", opts.n))
