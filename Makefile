@@ -170,9 +170,11 @@ MIXED_ARGS ?=
 bench-mixed: manifests ## Measure tenant isolation: 1,000 honest AccessTokens (90 s tokens) renewed beside a hostile tenant for 10 min on a local control plane; writes bin/bench-mixed.md. MIXED_ARGS='-mixed-honest 50 -mixed-duration 2m' is the smoke size.
 	go run ./test/bench -mixed $(MIXED_ARGS)
 
+NAMESPACES ?= 100
+
 .PHONY: bench-cluster
-bench-cluster: manifests ## Measure one ClusterAccessToken written to N (default 100) namespaces on a local control plane: calls, Secret writes and time, first issue, renewal and a late namespace; writes bin/bench-cluster-N.md.
-	go run ./test/bench -cluster $(or $(N),100)
+bench-cluster: manifests ## Measure one ClusterAccessToken written to NAMESPACES (default 100) namespaces on a local control plane: calls, Secret writes and time, on first issue, renewal and a late namespace; writes bin/bench-cluster-NAMESPACES.md.
+	go run ./test/bench -cluster $(NAMESPACES)
 
 ##@ Real node
 
