@@ -682,10 +682,14 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 		Type: tokensv1alpha1.ConditionRenewing, Status: metav1.ConditionTrue, Reason: reason, Message: msg,
 		ObservedGeneration: at.Generation,
 	})
-	if failing {
-		// Events mark transitions: a routine issue or renewal is in status and
-		// metrics, and costs no extra write; recovering from failures is news.
+	switch {
+	case failing:
+		// Events mark transitions: a routine renewal is in status and metrics,
+		// and costs no extra write; recovering from failures is news, and so is
+		// the first token.
 		r.Recorder.Eventf(at, nil, corev1.EventTypeNormal, reason, "Issue", "%s after failing", msg)
+	case first:
+		r.Recorder.Eventf(at, nil, corev1.EventTypeNormal, reason, "Issue", "%s", msg)
 	}
 	tokensIssued.WithLabelValues(in.issuerKey).Inc()
 

@@ -209,6 +209,7 @@ var _ = Describe("AccessToken", func() {
 		Expect(got.Status.TokenFingerprint).To(HavePrefix("hmac-sha256:"))
 		Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
 		Expect(meta.IsStatusConditionTrue(got.Status.Conditions, tokensv1alpha1.ConditionRenewing)).To(BeTrue())
+		Eventually(func() []string { return reasonsAbout(at) }, 10*time.Second).Should(ContainElement(tokensv1alpha1.ReasonIssued))
 	})
 
 	It("renews at the computed time and not before", func() {
@@ -605,3 +606,16 @@ var _ = Describe("tenancy", func() {
 		Expect(e.fake.Calls() + other.fake.Calls()).To(BeZero())
 	})
 })
+
+// reasonsAbout lists the reasons of the events about obj.
+func reasonsAbout(obj client.Object) []string {
+	evs := &eventsv1.EventList{}
+	Expect(k8sClient.List(ctx, evs, client.InNamespace(obj.GetNamespace()))).To(Succeed())
+	var reasons []string
+	for _, ev := range evs.Items {
+		if ev.Regarding.Name == obj.GetName() && ev.Regarding.UID == obj.GetUID() {
+			reasons = append(reasons, ev.Reason)
+		}
+	}
+	return reasons
+}
