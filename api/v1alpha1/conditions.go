@@ -20,7 +20,8 @@ package v1alpha1
 const (
 	// ConditionReady is the summary condition of every kind. For an AccessToken it
 	// is True while the Secret holds a token that has not expired; for an issuer,
-	// while its configuration is valid and its credential Secrets exist.
+	// while its configuration is valid, its credential Secrets exist and the last
+	// call to its endpoint was not refused for the issuer's sake.
 	ConditionReady = "Ready"
 	// ConditionRenewing tells whether renewal of an AccessToken is healthy: True
 	// while the last attempt succeeded, False while attempts are failing.
@@ -65,6 +66,11 @@ const (
 	ReasonThrottled = "RenewalThrottled"
 	// ReasonRestartNotAllowed: a restart target did not agree to be restarted.
 	ReasonRestartNotAllowed = "WorkloadRestartNotAllowed"
+	// ReasonEndpointUnavailable: the last call to an issuer's endpoint got no
+	// answer, or a 5xx one.
+	ReasonEndpointUnavailable = "EndpointUnavailable"
+	// ReasonEndpointRecovered: an issuer's endpoint accepts it again.
+	ReasonEndpointRecovered = "EndpointRecovered"
 )
 
 // Well-known labels and annotations.

@@ -574,8 +574,10 @@ type IssuerStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready is True when the configuration is valid and every
-	// credential Secret it names exists.
+	// conditions: Ready is True when the configuration is valid, every
+	// credential Secret it names exists, and the last call to its endpoint was
+	// not refused for the issuer's sake (Unauthorized, RateLimited,
+	// InvalidResponse, EndpointUnavailable).
 	// +listType=map
 	// +listMapKey=type
 	// +optional

@@ -83,7 +83,10 @@ type AccessTokenReconciler struct {
 	Metadata client.Reader
 	Clock    clock.PassiveClock
 	Recorder events.EventRecorder
-	Tokens   TokenSource
+	// Health, when set, is told the result of every call, for the issuers'
+	// Ready conditions.
+	Health *IssuerHealth
+	Tokens TokenSource
 	// Transports hands out one HTTP client per distinct transport configuration.
 	Transports *Transports
 	// Limiters rate-limits calls per issuer; nil means no limit.
@@ -458,6 +461,7 @@ func (r *AccessTokenReconciler) issue(ctx context.Context, at *tokensv1alpha1.Ac
 		start := r.Clock.Now()
 		tok, err = r.Tokens.Issue(ctx, call)
 		observeCall(in.issuerKey, start, r.Clock.Now(), err)
+		r.Health.Record(in.issuerKey, err, r.Clock.Now())
 		if r.Limiters != nil {
 			r.Limiters.Observe(in.issuerKey, err, r.Clock.Now())
 		}

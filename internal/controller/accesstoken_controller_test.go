@@ -619,3 +619,37 @@ func reasonsAbout(obj client.Object) []string {
 	}
 	return reasons
 }
+
+var _ = Describe("an issuer's Ready", func() {
+	It("tells that its endpoint refuses its credentials, and when it accepts them again", func() {
+		e := newEnv()
+		creds := &corev1.Secret{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "cable-auth"}, creds)).To(Succeed())
+		patch := client.MergeFrom(creds.DeepCopy())
+		creds.Data = map[string][]byte{"token": []byte("not-the-token")}
+		Expect(k8sClient.Patch(ctx, creds, patch)).To(Succeed())
+		ti := &tokensv1alpha1.TokenIssuer{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "cable"}}
+		issuerReady := func() *metav1.Condition {
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(ti), ti)).To(Succeed())
+			return meta.FindStatusCondition(ti.Status.Conditions, tokensv1alpha1.ConditionReady)
+		}
+
+		at := e.accessToken("refused")
+		Eventually(func() string { return ptr.Deref(issuerReady(), metav1.Condition{}).Reason }, 10*time.Second).
+			Should(Equal(tokensv1alpha1.ReasonUnauthorized))
+		Expect(issuerReady().Status).To(Equal(metav1.ConditionFalse))
+		Expect(issuerReady().Message).To(ContainSubstring("the last call to the endpoint"))
+		Eventually(func() []string { return reasonsAbout(ti) }, 10*time.Second).Should(ContainElement(tokensv1alpha1.ReasonUnauthorized))
+
+		patch = client.MergeFrom(creds.DeepCopy())
+		creds.Data = map[string][]byte{"token": []byte(canaryAuthToken)}
+		clk.Step(DefaultMinMintInterval)
+		Expect(k8sClient.Patch(ctx, creds, patch)).To(Succeed())
+		poke(at)
+		waitReady(at)
+		Eventually(func() metav1.ConditionStatus { return ptr.Deref(issuerReady(), metav1.Condition{}).Status }, 10*time.Second).
+			Should(Equal(metav1.ConditionTrue))
+		Expect(issuerReady().Message).To(ContainSubstring("the endpoint accepted the last call"))
+		Eventually(func() []string { return reasonsAbout(ti) }, 10*time.Second).Should(ContainElement(tokensv1alpha1.ReasonEndpointRecovered))
+	})
+})

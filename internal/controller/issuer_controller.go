@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -27,12 +28,14 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
 	"github.com/tokenmint/tokenmint/internal/issuer"
@@ -46,6 +49,9 @@ type IssuerReconciler struct {
 	APIReader            client.Reader
 	Kind                 tokensv1alpha1.IssuerKind
 	CredentialsNamespace string
+	// Health, when set, tells what the last call to the issuer's endpoint said.
+	Health   *IssuerHealth
+	Recorder events.EventRecorder
 }
 
 // +kubebuilder:rbac:groups=tokens.tokenmint.dev,resources=tokenissuers;clustertokenissuers,verbs=get;list;watch
@@ -71,6 +77,22 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	} else if len(missing) > 0 {
 		cond.Status, cond.Reason = metav1.ConditionFalse, tokensv1alpha1.ReasonSecretMissing
 		cond.Message = "missing in namespace " + ns + ": " + strings.Join(missing, ", ")
+	}
+	if cond.Status == metav1.ConditionTrue {
+		if st, ok := r.Health.State(r.Kind, obj); ok && st.reason != "" {
+			cond.Status, cond.Reason = metav1.ConditionFalse, st.reason
+			cond.Message = fmt.Sprintf("the last call to the endpoint, at %s, failed: %s", st.since.UTC().Format(time.RFC3339), st.message)
+		} else if ok {
+			cond.Message = "configuration is valid, its credential Secrets exist, and the endpoint accepted the last call"
+		}
+	}
+	if prev := meta.FindStatusCondition(orig.Conditions, tokensv1alpha1.ConditionReady); r.Recorder != nil && prev != nil && prev.Reason != cond.Reason {
+		switch {
+		case cond.Status == metav1.ConditionFalse:
+			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, cond.Reason, "Validate", "%s", cond.Message)
+		case prev.Status == metav1.ConditionFalse:
+			r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, tokensv1alpha1.ReasonEndpointRecovered, "Validate", "%s", cond.Message)
+		}
 	}
 	meta.SetStatusCondition(&status.Conditions, cond)
 	status.ObservedGeneration = obj.GetGeneration()
@@ -129,6 +151,9 @@ func (r *IssuerReconciler) SetupWithManager(mgr ctrl.Manager, credentialSecrets 
 		Named(strings.ToLower(string(r.Kind)))
 	for _, src := range credentialSecrets {
 		b = b.WatchesRawSource(src(handler.EnqueueRequestsFromMapFunc(r.forCredentialSecret)))
+	}
+	if r.Health != nil {
+		b = b.WatchesRawSource(source.Channel(r.Health.Events(r.Kind), &handler.EnqueueRequestForObject{}))
 	}
 	return b.Complete(r)
 }

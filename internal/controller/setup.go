@@ -306,6 +306,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	if cfg.ForcedRenewalRate > 0 {
 		forced = NewNamespaceLimiters(cfg.ForcedRenewalRate, cfg.ForcedRenewalBurst)
 	}
+	health := NewIssuerHealth()
 	at := &AccessTokenReconciler{
 		Client:                   mgr.GetClient(),
 		APIReader:                mgr.GetAPIReader(),
@@ -325,6 +326,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		MinMintInterval:          cfg.MinMintInterval,
 		ForcedRenewals:           forced,
 		FingerprintKeySecret:     cfg.FingerprintKeySecret,
+		Health:                   health,
 	}
 	accessTokens.use(mgr.GetCache(), mgr.Elected())
 	if err := at.SetupWithManager(mgr, secretsSources, namespacesSource); err != nil {
@@ -337,7 +339,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	}
 	for _, kind := range []tokensv1alpha1.IssuerKind{tokensv1alpha1.TokenIssuerKind, tokensv1alpha1.ClusterTokenIssuerKind} {
 		ir := &IssuerReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Kind: kind,
-			CredentialsNamespace: cfg.credentialsNamespace()}
+			CredentialsNamespace: cfg.credentialsNamespace(), Health: health, Recorder: mgr.GetEventRecorder("tokenmint")}
 		if err := ir.SetupWithManager(mgr, secretsSources); err != nil {
 			return fmt.Errorf("setting up %s controller: %w", kind, err)
 		}
