@@ -695,7 +695,8 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 	case first:
 		r.Recorder.Eventf(at, nil, corev1.EventTypeNormal, reason, "Issue", "%s", msg)
 	}
-	tokensIssued.WithLabelValues(in.issuerKey).Inc()
+	kind, ns, name := splitIssuerKey(in.issuerKey)
+	tokensIssued.WithLabelValues(kind, ns, name).Inc()
 
 	if previous != "" && previous != st.TokenFingerprint {
 		r.restartTargets(ctx, at, now)

@@ -37,6 +37,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/internal/issuer"
 	"github.com/tokenmint/tokenmint/internal/secret"
 )
 
@@ -447,5 +448,17 @@ func TestTransportsRefuseAClientCertificateOutsideItsValidity(t *testing.T) {
 	}
 	if _, err := tr.Get(&tokensv1alpha1.IssuerSpec{}, true, now.Add(-24*time.Hour), certPEM, keyPEM); err != nil {
 		t.Errorf("a valid client certificate: %v", err)
+	}
+}
+
+func TestOutcomeLabelsAreSnakeCase(t *testing.T) {
+	for class, want := range map[issuer.Class]string{issuer.ClassRetryable: "retryable", issuer.ClassUnauthorized: "unauthorized",
+		issuer.ClassBadRequest: "bad_request", issuer.ClassRateLimited: "rate_limited", issuer.ClassInvalidResponse: "invalid_response"} {
+		if got := outcome(&issuer.Error{Class: class}); got != want {
+			t.Errorf("outcome of %v = %q, want %q", class, got, want)
+		}
+	}
+	if outcome(nil) != "success" || outcome(errors.New("x")) != "error" {
+		t.Error("success and plain errors")
 	}
 }

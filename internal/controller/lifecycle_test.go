@@ -220,9 +220,9 @@ var _ = Describe("metrics", func() {
 				g.Expect(err).NotTo(HaveOccurred())
 			}
 			text := page.String()
-			g.Expect(text).To(ContainSubstring(`tokenmint_accesstoken_ready{name="measured",namespace="` + e.ns + `"} 1`))
-			g.Expect(text).To(MatchRegexp(`tokenmint_accesstoken_expiration_timestamp_seconds\{name="measured",namespace="` + e.ns + `"\} \S+`))
-			g.Expect(text).To(MatchRegexp(`tokenmint_issuer_requests_total\{issuer="TokenIssuer/` + e.ns + `/cable",outcome="success"\} 1`))
+			g.Expect(text).To(ContainSubstring(`tokenmint_accesstoken_ready{issuer_kind="TokenIssuer",issuer_name="cable",name="measured",namespace="` + e.ns + `"} 1`))
+			g.Expect(text).To(MatchRegexp(`tokenmint_accesstoken_expiration_timestamp_seconds\{issuer_kind="TokenIssuer",issuer_name="cable",name="measured",namespace="` + e.ns + `"\} \S+`))
+			g.Expect(text).To(MatchRegexp(`tokenmint_issuer_requests_total\{issuer_kind="TokenIssuer",issuer_name="cable",issuer_namespace="` + e.ns + `",outcome="success"\} 1`))
 		}, 10*time.Second).Should(Succeed())
 		Expect(page.String()).NotTo(ContainSubstring(canaryAuthToken))
 		for _, t := range e.fake.Issued() {
@@ -245,22 +245,25 @@ var _ = Describe("metrics", func() {
 	})
 
 	It("exports per-AccessToken gauges only while this replica leads", func() {
-		at := &tokensv1alpha1.AccessToken{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "n"}}
+		at := &tokensv1alpha1.AccessToken{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "n"},
+			Spec: tokensv1alpha1.AccessTokenSpec{IssuerRef: tokensv1alpha1.IssuerReference{Name: "x"}}}
 		at.Status.FailedAttempts = 3
 		at.Status.ExpiresAt = &metav1.Time{Time: time.Unix(1700000000, 0)}
-		other := &tokensv1alpha1.AccessToken{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "m"}}
+		other := &tokensv1alpha1.AccessToken{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "m"},
+			Spec: tokensv1alpha1.AccessTokenSpec{IssuerRef: tokensv1alpha1.IssuerReference{Kind: tokensv1alpha1.ClusterTokenIssuerKind, Name: "shared"}}}
 		other.Status.RenewalTime = &metav1.Time{Time: time.Unix(1700000600, 0)}
 		meta.SetStatusCondition(&other.Status.Conditions, metav1.Condition{Type: tokensv1alpha1.ConditionReady, Status: metav1.ConditionTrue})
-		third := &tokensv1alpha1.AccessToken{ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: "m"}}
+		third := &tokensv1alpha1.AccessToken{ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: "m"},
+			Spec: tokensv1alpha1.AccessTokenSpec{IssuerRef: tokensv1alpha1.IssuerReference{Kind: tokensv1alpha1.TokenIssuerKind, Name: "x"}}}
 		reader := fake.NewClientBuilder().WithScheme(k8sClient.Scheme()).WithObjects(third, at, other).Build()
 		elected := make(chan struct{})
 		c := &accessTokenCollector{}
 		c.use(reader, elected)
 		inner := prometheus.NewPedanticRegistry()
 		issued := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokenmint_tokens_issued_total",
-			Help: "Tokens obtained and written, by issuer."}, []string{"issuer"})
+			Help: "Tokens obtained and written, by issuer."}, issuerLabels)
 		inner.MustRegister(issued)
-		issued.WithLabelValues("TokenIssuer/n/x").Add(0)
+		issued.WithLabelValues("TokenIssuer", "n", "x").Add(0)
 		reg := &registry{RegistererGatherer: inner, tokens: c}
 
 		Expect(testutil.GatherAndCount(reg, tokenReadyName, tokenFailuresName)).To(Equal(0))
@@ -269,23 +272,23 @@ var _ = Describe("metrics", func() {
 		Expect(testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP tokenmint_accesstoken_failed_attempts Consecutive failed attempts to obtain a token for the AccessToken.
 # TYPE tokenmint_accesstoken_failed_attempts gauge
-tokenmint_accesstoken_failed_attempts{name="a",namespace="m"} 0
-tokenmint_accesstoken_failed_attempts{name="a",namespace="n"} 3
-tokenmint_accesstoken_failed_attempts{name="b",namespace="m"} 0
+tokenmint_accesstoken_failed_attempts{issuer_kind="ClusterTokenIssuer",issuer_name="shared",name="a",namespace="m"} 0
+tokenmint_accesstoken_failed_attempts{issuer_kind="TokenIssuer",issuer_name="x",name="a",namespace="n"} 3
+tokenmint_accesstoken_failed_attempts{issuer_kind="TokenIssuer",issuer_name="x",name="b",namespace="m"} 0
 # HELP tokenmint_accesstoken_expiration_timestamp_seconds When the current token of an AccessToken expires (unix seconds; absent when unknown).
 # TYPE tokenmint_accesstoken_expiration_timestamp_seconds gauge
-tokenmint_accesstoken_expiration_timestamp_seconds{name="a",namespace="n"} 1.7e+09
+tokenmint_accesstoken_expiration_timestamp_seconds{issuer_kind="TokenIssuer",issuer_name="x",name="a",namespace="n"} 1.7e+09
 # HELP tokenmint_accesstoken_ready 1 when the AccessToken's Secret holds a valid token, else 0.
 # TYPE tokenmint_accesstoken_ready gauge
-tokenmint_accesstoken_ready{name="a",namespace="m"} 1
-tokenmint_accesstoken_ready{name="a",namespace="n"} 0
-tokenmint_accesstoken_ready{name="b",namespace="m"} 0
+tokenmint_accesstoken_ready{issuer_kind="ClusterTokenIssuer",issuer_name="shared",name="a",namespace="m"} 1
+tokenmint_accesstoken_ready{issuer_kind="TokenIssuer",issuer_name="x",name="a",namespace="n"} 0
+tokenmint_accesstoken_ready{issuer_kind="TokenIssuer",issuer_name="x",name="b",namespace="m"} 0
 # HELP tokenmint_accesstoken_renewal_timestamp_seconds When the token of an AccessToken will next be renewed or retried (unix seconds).
 # TYPE tokenmint_accesstoken_renewal_timestamp_seconds gauge
-tokenmint_accesstoken_renewal_timestamp_seconds{name="a",namespace="m"} 1.7000006e+09
+tokenmint_accesstoken_renewal_timestamp_seconds{issuer_kind="ClusterTokenIssuer",issuer_name="shared",name="a",namespace="m"} 1.7000006e+09
 # HELP tokenmint_tokens_issued_total Tokens obtained and written, by issuer.
 # TYPE tokenmint_tokens_issued_total counter
-tokenmint_tokens_issued_total{issuer="TokenIssuer/n/x"} 0
+tokenmint_tokens_issued_total{issuer_kind="TokenIssuer",issuer_name="x",issuer_namespace="n"} 0
 `))).To(Succeed())
 
 		By("writing families in name order, and series in label order, as a pedantic registry checks")
@@ -302,10 +305,10 @@ tokenmint_tokens_issued_total{issuer="TokenIssuer/n/x"} 0
 		Expect(testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP tokenmint_accesstoken_failed_attempts Consecutive failed attempts to obtain a token for the AccessToken.
 # TYPE tokenmint_accesstoken_failed_attempts gauge
-tokenmint_accesstoken_failed_attempts{name="b",namespace="m"} 0
+tokenmint_accesstoken_failed_attempts{issuer_kind="TokenIssuer",issuer_name="x",name="b",namespace="m"} 0
 # HELP tokenmint_accesstoken_ready 1 when the AccessToken's Secret holds a valid token, else 0.
 # TYPE tokenmint_accesstoken_ready gauge
-tokenmint_accesstoken_ready{name="b",namespace="m"} 0
+tokenmint_accesstoken_ready{issuer_kind="TokenIssuer",issuer_name="x",name="b",namespace="m"} 0
 `), tokenExpiryName, tokenRenewalName, tokenReadyName, tokenFailuresName)).To(Succeed())
 		families, err = reg.Gather()
 		Expect(err).NotTo(HaveOccurred())
@@ -313,7 +316,8 @@ tokenmint_accesstoken_ready{name="b",namespace="m"} 0
 			_, err := expfmt.MetricFamilyToText(io.Discard, f)
 			Expect(err).NotTo(HaveOccurred())
 		}
-		Expect(page.String()).To(ContainSubstring("tokenmint_accesstoken_ready{name=\"a\",namespace=\"m\"} 1\n" +
-			"tokenmint_accesstoken_ready{name=\"a\",namespace=\"n\"} 0\ntokenmint_accesstoken_ready{name=\"b\",namespace=\"m\"} 0"))
+		Expect(page.String()).To(ContainSubstring(`tokenmint_accesstoken_ready{issuer_kind="ClusterTokenIssuer",issuer_name="shared",name="a",namespace="m"} 1` + "\n" +
+			`tokenmint_accesstoken_ready{issuer_kind="TokenIssuer",issuer_name="x",name="a",namespace="n"} 0` + "\n" +
+			`tokenmint_accesstoken_ready{issuer_kind="TokenIssuer",issuer_name="x",name="b",namespace="m"} 0`))
 	})
 })

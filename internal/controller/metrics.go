@@ -25,6 +25,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -41,19 +42,23 @@ import (
 
 // Metrics. Labels never hold a value from a token, a credential or a response.
 var (
+	// issuerLabels name an issuer: its kind, namespace ("" for a
+	// ClusterTokenIssuer) and name.
+	issuerLabels = []string{"issuer_kind", "issuer_namespace", "issuer_name"}
+
 	tokensIssued = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tokenmint_tokens_issued_total",
 		Help: "Tokens obtained and written, by issuer.",
-	}, []string{"issuer"})
+	}, issuerLabels)
 	issuerRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tokenmint_issuer_requests_total",
-		Help: "Calls to token endpoints, by issuer and outcome.",
-	}, []string{"issuer", "outcome"})
+		Help: "Calls to token endpoints, by issuer and outcome (success, retryable, unauthorized, bad_request, rate_limited, invalid_response, error).",
+	}, append(slices.Clone(issuerLabels), "outcome"))
 	issuerDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "tokenmint_issuer_request_duration_seconds",
 		Help:    "Duration of calls to token endpoints, by issuer.",
 		Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
-	}, []string{"issuer"})
+	}, issuerLabels)
 
 	// accessTokens exports the per-AccessToken gauges.
 	accessTokens = &accessTokenCollector{}
@@ -94,6 +99,8 @@ var (
 	tokenFailuresHelp = "Consecutive failed attempts to obtain a token for the AccessToken."
 	labelNamespace    = "namespace"
 	labelName         = "name"
+	labelIssuerKind   = "issuer_kind"
+	labelIssuerName   = "issuer_name"
 	gaugeType         = dto.MetricType_GAUGE
 )
 
@@ -135,8 +142,9 @@ func (c *accessTokenCollector) gather() ([]*dto.MetricFamily, error) {
 	n := len(items)
 	// One allocation per kind of structure: the labels of an AccessToken are
 	// shared by its four series.
-	pairs := make([]dto.LabelPair, 2*n)
-	labels := make([]*dto.LabelPair, 2*n)
+	const perToken = 4
+	pairs := make([]dto.LabelPair, perToken*n)
+	labels := make([]*dto.LabelPair, perToken*n)
 	series := make([]dto.Metric, 4*n)
 	gauges := make([]dto.Gauge, 4*n)
 	values := make([]float64, 4*n)
@@ -156,10 +164,19 @@ func (c *accessTokenCollector) gather() ([]*dto.MetricFamily, error) {
 	}
 	for i, at := range items {
 		// Sorted by label name, as the exposition requires.
-		pairs[2*i] = dto.LabelPair{Name: &labelName, Value: &at.Name}
-		pairs[2*i+1] = dto.LabelPair{Name: &labelNamespace, Value: &at.Namespace}
-		labels[2*i], labels[2*i+1] = &pairs[2*i], &pairs[2*i+1]
-		l := labels[2*i : 2*i+2 : 2*i+2]
+		kind := string(at.Spec.IssuerRef.Kind)
+		if kind == "" {
+			kind = string(tokensv1alpha1.TokenIssuerKind)
+		}
+		p := pairs[perToken*i : perToken*(i+1)]
+		p[0] = dto.LabelPair{Name: &labelIssuerKind, Value: &kind}
+		p[1] = dto.LabelPair{Name: &labelIssuerName, Value: &at.Spec.IssuerRef.Name}
+		p[2] = dto.LabelPair{Name: &labelName, Value: &at.Name}
+		p[3] = dto.LabelPair{Name: &labelNamespace, Value: &at.Namespace}
+		l := labels[perToken*i : perToken*(i+1) : perToken*(i+1)]
+		for j := range p {
+			l[j] = &p[j]
+		}
 		if at.Status.ExpiresAt != nil {
 			add(0, l, float64(at.Status.ExpiresAt.Unix()))
 		}
@@ -178,10 +195,12 @@ func (c *accessTokenCollector) gather() ([]*dto.MetricFamily, error) {
 	for _, f := range families {
 		// In label order, as a registry sorts them.
 		slices.SortFunc(f.Metric, func(a, b *dto.Metric) int {
-			if c := strings.Compare(a.Label[0].GetValue(), b.Label[0].GetValue()); c != 0 {
-				return c
+			for i := range a.Label {
+				if c := strings.Compare(a.Label[i].GetValue(), b.Label[i].GetValue()); c != 0 {
+					return c
+				}
 			}
-			return strings.Compare(a.Label[1].GetValue(), b.Label[1].GetValue())
+			return 0
 		})
 	}
 	return families, nil
@@ -240,22 +259,33 @@ func init() {
 	metrics.Registry = &registry{RegistererGatherer: metrics.Registry, tokens: accessTokens}
 }
 
-// outcome names the result of a call for the requests metric.
+// outcome names the result of a call for the requests metric, in snake case.
 func outcome(err error) string {
 	if err == nil {
 		return "success"
 	}
 	var ie *issuer.Error
-	if errors.As(err, &ie) {
-		return ie.Class.String()
+	if !errors.As(err, &ie) {
+		return "error"
 	}
-	return "error"
+	var b strings.Builder
+	for i, r := range ie.Class.String() {
+		if unicode.IsUpper(r) {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func observeCall(issuerKey string, start, end time.Time, err error) {
 	if c := issuer.ClassOf(err); err != nil && (c == issuer.ClassInvalidParameters || c == issuer.ClassInvalidConfig) {
 		return // refused before any request was sent
 	}
-	issuerRequests.WithLabelValues(issuerKey, outcome(err)).Inc()
-	issuerDuration.WithLabelValues(issuerKey).Observe(end.Sub(start).Seconds())
+	kind, ns, name := splitIssuerKey(issuerKey)
+	issuerRequests.WithLabelValues(kind, ns, name, outcome(err)).Inc()
+	issuerDuration.WithLabelValues(kind, ns, name).Observe(end.Sub(start).Seconds())
 }
