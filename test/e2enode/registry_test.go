@@ -18,6 +18,7 @@ package e2enode
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -57,6 +58,12 @@ const (
 	pulledMessage = "running the image pulled from the registry"
 )
 
+// An image pull Secret tokenmint writes (type kubernetes.io/dockerconfigjson)
+// is what the kubelet hands containerd for a pull, and it keeps working across
+// a renewal: the registry accepts only the token provider's valid tokens, so a
+// pull succeeds only with the current token, and the replaced token, once
+// revoked, pulls nothing. The registry listens on 127.0.0.1, which containerd's
+// CRI plugin reaches over plain HTTP with no registry configuration.
 var _ = Describe("an image pull Secret on a real node", Ordered, func() {
 	var (
 		provider       *fakes.Base
@@ -171,6 +178,26 @@ var _ = Describe("an image pull Secret on a real node", Ordered, func() {
 		accepted, _ = getManifest(registryHost, second)
 		Expect(accepted.StatusCode).To(Equal(http.StatusOK))
 
+		By("a pod whose pull Secret still holds the old token cannot pull the image")
+		stale := &corev1.Secret{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+			ObjectMeta: metav1.ObjectMeta{Name: "stale-pull", Namespace: registryNamespace},
+			Type:       corev1.SecretTypeDockerConfigJson,
+			StringData: map[string]string{corev1.DockerConfigJsonKey: fmt.Sprintf(`{"auths":{%q:{"username":%q,"password":%q,"auth":%q}}}`,
+				registryHost, pullUsername, first, base64.StdEncoding.EncodeToString([]byte(pullUsername+":"+first)))},
+		}
+		seen = len(reg.Attempts())
+		apply("stale-pull", stale, pullingPod("pull-stale", image, stale.Name))
+		Eventually(func(g Gomega) {
+			pod := &corev1.Pod{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: registryNamespace, Name: "pull-stale"}, pod)).To(Succeed())
+			g.Expect(pod.Status.ContainerStatuses).To(HaveLen(1))
+			g.Expect(pod.Status.ContainerStatuses[0].State.Waiting).NotTo(BeNil())
+			g.Expect(pod.Status.ContainerStatuses[0].State.Waiting.Reason).To(BeElementOf("ErrImagePull", "ImagePullBackOff"))
+		}, time.Minute, 250*time.Millisecond).Should(Succeed())
+		expectRefused(reg.Attempts()[seen:], first)
+		kubectl("delete", "pod", "pull-stale", "-n", registryNamespace, "--wait=true", "--timeout=60s")
+
 		By("deleting the pod and the image, so that the next pod pulls everything again")
 		kubectl("delete", "pod", "pull-1", "-n", registryNamespace, "--wait=true", "--timeout=60s")
 		// The runtime names a pulled image three times: by tag, by digest and by its config's digest.
@@ -218,23 +245,27 @@ func pullPassword(g Gomega, host string) string {
 	return entry.Password
 }
 
-// pullAndRun starts a pod running image with imagePullPolicy Always and the
-// pull Secret, and waits until it runs the image of manifestDigest; it
-// reports how long that took.
-func pullAndRun(name, image, manifestDigest string) {
+// pullingPod is a pod on the node running image, pulled with imagePullPolicy
+// Always and the image pull Secret secret.
+func pullingPod(name, image, secret string) *corev1.Pod {
 	d := node.BusyboxDeployment(registryNamespace, name, `echo "`+pulledMessage+`"; exec sleep 2147483647`)
 	spec := d.Spec.Template.Spec
 	spec.NodeName = theNode.Name
-	spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: pullSecret}}
+	spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: secret}}
 	spec.Containers[0].Image = image
 	spec.Containers[0].ImagePullPolicy = corev1.PullAlways
-	pod := &corev1.Pod{
+	return &corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: registryNamespace, Labels: map[string]string{"app": name}},
 		Spec:       spec,
 	}
+}
+
+// pullAndRun starts a pulling pod with the pull Secret and waits until it
+// runs the image of manifestDigest; it reports how long that took.
+func pullAndRun(name, image, manifestDigest string) {
 	start := time.Now()
-	apply(name, pod)
+	apply(name, pullingPod(name, image, pullSecret))
 	Eventually(func(g Gomega) {
 		running, err := onlyPod(registryNamespace, name)
 		g.Expect(err).NotTo(HaveOccurred())
@@ -286,4 +317,16 @@ func getManifest(host, token string) (*http.Response, []byte) {
 	body, err := io.ReadAll(resp.Body)
 	Expect(err).NotTo(HaveOccurred())
 	return resp, body
+}
+
+// expectRefused checks the registry's attempts during a failed pull: the
+// runtime presented token, and the registry accepted nothing.
+func expectRefused(attempts []registry.Attempt, token string) {
+	var presented bool
+	for _, a := range attempts {
+		Expect(a.Accepted).To(BeFalse(), "the registry accepted %s %s", a.Method, a.Path)
+		presented = presented || (a.Credentials && fingerprint(a.Password) == fingerprint(token))
+	}
+	Expect(presented).To(BeTrue(), "the runtime never presented the token")
+	GinkgoWriter.Printf("the pull with the old token made %d requests, all refused\n", len(attempts))
 }
