@@ -63,8 +63,7 @@ var _ = Describe("a failing token endpoint", func() {
 			at := waitReady(e.accessToken("faulty"))
 			good, err := secretOf(at)
 			Expect(err).NotTo(HaveOccurred())
-			key := "TokenIssuer/" + e.ns + "/cable"
-			counted := testutil.ToFloat64(issuerRequests.WithLabelValues(key, c.class.String()))
+			counted := testutil.ToFloat64(issuerRequests.WithLabelValues("TokenIssuer", e.ns, "cable", outcome(&issuer.Error{Class: c.class})))
 
 			clk.SetTime(at.Status.RenewalTime.Add(time.Second))
 			now := clk.Now()
@@ -84,7 +83,7 @@ var _ = Describe("a failing token endpoint", func() {
 			Expect(err).NotTo(HaveOccurred())
 			Expect(after.Data).To(Equal(good.Data), "the Secret changed")
 			Expect(after.ResourceVersion).To(Equal(good.ResourceVersion), "the Secret was rewritten")
-			Expect(testutil.ToFloat64(issuerRequests.WithLabelValues(key, c.class.String()))).To(Equal(counted + 1))
+			Expect(testutil.ToFloat64(issuerRequests.WithLabelValues("TokenIssuer", e.ns, "cable", outcome(&issuer.Error{Class: c.class})))).To(Equal(counted + 1))
 			Eventually(func() []string { return eventReasons(e.ns) }, 10*time.Second).Should(ContainElement(c.reason))
 		},
 		Entry("429 with Retry-After in seconds", faultCase{
