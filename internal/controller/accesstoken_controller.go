@@ -474,7 +474,14 @@ func (r *AccessTokenReconciler) issue(ctx context.Context, at *tokensv1alpha1.Ac
 		r.recordFailure(at, in, err, now)
 		return nil
 	}
-	return r.store(ctx, at, in, d, tok, now)
+	err = r.store(ctx, at, in, d, tok, now)
+	if ie := (*issuer.Error)(nil); errors.As(err, &ie) {
+		// The token cannot be written as asked: a failure like any other,
+		// backed off, never an immediate retry that would mint again.
+		r.recordFailure(at, in, err, now)
+		return nil
+	}
+	return err
 }
 
 // buildCall reads the credential Secrets (never cached) and assembles the call.
@@ -630,7 +637,9 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 	if err != nil {
 		// CheckOutputs passed before the call: only the size of what the
 		// provider answered can be at fault.
-		return &issuer.Error{Class: issuer.ClassInvalidResponse, Message: "the token cannot be written: " + err.Error()}
+		// Terminal: retrying would mint again and again a token that cannot be
+		// written, so it waits for a change, with the long backoff.
+		return &issuer.Error{Class: issuer.ClassInvalidConfig, Message: "the token cannot be written: " + err.Error()}
 	}
 	previous := at.Status.TokenFingerprint
 	if in.keepsState() {
