@@ -172,3 +172,13 @@ func TestRedactor(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactorRemovesJSONStringsWithAndWithoutHTMLEscaping(t *testing.T) {
+	red := &redactor{}
+	red.add(canaryPassword)
+	for _, echoed := range []string{`CANARY\"pa ss&word/789`, `CANARY\"pa ss\u0026word/789`} {
+		if got := red.redact("rejected {\"password\":\"" + echoed + "\"}"); got != `rejected {"password":"[redacted]"}` {
+			t.Errorf("redacting %s gave %s", echoed, got)
+		}
+	}
+}
