@@ -22,6 +22,7 @@ limitations under the License.
 package plugin
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -165,20 +166,24 @@ func outputFormat(value string) error {
 	return fmt.Errorf("unknown output format %q: use json or yaml, or leave -o out for a table", value)
 }
 
-// printStructured writes v as JSON or YAML.
+// printStructured writes v as JSON or YAML. Masks such as <Secret a/b> are
+// written as they are, not HTML-escaped.
 func printStructured(out io.Writer, format string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
+	var buf bytes.Buffer
+	encoder := json.NewEncoder(&buf)
+	encoder.SetEscapeHTML(false)
+	encoder.SetIndent("", "  ")
+	if err := encoder.Encode(v); err != nil {
 		return err
 	}
+	data := buf.Bytes()
 	if format == "yaml" {
+		var err error
 		if data, err = yaml.JSONToYAML(data); err != nil {
 			return err
 		}
-		_, err = out.Write(data)
-		return err
 	}
-	_, err = fmt.Fprintf(out, "%s\n", data)
+	_, err := out.Write(data)
 	return err
 }
 

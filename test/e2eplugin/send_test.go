@@ -210,6 +210,12 @@ var _ = Describe("test --send", func() {
 		Expect(r.stdout).To(ContainSubstring("\nAuthorization: Basic base64(<Secret banking-credentials/consumerKey>:<Secret banking-credentials/consumerSecret>)\n"))
 		Expect(r.stdout).To(ContainSubstring("password=<Secret banking-credentials/password>"))
 		expectNoneOf(r.output(), pl.canaries())
+
+		By("as YAML, with the masks written as they are")
+		r = plugin(append(pl.args, "-o", "yaml")...)
+		Expect(r.code).To(Equal(0), r.stderr)
+		Expect(r.stdout).To(ContainSubstring("value: Basic base64(<Secret banking-credentials/consumerKey>:<Secret banking-credentials/consumerSecret>)\n"))
+		expectNoneOf(r.output(), pl.canaries())
 	})
 
 	It("keeps a TokenIssuer's call off private addresses, as the manager does", func() {
