@@ -28,7 +28,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/discovery"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -311,9 +310,6 @@ func metricsReaders(ctx context.Context, c client.Client) ([]MetricsRoleView, er
 	sort.Strings(names)
 	bindings := &rbacv1.ClusterRoleBindingList{}
 	if err := c.List(ctx, bindings); err != nil {
-		if apierrors.IsForbidden(err) {
-			return nil, err
-		}
 		return nil, err
 	}
 	out := []MetricsRoleView{}

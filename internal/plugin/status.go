@@ -47,7 +47,7 @@ type StatusView struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 	Issuer    string `json:"issuer"`
-	// Ready is the Ready condition's status, reason and message in one line.
+	// Conditions are Ready, Renewing and RotationVisible, as the manager set them.
 	Conditions     []ConditionView `json:"conditions"`
 	IssuedAt       *Moment         `json:"issuedAt,omitempty"`
 	ExpiresAt      *Moment         `json:"expiresAt,omitempty"`

@@ -18,6 +18,7 @@ package e2eplugin
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -102,14 +104,17 @@ func newToken(ns, name string, labels map[string]string) *tokenFixture {
 	}
 	Expect(k8sClient.Create(ctx, s)).To(Succeed())
 
-	Expect(k8sClient.Create(ctx, &corev1.Event{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: name + ".", Namespace: ns},
-		InvolvedObject: corev1.ObjectReference{APIVersion: tokensv1alpha1.GroupVersion.String(), Kind: "AccessToken",
+	// Through the events.k8s.io API, as the manager's recorder writes them:
+	// a series of three.
+	Expect(k8sClient.Create(ctx, &eventsv1.Event{
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s.%x", name, now.UnixNano()), Namespace: ns},
+		Regarding: corev1.ObjectReference{APIVersion: tokensv1alpha1.GroupVersion.String(), Kind: "AccessToken",
 			Namespace: ns, Name: name, UID: at.UID},
-		Type: corev1.EventTypeWarning, Reason: tokensv1alpha1.ReasonUnauthorized, Count: 3,
-		Message:        "endpoint answered HTTP 401 Unauthorized: invalid_client",
-		FirstTimestamp: metav1.NewTime(now.Add(-3 * time.Minute)), LastTimestamp: metav1.NewTime(now.Add(-time.Minute)),
-		Source: corev1.EventSource{Component: "tokenmint"},
+		Type: corev1.EventTypeWarning, Reason: tokensv1alpha1.ReasonUnauthorized, Action: "Issue",
+		Note:                "endpoint answered HTTP 401 Unauthorized: invalid_client",
+		EventTime:           metav1.NewMicroTime(now.Add(-3 * time.Minute)),
+		Series:              &eventsv1.EventSeries{Count: 3, LastObservedTime: metav1.NewMicroTime(now.Add(-time.Minute))},
+		ReportingController: "tokenmint.dev/accesstoken", ReportingInstance: "tokenmint-manager",
 	})).To(Succeed())
 	return f
 }
