@@ -67,6 +67,9 @@ type ResultView struct {
 	RefreshToken *RefreshTokenView `json:"refreshToken,omitempty"`
 	TokenID      string            `json:"tokenID,omitempty"`
 	Fields       map[string]string `json:"fields,omitempty"`
+	// Revocation says what became of the token: "revoked", "not revoked: ..."
+	// or "the issuer cannot revoke".
+	Revocation string `json:"revocation"`
 }
 
 // RefreshTokenView describes a refresh token without showing it.
@@ -88,6 +91,7 @@ type testOptions struct {
 	params                   []string
 	send                     bool
 	allowPrivateDestinations bool
+	revoke                   bool
 	credentialsNamespace     string
 	output                   string
 }
@@ -107,7 +111,8 @@ With --send it makes one real call, through the same HTTP client the manager use
 caBundle and client certificate, its timeout, redirects to the same host only and, for a TokenIssuer, the
 guard against private destinations), and prints the result as the manager would map it: expiry, copied
 fields, token id, and the token and refresh token described by their length (and, for a JWT, its expiry).
-Nothing is written to the cluster: the token obtained is dropped, and is not revoked.`,
+Nothing is written to the cluster. The token obtained is not kept: when the issuer has a revoke request it is
+revoked at once (unless --revoke=false), otherwise it stays valid until it expires.`,
 		Example: `  kubectl tokenmint test paisr-invoicing -n billing --param scopes='["invoices.read"]'
   kubectl tokenmint test cable-transactions --cluster --param lifetimeSeconds=600 --send
   kubectl tokenmint test oauth2-client-credentials --cluster --send -o json`,
@@ -125,6 +130,7 @@ Nothing is written to the cluster: the token obtained is dropped, and is not rev
 	cmd.Flags().BoolVar(&t.send, "send", false, "make one real call and show its mapped result")
 	cmd.Flags().BoolVar(&t.allowPrivateDestinations, "allow-private-destinations", false,
 		"let a TokenIssuer's call reach loopback and private addresses, as the manager's flag of that name does")
+	cmd.Flags().BoolVar(&t.revoke, "revoke", true, "with --send, revoke the token obtained when the issuer has a revoke request")
 	cmd.Flags().StringVar(&t.credentialsNamespace, "credentials-namespace", "",
 		"where ClusterTokenIssuers' credential Secrets are (default: the manager Deployment's --credentials-namespace, else "+defaultCredentials+")")
 	cmd.Flags().StringVarP(&t.output, "output", "o", "", "json or yaml; a readable report when left out")
@@ -313,6 +319,19 @@ func (t *testOptions) sendOnce(ctx context.Context, engine *issuer.Engine, call 
 		}
 	}
 	view.Result = r
+	switch {
+	case spec.Revoke == nil:
+		r.Revocation = "the issuer cannot revoke: the token stays valid until it expires"
+	case !t.revoke:
+		r.Revocation = "not revoked (--revoke=false): the token stays valid until it expires"
+	default:
+		if err := engine.Revoke(ctx, call, token.Value, token.ID); err != nil {
+			// The engine's errors hold no credential.
+			r.Revocation = "not revoked: " + err.Error()
+		} else {
+			r.Revocation = "revoked"
+		}
+	}
 	return nil
 }
 
@@ -354,6 +373,7 @@ func printTest(out io.Writer, v *TestView) {
 			t.row("  ", "Refresh token:", refresh+" (value not shown)")
 		}
 		t.row("  ", "Token id:", orDash(res.TokenID))
+		t.row("  ", "Afterwards:", res.Revocation)
 		t.flush()
 		if len(res.Fields) > 0 {
 			fmt.Fprintln(out, "  Copied fields (written beside the token):")

@@ -161,6 +161,12 @@ var _ = Describe("test --send", func() {
 			if spec.Response.TokenID != "" {
 				Expect(res.TokenID).To(Equal(issued[0].ID))
 			}
+			if spec.Revoke != nil {
+				Expect(res.Revocation).To(Equal("revoked"))
+				Expect(pl.base.Issued()[0].Revoked).To(BeTrue(), "the token the test obtained is revoked at once")
+			} else {
+				Expect(res.Revocation).To(HavePrefix("the issuer cannot revoke"))
+			}
 			for _, key := range copiedFields[p.Name] {
 				Expect(res.Fields).To(HaveKeyWithValue(key, Not(BeEmpty())))
 			}
@@ -172,6 +178,14 @@ var _ = Describe("test --send", func() {
 			Expect(r.stdout).To(ContainSubstring("The call succeeded"))
 			Expect(r.stdout).To(MatchRegexp(`Token:\s+\d+ bytes, .*\(value not shown\)`))
 			Expect(pl.base.Issued()).To(HaveLen(2))
+			if spec.Revoke != nil {
+				By("keeping the token when asked to")
+				r = plugin(append(pl.args, "--send", "--allow-private-destinations", "--revoke=false")...)
+				Expect(r.code).To(Equal(0), r.output())
+				outputs += r.output()
+				Expect(r.stdout).To(MatchRegexp(`Afterwards:\s+not revoked \(--revoke=false\)`))
+				Expect(pl.base.Issued()[2].Revoked).To(BeFalse())
+			}
 
 			expectNoneOf(outputs, pl.canaries())
 		})
