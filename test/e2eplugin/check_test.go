@@ -66,7 +66,7 @@ var _ = Describe("check", Ordered, func() {
 				Replicas: ptr.To[int32](1),
 				Selector: &metav1.LabelSelector{MatchLabels: labels},
 				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{
-					Containers: []corev1.Container{{Name: "manager", Image: "ghcr.io/tokenmint/tokenmint:v1.0.0",
+					Containers: []corev1.Container{{Name: "manager", Image: "registry.example.com/tokenmint:v1.0.0",
 						Args: []string{"--operator-namespace=" + operatorNamespace, "--credentials-namespace=team-credentials"}}}}},
 			},
 		}
@@ -76,7 +76,7 @@ var _ = Describe("check", Ordered, func() {
 		By("a Deployment without a ready replica is a problem")
 		r := plugin("check")
 		Expect(r.code).To(Equal(1))
-		Expect(r.stdout).To(MatchRegexp(`tokenmint-system/tokenmint\s+0/1\s+ghcr.io/tokenmint/tokenmint:v1.0.0\s+team-credentials`))
+		Expect(r.stdout).To(MatchRegexp(`tokenmint-system/tokenmint\s+0/1\s+registry.example.com/tokenmint:v1.0.0\s+team-credentials`))
 		Expect(r.stdout).To(ContainSubstring("no manager Deployment has a ready replica"))
 
 		By("a ready one is not")
