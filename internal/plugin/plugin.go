@@ -23,10 +23,13 @@ package plugin
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -87,11 +90,14 @@ It never prints a token, a credential or a Secret value.`,
 	return root
 }
 
-// Main runs the plugin with args and returns the process's exit code.
+// Main runs the plugin with args and returns the process's exit code. An
+// interrupt cancels what is in flight (a call of test --send, say).
 func Main(streams genericiooptions.IOStreams, version string, args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
 	cmd := NewCommand(streams, version)
 	cmd.SetArgs(args)
-	if err := cmd.Execute(); err != nil {
+	if err := cmd.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(streams.ErrOut, "error:", err)
 		return 1
 	}

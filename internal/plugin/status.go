@@ -459,6 +459,9 @@ func printSecretSummary(out io.Writer, s *SecretView) {
 		kt.row("    ", k.Key, byteCount(k.Bytes))
 	}
 	kt.flush()
+	if s.Token != nil {
+		fmt.Fprintf(out, "    token: %s\n", s.Token)
+	}
 	fp := orDash(s.Fingerprint)
 	if s.FingerprintMatches != nil {
 		if *s.FingerprintMatches {

@@ -40,6 +40,9 @@ var _ = Describe("check", Ordered, func() {
 		Expect(beforeCRDs.stdout).To(MatchRegexp(`ClusterTokenIssuer\s+no\s+-`))
 		Expect(beforeCRDs.stdout).To(ContainSubstring("the AccessToken CRD is not installed"))
 		Expect(beforeCRDs.stderr).To(Equal("error: problems found\n"))
+
+		Expect(statusBeforeCRDs.code).To(Equal(1))
+		Expect(statusBeforeCRDs.stderr).To(ContainSubstring("tokenmint's CRDs are not installed in this cluster (kubectl tokenmint check tells more)"))
 	})
 
 	It("reports the CRDs present and served, and that no manager runs", func() {

@@ -138,6 +138,7 @@ var _ = Describe("status", func() {
 		Expect(out).To(MatchRegexp(`Renewing\s+False\s+Unauthorized`))
 		Expect(out).To(MatchRegexp(`token\s+` + strconv.Itoa(len(f.token)) + ` bytes`))
 		Expect(out).To(MatchRegexp(`scope\s+11 bytes`))
+		Expect(out).To(ContainSubstring("token: " + strconv.Itoa(len(f.token)) + " bytes, a JWT (HS256) expiring " + f.expires.UTC().Format(time.RFC3339)))
 		Expect(out).To(ContainSubstring("fingerprint annotation: " + fingerprint + " (matches status)"))
 		Expect(out).To(ContainSubstring("    Deployment/billing (env, subPath)\n    Pod/debug (envFrom)\n"))
 		Expect(out).To(ContainSubstring("Restart targets: Deployment/reports"))

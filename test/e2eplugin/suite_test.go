@@ -58,6 +58,8 @@ var (
 	k8sClient client.Client
 	// beforeCRDs is check's report on the cluster before the CRDs were installed.
 	beforeCRDs result
+	// statusBeforeCRDs is status's answer then.
+	statusBeforeCRDs result
 )
 
 func TestPlugin(t *testing.T) {
@@ -89,6 +91,7 @@ var _ = BeforeSuite(func() {
 
 	By("checking the cluster before tokenmint is installed")
 	beforeCRDs = plugin("check")
+	statusBeforeCRDs = plugin("status", "--all")
 
 	By("installing the CRDs")
 	_, err = envtest.InstallCRDs(cp.Config, envtest.CRDInstallOptions{
