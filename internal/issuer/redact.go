@@ -74,6 +74,17 @@ func encodings(secret string) []string {
 	return slices.Compact(forms)
 }
 
+// Redact returns text with every credential replaced by "[redacted]", in
+// each encoding the engine's own redactor removes: for callers that hold
+// credentials of their own and print text that may carry them.
+func Redact(text string, credentials ...string) string {
+	r := &redactor{}
+	for _, c := range credentials {
+		r.add(c)
+	}
+	return r.redact(text)
+}
+
 // redact returns text with every registered credential replaced.
 func (r *redactor) redact(text string) string {
 	for _, secret := range r.secrets {

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -180,5 +181,13 @@ func TestRedactorRemovesJSONStringsWithAndWithoutHTMLEscaping(t *testing.T) {
 		if got := red.redact("rejected {\"password\":\"" + echoed + "\"}"); got != `rejected {"password":"[redacted]"}` {
 			t.Errorf("redacting %s gave %s", echoed, got)
 		}
+	}
+}
+
+func TestRedactRemovesEveryEncoding(t *testing.T) {
+	text := "a " + canaryPassword + " b " + url.QueryEscape(canaryPassword) + " c " + url.PathEscape(canaryPassword) + " d " + canarySecret
+	got := Redact(text, canaryPassword, canarySecret, "")
+	if want := "a [redacted] b [redacted] c [redacted] d [redacted]"; got != want {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }

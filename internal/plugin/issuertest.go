@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -185,15 +186,26 @@ func (t *testOptions) run(ctx context.Context, name string) error {
 		return fmt.Errorf("building the request of %s: %w", view.Issuer, err)
 	}
 	var failed error
+	var obtained []string
 	if t.send {
-		failed = t.sendOnce(ctx, engine, call, kind, view)
+		obtained, failed = t.sendOnce(ctx, engine, call, kind, view)
 	}
+	// Everything shown is masked already; as a last guard, the whole output
+	// is cleared of every credential read and every token obtained.
+	var out bytes.Buffer
 	if t.output != "" {
-		if err := printStructured(t.Out, t.output, view); err != nil {
+		if err := printStructured(&out, t.output, view); err != nil {
 			return err
 		}
 	} else {
-		printTest(t.Out, view)
+		printTest(&out, view)
+	}
+	credentials := obtained
+	for _, v := range secrets {
+		credentials = append(credentials, v)
+	}
+	if _, err := io.WriteString(t.Out, issuer.Redact(out.String(), credentials...)); err != nil {
+		return err
 	}
 	return failed
 }
@@ -257,11 +269,13 @@ func readCredentials(ctx context.Context, c client.Client, spec *tokensv1alpha1.
 }
 
 // sendOnce makes the one real call and fills view with its mapped result or
-// its error. The error returned only makes the exit code non-zero.
-func (t *testOptions) sendOnce(ctx context.Context, engine *issuer.Engine, call issuer.Call, kind string, view *TestView) error {
+// its error. It returns the credentials it obtained (the token and refresh
+// token), never to be shown; the error returned only makes the exit code
+// non-zero.
+func (t *testOptions) sendOnce(ctx context.Context, engine *issuer.Engine, call issuer.Call, kind string, view *TestView) ([]string, error) {
 	spec := call.Spec
 	if len(issuer.ServiceAccountTokenSources(spec)) > 0 {
-		return errors.New("--send is not available for issuers with serviceAccountToken values: their tokens are requested by the manager for the AccessToken's namespace")
+		return nil, errors.New("--send is not available for issuers with serviceAccountToken values: their tokens are requested by the manager for the AccessToken's namespace")
 	}
 	cfg := issuer.TransportConfig{
 		CABundle:                 spec.CABundle,
@@ -276,13 +290,13 @@ func (t *testOptions) sendOnce(ctx context.Context, engine *issuer.Engine, call 
 			[]byte(call.Secrets[tokensv1alpha1.SecretKeySelector{Name: cc.SecretName, Key: corev1.TLSCertKey}]),
 			[]byte(call.Secrets[tokensv1alpha1.SecretKeySelector{Name: cc.SecretName, Key: corev1.TLSPrivateKeyKey}]))
 		if err != nil {
-			return errors.New("the client certificate Secret does not hold a usable certificate and key (tls.crt, tls.key)")
+			return nil, errors.New("the client certificate Secret does not hold a usable certificate and key (tls.crt, tls.key)")
 		}
 		cfg.ClientCertificate = &pair
 	}
 	httpClient, err := issuer.NewHTTPClient(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer httpClient.CloseIdleConnections()
 	call.HTTPClient = httpClient
@@ -293,7 +307,7 @@ func (t *testOptions) sendOnce(ctx context.Context, engine *issuer.Engine, call 
 			ie = &issuer.Error{Class: issuer.ClassRetryable, Message: "the call failed"}
 		}
 		view.Error = &ErrorView{Class: ie.Class.String(), StatusCode: ie.StatusCode, Message: ie.Error()}
-		return fmt.Errorf("the call failed (%s)", ie.Class)
+		return nil, fmt.Errorf("the call failed (%s)", ie.Class)
 	}
 	now := t.now()
 	r := &ResultView{
@@ -305,17 +319,18 @@ func (t *testOptions) sendOnce(ctx context.Context, engine *issuer.Engine, call 
 	if token.RefreshToken != "" {
 		r.RefreshToken = &RefreshTokenView{Bytes: len(token.RefreshToken), ExpiresAt: moment(token.RefreshTokenExpiresAt, now)}
 	}
+	obtained := []string{token.Value, token.RefreshToken}
 	if len(token.Fields) > 0 {
 		// Copied fields are what the Secret pods mount holds beside the token;
-		// should an issuer copy the token itself, it is hidden all the same.
+		// should an issuer copy the token or a credential the endpoint echoes,
+		// it is hidden all the same.
+		hidden := slices.Clone(obtained)
+		for _, v := range call.Secrets {
+			hidden = append(hidden, v)
+		}
 		r.Fields = map[string]string{}
 		for k, v := range token.Fields {
-			for _, hidden := range []string{token.Value, token.RefreshToken} {
-				if hidden != "" {
-					v = strings.ReplaceAll(v, hidden, "[redacted]")
-				}
-			}
-			r.Fields[k] = v
+			r.Fields[k] = issuer.Redact(v, hidden...)
 		}
 	}
 	view.Result = r
@@ -332,7 +347,7 @@ func (t *testOptions) sendOnce(ctx context.Context, engine *issuer.Engine, call 
 			r.Revocation = "revoked"
 		}
 	}
-	return nil
+	return obtained, nil
 }
 
 func printTest(out io.Writer, v *TestView) {

@@ -19,6 +19,7 @@ package e2eplugin
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"strings"
 	"time"
@@ -250,6 +251,21 @@ var _ = Describe("test --send", func() {
 		Expect(v.Error.Message).To(ContainSubstring("destination address is not public"))
 		Expect(pl.base.Calls()).To(BeZero())
 		expectNoneOf(r.output(), pl.canaries())
+	})
+
+	It("hides a credential the endpoint echoes into a copied field", func() {
+		pl := place(samples.Providers[0]) // cable-transactions copies organization_id
+		credential := samples.Credential("cable-auth-token", "token")
+		expiry := time.Now().Add(time.Hour).Unix()
+		pl.base.FailNext(1, fakes.Fault{Status: 200, Body: fmt.Sprintf(
+			`{"token": "echoed-token-canary", "expiry": %d, "organization_id": "org %s", "organization_name": "Example"}`, expiry, credential)})
+		r := plugin(append(pl.args, "--send", "-o", "json")...)
+		Expect(r.code).To(Equal(0), r.output())
+		var v kt.TestView
+		Expect(json.Unmarshal([]byte(r.stdout), &v)).To(Succeed())
+		Expect(v.Result.Fields).To(Equal(map[string]string{"organization_id": "org [redacted]", "organization_name": "Example"}))
+		Expect(v.Result.Token.Bytes).To(Equal(len("echoed-token-canary")))
+		expectNoneOf(r.output(), append(pl.canaries(), "echoed-token-canary"))
 	})
 
 	It("reports the provider's refusal without the credentials it echoes", func() {
