@@ -45,6 +45,9 @@ const (
 	managerComponent   = "controller-manager"
 	credentialsFlag    = "--credentials-namespace="
 	defaultCredentials = "tokenmint-credentials"
+	defaultOperator    = "tokenmint-system"
+	// fingerprintKeySecret is the manager's default --fingerprint-key-secret.
+	fingerprintKeySecret = "tokenmint-fingerprint-key"
 )
 
 // kinds are tokenmint's kinds, with their resources.
@@ -246,15 +249,15 @@ func findManagers(ctx context.Context, c client.Client) ([]ManagerView, error) {
 	return out, nil
 }
 
-// credentialsNamespace is where ClusterTokenIssuers read credentials: the
-// manager's --credentials-namespace when its Deployment can be read, else
-// the default.
-func credentialsNamespace(ctx context.Context, c client.Client) string {
+// installation is where the manager keeps its Secrets and reads
+// ClusterTokenIssuers' credentials: what its Deployment says when it can be
+// read, else the defaults.
+func installation(ctx context.Context, c client.Client) (operatorNS, credentialsNS string) {
 	managers, err := findManagers(ctx, c)
 	if err != nil || len(managers) == 0 {
-		return defaultCredentials
+		return defaultOperator, defaultCredentials
 	}
-	return managers[0].CredentialsNamespace
+	return managers[0].Namespace, managers[0].CredentialsNamespace
 }
 
 // permissions asks the apiserver which of tokenmint's operations the caller

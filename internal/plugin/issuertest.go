@@ -176,7 +176,8 @@ func (t *testOptions) run(ctx context.Context, name string) error {
 	if err := issuer.Validate(spec); err != nil {
 		return fmt.Errorf("%s is not usable: %w", view.Issuer, err)
 	}
-	secrets, err := readCredentials(ctx, c, spec, secretsNS)
+	operatorNS, _ := installation(ctx, c)
+	secrets, err := readCredentials(ctx, c, spec, secretsNS, operatorNS)
 	if err != nil {
 		return err
 	}
@@ -219,7 +220,7 @@ func (t *testOptions) issuerSpec(ctx context.Context, c client.Client, name stri
 		}
 		ns := t.credentialsNamespace
 		if ns == "" {
-			ns = credentialsNamespace(ctx, c)
+			_, ns = installation(ctx, c)
 		}
 		return &cti.Spec.IssuerSpec, string(tokensv1alpha1.ClusterTokenIssuerKind), ns, nil
 	}
@@ -238,20 +239,25 @@ func (t *testOptions) issuerSpec(ctx context.Context, c client.Client, name stri
 }
 
 // readCredentials reads every Secret key the issuer names, in namespace, as
-// the manager does: tokenmint's own state Secrets are never read as
+// the manager does: tokenmint's own Secrets (the fingerprint key and the state
+// Secrets of operatorNS, and any Secret labelled as state) are never read as
 // credentials, and values are bounded.
-func readCredentials(ctx context.Context, c client.Client, spec *tokensv1alpha1.IssuerSpec, namespace string) (map[tokensv1alpha1.SecretKeySelector]string, error) {
+func readCredentials(ctx context.Context, c client.Client, spec *tokensv1alpha1.IssuerSpec, namespace, operatorNS string) (map[tokensv1alpha1.SecretKeySelector]string, error) {
 	out := map[tokensv1alpha1.SecretKeySelector]string{}
 	read := map[string]*corev1.Secret{}
 	for _, ref := range issuer.SecretRefs(spec) {
 		s, ok := read[ref.Name]
 		if !ok {
+			own := fmt.Errorf("the Secret %s/%s is tokenmint's own and can never be read as a credential", namespace, ref.Name)
+			if namespace == operatorNS && (ref.Name == fingerprintKeySecret || strings.HasPrefix(ref.Name, secret.StatePrefix)) {
+				return nil, own
+			}
 			s = &corev1.Secret{}
 			if err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, s); err != nil {
 				return nil, fmt.Errorf("reading credential Secret %s/%s: %s", namespace, ref.Name, reasonOf(err))
 			}
 			if s.Labels[tokensv1alpha1.LabelManagedBy] == tokensv1alpha1.ManagedByValue && s.Labels[secret.LabelComponent] == secret.ComponentState {
-				return nil, fmt.Errorf("Secret %s/%s is tokenmint's own and can never be read as a credential", namespace, ref.Name)
+				return nil, own
 			}
 			read[ref.Name] = s
 		}

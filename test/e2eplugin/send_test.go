@@ -26,9 +26,14 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
 	kt "github.com/tokenmint/tokenmint/internal/plugin"
+	"github.com/tokenmint/tokenmint/internal/secret"
 	"github.com/tokenmint/tokenmint/test/fakes"
 	"github.com/tokenmint/tokenmint/test/samples"
 )
@@ -266,6 +271,37 @@ var _ = Describe("test --send", func() {
 		Expect(v.Result.Fields).To(Equal(map[string]string{"organization_id": "org [redacted]", "organization_name": "Example"}))
 		Expect(v.Result.Token.Bytes).To(Equal(len("echoed-token-canary")))
 		expectNoneOf(r.output(), append(pl.canaries(), "echoed-token-canary"))
+	})
+
+	It("never reads tokenmint's own Secrets as credentials, as the manager does", func() {
+		issuerReading := func(ns, secretName string) *tokensv1alpha1.TokenIssuer {
+			ti := &tokensv1alpha1.TokenIssuer{ObjectMeta: metav1.ObjectMeta{Name: "greedy-" + rand.String(4), Namespace: ns},
+				Spec: tokensv1alpha1.IssuerSpec{
+					Request: tokensv1alpha1.RequestSpec{URL: "https://auth.example.com/token", Auth: &tokensv1alpha1.AuthSpec{
+						Bearer: &tokensv1alpha1.ValueSource{SecretKeyRef: &tokensv1alpha1.SecretKeySelector{Name: secretName, Key: "key"}}}},
+					Response: tokensv1alpha1.ResponseSpec{Token: "token"}}}
+			Expect(k8sClient.Create(ctx, ti)).To(Succeed())
+			DeferCleanup(k8sClient.Delete, ctx, ti)
+			return ti
+		}
+
+		By("a state Secret, wherever it is")
+		ns := newNamespace()
+		state := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "looks-harmless", Namespace: ns, Labels: map[string]string{
+			tokensv1alpha1.LabelManagedBy: tokensv1alpha1.ManagedByValue, secret.LabelComponent: secret.ComponentState}},
+			StringData: map[string]string{"key": "state-canary"}}
+		Expect(k8sClient.Create(ctx, state)).To(Succeed())
+		ti := issuerReading(ns, state.Name)
+		r := plugin("test", ti.Name, "-n", ns)
+		Expect(r.code).To(Equal(1))
+		Expect(r.stderr).To(Equal("error: the Secret " + ns + "/looks-harmless is tokenmint's own and can never be read as a credential\n"))
+		expectNoneOf(r.output(), []string{"state-canary"})
+
+		By("the fingerprint key of the operator namespace")
+		ti = issuerReading(operatorNamespace, "tokenmint-fingerprint-key")
+		r = plugin("test", ti.Name, "-n", operatorNamespace)
+		Expect(r.code).To(Equal(1))
+		Expect(r.stderr).To(ContainSubstring("tokenmint-system/tokenmint-fingerprint-key is tokenmint's own"))
 	})
 
 	It("reports the provider's refusal without the credentials it echoes", func() {
