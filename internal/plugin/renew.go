@@ -115,7 +115,7 @@ func (r *renewOptions) run(ctx context.Context, args []string) error {
 		}
 		note := ""
 		if at.Status.FailedAttempts > 0 && at.Status.RenewalTime != nil {
-			note = fmt.Sprintf("; %d failed attempts, so it is served by the next retry, %s",
+			note = fmt.Sprintf("; after %d failed attempts it is served by the next retry (due %s)",
 				at.Status.FailedAttempts, relative(at.Status.RenewalTime.Time, r.now()))
 		}
 		fmt.Fprintf(r.Out, "accesstoken %s/%s: renewal requested (%s=%s)%s\n", at.Namespace, at.Name,

@@ -47,6 +47,9 @@ type StatusView struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 	Issuer    string `json:"issuer"`
+	// IssuerStatus is the issuer's Ready condition ("True Valid", "False
+	// CredentialSecretMissing: ..."), or why it is not known.
+	IssuerStatus string `json:"issuerStatus"`
 	// Conditions are Ready, Renewing and RotationVisible, as the manager set them.
 	Conditions     []ConditionView `json:"conditions"`
 	IssuedAt       *Moment         `json:"issuedAt,omitempty"`
@@ -224,8 +227,10 @@ func buildStatus(ctx context.Context, c client.Client, at *tokensv1alpha1.Access
 		FailedAttempts:   st.FailedAttempts,
 		LastFailure:      momentOf(st.LastFailureTime, now),
 		TokenFingerprint: st.TokenFingerprint,
+		Conditions:       []ConditionView{},
 		Events:           []EventView{},
 	}
+	v.IssuerStatus = issuerStatus(ctx, c, at, kind)
 	for _, cond := range st.Conditions {
 		t := cond.LastTransitionTime.Time
 		v.Conditions = append(v.Conditions, ConditionView{Type: cond.Type, Status: string(cond.Status),
@@ -247,6 +252,32 @@ func buildStatus(ctx context.Context, c client.Client, at *tokensv1alpha1.Access
 	v.Secret = tokenSecret(ctx, c, at, now)
 	v.Events, v.EventsError = recentEvents(ctx, c, at, now)
 	return v
+}
+
+// issuerStatus reads the Ready condition of the AccessToken's issuer.
+func issuerStatus(ctx context.Context, c client.Client, at *tokensv1alpha1.AccessToken, kind tokensv1alpha1.IssuerKind) string {
+	var conditions []metav1.Condition
+	if kind == tokensv1alpha1.ClusterTokenIssuerKind {
+		cti := &tokensv1alpha1.ClusterTokenIssuer{}
+		if err := c.Get(ctx, types.NamespacedName{Name: at.Spec.IssuerRef.Name}, cti); err != nil {
+			return reasonOf(err)
+		}
+		conditions = cti.Status.Conditions
+	} else {
+		ti := &tokensv1alpha1.TokenIssuer{}
+		if err := c.Get(ctx, types.NamespacedName{Namespace: at.Namespace, Name: at.Spec.IssuerRef.Name}, ti); err != nil {
+			return reasonOf(err)
+		}
+		conditions = ti.Status.Conditions
+	}
+	ready := meta.FindStatusCondition(conditions, tokensv1alpha1.ConditionReady)
+	switch {
+	case ready == nil:
+		return "not looked at by the manager yet"
+	case ready.Status == metav1.ConditionTrue:
+		return "Ready " + string(ready.Status) + " " + ready.Reason
+	}
+	return "Ready " + string(ready.Status) + " " + ready.Reason + ": " + ready.Message
 }
 
 func momentOf(t *metav1.Time, now time.Time) *Moment {
@@ -383,7 +414,7 @@ func eventLastSeen(e *corev1.Event) time.Time {
 func printStatus(out io.Writer, v *StatusView) {
 	fmt.Fprintf(out, "AccessToken %s/%s\n", v.Namespace, v.Name)
 	t := newTable(out, "")
-	t.row("  ", "Issuer:", v.Issuer)
+	t.row("  ", "Issuer:", v.Issuer+" ("+v.IssuerStatus+")")
 	t.row("  ", "Issued:", v.IssuedAt.String())
 	t.row("  ", "Expires:", v.ExpiresAt.String())
 	t.row("  ", "Next renewal:", v.RenewalTime.String())

@@ -114,6 +114,7 @@ var _ = Describe("with the manager running", Ordered, func() {
 		Expect(v.ExpiresAt.Time).To(BeTemporally("~", issued[0].ExpiresAt, time.Second))
 		Expect(v.RenewalTime.Time).To(BeTemporally("<", issued[0].ExpiresAt))
 		Expect(v.FailedAttempts).To(BeZero())
+		Expect(v.IssuerStatus).To(Equal("Ready True Valid"))
 		Expect(v.Secret.Keys).To(ConsistOf(
 			kt.KeyView{Key: "token", Bytes: len(issued[0].Value)},
 			HaveField("Key", "organization_id"), HaveField("Key", "organization_name")))

@@ -128,7 +128,7 @@ var _ = Describe("status", func() {
 		Expect(r.code).To(Equal(0), r.stderr)
 		out := r.stdout
 		Expect(out).To(ContainSubstring("AccessToken " + ns + "/orders\n"))
-		Expect(out).To(MatchRegexp(`Issuer:\s+ClusterTokenIssuer/orders`))
+		Expect(out).To(MatchRegexp(`Issuer:\s+ClusterTokenIssuer/orders \(not found\)\n`))
 		Expect(out).To(MatchRegexp(`Issued:\s+` + f.issued.UTC().Format(time.RFC3339) + ` \(2\dm ago\)`))
 		Expect(out).To(MatchRegexp(`Expires:\s+` + f.expires.UTC().Format(time.RFC3339) + ` \(in \d+m\)`))
 		Expect(out).To(MatchRegexp(`Next renewal:\s+` + f.renewal.UTC().Format(time.RFC3339) + ` \(in \d+m\)`))
@@ -211,7 +211,7 @@ var _ = Describe("renew", func() {
 		Expect(r.code).To(Equal(0), r.stderr)
 		value := renewValue(ns, "a")
 		Expect(r.stdout).To(MatchRegexp(`^accesstoken ` + ns + `/a: renewal requested \(` + tokensv1alpha1.AnnotationRenew + "=" + value +
-			`\); 3 failed attempts, so it is served by the next retry, in \d+m\n$`))
+			`\); after 3 failed attempts it is served by the next retry \(due in \d+m\)\n$`))
 		unix, err := strconv.ParseInt(value, 10, 64)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(unix).To(BeNumerically(">=", before))
