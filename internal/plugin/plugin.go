@@ -32,6 +32,7 @@ import (
 	"os/signal"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -41,6 +42,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/yaml"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
@@ -95,6 +97,9 @@ It never prints a token, a credential or a Secret value.`,
 func Main(streams genericiooptions.IOStreams, version string, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	// controller-runtime's client logs nothing a user needs, and warns on
+	// stderr when no logger was set.
+	ctrllog.SetLogger(logr.Discard())
 	cmd := NewCommand(streams, version)
 	cmd.SetArgs(args)
 	if err := cmd.ExecuteContext(ctx); err != nil {
