@@ -49,7 +49,7 @@ import (
 )
 
 // Options are shared by every subcommand: the kubeconfig flags, the streams
-// and the clock. Tests set Now; the command sets the rest.
+// and the clock that relative times are computed from.
 type Options struct {
 	ConfigFlags *genericclioptions.ConfigFlags
 	genericiooptions.IOStreams
