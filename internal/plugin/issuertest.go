@@ -93,6 +93,7 @@ type testOptions struct {
 	send                     bool
 	allowPrivateDestinations bool
 	revoke                   bool
+	accessToken              string
 	credentialsNamespace     string
 	output                   string
 }
@@ -100,10 +101,11 @@ type testOptions struct {
 func newTestCommand(o *Options) *cobra.Command {
 	t := &testOptions{Options: o}
 	cmd := &cobra.Command{
-		Use:   "test ISSUER",
+		Use:   "test ISSUER | --accesstoken NAME",
 		Short: "Show the request an issuer sends, credentials masked; with --send, make one real call",
 		Long: `test builds the request the TokenIssuer ISSUER (of the namespace) or, with --cluster, the
-ClusterTokenIssuer ISSUER would send, and prints it with every credential masked: Secret values, signed JWTs,
+ClusterTokenIssuer ISSUER would send (or, with --accesstoken, the issuer of that AccessToken of the
+namespace, with its parameters), and prints it with every credential masked: Secret values, signed JWTs,
 ServiceAccount tokens and Basic credentials show where they come from, never what they are. Credentials are
 read from the Secrets the issuer names, in its Secrets namespace (the TokenIssuer's own; for a
 ClusterTokenIssuer the manager's credentials namespace), with your own permissions.
@@ -116,15 +118,28 @@ Nothing is written to the cluster. The token obtained is not kept: when the issu
 revoked at once (unless --revoke=false), otherwise it stays valid until it expires.`,
 		Example: `  kubectl tokenmint test paisr-invoicing -n billing --param scopes='["invoices.read"]'
   kubectl tokenmint test cable-transactions --cluster --param lifetimeSeconds=600 --send
-  kubectl tokenmint test oauth2-client-credentials --cluster --send -o json`,
-		Args: cobra.ExactArgs(1),
+  kubectl tokenmint test oauth2-client-credentials --cluster --send -o json
+  kubectl tokenmint test --accesstoken orders-reader -n billing --send`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := outputFormat(t.output); err != nil {
 				return err
 			}
-			return t.run(cmd.Context(), args[0])
+			if (len(args) == 1) == (t.accessToken != "") {
+				return errors.New("name an issuer, or an AccessToken with --accesstoken, not both")
+			}
+			if t.accessToken != "" && t.cluster {
+				return errors.New("--cluster names an issuer; with --accesstoken the AccessToken's issuerRef says which")
+			}
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+			}
+			return t.run(cmd.Context(), name)
 		},
 	}
+	cmd.Flags().StringVar(&t.accessToken, "accesstoken", "",
+		"test the issuer of this AccessToken of the namespace, with its parameters (--param overrides them)")
 	cmd.Flags().BoolVar(&t.cluster, "cluster", false, "ISSUER is a ClusterTokenIssuer")
 	cmd.Flags().StringArrayVar(&t.params, "param", nil,
 		"a parameter as name=value, repeatable; a value that is JSON (600, true, [\"a\",\"b\"]) is sent as that JSON, anything else as a string")
@@ -168,6 +183,11 @@ func (t *testOptions) run(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	if t.accessToken != "" {
+		if name, params, err = t.fromAccessToken(ctx, c, params); err != nil {
+			return err
+		}
+	}
 	spec, kind, secretsNS, err := t.issuerSpec(ctx, c, name)
 	if err != nil {
 		return err
@@ -209,6 +229,28 @@ func (t *testOptions) run(ctx context.Context, name string) error {
 		return err
 	}
 	return failed
+}
+
+// fromAccessToken takes the issuer and the parameters of the AccessToken
+// --accesstoken names; params given with --param replace its own.
+func (t *testOptions) fromAccessToken(ctx context.Context, c client.Client, params map[string]apiextensionsv1.JSON) (string, map[string]apiextensionsv1.JSON, error) {
+	ns, err := t.Namespace()
+	if err != nil {
+		return "", nil, err
+	}
+	at := &tokensv1alpha1.AccessToken{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: t.accessToken}, at); err != nil {
+		return "", nil, explain(err)
+	}
+	t.cluster = at.Spec.IssuerRef.Kind == tokensv1alpha1.ClusterTokenIssuerKind
+	merged := map[string]apiextensionsv1.JSON{}
+	for k, v := range at.Spec.Parameters {
+		merged[k] = v
+	}
+	for k, v := range params {
+		merged[k] = v
+	}
+	return at.Spec.IssuerRef.Name, merged, nil
 }
 
 // issuerSpec reads the issuer and says where its credentials are.

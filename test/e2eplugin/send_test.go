@@ -217,6 +217,36 @@ var _ = Describe("test --send", func() {
 		Expect(r.stderr).To(ContainSubstring(`parameter "lifetimeSeconds" is 100, below the minimum 300`))
 	})
 
+	It("tests the issuer of an AccessToken with its parameters", func() {
+		var invoicing samples.Provider
+		for _, p := range samples.Providers {
+			if p.Name == "paisr-invoicing" {
+				invoicing = p
+			}
+		}
+		pl := place(invoicing) // its scopes parameter is required
+		at := pl.sample.AccessToken
+		Expect(k8sClient.Create(ctx, at)).To(Succeed())
+
+		r := plugin("test", "--accesstoken", at.Name, "-n", at.Namespace, "-o", "json")
+		Expect(r.code).To(Equal(0), r.stderr)
+		var v kt.TestView
+		Expect(json.Unmarshal([]byte(r.stdout), &v)).To(Succeed())
+		Expect(v.Issuer).To(Equal("TokenIssuer/" + pl.sample.TokenIssuer.Name))
+		Expect(v.Request.Body).To(Equal(`{"description":"Billing service (prod)","scopes":["invoices.read"]}`))
+
+		By("with a parameter replaced")
+		r = plugin("test", "--accesstoken", at.Name, "-n", at.Namespace, "-o", "json", "--param", `scopes=["invoices.write"]`)
+		Expect(r.code).To(Equal(0), r.stderr)
+		Expect(json.Unmarshal([]byte(r.stdout), &v)).To(Succeed())
+		Expect(v.Request.Body).To(Equal(`{"description":"Billing service (prod)","scopes":["invoices.write"]}`))
+		expectNoneOf(r.output(), pl.canaries())
+
+		r = plugin("test", pl.sample.TokenIssuer.Name, "--accesstoken", at.Name, "-n", at.Namespace)
+		Expect(r.code).To(Equal(1))
+		Expect(r.stderr).To(ContainSubstring("not both"))
+	})
+
 	It("shows a Basic header as the base64 of where its parts come from", func() {
 		var banking samples.Provider
 		for _, p := range samples.Providers {
