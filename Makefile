@@ -75,6 +75,16 @@ verify-generated: manifests generate ## Fail when generated files are not commit
 build: manifests generate fmt vet ## Build the manager binary.
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/manager cmd/main.go
 
+.PHONY: plugin
+plugin: fmt vet ## Build the kubectl plugin bin/kubectl-tokenmint (put it on the PATH to run kubectl tokenmint).
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/kubectl-tokenmint ./cmd/kubectl-tokenmint
+
+RELEASE_URL ?=
+
+.PHONY: plugin-release
+plugin-release: ## Build the plugin's release archives and, with RELEASE_URL, the krew manifest, into bin/plugin.
+	hack/plugin/release.sh $(VERSION) $(RELEASE_URL)
+
 .PHONY: run
 run: manifests generate fmt vet ## Run the manager from your host against the cluster in ~/.kube/config.
 	go run ./cmd/main.go

@@ -161,14 +161,23 @@ func (e *Engine) Revoke(ctx context.Context, c Call, token, tokenID string) erro
 	return nil
 }
 
-// prepare checks the configuration and the parameters, and starts the
-// redactor with every credential the call was given.
+// prepare checks the configuration, the HTTP client and the parameters, and
+// starts the redactor with every credential the call was given.
 func (e *Engine) prepare(c Call) (map[string]any, *redactor, error) {
+	if c.HTTPClient == nil && !SelfSigned(c.Spec) {
+		if err := Validate(c.Spec); err != nil {
+			return nil, nil, &Error{Class: ClassInvalidConfig, Message: err.Error(), cause: err}
+		}
+		return nil, nil, &Error{Class: ClassInvalidConfig, Message: "no HTTP client given; build one with NewHTTPClient"}
+	}
+	return e.prepareValues(c)
+}
+
+// prepareValues is prepare without the HTTP client, for a request that is
+// only rendered.
+func (e *Engine) prepareValues(c Call) (map[string]any, *redactor, error) {
 	if err := Validate(c.Spec); err != nil {
 		return nil, nil, &Error{Class: ClassInvalidConfig, Message: err.Error(), cause: err}
-	}
-	if c.HTTPClient == nil && !SelfSigned(c.Spec) {
-		return nil, nil, &Error{Class: ClassInvalidConfig, Message: "no HTTP client given; build one with NewHTTPClient"}
 	}
 	parameters, err := ResolveParameters(c.Spec, c.Parameters)
 	if err != nil {

@@ -44,19 +44,45 @@ func (r *redactor) add(secret string) {
 	if secret == "" {
 		return
 	}
-	quoted, _ := json.Marshal(secret)
-	for _, form := range []string{
-		secret,
-		url.QueryEscape(secret),
-		url.PathEscape(secret),
-		strings.Trim(string(quoted), `"`),
-	} {
+	for _, form := range encodings(secret) {
 		if !slices.Contains(r.secrets, form) {
 			r.secrets = append(r.secrets, form)
 		}
 	}
 	// Longest first, so that a secret containing another is removed whole.
 	slices.SortFunc(r.secrets, func(a, b string) int { return len(b) - len(a) })
+}
+
+// encodings lists the forms a credential takes in a request or an echo of it:
+// as it is, form- and path-escaped, and as a JSON string with and without
+// HTML escaping (request bodies are written without it, Go's encoders
+// elsewhere with it).
+func encodings(secret string) []string {
+	quoted, _ := json.Marshal(secret)
+	var plain strings.Builder
+	encoder := json.NewEncoder(&plain)
+	encoder.SetEscapeHTML(false)
+	_ = encoder.Encode(secret)
+	forms := []string{
+		secret,
+		url.QueryEscape(secret),
+		url.PathEscape(secret),
+		strings.Trim(string(quoted), `"`),
+		strings.Trim(strings.TrimSuffix(plain.String(), "\n"), `"`),
+	}
+	slices.Sort(forms)
+	return slices.Compact(forms)
+}
+
+// Redact returns text with every credential replaced by "[redacted]", in
+// each encoding the engine's own redactor removes: for callers that hold
+// credentials of their own and print text that may carry them.
+func Redact(text string, credentials ...string) string {
+	r := &redactor{}
+	for _, c := range credentials {
+		r.add(c)
+	}
+	return r.redact(text)
 }
 
 // redact returns text with every registered credential replaced.

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -170,5 +171,23 @@ func TestRedactor(t *testing.T) {
 		if got := r.detail(in); got != want {
 			t.Errorf("detail(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestRedactorRemovesJSONStringsWithAndWithoutHTMLEscaping(t *testing.T) {
+	red := &redactor{}
+	red.add(canaryPassword)
+	for _, echoed := range []string{`CANARY\"pa ss&word/789`, `CANARY\"pa ss\u0026word/789`} {
+		if got := red.redact("rejected {\"password\":\"" + echoed + "\"}"); got != `rejected {"password":"[redacted]"}` {
+			t.Errorf("redacting %s gave %s", echoed, got)
+		}
+	}
+}
+
+func TestRedactRemovesEveryEncoding(t *testing.T) {
+	text := "a " + canaryPassword + " b " + url.QueryEscape(canaryPassword) + " c " + url.PathEscape(canaryPassword) + " d " + canarySecret
+	got := Redact(text, canaryPassword, canarySecret, "")
+	if want := "a [redacted] b [redacted] c [redacted] d [redacted]"; got != want {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }
