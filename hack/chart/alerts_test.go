@@ -17,6 +17,7 @@ limitations under the License.
 package chart
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,5 +89,48 @@ func TestAlertsLinkTheirRunbooksAndUseExportedMetrics(t *testing.T) {
 	}
 	if alerts < 5 {
 		t.Fatalf("found %d alerts", alerts)
+	}
+}
+
+// TestDashboardUsesExportedMetrics checks the chart's Grafana dashboard: valid
+// JSON whose queries use only metrics and labels the manager exports.
+func TestDashboardUsesExportedMetrics(t *testing.T) {
+	root := filepath.Join("..", "..")
+	var dash struct {
+		UID    string
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(readFile(t, filepath.Join(root, "dist", "chart", "dashboards", "tokenmint.json")), &dash); err != nil {
+		t.Fatalf("the dashboard is not JSON: %v", err)
+	}
+	exported := string(readFile(t, filepath.Join(root, "internal", "controller", "metrics.go")))
+	metric := regexp.MustCompile(`tokenmint_[a-z_]+`)
+	by := regexp.MustCompile(`by \(([^)]*)\)`)
+	known := map[string]bool{"namespace": true, "name": true, "issuer_kind": true, "issuer_namespace": true, "issuer_name": true,
+		"outcome": true, "le": true, "controller": true, "result": true}
+	queries := 0
+	for _, p := range dash.Panels {
+		for _, target := range p.Targets {
+			queries++
+			for _, m := range metric.FindAllString(target.Expr, -1) {
+				name := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(m, "_bucket"), "_sum"), "_count")
+				if !strings.Contains(exported, `"`+name+`"`) {
+					t.Errorf("panel %q uses %s, which the manager does not export", p.Title, m)
+				}
+			}
+			for _, g := range by.FindAllStringSubmatch(target.Expr, -1) {
+				for _, l := range strings.Split(g[1], ",") {
+					if l = strings.TrimSpace(l); !known[l] && l != "" {
+						t.Errorf("panel %q groups by %q, a label tokenmint's metrics do not have", p.Title, l)
+					}
+				}
+			}
+		}
+	}
+	if dash.UID == "" || queries < 10 {
+		t.Fatalf("uid %q, %d queries", dash.UID, queries)
 	}
 }
