@@ -165,7 +165,7 @@ endef
 ##@ Helm chart
 
 .PHONY: chart-sync
-chart-sync: manifests ## Copy the generated CRDs and the manager's generated RBAC into the Helm chart.
+chart-sync: manifests ## Generate the chart's CRD templates, manager ClusterRole and README from the generated manifests and values.yaml.
 	hack/chart/sync.sh
 
 .PHONY: chart-verify

@@ -51,7 +51,8 @@ const (
 	credentialsNamespace = "tokenmint-credentials" // the chart's default, created by the chart
 	// The operator's image, built by hack/image/managerimage (make image) and
 	// imported into the node.
-	operatorImageRepository = "tokenmint.local/tokenmint"
+	operatorImageRegistry   = "tokenmint.local"
+	operatorImageRepository = "tokenmint"
 	operatorImageTag        = "e2enode"
 )
 
@@ -106,6 +107,11 @@ var _ = BeforeSuite(func() {
 	Expect(os.WriteFile(values, chartValues(), 0o600)).To(Succeed())
 	run(helmBinary(), "install", release, filepath.Join(controlplane.RepoRoot(), "dist", "chart"),
 		"--kubeconfig", admin, "--namespace", operatorNamespace, "--create-namespace", "--values", values)
+	// The CRDs are templates of the release: helm creates them with everything
+	// else and does not wait for them. A manager started before they are
+	// established exits and is restarted.
+	kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/accesstokens.tokens.tokenmint.dev",
+		"crd/tokenissuers.tokens.tokenmint.dev", "crd/clustertokenissuers.tokens.tokenmint.dev")
 	Eventually(managerPod, 2*time.Minute, 250*time.Millisecond).Should(beReady())
 })
 
@@ -118,7 +124,7 @@ var _ = AfterSuite(func() {
 // buildOperatorImage builds the manager's image with the code of `make image`
 // and writes it as the tarball of an OCI layout, which it returns.
 func buildOperatorImage() string {
-	ref, err := name.ParseReference(operatorImageRepository + ":" + operatorImageTag)
+	ref, err := name.ParseReference(operatorImageRegistry + "/" + operatorImageRepository + ":" + operatorImageTag)
 	Expect(err).NotTo(HaveOccurred())
 	img, err := managerimage.Build(ctx, controlplane.RepoRoot(), dir,
 		managerimage.Options{Version: operatorImageTag, CABundle: managerimage.AvailableCABundle()}, GinkgoWriter)
@@ -144,7 +150,8 @@ func chartValues() []byte {
 	Expect(err).NotTo(HaveOccurred())
 	metricsPort, probePort := freePort(), freePort()
 	values := map[string]any{
-		"image":                    map[string]any{"repository": operatorImageRepository, "tag": operatorImageTag, "pullPolicy": "Never"},
+		"image": map[string]any{"registry": operatorImageRegistry, "repository": operatorImageRepository,
+			"tag": operatorImageTag, "pullPolicy": "Never"},
 		"hostNetwork":              true,
 		"tolerations":              []any{node.Toleration},
 		"allowPrivateDestinations": true, // the provider fakes listen on 127.0.0.1
