@@ -105,13 +105,15 @@ func (o Options) arch() string {
 
 // BuildBinary compiles the manager (./cmd of the module at repoRoot) as a static
 // binary with the flags of `make build`: CGO off, paths trimmed, symbols
-// stripped, the version stamped.
+// stripped, the version stamped; and no VCS stamp.
 func BuildBinary(ctx context.Context, repoRoot, out string, opts Options, log io.Writer) error {
 	version := opts.Version
 	if version == "" {
 		version = "dev"
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath",
+	// No VCS stamp: the digest depends on the sources, not on the checkout
+	// (a clone, a worktree, a tarball of the same commit give the same image).
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false",
 		"-ldflags", "-s -w -X main.version="+version, "-o", out, "./cmd")
 	cmd.Dir = repoRoot
 	cmd.Stdout, cmd.Stderr = log, log
