@@ -142,7 +142,8 @@ func buildOperatorImage() string {
 // chartValues are the settings a node without a CNI plugin or kube-proxy needs,
 // all of them chart values: host networking on loopback ports, the local
 // image, a toleration of the NotReady node, and the apiserver's address in
-// place of the kubernetes Service's unroutable ClusterIP.
+// place of the kubernetes Service's unroutable ClusterIP; and a corporate CA,
+// mounted as docs/install.md tells.
 func chartValues() []byte {
 	api, err := url.Parse(cp.Config.Host)
 	Expect(err).NotTo(HaveOccurred())
@@ -158,6 +159,7 @@ func chartValues() []byte {
 		"extraEnv": []map[string]string{
 			{"name": "KUBERNETES_SERVICE_HOST", "value": host},
 			{"name": "KUBERNETES_SERVICE_PORT", "value": port},
+			{"name": "SSL_CERT_DIR", "value": "/etc/tokenmint/ca"}, // see corporateCAValues
 		},
 		"metrics":     map[string]any{"port": metricsPort},
 		"healthProbe": map[string]any{"port": probePort},
@@ -170,6 +172,9 @@ func chartValues() []byte {
 		"readinessProbe": map[string]any{"initialDelaySeconds": 1, "periodSeconds": 1},
 		"logLevel":       "debug",
 		"logEncoder":     "console",
+	}
+	for k, v := range corporateCAValues() {
+		values[k] = v
 	}
 	raw, err := yaml.Marshal(values)
 	Expect(err).NotTo(HaveOccurred())
