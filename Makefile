@@ -88,7 +88,8 @@ run: manifests generate fmt vet ## Run the manager from your host against the cl
 
 # Version stamped into the image's manager; empty means the tag of IMG.
 IMAGE_VERSION ?=
-# GOARCH of the image; empty means this machine's.
+# GOARCH of the image, empty for this machine's; several, comma-separated
+# (IMAGE_ARCH=amd64,arm64), make an image index of one image each.
 IMAGE_ARCH ?=
 IMAGE_ARGS = -img "$(IMG)" -version "$(IMAGE_VERSION)" -arch "$(IMAGE_ARCH)" -layout "$(LOCALBIN)/image" -archive "$(LOCALBIN)/image.tar"
 

@@ -28,6 +28,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -44,9 +45,10 @@ func main() {
 
 func run() error {
 	var (
-		img      = flag.String("img", "", "image reference, registry/repository:tag (required)")
-		version  = flag.String("version", "", "version stamped into the manager (main.version) and its image label; empty means -img's tag")
-		arch     = flag.String("arch", "", "GOARCH of the manager and the image; empty means this machine's")
+		img     = flag.String("img", "", "image reference, registry/repository:tag (required)")
+		version = flag.String("version", "", "version stamped into the manager (main.version) and its image label; empty means -img's tag")
+		arch    = flag.String("arch", "", "GOARCH of the manager and the image, empty for this machine's; "+
+			"several, comma-separated (amd64,arm64), make an image index of one image each")
 		caBundle = flag.String("ca-bundle", "auto", "PEM bundle copied to "+managerimage.CABundlePath+
 			`; "auto" takes `+managerimage.DefaultCABundle+` when this machine has it, "" leaves it out`)
 		layoutDir = flag.String("layout", "bin/image", "directory the OCI layout is written to (replaced)")
@@ -86,54 +88,114 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(scratch)
-	image, err := managerimage.Build(ctx, ".", scratch, opts, os.Stderr)
-	if err != nil {
-		return err
+	var archs []string
+	for _, a := range strings.Split(*arch, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			archs = append(archs, a)
+		}
 	}
-	if err := managerimage.WriteLayout(*layoutDir, ref, image); err != nil {
-		return fmt.Errorf("writing the OCI layout: %w", err)
+
+	var (
+		digest v1.Hash
+		images []v1.Image
+		pushIt func() error
+	)
+	if len(archs) <= 1 {
+		if len(archs) == 1 {
+			opts.Arch = archs[0]
+		}
+		image, err := managerimage.Build(ctx, ".", scratch, opts, os.Stderr)
+		if err != nil {
+			return err
+		}
+		if err := managerimage.WriteLayout(*layoutDir, ref, image); err != nil {
+			return fmt.Errorf("writing the OCI layout: %w", err)
+		}
+		if digest, err = image.Digest(); err != nil {
+			return err
+		}
+		images = []v1.Image{image}
+		pushIt = func() error { return managerimage.Push(ctx, ref, image) }
+	} else {
+		idx, err := managerimage.BuildIndex(ctx, ".", scratch, archs, opts, os.Stderr)
+		if err != nil {
+			return err
+		}
+		if err := managerimage.WriteIndexLayout(*layoutDir, ref, idx); err != nil {
+			return fmt.Errorf("writing the OCI layout: %w", err)
+		}
+		if digest, err = idx.Digest(); err != nil {
+			return err
+		}
+		if images, err = imagesOf(idx); err != nil {
+			return err
+		}
+		pushIt = func() error { return managerimage.PushIndex(ctx, ref, idx) }
 	}
 	if *archive != "" {
 		if err := managerimage.WriteArchiveFile(*archive, *layoutDir); err != nil {
 			return fmt.Errorf("writing the archive: %w", err)
 		}
 	}
-	if err := describe(os.Stdout, ref, image, opts, *layoutDir, *archive); err != nil {
+	if err := describe(os.Stdout, ref, digest, images, opts, *layoutDir, *archive); err != nil {
 		return err
 	}
 	if *push {
-		if err := managerimage.Push(ctx, ref, image); err != nil {
+		if err := pushIt(); err != nil {
 			return err
 		}
-		digest, _ := image.Digest()
 		fmt.Printf("pushed %s@%s\n", ref.Context().Name(), digest)
 	}
 	return nil
 }
 
-func describe(w io.Writer, ref name.Reference, image v1.Image, opts managerimage.Options, layoutDir, archive string) error {
-	digest, err := image.Digest()
+func imagesOf(idx v1.ImageIndex) ([]v1.Image, error) {
+	m, err := idx.IndexManifest()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	layers, err := image.Layers()
-	if err != nil {
-		return err
+	var images []v1.Image
+	for _, d := range m.Manifests {
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			return nil, err
+		}
+		images = append(images, img)
 	}
-	var compressed int64
-	for _, l := range layers {
-		size, err := l.Size()
+	return images, nil
+}
+
+func describe(w io.Writer, ref name.Reference, digest v1.Hash, images []v1.Image, opts managerimage.Options, layoutDir, archive string) error {
+	fmt.Fprintf(w, "image   %s\ndigest  %s\n", ref.Name(), digest)
+	for _, img := range images {
+		cfg, err := img.ConfigFile()
 		if err != nil {
 			return err
 		}
-		compressed += size
+		d, err := img.Digest()
+		if err != nil {
+			return err
+		}
+		layers, err := img.Layers()
+		if err != nil {
+			return err
+		}
+		var compressed int64
+		for _, l := range layers {
+			size, err := l.Size()
+			if err != nil {
+				return err
+			}
+			compressed += size
+		}
+		fmt.Fprintf(w, "        %s/%s %s, %d layer, %.1f MiB compressed\n",
+			cfg.OS, cfg.Architecture, d, len(layers), float64(compressed)/(1<<20))
 	}
 	ca := "none"
 	if opts.CABundle != "" {
 		ca = opts.CABundle
 	}
-	fmt.Fprintf(w, "image   %s\ndigest  %s\nlayers  %d, %.1f MiB compressed\nCA      %s\nlayout  %s\n",
-		ref.Name(), digest, len(layers), float64(compressed)/(1<<20), ca, layoutDir)
+	fmt.Fprintf(w, "CA      %s\nlayout  %s\n", ca, layoutDir)
 	if archive != "" {
 		fmt.Fprintf(w, "archive %s (ctr -n k8s.io images import %s)\n", archive, archive)
 	}

@@ -18,8 +18,9 @@ limitations under the License.
 // engine, as ko does: a static binary, an /etc/passwd naming the non-root user
 // 65532, and the build machine's CA bundle, in one layer with fixed timestamps
 // and owners, so that the same sources give the same digest. It writes the
-// image as an OCI layout, as a tarball of that layout (which
-// `ctr -n k8s.io images import` loads), and pushes it to a registry.
+// image, or an index of one image per architecture, as an OCI layout, as a
+// tarball of that layout (which `ctr -n k8s.io images import` loads), and
+// pushes it to a registry.
 package managerimage
 
 import (
@@ -263,27 +264,84 @@ func tarLayer(files []file) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// BuildIndex builds the manager for each architecture, in scratch/<arch>, and
+// returns the image index of those images.
+func BuildIndex(ctx context.Context, repoRoot, scratch string, archs []string, opts Options, log io.Writer) (v1.ImageIndex, error) {
+	var images []v1.Image
+	for _, arch := range archs {
+		dir := filepath.Join(scratch, arch)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		o := opts
+		o.Arch = arch
+		img, err := Build(ctx, repoRoot, dir, o, log)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", arch, err)
+		}
+		images = append(images, img)
+	}
+	return Index(images...)
+}
+
+// Index returns the OCI image index of images, each listed with its platform.
+func Index(images ...v1.Image) (v1.ImageIndex, error) {
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, img := range images {
+		platform, err := platformOf(img)
+		if err != nil {
+			return nil, err
+		}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: platform}})
+	}
+	return idx, nil
+}
+
+func platformOf(img v1.Image) (*v1.Platform, error) {
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	return &v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture}, nil
+}
+
 // WriteLayout writes img as the only image of a new OCI layout in dir
 // (replacing what dir held), its index entry annotated with ref so that
 // containerd imports it under that name.
 func WriteLayout(dir string, ref name.Reference, img v1.Image) error {
-	if err := os.RemoveAll(dir); err != nil {
-		return err
-	}
-	p, err := layout.Write(dir, empty.Index)
+	p, err := newLayout(dir)
 	if err != nil {
 		return err
 	}
+	platform, err := platformOf(img)
+	if err != nil {
+		return err
+	}
+	return p.AppendImage(img, layout.WithAnnotations(nameAnnotations(ref)), layout.WithPlatform(*platform))
+}
+
+// WriteIndexLayout is WriteLayout for an image index.
+func WriteIndexLayout(dir string, ref name.Reference, idx v1.ImageIndex) error {
+	p, err := newLayout(dir)
+	if err != nil {
+		return err
+	}
+	return p.AppendIndex(idx, layout.WithAnnotations(nameAnnotations(ref)))
+}
+
+func newLayout(dir string) (layout.Path, error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return "", err
+	}
+	return layout.Write(dir, empty.Index)
+}
+
+func nameAnnotations(ref name.Reference) map[string]string {
 	annotations := map[string]string{ImageNameAnnotation: ref.Name()}
 	if tag, ok := ref.(name.Tag); ok {
 		annotations[refNameAnnotation] = tag.TagStr()
 	}
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		return err
-	}
-	return p.AppendImage(img, layout.WithAnnotations(annotations),
-		layout.WithPlatform(v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture}))
+	return annotations
 }
 
 // WriteArchive writes the OCI layout in dir as a tarball, entries sorted and
@@ -356,9 +414,20 @@ func WriteArchiveFile(file, dir string) error {
 // Push writes img to the registry of ref with the default keychain (the
 // credentials of `docker login`, or those in $DOCKER_CONFIG), as ko and crane do.
 func Push(ctx context.Context, ref name.Reference, img v1.Image, opts ...remote.Option) error {
-	opts = append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}, opts...)
-	if err := remote.Write(ref, img, opts...); err != nil {
+	if err := remote.Write(ref, img, pushOptions(ctx, opts)...); err != nil {
 		return fmt.Errorf("pushing %s: %w", ref.Name(), err)
 	}
 	return nil
+}
+
+// PushIndex is Push for an image index: its images, then the index.
+func PushIndex(ctx context.Context, ref name.Reference, idx v1.ImageIndex, opts ...remote.Option) error {
+	if err := remote.WriteIndex(ref, idx, pushOptions(ctx, opts)...); err != nil {
+		return fmt.Errorf("pushing %s: %w", ref.Name(), err)
+	}
+	return nil
+}
+
+func pushOptions(ctx context.Context, opts []remote.Option) []remote.Option {
+	return append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}, opts...)
 }

@@ -314,6 +314,94 @@ func TestPushUsesTheDefaultKeychain(t *testing.T) {
 	}
 }
 
+// TestIndexListsEachArchitecture builds an index of an amd64 and an arm64
+// image twice, writes it as a layout and pushes it to a registry on 127.0.0.1.
+func TestIndexListsEachArchitecture(t *testing.T) {
+	binary, ca := fakeInputs(t)
+	index := func() v1.ImageIndex {
+		var images []v1.Image
+		for _, arch := range []string{"amd64", "arm64"} {
+			img, err := FromBinary(binary, Options{Arch: arch, CABundle: ca})
+			if err != nil {
+				t.Fatal(err)
+			}
+			images = append(images, img)
+		}
+		idx, err := Index(images...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return idx
+	}
+	idx := index()
+	m, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.MediaType != "application/vnd.oci.image.index.v1+json" || len(m.Manifests) != 2 {
+		t.Fatalf("index %s with %d manifests, want an OCI index of 2", m.MediaType, len(m.Manifests))
+	}
+	for i, arch := range []string{"amd64", "arm64"} {
+		d := m.Manifests[i]
+		if d.Platform == nil || d.Platform.OS != "linux" || d.Platform.Architecture != arch {
+			t.Errorf("manifest %d: platform %+v, want linux/%s", i, d.Platform, arch)
+		}
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg, err := img.ConfigFile(); err != nil || cfg.Architecture != arch {
+			t.Errorf("manifest %d: configuration for %v (%v), want %s", i, cfg.Architecture, err, arch)
+		}
+	}
+	first, err := idx.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second, err := index().Digest(); err != nil || second != first {
+		t.Errorf("the same files gave indexes %s, then %s (%v)", first, second, err)
+	}
+
+	ref := name.MustParseReference("ghcr.io/tokenmint/tokenmint:0.1.0")
+	dir := filepath.Join(t.TempDir(), "layout")
+	if err := WriteIndexLayout(dir, ref, idx); err != nil {
+		t.Fatal(err)
+	}
+	var top v1.IndexManifest
+	if err := json.Unmarshal(readFile(t, filepath.Join(dir, "index.json")), &top); err != nil {
+		t.Fatal(err)
+	}
+	if len(top.Manifests) != 1 || top.Manifests[0].Digest != first ||
+		top.Manifests[0].MediaType != "application/vnd.oci.image.index.v1+json" ||
+		top.Manifests[0].Annotations[ImageNameAnnotation] != ref.Name() {
+		t.Errorf("index.json: %+v", top.Manifests)
+	}
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	srv.Listener = l
+	srv.Start()
+	defer srv.Close()
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	pushed, err := name.ParseReference(l.Addr().String() + "/tokenmint/tokenmint:multi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := PushIndex(context.Background(), pushed, idx); err != nil {
+		t.Fatal(err)
+	}
+	pulled, err := remote.Index(pushed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := pulled.Digest(); err != nil || d != first {
+		t.Errorf("pulled index %s (%v), pushed %s", d, err, first)
+	}
+}
+
 // TestBuildIsStaticAndReproducible builds the real manager twice: the binary is
 // static, and both builds give the same digest.
 func TestBuildIsStaticAndReproducible(t *testing.T) {
