@@ -1,5 +1,10 @@
-# Image URL to use all building/pushing image targets
-IMG ?= ghcr.io/tokenmint/tokenmint:latest
+# The chart's appVersion, which is also the tag the chart runs by default.
+APP_VERSION := $(shell sed -n 's/^appVersion: *"*\([^"]*\)"*$$/\1/p' dist/chart/Chart.yaml)
+# The manager's image: `make image` builds it, `make image-push` pushes it. The
+# default is the image the chart runs when image.* is left alone.
+IMAGE_REPOSITORY ?= ghcr.io/tokenmint/tokenmint
+IMG ?= $(IMAGE_REPOSITORY):$(APP_VERSION)
+# Version stamped into the binary by `make build`.
 VERSION ?= dev
 
 # Get the currently used golang install path (in GOPATH/bin, unless GOBIN is set)
@@ -89,6 +94,27 @@ plugin-release: ## Build the plugin's release archives and, with RELEASE_URL, th
 run: manifests generate fmt vet ## Run the manager from your host against the cluster in ~/.kube/config.
 	go run ./cmd/main.go
 
+##@ Image
+
+# Version stamped into the image's manager; empty means the tag of IMG.
+IMAGE_VERSION ?=
+# GOARCH of the image, empty for this machine's; several, comma-separated
+# (IMAGE_ARCH=amd64,arm64), make an image index of one image each.
+IMAGE_ARCH ?=
+IMAGE_ARGS = -img "$(IMG)" -version "$(IMAGE_VERSION)" -arch "$(IMAGE_ARCH)" -layout "$(LOCALBIN)/image" -archive "$(LOCALBIN)/image.tar"
+
+.PHONY: image
+image: ## Build the manager's OCI image IMG without a container engine: bin/image (OCI layout) and bin/image.tar (for ctr -n k8s.io images import).
+	go run ./hack/image $(IMAGE_ARGS)
+
+.PHONY: image-push
+image-push: ## Build the image IMG and push it to its registry (credentials of docker login / $$DOCKER_CONFIG).
+	go run ./hack/image $(IMAGE_ARGS) -push
+
+.PHONY: image-name
+image-name: ## Print IMG, the image `make image` builds.
+	@echo "$(IMG)"
+
 ##@ Deployment
 
 .PHONY: install
@@ -150,7 +176,7 @@ endef
 ##@ Helm chart
 
 .PHONY: chart-sync
-chart-sync: manifests ## Copy the generated CRDs and the manager's generated RBAC into the Helm chart.
+chart-sync: manifests ## Generate the chart's CRD templates, manager ClusterRole and README from the generated manifests and values.yaml.
 	hack/chart/sync.sh
 
 .PHONY: chart-verify

@@ -15,7 +15,9 @@ limitations under the License.
 */
 
 // Package chart holds the tests that keep the Helm chart in dist/chart in step
-// with the generated manifests: the CRDs in config/crd/bases and the manager's
-// ClusterRole in config/rbac/role.yaml. sync.sh, beside this file, brings the
-// chart in step (`make chart-sync`).
+// with the generated manifests (the CRDs in config/crd/bases and the manager's
+// ClusterRole in config/rbac/role.yaml) and with its own values.yaml (the README
+// is generated from its comments), and the tests that render the chart with
+// helm and check what each value does. sync.sh, beside this file, brings the
+// chart in step (`make chart-sync`); readme/ is the README's generator.
 package chart

@@ -96,6 +96,11 @@ var _ = BeforeSuite(func() {
 		"--kubeconfig", admin, "--namespace", operatorNamespace, "--create-namespace",
 		"--set", "allowPrivateDestinations=true", // the provider fakes listen on 127.0.0.1
 		"--set", "metrics.readers[0].name="+scraper, "--set", "metrics.readers[0].namespace="+operatorNamespace)
+	// The CRDs are templates of the release: helm creates them with everything
+	// else and does not wait for them. A manager started before they are
+	// established exits and is restarted.
+	kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/accesstokens.tokens.tokenmint.dev",
+		"crd/tokenissuers.tokens.tokenmint.dev", "crd/clustertokenissuers.tokens.tokenmint.dev")
 
 	By("acting as the chart's ServiceAccount")
 	asManager = filepath.Join(dir, "manager.kubeconfig")

@@ -27,11 +27,11 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -40,6 +40,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/hack/image/managerimage"
 	"github.com/tokenmint/tokenmint/test/controlplane"
 	"github.com/tokenmint/tokenmint/test/node"
 )
@@ -48,8 +49,10 @@ const (
 	release              = "tokenmint"
 	operatorNamespace    = "tokenmint-system"
 	credentialsNamespace = "tokenmint-credentials" // the chart's default, created by the chart
-	// operatorImage is the manager binary, imported into the node.
-	operatorImageRepository = "tokenmint.local/tokenmint"
+	// The operator's image, built by hack/image/managerimage (make image) and
+	// imported into the node.
+	operatorImageRegistry   = "tokenmint.local"
+	operatorImageRepository = "tokenmint"
 	operatorImageTag        = "e2enode"
 )
 
@@ -77,12 +80,8 @@ var _ = BeforeSuite(func() {
 	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
 	Expect(tokensv1alpha1.AddToScheme(scheme)).To(Succeed())
 
-	By("building the manager binary, static, for its image")
-	managerBin := filepath.Join(dir, "manager")
-	build := exec.Command("go", "build", "-trimpath", "-o", managerBin, "./cmd")
-	build.Dir, build.Stdout, build.Stderr = controlplane.RepoRoot(), GinkgoWriter, GinkgoWriter
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	Expect(build.Run()).To(Succeed())
+	By("building the manager's image as `make image` does")
+	imageArchive := buildOperatorImage()
 
 	By("starting etcd and kube-apiserver on loopback, with service account tokens for pods")
 	var err error
@@ -100,14 +99,19 @@ var _ = BeforeSuite(func() {
 	// Registered after the control plane's, so it runs before it.
 	DeferCleanup(func() { Expect(theNode.Stop()).To(Succeed()) })
 
-	By("importing the operator's image, made of the static manager binary")
-	Expect(theNode.Import(ctx, node.BinaryImage(operatorImageRepository+":"+operatorImageTag, managerBin))).To(Succeed())
+	By("importing the operator's image into the node's containerd, as ctr -n k8s.io images import")
+	Expect(theNode.ImportArchive(ctx, imageArchive)).To(Succeed())
 
 	By("installing the chart with helm, running that image on the node")
 	values := filepath.Join(dir, "values.yaml")
 	Expect(os.WriteFile(values, chartValues(), 0o600)).To(Succeed())
 	run(helmBinary(), "install", release, filepath.Join(controlplane.RepoRoot(), "dist", "chart"),
 		"--kubeconfig", admin, "--namespace", operatorNamespace, "--create-namespace", "--values", values)
+	// The CRDs are templates of the release: helm creates them with everything
+	// else and does not wait for them. A manager started before they are
+	// established exits and is restarted.
+	kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/accesstokens.tokens.tokenmint.dev",
+		"crd/tokenissuers.tokens.tokenmint.dev", "crd/clustertokenissuers.tokens.tokenmint.dev")
 	Eventually(managerPod, 2*time.Minute, 250*time.Millisecond).Should(beReady())
 })
 
@@ -117,10 +121,29 @@ var _ = AfterSuite(func() {
 	}
 })
 
+// buildOperatorImage builds the manager's image with the code of `make image`
+// and writes it as the tarball of an OCI layout, which it returns.
+func buildOperatorImage() string {
+	ref, err := name.ParseReference(operatorImageRegistry + "/" + operatorImageRepository + ":" + operatorImageTag)
+	Expect(err).NotTo(HaveOccurred())
+	img, err := managerimage.Build(ctx, controlplane.RepoRoot(), dir,
+		managerimage.Options{Version: operatorImageTag, CABundle: managerimage.AvailableCABundle()}, GinkgoWriter)
+	Expect(err).NotTo(HaveOccurred())
+	layoutDir := filepath.Join(dir, "image")
+	Expect(managerimage.WriteLayout(layoutDir, ref, img)).To(Succeed())
+	archive := filepath.Join(dir, "image.tar")
+	Expect(managerimage.WriteArchiveFile(archive, layoutDir)).To(Succeed())
+	digest, err := img.Digest()
+	Expect(err).NotTo(HaveOccurred())
+	fmt.Fprintf(GinkgoWriter, "image %s@%s\n", ref.Name(), digest)
+	return archive
+}
+
 // chartValues are the settings a node without a CNI plugin or kube-proxy needs,
 // all of them chart values: host networking on loopback ports, the local
 // image, a toleration of the NotReady node, and the apiserver's address in
-// place of the kubernetes Service's unroutable ClusterIP.
+// place of the kubernetes Service's unroutable ClusterIP; and a corporate CA,
+// mounted as docs/install.md tells.
 func chartValues() []byte {
 	api, err := url.Parse(cp.Config.Host)
 	Expect(err).NotTo(HaveOccurred())
@@ -128,13 +151,15 @@ func chartValues() []byte {
 	Expect(err).NotTo(HaveOccurred())
 	metricsPort, probePort := freePort(), freePort()
 	values := map[string]any{
-		"image":                    map[string]any{"repository": operatorImageRepository, "tag": operatorImageTag, "pullPolicy": "Never"},
+		"image": map[string]any{"registry": operatorImageRegistry, "repository": operatorImageRepository,
+			"tag": operatorImageTag, "pullPolicy": "Never"},
 		"hostNetwork":              true,
 		"tolerations":              []any{node.Toleration},
 		"allowPrivateDestinations": true, // the provider fakes listen on 127.0.0.1
 		"extraEnv": []map[string]string{
 			{"name": "KUBERNETES_SERVICE_HOST", "value": host},
 			{"name": "KUBERNETES_SERVICE_PORT", "value": port},
+			{"name": "SSL_CERT_DIR", "value": "/etc/tokenmint/ca"}, // see corporateCAValues
 		},
 		"metrics":     map[string]any{"port": metricsPort},
 		"healthProbe": map[string]any{"port": probePort},
@@ -147,6 +172,9 @@ func chartValues() []byte {
 		"readinessProbe": map[string]any{"initialDelaySeconds": 1, "periodSeconds": 1},
 		"logLevel":       "debug",
 		"logEncoder":     "console",
+	}
+	for k, v := range corporateCAValues() {
+		values[k] = v
 	}
 	raw, err := yaml.Marshal(values)
 	Expect(err).NotTo(HaveOccurred())

@@ -168,7 +168,14 @@ func (n *Node) importImage(ctx context.Context, img Image) error {
 	if err := archive.Close(); err != nil {
 		return err
 	}
-	_, err = n.ctr(ctx, "images", "import", archive.Name())
+	return n.ImportArchive(ctx, archive.Name())
+}
+
+// ImportArchive imports a tarball of an OCI image layout, as `make image`
+// writes it, into the node's containerd: the image is named after the
+// io.containerd.image.name annotation of the layout's index.
+func (n *Node) ImportArchive(ctx context.Context, archive string) error {
+	_, err := n.ctr(ctx, "images", "import", archive)
 	return err
 }
 

@@ -90,15 +90,3 @@ func baseImages() ([]Image, error) {
 		{Name: SandboxImage, Files: files, Entrypoint: []string{"/bin/sleep", "2147483647"}},
 	}, nil
 }
-
-// BinaryImage is an image holding one static binary as /<base name of binary>,
-// its entrypoint, run as the non-root user 65532 unless the pod says otherwise.
-func BinaryImage(name, binary string) Image {
-	target := "/" + filepath.Base(binary)
-	return Image{
-		Name:       name,
-		Files:      []File{{Path: target, Mode: 0o755, Source: binary}},
-		Entrypoint: []string{target},
-		User:       "65532:65532",
-	}
-}

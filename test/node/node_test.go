@@ -37,7 +37,12 @@ func TestWriteLayoutIsAValidOCILayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	var archive bytes.Buffer
-	if err := BinaryImage("tokenmint.local/tokenmint:test", bin).WriteLayout(&archive, dir); err != nil {
+	img := Image{
+		Name:       "tokenmint.local/tokenmint:test",
+		Files:      []File{{Path: "/manager", Mode: 0o755, Source: bin}},
+		Entrypoint: []string{"/manager"},
+	}
+	if err := img.WriteLayout(&archive, dir); err != nil {
 		t.Fatal(err)
 	}
 	files := untar(t, archive.Bytes())
@@ -80,7 +85,7 @@ func TestWriteLayoutIsReproducible(t *testing.T) {
 		t.Fatal(err)
 	}
 	var a, b bytes.Buffer
-	img := BinaryImage("tokenmint.local/app:1", bin)
+	img := Image{Name: "tokenmint.local/app:1", Files: []File{{Path: "/app", Mode: 0o755, Source: bin}}, Cmd: []string{"/app"}}
 	if err := img.WriteLayout(&a, dir); err != nil {
 		t.Fatal(err)
 	}

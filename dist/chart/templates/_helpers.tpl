@@ -31,13 +31,24 @@ already contains the chart name (release "tokenmint" gives "tokenmint"); else
 {{- end }}
 
 {{/*
-Labels on every resource.
+Labels on every resource: the chart's, then commonLabels (the schema keeps them
+off the chart's own app.kubernetes.io/ and helm.sh/ keys).
 */}}
 {{- define "tokenmint.labels" -}}
 helm.sh/chart: {{ include "tokenmint.chart" . }}
 {{ include "tokenmint.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The namespace of every namespaced resource: namespaceOverride, else the release's.
+*/}}
+{{- define "tokenmint.namespace" -}}
+{{- default .Release.Namespace .Values.namespaceOverride }}
 {{- end }}
 
 {{/*
@@ -82,17 +93,41 @@ credentialsNamespace, else tokenmint-credentials; never the release namespace.
 */}}
 {{- define "tokenmint.credentialsNamespace" -}}
 {{- $ns := default "tokenmint-credentials" .Values.credentialsNamespace }}
-{{- if eq $ns .Release.Namespace }}
+{{- if eq $ns (include "tokenmint.namespace" .) }}
 {{- fail "credentialsNamespace must differ from the release namespace, which holds tokenmint's state Secrets and fingerprint key" }}
 {{- end }}
 {{- $ns }}
 {{- end }}
 
 {{/*
-The image reference; the tag defaults to the chart's appVersion.
+The image reference: [registry/]repository, then @digest when a digest is set,
+else :tag, the tag defaulting to the chart's appVersion (what `make image` names).
 */}}
 {{- define "tokenmint.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $repo := .Values.image.repository }}
+{{- with .Values.image.registry }}
+{{- $repo = printf "%s/%s" (trimSuffix "/" .) $repo }}
+{{- end }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" $repo .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repo (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+A security context from values (passed as "context"), without the fields that
+pin a user or group when openshift is true, so that OpenShift's restricted SCC
+assigns them. Fields set to null in the values are already gone.
+*/}}
+{{- define "tokenmint.securityContext" -}}
+{{- $sc := deepCopy (.context | default dict) }}
+{{- if .root.Values.openshift }}
+{{- $_ := unset $sc "runAsUser" }}
+{{- $_ := unset $sc "runAsGroup" }}
+{{- $_ := unset $sc "fsGroup" }}
+{{- end }}
+{{- toYaml $sc }}
 {{- end }}
 
 {{/*
