@@ -134,3 +134,34 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 		t.Fatalf("uid %q, %d queries", dash.UID, queries)
 	}
 }
+
+// TestDashboardConfigMapHoldsTheDashboard renders the chart with the dashboard
+// on: its ConfigMap holds dashboards/tokenmint.json as it is, under the
+// sidecar's label.
+func TestDashboardConfigMapHoldsTheDashboard(t *testing.T) {
+	root := filepath.Join("..", "..")
+	helm := filepath.Join(root, "bin", "helm")
+	if _, err := os.Stat(helm); err != nil {
+		t.Skip("bin/helm is not installed (make helm)")
+	}
+	out, err := exec.Command(helm, "template", "t", filepath.Join(root, "dist", "chart"), "--set", "grafanaDashboard.enabled=true").CombinedOutput()
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, out)
+	}
+	want := strings.TrimSuffix(string(readFile(t, filepath.Join(root, "dist", "chart", "dashboards", "tokenmint.json"))), "\n")
+	for _, doc := range splitDocuments(out) {
+		var cm struct {
+			Kind     string
+			Metadata struct{ Labels map[string]string }
+			Data     map[string]string
+		}
+		if err := yaml.Unmarshal(doc, &cm); err != nil || cm.Kind != "ConfigMap" {
+			continue
+		}
+		if cm.Data["tokenmint.json"] != want || cm.Metadata.Labels["grafana_dashboard"] != "1" {
+			t.Fatalf("the ConfigMap does not hold the dashboard under the sidecar's label: %v", cm.Metadata.Labels)
+		}
+		return
+	}
+	t.Fatal("no dashboard ConfigMap rendered")
+}
