@@ -195,6 +195,14 @@ var _ = Describe("a ClusterAccessToken on a real node", Ordered, func() {
 		}
 	})
 
+	// After a failure, leave nothing behind that mints or mounts.
+	AfterAll(func() {
+		kubectl("delete", "clusteraccesstoken", sharedToken, "--ignore-not-found", "--wait=false")
+		for _, ns := range namespaces {
+			kubectl("delete", "pod", sharedReader, "-n", ns, "--ignore-not-found", "--wait=false")
+		}
+	})
+
 	// On failure, show what the ClusterAccessTokens say.
 	ReportAfterEach(func(r SpecReport) {
 		if !r.Failed() || cp == nil {
