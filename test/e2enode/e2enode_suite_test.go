@@ -116,6 +116,9 @@ var _ = BeforeSuite(func() {
 })
 
 var _ = AfterSuite(func() {
+	if cp != nil && theNode != nil {
+		walkTheInstallDocs()
+	}
 	if cancel != nil {
 		cancel()
 	}
