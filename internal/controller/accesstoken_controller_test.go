@@ -652,4 +652,22 @@ var _ = Describe("an issuer's Ready", func() {
 		Expect(issuerReady().Message).To(ContainSubstring("the endpoint accepted the last call"))
 		Eventually(func() []string { return reasonsAbout(ti) }, 10*time.Second).Should(ContainElement(tokensv1alpha1.ReasonEndpointRecovered))
 	})
+
+	It("is not made False by a failure that concerns one AccessToken", func() {
+		e := newEnv()
+		ti := &tokensv1alpha1.TokenIssuer{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "cable"}}
+		issuerReady := func() metav1.Condition {
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(ti), ti)).To(Succeed())
+			return ptr.Deref(meta.FindStatusCondition(ti.Status.Conditions, tokensv1alpha1.ConditionReady), metav1.Condition{})
+		}
+		waitReady(e.accessToken("honest"))
+		Eventually(func() string { return issuerReady().Message }, 10*time.Second).Should(ContainSubstring("accepted the last call"))
+
+		e.fake.FailNext(1, fakes.Fault{Status: http.StatusBadRequest, Body: `{"message": "organization not allowed"}`})
+		bad := e.accessToken("refused-for-its-parameters")
+		Eventually(func() string { return ptr.Deref(renewing(bad), metav1.Condition{}).Reason }, 10*time.Second).
+			Should(Equal(tokensv1alpha1.ReasonBadRequest))
+		Consistently(func() metav1.ConditionStatus { return issuerReady().Status }, 2*time.Second, 200*time.Millisecond).
+			Should(Equal(metav1.ConditionTrue))
+	})
 })
