@@ -33,7 +33,6 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -68,10 +67,14 @@ type ClusterAccessTokenReconciler struct {
 	// APIReader reads what the caches do not hold: a Secret of the wanted name
 	// that tokenmint does not manage.
 	APIReader client.Reader
-	// Metadata is the metadata cache, which holds every namespace's labels.
-	Metadata          cache.Cache
+	// Metadata reads the metadata cache, which holds every namespace's labels.
+	Metadata          client.Reader
 	Recorder          events.EventRecorder
 	OperatorNamespace string
+	// WatchNamespaces, when set, are the only namespaces the manager serves
+	// (--watch-namespaces): a selected namespace outside them is reported,
+	// never written.
+	WatchNamespaces []string
 }
 
 // clusterAccessTokenSource reports whether at is the source AccessToken of a
@@ -249,6 +252,11 @@ func (r *ClusterAccessTokenReconciler) targets(ctx context.Context, cat *tokensv
 	for _, ns := range list.Items {
 		sel := cat.Spec.Namespaces
 		if !ns.DeletionTimestamp.IsZero() || !selected(sel.Names, sel.Selector, ns.Name, ns.Labels) {
+			continue
+		}
+		if len(r.WatchNamespaces) > 0 && !slices.Contains(r.WatchNamespaces, ns.Name) {
+			failures = append(failures, tokensv1alpha1.NamespaceFailure{Name: ns.Name,
+				Message: "the manager does not serve this namespace (--watch-namespaces)"})
 			continue
 		}
 		if allowed != nil && !selected(allowed.Names, allowed.Selector, ns.Name, ns.Labels) {

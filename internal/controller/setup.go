@@ -333,7 +333,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		return fmt.Errorf("setting up AccessToken controller: %w", err)
 	}
 	cat := &ClusterAccessTokenReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Metadata: metaCache,
-		Recorder: mgr.GetEventRecorder("tokenmint"), OperatorNamespace: cfg.OperatorNamespace}
+		Recorder: mgr.GetEventRecorder("tokenmint"), OperatorNamespace: cfg.OperatorNamespace, WatchNamespaces: cfg.WatchNamespaces}
 	if err := cat.SetupWithManager(mgr, namespacesSource); err != nil {
 		return fmt.Errorf("setting up ClusterAccessToken controller: %w", err)
 	}

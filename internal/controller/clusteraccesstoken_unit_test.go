@@ -1,0 +1,69 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+)
+
+func TestClusterAccessTokenTargetsOnlyServedAllowedNamespaces(t *testing.T) {
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = tokensv1alpha1.AddToScheme(scheme)
+	ns := func(name string, labels map[string]string) *corev1.Namespace {
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	}
+	cti := &tokensv1alpha1.ClusterTokenIssuer{ObjectMeta: metav1.ObjectMeta{Name: "shared"},
+		Spec: tokensv1alpha1.ClusterTokenIssuerSpec{AllowedNamespaces: &tokensv1alpha1.AllowedNamespaces{Names: []string{"a", "b", "unwatched"}}}}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(cti,
+		ns("a", map[string]string{"team": "blue"}), ns("b", nil), ns("unwatched", map[string]string{"team": "blue"}),
+		ns("not-allowed", map[string]string{"team": "blue"}), ns("other", map[string]string{"team": "red"})).Build()
+	r := &ClusterAccessTokenReconciler{Client: c, Metadata: c, WatchNamespaces: []string{"a", "b", "not-allowed"}}
+	cat := &tokensv1alpha1.ClusterAccessToken{Spec: tokensv1alpha1.ClusterAccessTokenSpec{
+		IssuerRef: tokensv1alpha1.ClusterIssuerReference{Name: "shared"},
+		Namespaces: tokensv1alpha1.TargetNamespaces{Names: []string{"b"},
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "blue"}}}}}
+	targets, failures, err := r.targets(context.Background(), cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(targets, []string{"a", "b"}) {
+		t.Errorf("targets %v, want [a b]", targets)
+	}
+	want := map[string]string{
+		"unwatched":   "the manager does not serve this namespace (--watch-namespaces)",
+		"not-allowed": `ClusterTokenIssuer "shared" does not allow this namespace`,
+	}
+	if len(failures) != len(want) {
+		t.Fatalf("failures %v", failures)
+	}
+	for _, f := range failures {
+		if want[f.Name] != f.Message {
+			t.Errorf("failure %s: %q, want %q", f.Name, f.Message, want[f.Name])
+		}
+	}
+}
