@@ -778,8 +778,9 @@ type JWTSecretValue struct {
 	JSONField string `json:"jsonField,omitempty"`
 }
 
-// JWTValue is a text value of a JWT: exactly one of value, secretKeyRef or parameter.
-// +kubebuilder:validation:XValidation:rule="[has(self.value), has(self.secretKeyRef), has(self.parameter)].filter(x, x).size() == 1",message="exactly one of value, secretKeyRef or parameter must be set"
+// JWTValue is a text value of a JWT: exactly one of value, secretKeyRef,
+// parameter or keyFingerprint, after an optional literal prefix.
+// +kubebuilder:validation:XValidation:rule="[has(self.value), has(self.secretKeyRef), has(self.parameter), has(self.keyFingerprint)].filter(x, x).size() == 1",message="exactly one of value, secretKeyRef, parameter or keyFingerprint must be set"
 // +kubebuilder:validation:XValidation:rule="!has(self.jsonField) || has(self.secretKeyRef)",message="jsonField reads a field of a Secret's JSON document: use it with secretKeyRef"
 type JWTValue struct {
 	// value is a literal string.
@@ -802,6 +803,19 @@ type JWTValue struct {
 	// +kubebuilder:validation:MaxLength=63
 	// +optional
 	Parameter string `json:"parameter,omitempty"`
+
+	// keyFingerprint is the fingerprint of the signing key's public key:
+	// SHA256 gives "SHA256:" and the base64 of the SHA-256 of its DER (PKIX)
+	// form, as Snowflake's key-pair authentication writes it in iss.
+	// +kubebuilder:validation:Enum=SHA256
+	// +optional
+	KeyFingerprint string `json:"keyFingerprint,omitempty"`
+
+	// prefix is literal text written before the value ("MYORG-MYACCOUNT.MYUSER."
+	// before a Snowflake key fingerprint).
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Prefix string `json:"prefix,omitempty"`
 }
 
 // JWTClaim is one further claim of a signed JWT.

@@ -94,51 +94,77 @@ var _ = Describe("the samples", func() {
 	}
 })
 
-var _ = Describe("the App Store Connect sample", func() {
-	It("writes a JWT the API accepts, signed by the operator, and signs a new one before it expires", func() {
-		ns := "asc-" + rand.String(6)
-		Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+// bearerAccepted calls url with token as its bearer and the headers given,
+// and tells whether the API answered 200.
+func bearerAccepted(method, url, token string, headers map[string]string) bool {
+	req, err := http.NewRequest(method, url, nil)
+	Expect(err).NotTo(HaveOccurred())
+	req.Header.Set("Authorization", "Bearer "+token)
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(resp.Body.Close()).To(Succeed())
+	return resp.StatusCode == http.StatusOK
+}
+
+// selfSignedSample applies a sample whose issuer signs its token itself and
+// checks, with accepts, that the API takes the JWT in the Secret; that the
+// API was never called to mint; and that a new JWT, accepted too, is signed at
+// the renewal time.
+func selfSignedSample(file string, accepts func(token string) bool, calls func() int, lifetime time.Duration) {
+	ns := "self-" + rand.String(6)
+	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	s, err := samples.Load(file)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(s.PointAt("http://127.0.0.1:1")).To(Succeed()) // nothing to point: it makes no call
+	s.FillCredentials()
+	s.Place(ns, credentialsNamespace, "-"+ns)
+	for _, o := range s.Objects() {
+		Expect(k8sClient.Create(ctx, o)).To(Succeed())
+	}
+
+	at := waitReady(s.AccessToken)
+	sec, err := secretOf(at)
+	Expect(err).NotTo(HaveOccurred())
+	first := string(sec.Data[secret.Key(at)])
+	Expect(accepts(first)).To(BeTrue(), "the API refuses the signed token")
+	Expect(at.Status.ExpiresAt.Time).To(BeTemporally("~", clk.Now().Add(lifetime), time.Second))
+	Expect(calls()).To(Equal(1), "signing the token called the API")
+
+	By("signing a new token at the renewal time")
+	clk.SetTime(at.Status.RenewalTime.Add(time.Second))
+	poke(at)
+	Eventually(func(g Gomega) {
+		sec, err := secretOf(at)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(string(sec.Data[secret.Key(at)])).NotTo(Equal(first))
+	}, 10*time.Second).Should(Succeed())
+	sec, err = secretOf(at)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(accepts(string(sec.Data[secret.Key(at)]))).To(BeTrue(), "the API refuses the renewed token")
+}
+
+var _ = Describe("the samples whose issuer signs the token", func() {
+	It("App Store Connect: writes a JWT the API accepts, and signs a new one before it expires", func() {
 		api := fakes.NewAppStoreConnect(samples.AppStoreIssuerID, samples.AppStoreKeyID, &samples.TestECKey().PublicKey)
 		api.Clock = clk
 		url := serveFake(api, &api.Base)
-		apps := func(token string) int {
-			req, err := http.NewRequest(http.MethodGet, url+"/v1/apps", nil)
-			Expect(err).NotTo(HaveOccurred())
-			req.Header.Set("Authorization", "Bearer "+token)
-			resp, err := http.DefaultClient.Do(req)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(resp.Body.Close()).To(Succeed())
-			return resp.StatusCode
-		}
+		selfSignedSample("app-store-connect.yaml", func(token string) bool {
+			return bearerAccepted(http.MethodGet, url+"/v1/apps", token, nil)
+		}, api.Calls, 20*time.Minute)
+		Expect(api.Accepted()).To(HaveLen(2))
+	})
 
-		s, err := samples.Load("app-store-connect.yaml")
-		Expect(err).NotTo(HaveOccurred())
-		Expect(s.PointAt(url)).To(Succeed())
-		s.FillCredentials()
-		s.Place(ns, credentialsNamespace, "-"+ns)
-		for _, o := range s.Objects() {
-			Expect(k8sClient.Create(ctx, o)).To(Succeed())
-		}
-
-		at := waitReady(s.AccessToken)
-		sec, err := secretOf(at)
-		Expect(err).NotTo(HaveOccurred())
-		first := string(sec.Data[secret.Key(at)])
-		Expect(apps(first)).To(Equal(http.StatusOK))
-		Expect(at.Status.ExpiresAt.Time).To(BeTemporally("~", clk.Now().Add(20*time.Minute), time.Second))
-		Expect(api.Calls()).To(Equal(1), "signing the token called the API")
-
-		By("signing a new token at the renewal time")
-		clk.SetTime(at.Status.RenewalTime.Add(time.Second))
-		poke(at)
-		Eventually(func(g Gomega) {
-			sec, err := secretOf(at)
-			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(string(sec.Data[secret.Key(at)])).NotTo(Equal(first))
-		}, 10*time.Second).Should(Succeed())
-		sec, err = secretOf(at)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(apps(string(sec.Data[secret.Key(at)]))).To(Equal(http.StatusOK))
+	It("Snowflake key pair: writes a JWT whose iss carries the key's fingerprint, and signs a new one before it expires", func() {
+		api := &fakes.Snowflake{Account: "MYORG-MYACCOUNT", User: "SVC_ORDERS", PublicKey: &samples.TestKey().PublicKey}
+		api.Clock = clk
+		url := serveFake(api, &api.Base)
+		selfSignedSample("snowflake-key-pair.yaml", func(token string) bool {
+			return bearerAccepted(http.MethodPost, url+fakes.SnowflakeStatementsPath, token,
+				map[string]string{"X-Snowflake-Authorization-Token-Type": "KEYPAIR_JWT"})
+		}, api.Calls, 59*time.Minute)
 		Expect(api.Accepted()).To(HaveLen(2))
 	})
 })

@@ -86,7 +86,7 @@ func (r *valueResolver) signJWT(s *v1alpha1.SignedJWT) (string, error) {
 		if v == nil {
 			continue
 		}
-		text, err := r.jwtValue(v)
+		text, err := r.jwtValue(v, key)
 		if err != nil {
 			return "", fmt.Errorf("signedJWT %s: %w", name, err)
 		}
@@ -103,7 +103,7 @@ func (r *valueResolver) signJWT(s *v1alpha1.SignedJWT) (string, error) {
 		if slices.Contains(reservedClaims, c.Name) {
 			return "", fmt.Errorf("signedJWT claims: %s is set by its own field", c.Name)
 		}
-		text, err := r.jwtValue(&c.JWTValue)
+		text, err := r.jwtValue(&c.JWTValue, key)
 		if err != nil {
 			return "", fmt.Errorf("signedJWT claim %s: %w", c.Name, err)
 		}
@@ -111,7 +111,7 @@ func (r *valueResolver) signJWT(s *v1alpha1.SignedJWT) (string, error) {
 	}
 	token := jwt.NewWithClaims(method, claims)
 	if s.KeyID != nil {
-		kid, err := r.jwtValue(s.KeyID)
+		kid, err := r.jwtValue(s.KeyID, key)
 		if err != nil {
 			return "", fmt.Errorf("signedJWT keyID: %w", err)
 		}
@@ -149,22 +149,38 @@ func jwtTiming(s *v1alpha1.SignedJWT) (lifetime, backdate time.Duration) {
 	return lifetime, backdate
 }
 
-// jwtValue resolves a text value of a JWT.
-func (r *valueResolver) jwtValue(v *v1alpha1.JWTValue) (string, error) {
+// jwtValue resolves a text value of a JWT signed with key.
+func (r *valueResolver) jwtValue(v *v1alpha1.JWTValue, key crypto.Signer) (string, error) {
+	var text string
+	var err error
 	switch {
 	case v.Value != nil:
-		return *v.Value, nil
+		text = *v.Value
 	case v.SecretKeyRef != nil:
-		return r.secretValue(*v.SecretKeyRef, v.JSONField)
+		text, err = r.secretValue(*v.SecretKeyRef, v.JSONField)
 	case v.Parameter != "":
 		p, ok := r.parameters[v.Parameter]
 		if !ok {
 			return "", fmt.Errorf("parameter %q has no value", v.Parameter)
 		}
-		return scalarText(p)
+		text, err = scalarText(p)
+	case v.KeyFingerprint != "":
+		text, err = KeyFingerprint(key.Public())
 	default:
-		return "", errors.New("exactly one of value, secretKeyRef or parameter must be set")
+		return "", errors.New("exactly one of value, secretKeyRef, parameter or keyFingerprint must be set")
 	}
+	return v.Prefix + text, err
+}
+
+// KeyFingerprint is "SHA256:" and the base64 of the SHA-256 of the PKIX DER
+// form of a public key (Snowflake's RSA_PUBLIC_KEY_FP).
+func KeyFingerprint(pub crypto.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", fmt.Errorf("the public key cannot be encoded: %w", err)
+	}
+	sum := sha256.Sum256(der)
+	return "SHA256:" + base64.StdEncoding.EncodeToString(sum[:]), nil
 }
 
 // secretValue reads a credential, or a top-level string field of the JSON

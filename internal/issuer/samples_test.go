@@ -572,3 +572,43 @@ func TestSampleAppStoreConnect(t *testing.T) {
 		t.Errorf("the error quotes the key: %v", err)
 	}
 }
+
+func TestSampleSnowflakeKeyPair(t *testing.T) {
+	fake := &fakes.Snowflake{Account: "MYORG-MYACCOUNT", User: "SVC_ORDERS", PublicKey: &testRSAKey.PublicKey}
+	run := startSample(t, "snowflake-key-pair.yaml", fake, &fake.Base)
+	srv := fakes.Start(t, fake)
+	query := func(token string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+fakes.SnowflakeStatementsPath, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("X-Snowflake-Authorization-Token-Type", "KEYPAIR_JWT")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	run.call.HTTPClient = nil
+	token := run.issue(t)
+	if got := query(token.Value); got != http.StatusOK {
+		t.Fatalf("Snowflake answered %d to the signed token", got)
+	}
+	wantTime(t, "ExpiresAt", token.ExpiresAt, run.clock.Now().Add(59*time.Minute))
+	fp, err := KeyFingerprint(&testRSAKey.PublicKey)
+	if err != nil || !strings.HasPrefix(fp, "SHA256:") {
+		t.Fatalf("fingerprint %q %v", fp, err)
+	}
+
+	spec := run.call.Spec.DeepCopy()
+	spec.SignedJWT.Issuer = &v1alpha1.JWTValue{Value: ptr("MYORG-MYACCOUNT.SVC_ORDERS.SHA256:not-the-key")}
+	call := run.call
+	call.Spec = spec
+	wrong, err := run.engine.Issue(context.Background(), call)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := query(wrong.Value); got != http.StatusUnauthorized {
+		t.Errorf("a JWT naming another key's fingerprint: %d, want 401", got)
+	}
+}

@@ -435,14 +435,17 @@ func validateSignedJWT(spec *v1alpha1.IssuerSpec, s *v1alpha1.SignedJWT) error {
 	}
 	for _, v := range jwtValues(s) {
 		set := 0
-		for _, isSet := range []bool{v.Value != nil, v.SecretKeyRef != nil, v.Parameter != ""} {
+		for _, isSet := range []bool{v.Value != nil, v.SecretKeyRef != nil, v.Parameter != "", v.KeyFingerprint != ""} {
 			if isSet {
 				set++
 			}
 		}
 		if set != 1 {
-			problems = append(problems, errors.New("signedJWT: each value needs exactly one of value, secretKeyRef or parameter"))
+			problems = append(problems, errors.New("signedJWT: each value needs exactly one of value, secretKeyRef, parameter or keyFingerprint"))
 			continue
+		}
+		if v.KeyFingerprint != "" && v.KeyFingerprint != "SHA256" {
+			problems = append(problems, fmt.Errorf("signedJWT: keyFingerprint %q is not SHA256", v.KeyFingerprint))
 		}
 		if v.JSONField != "" && v.SecretKeyRef == nil {
 			problems = append(problems, errors.New("signedJWT: jsonField needs secretKeyRef"))

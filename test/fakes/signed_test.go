@@ -285,3 +285,37 @@ func TestVaultKubernetesAuthLogsInReviewedServiceAccounts(t *testing.T) {
 		t.Error("the token is still valid after revoke-self")
 	}
 }
+
+func TestSnowflakeVerifiesTheKeyPairJWT(t *testing.T) {
+	f := &Snowflake{Account: "MYORG-ACCT", User: "SVC", PublicKey: &signingKey.PublicKey}
+	f.Clock = clocktesting.NewFakeClock(fakeNow)
+	now := fakeNow.Unix()
+	der, _ := x509.MarshalPKIXPublicKey(&signingKey.PublicKey)
+	sum := sha256.Sum256(der)
+	fp := "SHA256:" + base64.StdEncoding.EncodeToString(sum[:])
+	good := jwt.MapClaims{"iss": "MYORG-ACCT.SVC." + fp, "sub": "MYORG-ACCT.SVC", "iat": now, "exp": now + 3540}
+	with := func(change func(jwt.MapClaims)) jwt.MapClaims {
+		c := jwt.MapClaims{}
+		for k, v := range good {
+			c[k] = v
+		}
+		change(c)
+		return c
+	}
+	call := func(name string, method jwt.SigningMethod, key any, claims jwt.MapClaims, tokenType string, status int) exchange {
+		return exchange{name: name, path: SnowflakeStatementsPath, status: status, header: map[string]string{
+			"Authorization": "Bearer " + signed(t, method, key, claims, nil), "X-Snowflake-Authorization-Token-Type": tokenType}}
+	}
+	run(t, f, []exchange{
+		call("a valid token", jwt.SigningMethodRS256, signingKey, good, "KEYPAIR_JWT", 200),
+		call("without the token type", jwt.SigningMethodRS256, signingKey, good, "", 401),
+		call("another key", jwt.SigningMethodRS256, otherKey, good, "KEYPAIR_JWT", 401),
+		call("another key's fingerprint", jwt.SigningMethodRS256, signingKey, with(func(c jwt.MapClaims) { c["iss"] = "MYORG-ACCT.SVC.SHA256:AAAA" }), "KEYPAIR_JWT", 401),
+		call("a lower-case user", jwt.SigningMethodRS256, signingKey, with(func(c jwt.MapClaims) { c["sub"] = "myorg-acct.svc" }), "KEYPAIR_JWT", 401),
+		call("two hours", jwt.SigningMethodRS256, signingKey, with(func(c jwt.MapClaims) { c["exp"] = now + 7200 }), "KEYPAIR_JWT", 401),
+		call("PS256", jwt.SigningMethodPS256, signingKey, good, "KEYPAIR_JWT", 401),
+	})
+	if len(f.Accepted()) != 1 {
+		t.Errorf("accepted %d tokens, want 1", len(f.Accepted()))
+	}
+}
