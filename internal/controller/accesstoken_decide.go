@@ -202,7 +202,7 @@ const reasonOutputChanged = "SecretOutputChanged"
 // derived key, a previous token whose window is over): the Secret is written
 // again without minting.
 func outputChanged(in *inputs, now time.Time) (decision, bool) {
-	if in.secret == nil || !in.secretMatches || in.spec == nil {
+	if in.secret == nil || !in.secretMatches || in.spec == nil || !buildsKeys(&in.at.Spec.Secret) {
 		return decision{}, false
 	}
 	out, _ := in.output(now)
@@ -219,6 +219,13 @@ func outputChanged(in *inputs, now time.Time) (decision, bool) {
 		return decision{actionRestore, reasonOutputChanged, "the previous token's window is over"}, true
 	}
 	return decision{}, false
+}
+
+// buildsKeys reports whether the Secret has keys tokenmint builds from the
+// token beyond the token and its copied fields: only those can drift while the
+// token stays, so only those are rendered on every reconcile.
+func buildsKeys(t *tokensv1alpha1.SecretTemplate) bool {
+	return len(t.Keys) > 0 || t.PreviousKey != "" || t.DockerConfigJSON != nil || t.BasicAuth != nil
 }
 
 // reasonTemplateChanged rewrites the Secret after its template changed.

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -147,7 +148,7 @@ func (r *ClusterAccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.R
 		return ctrl.Result{}, err
 	}
 
-	slices.SortFunc(failures, func(a, b tokensv1alpha1.NamespaceFailure) int { return cmpString(a.Name, b.Name) })
+	slices.SortFunc(failures, func(a, b tokensv1alpha1.NamespaceFailure) int { return strings.Compare(a.Name, b.Name) })
 	st.Namespaces, st.Written, st.Failing = int32(len(targets)), int32(written), int32(len(failures))
 	st.Failures = failures[:min(len(failures), maxReportedFailures)]
 	setClusterReady(cat, source, sourceSecret != nil)
@@ -161,16 +162,6 @@ func (r *ClusterAccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.R
 		}
 	}
 	return ctrl.Result{}, nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // ensureSource creates or updates the source AccessToken; nil when another
@@ -305,12 +296,7 @@ var errNotOwnedCopy = errors.New("a Secret of that name exists and is not this C
 func (r *ClusterAccessTokenReconciler) writeCopy(ctx context.Context, cat *tokensv1alpha1.ClusterAccessToken, src *corev1.Secret, ns string) error {
 	name := cat.Spec.Secret.Name
 	labels, annotations := copyLabels(cat), copyAnnotations(cat, src)
-	cur := &corev1.Secret{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, cur)
-	switch {
-	case apierrors.IsNotFound(err):
-		// Not in the cache of tokenmint's Secrets: create, which fails if
-		// someone else's Secret has the name.
+	create := func() error {
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels, Annotations: annotations},
 			Type: src.Type, Data: src.Data}
 		if err := controllerutil.SetControllerReference(cat, s, r.Scheme()); err != nil {
@@ -321,17 +307,31 @@ func (r *ClusterAccessTokenReconciler) writeCopy(ctx context.Context, cat *token
 			return errNotOwnedCopy
 		}
 		return err
+	}
+	cur := &corev1.Secret{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, cur)
+	switch {
+	case apierrors.IsNotFound(err):
+		// Not in the cache of tokenmint's Secrets: create, which fails if
+		// someone else's Secret has the name.
+		return create()
 	case err != nil:
 		return err
 	case !metav1.IsControlledBy(cur, cat):
 		return errNotOwnedCopy
 	}
 	if cur.Type != src.Type {
-		// The type of a Secret cannot change: delete it and write it again.
+		// The type of a Secret cannot change: delete it and create it again
+		// (the cache may still show the deleted one: never read it back). A
+		// deletion still in progress fails the create; the next reconcile
+		// tries again.
 		if err := r.Delete(ctx, cur); client.IgnoreNotFound(err) != nil {
 			return err
 		}
-		return r.writeCopy(ctx, cat, src, ns)
+		if err := create(); !errors.Is(err, errNotOwnedCopy) {
+			return err
+		}
+		return errors.New("the Secret of the former type is still being deleted")
 	}
 	// The copy is tokenmint's alone: one update (checked against its
 	// resourceVersion) writes the new data and drops keys the source no
@@ -350,20 +350,11 @@ func (r *ClusterAccessTokenReconciler) writeCopy(ctx context.Context, cat *token
 		updated.Annotations = map[string]string{}
 	}
 	maps.Copy(updated.Annotations, annotations)
-	if len(cur.Data) == len(src.Data) && sameData(cur.Data, src.Data) && maps.Equal(cur.Labels, updated.Labels) &&
+	if maps.EqualFunc(cur.Data, src.Data, bytes.Equal) && maps.Equal(cur.Labels, updated.Labels) &&
 		maps.Equal(cur.Annotations, updated.Annotations) {
 		return nil
 	}
 	return r.Update(ctx, updated, client.FieldOwner(secret.FieldOwner))
-}
-
-func sameData(a, b map[string][]byte) bool {
-	for k, v := range b {
-		if !bytes.Equal(a[k], v) {
-			return false
-		}
-	}
-	return true
 }
 
 // removeStale deletes this ClusterAccessToken's Secrets outside targets.

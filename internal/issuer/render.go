@@ -59,6 +59,9 @@ type RenderedHeader struct {
 // is rendered as that mask without a token being needed. Errors are *Error and
 // safe to show.
 func (e *Engine) Render(c Call) (*RenderedRequest, error) {
+	if SelfSigned(c.Spec) {
+		return nil, &Error{Class: ClassInvalidConfig, Message: "the issuer signs its token itself (signedJWT): it sends no request"}
+	}
 	c.Spec = Effective(c.Spec)
 	parameters, red, err := e.prepareValues(c)
 	if err != nil {
@@ -85,9 +88,6 @@ func (e *Engine) Render(c Call) (*RenderedRequest, error) {
 			red.add(token)
 			m.add(token, jwtLabel(token))
 		}}
-	if SelfSigned(c.Spec) {
-		return nil, &Error{Class: ClassInvalidConfig, Message: "the issuer signs its token itself (signedJWT): it sends no request"}
-	}
 	target, err := expandURL(c.Spec.Request.URL, "", parameters)
 	if err != nil {
 		return nil, err

@@ -36,6 +36,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/discovery"
@@ -209,3 +210,20 @@ func explain(err error) error {
 // errProblems is returned by commands that printed what is wrong and only
 // need a non-zero exit code.
 var errProblems = errors.New("problems found")
+
+// accessTokens returns the AccessToken named in args, in ns, or, when args
+// names none, the AccessTokens the list options select.
+func accessTokens(ctx context.Context, c client.Client, ns string, args []string, opts ...client.ListOption) ([]tokensv1alpha1.AccessToken, error) {
+	if len(args) == 1 {
+		at := &tokensv1alpha1.AccessToken{}
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: args[0]}, at); err != nil {
+			return nil, explain(err)
+		}
+		return []tokensv1alpha1.AccessToken{*at}, nil
+	}
+	list := &tokensv1alpha1.AccessTokenList{}
+	if err := c.List(ctx, list, opts...); err != nil {
+		return nil, explain(err)
+	}
+	return list.Items, nil
+}

@@ -78,31 +78,21 @@ func (r *renewOptions) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var items []tokensv1alpha1.AccessToken
-	if len(args) == 1 {
-		at := &tokensv1alpha1.AccessToken{}
-		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: args[0]}, at); err != nil {
-			return explain(err)
+	opts := []client.ListOption{client.InNamespace(ns)}
+	if r.selector != "" {
+		sel, err := labels.Parse(r.selector)
+		if err != nil {
+			return fmt.Errorf("label selector: %w", err)
 		}
-		items = append(items, *at)
-	} else {
-		opts := []client.ListOption{client.InNamespace(ns)}
-		if r.selector != "" {
-			sel, err := labels.Parse(r.selector)
-			if err != nil {
-				return fmt.Errorf("label selector: %w", err)
-			}
-			opts = append(opts, client.MatchingLabelsSelector{Selector: sel})
-		}
-		list := &tokensv1alpha1.AccessTokenList{}
-		if err := c.List(ctx, list, opts...); err != nil {
-			return explain(err)
-		}
-		items = list.Items
-		if len(items) == 0 {
-			fmt.Fprintf(r.Out, "No AccessTokens to renew in namespace %s.\n", ns)
-			return nil
-		}
+		opts = append(opts, client.MatchingLabelsSelector{Selector: sel})
+	}
+	items, err := accessTokens(ctx, c, ns, args, opts...)
+	if err != nil {
+		return err
+	}
+	if len(items) == 0 {
+		fmt.Fprintf(r.Out, "No AccessTokens to renew in namespace %s.\n", ns)
+		return nil
 	}
 	failed := 0
 	for i := range items {

@@ -157,30 +157,20 @@ func (s *statusOptions) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var items []tokensv1alpha1.AccessToken
-	if len(args) == 1 {
-		at := &tokensv1alpha1.AccessToken{}
-		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: args[0]}, at); err != nil {
-			return explain(err)
-		}
-		items = append(items, *at)
-	} else {
-		list := &tokensv1alpha1.AccessTokenList{}
-		var opts []client.ListOption
-		if !s.allNamespaces {
-			opts = append(opts, client.InNamespace(ns))
-		}
-		if err := c.List(ctx, list, opts...); err != nil {
-			return explain(err)
-		}
-		items = list.Items
-		sort.Slice(items, func(i, j int) bool {
-			if items[i].Namespace != items[j].Namespace {
-				return items[i].Namespace < items[j].Namespace
-			}
-			return items[i].Name < items[j].Name
-		})
+	var opts []client.ListOption
+	if !s.allNamespaces {
+		opts = append(opts, client.InNamespace(ns))
 	}
+	items, err := accessTokens(ctx, c, ns, args, opts...)
+	if err != nil {
+		return err
+	}
+	sort.Slice(items, func(i, j int) bool {
+		if items[i].Namespace != items[j].Namespace {
+			return items[i].Namespace < items[j].Namespace
+		}
+		return items[i].Name < items[j].Name
+	})
 	now := s.now()
 	views := make([]StatusView, 0, len(items))
 	for i := range items {
