@@ -244,28 +244,9 @@ type RestartTarget struct {
 	Name string `json:"name"`
 }
 
-// AccessTokenSpec asks for a token from an issuer, kept fresh in a Secret.
-// +kubebuilder:validation:XValidation:rule="!(has(self.renewBefore) && has(self.renewBeforePercentage))",message="set at most one of renewBefore and renewBeforePercentage"
-type AccessTokenSpec struct {
-	// issuerRef names the issuer that mints the token. It cannot be changed: a
-	// token, its refresh token and its id belong to the issuer that minted them and
-	// are only ever sent back to it. To use another issuer, create a new
-	// AccessToken (deleting this one revokes its token through its own issuer).
-	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="issuerRef is immutable: create a new AccessToken to use another issuer"
-	// +required
-	IssuerRef IssuerReference `json:"issuerRef"`
-
-	// parameters are the values this token asks for (scopes, lifetime, description
-	// ...), as declared by the issuer's parameters list, which also sets their
-	// defaults and limits. Undeclared names are refused.
-	// +kubebuilder:validation:MaxProperties=32
-	// +optional
-	Parameters map[string]apiextensionsv1.JSON `json:"parameters,omitempty"`
-
-	// secret is where the token is written.
-	// +required
-	Secret SecretTemplate `json:"secret"`
-
+// RenewalPolicy says when a token is renewed; AccessTokens and
+// ClusterAccessTokens share it.
+type RenewalPolicy struct {
 	// renewBefore renews the token this long before it expires. When neither
 	// renewBefore nor renewBeforePercentage is set, the token is renewed once two
 	// thirds of its lifetime have passed.
@@ -290,6 +271,32 @@ type AccessTokenSpec struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('8760h')",message="maxAge must be between 1m and 8760h"
 	// +optional
 	MaxAge *Duration `json:"maxAge,omitempty"`
+}
+
+// AccessTokenSpec asks for a token from an issuer, kept fresh in a Secret.
+// +kubebuilder:validation:XValidation:rule="!(has(self.renewBefore) && has(self.renewBeforePercentage))",message="set at most one of renewBefore and renewBeforePercentage"
+type AccessTokenSpec struct {
+	// issuerRef names the issuer that mints the token. It cannot be changed: a
+	// token, its refresh token and its id belong to the issuer that minted them and
+	// are only ever sent back to it. To use another issuer, create a new
+	// AccessToken (deleting this one revokes its token through its own issuer).
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="issuerRef is immutable: create a new AccessToken to use another issuer"
+	// +required
+	IssuerRef IssuerReference `json:"issuerRef"`
+
+	// parameters are the values this token asks for (scopes, lifetime, description
+	// ...), as declared by the issuer's parameters list, which also sets their
+	// defaults and limits. Undeclared names are refused.
+	// +kubebuilder:validation:MaxProperties=32
+	// +optional
+	Parameters map[string]apiextensionsv1.JSON `json:"parameters,omitempty"`
+
+	// secret is where the token is written.
+	// +required
+	Secret SecretTemplate `json:"secret"`
+
+	// The renewal policy: renewBefore, renewBeforePercentage and maxAge.
+	RenewalPolicy `json:",inline"`
 
 	// restartTargets are workloads in this namespace restarted (as kubectl rollout
 	// restart does) whenever the token changes, for applications that read the

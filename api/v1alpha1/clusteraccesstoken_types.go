@@ -79,23 +79,8 @@ type ClusterAccessTokenSpec struct {
 	// +required
 	Namespaces TargetNamespaces `json:"namespaces"`
 
-	// renewBefore renews the token this long before it expires (at most 8760h).
-	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('8760h')",message="renewBefore must be at most 8760h"
-	// +optional
-	RenewBefore *Duration `json:"renewBefore,omitempty"`
-
-	// renewBeforePercentage renews the token when this percentage of its
-	// lifetime is left.
-	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=99
-	// +optional
-	RenewBeforePercentage *int32 `json:"renewBeforePercentage,omitempty"`
-
-	// maxAge caps the lifetime renewal is scheduled from, as for an
-	// AccessToken: 1m to 8760h.
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('8760h')",message="maxAge must be between 1m and 8760h"
-	// +optional
-	MaxAge *Duration `json:"maxAge,omitempty"`
+	// The renewal policy, as for an AccessToken.
+	RenewalPolicy `json:",inline"`
 }
 
 // NamespaceFailure is a namespace whose Secret could not be written.

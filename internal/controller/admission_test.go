@@ -411,7 +411,7 @@ var _ = Describe("admission", func() {
 				Secret: tokensv1alpha1.SecretTemplate{Name: "token",
 					Labels:      map[string]string{"app.kubernetes.io/name": "payments", "team": "a"},
 					Annotations: map[string]string{"example.com/owner": "team-a"}},
-				MaxAge: &tokensv1alpha1.Duration{Duration: 90 * time.Minute},
+				RenewalPolicy: tokensv1alpha1.RenewalPolicy{MaxAge: &tokensv1alpha1.Duration{Duration: 90 * time.Minute}},
 			},
 		}
 		Expect(k8sClient.Create(ctx, at)).To(Succeed())

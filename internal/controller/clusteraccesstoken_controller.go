@@ -168,12 +168,10 @@ func (r *ClusterAccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.R
 // object holds its name.
 func (r *ClusterAccessTokenReconciler) ensureSource(ctx context.Context, cat *tokensv1alpha1.ClusterAccessToken) (*tokensv1alpha1.AccessToken, error) {
 	want := tokensv1alpha1.AccessTokenSpec{
-		IssuerRef:             tokensv1alpha1.IssuerReference{Kind: tokensv1alpha1.ClusterTokenIssuerKind, Name: cat.Spec.IssuerRef.Name},
-		Parameters:            cat.Spec.Parameters,
-		Secret:                *cat.Spec.Secret.DeepCopy(),
-		RenewBefore:           cat.Spec.RenewBefore,
-		RenewBeforePercentage: cat.Spec.RenewBeforePercentage,
-		MaxAge:                cat.Spec.MaxAge,
+		IssuerRef:     tokensv1alpha1.IssuerReference{Kind: tokensv1alpha1.ClusterTokenIssuerKind, Name: cat.Spec.IssuerRef.Name},
+		Parameters:    cat.Spec.Parameters,
+		Secret:        *cat.Spec.Secret.DeepCopy(),
+		RenewalPolicy: cat.Spec.RenewalPolicy,
 	}
 	want.Secret.Name = sourceName(cat)
 	at := &tokensv1alpha1.AccessToken{}
