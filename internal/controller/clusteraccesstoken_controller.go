@@ -310,8 +310,12 @@ func (r *ClusterAccessTokenReconciler) writeCopy(ctx context.Context, cat *token
 	err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, cur)
 	switch {
 	case apierrors.IsNotFound(err):
-		// Not in the cache of tokenmint's Secrets: create, which fails if
-		// someone else's Secret has the name.
+		// Not in the cache of tokenmint's Secrets. The metadata cache holds
+		// the others: someone else's Secret of that name is reported without
+		// a write; otherwise create, which still fails if one appeared since.
+		if r.Metadata.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, secretMetadata()) == nil {
+			return errNotOwnedCopy
+		}
 		return create()
 	case err != nil:
 		return err

@@ -242,6 +242,9 @@ func CheckOutputs(at *tokensv1alpha1.AccessToken, copyKeys []string) error {
 			wantField("basicAuth.username", b.Username.Copy)
 		}
 	}
+	if len(t.Keys) == 0 {
+		return errors.Join(problems...)
+	}
 	sample := Output{Token: `sample "token" \ with ${token}`, IssuedAt: time.Unix(0, 0), Fields: map[string]string{}}
 	for _, k := range copyKeys {
 		sample.Fields[k] = `sample "field"`
