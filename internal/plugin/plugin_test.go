@@ -23,7 +23,10 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
 )
 
 var now = time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
@@ -134,5 +137,26 @@ func TestVersionClientOnly(t *testing.T) {
 	}
 	if out.String() != "Plugin: v1.2.3\n" {
 		t.Errorf("got %q", out.String())
+	}
+}
+
+func TestReadyNeverClaimsAnExpiredToken(t *testing.T) {
+	readyTrue := []metav1.Condition{{Type: tokensv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: tokensv1alpha1.ReasonTokenValid}}
+	at := func(exp time.Time) *metav1.Time { t := metav1.NewTime(exp); return &t }
+	for _, tc := range []struct {
+		name           string
+		st             tokensv1alpha1.AccessTokenStatus
+		status, reason string
+	}{
+		{"valid", tokensv1alpha1.AccessTokenStatus{Conditions: readyTrue, ExpiresAt: at(now.Add(time.Minute))}, "True", tokensv1alpha1.ReasonTokenValid},
+		{"expired while status says Ready", tokensv1alpha1.AccessTokenStatus{Conditions: readyTrue, ExpiresAt: at(now.Add(-time.Second))}, "False", ReasonTokenExpired},
+		{"expiring this instant", tokensv1alpha1.AccessTokenStatus{Conditions: readyTrue, ExpiresAt: at(now)}, "False", ReasonTokenExpired},
+		{"no expiry reported", tokensv1alpha1.AccessTokenStatus{Conditions: readyTrue}, "True", tokensv1alpha1.ReasonTokenValid},
+		{"never reconciled", tokensv1alpha1.AccessTokenStatus{}, "Unknown", "NotReconciled"},
+	} {
+		status, reason := readyAt(&tc.st, now)
+		if status != tc.status || reason != tc.reason {
+			t.Errorf("%s: got %s %s, want %s %s", tc.name, status, reason, tc.status, tc.reason)
+		}
 	}
 }

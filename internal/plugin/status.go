@@ -50,6 +50,14 @@ type StatusView struct {
 	// IssuerStatus is the issuer's Ready condition ("True Valid", "False
 	// CredentialSecretMissing: ..."), or why it is not known.
 	IssuerStatus string `json:"issuerStatus"`
+	// Ready is computed here, not copied: "True" only when the manager says
+	// Ready and the token status names has not expired at the time of the
+	// view; a manager that is late, stopped or behind cannot make it claim
+	// an expired token is valid.
+	Ready string `json:"ready"`
+	// ReadyReason is why Ready is what it is: the manager's reason, or
+	// TokenExpired when status says Ready for a token that has expired.
+	ReadyReason string `json:"readyReason"`
 	// Conditions are Ready, Renewing and RotationVisible, as the manager set them.
 	Conditions     []ConditionView `json:"conditions"`
 	IssuedAt       *Moment         `json:"issuedAt,omitempty"`
@@ -221,6 +229,7 @@ func buildStatus(ctx context.Context, c client.Client, at *tokensv1alpha1.Access
 		Events:           []EventView{},
 	}
 	v.IssuerStatus = issuerStatus(ctx, c, at, kind)
+	v.Ready, v.ReadyReason = readyAt(st, now)
 	for _, cond := range st.Conditions {
 		t := cond.LastTransitionTime.Time
 		v.Conditions = append(v.Conditions, ConditionView{Type: cond.Type, Status: string(cond.Status),
@@ -242,6 +251,24 @@ func buildStatus(ctx context.Context, c client.Client, at *tokensv1alpha1.Access
 	v.Secret = tokenSecret(ctx, c, at, now)
 	v.Events, v.EventsError = recentEvents(ctx, c, at, now)
 	return v
+}
+
+// ReasonTokenExpired is the Ready reason the plugin shows when the manager's
+// status says Ready but the token it names has expired.
+const ReasonTokenExpired = "TokenExpired"
+
+// readyAt says whether the AccessToken's token is usable at now: the manager's
+// Ready condition, overruled when the expiry status records has passed (the
+// manager may be down, or behind, and its last word cannot be taken then).
+func readyAt(st *tokensv1alpha1.AccessTokenStatus, now time.Time) (status, reason string) {
+	ready := meta.FindStatusCondition(st.Conditions, tokensv1alpha1.ConditionReady)
+	if ready == nil {
+		return string(metav1.ConditionUnknown), "NotReconciled"
+	}
+	if st.ExpiresAt != nil && !now.Before(st.ExpiresAt.Time) {
+		return string(metav1.ConditionFalse), ReasonTokenExpired
+	}
+	return string(ready.Status), ready.Reason
 }
 
 // issuerStatus reads the Ready condition of the AccessToken's issuer.
@@ -404,6 +431,11 @@ func eventLastSeen(e *corev1.Event) time.Time {
 func printStatus(out io.Writer, v *StatusView) {
 	fmt.Fprintf(out, "AccessToken %s/%s\n", v.Namespace, v.Name)
 	t := newTable(out, "")
+	ready := v.Ready + " " + v.ReadyReason
+	if v.ReadyReason == ReasonTokenExpired {
+		ready += " (the token status names has expired and the manager has not renewed it: is it running?)"
+	}
+	t.row("  ", "Ready:", ready)
 	t.row("  ", "Issuer:", v.Issuer+" ("+v.IssuerStatus+")")
 	t.row("  ", "Issued:", v.IssuedAt.String())
 	t.row("  ", "Expires:", v.ExpiresAt.String())

@@ -69,6 +69,10 @@ func main() {
 	useKubeconfig := flag.Bool("use-kubeconfig", false, "run against the cluster of $KUBECONFIG instead of a local control plane")
 	duration := flag.Duration("duration", 0, "stop after this long (0: run until Ctrl-C)")
 	flag.Parse()
+	if err := checkLifetime(*lifetime); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(2)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -76,6 +80,20 @@ func main() {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
+}
+
+// minLifetime is the shortest lifetime the demo's fakes may issue: a provider
+// that reports no expiry is renewed at the AccessToken's maxAge, which admission
+// keeps at one minute or more.
+const minLifetime = time.Minute
+
+// checkLifetime refuses a -lifetime the demo's AccessTokens could not be
+// admitted with.
+func checkLifetime(lifetime time.Duration) error {
+	if lifetime < minLifetime {
+		return fmt.Errorf("-lifetime %s is shorter than %s, the shortest maxAge an AccessToken may ask for (the provider without an expiry is renewed at maxAge)", lifetime, minLifetime)
+	}
+	return nil
 }
 
 func step(format string, args ...any) {
