@@ -368,12 +368,14 @@ type AccessTokenStatus struct {
 // +kubebuilder:resource:shortName=at;atoken,categories=tokenmint
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Issuer",type=string,JSONPath=`.spec.issuerRef.name`
+// +kubebuilder:printcolumn:name="Kind",type=string,JSONPath=`.spec.issuerRef.kind`,priority=1
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.spec.secret.name`
-// +kubebuilder:printcolumn:name="Expires",type=string,format=date-time,JSONPath=`.status.expiresAt`
-// +kubebuilder:printcolumn:name="Renewal",type=string,format=date-time,JSONPath=`.status.renewalTime`
 // +kubebuilder:printcolumn:name="Renewing",type=string,JSONPath=`.status.conditions[?(@.type=="Renewing")].reason`
-// +kubebuilder:printcolumn:name="Attempts",type=integer,JSONPath=`.status.failedAttempts`
+// +kubebuilder:printcolumn:name="Expires",type=string,format=date-time,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Renewal",type=string,format=date-time,JSONPath=`.status.renewalTime`,priority=1
+// +kubebuilder:printcolumn:name="Attempts",type=integer,JSONPath=`.status.failedAttempts`,priority=1
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Renewing")].message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // AccessToken asks tokenmint to obtain a token from an issuer, write it into a

@@ -45,11 +45,15 @@ func printedColumns(at *tokensv1alpha1.AccessToken) map[string]string {
 		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").Do(ctx).Into(table)).To(Succeed())
 	Expect(table.Rows).To(HaveLen(1))
 	out := map[string]string{}
+	var names []string
 	for i, col := range table.ColumnDefinitions {
+		out[col.Name] = fmt.Sprint(table.Rows[0].Cells[i])
 		if col.Priority == 0 {
-			out[col.Name] = fmt.Sprint(table.Rows[0].Cells[i])
+			names = append(names, col.Name)
 		}
 	}
+	Expect(names).To(Equal([]string{"Name", "Ready", "Issuer", "Secret", "Renewing", "Expires", "Age"}),
+		"the columns kubectl get shows without -o wide")
 	return out
 }
 
@@ -58,7 +62,7 @@ var _ = Describe("kubectl get accesstokens", func() {
 		e := newEnv()
 		at := waitReady(e.accessToken("columns"))
 		Expect(printedColumns(at)).To(And(HaveKeyWithValue("Ready", "True"), HaveKeyWithValue("Renewing", tokensv1alpha1.ReasonIssued),
-			HaveKeyWithValue("Attempts", "<nil>")), "a first token, no failure")
+			HaveKeyWithValue("Kind", string(tokensv1alpha1.TokenIssuerKind)), HaveKeyWithValue("Attempts", "<nil>")), "a first token, no failure")
 
 		clk.SetTime(at.Status.RenewalTime.Add(time.Second))
 		e.fake.FailNext(1, fakes.Fault{Status: http.StatusUnauthorized, Body: `{"message":"invalid token"}`})
@@ -66,6 +70,7 @@ var _ = Describe("kubectl get accesstokens", func() {
 		Eventually(func() map[string]string { return printedColumns(at) }, 10*time.Second).Should(And(
 			HaveKeyWithValue("Ready", "True"),
 			HaveKeyWithValue("Renewing", tokensv1alpha1.ReasonUnauthorized),
-			HaveKeyWithValue("Attempts", "1")))
+			HaveKeyWithValue("Attempts", "1"),
+			HaveKeyWithValue("Message", ContainSubstring("401"))))
 	})
 })
