@@ -67,6 +67,7 @@ func main() {
 		retryPeriod          time.Duration
 		shutdownTimeout      time.Duration
 		cfg                  = controller.Config{}
+		metricsAuth          metricsauth.Options
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443",
 		"The address the metrics endpoint binds to (use :8080 with --metrics-secure=false for plain HTTP, 0 to disable).")
@@ -75,6 +76,12 @@ func main() {
 		"The address a Go profiling endpoint (/debug/pprof) binds to; empty disables it. Bind it to 127.0.0.1 only: it is not authenticated.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true,
 		"Serve metrics over HTTPS, with authentication and authorization through the Kubernetes API.")
+	flag.Float64Var(&metricsAuth.ReviewQPS, "metrics-auth-review-qps", metricsauth.DefaultReviewQPS,
+		"TokenReviews and SubjectAccessReviews per second for metrics requests, on a client of their own; a request needing a review beyond it is refused with 429.")
+	flag.IntVar(&metricsAuth.ReviewBurst, "metrics-auth-review-burst", metricsauth.DefaultReviewBurst,
+		"Burst of --metrics-auth-review-qps.")
+	flag.IntVar(&metricsAuth.MaxReviewsInFlight, "metrics-auth-max-reviews-in-flight", metricsauth.DefaultMaxReviewsInFlight,
+		"Reviews for metrics requests waiting for the API server at once; a request needing one more is refused with 429.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false,
 		"Enable HTTP/2 for the metrics server (off by default because of HTTP/2 rapid reset attacks).")
 	flag.BoolVar(&enableLeaderElection, "leader-elect", false,
@@ -106,11 +113,14 @@ func main() {
 		SecureServing: secureMetrics,
 		TLSOpts:       tlsOpts,
 	}
+	baseConfig := ctrl.GetConfigOrDie()
 	if secureMetrics {
-		metricsOptions.FilterProvider = metricsauth.FilterProvider
+		// Reviews get a client of their own, not the manager's: they never
+		// spend --kube-api-qps nor wait behind reconciles.
+		metricsOptions.FilterProvider = metricsauth.FilterProvider(baseConfig, metricsAuth)
 	}
 
-	restConfig, leaderElectionConfig := cfg.RESTConfigs(ctrl.GetConfigOrDie())
+	restConfig, leaderElectionConfig := cfg.RESTConfigs(baseConfig)
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Cache:                         cfg.CacheOptions(),
 		Scheme:                        scheme,

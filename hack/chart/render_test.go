@@ -498,14 +498,42 @@ func TestOpenShiftSecurityContext(t *testing.T) {
 	}
 }
 
-func TestNetworkPolicy(t *testing.T) {
-	if n := len(render(t, "").kind("NetworkPolicy")); n != 0 {
-		t.Errorf("%d NetworkPolicies by default, want none", n)
+// ingressPorts maps each port the policy admits to the peers it admits.
+func ingressPorts(np networkingv1.NetworkPolicy) map[int32][]networkingv1.NetworkPolicyPeer {
+	ports := map[int32][]networkingv1.NetworkPolicyPeer{}
+	for _, r := range np.Spec.Ingress {
+		for _, p := range r.Ports {
+			ports[p.Port.IntVal] = r.From
+		}
 	}
+	return ports
+}
+
+// By default the policy exists and closes the metrics port to every pod
+// (each request there may cost a TokenReview), leaving the health port to the
+// kubelet.
+func TestNetworkPolicyDefault(t *testing.T) {
+	var np networkingv1.NetworkPolicy
+	render(t, "").one(t, "NetworkPolicy", "tokenmint").into(t, &np)
+	ports := ingressPorts(np)
+	if _, open := ports[8443]; open || len(ports) != 1 {
+		t.Errorf("default policy admits %v, want the health port only", ports)
+	}
+	if from, ok := ports[8081]; !ok || len(from) != 0 {
+		t.Errorf("health port admits %v, want anyone (kubelet probes)", from)
+	}
+	if len(np.Spec.PolicyTypes) != 1 || np.Spec.PolicyTypes[0] != networkingv1.PolicyTypeIngress {
+		t.Errorf("policy types %v, want Ingress only (egress as it was)", np.Spec.PolicyTypes)
+	}
+	if n := len(render(t, "networkPolicy: {enabled: false}").kind("NetworkPolicy")); n != 0 {
+		t.Errorf("%d NetworkPolicies with networkPolicy.enabled=false, want none", n)
+	}
+}
+
+func TestNetworkPolicy(t *testing.T) {
 	m := render(t, `
 networkPolicy:
-  enabled: true
-  metricsFrom: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}]
+  metricsFrom: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}, podSelector: {matchLabels: {app.kubernetes.io/name: prometheus}}}]
 metrics: {port: 9443}
 healthProbe: {port: 9081}
 `)
@@ -523,20 +551,23 @@ healthProbe: {port: 9081}
 	if len(np.Spec.PolicyTypes) != 1 || np.Spec.PolicyTypes[0] != networkingv1.PolicyTypeIngress {
 		t.Errorf("policy types %v, want Ingress only", np.Spec.PolicyTypes)
 	}
-	ports := map[int32][]networkingv1.NetworkPolicyPeer{}
-	for _, r := range np.Spec.Ingress {
-		for _, p := range r.Ports {
-			ports[p.Port.IntVal] = r.From
-		}
-	}
+	ports := ingressPorts(np)
 	if len(ports) != 2 {
 		t.Errorf("ingress to ports %v, want the metrics and health ports only", ports)
 	}
-	if from, ok := ports[9443]; !ok || len(from) != 1 || from[0].NamespaceSelector == nil {
+	if from, ok := ports[9443]; !ok || len(from) != 1 || from[0].NamespaceSelector == nil || from[0].PodSelector == nil ||
+		from[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "monitoring" ||
+		from[0].PodSelector.MatchLabels["app.kubernetes.io/name"] != "prometheus" {
 		t.Errorf("metrics port open to %+v, want metricsFrom", from)
 	}
 	if _, ok := ports[9081]; !ok {
 		t.Error("the health port is closed to the kubelet's probes")
+	}
+
+	m = render(t, "networkPolicy: {metricsFrom: [{namespaceSelector: {}}]}\nmetrics: {enabled: false}")
+	m.one(t, "NetworkPolicy", "tokenmint").into(t, &np)
+	if ports := ingressPorts(np); len(ports) != 1 {
+		t.Errorf("with metrics disabled the policy admits %v, want the health port only", ports)
 	}
 
 	m = render(t, "networkPolicy: {enabled: true, egress: [{ports: [{port: 443}]}]}")
@@ -596,5 +627,24 @@ func TestNotesWarnWhenNoOneMayScrape(t *testing.T) {
 	}
 	if text := notes(t, ""); !strings.Contains(text, "helm upgrade upgrades them") {
 		t.Errorf("the notes do not say how CRDs are upgraded:\n%s", text)
+	}
+}
+
+func TestNotesSayWhoReachesTheMetricsPort(t *testing.T) {
+	const closed, timeout = "closes the metrics port to every pod", "scrapes time out"
+	for _, tc := range []struct {
+		values           string
+		closed, timesOut bool
+	}{
+		{"", true, false},
+		{"serviceMonitor: {enabled: true}", true, true},
+		{"networkPolicy: {metricsFrom: [{namespaceSelector: {}}]}\nserviceMonitor: {enabled: true}", false, false},
+		{"networkPolicy: {enabled: false}", false, false},
+		{"hostNetwork: true", false, false},
+	} {
+		text := notes(t, tc.values)
+		if strings.Contains(text, closed) != tc.closed || strings.Contains(text, timeout) != tc.timesOut {
+			t.Errorf("values %q: want closed=%v, scrapes time out=%v; notes:\n%s", tc.values, tc.closed, tc.timesOut, text)
+		}
 	}
 }

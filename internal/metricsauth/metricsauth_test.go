@@ -24,6 +24,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,9 +47,20 @@ const (
 // goodToken is the scraper, allowed to get /metrics; deniedToken is
 // authenticated but has no role; any other token is not authenticated.
 type fakeAPI struct {
+	mu                          sync.Mutex
 	tokenReviews, accessReviews int
 	fail                        error
 	lastSAR                     authorizationv1.SubjectAccessReviewSpec
+	// entered, when set, is sent to as a review starts; gate, when set, holds
+	// every review until it is closed.
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (f *fakeAPI) counts() (tokenReviews, accessReviews int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.tokenReviews, f.accessReviews
 }
 
 func (f *fakeAPI) client(t *testing.T) client.Client {
@@ -61,6 +73,14 @@ func (f *fakeAPI) client(t *testing.T) client.Client {
 	}
 	return fake.NewClientBuilder().WithScheme(scheme).WithInterceptorFuncs(interceptor.Funcs{
 		Create: func(_ context.Context, _ client.WithWatch, obj client.Object, _ ...client.CreateOption) error {
+			if f.entered != nil {
+				f.entered <- struct{}{}
+			}
+			if f.gate != nil {
+				<-f.gate
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
 			if f.fail != nil {
 				return f.fail
 			}
@@ -101,10 +121,19 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T) *fixture {
-	f := &fixture{api: &fakeAPI{}, clock: clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), logs: &bytes.Buffer{}}
-	log := funcr.New(func(prefix, args string) { f.logs.WriteString(prefix + args + "\n") }, funcr.Options{Verbosity: 10})
+	return newFixtureWith(t, &fakeAPI{}, Options{})
+}
+
+func newFixtureWith(t *testing.T, api *fakeAPI, opts Options) *fixture {
+	f := &fixture{api: api, clock: clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), logs: &bytes.Buffer{}}
+	var logMu sync.Mutex
+	log := funcr.New(func(prefix, args string) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		f.logs.WriteString(prefix + args + "\n")
+	}, funcr.Options{Verbosity: 10})
 	var err error
-	f.h, err = NewReviewer(f.api.client(t), f.clock).Filter(log, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	f.h, err = NewReviewer(f.api.client(t), opts, f.clock).Filter(log, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("tokenmint_metrics 1\n"))
 	}))
 	if err != nil {
