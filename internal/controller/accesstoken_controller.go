@@ -139,6 +139,9 @@ type AccessTokenReconciler struct {
 	// CredentialCacheBytes bounds the bytes of credential values kept between
 	// reads; 0 means DefaultCredentialCacheBytes.
 	CredentialCacheBytes int
+	// fanOut paces, per namespace, the reconciles a change of an issuer or of
+	// a credential Secret queues.
+	fanOut *fanOut
 
 	// copies holds, by AccessToken, the last token this process wrote (tokenCopy):
 	// memory the Secret cache already spends once more, in exchange for restoring
@@ -1129,6 +1132,9 @@ func (r *AccessTokenReconciler) SetupWithManager(mgr ctrl.Manager, credentialSec
 	if r.audiences == nil {
 		r.audiences = lru.New(maxCachedAudiences)
 	}
+	if r.fanOut == nil {
+		r.fanOut = newFanOut(DefaultFanOutRate, DefaultFanOutBurst)
+	}
 	if r.Calls == nil {
 		r.Calls = NewCalls(DefaultIssuerConcurrency, DefaultNamespaceConcurrency)
 	}
@@ -1143,15 +1149,15 @@ func (r *AccessTokenReconciler) SetupWithManager(mgr ctrl.Manager, credentialSec
 			CreateFunc: func(e event.CreateEvent) bool { return !r.ownSecretWrite(e.Object) },
 			UpdateFunc: func(e event.UpdateEvent) bool { return !r.ownSecretWrite(e.ObjectNew) },
 		})).
-		Watches(&tokensv1alpha1.TokenIssuer{}, handler.EnqueueRequestsFromMapFunc(r.forIssuer(tokensv1alpha1.TokenIssuerKind)),
+		Watches(&tokensv1alpha1.TokenIssuer{}, r.fanOut.handler(r.forIssuer(tokensv1alpha1.TokenIssuerKind)),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&tokensv1alpha1.ClusterTokenIssuer{}, handler.EnqueueRequestsFromMapFunc(r.forIssuer(tokensv1alpha1.ClusterTokenIssuerKind)),
+		Watches(&tokensv1alpha1.ClusterTokenIssuer{}, r.fanOut.handler(r.forIssuer(tokensv1alpha1.ClusterTokenIssuerKind)),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
 		Named("accesstoken")
 	b = b.WatchesRawSource(source.Channel(r.Calls.Events(), &handler.EnqueueRequestForObject{}))
 	for _, src := range credentialSecrets {
-		b = b.WatchesRawSource(src(handler.EnqueueRequestsFromMapFunc(r.forCredentialSecret)))
+		b = b.WatchesRawSource(src(r.fanOut.handler(r.forCredentialSecret)))
 	}
 	if namespaces != nil {
 		b = b.WatchesRawSource(namespaces(handler.EnqueueRequestsFromMapFunc(r.forNamespace)))
