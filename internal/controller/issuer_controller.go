@@ -19,6 +19,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -201,6 +202,12 @@ func (r *IssuerReconciler) secretKeys(ctx context.Context, key types.NamespacedN
 		return nil, false, nil
 	}
 	has := make(map[string]bool, len(keys))
+	if r.known != nil {
+		// Keys other issuers asked about at this version stay known.
+		if v, ok := r.known.Get(key.String()); ok && v.(secretKeys).uid == s.UID && v.(secretKeys).resourceVersion == s.ResourceVersion {
+			maps.Copy(has, v.(secretKeys).has)
+		}
+	}
 	for _, k := range keys {
 		_, has[k] = s.Data[k]
 	}

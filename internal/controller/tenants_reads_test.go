@@ -158,7 +158,7 @@ var _ = Describe("a hostile tenant's writes", func() {
 		createExtraSecrets(e.ns, issuer.MaxCredentialSecrets+1)
 		at := e.accessToken("too-many")
 		Eventually(func(g Gomega) {
-			c := ready(at)
+			c := renewing(at)
 			g.Expect(c).NotTo(BeNil())
 			g.Expect(c.Reason).To(Equal(tokensv1alpha1.ReasonInvalidConfig))
 			g.Expect(c.Message).To(ContainSubstring("distinct credential Secrets"))
