@@ -133,10 +133,15 @@ type AccessTokenReconciler struct {
 	// (audienceVerdict), for serviceAccountToken values.
 	audiences *lru.Cache
 
-	// credentials holds the values of credential Secrets by "namespace/name", as
-	// credentialSecret, with the version they were read at: the least recently
-	// used are evicted, so it holds at most maxCachedCredentials Secrets.
-	credentials *lru.Cache
+	// credentials holds the values of credential Secrets, read once per
+	// version and bounded in bytes (see credentialStore).
+	credentials *credentialStore
+	// CredentialCacheBytes bounds the bytes of credential values kept between
+	// reads; 0 means DefaultCredentialCacheBytes.
+	CredentialCacheBytes int
+	// fanOut paces, per namespace, the reconciles a change of an issuer or of
+	// a credential Secret queues.
+	fanOut *fanOut
 
 	// copies holds, by AccessToken, the last token this process wrote (tokenCopy):
 	// memory the Secret cache already spends once more, in exchange for restoring
@@ -335,12 +340,6 @@ type writtenStatus struct {
 	resourceVersion string
 }
 
-// credentialSecret is a credential Secret's data at one version.
-type credentialSecret struct {
-	version string
-	data    map[string][]byte
-}
-
 // checkConsumers sets RotationVisible when recheck is set (a token was just
 // issued, or the spec, its restart targets say, changed) or the condition was
 // never set, and raises an event when it turns False.
@@ -534,21 +533,20 @@ func (r *AccessTokenReconciler) buildCall(ctx context.Context, in *inputs) (issu
 	return call, nil
 }
 
-// Bounds on what the manager holds of credential Secrets.
-const (
-	// maxCachedCredentials is the most credential Secrets whose values are kept.
-	maxCachedCredentials = 1024
-	// MaxCredentialBytes is the largest credential value tokenmint reads: a
-	// 4096-bit RSA key in PEM is about 3.3 KiB, a JSON key file about 2.4 KiB.
-	MaxCredentialBytes = 16 << 10
-)
+// MaxCredentialBytes is the largest credential value tokenmint reads: a
+// 4096-bit RSA key in PEM is about 3.3 KiB, a JSON key file about 2.4 KiB.
+const MaxCredentialBytes = 16 << 10
+
+// maxCachedAudiences is the most audience verdicts kept.
+const maxCachedAudiences = 1024
 
 // readCredentials returns the values of every credential Secret key the issuer
-// reads, by Secret name, and the Secrets' versions. Values read before are
-// reused while the metadata cache shows the same version, so a thousand tokens
-// of one issuer read its Secrets once; otherwise the Secret is read from the
-// apiserver. Only the keys the issuer reads are kept, each at most
-// MaxCredentialBytes, for at most maxCachedCredentials Secrets.
+// reads, by Secret name, and the Secrets' versions. Values are read once per
+// Secret version and shared by every AccessToken (see credentialStore): a
+// Secret is read from the apiserver only when the store holds no version as
+// recent as the metadata cache shows, and readers of the same version share
+// that read. Only the keys issuers read are kept, each at most
+// MaxCredentialBytes.
 func (r *AccessTokenReconciler) readCredentials(ctx context.Context, in *inputs) (map[string]map[string][]byte, []string, error) {
 	data := map[string]map[string][]byte{}
 	var versions []string
@@ -562,17 +560,23 @@ func (r *AccessTokenReconciler) readCredentials(ctx context.Context, in *inputs)
 		if err := r.credentialAllowed(key, nil); err != nil {
 			return nil, nil, err
 		}
-		if uid, rv, found, err := r.cachedSecretVersion(ctx, key); err == nil && found {
-			if c, ok := r.credentials.Get(k); ok && c.(credentialSecret).version == credentialVersion(k, uid, rv) &&
-				hasKeys(c.(credentialSecret).data, wanted[name]) {
-				data[name] = c.(credentialSecret).data
-				versions = append(versions, c.(credentialSecret).version)
-				continue
-			}
+		uid, rv, found, err := r.cachedSecretVersion(ctx, key)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading credential Secret metadata: %w", err)
 		}
-		s := &corev1.Secret{}
-		if err := r.APIReader.Get(ctx, key, s); err != nil {
+		if c, ok := r.credentials.get(k); ok && found && c.uid == uid && (c.resourceVersion == rv || newer(c.resourceVersion, rv)) &&
+			hasKeys(c.data, wanted[name]) {
+			data[name] = c.data
+			versions = append(versions, c.version)
+			continue
+		}
+		s, err := r.credentials.read(ctx, credentialVersion(k, uid, rv), func(ctx context.Context) (*corev1.Secret, error) {
+			s := &corev1.Secret{}
+			return s, r.APIReader.Get(ctx, key, s)
+		})
+		if err != nil {
 			if apierrors.IsNotFound(err) {
+				r.credentials.forget(k)
 				return nil, nil, &issuer.Error{Class: issuer.ClassInvalidConfig, Message: fmt.Sprintf("credential Secret %s not found", key)}
 			}
 			return nil, nil, fmt.Errorf("reading credential Secret %s: %w", key, err)
@@ -592,8 +596,8 @@ func (r *AccessTokenReconciler) readCredentials(ctx context.Context, in *inputs)
 			}
 			kept[dataKey] = v
 		}
-		c := credentialSecret{version: credentialVersion(k, s.UID, s.ResourceVersion), data: kept}
-		r.credentials.Add(k, c)
+		c := r.credentials.add(k, credentialSecret{uid: s.UID, resourceVersion: s.ResourceVersion,
+			version: credentialVersion(k, s.UID, s.ResourceVersion), data: kept})
 		data[name] = c.data
 		versions = append(versions, c.version)
 	}
@@ -1123,10 +1127,13 @@ func (r *AccessTokenReconciler) SetupWithManager(mgr ctrl.Manager, credentialSec
 		r.Transports = NewTransports(nil)
 	}
 	if r.credentials == nil {
-		r.credentials = lru.New(maxCachedCredentials)
+		r.credentials = newCredentialStore(r.CredentialCacheBytes)
 	}
 	if r.audiences == nil {
-		r.audiences = lru.New(maxCachedCredentials)
+		r.audiences = lru.New(maxCachedAudiences)
+	}
+	if r.fanOut == nil {
+		r.fanOut = newFanOut(DefaultFanOutRate, DefaultFanOutBurst)
 	}
 	if r.Calls == nil {
 		r.Calls = NewCalls(DefaultIssuerConcurrency, DefaultNamespaceConcurrency)
@@ -1142,15 +1149,15 @@ func (r *AccessTokenReconciler) SetupWithManager(mgr ctrl.Manager, credentialSec
 			CreateFunc: func(e event.CreateEvent) bool { return !r.ownSecretWrite(e.Object) },
 			UpdateFunc: func(e event.UpdateEvent) bool { return !r.ownSecretWrite(e.ObjectNew) },
 		})).
-		Watches(&tokensv1alpha1.TokenIssuer{}, handler.EnqueueRequestsFromMapFunc(r.forIssuer(tokensv1alpha1.TokenIssuerKind)),
+		Watches(&tokensv1alpha1.TokenIssuer{}, r.fanOut.handler(r.forIssuer(tokensv1alpha1.TokenIssuerKind)),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&tokensv1alpha1.ClusterTokenIssuer{}, handler.EnqueueRequestsFromMapFunc(r.forIssuer(tokensv1alpha1.ClusterTokenIssuerKind)),
+		Watches(&tokensv1alpha1.ClusterTokenIssuer{}, r.fanOut.handler(r.forIssuer(tokensv1alpha1.ClusterTokenIssuerKind)),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
 		Named("accesstoken")
 	b = b.WatchesRawSource(source.Channel(r.Calls.Events(), &handler.EnqueueRequestForObject{}))
 	for _, src := range credentialSecrets {
-		b = b.WatchesRawSource(src(handler.EnqueueRequestsFromMapFunc(r.forCredentialSecret)))
+		b = b.WatchesRawSource(src(r.fanOut.handler(r.forCredentialSecret)))
 	}
 	if namespaces != nil {
 		b = b.WatchesRawSource(namespaces(handler.EnqueueRequestsFromMapFunc(r.forNamespace)))

@@ -35,6 +35,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/internal/issuer"
 	"github.com/tokenmint/tokenmint/internal/secret"
 )
 
@@ -88,10 +89,13 @@ func (in *inputs) keepsState() bool {
 }
 
 // gather reads what the decision needs. With live false it reads caches only
-// (plus a live read when the label-filtered cache cannot see a Secret of the
-// wanted name, or to confirm an apparent credential change); with live true it
-// reads the Secrets and credential versions from the apiserver, so that a
-// decision to mint is never made on a cache that lags behind tokenmint's own writes.
+// (plus a live read of the state Secret when the cache lags behind this
+// process's own write); with live true it reads the AccessToken's Secret and
+// state from the apiserver, so that a decision to mint is never made on a cache
+// that lags behind tokenmint's own writes. Credential Secrets are never read
+// here: their versions come from the watch-fed caches (see credentialVersions),
+// whatever live says, so that the cost of a reconcile does not grow with the
+// Secrets an issuer names.
 func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.AccessToken, live bool) (*inputs, error) {
 	in := &inputs{at: at, issuerKey: accessTokenIssuerKey(at)}
 	var reader client.Reader = r.Client
@@ -105,6 +109,12 @@ func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.A
 	}
 	if p := specProblem(at); p != nil {
 		in.spec, in.problem = nil, p
+	}
+	if in.spec != nil && in.problem == nil {
+		// Refused before any of its Secrets is looked at.
+		if err := issuer.CheckCredentialSecrets(in.spec); err != nil {
+			in.spec, in.problem = nil, &problem{tokensv1alpha1.ReasonInvalidConfig, err.Error()}
+		}
 	}
 	if in.spec != nil && in.problem == nil {
 		if err := secret.CheckOutputs(at, copyKeys(in.spec)); err != nil {
@@ -160,19 +170,11 @@ func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.A
 		}
 	}
 	if in.spec != nil {
-		versions, err := r.credentialVersions(ctx, false, in)
+		versions, err := r.credentialVersions(ctx, in)
 		if err != nil {
 			return nil, err
 		}
 		in.inputsHash = hashInputs(at, in, versions)
-		if at.Status.InputsHash != "" && in.inputsHash != at.Status.InputsHash {
-			// The metadata cache may lag behind a credential Secret's latest
-			// version: confirm a change against the apiserver.
-			if versions, err = r.credentialVersions(ctx, true, in); err != nil {
-				return nil, err
-			}
-			in.inputsHash = hashInputs(at, in, versions)
-		}
 	}
 	return in, nil
 }
@@ -304,25 +306,25 @@ func (r *AccessTokenReconciler) gatherSecret(ctx context.Context, reader client.
 }
 
 // credentialVersions returns "namespace/name@uid/resourceVersion" of every
-// credential Secret the issuer reads, from the caches or, with live, from the
-// apiserver; values are never read here.
-func (r *AccessTokenReconciler) credentialVersions(ctx context.Context, live bool, in *inputs) ([]string, error) {
+// credential Secret the issuer reads, from the watch-fed caches; neither
+// values nor the apiserver are read here.
+//
+// A cache may lag behind a version of a Secret that readCredentials read from
+// the apiserver for the last mint, whose inputs hash records that version: the
+// later of the two is taken, so that a lagging cache never looks like a
+// change of inputs (which would mint again). A change the cache does not show
+// yet is acted on when it shows it: its watch event queues the AccessTokens of
+// the issuers that read the Secret.
+func (r *AccessTokenReconciler) credentialVersions(ctx context.Context, in *inputs) ([]string, error) {
 	var versions []string
 	for _, k := range credentialKeys(in.spec, in.secretsNamespace) {
 		ns, name, _ := strings.Cut(k, "/")
-		key := types.NamespacedName{Namespace: ns, Name: name}
-		var uid types.UID
-		var rv string
-		var err error
-		if live {
-			m := secretMetadata()
-			err = client.IgnoreNotFound(r.APIReader.Get(ctx, key, m))
-			uid, rv = m.UID, m.ResourceVersion
-		} else {
-			uid, rv, _, err = r.cachedSecretVersion(ctx, key)
-		}
+		uid, rv, found, err := r.cachedSecretVersion(ctx, types.NamespacedName{Namespace: ns, Name: name})
 		if err != nil {
 			return nil, fmt.Errorf("reading credential Secret metadata: %w", err)
+		}
+		if c, ok := r.credentials.get(k); ok && found && c.uid == uid && newer(c.resourceVersion, rv) {
+			rv = c.resourceVersion
 		}
 		versions = append(versions, credentialVersion(k, uid, rv))
 	}
@@ -334,8 +336,14 @@ func (r *AccessTokenReconciler) credentialVersions(ctx context.Context, live boo
 // typed cache holds (one of them may be another issuer's credential). found is
 // false when neither holds it.
 func (r *AccessTokenReconciler) cachedSecretVersion(ctx context.Context, key types.NamespacedName) (uid types.UID, rv string, found bool, err error) {
+	return cachedSecretVersion(ctx, r.Metadata, r.Client, key)
+}
+
+// cachedSecretVersion reads a Secret's UID and resourceVersion from the
+// metadata cache, else from the typed cache (tokenmint's own Secrets).
+func cachedSecretVersion(ctx context.Context, metadata, typed client.Reader, key types.NamespacedName) (uid types.UID, rv string, found bool, err error) {
 	m := secretMetadata()
-	err = r.Metadata.Get(ctx, key, m)
+	err = metadata.Get(ctx, key, m)
 	if err == nil {
 		return m.UID, m.ResourceVersion, true, nil
 	}
@@ -343,7 +351,7 @@ func (r *AccessTokenReconciler) cachedSecretVersion(ctx context.Context, key typ
 		return "", "", false, err
 	}
 	s := &corev1.Secret{}
-	if err := r.Get(ctx, key, s); err != nil {
+	if err := typed.Get(ctx, key, s); err != nil {
 		return "", "", false, client.IgnoreNotFound(err)
 	}
 	return s.UID, s.ResourceVersion, true, nil

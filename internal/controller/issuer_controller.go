@@ -19,6 +19,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/lru"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -45,13 +47,19 @@ import (
 // its configuration is valid and every credential Secret key it names exists.
 type IssuerReconciler struct {
 	client.Client
-	// APIReader reads credential Secrets, which are never cached.
-	APIReader            client.Reader
+	// APIReader reads credential Secrets, whose values are never cached.
+	APIReader client.Reader
+	// Metadata is the metadata-only cache of Secrets; when set, a Secret whose
+	// version did not change since it was last read is not read again.
+	Metadata             client.Reader
 	Kind                 tokensv1alpha1.IssuerKind
 	CredentialsNamespace string
 	// Health, when set, tells what the last call to the issuer's endpoint said.
 	Health   *IssuerHealth
 	Recorder events.EventRecorder
+
+	// known holds, by "namespace/name", the secretKeys last read.
+	known *lru.Cache
 }
 
 // +kubebuilder:rbac:groups=tokens.tokenmint.dev,resources=tokenissuers;clustertokenissuers,verbs=get;list;watch
@@ -116,35 +124,115 @@ func (r *IssuerReconciler) newObject() (client.Object, *tokensv1alpha1.IssuerSpe
 	return o, &o.Spec, &o.Status, ""
 }
 
-// missingCredentials lists "secret/key" references that do not resolve.
+// missingCredentials lists "secret/key" references that do not resolve. The
+// Secrets are looked at one at a time, and only the names of the keys asked
+// for are kept (see secretKeys).
 func (r *IssuerReconciler) missingCredentials(ctx context.Context, spec *tokensv1alpha1.IssuerSpec, ns string) ([]string, error) {
-	var missing []string
-	secrets := map[string]*corev1.Secret{}
+	var names []string
+	wanted := map[string][]string{}
 	for _, ref := range issuer.SecretRefs(spec) {
-		s, seen := secrets[ref.Name]
-		if !seen {
-			s = &corev1.Secret{}
-			if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, s); err != nil {
-				if !apierrors.IsNotFound(err) {
-					return nil, fmt.Errorf("reading credential Secret: %w", err)
-				}
-				s = nil
-			}
-			secrets[ref.Name] = s
+		if _, ok := wanted[ref.Name]; !ok {
+			names = append(names, ref.Name)
 		}
-		if s == nil {
-			missing = append(missing, "Secret "+ref.Name)
-		} else if _, ok := s.Data[ref.Key]; !ok {
-			missing = append(missing, fmt.Sprintf("key %q of Secret %s", ref.Key, ref.Name))
+		wanted[ref.Name] = append(wanted[ref.Name], ref.Key)
+	}
+	var missing []string
+	for _, name := range names {
+		has, found, err := r.secretKeys(ctx, types.NamespacedName{Namespace: ns, Name: name}, wanted[name])
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			missing = append(missing, "Secret "+name)
+			continue
+		}
+		for _, k := range wanted[name] {
+			if !has[k] {
+				missing = append(missing, fmt.Sprintf("key %q of Secret %s", k, name))
+			}
 		}
 	}
 	return missing, nil
+}
+
+// maxKnownSecretKeys bounds the Secrets whose key names the issuer reconciler
+// remembers.
+const maxKnownSecretKeys = 4096
+
+// secretKeys is which of a Secret's keys an issuer asked about it holds, at
+// one version.
+type secretKeys struct {
+	uid             types.UID
+	resourceVersion string
+	has             map[string]bool
+}
+
+// secretKeys reports which of keys the Secret key holds, and whether it
+// exists. While the metadata cache shows the version last looked at, the
+// answer comes from memory; otherwise the Secret is read, the presence of the
+// keys noted, and the Secret (values and all) dropped at once. A credential
+// Secret annotated again and again is thus read once per change, not once per
+// Secret the issuer names.
+func (r *IssuerReconciler) secretKeys(ctx context.Context, key types.NamespacedName, keys []string) (map[string]bool, bool, error) {
+	var uid types.UID
+	var rv string
+	var cached bool
+	if r.Metadata != nil {
+		var err error
+		if uid, rv, cached, err = cachedSecretVersion(ctx, r.Metadata, r.Client, key); err != nil {
+			return nil, false, fmt.Errorf("reading credential Secret metadata: %w", err)
+		}
+	}
+	if cached && r.known != nil {
+		if v, ok := r.known.Get(key.String()); ok {
+			k := v.(secretKeys)
+			if k.uid == uid && (k.resourceVersion == rv || newer(k.resourceVersion, rv)) && knowsAll(k.has, keys) {
+				return k.has, true, nil
+			}
+		}
+	}
+	s := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, key, s); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return nil, false, fmt.Errorf("reading credential Secret: %w", err)
+		}
+		if r.known != nil {
+			r.known.Remove(key.String())
+		}
+		return nil, false, nil
+	}
+	has := make(map[string]bool, len(keys))
+	if r.known != nil {
+		// Keys other issuers asked about at this version stay known.
+		if v, ok := r.known.Get(key.String()); ok && v.(secretKeys).uid == s.UID && v.(secretKeys).resourceVersion == s.ResourceVersion {
+			maps.Copy(has, v.(secretKeys).has)
+		}
+	}
+	for _, k := range keys {
+		_, has[k] = s.Data[k]
+	}
+	if r.known != nil {
+		r.known.Add(key.String(), secretKeys{uid: s.UID, resourceVersion: s.ResourceVersion, has: has})
+	}
+	return has, true, nil
+}
+
+func knowsAll(has map[string]bool, keys []string) bool {
+	for _, k := range keys {
+		if _, ok := has[k]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // SetupWithManager registers the controller; credentialSecrets watch Secrets
 // (the metadata of others', tokenmint's own in full) so that a created or
 // changed credential re-evaluates.
 func (r *IssuerReconciler) SetupWithManager(mgr ctrl.Manager, credentialSecrets []SourceFactory) error {
+	if r.known == nil {
+		r.known = lru.New(maxKnownSecretKeys)
+	}
 	obj, _, _, _ := r.newObject()
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).

@@ -163,7 +163,10 @@ var _ = AfterEach(func() {
 // startManager starts the controllers as cmd/main.go does, with the fake clock.
 func startManager() *runningManager {
 	conf := testConfig()
-	m, err := ctrl.NewManager(cfg, ctrl.Options{
+	// The manager's requests pass the counter of single-Secret reads.
+	mcfg := rest.CopyConfig(cfg)
+	mcfg.Wrap(secretGets.wrap)
+	m, err := ctrl.NewManager(mcfg, ctrl.Options{
 		Scheme:                 scheme.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",

@@ -152,6 +152,30 @@ func SecretRefs(spec *v1alpha1.IssuerSpec) []v1alpha1.SecretKeySelector {
 	return refs
 }
 
+// MaxCredentialSecrets is the most distinct credential Secrets one issuer may
+// name, over everything that reads one (auth, headers, body fields, URL
+// values, the client certificate, signed JWTs; in the request, refresh and
+// revoke calls). One Secret holds any number of keys, so a real issuer needs a
+// handful at most: a client id and secret, a refresh or API token, a client
+// certificate and a signing key. The bound keeps what one issuer costs the
+// manager to watch, hash and read (every AccessToken of it, on every change of
+// one of them) small whatever a tenant writes.
+const MaxCredentialSecrets = 16
+
+// CheckCredentialSecrets refuses an issuer that names more than
+// MaxCredentialSecrets distinct Secrets.
+func CheckCredentialSecrets(spec *v1alpha1.IssuerSpec) error {
+	names := map[string]bool{}
+	for _, ref := range SecretRefs(spec) {
+		names[ref.Name] = true
+	}
+	if len(names) > MaxCredentialSecrets {
+		return fmt.Errorf("the issuer names %d distinct credential Secrets, more than the %d allowed: put the keys it reads in fewer Secrets",
+			len(names), MaxCredentialSecrets)
+	}
+	return nil
+}
+
 // SelfSigned reports whether the issuer's token is a JWT tokenmint signs
 // itself (spec.signedJWT) rather than the answer of a call.
 func SelfSigned(spec *v1alpha1.IssuerSpec) bool {
@@ -169,9 +193,9 @@ func Validate(spec *v1alpha1.IssuerSpec) error {
 		return errors.New("no issuer spec")
 	}
 	if SelfSigned(spec) {
-		return validateSelfSigned(spec)
+		return join([]error{CheckCredentialSecrets(spec), validateSelfSigned(spec)})
 	}
-	var problems []error
+	problems := []error{CheckCredentialSecrets(spec)}
 	for _, r := range requests(spec) {
 		problems = append(problems, validateRequest(spec, r)...)
 	}

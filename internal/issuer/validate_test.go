@@ -201,6 +201,55 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	}
 }
 
+func TestValidateBoundsCredentialSecrets(t *testing.T) {
+	spec := func(secrets, keysEach int, selfSigned bool) *v1alpha1.IssuerSpec {
+		s := &v1alpha1.IssuerSpec{Request: v1alpha1.RequestSpec{URL: "https://issuer.example.com/token"}, Response: v1alpha1.ResponseSpec{Token: "access_token"}}
+		body := &v1alpha1.BodySpec{}
+		for i := range secrets {
+			for k := range keysEach {
+				ref := &v1alpha1.SecretKeySelector{Name: fmt.Sprint("cred-", i), Key: fmt.Sprint("key-", k)}
+				body.JSON = append(body.JSON, v1alpha1.JSONField{Path: fmt.Sprintf("f%d_%d", i, k), ValueSource: v1alpha1.ValueSource{SecretKeyRef: ref}})
+			}
+		}
+		// Half of them in the revoke call: the bound counts every call.
+		half := len(body.JSON) / 2
+		s.Request.Body = &v1alpha1.BodySpec{JSON: body.JSON[:half]}
+		s.Revoke = &v1alpha1.RequestSpec{URL: "https://issuer.example.com/revoke", Body: &v1alpha1.BodySpec{JSON: body.JSON[half:]}}
+		if selfSigned {
+			s = &v1alpha1.IssuerSpec{SignedJWT: &v1alpha1.SignedJWT{PrivateKey: v1alpha1.JWTSecretValue{SecretKeyRef: v1alpha1.SecretKeySelector{Name: "key", Key: "k"}}}}
+			for i := range secrets - 1 {
+				s.SignedJWT.Claims = append(s.SignedJWT.Claims, v1alpha1.JWTClaim{Name: fmt.Sprint("c", i),
+					JWTValue: v1alpha1.JWTValue{SecretKeyRef: &v1alpha1.SecretKeySelector{Name: fmt.Sprint("cred-", i), Key: "k"}}})
+			}
+		}
+		return s
+	}
+	for _, tt := range []struct {
+		name       string
+		spec       *v1alpha1.IssuerSpec
+		wantRefuse bool
+	}{
+		{"at the bound", spec(MaxCredentialSecrets, 1, false), false},
+		{"many keys of few Secrets", spec(2, 40, false), false},
+		{"one Secret too many", spec(MaxCredentialSecrets+1, 1, false), true},
+		{"an attacker's 288", spec(288, 1, false), true},
+		{"self-signed at the bound", spec(MaxCredentialSecrets, 1, true), false},
+		{"self-signed over the bound", spec(MaxCredentialSecrets+1, 1, true), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckCredentialSecrets(tt.spec)
+			if (err != nil) != tt.wantRefuse {
+				t.Fatalf("CheckCredentialSecrets = %v, want refused %v", err, tt.wantRefuse)
+			}
+			verr := Validate(tt.spec)
+			refused := verr != nil && strings.Contains(verr.Error(), "distinct credential Secrets")
+			if refused != tt.wantRefuse {
+				t.Errorf("Validate = %v, want the bound refused: %v", verr, tt.wantRefuse)
+			}
+		})
+	}
+}
+
 func TestSecretRefs(t *testing.T) {
 	a := v1alpha1.SecretKeySelector{Name: "a", Key: "k"}
 	b := v1alpha1.SecretKeySelector{Name: "b", Key: "k"}
