@@ -21,7 +21,6 @@ import (
 	"crypto/rand"
 	"flag"
 	"fmt"
-	"maps"
 	"os"
 	"strings"
 	"time"
@@ -198,11 +197,26 @@ func (c *Config) CacheOptions() cache.Options {
 		// Credential Secrets are looked up in the typed cache too (one of
 		// tokenmint's own can be a credential): it serves the credentials
 		// namespace as well, for Secrets only.
-		secrets.Namespaces = maps.Clone(opts.DefaultNamespaces)
-		secrets.Namespaces[c.credentialsNamespace()] = cache.Config{}
+		secrets.Namespaces = c.secretNamespaces()
 	}
 	opts.ByObject = map[client.Object]cache.ByObject{&corev1.Secret{}: secrets}
 	return opts
+}
+
+// secretNamespaces are the namespaces whose Secrets the caches list and
+// watch: with --watch-namespaces, those, the operator's and the credentials
+// namespace, so that the manager needs no cluster-wide permission on Secrets;
+// nil (every namespace) without. Namespaces themselves are cluster-scoped
+// and listed cluster-wide either way.
+func (c *Config) secretNamespaces() map[string]cache.Config {
+	if len(c.WatchNamespaces) == 0 {
+		return nil
+	}
+	namespaces := map[string]cache.Config{c.OperatorNamespace: {}, c.credentialsNamespace(): {}}
+	for _, ns := range c.WatchNamespaces {
+		namespaces[ns] = cache.Config{}
+	}
+	return namespaces
 }
 
 // maxCachedSecretBytes is the most data of one token Secret the cache holds:
@@ -272,6 +286,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	}
 	metaCache, err := cache.New(mgr.GetConfig(), cache.Options{
 		Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(), DefaultTransform: stripSecretMetadata,
+		DefaultNamespaces: cfg.secretNamespaces(),
 		ByObject: map[client.Object]cache.ByObject{
 			secretMetadata(): {Label: labels.NewSelector().Add(*notManaged)},
 		},
