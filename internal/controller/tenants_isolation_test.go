@@ -57,7 +57,7 @@ var _ = Describe("A ClusterTokenIssuer shared by teams", func() {
 	}
 	accessToken := func(ns, name string, params map[string]apiextensionsv1.JSON) *tokensv1alpha1.AccessToken {
 		at := sample.AccessToken.DeepCopy()
-		at.Namespace, at.Name = ns, name
+		at.Namespace, at.Name, at.Spec.Secret.Name = ns, name, name
 		if params != nil {
 			at.Spec.Parameters = params
 		}
