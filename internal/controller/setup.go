@@ -219,6 +219,22 @@ func (c *Config) secretNamespaces() map[string]cache.Config {
 	return namespaces
 }
 
+// metadataCacheOptions configure the metadata-only cache of Secrets (all but
+// tokenmint's own) and Namespaces, in the namespaces secretNamespaces lists.
+func (c *Config) metadataCacheOptions() (cache.Options, error) {
+	notManaged, err := labels.NewRequirement(tokensv1alpha1.LabelManagedBy, selection.NotEquals, []string{tokensv1alpha1.ManagedByValue})
+	if err != nil {
+		return cache.Options{}, err
+	}
+	return cache.Options{
+		DefaultTransform:  stripSecretMetadata,
+		DefaultNamespaces: c.secretNamespaces(),
+		ByObject: map[client.Object]cache.ByObject{
+			secretMetadata(): {Label: labels.NewSelector().Add(*notManaged)},
+		},
+	}, nil
+}
+
 // maxCachedSecretBytes is the most data of one token Secret the cache holds:
 // all a token Secret may hold (see secret.Data).
 const maxCachedSecretBytes = secret.MaxDataBytes
@@ -280,17 +296,12 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	// labels without holding any Secret's value. tokenmint's own Secrets are in
 	// the typed cache already: the metadata cache leaves them out, so that each
 	// write of one reaches the manager once (see cachedSecretVersion).
-	notManaged, err := labels.NewRequirement(tokensv1alpha1.LabelManagedBy, selection.NotEquals, []string{tokensv1alpha1.ManagedByValue})
+	metaOpts, err := cfg.metadataCacheOptions()
 	if err != nil {
 		return err
 	}
-	metaCache, err := cache.New(mgr.GetConfig(), cache.Options{
-		Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(), DefaultTransform: stripSecretMetadata,
-		DefaultNamespaces: cfg.secretNamespaces(),
-		ByObject: map[client.Object]cache.ByObject{
-			secretMetadata(): {Label: labels.NewSelector().Add(*notManaged)},
-		},
-	})
+	metaOpts.Scheme, metaOpts.Mapper = mgr.GetScheme(), mgr.GetRESTMapper()
+	metaCache, err := cache.New(mgr.GetConfig(), metaOpts)
 	if err != nil {
 		return fmt.Errorf("creating metadata cache: %w", err)
 	}
