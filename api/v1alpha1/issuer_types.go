@@ -370,6 +370,7 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.type == 'Integer' || (!has(self.minimum) && !has(self.maximum))",message="minimum and maximum apply to Integer parameters only"
 // +kubebuilder:validation:XValidation:rule="self.type in ['String', 'StringList', 'StringMap'] || (!has(self.pattern) && !has(self.enum))",message="pattern and enum apply to String, StringList and StringMap parameters only"
 // +kubebuilder:validation:XValidation:rule="self.type == 'StringMap' || !has(self.keys)",message="keys apply to StringMap parameters only"
+// +kubebuilder:validation:XValidation:rule="!has(self.fromNamespaceLabel) || self.type in ['String', 'Integer']",message="fromNamespaceLabel applies to String and Integer parameters only"
 type ParameterSpec struct {
 	// name by which request values (parameter: <name>), URLs ({<name>}) and
 	// AccessTokens (spec.parameters.<name>) refer to the parameter. tokenID is
@@ -431,6 +432,24 @@ type ParameterSpec struct {
 	// +listType=set
 	// +optional
 	Keys []string `json:"keys,omitempty"`
+
+	// fromNamespaceLabel binds the parameter to the namespace asking for a
+	// token: its value is the value of this label of the AccessToken's
+	// Namespace, checked against the constraints like any value. An
+	// AccessToken cannot set it, and an AccessToken whose namespace lacks the
+	// label gets no token (InvalidParameters, before any call): such a
+	// parameter has no default (an issuer with one is not Ready). Only
+	// ClusterTokenIssuers may bind parameters, so that a GitHub App shared by
+	// teams gives each namespace only the installation its label names; the
+	// label is set by whoever may edit Namespaces (cluster administrators, not
+	// tenants), and changing it re-issues the namespace's tokens. A
+	// ClusterAccessToken, whose one token serves many namespaces, cannot use
+	// an issuer that binds a parameter.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=317
+	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`
+	// +optional
+	FromNamespaceLabel string `json:"fromNamespaceLabel,omitempty"`
 }
 
 // ResponseSpec says how to read the endpoint's answer. Paths are dot separated
@@ -587,6 +606,7 @@ type IssuerStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=ti;tokenissuer,categories=tokenmint
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.parameters) || self.spec.parameters.all(p, !has(p.fromNamespaceLabel))",message="fromNamespaceLabel is for ClusterTokenIssuers: a TokenIssuer serves only its own namespace, whose team writes it"
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.spec.request.url`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1

@@ -16,7 +16,8 @@ limitations under the License.
 
 // Package chart holds the tests that keep the Helm chart in dist/chart in step
 // with the generated manifests (the CRDs in config/crd/bases and the manager's
-// ClusterRole in config/rbac/role.yaml) and with its own values.yaml (the README
+// rules in config/rbac/role.yaml, granted cluster-wide or, with rbac.namespaced,
+// split into cluster-scoped rules and Roles per served namespace) and with its own values.yaml (the README
 // is generated from its comments), and the tests that render the chart with
 // helm and check what each value does. sync.sh, beside this file, brings the
 // chart in step (`make chart-sync`); readme/ is the README's generator.

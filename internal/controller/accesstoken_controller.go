@@ -525,6 +525,8 @@ func (r *AccessTokenReconciler) buildCall(ctx context.Context, in *inputs) (issu
 		Secrets:    secrets,
 		HTTPClient: httpClient,
 
+		NamespaceLabels: in.namespaceLabels,
+
 		ServiceAccountTokens: saTokens,
 	}
 	if in.state.RefreshToken != "" && (in.state.RefreshTokenExpiresAt == nil || r.Clock.Now().Before(*in.state.RefreshTokenExpiresAt)) {

@@ -70,6 +70,9 @@ type inputs struct {
 	stateMatches bool
 	// inputsHash identifies everything the token is issued from.
 	inputsHash string
+	// namespaceLabels are the labels of the AccessToken's namespace that the
+	// issuer's parameters are bound to (fromNamespaceLabel).
+	namespaceLabels map[string]string
 }
 
 // tokenCopy is the last token this process wrote for an AccessToken.
@@ -206,6 +209,9 @@ func (r *AccessTokenReconciler) gatherIssuer(ctx context.Context, at *tokensv1al
 		if p := issuerDurations(&cti.Spec.IssuerSpec); p != nil {
 			return nil, cti.UID, p, nil
 		}
+		if p, err := r.bindNamespace(ctx, at, &cti.Spec.IssuerSpec, in); p != nil || err != nil {
+			return nil, cti.UID, p, err
+		}
 		return &cti.Spec.IssuerSpec, cti.UID, nil, nil
 	}
 	ti := &tokensv1alpha1.TokenIssuer{}
@@ -220,6 +226,10 @@ func (r *AccessTokenReconciler) gatherIssuer(ctx context.Context, at *tokensv1al
 	in.guarded = !r.AllowPrivateDestinations
 	if p := issuerDurations(&ti.Spec); p != nil {
 		return nil, ti.UID, p, nil
+	}
+	if keys := issuer.NamespaceLabelKeys(&ti.Spec); len(keys) > 0 {
+		return nil, ti.UID, &problem{tokensv1alpha1.ReasonInvalidConfig,
+			"fromNamespaceLabel is for ClusterTokenIssuers: a TokenIssuer serves only its own namespace"}, nil
 	}
 	return &ti.Spec, ti.UID, nil, nil
 }
@@ -369,18 +379,20 @@ func credentialVersion(key string, uid types.UID, resourceVersion string) string
 }
 
 // hashInputs hashes what the token is issued from: the issuer (identity and
-// spec), the AccessToken's parameters and target, and the versions of the
-// credential Secrets.
+// spec), the AccessToken's parameters and target, the versions of the
+// credential Secrets, and the namespace labels parameters are bound to (left
+// out when there are none, so that the hash of other tokens stays as it was).
 func hashInputs(at *tokensv1alpha1.AccessToken, in *inputs, versions []string) string {
 	raw, _ := json.Marshal(struct {
-		Issuer      string
-		IssuerUID   types.UID
-		Spec        *tokensv1alpha1.IssuerSpec
-		Parameters  any
-		Secret      string
-		Key         string
-		Credentials []string
-	}{in.issuerKey, in.issuerUID, in.spec, at.Spec.Parameters, at.Spec.Secret.Name, secret.Key(at), versions})
+		Issuer          string
+		IssuerUID       types.UID
+		Spec            *tokensv1alpha1.IssuerSpec
+		Parameters      any
+		Secret          string
+		Key             string
+		Credentials     []string
+		NamespaceLabels map[string]string `json:",omitempty"`
+	}{in.issuerKey, in.issuerUID, in.spec, at.Spec.Parameters, at.Spec.Secret.Name, secret.Key(at), versions, in.namespaceLabels})
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:16])
 }

@@ -114,6 +114,11 @@ var _ = Describe("admission", func() {
 		Entry("a value with no source",
 			func(s *tokensv1alpha1.IssuerSpec) { s.Request.Body.JSON[1].Value = nil },
 			"exactly one of value, json, secretKeyRef, generate, parameter, issued, signedJWT or serviceAccountToken must be set"),
+		Entry("a parameter bound to a namespace label on a TokenIssuer",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Parameters[0].Default, s.Parameters[0].FromNamespaceLabel = nil, "example.com/lifetime"
+			},
+			"fromNamespaceLabel is for ClusterTokenIssuers: a TokenIssuer serves only its own namespace"),
 		Entry("minimum above maximum",
 			func(s *tokensv1alpha1.IssuerSpec) { s.Parameters[0].Minimum = ptr.To[int64](90000) },
 			"minimum must not be greater than maximum"),
@@ -266,6 +271,29 @@ var _ = Describe("admission", func() {
 		err := k8sClient.Create(ctx, cti)
 		Expect(err).To(HaveOccurred())
 		Expect(err.Error()).To(ContainSubstring("set names, selector, or both"))
+	})
+
+	It("binds a ClusterTokenIssuer's String or Integer parameter, and nothing else, to a namespace label", func() {
+		cti := func(mutate func(*tokensv1alpha1.ParameterSpec)) *tokensv1alpha1.ClusterTokenIssuer {
+			spec := valid().Spec
+			spec.Parameters[0].Default = nil
+			mutate(&spec.Parameters[0])
+			return &tokensv1alpha1.ClusterTokenIssuer{ObjectMeta: metav1.ObjectMeta{GenerateName: "admission-"},
+				Spec: tokensv1alpha1.ClusterTokenIssuerSpec{IssuerSpec: spec}}
+		}
+		bound := cti(func(p *tokensv1alpha1.ParameterSpec) { p.FromNamespaceLabel = "example.com/lifetime" })
+		Expect(k8sClient.Create(ctx, bound)).To(Succeed())
+		DeferCleanup(k8sClient.Delete, ctx, bound)
+		for message, mutate := range map[string]func(*tokensv1alpha1.ParameterSpec){
+			"fromNamespaceLabel applies to String and Integer parameters only": func(p *tokensv1alpha1.ParameterSpec) {
+				p.Type, p.Minimum, p.Maximum, p.FromNamespaceLabel = tokensv1alpha1.ParameterStringList, nil, nil, "example.com/scopes"
+			},
+			"spec.parameters[0].fromNamespaceLabel": func(p *tokensv1alpha1.ParameterSpec) { p.FromNamespaceLabel = "not a label!" },
+		} {
+			err := k8sClient.Create(ctx, cti(mutate))
+			Expect(err).To(HaveOccurred(), message)
+			Expect(err.Error()).To(ContainSubstring(message))
+		}
 	})
 
 	DescribeTable("refuses an invalid AccessToken",

@@ -41,6 +41,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/internal/issuer"
 	"github.com/tokenmint/tokenmint/internal/secret"
 )
 
@@ -130,10 +131,11 @@ func (r *ClusterAccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.R
 		}
 	}
 
-	targets, failures, err := r.targets(ctx, cat)
+	set, err := r.targets(ctx, cat)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	targets, failures := set.write, set.failures
 	written := 0
 	if sourceSecret != nil {
 		for _, ns := range targets {
@@ -144,7 +146,8 @@ func (r *ClusterAccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.R
 			written++
 		}
 	}
-	if err := r.removeStale(ctx, cat, targets); err != nil {
+	kept, err := r.removeStale(ctx, cat, append(slices.Clone(targets), set.keep...))
+	if err != nil {
 		return ctrl.Result{}, err
 	}
 
@@ -152,6 +155,11 @@ func (r *ClusterAccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.R
 	st.Namespaces, st.Written, st.Failing = int32(len(targets)), int32(written), int32(len(failures))
 	st.Failures = failures[:min(len(failures), maxReportedFailures)]
 	setClusterReady(cat, source, sourceSecret != nil)
+	if c := set.closed; c != nil {
+		meta.SetStatusCondition(&cat.Status.Conditions, metav1.Condition{Type: tokensv1alpha1.ConditionReady,
+			Status: metav1.ConditionFalse, Reason: c.reason, ObservedGeneration: cat.Generation,
+			Message: fmt.Sprintf("%s: no Secret is written; the %d written before are kept as they are", c.message, kept)})
+	}
 	if len(failures) > 0 && orig.Status.Failing == 0 {
 		r.Recorder.Eventf(cat, nil, corev1.EventTypeWarning, "NamespacesFailing", "Write",
 			"%d namespaces could not be written, first %s: %s", len(failures), failures[0].Name, failures[0].Message)
@@ -221,42 +229,70 @@ func (r *ClusterAccessTokenReconciler) currentSource(ctx context.Context, at *to
 	return s, nil
 }
 
+// targetSet is where a ClusterAccessToken's Secret goes.
+type targetSet struct {
+	// write are the selected namespaces the issuer allows, sorted.
+	write []string
+	// keep are selected namespaces whose Secrets, written before, are kept
+	// but not written: every selected namespace while closed.
+	keep []string
+	// failures are the selected namespaces not written, and why.
+	failures []tokensv1alpha1.NamespaceFailure
+	// closed says why no namespace is allowed at all: the issuer is gone, or
+	// it binds parameters to each namespace's labels.
+	closed *problem
+}
+
 // targets lists the selected namespaces the issuer allows, and reports the
-// others.
-func (r *ClusterAccessTokenReconciler) targets(ctx context.Context, cat *tokensv1alpha1.ClusterAccessToken) ([]string, []tokensv1alpha1.NamespaceFailure, error) {
+// others. Without the issuer, allowedNamespaces cannot be read: no namespace
+// is allowed (fail closed), and the Secrets written before are kept as they
+// are, so that a deleted and re-created issuer does not take tokens away from
+// running workloads, while no namespace gets one it did not have.
+func (r *ClusterAccessTokenReconciler) targets(ctx context.Context, cat *tokensv1alpha1.ClusterAccessToken) (targetSet, error) {
+	var set targetSet
 	var allowed *tokensv1alpha1.AllowedNamespaces
+	name := cat.Spec.IssuerRef.Name
 	cti := &tokensv1alpha1.ClusterTokenIssuer{}
-	if err := r.Get(ctx, types.NamespacedName{Name: cat.Spec.IssuerRef.Name}, cti); err == nil {
+	switch err := r.Get(ctx, types.NamespacedName{Name: name}, cti); {
+	case apierrors.IsNotFound(err):
+		set.closed = &problem{tokensv1alpha1.ReasonIssuerNotFound,
+			fmt.Sprintf("ClusterTokenIssuer %q not found, so no namespace is allowed", name)}
+	case err != nil:
+		return set, err
+	default:
 		allowed = cti.Spec.AllowedNamespaces
-	} else if !apierrors.IsNotFound(err) {
-		return nil, nil, err
+		if keys := issuer.NamespaceLabelKeys(&cti.Spec.IssuerSpec); len(keys) > 0 {
+			set.closed = &problem{tokensv1alpha1.ReasonIssuerNotAllowed, fmt.Sprintf(
+				"ClusterTokenIssuer %q binds parameters to labels of the namespace asking (%q), so one token cannot serve several namespaces", name, keys)}
+		}
 	}
 	list := &metav1.PartialObjectMetadataList{}
 	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
 	if err := r.Metadata.List(ctx, list); err != nil {
-		return nil, nil, fmt.Errorf("listing namespaces: %w", err)
+		return set, fmt.Errorf("listing namespaces: %w", err)
 	}
-	var targets []string
-	var failures []tokensv1alpha1.NamespaceFailure
 	for _, ns := range list.Items {
 		sel := cat.Spec.Namespaces
 		if !ns.DeletionTimestamp.IsZero() || !selected(sel.Names, sel.Selector, ns.Name, ns.Labels) {
 			continue
 		}
-		if len(r.WatchNamespaces) > 0 && !slices.Contains(r.WatchNamespaces, ns.Name) {
-			failures = append(failures, tokensv1alpha1.NamespaceFailure{Name: ns.Name,
-				Message: "the manager does not serve this namespace (--watch-namespaces)"})
-			continue
+		fail := func(message string) {
+			set.failures = append(set.failures, tokensv1alpha1.NamespaceFailure{Name: ns.Name, Message: message})
 		}
-		if allowed != nil && !selected(allowed.Names, allowed.Selector, ns.Name, ns.Labels) {
-			failures = append(failures, tokensv1alpha1.NamespaceFailure{Name: ns.Name,
-				Message: fmt.Sprintf("ClusterTokenIssuer %q does not allow this namespace", cat.Spec.IssuerRef.Name)})
-			continue
+		switch {
+		case len(r.WatchNamespaces) > 0 && !slices.Contains(r.WatchNamespaces, ns.Name):
+			fail("the manager does not serve this namespace (--watch-namespaces)")
+		case set.closed != nil:
+			fail(set.closed.message)
+			set.keep = append(set.keep, ns.Name)
+		case allowed != nil && !selected(allowed.Names, allowed.Selector, ns.Name, ns.Labels):
+			fail(fmt.Sprintf("ClusterTokenIssuer %q does not allow this namespace", name))
+		default:
+			set.write = append(set.write, ns.Name)
 		}
-		targets = append(targets, ns.Name)
 	}
-	slices.Sort(targets)
-	return targets, failures, nil
+	slices.Sort(set.write)
+	return set, nil
 }
 
 // copyLabels are the labels of a ClusterAccessToken's Secrets.
@@ -359,23 +395,29 @@ func (r *ClusterAccessTokenReconciler) writeCopy(ctx context.Context, cat *token
 	return r.Update(ctx, updated, client.FieldOwner(secret.FieldOwner))
 }
 
-// removeStale deletes this ClusterAccessToken's Secrets outside targets.
-func (r *ClusterAccessTokenReconciler) removeStale(ctx context.Context, cat *tokensv1alpha1.ClusterAccessToken, targets []string) error {
+// removeStale deletes this ClusterAccessToken's Secrets outside keep, and
+// counts those it keeps.
+func (r *ClusterAccessTokenReconciler) removeStale(ctx context.Context, cat *tokensv1alpha1.ClusterAccessToken, keep []string) (int, error) {
 	list := &corev1.SecretList{}
 	if err := r.List(ctx, list, client.MatchingLabels{tokensv1alpha1.LabelClusterAccessToken: cat.Name}); err != nil {
-		return err
+		return 0, err
 	}
 	var errs []error
+	kept := 0
 	for i := range list.Items {
 		s := &list.Items[i]
-		if slices.Contains(targets, s.Namespace) || !metav1.IsControlledBy(s, cat) {
+		if !metav1.IsControlledBy(s, cat) {
+			continue
+		}
+		if slices.Contains(keep, s.Namespace) {
+			kept++
 			continue
 		}
 		if err := r.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return kept, errors.Join(errs...)
 }
 
 // finalize deletes the Secrets and the source AccessToken, then lets the
@@ -384,7 +426,7 @@ func (r *ClusterAccessTokenReconciler) finalize(ctx context.Context, cat *tokens
 	if !controllerutil.ContainsFinalizer(cat, ClusterAccessTokenFinalizer) {
 		return nil
 	}
-	if err := r.removeStale(ctx, cat, nil); err != nil {
+	if _, err := r.removeStale(ctx, cat, nil); err != nil {
 		return err
 	}
 	at := &tokensv1alpha1.AccessToken{}

@@ -47,12 +47,16 @@ func TestClusterAccessTokenTargetsOnlyServedAllowedNamespaces(t *testing.T) {
 		IssuerRef: tokensv1alpha1.ClusterIssuerReference{Name: "shared"},
 		Namespaces: tokensv1alpha1.TargetNamespaces{Names: []string{"b"},
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "blue"}}}}}
-	targets, failures, err := r.targets(context.Background(), cat)
+	set, err := r.targets(context.Background(), cat)
 	if err != nil {
 		t.Fatal(err)
 	}
+	targets, failures := set.write, set.failures
 	if !slices.Equal(targets, []string{"a", "b"}) {
 		t.Errorf("targets %v, want [a b]", targets)
+	}
+	if set.closed != nil || len(set.keep) > 0 {
+		t.Errorf("closed %v, keep %v with the issuer present", set.closed, set.keep)
 	}
 	want := map[string]string{
 		"unwatched":   "the manager does not serve this namespace (--watch-namespaces)",
@@ -64,6 +68,47 @@ func TestClusterAccessTokenTargetsOnlyServedAllowedNamespaces(t *testing.T) {
 	for _, f := range failures {
 		if want[f.Name] != f.Message {
 			t.Errorf("failure %s: %q, want %q", f.Name, f.Message, want[f.Name])
+		}
+	}
+}
+
+// TestClusterAccessTokenFailsClosed: without its issuer, or with an issuer that
+// binds parameters to each namespace, a ClusterAccessToken writes nowhere and
+// keeps (never writes) the Secrets of the selected namespaces.
+func TestClusterAccessTokenFailsClosed(t *testing.T) {
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = tokensv1alpha1.AddToScheme(scheme)
+	bound := &tokensv1alpha1.ClusterTokenIssuer{ObjectMeta: metav1.ObjectMeta{Name: "bound"},
+		Spec: tokensv1alpha1.ClusterTokenIssuerSpec{IssuerSpec: tokensv1alpha1.IssuerSpec{Parameters: []tokensv1alpha1.ParameterSpec{
+			{Name: "installation_id", Type: tokensv1alpha1.ParameterInteger, FromNamespaceLabel: "example.com/installation"}}}}}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(bound,
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a"}}, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "b"}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "unwatched"}}, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "unselected"}}).Build()
+	r := &ClusterAccessTokenReconciler{Client: c, Metadata: c, WatchNamespaces: []string{"a", "b"}}
+	for issuer, want := range map[string]struct{ reason, message string }{
+		"deleted": {tokensv1alpha1.ReasonIssuerNotFound, `ClusterTokenIssuer "deleted" not found, so no namespace is allowed`},
+		"bound": {tokensv1alpha1.ReasonIssuerNotAllowed,
+			`ClusterTokenIssuer "bound" binds parameters to labels of the namespace asking (["example.com/installation"]), so one token cannot serve several namespaces`},
+	} {
+		cat := &tokensv1alpha1.ClusterAccessToken{Spec: tokensv1alpha1.ClusterAccessTokenSpec{
+			IssuerRef:  tokensv1alpha1.ClusterIssuerReference{Name: issuer},
+			Namespaces: tokensv1alpha1.TargetNamespaces{Names: []string{"a", "b", "unwatched"}}}}
+		set, err := r.targets(context.Background(), cat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(set.write) > 0 {
+			t.Errorf("%s: writes to %v", issuer, set.write)
+		}
+		if !slices.Equal(set.keep, []string{"a", "b"}) {
+			t.Errorf("%s: keeps %v, want [a b]", issuer, set.keep)
+		}
+		if set.closed == nil || set.closed.reason != want.reason || set.closed.message != want.message {
+			t.Errorf("%s: closed %+v, want %+v", issuer, set.closed, want)
+		}
+		if len(set.failures) != 3 {
+			t.Errorf("%s: failures %v, want one per selected namespace", issuer, set.failures)
 		}
 	}
 }

@@ -21,7 +21,6 @@ import (
 	"crypto/rand"
 	"flag"
 	"fmt"
-	"maps"
 	"os"
 	"strings"
 	"time"
@@ -198,11 +197,42 @@ func (c *Config) CacheOptions() cache.Options {
 		// Credential Secrets are looked up in the typed cache too (one of
 		// tokenmint's own can be a credential): it serves the credentials
 		// namespace as well, for Secrets only.
-		secrets.Namespaces = maps.Clone(opts.DefaultNamespaces)
-		secrets.Namespaces[c.credentialsNamespace()] = cache.Config{}
+		secrets.Namespaces = c.secretNamespaces()
 	}
 	opts.ByObject = map[client.Object]cache.ByObject{&corev1.Secret{}: secrets}
 	return opts
+}
+
+// secretNamespaces are the namespaces whose Secrets the caches list and
+// watch: with --watch-namespaces, those, the operator's and the credentials
+// namespace, so that the manager needs no cluster-wide permission on Secrets;
+// nil (every namespace) without. Namespaces themselves are cluster-scoped
+// and listed cluster-wide either way.
+func (c *Config) secretNamespaces() map[string]cache.Config {
+	if len(c.WatchNamespaces) == 0 {
+		return nil
+	}
+	namespaces := map[string]cache.Config{c.OperatorNamespace: {}, c.credentialsNamespace(): {}}
+	for _, ns := range c.WatchNamespaces {
+		namespaces[ns] = cache.Config{}
+	}
+	return namespaces
+}
+
+// metadataCacheOptions configure the metadata-only cache of Secrets (all but
+// tokenmint's own) and Namespaces, in the namespaces secretNamespaces lists.
+func (c *Config) metadataCacheOptions() (cache.Options, error) {
+	notManaged, err := labels.NewRequirement(tokensv1alpha1.LabelManagedBy, selection.NotEquals, []string{tokensv1alpha1.ManagedByValue})
+	if err != nil {
+		return cache.Options{}, err
+	}
+	return cache.Options{
+		DefaultTransform:  stripSecretMetadata,
+		DefaultNamespaces: c.secretNamespaces(),
+		ByObject: map[client.Object]cache.ByObject{
+			secretMetadata(): {Label: labels.NewSelector().Add(*notManaged)},
+		},
+	}, nil
 }
 
 // maxCachedSecretBytes is the most data of one token Secret the cache holds:
@@ -266,16 +296,12 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	// labels without holding any Secret's value. tokenmint's own Secrets are in
 	// the typed cache already: the metadata cache leaves them out, so that each
 	// write of one reaches the manager once (see cachedSecretVersion).
-	notManaged, err := labels.NewRequirement(tokensv1alpha1.LabelManagedBy, selection.NotEquals, []string{tokensv1alpha1.ManagedByValue})
+	metaOpts, err := cfg.metadataCacheOptions()
 	if err != nil {
 		return err
 	}
-	metaCache, err := cache.New(mgr.GetConfig(), cache.Options{
-		Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(), DefaultTransform: stripSecretMetadata,
-		ByObject: map[client.Object]cache.ByObject{
-			secretMetadata(): {Label: labels.NewSelector().Add(*notManaged)},
-		},
-	})
+	metaOpts.Scheme, metaOpts.Mapper = mgr.GetScheme(), mgr.GetRESTMapper()
+	metaCache, err := cache.New(mgr.GetConfig(), metaOpts)
 	if err != nil {
 		return fmt.Errorf("creating metadata cache: %w", err)
 	}

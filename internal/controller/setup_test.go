@@ -61,6 +61,19 @@ func TestCacheOptionsServeCredentialSecrets(t *testing.T) {
 	t.Fatal("no Secret entry")
 }
 
+// With watched namespaces, the caches list and watch Secrets (typed and
+// metadata) only in the namespaces the chart's namespaced RBAC mode grants:
+// the watched ones, the operator's and the credentials namespace.
+func TestSecretNamespacesFollowWatchNamespaces(t *testing.T) {
+	if got := (&Config{OperatorNamespace: "op"}).secretNamespaces(); got != nil {
+		t.Errorf("without --watch-namespaces: %v, want every namespace (nil)", got)
+	}
+	c := Config{OperatorNamespace: "op", WatchNamespaces: []string{"a", "op"}}
+	if got := slices.Sorted(maps.Keys(c.secretNamespaces())); !slices.Equal(got, []string{"a", "op", DefaultCredentialsNamespace}) {
+		t.Errorf("Secret namespaces %v, want a, op, %s", got, DefaultCredentialsNamespace)
+	}
+}
+
 var _ = Describe("the cache with watched namespaces", func() {
 	It("serves tokenmint's Secrets in the credentials namespace, and only tokenmint's", func() {
 		watched, creds := "w-"+rand.String(6), "c-"+rand.String(6)

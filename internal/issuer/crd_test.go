@@ -175,6 +175,16 @@ func TestCRDRulesRefuseBrokenSamples(t *testing.T) {
 		{"minimum on a list", func(spec map[string]any) {
 			spec["parameters"].([]any)[1].(map[string]any)["minimum"] = int64(1)
 		}, "minimum and maximum apply to Integer parameters only"},
+		{"a namespace-bound list", func(spec map[string]any) {
+			scopes := spec["parameters"].([]any)[1].(map[string]any)
+			delete(scopes, "default")
+			scopes["fromNamespaceLabel"] = "example.com/scopes"
+		}, "fromNamespaceLabel applies to String and Integer parameters only"},
+		{"a namespace label that is no label key", func(spec map[string]any) {
+			lifetime := spec["parameters"].([]any)[0].(map[string]any)
+			delete(lifetime, "default")
+			lifetime["fromNamespaceLabel"] = "not a label!"
+		}, "spec.parameters[0].fromNamespaceLabel"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,5 +195,25 @@ func TestCRDRulesRefuseBrokenSamples(t *testing.T) {
 				t.Errorf("refusals %q, want one containing %q", refusals, tt.want)
 			}
 		})
+	}
+}
+
+// TestCRDRulesKeepNamespaceBindingForClusterIssuers: a TokenIssuer serves
+// only its own namespace, so binding a parameter to the namespace's labels is
+// refused there, and admitted on a ClusterTokenIssuer.
+func TestCRDRulesKeepNamespaceBindingForClusterIssuers(t *testing.T) {
+	schemas := loadCRDSchemas(t)
+	issuer := sampleObjects(t, "github-app.yaml")[0]
+	issuer["spec"].(map[string]any)["parameters"].([]any)[0].(map[string]any)["fromNamespaceLabel"] = "example.com/installation-id"
+	const want = "fromNamespaceLabel is for ClusterTokenIssuers"
+	if refusals := strings.Join(schemas["TokenIssuer"].admit(issuer), "\n"); !strings.Contains(refusals, want) {
+		t.Errorf("TokenIssuer refusals %q, want one containing %q", refusals, want)
+	}
+	cluster := sampleObjects(t, "github-app-teams.yaml")[0]
+	if cluster["kind"] != "ClusterTokenIssuer" {
+		t.Fatalf("github-app-teams.yaml starts with a %v", cluster["kind"])
+	}
+	if refusals := schemas["ClusterTokenIssuer"].admit(cluster); len(refusals) > 0 {
+		t.Errorf("the shared GitHub App issuer is refused: %q", refusals)
 	}
 }

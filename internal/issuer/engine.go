@@ -69,6 +69,9 @@ type Call struct {
 	Spec *v1alpha1.IssuerSpec
 	// Parameters are the AccessToken's parameters, checked by ResolveParameters.
 	Parameters map[string]apiextensionsv1.JSON
+	// NamespaceLabels are the labels of the AccessToken's namespace that the
+	// issuer's parameters are bound to (see NamespaceLabelKeys).
+	NamespaceLabels map[string]string
 	// Secrets holds the value of every key SecretRefs(Spec) names. Every value is
 	// treated as a credential and removed from any error text.
 	Secrets map[v1alpha1.SecretKeySelector]string
@@ -179,7 +182,7 @@ func (e *Engine) prepareValues(c Call) (map[string]any, *redactor, error) {
 	if err := Validate(c.Spec); err != nil {
 		return nil, nil, &Error{Class: ClassInvalidConfig, Message: err.Error(), cause: err}
 	}
-	parameters, err := ResolveParameters(c.Spec, c.Parameters)
+	parameters, err := ResolveParameters(c.Spec, c.Parameters, c.NamespaceLabels)
 	if err != nil {
 		return nil, nil, &Error{Class: ClassInvalidParameters, Message: err.Error(), cause: err}
 	}

@@ -230,7 +230,7 @@ func FuzzBuildRequest(f *testing.F) {
 		}
 		issuer := &v1alpha1.IssuerSpec{Request: *spec, Response: v1alpha1.ResponseSpec{Token: "t"},
 			Parameters: []v1alpha1.ParameterSpec{{Name: "description"}}}
-		parameters, err := ResolveParameters(issuer, map[string]apiextensionsv1.JSON{"description": {Raw: []byte(parameterJSON)}})
+		parameters, err := ResolveParameters(issuer, map[string]apiextensionsv1.JSON{"description": {Raw: []byte(parameterJSON)}}, nil)
 		if err != nil {
 			return
 		}

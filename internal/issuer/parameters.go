@@ -34,9 +34,12 @@ import (
 // declarations and returns the typed values request building uses: string,
 // int64, bool or []string. Defaults fill what the AccessToken leaves out; a
 // parameter with neither a value nor a default is absent from the result, and
-// request values that use it are not sent. Undeclared names, wrong types,
-// missing required values and constraint violations are all reported at once.
-func ResolveParameters(spec *v1alpha1.IssuerSpec, params map[string]apiextensionsv1.JSON) (map[string]any, error) {
+// request values that use it are not sent. A parameter bound to a namespace
+// label (fromNamespaceLabel) takes its value from namespaceLabels, the labels
+// of the AccessToken's namespace, and never from params. Undeclared names,
+// wrong types, missing required values, missing labels and constraint
+// violations are all reported at once.
+func ResolveParameters(spec *v1alpha1.IssuerSpec, params map[string]apiextensionsv1.JSON, namespaceLabels map[string]string) (map[string]any, error) {
 	declared := map[string]*v1alpha1.ParameterSpec{}
 	for i := range spec.Parameters {
 		declared[spec.Parameters[i].Name] = &spec.Parameters[i]
@@ -47,9 +50,23 @@ func ResolveParameters(spec *v1alpha1.IssuerSpec, params map[string]apiextension
 			problems = append(problems, fmt.Errorf("parameter %q is not declared by the issuer%s", name, declaredNames(spec)))
 		}
 	}
+	problems = append(problems, CheckNamespaceBindings(spec, params, namespaceLabels)...)
 	resolved := map[string]any{}
 	for i := range spec.Parameters {
 		decl := &spec.Parameters[i]
+		if decl.FromNamespaceLabel != "" {
+			value, ok := namespaceLabels[decl.FromNamespaceLabel]
+			if !ok {
+				continue // reported by CheckNamespaceBindings
+			}
+			v, err := labelValue(decl, value)
+			if err != nil {
+				problems = append(problems, err)
+				continue
+			}
+			resolved[decl.Name] = v
+			continue
+		}
 		raw, supplied := params[decl.Name]
 		// null means "not given", as in a merge patch.
 		supplied = supplied && strings.TrimSpace(string(raw.Raw)) != "null"
@@ -73,6 +90,59 @@ func ResolveParameters(spec *v1alpha1.IssuerSpec, params map[string]apiextension
 		return nil, err
 	}
 	return resolved, nil
+}
+
+// NamespaceLabelKeys lists the namespace labels the issuer's parameters are
+// bound to (fromNamespaceLabel), sorted; none for most issuers.
+func NamespaceLabelKeys(spec *v1alpha1.IssuerSpec) []string {
+	var keys []string
+	for _, p := range spec.Parameters {
+		if p.FromNamespaceLabel != "" && !slices.Contains(keys, p.FromNamespaceLabel) {
+			keys = append(keys, p.FromNamespaceLabel)
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// CheckNamespaceBindings reports, for the parameters bound to a namespace
+// label, a value the AccessToken sets itself (it may not choose it) and a
+// label the namespace does not carry (or carries empty): in either case no
+// call may be made. It does not check the label values against the
+// constraints; ResolveParameters does.
+func CheckNamespaceBindings(spec *v1alpha1.IssuerSpec, params map[string]apiextensionsv1.JSON, namespaceLabels map[string]string) []error {
+	var problems []error
+	for _, decl := range spec.Parameters {
+		if decl.FromNamespaceLabel == "" {
+			continue
+		}
+		if _, set := params[decl.Name]; set {
+			problems = append(problems, fmt.Errorf("parameter %q comes from the label %q of the AccessToken's namespace: the AccessToken cannot set it",
+				decl.Name, decl.FromNamespaceLabel))
+		}
+		if namespaceLabels[decl.FromNamespaceLabel] == "" {
+			problems = append(problems, fmt.Errorf("parameter %q comes from the label %q of the AccessToken's namespace, which the namespace does not carry",
+				decl.Name, decl.FromNamespaceLabel))
+		}
+	}
+	return problems
+}
+
+// labelValue reads a namespace label's value as the parameter's type (String
+// or Integer) and checks it against the constraints.
+func labelValue(decl *v1alpha1.ParameterSpec, value string) (any, error) {
+	switch parameterType(decl) {
+	case v1alpha1.ParameterString:
+		return value, checkString(decl, value, decl.Name)
+	case v1alpha1.ParameterInteger:
+		n, err := strconv.ParseInt(value, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("parameter %q: the namespace label %q is %q, not a whole number", decl.Name, decl.FromNamespaceLabel, shorten(value, 63))
+		}
+		return integerValue(decl, json.Number(strconv.FormatInt(n, 10)))
+	default:
+		return nil, fmt.Errorf("parameter %q: fromNamespaceLabel applies to String and Integer parameters only", decl.Name)
+	}
 }
 
 // parameterValue decodes one raw value as the declared type and checks it

@@ -29,6 +29,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/tokenmint/tokenmint/api/v1alpha1"
 )
@@ -553,6 +554,17 @@ func validateParameters(spec *v1alpha1.IssuerSpec) []error {
 			if _, err := fullMatch(decl.Pattern); err != nil {
 				fail("pattern does not compile: %w", err)
 				continue
+			}
+		}
+		if decl.FromNamespaceLabel != "" {
+			if errs := validation.IsQualifiedName(decl.FromNamespaceLabel); len(errs) > 0 {
+				fail("fromNamespaceLabel is not a label key: %s", strings.Join(errs, "; "))
+			}
+			if kind != v1alpha1.ParameterString && kind != v1alpha1.ParameterInteger {
+				fail("fromNamespaceLabel applies to String and Integer parameters only")
+			}
+			if decl.Default != nil {
+				fail("a parameter with fromNamespaceLabel has no default")
 			}
 		}
 		if decl.Default != nil {

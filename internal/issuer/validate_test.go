@@ -274,7 +274,7 @@ func TestResolveParameters(t *testing.T) {
 		{Name: "scopes", Type: v1alpha1.ParameterStringList, Enum: []string{"a.read", "b.write"}, Required: true},
 		{Name: "offline", Type: v1alpha1.ParameterBoolean},
 	}}
-	got, err := ResolveParameters(spec, map[string]apiextensionsv1.JSON{"lifetime": raw("600"), "scopes": raw(`["b.write"]`), "offline": raw("false")})
+	got, err := ResolveParameters(spec, map[string]apiextensionsv1.JSON{"lifetime": raw("600"), "scopes": raw(`["b.write"]`), "offline": raw("false")}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +286,7 @@ func TestResolveParameters(t *testing.T) {
 func TestStringMapParameters(t *testing.T) {
 	spec := &v1alpha1.IssuerSpec{Parameters: []v1alpha1.ParameterSpec{{Name: "permissions", Type: v1alpha1.ParameterStringMap,
 		Keys: []string{"contents", "issues", "metadata"}, Enum: []string{"read", "write"}}}}
-	got, err := ResolveParameters(spec, map[string]apiextensionsv1.JSON{"permissions": raw(`{"contents": "read", "issues": "write"}`)})
+	got, err := ResolveParameters(spec, map[string]apiextensionsv1.JSON{"permissions": raw(`{"contents": "read", "issues": "write"}`)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +305,7 @@ func TestStringMapParameters(t *testing.T) {
 		`["contents"]`:                "must be an object of strings, got a list",
 		string(tooMany):               "more than 64",
 	} {
-		_, err := ResolveParameters(spec, map[string]apiextensionsv1.JSON{"permissions": raw(value)})
+		_, err := ResolveParameters(spec, map[string]apiextensionsv1.JSON{"permissions": raw(value)}, nil)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want an error containing %q", value, err, want)
 		}
@@ -362,7 +362,7 @@ func TestParameterViolationsRejectedBeforeAnyCall(t *testing.T) {
 	t.Run("required parameter absent or null", func(t *testing.T) {
 		spec := &v1alpha1.IssuerSpec{Parameters: []v1alpha1.ParameterSpec{{Name: "scopes", Type: v1alpha1.ParameterStringList, Required: true}}}
 		for _, params := range []map[string]apiextensionsv1.JSON{nil, {"scopes": raw("null")}} {
-			if _, err := ResolveParameters(spec, params); err == nil || !strings.Contains(err.Error(), `"scopes" is required`) {
+			if _, err := ResolveParameters(spec, params, nil); err == nil || !strings.Contains(err.Error(), `"scopes" is required`) {
 				t.Errorf("ResolveParameters(%v) = %v, want the required parameter reported", params, err)
 			}
 		}
