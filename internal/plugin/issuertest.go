@@ -203,6 +203,9 @@ func (t *testOptions) run(ctx context.Context, name string) error {
 	}
 	engine := &issuer.Engine{}
 	call := issuer.Call{Spec: spec, Parameters: params, Secrets: secrets}
+	if call.NamespaceLabels, err = t.namespaceLabels(ctx, c, spec); err != nil {
+		return err
+	}
 	if view.Request, err = engine.Render(call); err != nil {
 		return fmt.Errorf("building the request of %s: %w", view.Issuer, err)
 	}
@@ -251,6 +254,31 @@ func (t *testOptions) fromAccessToken(ctx context.Context, c client.Client, para
 		merged[k] = v
 	}
 	return at.Spec.IssuerRef.Name, merged, nil
+}
+
+// namespaceLabels reads the labels of the namespace the request is for (the
+// current one, or the AccessToken's) that the issuer binds parameters to
+// (fromNamespaceLabel), as the manager would; none when it binds none.
+func (t *testOptions) namespaceLabels(ctx context.Context, c client.Client, spec *tokensv1alpha1.IssuerSpec) (map[string]string, error) {
+	keys := issuer.NamespaceLabelKeys(spec)
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	ns, err := t.Namespace()
+	if err != nil {
+		return nil, err
+	}
+	n := &corev1.Namespace{}
+	if err := c.Get(ctx, types.NamespacedName{Name: ns}, n); err != nil {
+		return nil, fmt.Errorf("the issuer binds parameters to labels %q of the namespace asking; reading namespace %s: %w", keys, ns, explain(err))
+	}
+	out := map[string]string{}
+	for _, k := range keys {
+		if v, ok := n.Labels[k]; ok {
+			out[k] = v
+		}
+	}
+	return out, nil
 }
 
 // issuerSpec reads the issuer and says where its credentials are.

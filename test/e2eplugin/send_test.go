@@ -28,6 +28,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -245,6 +246,37 @@ var _ = Describe("test --send", func() {
 		r = plugin("test", pl.sample.TokenIssuer.Name, "--accesstoken", at.Name, "-n", at.Namespace)
 		Expect(r.code).To(Equal(1))
 		Expect(r.stderr).To(ContainSubstring("not both"))
+	})
+
+	It("takes a parameter bound to a namespace label from the namespace, as the manager does", func() {
+		var gh samples.Provider
+		for _, p := range samples.Providers {
+			if p.Name == "github-app" {
+				gh = p
+			}
+		}
+		gh.File = "github-app-teams.yaml"
+		pl := place(gh)
+		ns := pl.sample.AccessToken.Namespace
+		args := append(append([]string{}, pl.args...), "-n", ns, "-o", "json")
+
+		By("from a namespace without the label")
+		r := plugin(args...)
+		Expect(r.code).NotTo(Equal(0), r.stdout)
+		Expect(r.stderr).To(ContainSubstring(`label "github.example.com/installation-id"`))
+
+		By("from a namespace with it")
+		n := &corev1.Namespace{}
+		Expect(k8sClient.Get(ctx, types.NamespacedName{Name: ns}, n)).To(Succeed())
+		n.Labels = map[string]string{"github.example.com/installation-id": "56781234"}
+		Expect(k8sClient.Update(ctx, n)).To(Succeed())
+		r = plugin(args...)
+		Expect(r.code).To(Equal(0), r.output())
+		var v kt.TestView
+		Expect(json.Unmarshal([]byte(r.stdout), &v)).To(Succeed())
+		Expect(v.Request.URL).To(HaveSuffix("/app/installations/56781234/access_tokens"))
+		Expect(pl.base.Calls()).To(BeZero(), "nothing is sent without --send")
+		expectNoneOf(r.output(), pl.canaries())
 	})
 
 	It("shows a Basic header as the base64 of where its parts come from", func() {
