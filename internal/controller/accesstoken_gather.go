@@ -69,6 +69,11 @@ type inputs struct {
 	stateMatches bool
 	// inputsHash identifies everything the token is issued from.
 	inputsHash string
+	// renewalFloor is the least time from a token's issue to its scheduled
+	// renewal (see renewalTime).
+	renewalFloor time.Duration
+	// stateDirty is set when state changed and is not yet written.
+	stateDirty bool
 }
 
 // tokenCopy is the last token this process wrote for an AccessToken.
@@ -93,7 +98,7 @@ func (in *inputs) keepsState() bool {
 // reads the Secrets and credential versions from the apiserver, so that a
 // decision to mint is never made on a cache that lags behind tokenmint's own writes.
 func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.AccessToken, live bool) (*inputs, error) {
-	in := &inputs{at: at, issuerKey: accessTokenIssuerKey(at)}
+	in := &inputs{at: at, issuerKey: accessTokenIssuerKey(at), renewalFloor: r.MinRenewalInterval}
 	var reader client.Reader = r.Client
 	if live {
 		reader = r.APIReader
