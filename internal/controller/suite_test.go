@@ -114,14 +114,17 @@ type runningManager struct {
 
 func testConfig() Config {
 	return Config{
-		OperatorNamespace:        operatorNamespace,
-		CredentialsNamespace:     credentialsNamespace,
-		MaxConcurrentReconciles:  4,
-		IssuerConcurrency:        DefaultIssuerConcurrency,
-		NamespaceConcurrency:     DefaultNamespaceConcurrency,
-		MinMintInterval:          DefaultMinMintInterval,
-		ForcedRenewalRate:        DefaultForcedRenewalRate,
-		ForcedRenewalBurst:       DefaultForcedRenewalBurst,
+		OperatorNamespace:       operatorNamespace,
+		CredentialsNamespace:    credentialsNamespace,
+		MaxConcurrentReconciles: 4,
+		IssuerConcurrency:       DefaultIssuerConcurrency,
+		NamespaceConcurrency:    DefaultNamespaceConcurrency,
+		MinMintInterval:         DefaultMinMintInterval,
+		ForcedRenewalRate:       DefaultForcedRenewalRate,
+		ForcedRenewalBurst:      DefaultForcedRenewalBurst,
+		// The flags' defaults: a 429 pauses what it should.
+		IssuerRate:               500,
+		IssuerBurst:              500,
 		FingerprintKeySecret:     "tokenmint-fingerprint-key",
 		AllowPrivateDestinations: true, // the provider fakes listen on 127.0.0.1
 		Clock:                    clk,

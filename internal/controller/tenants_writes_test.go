@@ -248,7 +248,7 @@ var _ = Describe("a tenant's writes and mints", func() {
 			Expect(err).NotTo(HaveOccurred())
 			Expect(s.Data["access_token"]).NotTo(BeEmpty())
 		}
-		Expect(eventReasons(ns)).To(ContainElement(tokensv1alpha1.ReasonShortLivedToken))
+		Eventually(func() []string { return eventReasons(ns) }, 10*time.Second).Should(ContainElement(tokensv1alpha1.ReasonShortLivedToken))
 
 		By(fmt.Sprintf("%s of the manager's time, in steps of 5s, each AccessToken reconciled at every step", simulated))
 		start := clk.Now()
@@ -400,6 +400,7 @@ var _ = Describe("a tenant's writes and mints", func() {
 		calls := fake.Calls()
 		second := waitReady(onIssuer(honestNS, "second", cti))
 		Expect(second.Status.TokenFingerprint).NotTo(BeEmpty())
+		clk.Step(DefaultMinMintInterval)
 		cur := get(honest)
 		patch := client.MergeFrom(cur.DeepCopy())
 		cur.Annotations = map[string]string{tokensv1alpha1.AnnotationRenew: "now"}
