@@ -164,8 +164,14 @@ var _ = AfterEach(func() {
 })
 
 // startManager starts the controllers as cmd/main.go does, with the fake clock.
-func startManager() *runningManager {
+func startManager() *runningManager { return startManagerWith(nil) }
+
+// startManagerWith is startManager with the configuration changed by change.
+func startManagerWith(change func(*Config)) *runningManager {
 	conf := testConfig()
+	if change != nil {
+		change(&conf)
+	}
 	m, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},

@@ -214,10 +214,34 @@ func onIssuer(ns, name string, cti *tokensv1alpha1.ClusterTokenIssuer) *tokensv1
 	return at
 }
 
+// Budgets the specs below restart the manager with: small enough for a few
+// AccessTokens to reach them within the specs' minutes.
+const (
+	specWriteBytesPerMinute = 1 << 20
+	specWriteBurstBytes     = 4 << 20
+	specMintRate            = 1.0
+	specMintBurst           = 100
+)
+
+// withBudgets restarts the manager with the specs' budgets, and with the
+// defaults again when the spec ends.
+func withBudgets() {
+	mgr.stop()
+	mgr = startManagerWith(func(c *Config) {
+		c.NamespaceWriteBytesPerMinute, c.NamespaceWriteBurstBytes = specWriteBytesPerMinute, specWriteBurstBytes
+		c.NamespaceMintRate, c.NamespaceMintBurst = specMintRate, specMintBurst
+	})
+	DeferCleanup(func() {
+		mgr.stop()
+		mgr = startManager()
+	})
+}
+
 var _ = Describe("a tenant's writes and mints", func() {
 	It("cannot fill etcd with a provider answering expires_in: 1", func() {
 		const tokens = 5
 		simulated := 2 * time.Minute
+		withBudgets()
 		provider := &fatTokens{}
 		srv := httptest.NewServer(provider)
 		DeferCleanup(srv.Close)
@@ -284,13 +308,13 @@ var _ = Describe("a tenant's writes and mints", func() {
 		By("the bytes written for the namespace stay within its budget, which the attack reached")
 		Expect(throttledByBytes).To(BeTrue(), "no AccessToken waited for the namespace's byte budget")
 		largestWrite := 512 << 10
-		budget := DefaultNamespaceWriteBurstBytes + int(elapsed.Minutes()*DefaultNamespaceWriteBytesPerMinute) +
-			tokens*largestWrite
+		budget := specWriteBurstBytes + int(elapsed.Minutes()*specWriteBytesPerMinute) + tokens*largestWrite
 		Expect(bytes).To(BeNumerically("<=", budget))
 	})
 
 	It("cannot mint past its namespace's budget by deleting and re-creating AccessTokens", func() {
 		const tokens = 20
+		withBudgets()
 		churn, honestNS := newNamespace("churn-"), newNamespace("honest-")
 		cti, fake := sharedIssuer(churn, honestNS)
 		honest := waitReady(onIssuer(honestNS, "honest", cti))
@@ -382,7 +406,7 @@ var _ = Describe("a tenant's writes and mints", func() {
 		elapsed := clk.Since(start)
 		GinkgoWriter.Printf("delete and re-create: %d AccessTokens, %s: %d mints\n", tokens, elapsed, calls())
 		Expect(byBudget).To(BeTrue(), "no AccessToken waited for the namespace's mint budget")
-		Expect(calls()).To(BeNumerically("<=", DefaultNamespaceMintBurst+int(elapsed.Seconds()*DefaultNamespaceMintRate)))
+		Expect(calls()).To(BeNumerically("<=", specMintBurst+int(elapsed.Seconds()*specMintRate)))
 		Expect(calls()).To(BeNumerically("<", tokens*(2+12)), "as many mints as without a namespace budget")
 		deleteAll(ats)
 

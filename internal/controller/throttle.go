@@ -51,15 +51,17 @@ const (
 	// namespace, every mint that is not a scheduled renewal or a retry: first
 	// issues (creations and re-creations), re-issues after a lost Secret, and
 	// the mints asked for ahead of schedule. The burst lets a namespace issue
-	// its first hundred tokens at once.
-	DefaultNamespaceMintRate  = 1.0
-	DefaultNamespaceMintBurst = 100
+	// its first thousand tokens at once, the rate ten a second after that.
+	DefaultNamespaceMintRate  = 10.0
+	DefaultNamespaceMintBurst = 1000
 	// DefaultNamespaceWriteBytesPerMinute and DefaultNamespaceWriteBurstBytes
 	// limit, per namespace, the bytes the manager writes to Secrets for the
 	// namespace's AccessTokens: their Secrets, and their state Secrets in the
-	// operator namespace, which no quota of the tenant's covers.
-	DefaultNamespaceWriteBytesPerMinute = 1 << 20
-	DefaultNamespaceWriteBurstBytes     = 4 << 20
+	// operator namespace, which no quota of the tenant's covers. A thousand
+	// tokens renewed every minute write about 2.5 MiB a minute; the first
+	// issue of ten thousand small tokens about 20 MiB.
+	DefaultNamespaceWriteBytesPerMinute = 8 << 20
+	DefaultNamespaceWriteBurstBytes     = 32 << 20
 	// maxLimitedNamespaces bounds the namespaces whose budgets are
 	// remembered; the least recently used start afresh.
 	maxLimitedNamespaces = 4096
