@@ -64,6 +64,10 @@ const (
 	// ReasonThrottled: a renewal waits for the minimum interval between mints
 	// of one AccessToken, or for its namespace's budget of forced renewals.
 	ReasonThrottled = "RenewalThrottled"
+	// ReasonShortLivedToken: the provider's tokens live less than the
+	// manager's renewal floor, so they are renewed at the floor and expire
+	// before each renewal.
+	ReasonShortLivedToken = "ShortLivedToken"
 	// ReasonRestartNotAllowed: a restart target did not agree to be restarted.
 	ReasonRestartNotAllowed = "WorkloadRestartNotAllowed"
 	// ReasonEndpointUnavailable: the last call to an issuer's endpoint got no

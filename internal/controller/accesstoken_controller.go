@@ -111,12 +111,24 @@ type AccessTokenReconciler struct {
 	// ForcedRenewals limits, per namespace, the mints that the renew annotation
 	// and input changes ask for ahead of schedule; nil means no limit.
 	ForcedRenewals *NamespaceLimiters
+	// MinRenewalInterval is the least time from a token's issue to its
+	// scheduled renewal, whatever lifetime the provider answers.
+	MinRenewalInterval time.Duration
+	// Mints limits, per namespace, every mint that is not a scheduled renewal
+	// or a retry (see spendsMintBudget); nil means no limit.
+	Mints *NamespaceLimiters
+	// Writes limits, per namespace, the bytes written to Secrets for its
+	// AccessTokens; nil means no limit.
+	Writes *WriteBudgets
 	// FingerprintKeySecret names the Secret of the fingerprint key in
 	// OperatorNamespace: never readable as a credential.
 	FingerprintKeySecret string
 
-	// attempts holds, by AccessToken, when this process last started a mint.
-	attempts sync.Map
+	// attempts holds, by AccessToken namespace and name, when this process
+	// last started a mint: kept after the AccessToken is deleted (the least
+	// recently used go first), so that deleting and re-creating it does not
+	// reset its MinMintInterval.
+	attempts *lru.Cache
 	// stateVersions holds, by AccessToken, its UID and the resourceVersion of the
 	// state Secret this process wrote last: a cache that shows another is read
 	// past (see gather), so that a revocation is never decided on stale state.
@@ -168,7 +180,6 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if apierrors.IsNotFound(err) {
 			r.copies.Delete(req.NamespacedName)
 			r.written.Delete(req.NamespacedName)
-			r.attempts.Delete(req.NamespacedName)
 			r.stateVersions.Delete(req.NamespacedName)
 			r.Calls.Forget(req.NamespacedName)
 			return ctrl.Result{}, r.deleteOrphanState(ctx, req.NamespacedName)
@@ -250,7 +261,7 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		// The call runs outside the reconcile workers, bounded per issuer and
 		// per namespace.
 		if d.action == actionIssue {
-			r.attempts.Store(req.NamespacedName, now)
+			r.attempts.Add(req.NamespacedName, now)
 		}
 		generation := at.Generation
 		r.Calls.Submit(at, in.issuerKey, func(jctx context.Context) (ctrl.Result, error) {
@@ -259,6 +270,13 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 				cur.Generation != generation || !cur.DeletionTimestamp.IsZero() {
 				// It changed while waiting its turn: decide again.
 				return ctrl.Result{}, client.IgnoreNotFound(err)
+			}
+			if d.action == actionIssue {
+				if wait := r.Writes.Wait(at.Namespace, r.Clock.Now()); wait > 0 {
+					// The namespace's writes while this waited its turn
+					// used its budget: decide again when it may write.
+					return ctrl.Result{RequeueAfter: wait}, nil
+				}
 			}
 			return r.act(jctx, at, in, d, r.Clock.Now())
 		})
@@ -273,7 +291,7 @@ func (r *AccessTokenReconciler) act(ctx context.Context, at *tokensv1alpha1.Acce
 	orig := at.DeepCopy()
 	if at.Status.FailedAttempts == 0 {
 		// Follows changes of the renewal policy without minting.
-		at.Status.RenewalTime = renewalTime(at)
+		at.Status.RenewalTime = renewalTime(at, in.renewalFloor)
 	}
 	if d.action == actionIssue || d.action == actionRestore {
 		// From here on the reconcile writes what it minted: a shutdown must not
@@ -282,6 +300,17 @@ func (r *AccessTokenReconciler) act(ctx context.Context, at *tokensv1alpha1.Acce
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), actTimeout(in.spec))
 		defer cancel()
+	}
+	if d.action == actionIssue {
+		// Superseded tokens due for revocation are revoked before the mint,
+		// and room is made for the token it replaces, so that the state is
+		// written once, with the new token.
+		if in.state.Token != "" {
+			capSupersededTo(&in.state, now, maxSuperseded-1)
+		}
+		if err := r.revokeDue(ctx, at, in, now); err != nil {
+			log.Error(err, "revoking superseded tokens")
+		}
 	}
 	var actErr error
 	switch d.action {
@@ -299,7 +328,16 @@ func (r *AccessTokenReconciler) act(ctx context.Context, at *tokensv1alpha1.Acce
 	if actErr != nil {
 		return ctrl.Result{}, actErr
 	}
-	if err := r.revokeSuperseded(ctx, at, in, now); err != nil {
+	if d.action == actionIssue {
+		// The mint wrote the state, or failed: then what the revocations
+		// changed is written now.
+		if in.stateDirty {
+			if err := r.applyState(ctx, at, in.state); err != nil {
+				log.Error(err, "writing state after revoking superseded tokens")
+			}
+			in.stateDirty = false
+		}
+	} else if err := r.revokeSuperseded(ctx, at, in, now); err != nil {
 		log.Error(err, "revoking superseded tokens")
 	}
 	recheck := orig.Status.TokenFingerprint != at.Status.TokenFingerprint || orig.Status.ObservedGeneration != at.Generation
@@ -453,7 +491,7 @@ func statusMergePatch(from, to *tokensv1alpha1.AccessTokenStatus) ([]byte, error
 func (r *AccessTokenReconciler) issue(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, d decision, now time.Time) error {
 	call, err := r.buildCall(ctx, in)
 	if err == nil && r.Limiters != nil {
-		err = r.Limiters.Wait(ctx, in.issuerKey)
+		err = r.Limiters.Wait(ctx, in.issuerKey, at.Namespace)
 	}
 	var tok *issuer.Token
 	if err == nil {
@@ -462,7 +500,7 @@ func (r *AccessTokenReconciler) issue(ctx context.Context, at *tokensv1alpha1.Ac
 		observeCall(in.issuerKey, start, r.Clock.Now(), err)
 		r.Health.Record(in.issuerKey, err, r.Clock.Now())
 		if r.Limiters != nil {
-			r.Limiters.Observe(in.issuerKey, err, r.Clock.Now())
+			r.Limiters.Observe(in.issuerKey, at.Namespace, err, r.Clock.Now())
 		}
 	}
 	if err != nil {
@@ -666,7 +704,7 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 		if err := r.applyState(ctx, at, st); err != nil {
 			return err
 		}
-		in.state = st
+		in.state, in.stateDirty = st, false
 	}
 	rec := secret.Record{
 		Fingerprint: r.Fingerprinter.Fingerprint([]byte(tok.Value)),
@@ -688,7 +726,7 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 
 	st := &at.Status
 	first := st.IssuedAt == nil
-	setIssued(at, rec)
+	setIssued(at, rec, in.renewalFloor)
 	st.LastRenewalRequest = at.Annotations[tokensv1alpha1.AnnotationRenew]
 
 	reason, verb := tokensv1alpha1.ReasonRenewed, "renewed"
@@ -697,8 +735,17 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 	}
 	msg := fmt.Sprintf("Token %s (%s)%s", verb, d.message, expiryPhrase(st))
 	failing := meta.IsStatusConditionFalse(st.Conditions, tokensv1alpha1.ConditionRenewing)
+	condReason, condMsg := reason, msg
+	if shortLived(at, in.renewalFloor) {
+		// Served, but renewed at the floor: the condition says so, and
+		// an event marks the change.
+		if prev := meta.FindStatusCondition(st.Conditions, tokensv1alpha1.ConditionRenewing); prev == nil || prev.Reason != tokensv1alpha1.ReasonShortLivedToken {
+			r.Recorder.Eventf(at, nil, corev1.EventTypeWarning, tokensv1alpha1.ReasonShortLivedToken, "Issue", "%s", shortLivedMessage(at, in.renewalFloor))
+		}
+		condReason, condMsg = tokensv1alpha1.ReasonShortLivedToken, msg+"; "+shortLivedMessage(at, in.renewalFloor)
+	}
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
-		Type: tokensv1alpha1.ConditionRenewing, Status: metav1.ConditionTrue, Reason: reason, Message: msg,
+		Type: tokensv1alpha1.ConditionRenewing, Status: metav1.ConditionTrue, Reason: condReason, Message: condMsg,
 		ObservedGeneration: at.Generation,
 	})
 	switch {
@@ -776,6 +823,7 @@ func (r *AccessTokenReconciler) writeSecret(ctx context.Context, at *tokensv1alp
 		s := secret.New(at, data, rec)
 		err := r.Create(ctx, s, client.FieldOwner(secret.FieldOwner))
 		if err == nil {
+			r.chargeWrite(at, data)
 			return s.ResourceVersion, nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
@@ -800,6 +848,7 @@ func (r *AccessTokenReconciler) writeSecret(ctx context.Context, at *tokensv1alp
 	if err := r.Apply(ctx, desired, client.FieldOwner(secret.FieldOwner), client.ForceOwnership); err != nil {
 		return "", fmt.Errorf("writing Secret %s: %w", name, err)
 	}
+	r.chargeWrite(at, data)
 	return ptr.Deref(desired.ResourceVersion, ""), nil
 }
 
@@ -858,6 +907,7 @@ func (r *AccessTokenReconciler) applyState(ctx context.Context, at *tokensv1alph
 	if err := r.Apply(ctx, ac, client.FieldOwner(secret.FieldOwner), client.ForceOwnership); err != nil {
 		return fmt.Errorf("writing state Secret: %w", err)
 	}
+	r.chargeWrite(at, ac.Data)
 	r.stateVersions.Store(client.ObjectKeyFromObject(at), writtenStatus{at.UID, ptr.Deref(ac.ResourceVersion, "")})
 	return nil
 }
@@ -1019,11 +1069,17 @@ const maxSuperseded = 8
 // when more than maxSuperseded wait, and forgets those beyond twice that (whose
 // revocation kept failing), oldest first.
 func capSuperseded(st *secret.State, now time.Time) {
+	capSupersededTo(st, now, maxSuperseded)
+}
+
+// capSupersededTo is capSuperseded with limit tokens left waiting. A token
+// whose revocation failed keeps its own retry time.
+func capSupersededTo(st *secret.State, now time.Time, limit int) {
 	if n := len(st.Superseded) - 2*maxSuperseded; n > 0 {
 		st.Superseded = slices.Clone(st.Superseded[n:])
 	}
-	for i := 0; i < len(st.Superseded)-maxSuperseded; i++ {
-		if st.Superseded[i].RevokeAt.After(now) {
+	for i := 0; i < len(st.Superseded)-limit; i++ {
+		if st.Superseded[i].Attempts == 0 && st.Superseded[i].RevokeAt.After(now) {
 			st.Superseded[i].RevokeAt = now
 		}
 	}
@@ -1042,8 +1098,23 @@ func revocationDue(in *inputs, now time.Time) bool {
 	return false
 }
 
-// revokeSuperseded revokes replaced tokens whose grace period is over.
+// revokeSuperseded revokes replaced tokens whose grace period is over, and
+// writes the state if anything in it changed and is not written yet.
 func (r *AccessTokenReconciler) revokeSuperseded(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, now time.Time) error {
+	err := r.revokeDue(ctx, at, in, now)
+	if in.stateDirty {
+		if werr := r.applyState(ctx, at, in.state); werr != nil {
+			return werr
+		}
+		in.stateDirty = false
+	}
+	return err
+}
+
+// revokeDue revokes replaced tokens whose grace period is over and records
+// the outcome in in.state, marking it dirty, without writing it: a mint that
+// follows writes it once, with its new token.
+func (r *AccessTokenReconciler) revokeDue(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, now time.Time) error {
 	if in.spec == nil || in.spec.Revoke == nil || len(in.state.Superseded) == 0 {
 		return nil
 	}
@@ -1075,12 +1146,8 @@ func (r *AccessTokenReconciler) revokeSuperseded(ctx context.Context, at *tokens
 	if !changed {
 		return nil
 	}
-	st := in.state
-	st.Superseded = keep
-	if err := r.applyState(ctx, at, st); err != nil {
-		return err
-	}
-	in.state = st
+	in.state.Superseded = keep
+	in.stateDirty = true
 	return errors.Join(errs...)
 }
 
@@ -1136,6 +1203,9 @@ func (r *AccessTokenReconciler) SetupWithManager(mgr ctrl.Manager, credentialSec
 	}
 	if r.fanOut == nil {
 		r.fanOut = newFanOut(DefaultFanOutRate, DefaultFanOutBurst)
+	}
+	if r.attempts == nil {
+		r.attempts = lru.New(maxRememberedMints)
 	}
 	if r.Calls == nil {
 		r.Calls = NewCalls(DefaultIssuerConcurrency, DefaultNamespaceConcurrency)

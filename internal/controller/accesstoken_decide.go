@@ -45,6 +45,8 @@ const (
 const (
 	reasonInputsChanged    = "InputsChanged"
 	reasonRenewalRequested = "RenewalRequested"
+	reasonNotIssued        = "NotIssued"
+	reasonSecretLost       = "SecretLost"
 )
 
 // decision is what to do about one AccessToken, and why.
@@ -143,7 +145,7 @@ func notIssued(in *inputs, now time.Time) (decision, bool) {
 	if backingOff(in, now) {
 		return decision{actionNone, tokensv1alpha1.ReasonPending, "waiting to retry"}, true
 	}
-	return decision{actionIssue, "NotIssued", "first token"}, true
+	return decision{actionIssue, reasonNotIssued, "first token"}, true
 }
 
 // secretLost fires when the Secret no longer holds the current token: restored
@@ -162,7 +164,7 @@ func secretLost(in *inputs, now time.Time) (decision, bool) {
 	if backingOff(in, now) {
 		return decision{actionNone, tokensv1alpha1.ReasonRetrying, "waiting to retry"}, true
 	}
-	return decision{actionIssue, "SecretLost", what}, true
+	return decision{actionIssue, reasonSecretLost, what}, true
 }
 
 func retryDue(in *inputs, now time.Time) (decision, bool) {
@@ -178,7 +180,7 @@ func retryDue(in *inputs, now time.Time) (decision, bool) {
 func renewalDue(in *inputs, now time.Time) (decision, bool) {
 	rt := in.at.Status.RenewalTime
 	if in.at.Status.FailedAttempts == 0 {
-		rt = renewalTime(in.at) // the policy may have changed since issue
+		rt = renewalTime(in.at, in.renewalFloor) // the policy may have changed since issue
 	}
 	if rt == nil || now.Before(rt.Time) {
 		return decision{}, false
@@ -248,8 +250,11 @@ func tokenExpired(at *tokensv1alpha1.AccessToken, now time.Time) bool {
 }
 
 // renewalTime computes the next renewal of the current token under the
-// AccessToken's policy, or nil when it needs none.
-func renewalTime(at *tokensv1alpha1.AccessToken) *metav1.Time {
+// AccessToken's policy, or nil when it needs none. It is never sooner than
+// floor after the token's issue: a provider that answers with tokens that
+// live a second gets them renewed every floor, not every second (see
+// shortLived).
+func renewalTime(at *tokensv1alpha1.AccessToken, floor time.Duration) *metav1.Time {
 	st := at.Status
 	if st.IssuedAt == nil {
 		return nil
@@ -269,7 +274,34 @@ func renewalTime(at *tokensv1alpha1.AccessToken) *metav1.Time {
 	if t == nil {
 		return nil
 	}
+	if least := st.IssuedAt.Add(floor); t.Before(least) {
+		t = &least
+	}
 	return &metav1.Time{Time: *t}
+}
+
+// shortLived reports whether the current token's renewal waits for the floor
+// rather than the policy: the policy would renew it sooner than floor after
+// its issue. Such a token is still served; Ready turns False when it expires
+// and True again at the next renewal.
+func shortLived(at *tokensv1alpha1.AccessToken, floor time.Duration) bool {
+	st := at.Status
+	if st.IssuedAt == nil || floor <= 0 {
+		return false
+	}
+	t := renewalTime(at, 0)
+	return t != nil && t.Before(&metav1.Time{Time: st.IssuedAt.Add(floor)})
+}
+
+// shortLivedMessage says why a token is renewed later than its policy asks.
+func shortLivedMessage(at *tokensv1alpha1.AccessToken, floor time.Duration) string {
+	st := at.Status
+	msg := fmt.Sprintf("the renewal policy would renew this token sooner than the manager's renewal floor of %s after its issue (--min-renewal-interval): it is renewed %s after issue", floor, floor)
+	if st.ExpiresAt != nil && st.IssuedAt != nil && st.ExpiresAt.Sub(st.IssuedAt.Time) < floor {
+		msg = fmt.Sprintf("the provider's token lives %s, less than the manager's renewal floor of %s (--min-renewal-interval): it is renewed %s after issue, and Ready is False between its expiry and the next renewal",
+			st.ExpiresAt.Sub(st.IssuedAt.Time), floor, floor)
+	}
+	return msg
 }
 
 // retryDelay is the wait after a failed attempt.
@@ -345,6 +377,9 @@ func setReady(at *tokensv1alpha1.AccessToken, in *inputs, now time.Time) {
 		}
 	case tokenExpired(at, now):
 		c.Reason, c.Message = tokensv1alpha1.ReasonExpired, "the token expired at "+st.ExpiresAt.UTC().Format(time.RFC3339)
+		if renewing != nil && renewing.Reason == tokensv1alpha1.ReasonShortLivedToken {
+			c.Message += "; " + renewing.Message
+		}
 	case !in.secretMatches:
 		c.Reason, c.Message = "SecretMissing", fmt.Sprintf("Secret %q does not hold the current token", at.Spec.Secret.Name)
 	default:
@@ -397,7 +432,7 @@ func nextWake(at *tokensv1alpha1.AccessToken, in *inputs, d decision, now time.T
 }
 
 // setIssued records in status the token a Secret now holds.
-func setIssued(at *tokensv1alpha1.AccessToken, rec secret.Record) {
+func setIssued(at *tokensv1alpha1.AccessToken, rec secret.Record, floor time.Duration) {
 	st := &at.Status
 	st.IssuedAt = &metav1.Time{Time: rec.IssuedAt}
 	st.ExpiresAt = nil
@@ -408,7 +443,7 @@ func setIssued(at *tokensv1alpha1.AccessToken, rec secret.Record) {
 	st.InputsHash = rec.InputsHash
 	st.FailedAttempts = 0
 	st.LastFailureTime = nil
-	st.RenewalTime = renewalTime(at)
+	st.RenewalTime = renewalTime(at, floor)
 }
 
 // recordOf is the record of the token status knows.
@@ -427,7 +462,7 @@ func recordOf(at *tokensv1alpha1.AccessToken) secret.Record {
 
 // adopt rebuilds status from the Secret's record (see secretAhead).
 func adopt(at *tokensv1alpha1.AccessToken, in *inputs) {
-	setIssued(at, *in.secretRecord)
+	setIssued(at, *in.secretRecord, in.renewalFloor)
 	meta.SetStatusCondition(&at.Status.Conditions, metav1.Condition{
 		Type: tokensv1alpha1.ConditionRenewing, Status: metav1.ConditionTrue, Reason: tokensv1alpha1.ReasonRenewed,
 		Message: "status rebuilt from the token the Secret holds", ObservedGeneration: at.Generation,

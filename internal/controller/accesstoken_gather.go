@@ -73,6 +73,11 @@ type inputs struct {
 	// namespaceLabels are the labels of the AccessToken's namespace that the
 	// issuer's parameters are bound to (fromNamespaceLabel).
 	namespaceLabels map[string]string
+	// renewalFloor is the least time from a token's issue to its scheduled
+	// renewal (see renewalTime).
+	renewalFloor time.Duration
+	// stateDirty is set when state changed and is not yet written.
+	stateDirty bool
 }
 
 // tokenCopy is the last token this process wrote for an AccessToken.
@@ -100,7 +105,7 @@ func (in *inputs) keepsState() bool {
 // whatever live says, so that the cost of a reconcile does not grow with the
 // Secrets an issuer names.
 func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.AccessToken, live bool) (*inputs, error) {
-	in := &inputs{at: at, issuerKey: accessTokenIssuerKey(at)}
+	in := &inputs{at: at, issuerKey: accessTokenIssuerKey(at), renewalFloor: r.MinRenewalInterval}
 	var reader client.Reader = r.Client
 	if live {
 		reader = r.APIReader

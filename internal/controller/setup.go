@@ -79,6 +79,20 @@ type Config struct {
 	// zero means the default.
 	ForcedRenewalRate  float64
 	ForcedRenewalBurst int
+	// MinRenewalInterval is the least time from a token's issue to its
+	// scheduled renewal; zero means the default, negative none.
+	MinRenewalInterval time.Duration
+	// NamespaceMintRate and NamespaceMintBurst limit, per namespace, every
+	// mint other than scheduled renewals and retries (first issues,
+	// re-creations, re-issues after a lost Secret, forced renewals); zero
+	// means the default, a negative rate no limit.
+	NamespaceMintRate  float64
+	NamespaceMintBurst int
+	// NamespaceWriteBytesPerMinute and NamespaceWriteBurstBytes limit, per
+	// namespace, the bytes written to Secrets and state Secrets for its
+	// AccessTokens; zero means the default, a negative rate no limit.
+	NamespaceWriteBytesPerMinute int64
+	NamespaceWriteBurstBytes     int64
 
 	// Clock and Transport are seams for tests; nil means the real ones.
 	Clock     clock.Clock
@@ -125,6 +139,14 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.ForcedRenewalRate, "forced-renewal-rate", DefaultForcedRenewalRate,
 		"Mints per second one namespace may ask for ahead of schedule (renew annotation, input changes); negative: unlimited.")
 	fs.IntVar(&c.ForcedRenewalBurst, "forced-renewal-burst", DefaultForcedRenewalBurst, "Burst of such mints per namespace.")
+	fs.DurationVar(&c.MinRenewalInterval, "min-renewal-interval", DefaultMinRenewalInterval,
+		"Least time from a token's issue to its scheduled renewal, whatever lifetime the provider answers: shorter-lived tokens are served, renewed at this interval, and marked ShortLivedToken; negative: none.")
+	fs.Float64Var(&c.NamespaceMintRate, "namespace-mint-rate", DefaultNamespaceMintRate,
+		"Mints per second one namespace may cause beyond scheduled renewals and retries (first issues, re-created AccessTokens, re-issues after a lost Secret, forced renewals); negative: unlimited.")
+	fs.IntVar(&c.NamespaceMintBurst, "namespace-mint-burst", DefaultNamespaceMintBurst, "Burst of such mints per namespace.")
+	fs.Int64Var(&c.NamespaceWriteBytesPerMinute, "namespace-write-bytes-per-minute", DefaultNamespaceWriteBytesPerMinute,
+		"Bytes a minute the manager writes to Secrets (the AccessTokens' own and their state Secrets) for one namespace; a namespace over it waits to mint; negative: unlimited.")
+	fs.Int64Var(&c.NamespaceWriteBurstBytes, "namespace-write-burst-bytes", DefaultNamespaceWriteBurstBytes, "Burst of such bytes per namespace.")
 	fs.StringVar(&c.FingerprintKeySecret, "fingerprint-key-secret", "tokenmint-fingerprint-key",
 		"Secret in the operator namespace holding the key that fingerprints tokens (created when missing).")
 }
@@ -153,6 +175,21 @@ func (c *Config) defaults() {
 	}
 	if c.ForcedRenewalRate == 0 {
 		c.ForcedRenewalRate, c.ForcedRenewalBurst = DefaultForcedRenewalRate, DefaultForcedRenewalBurst
+	}
+	if c.MinRenewalInterval == 0 {
+		c.MinRenewalInterval = DefaultMinRenewalInterval
+	}
+	if c.NamespaceMintRate == 0 {
+		c.NamespaceMintRate = DefaultNamespaceMintRate
+	}
+	if c.NamespaceMintBurst <= 0 {
+		c.NamespaceMintBurst = DefaultNamespaceMintBurst
+	}
+	if c.NamespaceWriteBytesPerMinute == 0 {
+		c.NamespaceWriteBytesPerMinute = DefaultNamespaceWriteBytesPerMinute
+	}
+	if c.NamespaceWriteBurstBytes <= 0 {
+		c.NamespaceWriteBurstBytes = DefaultNamespaceWriteBurstBytes
 	}
 }
 
@@ -332,6 +369,14 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	if cfg.ForcedRenewalRate > 0 {
 		forced = NewNamespaceLimiters(cfg.ForcedRenewalRate, cfg.ForcedRenewalBurst)
 	}
+	var mints *NamespaceLimiters
+	if cfg.NamespaceMintRate > 0 {
+		mints = NewNamespaceLimiters(cfg.NamespaceMintRate, cfg.NamespaceMintBurst)
+	}
+	var writes *WriteBudgets
+	if cfg.NamespaceWriteBytesPerMinute > 0 {
+		writes = NewWriteBudgets(cfg.NamespaceWriteBytesPerMinute, cfg.NamespaceWriteBurstBytes)
+	}
 	health := NewIssuerHealth()
 	at := &AccessTokenReconciler{
 		Client:                   mgr.GetClient(),
@@ -351,6 +396,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		Calls:                    NewCalls(cfg.IssuerConcurrency, cfg.NamespaceConcurrency),
 		MinMintInterval:          cfg.MinMintInterval,
 		ForcedRenewals:           forced,
+		MinRenewalInterval:       max(0, cfg.MinRenewalInterval),
+		Mints:                    mints,
+		Writes:                   writes,
 		FingerprintKeySecret:     cfg.FingerprintKeySecret,
 		Health:                   health,
 	}

@@ -114,14 +114,17 @@ type runningManager struct {
 
 func testConfig() Config {
 	return Config{
-		OperatorNamespace:        operatorNamespace,
-		CredentialsNamespace:     credentialsNamespace,
-		MaxConcurrentReconciles:  4,
-		IssuerConcurrency:        DefaultIssuerConcurrency,
-		NamespaceConcurrency:     DefaultNamespaceConcurrency,
-		MinMintInterval:          DefaultMinMintInterval,
-		ForcedRenewalRate:        DefaultForcedRenewalRate,
-		ForcedRenewalBurst:       DefaultForcedRenewalBurst,
+		OperatorNamespace:       operatorNamespace,
+		CredentialsNamespace:    credentialsNamespace,
+		MaxConcurrentReconciles: 4,
+		IssuerConcurrency:       DefaultIssuerConcurrency,
+		NamespaceConcurrency:    DefaultNamespaceConcurrency,
+		MinMintInterval:         DefaultMinMintInterval,
+		ForcedRenewalRate:       DefaultForcedRenewalRate,
+		ForcedRenewalBurst:      DefaultForcedRenewalBurst,
+		// The flags' defaults: a 429 pauses what it should.
+		IssuerRate:               500,
+		IssuerBurst:              500,
 		FingerprintKeySecret:     "tokenmint-fingerprint-key",
 		AllowPrivateDestinations: true, // the provider fakes listen on 127.0.0.1
 		Clock:                    clk,
@@ -161,8 +164,14 @@ var _ = AfterEach(func() {
 })
 
 // startManager starts the controllers as cmd/main.go does, with the fake clock.
-func startManager() *runningManager {
+func startManager() *runningManager { return startManagerWith(nil) }
+
+// startManagerWith is startManager with the configuration changed by change.
+func startManagerWith(change func(*Config)) *runningManager {
 	conf := testConfig()
+	if change != nil {
+		change(&conf)
+	}
 	// The manager's requests pass the counter of single-Secret reads.
 	mcfg := rest.CopyConfig(cfg)
 	mcfg.Wrap(secretGets.wrap)

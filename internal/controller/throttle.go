@@ -37,14 +37,41 @@ const (
 	DefaultNamespaceConcurrency = 20
 	// DefaultMinMintInterval is the least time between two mints of one AccessToken.
 	DefaultMinMintInterval = 10 * time.Second
+	// DefaultMinRenewalInterval is the least time from a token's issue to its
+	// scheduled renewal, whatever lifetime the provider answers: a 60-second
+	// token's default renewal (at 40 s) is not affected, a token that lives a
+	// second is renewed twice a minute, not six times.
+	DefaultMinRenewalInterval = 30 * time.Second
 	// DefaultForcedRenewalRate and DefaultForcedRenewalBurst limit, per
 	// namespace, the mints asked for ahead of schedule (renew annotation, input
 	// changes).
 	DefaultForcedRenewalRate  = 1.0
 	DefaultForcedRenewalBurst = 20
-	// maxLimitedNamespaces bounds the namespaces whose forced-renewal budgets
-	// are remembered; the least recently used start afresh.
+	// DefaultNamespaceMintRate and DefaultNamespaceMintBurst limit, per
+	// namespace, every mint that is not a scheduled renewal or a retry: first
+	// issues (creations and re-creations), re-issues after a lost Secret, and
+	// the mints asked for ahead of schedule. The burst lets a namespace issue
+	// its first thousand tokens at once, the rate ten a second after that.
+	DefaultNamespaceMintRate  = 10.0
+	DefaultNamespaceMintBurst = 1000
+	// DefaultNamespaceWriteBytesPerMinute and DefaultNamespaceWriteBurstBytes
+	// limit, per namespace, the bytes the manager writes to Secrets for the
+	// namespace's AccessTokens: their Secrets, and their state Secrets in the
+	// operator namespace, which no quota of the tenant's covers. A thousand
+	// tokens renewed every minute write about 2.5 MiB a minute; the first
+	// issue of ten thousand small tokens about 20 MiB.
+	DefaultNamespaceWriteBytesPerMinute = 8 << 20
+	DefaultNamespaceWriteBurstBytes     = 32 << 20
+	// maxLimitedNamespaces bounds the namespaces whose budgets are
+	// remembered; the least recently used start afresh.
 	maxLimitedNamespaces = 4096
+	// maxRememberedMints bounds the AccessTokens whose last mint this
+	// process remembers (see AccessTokenReconciler.attempts); entries outlive
+	// their AccessToken so that re-creating it does not reset its floor.
+	maxRememberedMints = 16384
+	// secretOverheadBytes is what a Secret write costs beyond its keys and
+	// values: its name, labels, annotations, owner and managed fields.
+	secretOverheadBytes = 1024
 )
 
 // NamespaceLimiters is a token bucket per namespace, driven by the caller's clock.
@@ -61,9 +88,7 @@ func NewNamespaceLimiters(perSecond float64, burst int) *NamespaceLimiters {
 	return &NamespaceLimiters{rate: rate.Limit(perSecond), burst: max(1, burst), limiters: lru.New(maxLimitedNamespaces)}
 }
 
-// Take spends one event of namespace's budget at now, or returns how long to
-// wait for one (spending nothing).
-func (l *NamespaceLimiters) Take(namespace string, now time.Time) time.Duration {
+func (l *NamespaceLimiters) limiter(namespace string) *rate.Limiter {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	v, ok := l.limiters.Get(namespace)
@@ -71,24 +96,120 @@ func (l *NamespaceLimiters) Take(namespace string, now time.Time) time.Duration 
 		v = rate.NewLimiter(l.rate, l.burst)
 		l.limiters.Add(namespace, v)
 	}
-	lim := v.(*rate.Limiter)
-	res := lim.ReserveN(now, 1)
-	if !res.OK() {
-		return time.Minute
-	}
-	if d := res.DelayFrom(now); d > 0 {
-		res.CancelAt(now)
-		return d
-	}
-	return 0
+	return v.(*rate.Limiter)
 }
 
-// mintWait returns how long a mint decided by d must wait, and why: one
-// AccessToken is minted at most once per MinMintInterval, whatever asks (the
-// last attempt is known from status, and from this process's memory for
-// attempts whose status write is not seen yet), and mints asked for ahead of
-// schedule spend their namespace's budget.
+// Take spends one event of namespace's budget at now, or returns how long to
+// wait for one (spending nothing).
+func (l *NamespaceLimiters) Take(namespace string, now time.Time) time.Duration {
+	wait, _ := takeAll(namespace, now, l)
+	return wait
+}
+
+// takeAll spends one event of namespace's budget in each of ls at now, or, if
+// any has none, spends nothing and returns how long to wait and which refused.
+func takeAll(namespace string, now time.Time, ls ...*NamespaceLimiters) (time.Duration, *NamespaceLimiters) {
+	var taken []*rate.Reservation
+	cancel := func() {
+		for _, r := range taken {
+			r.CancelAt(now)
+		}
+	}
+	for _, l := range ls {
+		res := l.limiter(namespace).ReserveN(now, 1)
+		if !res.OK() {
+			cancel()
+			return time.Minute, l
+		}
+		if d := res.DelayFrom(now); d > 0 {
+			res.CancelAt(now)
+			cancel()
+			return d, l
+		}
+		taken = append(taken, res)
+	}
+	return 0, nil
+}
+
+// WriteBudgets is a budget of bytes per namespace: every write is charged
+// after it happens (the namespace's balance may go below zero by what the
+// writes in flight add), and a namespace in debt waits until its balance is
+// back to zero.
+type WriteBudgets struct {
+	limits *NamespaceLimiters
+}
+
+// NewWriteBudgets allows perMinute bytes a minute with a burst of burst bytes
+// per namespace.
+func NewWriteBudgets(perMinute, burst int64) *WriteBudgets {
+	burst = max(burst, perMinute/60, 1)
+	return &WriteBudgets{limits: NewNamespaceLimiters(float64(perMinute)/60, int(burst))}
+}
+
+// Charge counts n bytes written for namespace at now.
+func (w *WriteBudgets) Charge(namespace string, n int, now time.Time) {
+	if w == nil || n <= 0 {
+		return
+	}
+	// A reservation never cancelled is a debt paid back at the budget's rate.
+	w.limits.limiter(namespace).ReserveN(now, min(n, w.limits.burst))
+}
+
+// Wait returns how long namespace must wait before writing again: zero unless
+// it is in debt.
+func (w *WriteBudgets) Wait(namespace string, now time.Time) time.Duration {
+	if w == nil {
+		return 0
+	}
+	tokens := w.limits.limiter(namespace).TokensAt(now)
+	if tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-tokens/float64(w.limits.rate)*float64(time.Second)).Round(time.Second) + time.Second
+}
+
+// Describe names the budget for messages.
+func (w *WriteBudgets) Describe() string {
+	return fmt.Sprintf("%s a minute, burst %s", byteSize(int64(float64(w.limits.rate)*60)), byteSize(int64(w.limits.burst)))
+}
+
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	default:
+		return fmt.Sprintf("%d bytes", n)
+	}
+}
+
+// writtenBytes is what a Secret write of data costs a namespace's budget.
+func writtenBytes(data map[string][]byte) int {
+	n := secretOverheadBytes
+	for k, v := range data {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
+// chargeWrite counts a Secret write of data for at's namespace.
+func (r *AccessTokenReconciler) chargeWrite(at *tokensv1alpha1.AccessToken, data map[string][]byte) {
+	r.Writes.Charge(at.Namespace, writtenBytes(data), r.Clock.Now())
+}
+
+// mintWait returns how long a mint decided by d must wait, and why: a
+// namespace that has written its budget of bytes waits; one AccessToken is
+// minted at most once per MinMintInterval, whatever asks (the last attempt is
+// known from status, and from this process's memory for attempts whose status
+// write is not seen yet or whose AccessToken was deleted and created again);
+// and mints that are not scheduled renewals or retries spend their
+// namespace's mint budget, those asked for ahead of schedule its forced
+// renewal budget as well.
 func (r *AccessTokenReconciler) mintWait(at *tokensv1alpha1.AccessToken, in *inputs, d decision, now time.Time) (time.Duration, string) {
+	if wait := r.Writes.Wait(at.Namespace, now); wait > 0 {
+		return wait, fmt.Sprintf("namespace %q has used its budget of bytes written to Secrets (%s)", at.Namespace, r.Writes.Describe())
+	}
 	var last time.Time
 	later := func(t time.Time) {
 		if t.After(last) {
@@ -102,20 +223,43 @@ func (r *AccessTokenReconciler) mintWait(at *tokensv1alpha1.AccessToken, in *inp
 	if st.LastFailureTime != nil {
 		later(st.LastFailureTime.Time)
 	}
-	if v, ok := r.attempts.Load(types.NamespacedName{Namespace: at.Namespace, Name: at.Name}); ok {
-		later(v.(time.Time))
+	if r.attempts != nil {
+		if v, ok := r.attempts.Get(types.NamespacedName{Namespace: at.Namespace, Name: at.Name}); ok {
+			later(v.(time.Time))
+		}
 	}
 	if !last.IsZero() && r.MinMintInterval > 0 {
 		if wait := last.Add(r.MinMintInterval).Sub(now); wait > 0 {
 			return wait, fmt.Sprintf("one AccessToken is minted at most once every %s", r.MinMintInterval)
 		}
 	}
+	var budgets []*NamespaceLimiters
+	if r.Mints != nil && spendsMintBudget(at, in, d, now) {
+		budgets = append(budgets, r.Mints)
+	}
 	if r.ForcedRenewals != nil && aheadOfSchedule(at, in, d, now) {
-		if wait := r.ForcedRenewals.Take(at.Namespace, now); wait > 0 {
-			return wait, fmt.Sprintf("namespace %q has used its budget of renewals ahead of schedule", at.Namespace)
+		budgets = append(budgets, r.ForcedRenewals)
+	}
+	if wait, refused := takeAll(at.Namespace, now, budgets...); wait > 0 {
+		if refused == r.Mints {
+			return wait, fmt.Sprintf("namespace %q has used its budget of mints other than scheduled renewals (first issues, re-issues, renewals asked for)", at.Namespace)
 		}
+		return wait, fmt.Sprintf("namespace %q has used its budget of renewals ahead of schedule", at.Namespace)
 	}
 	return 0, ""
+}
+
+// spendsMintBudget reports whether a mint decided by d is one its namespace
+// causes, rather than one its tokens' schedule does: a first issue (a new or
+// re-created AccessToken, or one whose first issue failed), a re-issue after
+// its Secret was lost, or a mint ahead of schedule. Scheduled renewals and
+// retries are bounded per AccessToken by the renewal floor and the backoff.
+func spendsMintBudget(at *tokensv1alpha1.AccessToken, in *inputs, d decision, now time.Time) bool {
+	switch d.reason {
+	case reasonNotIssued, reasonSecretLost:
+		return true
+	}
+	return aheadOfSchedule(at, in, d, now)
 }
 
 // aheadOfSchedule reports whether a mint is asked for by the AccessToken's

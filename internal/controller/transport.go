@@ -128,8 +128,12 @@ func (t *Transports) Get(spec *tokensv1alpha1.IssuerSpec, guarded bool, now time
 }
 
 // IssuerLimiters is a token bucket per issuer shared by all its AccessTokens, so
-// that thousands of tokens never flood one provider. When a provider answers 429,
-// every token of that issuer waits for its Retry-After.
+// that thousands of tokens never flood one provider. Calls (see Calls) serve an
+// issuer's waiting namespaces in turn, so each namespace with calls waiting
+// gets an equal share of the bucket. When a provider answers 429, the
+// namespace whose call got it waits for its Retry-After; the whole issuer
+// waits only when a 429 comes for a second namespace while the first still
+// waits (the provider limits the client, not one namespace's calls).
 type IssuerLimiters struct {
 	Rate  rate.Limit
 	Burst int
@@ -142,6 +146,9 @@ type IssuerLimiters struct {
 type issuerLimiter struct {
 	bucket     *rate.Limiter
 	pauseUntil time.Time
+	// namespaces holds, by namespace, until when it waits after a 429 it got;
+	// entries go when their pause ends.
+	namespaces map[string]time.Time
 }
 
 // NewIssuerLimiters returns limiters allowing perSecond calls with burst per issuer.
@@ -154,7 +161,7 @@ func (l *IssuerLimiters) get(key string) *issuerLimiter {
 	defer l.mu.Unlock()
 	il, ok := l.limiters[key]
 	if !ok {
-		il = &issuerLimiter{bucket: rate.NewLimiter(l.Rate, l.Burst)}
+		il = &issuerLimiter{bucket: rate.NewLimiter(l.Rate, l.Burst), namespaces: map[string]time.Time{}}
 		l.limiters[key] = il
 	}
 	return il
@@ -163,12 +170,14 @@ func (l *IssuerLimiters) get(key string) *issuerLimiter {
 // ErrIssuerPaused is returned while an issuer is paused after a 429.
 var ErrIssuerPaused = errors.New("the provider asked to slow down")
 
-// Wait blocks until the issuer's bucket allows a call. While the issuer is paused
-// after a 429 it returns a rate-limited error with the remaining pause instead.
-func (l *IssuerLimiters) Wait(ctx context.Context, key string) error {
+// Wait blocks until the issuer's bucket allows a call for namespace. While the
+// issuer, or the namespace on it, is paused after a 429 it returns a
+// rate-limited error with the remaining pause instead.
+func (l *IssuerLimiters) Wait(ctx context.Context, key, namespace string) error {
 	il := l.get(key)
+	now := l.Clock.Now()
 	l.mu.Lock()
-	pause := il.pauseUntil.Sub(l.Clock.Now())
+	pause := max(il.pauseUntil.Sub(now), il.namespaces[namespace].Sub(now))
 	l.mu.Unlock()
 	if pause > 0 {
 		return &issuer.Error{Class: issuer.ClassRateLimited, RetryAfter: pause, Message: ErrIssuerPaused.Error()}
@@ -179,8 +188,9 @@ func (l *IssuerLimiters) Wait(ctx context.Context, key string) error {
 	return il.bucket.Wait(ctx)
 }
 
-// Observe pauses the issuer when err is a 429 carrying Retry-After.
-func (l *IssuerLimiters) Observe(key string, err error, now time.Time) {
+// Observe pauses namespace on the issuer when err is a 429 carrying
+// Retry-After, and the whole issuer when another namespace is paused too.
+func (l *IssuerLimiters) Observe(key, namespace string, err error, now time.Time) {
 	var ie *issuer.Error
 	if !errors.As(err, &ie) || ie.Class != issuer.ClassRateLimited || ie.RetryAfter <= 0 {
 		return
@@ -188,7 +198,20 @@ func (l *IssuerLimiters) Observe(key string, err error, now time.Time) {
 	il := l.get(key)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if until := now.Add(ie.RetryAfter); until.After(il.pauseUntil) {
+	until := now.Add(ie.RetryAfter)
+	others := false
+	for ns, t := range il.namespaces {
+		switch {
+		case !t.After(now):
+			delete(il.namespaces, ns)
+		case ns != namespace:
+			others = true
+		}
+	}
+	if until.After(il.namespaces[namespace]) {
+		il.namespaces[namespace] = until
+	}
+	if others && until.After(il.pauseUntil) {
 		il.pauseUntil = until
 	}
 }

@@ -1,0 +1,276 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/lru"
+
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/internal/issuer"
+	"github.com/tokenmint/tokenmint/internal/secret"
+)
+
+func TestRenewalTimeFloor(t *testing.T) {
+	issued := time.Unix(10000, 0)
+	const floor = 30 * time.Second
+	cases := []struct {
+		name        string
+		lifetime    time.Duration
+		renewBefore time.Duration
+		// wantAtLeast and wantAtMost bound the renewal after issue (the
+		// policy's jitter moves it within).
+		wantAtLeast, wantAtMost time.Duration
+		shortLived              bool
+		saysReadyFalse          bool
+	}{
+		{name: "a token that lives a second is renewed at the floor", lifetime: time.Second,
+			wantAtLeast: floor, wantAtMost: floor, shortLived: true, saysReadyFalse: true},
+		{name: "a 60-second token keeps its renewal at about two thirds", lifetime: time.Minute,
+			wantAtLeast: 31 * time.Second, wantAtMost: 45 * time.Second},
+		{name: "an hour's token is untouched", lifetime: time.Hour,
+			wantAtLeast: 31 * time.Minute, wantAtMost: 45 * time.Minute},
+		{name: "a policy asking for a renewal sooner than the floor waits for it", lifetime: time.Minute, renewBefore: 55 * time.Second,
+			wantAtLeast: floor, wantAtMost: floor, shortLived: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			at := object("ns", "a")
+			at.UID = "uid-1"
+			if c.renewBefore > 0 {
+				at.Spec.RenewBefore = &tokensv1alpha1.Duration{Duration: c.renewBefore}
+			}
+			at.Status.IssuedAt = &metav1.Time{Time: issued}
+			at.Status.ExpiresAt = &metav1.Time{Time: issued.Add(c.lifetime)}
+			rt := renewalTime(at, floor)
+			if rt == nil {
+				t.Fatal("no renewal time")
+			}
+			if d := rt.Sub(issued); d < c.wantAtLeast || d > c.wantAtMost {
+				t.Fatalf("renewal %v after issue, want within [%v, %v]", d, c.wantAtLeast, c.wantAtMost)
+			}
+			if got := shortLived(at, floor); got != c.shortLived {
+				t.Fatalf("shortLived %v, want %v", got, c.shortLived)
+			}
+			if got := strings.Contains(shortLivedMessage(at, floor), "Ready is False"); c.shortLived && got != c.saysReadyFalse {
+				t.Fatalf("message %q: says Ready turns False %v, want %v", shortLivedMessage(at, floor), got, c.saysReadyFalse)
+			}
+			if rt0 := renewalTime(at, 0); c.shortLived && !rt0.Before(rt) {
+				t.Fatalf("without a floor the renewal (%v) is not sooner than with one (%v)", rt0, rt)
+			}
+		})
+	}
+}
+
+func TestShortLivedTokenIsNeverReadyAfterExpiry(t *testing.T) {
+	issued := time.Unix(10000, 0)
+	at := object("ns", "a")
+	at.Status.IssuedAt = &metav1.Time{Time: issued}
+	at.Status.ExpiresAt = &metav1.Time{Time: issued.Add(time.Second)}
+	meta.SetStatusCondition(&at.Status.Conditions, metav1.Condition{Type: tokensv1alpha1.ConditionRenewing,
+		Status: metav1.ConditionTrue, Reason: tokensv1alpha1.ReasonShortLivedToken, Message: shortLivedMessage(at, 30*time.Second)})
+	in := &inputs{at: at, secretMatches: true}
+
+	setReady(at, in, issued)
+	if c := meta.FindStatusCondition(at.Status.Conditions, tokensv1alpha1.ConditionReady); c.Status != metav1.ConditionTrue {
+		t.Fatalf("before expiry: Ready %s (%s)", c.Status, c.Message)
+	}
+	setReady(at, in, issued.Add(2*time.Second))
+	c := meta.FindStatusCondition(at.Status.Conditions, tokensv1alpha1.ConditionReady)
+	if c.Status != metav1.ConditionFalse || c.Reason != tokensv1alpha1.ReasonExpired {
+		t.Fatalf("after expiry: Ready %s %s", c.Status, c.Reason)
+	}
+	if !strings.Contains(c.Message, "--min-renewal-interval") {
+		t.Fatalf("Ready's message does not say why the token expired before its renewal: %q", c.Message)
+	}
+	if d := nextWake(at, in, decision{action: actionNone}, issued); d != time.Second {
+		t.Fatalf("wakes after %v, want at the expiry to turn Ready False", d)
+	}
+}
+
+func TestWriteBudgets(t *testing.T) {
+	now := time.Unix(20000, 0)
+	w := NewWriteBudgets(60<<10, 120<<10) // 1 KiB a second, burst 120 KiB
+	if d := w.Wait("a", now); d != 0 {
+		t.Fatalf("a fresh namespace waits %v", d)
+	}
+	w.Charge("a", 100<<10, now)
+	if d := w.Wait("a", now); d != 0 {
+		t.Fatalf("within the burst: waits %v", d)
+	}
+	w.Charge("a", 50<<10, now) // 30 KiB in debt
+	d := w.Wait("a", now)
+	if d < 30*time.Second || d > 32*time.Second {
+		t.Fatalf("30 KiB in debt at 1 KiB/s: waits %v, want about 30s", d)
+	}
+	if d := w.Wait("b", now); d != 0 {
+		t.Fatalf("another namespace waits %v", d)
+	}
+	if d := w.Wait("a", now.Add(31*time.Second)); d != 0 {
+		t.Fatalf("after the debt is paid: waits %v", d)
+	}
+	var none *WriteBudgets
+	none.Charge("a", 1<<30, now)
+	if d := none.Wait("a", now); d != 0 {
+		t.Fatalf("no budget: waits %v", d)
+	}
+	if got := writtenBytes(map[string][]byte{"token": make([]byte, 1000)}); got != 1005+secretOverheadBytes {
+		t.Fatalf("writtenBytes %d", got)
+	}
+}
+
+func TestMintWaitCoversEveryMintANamespaceCauses(t *testing.T) {
+	now := time.Unix(30000, 0)
+	r := &AccessTokenReconciler{MinMintInterval: 10 * time.Second, Mints: NewNamespaceLimiters(1, 2),
+		ForcedRenewals: NewNamespaceLimiters(1, 20), attempts: lru.New(maxRememberedMints)}
+	fresh := func(name string) (*tokensv1alpha1.AccessToken, *inputs) {
+		at := object("ns", name)
+		return at, &inputs{at: at}
+	}
+	cases := []struct {
+		reason string
+		spends bool
+	}{
+		{reasonNotIssued, true},
+		{reasonSecretLost, true},
+		{"RenewalDue", false},
+		{tokensv1alpha1.ReasonRetrying, false},
+	}
+	for _, c := range cases {
+		at, in := fresh("t-" + c.reason)
+		if got := spendsMintBudget(at, in, decision{action: actionIssue, reason: c.reason}, now); got != c.spends {
+			t.Errorf("%s spends the namespace's mint budget: %v, want %v", c.reason, got, c.spends)
+		}
+	}
+
+	for i, name := range []string{"a", "b"} {
+		at, in := fresh(name)
+		if d, why := r.mintWait(at, in, decision{action: actionIssue, reason: reasonNotIssued}, now); d != 0 {
+			t.Fatalf("first issue %d within the burst waits %v: %s", i, d, why)
+		}
+	}
+	at, in := fresh("c")
+	d, why := r.mintWait(at, in, decision{action: actionIssue, reason: reasonNotIssued}, now)
+	if d <= 0 || !strings.Contains(why, "budget of mints") {
+		t.Fatalf("a third first issue over a burst of 2: waits %v (%q)", d, why)
+	}
+	if d, _ := r.mintWait(at, in, decision{action: actionIssue, reason: reasonNotIssued}, now.Add(time.Second)); d != 0 {
+		t.Fatalf("a second later: waits %v", d)
+	}
+	other := object("other", "a")
+	if d, _ := r.mintWait(other, &inputs{at: other}, decision{action: actionIssue, reason: reasonNotIssued}, now); d != 0 {
+		t.Fatalf("another namespace waits %v", d)
+	}
+	renewing := object("ns", "renewing")
+	renewing.Status.IssuedAt = &metav1.Time{Time: now.Add(-time.Hour)}
+	if d, _ := r.mintWait(renewing, &inputs{at: renewing}, decision{action: actionIssue, reason: "RenewalDue"}, now); d != 0 {
+		t.Fatalf("a scheduled renewal waits %v for the namespace's mint budget", d)
+	}
+
+	// A deleted and re-created AccessToken has an empty status: the floor is
+	// remembered by namespace and name.
+	r.attempts.Add(types.NamespacedName{Namespace: "other", Name: "recreated"}, now.Add(-4*time.Second))
+	recreated := object("other", "recreated")
+	d, why = r.mintWait(recreated, &inputs{at: recreated}, decision{action: actionIssue, reason: reasonNotIssued}, now)
+	if d != 6*time.Second || !strings.Contains(why, "at most once every 10s") {
+		t.Fatalf("re-created AccessToken: waits %v (%q), want 6s for the floor", d, why)
+	}
+}
+
+func TestMintWaitsForTheNamespaceWriteBudget(t *testing.T) {
+	now := time.Unix(40000, 0)
+	r := &AccessTokenReconciler{Writes: NewWriteBudgets(1<<20, 4<<20)}
+	at := object("ns", "a")
+	at.Status.IssuedAt = &metav1.Time{Time: now.Add(-time.Hour)}
+	r.Writes.Charge("ns", 4<<20, now)
+	if d, _ := r.mintWait(at, &inputs{at: at}, decision{action: actionIssue, reason: "RenewalDue"}, now); d != 0 {
+		t.Fatalf("at the burst, not in debt: waits %v", d)
+	}
+	r.Writes.Charge("ns", 512<<10, now)
+	d, why := r.mintWait(at, &inputs{at: at}, decision{action: actionIssue, reason: "RenewalDue"}, now)
+	if d < 30*time.Second || d > 32*time.Second || !strings.Contains(why, "1 MiB a minute, burst 4 MiB") {
+		t.Fatalf("512 KiB in debt at 1 MiB a minute: waits %v (%q), want about 30s", d, why)
+	}
+	other := object("other", "a")
+	other.Status.IssuedAt = at.Status.IssuedAt
+	if d, _ := r.mintWait(other, &inputs{at: other}, decision{action: actionIssue, reason: "RenewalDue"}, now); d != 0 {
+		t.Fatalf("another namespace waits %v", d)
+	}
+}
+
+func TestIssuerLimitersPauseTheNamespaceFirst(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Unix(50000, 0))
+	l := NewIssuerLimiters(1000, 1000, clk)
+	limited := &issuer.Error{Class: issuer.ClassRateLimited, RetryAfter: time.Minute, Message: "slow down"}
+	paused := func(ns string) bool { return l.Wait(t.Context(), "cti", ns) != nil }
+
+	l.Observe("cti", "churn", limited, clk.Now())
+	if !paused("churn") {
+		t.Fatal("the namespace that got the 429 is not paused")
+	}
+	if paused("honest") {
+		t.Fatal("another namespace is paused by one namespace's 429")
+	}
+	if l.Wait(t.Context(), "other-issuer", "churn") != nil {
+		t.Fatal("the namespace is paused on another issuer")
+	}
+
+	clk.Step(2 * time.Minute)
+	if paused("churn") {
+		t.Fatal("still paused after Retry-After")
+	}
+	l.Observe("cti", "churn", limited, clk.Now())
+	clk.Step(time.Second)
+	l.Observe("cti", "honest", limited, clk.Now())
+	if !paused("third") {
+		t.Fatal("429s for two namespaces at once do not pause the issuer")
+	}
+	clk.Step(2 * time.Minute)
+	if paused("third") || paused("churn") {
+		t.Fatal("still paused after Retry-After")
+	}
+	l.Observe("cti", "churn", &issuer.Error{Class: issuer.ClassRetryable, RetryAfter: time.Minute}, clk.Now())
+	if paused("churn") {
+		t.Fatal("a failure other than a 429 pauses")
+	}
+}
+
+func TestMakingRoomLeavesFailingRevocationsToTheirBackoff(t *testing.T) {
+	now := time.Unix(60000, 0)
+	st := secret.State{}
+	for range maxSuperseded {
+		st.Superseded = append(st.Superseded, secret.Superseded{Token: "t", RevokeAt: now.Add(time.Hour)})
+	}
+	st.Superseded[0].Attempts, st.Superseded[0].RevokeAt = 2, now.Add(2*time.Minute)
+	capSupersededTo(&st, now, maxSuperseded-2)
+	if !st.Superseded[0].RevokeAt.Equal(now.Add(2 * time.Minute)) {
+		t.Fatalf("a failing revocation was brought forward: %v", st.Superseded[0].RevokeAt)
+	}
+	if !st.Superseded[1].RevokeAt.Equal(now) {
+		t.Fatalf("the oldest untried revocation is not brought forward: %v", st.Superseded[1].RevokeAt)
+	}
+	if !st.Superseded[2].RevokeAt.After(now) {
+		t.Fatal("more than needed brought forward")
+	}
+}
