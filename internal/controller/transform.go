@@ -17,6 +17,8 @@ limitations under the License.
 package controller
 
 import (
+	"strconv"
+
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
@@ -50,8 +52,61 @@ func compactObject(in any) (any, error) {
 	return in, nil
 }
 
+// MaxParametersBytes bounds the parameters of one AccessToken the cache
+// holds: the names and JSON values together. The schema bounds their number
+// but cannot bound the size of schemaless values, so an AccessToken's
+// parameters can approach the apiserver's 1.5 MiB object limit; the cache
+// drops larger ones and the AccessToken is reported as InvalidSpec.
+const MaxParametersBytes = 64 << 10
+
+// annotationParametersDropped marks, in the cache only, an AccessToken whose
+// parameters were dropped for their size, with the number of bytes they held:
+// the reconciler then reports it instead of minting with no parameters. The
+// transform removes any value the object itself carries.
+const annotationParametersDropped = "tokens.tokenmint.dev/cache-dropped-parameters"
+
+// keptAccessTokenAnnotations are the only annotations of an AccessToken the
+// cache holds: anyone who writes AccessTokens can add up to 256 KiB of others.
+var keptAccessTokenAnnotations = []string{tokensv1alpha1.AnnotationRenew}
+
+// maxKeptAnnotationBytes bounds the value of a kept annotation.
+const maxKeptAnnotationBytes = 1024
+
+// parametersSize is the size of parameters as the cache holds them.
+func parametersSize(at *tokensv1alpha1.AccessToken) int {
+	n := 0
+	for k, v := range at.Spec.Parameters {
+		n += len(k) + len(v.Raw)
+	}
+	return n
+}
+
+// droppedParameters reports the size of the parameters the cache dropped
+// from at, if it did.
+func droppedParameters(at *tokensv1alpha1.AccessToken) (int, bool) {
+	v, ok := at.Annotations[annotationParametersDropped]
+	if !ok {
+		return 0, false
+	}
+	n, _ := strconv.Atoi(v)
+	return n, true
+}
+
 func compactAccessToken(at *tokensv1alpha1.AccessToken) {
-	delete(at.Annotations, lastApplied)
+	kept := map[string]string{}
+	for _, k := range keptAccessTokenAnnotations {
+		if v, ok := at.Annotations[k]; ok && len(v) <= maxKeptAnnotationBytes {
+			kept[k] = v
+		}
+	}
+	if size := parametersSize(at); size > MaxParametersBytes {
+		at.Spec.Parameters = nil
+		kept[annotationParametersDropped] = strconv.Itoa(size)
+	}
+	at.Annotations = nil
+	if len(kept) > 0 {
+		at.Annotations = kept
+	}
 	secret.InternMeta(&at.ObjectMeta)
 	at.Spec.IssuerRef.Kind = secret.Intern(at.Spec.IssuerRef.Kind)
 	at.Spec.IssuerRef.Name = secret.Intern(at.Spec.IssuerRef.Name)
