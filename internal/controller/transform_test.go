@@ -90,8 +90,8 @@ func TestCompactObjectDropsOversizedParameters(t *testing.T) {
 		raw, _ := json.Marshal(value)
 		return &tokensv1alpha1.AccessToken{
 			ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "shop", Annotations: map[string]string{
-				annotationParametersDropped: "1", // forged by the writer: never trusted
-				"other":                     strings.Repeat("x", 200<<10),
+				annotationParametersDropped:    "1", // forged by the writer: never trusted
+				"other":                        strings.Repeat("x", 200<<10),
 				tokensv1alpha1.AnnotationRenew: "r1",
 			}},
 			Spec: tokensv1alpha1.AccessTokenSpec{Parameters: map[string]apiextensionsv1.JSON{
