@@ -17,6 +17,9 @@ limitations under the License.
 package controller
 
 import (
+	"fmt"
+	"hash/fnv"
+	"slices"
 	"strconv"
 
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -66,7 +69,8 @@ const MaxParametersBytes = 64 << 10
 const annotationParametersDropped = "tokens.tokenmint.dev/cache-dropped-parameters"
 
 // keptAccessTokenAnnotations are the only annotations of an AccessToken the
-// cache holds: anyone who writes AccessTokens can add up to 256 KiB of others.
+// cache holds: anyone who writes AccessTokens can add up to 256 KiB of others,
+// which the cache replaces by their hash (annotationOthers).
 var keptAccessTokenAnnotations = []string{tokensv1alpha1.AnnotationRenew}
 
 // maxKeptAnnotationBytes bounds the value of a kept annotation.
@@ -92,12 +96,30 @@ func droppedParameters(at *tokensv1alpha1.AccessToken) (int, bool) {
 	return n, true
 }
 
+// annotationOthers holds, in the cache only, a hash of the annotations the
+// cache does not keep: a change of any of them still changes the cached
+// object, so that the AccessToken is reconciled as before.
+const annotationOthers = "tokens.tokenmint.dev/cache-other-annotations"
+
 func compactAccessToken(at *tokensv1alpha1.AccessToken) {
 	kept := map[string]string{}
-	for _, k := range keptAccessTokenAnnotations {
-		if v, ok := at.Annotations[k]; ok && len(v) <= maxKeptAnnotationBytes {
+	var others []string
+	for k, v := range at.Annotations {
+		switch {
+		case k == lastApplied || k == annotationParametersDropped || k == annotationOthers:
+		case slices.Contains(keptAccessTokenAnnotations, k) && len(v) <= maxKeptAnnotationBytes:
 			kept[k] = v
+		default:
+			others = append(others, k)
 		}
+	}
+	if len(others) > 0 {
+		slices.Sort(others)
+		h := fnv.New64a()
+		for _, k := range others {
+			_, _ = fmt.Fprintf(h, "%d:%s%d:%s", len(k), k, len(at.Annotations[k]), at.Annotations[k])
+		}
+		kept[annotationOthers] = strconv.FormatUint(h.Sum64(), 16)
 	}
 	if size := parametersSize(at); size > MaxParametersBytes {
 		at.Spec.Parameters = nil

@@ -108,8 +108,18 @@ func TestCompactObjectDropsOversizedParameters(t *testing.T) {
 	if _, ok := droppedParameters(small); ok || specProblem(small) != nil {
 		t.Fatal("a marker the writer set is trusted")
 	}
-	if len(small.Annotations) != 1 || small.Annotations[tokensv1alpha1.AnnotationRenew] != "r1" {
+	if len(small.Annotations) != 2 || small.Annotations[tokensv1alpha1.AnnotationRenew] != "r1" ||
+		len(small.Annotations[annotationOthers]) > 16 {
 		t.Fatalf("annotations kept: %v", slices.Collect(maps.Keys(small.Annotations)))
+	}
+	// Another value of a dropped annotation still changes the cached object.
+	edited := at("Billing service (prod)")
+	edited.Annotations["other"] += "!"
+	if _, err := compactObject(edited); err != nil {
+		t.Fatal(err)
+	}
+	if edited.Annotations[annotationOthers] == small.Annotations[annotationOthers] {
+		t.Fatal("an edit of a dropped annotation leaves the cached object unchanged")
 	}
 
 	big := at(strings.Repeat("p", 900_000))
