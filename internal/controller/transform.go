@@ -43,14 +43,22 @@ const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 var stripManagedFields = cache.TransformStripManagedFields()
 
 // compactObject is the default cache transform: managed fields are dropped,
-// and AccessTokens are compacted (compactAccessToken).
+// AccessTokens are compacted (compactAccessToken) and issuers lose their
+// annotations.
 func compactObject(in any) (any, error) {
 	in, err := stripManagedFields(in)
 	if err != nil {
 		return nil, err
 	}
-	if at, ok := in.(*tokensv1alpha1.AccessToken); ok {
-		compactAccessToken(at)
+	switch o := in.(type) {
+	case *tokensv1alpha1.AccessToken:
+		compactAccessToken(o)
+	case *tokensv1alpha1.TokenIssuer:
+		// Nothing reads an issuer's annotations (kubectl's copy of the
+		// object among them), and the issuer reconciler writes only status.
+		o.Annotations = nil
+	case *tokensv1alpha1.ClusterTokenIssuer:
+		o.Annotations = nil
 	}
 	return in, nil
 }

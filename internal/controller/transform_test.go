@@ -219,3 +219,18 @@ func TestTrimSecretKeepsDataOnlyWithOwnerProof(t *testing.T) {
 		t.Fatal("a state-labelled Secret outside the operator namespace keeps its data")
 	}
 }
+
+func TestCompactObjectDropsIssuerAnnotations(t *testing.T) {
+	ti := &tokensv1alpha1.TokenIssuer{ObjectMeta: metav1.ObjectMeta{Name: "i", Namespace: "shop",
+		Annotations: map[string]string{lastApplied: strings.Repeat("x", 200<<10)}}}
+	cti := &tokensv1alpha1.ClusterTokenIssuer{ObjectMeta: metav1.ObjectMeta{Name: "c",
+		Annotations: map[string]string{"note": strings.Repeat("x", 200<<10)}}}
+	for _, o := range []any{ti, cti} {
+		if _, err := compactObject(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ti.Annotations != nil || cti.Annotations != nil {
+		t.Fatal("issuer annotations are cached")
+	}
+}
