@@ -676,7 +676,7 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 		return err
 	}
 	r.copies.Store(client.ObjectKeyFromObject(at), tokenCopy{uid: at.UID, token: tok.Value, fields: tok.Fields, secretVersion: written})
-	in.secret = &corev1.Secret{Data: data}
+	in.secret, in.unproven = &corev1.Secret{Data: data}, false
 	in.secretMatches = true
 	in.previous, in.previousUntil = out.Previous, out.PreviousUntil
 
@@ -888,7 +888,7 @@ func (r *AccessTokenReconciler) restore(ctx context.Context, at *tokensv1alpha1.
 		r.Recorder.Eventf(at, nil, corev1.EventTypeNormal, "SecretRestored", "Restore",
 			"Secret %s restored without minting a new token", at.Spec.Secret.Name)
 	}
-	in.secret = &corev1.Secret{Data: data}
+	in.secret, in.unproven = &corev1.Secret{Data: data}, false
 	in.secretMatches = true
 	in.previous, in.previousUntil = out.Previous, out.PreviousUntil
 	return nil
