@@ -251,6 +251,7 @@ func (c *Config) trimSecret(in any) (any, error) {
 			s.Data = nil
 		}
 		s.StringData = nil
+		delete(s.Annotations, lastApplied) // kubectl's copy of the Secret, data included
 		return s, nil
 	}
 	s.Data, s.StringData, s.Annotations = nil, nil, nil
