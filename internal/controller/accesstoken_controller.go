@@ -720,7 +720,7 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 		return err
 	}
 	r.copies.Store(client.ObjectKeyFromObject(at), tokenCopy{uid: at.UID, token: tok.Value, fields: tok.Fields, secretVersion: written})
-	in.secret = &corev1.Secret{Data: data}
+	in.secret, in.unproven = &corev1.Secret{Data: data}, false
 	in.secretMatches = true
 	in.previous, in.previousUntil = out.Previous, out.PreviousUntil
 
@@ -819,6 +819,7 @@ var errSecretTaken = errors.New("a Secret of that name was created by someone el
 // applied.
 func (r *AccessTokenReconciler) writeSecret(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, data map[string][]byte, rec secret.Record) (string, error) {
 	name := types.NamespacedName{Namespace: at.Namespace, Name: at.Spec.Secret.Name}
+	rec.OwnerProof = r.Fingerprinter.OwnerProof(at.Namespace, at.Spec.Secret.Name, at.UID)
 	if in.secret == nil {
 		s := secret.New(at, data, rec)
 		err := r.Create(ctx, s, client.FieldOwner(secret.FieldOwner))
@@ -939,11 +940,11 @@ func (r *AccessTokenReconciler) restore(ctx context.Context, at *tokensv1alpha1.
 		c.secretVersion = written
 		r.copies.Store(client.ObjectKeyFromObject(at), c)
 	}
-	if d.reason != reasonTemplateChanged {
+	if d.reason != reasonTemplateChanged && d.reason != reasonOwnerProof {
 		r.Recorder.Eventf(at, nil, corev1.EventTypeNormal, "SecretRestored", "Restore",
 			"Secret %s restored without minting a new token", at.Spec.Secret.Name)
 	}
-	in.secret = &corev1.Secret{Data: data}
+	in.secret, in.unproven = &corev1.Secret{Data: data}, false
 	in.secretMatches = true
 	in.previous, in.previousUntil = out.Previous, out.PreviousUntil
 	return nil

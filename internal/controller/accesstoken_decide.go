@@ -189,11 +189,18 @@ func renewalDue(in *inputs, now time.Time) (decision, bool) {
 }
 
 func secretDrifted(in *inputs, _ time.Time) (decision, bool) {
+	if in.secret != nil && in.unproven && in.secretMatches {
+		return decision{actionRestore, reasonOwnerProof, "the Secret has no valid owner proof"}, true
+	}
 	if in.secret == nil || !secret.Drifted(in.secret, in.at) {
 		return decision{}, false
 	}
 	return decision{actionRestore, "SecretRestored", "Secret metadata changed"}, true
 }
+
+// reasonOwnerProof rewrites, without an event, a Secret written before
+// Secrets carried their owner proof (see secret.AnnotationOwnerProof).
+const reasonOwnerProof = "SecretOwnerProof"
 
 // reasonOutputChanged rewrites the Secret when a key built from the token no
 // longer holds what it should: edited, or the previous token's window ended.

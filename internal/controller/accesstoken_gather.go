@@ -55,6 +55,9 @@ type inputs struct {
 	secret *corev1.Secret
 	// foreign is true when a Secret of that name exists but tokenmint does not own it.
 	foreign bool
+	// unproven is true when the Secret lacks a valid owner proof, so that the
+	// cache holds none of its data: it is rewritten with one.
+	unproven bool
 	// secretMatches is true when the Secret holds the token status fingerprints.
 	secretMatches bool
 	// secretRecord is the Secret's own record of its token, when it matches the
@@ -137,9 +140,11 @@ func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.A
 		s := &corev1.Secret{}
 		key := types.NamespacedName{Namespace: r.OperatorNamespace, Name: secret.StateName(at)}
 		err := reader.Get(ctx, key, s)
-		if v, ok := r.stateVersions.Load(client.ObjectKeyFromObject(at)); ok && !live && v.(writtenStatus).uid == at.UID &&
-			(err != nil || s.ResourceVersion != v.(writtenStatus).resourceVersion) {
-			// The cache has not caught up with this process's last write.
+		if v, ok := r.stateVersions.Load(client.ObjectKeyFromObject(at)); !live && (ok && v.(writtenStatus).uid == at.UID &&
+			(err != nil || s.ResourceVersion != v.(writtenStatus).resourceVersion) || err == nil && len(s.Data) == 0) {
+			// The cache has not caught up with this process's last write, or
+			// holds a state written before states were bounded, larger than
+			// secret.MaxStateBytes, without its data.
 			s = &corev1.Secret{}
 			err = r.APIReader.Get(ctx, key, s)
 		}
@@ -164,7 +169,7 @@ func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.A
 			// to this one. They are dropped, and forgotten at the next write.
 			in.state = secret.State{}
 		}
-		in.stateMatches = in.state.Token != "" &&
+		in.stateMatches = in.state.Restorable() &&
 			r.Fingerprinter.Fingerprint([]byte(in.state.Token)) == at.Status.TokenFingerprint
 	}
 	if !in.secretMatches && !in.stateMatches {
@@ -243,6 +248,10 @@ func (r *AccessTokenReconciler) gatherIssuer(ctx context.Context, at *tokensv1al
 // duration stored before the apiserver validated them, reported here and never
 // in the way of decoding the other AccessTokens.
 func specProblem(at *tokensv1alpha1.AccessToken) *problem {
+	if n, ok := droppedParameters(at); ok {
+		return &problem{tokensv1alpha1.ReasonInvalidSpec, fmt.Sprintf(
+			"parameters hold %d bytes, more than the %d tokenmint reads", n, MaxParametersBytes)}
+	}
 	if err := errors.Join(at.Spec.MaxAge.Check("spec.maxAge"), at.Spec.RenewBefore.Check("spec.renewBefore")); err != nil {
 		return &problem{tokensv1alpha1.ReasonInvalidSpec, err.Error()}
 	}
@@ -302,6 +311,25 @@ func (r *AccessTokenReconciler) gatherSecret(ctx context.Context, reader client.
 	if !secret.IsOwnedBy(s, at) {
 		in.foreign = true
 		return nil
+	}
+	if !r.Fingerprinter.VerifyOwnerProof(s) {
+		// Written before Secrets carried the owner proof (or under another
+		// key): the cache holds no data of it. Read once from the apiserver;
+		// the Secret is rewritten with the proof (see secretDrifted).
+		in.unproven = true
+		if len(s.Data) == 0 {
+			s = &corev1.Secret{}
+			if err := r.APIReader.Get(ctx, key, s); err != nil {
+				if apierrors.IsNotFound(err) {
+					return nil
+				}
+				return fmt.Errorf("reading Secret %s: %w", key, err)
+			}
+			if !secret.IsOwnedBy(s, at) {
+				in.foreign, in.unproven = true, false
+				return nil
+			}
+		}
 	}
 	in.secret = s
 	tok, ok := s.Data[secret.Key(at)]

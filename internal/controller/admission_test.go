@@ -17,11 +17,13 @@ limitations under the License.
 package controller
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -319,6 +321,14 @@ var _ = Describe("admission", func() {
 		Entry("a percentage of 100",
 			func(s *tokensv1alpha1.AccessTokenSpec) { s.RenewBeforePercentage = ptr.To[int32](100) },
 			"spec.renewBeforePercentage"),
+		Entry("33 parameters",
+			func(s *tokensv1alpha1.AccessTokenSpec) {
+				s.Parameters = map[string]apiextensionsv1.JSON{}
+				for i := range 33 {
+					s.Parameters[fmt.Sprintf("p%d", i)] = apiextensionsv1.JSON{Raw: []byte(`"v"`)}
+				}
+			},
+			"spec.parameters: Too many: 33: must have at most 32 items"),
 		Entry("an unknown issuer kind",
 			func(s *tokensv1alpha1.AccessTokenSpec) { s.IssuerRef.Kind = "Issuer" },
 			`supported values: "TokenIssuer", "ClusterTokenIssuer"`),

@@ -335,14 +335,20 @@ func TestBlockedAccessTokensDoNotSpin(t *testing.T) {
 
 func TestTrimSecretKeepsOnlyTokenmintData(t *testing.T) {
 	c := &Config{OperatorNamespace: "op"}
+	_ = c.CacheOptions()
+	f := secret.NewFingerprinter([]byte("installation-key-0123456789abcdef"))
+	c.proofs.Store(f)
 	controlled := []metav1.OwnerReference{{APIVersion: tokensv1alpha1.GroupVersion.String(), Kind: "AccessToken", Name: "a", UID: "u", Controller: func() *bool { b := true; return &b }()}}
+	proven := map[string]string{secret.AnnotationOwnerProof: f.OwnerProof("ns", "s", "u")}
 	cases := []struct {
 		name string
 		s    *corev1.Secret
 		keep bool
 	}{
-		{"an AccessToken's Secret", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", OwnerReferences: controlled},
+		{"an AccessToken's Secret", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s", OwnerReferences: controlled, Annotations: proven},
 			Data: map[string][]byte{"token": []byte("t")}}, true},
+		{"a Secret with a forged controller reference", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s", OwnerReferences: controlled},
+			Data: map[string][]byte{"blob": make([]byte, 1<<20)}}, false},
 		{"a state Secret", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "op", Labels: map[string]string{secret.LabelComponent: secret.ComponentState}},
 			Data: map[string][]byte{"state.json": []byte("{}")}}, true},
 		{"a tenant's Secret carrying the label", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns",
@@ -350,7 +356,7 @@ func TestTrimSecretKeepsOnlyTokenmintData(t *testing.T) {
 			Data: map[string][]byte{"blob": make([]byte, 1<<20)}}, false},
 		{"a state label outside the operator namespace", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Labels: map[string]string{secret.LabelComponent: secret.ComponentState}},
 			Data: map[string][]byte{"state.json": []byte("{}")}}, false},
-		{"an AccessToken's Secret inflated past the cap", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", OwnerReferences: controlled},
+		{"an AccessToken's Secret inflated past the cap", &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s", OwnerReferences: controlled, Annotations: proven},
 			Data: map[string][]byte{"token": []byte("t"), "junk": make([]byte, maxCachedSecretBytes)}}, false},
 	}
 	for _, tc := range cases {

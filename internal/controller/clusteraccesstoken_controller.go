@@ -77,6 +77,8 @@ type ClusterAccessTokenReconciler struct {
 	// (--watch-namespaces): a selected namespace outside them is reported,
 	// never written.
 	WatchNamespaces []string
+	// Fingerprinter signs the copies' owner proof (see secret.AnnotationOwnerProof).
+	Fingerprinter *secret.Fingerprinter
 }
 
 // clusterAccessTokenSource reports whether at is the source AccessToken of a
@@ -222,6 +224,14 @@ func (r *ClusterAccessTokenReconciler) currentSource(ctx context.Context, at *to
 	if err := r.Get(ctx, types.NamespacedName{Namespace: at.Namespace, Name: at.Spec.Secret.Name}, s); err != nil {
 		return nil, client.IgnoreNotFound(err)
 	}
+	if !r.Fingerprinter.VerifyOwnerProof(s) && len(s.Data) == 0 {
+		// Written before Secrets carried the owner proof: the cache holds
+		// none of its data until the AccessToken rewrites it.
+		s = &corev1.Secret{}
+		if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: at.Namespace, Name: at.Spec.Secret.Name}, s); err != nil {
+			return nil, client.IgnoreNotFound(err)
+		}
+	}
 	rec, ok := secret.ReadRecord(s)
 	if !ok || rec.Fingerprint != at.Status.TokenFingerprint || !metav1.IsControlledBy(s, at) {
 		return nil, nil
@@ -330,6 +340,7 @@ var errNotOwnedCopy = errors.New("a Secret of that name exists and is not this C
 func (r *ClusterAccessTokenReconciler) writeCopy(ctx context.Context, cat *tokensv1alpha1.ClusterAccessToken, src *corev1.Secret, ns string) error {
 	name := cat.Spec.Secret.Name
 	labels, annotations := copyLabels(cat), copyAnnotations(cat, src)
+	annotations[secret.AnnotationOwnerProof] = r.Fingerprinter.OwnerProof(ns, name, cat.UID)
 	create := func() error {
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels, Annotations: annotations},
 			Type: src.Type, Data: src.Data}

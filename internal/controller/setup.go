@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -99,6 +100,12 @@ type Config struct {
 	Transport *issuer.TransportConfig
 	// Tokens replaces the token engine in tests; nil means the real one.
 	Tokens TokenSource
+
+	// proofs holds the installation's Fingerprinter once Setup has read the
+	// key, for the Secret cache's transform (see trimSecret). A pointer, so
+	// that the copy of Config that Setup receives shares it with the one
+	// CacheOptions was called on.
+	proofs *atomic.Pointer[secret.Fingerprinter]
 }
 
 // BindFlags registers the configuration's flags.
@@ -221,6 +228,9 @@ func (c *Config) RESTConfigs(base *rest.Config) (manager, leaderElection *rest.C
 // stripped, of all Secrets only tokenmint's own are cached, and strings that
 // many objects share are stored once (see transform.go).
 func (c *Config) CacheOptions() cache.Options {
+	if c.proofs == nil {
+		c.proofs = &atomic.Pointer[secret.Fingerprinter]{}
+	}
 	secrets := cache.ByObject{
 		Label:     labels.SelectorFromSet(labels.Set{tokensv1alpha1.LabelManagedBy: tokensv1alpha1.ManagedByValue}),
 		Transform: c.trimSecret,
@@ -277,9 +287,15 @@ func (c *Config) metadataCacheOptions() (cache.Options, error) {
 const maxCachedSecretBytes = secret.MaxDataBytes
 
 // trimSecret is the typed Secret cache's transform. The cache selects Secrets
-// by a label anyone who writes Secrets can set, so it keeps the data only of
-// Secrets an AccessToken or a ClusterAccessToken controls (up to maxCachedSecretBytes) and of the
-// operator namespace's state Secrets: others are held as metadata only.
+// by a label anyone who writes Secrets can set, and anyone can also write an
+// owner reference naming an AccessToken, so neither decides what is kept. It
+// keeps the data (up to maxCachedSecretBytes), labels and annotations only of
+// Secrets whose owner proof verifies (written by tokenmint for the
+// AccessToken or ClusterAccessToken that controls them, see
+// secret.AnnotationOwnerProof), and the data of the operator namespace's state
+// Secrets up to secret.MaxStateBytes. Of every other Secret it holds the
+// identity, the controller reference and tokenmint's own labels: a few hundred
+// bytes, whatever it carries.
 func (c *Config) trimSecret(in any) (any, error) {
 	out, err := secret.TrimManagedFields(in)
 	s, ok := out.(*corev1.Secret)
@@ -287,19 +303,51 @@ func (c *Config) trimSecret(in any) (any, error) {
 		return out, err
 	}
 	if s.Namespace == c.OperatorNamespace && s.Labels[secret.LabelComponent] == secret.ComponentState {
+		if dataSize(s) > secret.MaxStateBytes {
+			s.Data = nil // read from the apiserver when needed, and rewritten smaller
+		}
+		s.StringData = nil
 		return s, nil
 	}
-	ref := metav1.GetControllerOfNoCopy(s)
-	keep := ref != nil && (ref.Kind == "AccessToken" || ref.Kind == "ClusterAccessToken") &&
-		ref.APIVersion == tokensv1alpha1.GroupVersion.String()
-	size := 0
-	for _, v := range s.Data {
-		size += len(v)
+	var f *secret.Fingerprinter
+	if c.proofs != nil {
+		f = c.proofs.Load()
 	}
-	if !keep || size > maxCachedSecretBytes {
-		s.Data, s.StringData = nil, nil
+	if f.VerifyOwnerProof(s) {
+		if dataSize(s) > maxCachedSecretBytes {
+			s.Data = nil
+		}
+		s.StringData = nil
+		delete(s.Annotations, lastApplied) // kubectl's copy of the Secret, data included
+		return s, nil
+	}
+	s.Data, s.StringData, s.Annotations = nil, nil, nil
+	if ref := metav1.GetControllerOfNoCopy(s); ref != nil {
+		s.OwnerReferences = []metav1.OwnerReference{*ref}
+	} else {
+		s.OwnerReferences = nil
+	}
+	for k := range s.Labels {
+		if !keptSecretLabels[k] {
+			delete(s.Labels, k)
+		}
 	}
 	return s, nil
+}
+
+// keptSecretLabels are the labels of a Secret the cache keeps when it keeps
+// nothing else of it.
+var keptSecretLabels = map[string]bool{
+	tokensv1alpha1.LabelManagedBy: true, tokensv1alpha1.LabelAccessToken: true,
+	tokensv1alpha1.LabelClusterAccessToken: true, secret.LabelComponent: true, secret.LabelAccessTokenUID: true,
+}
+
+func dataSize(s *corev1.Secret) int {
+	size := 0
+	for k, v := range s.Data {
+		size += len(k) + len(v)
+	}
+	return size
 }
 
 // stripSecretMetadata keeps only the identity and version of a Secret's metadata
@@ -327,6 +375,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	key, err := ensureFingerprintKey(ctx, mgr, cfg)
 	if err != nil {
 		return err
+	}
+	fingerprinter := secret.NewFingerprinter(key)
+	if cfg.proofs != nil {
+		cfg.proofs.Store(fingerprinter)
 	}
 
 	// A second, metadata-only cache notices credential Secrets and namespace
@@ -387,7 +439,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		Tokens:                   tokens,
 		Transports:               NewTransports(cfg.Transport),
 		Limiters:                 limiters,
-		Fingerprinter:            secret.NewFingerprinter(key),
+		Fingerprinter:            fingerprinter,
 		OperatorNamespace:        cfg.OperatorNamespace,
 		CredentialsNamespace:     cfg.credentialsNamespace(),
 		AllowPrivateDestinations: cfg.AllowPrivateDestinations,
@@ -407,7 +459,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		return fmt.Errorf("setting up AccessToken controller: %w", err)
 	}
 	cat := &ClusterAccessTokenReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Metadata: metaCache,
-		Recorder: mgr.GetEventRecorder("tokenmint"), OperatorNamespace: cfg.OperatorNamespace, WatchNamespaces: cfg.WatchNamespaces}
+		Recorder: mgr.GetEventRecorder("tokenmint"), OperatorNamespace: cfg.OperatorNamespace, WatchNamespaces: cfg.WatchNamespaces,
+		Fingerprinter: fingerprinter}
 	if err := cat.SetupWithManager(mgr, namespacesSource); err != nil {
 		return fmt.Errorf("setting up ClusterAccessToken controller: %w", err)
 	}

@@ -17,6 +17,11 @@ limitations under the License.
 package controller
 
 import (
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strconv"
+
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
@@ -38,20 +43,100 @@ const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 var stripManagedFields = cache.TransformStripManagedFields()
 
 // compactObject is the default cache transform: managed fields are dropped,
-// and AccessTokens are compacted (compactAccessToken).
+// AccessTokens are compacted (compactAccessToken) and issuers lose their
+// annotations.
 func compactObject(in any) (any, error) {
 	in, err := stripManagedFields(in)
 	if err != nil {
 		return nil, err
 	}
-	if at, ok := in.(*tokensv1alpha1.AccessToken); ok {
-		compactAccessToken(at)
+	switch o := in.(type) {
+	case *tokensv1alpha1.AccessToken:
+		compactAccessToken(o)
+	case *tokensv1alpha1.TokenIssuer:
+		// Nothing reads an issuer's annotations (kubectl's copy of the
+		// object among them), and the issuer reconciler writes only status.
+		o.Annotations = nil
+	case *tokensv1alpha1.ClusterTokenIssuer:
+		o.Annotations = nil
 	}
 	return in, nil
 }
 
+// MaxParametersBytes bounds the parameters of one AccessToken the cache
+// holds: the names and JSON values together. The schema bounds their number
+// but cannot bound the size of schemaless values, so an AccessToken's
+// parameters can approach the apiserver's 1.5 MiB object limit; the cache
+// drops larger ones and the AccessToken is reported as InvalidSpec.
+const MaxParametersBytes = 64 << 10
+
+// annotationParametersDropped marks, in the cache only, an AccessToken whose
+// parameters were dropped for their size, with the number of bytes they held:
+// the reconciler then reports it instead of minting with no parameters. The
+// transform removes any value the object itself carries.
+const annotationParametersDropped = "tokens.tokenmint.dev/cache-dropped-parameters"
+
+// keptAccessTokenAnnotations are the only annotations of an AccessToken the
+// cache holds: anyone who writes AccessTokens can add up to 256 KiB of others,
+// which the cache replaces by their hash (annotationOthers).
+var keptAccessTokenAnnotations = []string{tokensv1alpha1.AnnotationRenew}
+
+// maxKeptAnnotationBytes bounds the value of a kept annotation.
+const maxKeptAnnotationBytes = 1024
+
+// parametersSize is the size of parameters as the cache holds them.
+func parametersSize(at *tokensv1alpha1.AccessToken) int {
+	n := 0
+	for k, v := range at.Spec.Parameters {
+		n += len(k) + len(v.Raw)
+	}
+	return n
+}
+
+// droppedParameters reports the size of the parameters the cache dropped
+// from at, if it did.
+func droppedParameters(at *tokensv1alpha1.AccessToken) (int, bool) {
+	v, ok := at.Annotations[annotationParametersDropped]
+	if !ok {
+		return 0, false
+	}
+	n, _ := strconv.Atoi(v)
+	return n, true
+}
+
+// annotationOthers holds, in the cache only, a hash of the annotations the
+// cache does not keep: a change of any of them still changes the cached
+// object, so that the AccessToken is reconciled as before.
+const annotationOthers = "tokens.tokenmint.dev/cache-other-annotations"
+
 func compactAccessToken(at *tokensv1alpha1.AccessToken) {
-	delete(at.Annotations, lastApplied)
+	kept := map[string]string{}
+	var others []string
+	for k, v := range at.Annotations {
+		switch {
+		case k == lastApplied || k == annotationParametersDropped || k == annotationOthers:
+		case slices.Contains(keptAccessTokenAnnotations, k) && len(v) <= maxKeptAnnotationBytes:
+			kept[k] = v
+		default:
+			others = append(others, k)
+		}
+	}
+	if len(others) > 0 {
+		slices.Sort(others)
+		h := fnv.New64a()
+		for _, k := range others {
+			_, _ = fmt.Fprintf(h, "%d:%s%d:%s", len(k), k, len(at.Annotations[k]), at.Annotations[k])
+		}
+		kept[annotationOthers] = strconv.FormatUint(h.Sum64(), 16)
+	}
+	if size := parametersSize(at); size > MaxParametersBytes {
+		at.Spec.Parameters = nil
+		kept[annotationParametersDropped] = strconv.Itoa(size)
+	}
+	at.Annotations = nil
+	if len(kept) > 0 {
+		at.Annotations = kept
+	}
 	secret.InternMeta(&at.ObjectMeta)
 	at.Spec.IssuerRef.Kind = secret.Intern(at.Spec.IssuerRef.Kind)
 	at.Spec.IssuerRef.Name = secret.Intern(at.Spec.IssuerRef.Name)

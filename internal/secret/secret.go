@@ -29,6 +29,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	"k8s.io/utils/ptr"
@@ -52,6 +53,38 @@ func (f *Fingerprinter) Fingerprint(token []byte) string {
 	m := hmac.New(sha256.New, f.key)
 	_, _ = m.Write(token)
 	return "hmac-sha256:" + hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// AnnotationOwnerProof is an HMAC, under the installation's key, of a
+// Secret's namespace, name and controlling owner's UID (see OwnerProof). The
+// manager's cache keeps the data of a Secret only when it verifies: anyone who
+// writes Secrets can add tokenmint's label and an owner reference naming an
+// AccessToken, but only tokenmint can compute the proof.
+const AnnotationOwnerProof = "tokens.tokenmint.dev/owner-proof"
+
+// OwnerProof returns the AnnotationOwnerProof value of the Secret
+// namespace/name controlled by the object of UID owner. It differs from every
+// token fingerprint: the message is prefixed with its purpose.
+func (f *Fingerprinter) OwnerProof(namespace, name string, owner types.UID) string {
+	m := hmac.New(sha256.New, f.key)
+	_, _ = m.Write([]byte("owner-proof\x00" + namespace + "\x00" + name + "\x00" + string(owner)))
+	return "hmac-sha256:" + hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// VerifyOwnerProof reports whether s carries the proof tokenmint wrote for
+// its namespace, name and controlling owner (an AccessToken or a
+// ClusterAccessToken of tokenmint's API group).
+func (f *Fingerprinter) VerifyOwnerProof(s *corev1.Secret) bool {
+	if f == nil {
+		return false
+	}
+	ref := metav1.GetControllerOfNoCopy(s)
+	if ref == nil || (ref.Kind != "AccessToken" && ref.Kind != "ClusterAccessToken") ||
+		ref.APIVersion != tokensv1alpha1.GroupVersion.String() {
+		return false
+	}
+	got := s.Annotations[AnnotationOwnerProof]
+	return got != "" && hmac.Equal([]byte(got), []byte(f.OwnerProof(s.Namespace, s.Name, ref.UID)))
 }
 
 // Labels returns the labels tokenmint puts on the Secret of at: the user's labels
@@ -89,6 +122,8 @@ type Record struct {
 	// PreviousUntil is when the previous token, if the Secret holds one under
 	// previousKey, is to be removed.
 	PreviousUntil *time.Time
+	// OwnerProof is the Secret's AnnotationOwnerProof; empty writes none.
+	OwnerProof string
 }
 
 func (r Record) annotations() map[string]string {
@@ -102,6 +137,9 @@ func (r Record) annotations() map[string]string {
 	}
 	if r.PreviousUntil != nil {
 		a[AnnotationPreviousUntil] = r.PreviousUntil.UTC().Format(time.RFC3339)
+	}
+	if r.OwnerProof != "" {
+		a[AnnotationOwnerProof] = r.OwnerProof
 	}
 	return a
 }
@@ -198,7 +236,8 @@ func CreatedByUpdate(s *corev1.Secret) bool {
 
 // LeavesOut reports whether applying data and rec for at would leave out a
 // label, an annotation or a data key that s has: fields that only an apply
-// owning them all can remove.
+// owning them all can remove. The owner proof, which every write carries, is
+// not counted.
 func LeavesOut(s *corev1.Secret, at *tokensv1alpha1.AccessToken, data map[string][]byte, rec Record) bool {
 	labels, ann := Labels(at), annotations(at, rec)
 	for k := range s.Labels {
@@ -207,7 +246,7 @@ func LeavesOut(s *corev1.Secret, at *tokensv1alpha1.AccessToken, data map[string
 		}
 	}
 	for k := range s.Annotations {
-		if _, ok := ann[k]; !ok {
+		if _, ok := ann[k]; !ok && k != AnnotationOwnerProof {
 			return true
 		}
 	}
@@ -281,7 +320,7 @@ func InternMap(m map[string]string) {
 // across objects: not the names and fingerprints that identify one object.
 func internValue(key string) bool {
 	switch key {
-	case tokensv1alpha1.LabelAccessToken, AnnotationFingerprint, AnnotationInputsHash:
+	case tokensv1alpha1.LabelAccessToken, AnnotationFingerprint, AnnotationInputsHash, AnnotationOwnerProof:
 		return false
 	}
 	return true

@@ -19,6 +19,7 @@ package secret
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -63,6 +64,9 @@ type State struct {
 	TokenID string `json:"tokenID,omitempty"`
 	// Superseded are replaced tokens waiting to be revoked.
 	Superseded []Superseded `json:"superseded,omitempty"`
+	// FieldsDropped is true when Fields were left out to bound the state:
+	// Token then serves revocation, not restoring a lost Secret.
+	FieldsDropped bool `json:"fieldsDropped,omitempty"`
 }
 
 // Superseded is a replaced token waiting for revocation.
@@ -82,11 +86,70 @@ func StateName(at *tokensv1alpha1.AccessToken) string {
 	return StatePrefix + string(at.UID)
 }
 
-// DesiredState returns the apply configuration of at's state Secret in namespace.
+// MaxStateBytes bounds the encoded state of one AccessToken, and the state
+// Secrets the manager's cache holds. A token and a refresh token of up to 16
+// KiB each (issuer.MaxTokenBytes) fit; superseded tokens and copied fields
+// take the rest, and give way when they do not fit (see Bound).
+const MaxStateBytes = 64 << 10
+
+// Bound returns st within MaxStateBytes encoded, and what it left out: first
+// the oldest superseded tokens (which are then not revoked, and expire on
+// their own), then the copied fields with the current token's restore copy
+// (Restorable is then false, so a lost Secret is re-issued), then the current
+// token itself (not revoked when the AccessToken is deleted) and last the
+// refresh token. An honest provider's state (tokens of a few KiB) is never cut.
+func (st State) Bound() (State, []string) {
+	var dropped []string
+	size := func(s State) int {
+		raw, _ := json.Marshal(s)
+		return len(raw)
+	}
+	if size(st) <= MaxStateBytes {
+		return st, nil
+	}
+	st.Superseded = slices.Clone(st.Superseded)
+	n := 0
+	for len(st.Superseded) > 0 && size(st) > MaxStateBytes {
+		st.Superseded = st.Superseded[1:]
+		n++
+	}
+	if n > 0 {
+		dropped = append(dropped, fmt.Sprintf("%d superseded tokens", n))
+	}
+	if len(st.Superseded) == 0 {
+		st.Superseded = nil
+	}
+	if size(st) > MaxStateBytes && len(st.Fields) > 0 {
+		st.Fields, st.FieldsDropped = nil, true
+		dropped = append(dropped, "copied fields")
+	}
+	if size(st) > MaxStateBytes && st.Token != "" {
+		st.Token, st.TokenID, st.Fields, st.FieldsDropped = "", "", nil, false
+		dropped = append(dropped, "current token")
+	}
+	if size(st) > MaxStateBytes && st.RefreshToken != "" {
+		st.RefreshToken, st.RefreshTokenExpiresAt = "", nil
+		dropped = append(dropped, "refresh token")
+	}
+	return st, dropped
+}
+
+// Restorable reports whether st holds a complete copy of the current token
+// and its copied fields, to restore a lost Secret without minting.
+func (st State) Restorable() bool {
+	return st.Token != "" && !st.FieldsDropped
+}
+
+// DesiredState returns the apply configuration of at's state Secret in
+// namespace, with st bounded to MaxStateBytes (see Bound).
 func DesiredState(at *tokensv1alpha1.AccessToken, namespace string, st State) (*corev1ac.SecretApplyConfiguration, error) {
+	st, _ = st.Bound()
 	raw, err := json.Marshal(st)
 	if err != nil {
 		return nil, fmt.Errorf("encoding state: %w", err)
+	}
+	if len(raw) > MaxStateBytes {
+		return nil, fmt.Errorf("state holds %d bytes, more than %d", len(raw), MaxStateBytes)
 	}
 	return corev1ac.Secret(StateName(at), namespace).
 		WithLabels(map[string]string{

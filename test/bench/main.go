@@ -27,6 +27,9 @@ limitations under the License.
 //
 //	go run ./test/bench -mixed [-mixed-honest 1000 -mixed-duration 10m]
 //
+// With -memory-attack it measures the manager's memory under a tenant's
+// largest writes, and after a restart (see memory.go).
+//
 // With -cluster N it measures one ClusterAccessToken written to N namespaces
 // (see cluster.go).
 package main
@@ -76,6 +79,7 @@ func main() {
 	flag.StringVar(&opts.cpuProfile, "cpu-profile", "", "File to save the manager's CPU profile to, taken over the first 30 s of issuing.")
 	flag.StringVar(&opts.apiProfile, "api-cpu-profile", "", "Prefix of files to save kube-apiserver's CPU profiles to, taken over the first 30 s of the first floor run (<prefix>-floor.pb.gz) and of issuing (<prefix>-issue.pb.gz).")
 	mixed := registerMixedFlags(flag.CommandLine)
+	memoryAttack := registerMemoryAttackFlags(flag.CommandLine)
 	cluster := flag.Int("cluster", 0, "Measure a ClusterAccessToken written to this many namespaces instead (writes bin/bench-cluster-<N>.md).")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
@@ -84,6 +88,9 @@ func main() {
 	opts.command = "go run ./test/bench " + strings.Join(os.Args[1:], " ")
 	if mixed.enabled {
 		os.Exit(mainMixed(opts, *mixed))
+	}
+	if memoryAttack.enabled {
+		os.Exit(runMemoryAttackMode(opts, *memoryAttack))
 	}
 	if *cluster > 0 {
 		os.Exit(runClusterMode(opts, *cluster))
