@@ -261,7 +261,7 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		// The call runs outside the reconcile workers, bounded per issuer and
 		// per namespace.
 		if d.action == actionIssue {
-			r.attempts.Add(req.NamespacedName, now)
+			r.attempts.Add(req.NamespacedName, mintAttempt{at: now, uid: at.UID})
 		}
 		generation := at.Generation
 		r.Calls.Submit(at, in.issuerKey, func(jctx context.Context) (ctrl.Result, error) {

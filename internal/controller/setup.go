@@ -144,7 +144,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MinMintInterval, "min-mint-interval", DefaultMinMintInterval,
 		"Least time between two mints of one AccessToken, whatever asks for them.")
 	fs.Float64Var(&c.ForcedRenewalRate, "forced-renewal-rate", DefaultForcedRenewalRate,
-		"Mints per second one namespace may ask for ahead of schedule (renew annotation, input changes); negative: unlimited.")
+		"Mints per second one namespace may ask for ahead of schedule (renew annotation, input changes) or cause by re-creating AccessTokens; negative: unlimited.")
 	fs.IntVar(&c.ForcedRenewalBurst, "forced-renewal-burst", DefaultForcedRenewalBurst, "Burst of such mints per namespace.")
 	fs.DurationVar(&c.MinRenewalInterval, "min-renewal-interval", DefaultMinRenewalInterval,
 		"Least time from a token's issue to its scheduled renewal, whatever lifetime the provider answers: shorter-lived tokens are served, renewed at this interval, and marked ShortLivedToken; negative: none.")

@@ -51,8 +51,11 @@ const (
 	// namespace, every mint that is not a scheduled renewal or a retry: first
 	// issues (creations and re-creations), re-issues after a lost Secret, and
 	// the mints asked for ahead of schedule. The burst lets a namespace issue
-	// its first thousand tokens at once, the rate ten a second after that.
-	DefaultNamespaceMintRate  = 10.0
+	// its first thousand tokens at once, the rate a hundred a second after
+	// that (ten thousand tokens of one namespace are issued in under two
+	// minutes). Re-created AccessTokens and mints ahead of schedule also spend
+	// the forced-renewal budget, which is what bounds churn.
+	DefaultNamespaceMintRate  = 100.0
 	DefaultNamespaceMintBurst = 1000
 	// DefaultNamespaceWriteBytesPerMinute and DefaultNamespaceWriteBurstBytes
 	// limit, per namespace, the bytes the manager writes to Secrets for the
@@ -223,9 +226,11 @@ func (r *AccessTokenReconciler) mintWait(at *tokensv1alpha1.AccessToken, in *inp
 	if st.LastFailureTime != nil {
 		later(st.LastFailureTime.Time)
 	}
+	recreated := false
 	if r.attempts != nil {
 		if v, ok := r.attempts.Get(types.NamespacedName{Namespace: at.Namespace, Name: at.Name}); ok {
-			later(v.(time.Time))
+			later(v.(mintAttempt).at)
+			recreated = v.(mintAttempt).uid != at.UID
 		}
 	}
 	if !last.IsZero() && r.MinMintInterval > 0 {
@@ -237,7 +242,11 @@ func (r *AccessTokenReconciler) mintWait(at *tokensv1alpha1.AccessToken, in *inp
 	if r.Mints != nil && spendsMintBudget(at, in, d, now) {
 		budgets = append(budgets, r.Mints)
 	}
-	if r.ForcedRenewals != nil && aheadOfSchedule(at, in, d, now) {
+	// A first issue of an AccessToken that this process minted for under
+	// another UID is a re-creation: churn the namespace causes, which spends
+	// the strict budget of mints ahead of schedule, not the generous one of
+	// first issues.
+	if r.ForcedRenewals != nil && (aheadOfSchedule(at, in, d, now) || (recreated && d.reason == reasonNotIssued)) {
 		budgets = append(budgets, r.ForcedRenewals)
 	}
 	if wait, refused := takeAll(at.Namespace, now, budgets...); wait > 0 {
@@ -247,6 +256,15 @@ func (r *AccessTokenReconciler) mintWait(at *tokensv1alpha1.AccessToken, in *inp
 		return wait, fmt.Sprintf("namespace %q has used its budget of renewals ahead of schedule", at.Namespace)
 	}
 	return 0, ""
+}
+
+// mintAttempt is when this process last started a mint for an AccessToken's
+// namespace and name, and for which object (UID): it outlives the object, so
+// that deleting and re-creating an AccessToken neither resets its floor nor
+// passes for a first issue.
+type mintAttempt struct {
+	at  time.Time
+	uid types.UID
 }
 
 // spendsMintBudget reports whether a mint decided by d is one its namespace

@@ -190,11 +190,45 @@ func TestMintWaitCoversEveryMintANamespaceCauses(t *testing.T) {
 
 	// A deleted and re-created AccessToken has an empty status: the floor is
 	// remembered by namespace and name.
-	r.attempts.Add(types.NamespacedName{Namespace: "other", Name: "recreated"}, now.Add(-4*time.Second))
+	r.attempts.Add(types.NamespacedName{Namespace: "other", Name: "recreated"}, mintAttempt{at: now.Add(-4 * time.Second), uid: "old-uid"})
 	recreated := object("other", "recreated")
+	recreated.UID = "new-uid"
 	d, why = r.mintWait(recreated, &inputs{at: recreated}, decision{action: actionIssue, reason: reasonNotIssued}, now)
 	if d != 6*time.Second || !strings.Contains(why, "at most once every 10s") {
 		t.Fatalf("re-created AccessToken: waits %v (%q), want 6s for the floor", d, why)
+	}
+}
+
+func TestReCreatedAccessTokensSpendTheForcedBudget(t *testing.T) {
+	now := time.Unix(30000, 0)
+	r := &AccessTokenReconciler{MinMintInterval: 10 * time.Second, Mints: NewNamespaceLimiters(100, 1000),
+		ForcedRenewals: NewNamespaceLimiters(1, 2), attempts: lru.New(maxRememberedMints)}
+	first := decision{action: actionIssue, reason: reasonNotIssued}
+	// Three AccessTokens minted for long ago under other UIDs, re-created now.
+	for i, name := range []string{"a", "b", "c"} {
+		key := types.NamespacedName{Namespace: "churn", Name: name}
+		r.attempts.Add(key, mintAttempt{at: now.Add(-time.Minute), uid: types.UID("old-" + name)})
+		at := object("churn", name)
+		at.UID = types.UID("new-" + name)
+		d, why := r.mintWait(at, &inputs{at: at}, first, now)
+		if i < 2 && d != 0 {
+			t.Fatalf("re-creation %d within the forced burst of 2 waits %v (%s)", i, d, why)
+		}
+		if i == 2 && (d <= 0 || !strings.Contains(why, "ahead of schedule")) {
+			t.Fatalf("a third re-creation over the forced burst: waits %v (%q)", d, why)
+		}
+	}
+	// A first issue of a new name, and a retry of the same object's failed
+	// first issue, spend only the generous budget.
+	fresh := object("churn", "new")
+	if d, why := r.mintWait(fresh, &inputs{at: fresh}, first, now); d != 0 {
+		t.Fatalf("a new AccessToken waits %v (%s) for the churn of others", d, why)
+	}
+	r.attempts.Add(types.NamespacedName{Namespace: "churn", Name: "retry"}, mintAttempt{at: now.Add(-time.Minute), uid: "same"})
+	retry := object("churn", "retry")
+	retry.UID = "same"
+	if d, why := r.mintWait(retry, &inputs{at: retry}, first, now); d != 0 {
+		t.Fatalf("a retried first issue waits %v (%s)", d, why)
 	}
 }
 
