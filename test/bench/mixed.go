@@ -79,10 +79,36 @@ type mixedOptions struct {
 	spam         int           // AccessTokens whose renew annotation is rewritten in a loop
 	undecodable  bool          // attempt the undecodable objects
 	cost         costOptions   // the cost attacks (mixed_cost.go)
+	smoke        bool          // use smokeSizes for the flags not given
+}
+
+// registeredMixed is where registerMixedFlags's flags write.
+var registeredMixed *mixedOptions
+
+// smokeSizes make a run of about 4 minutes on 2 CPUs (-mixed-smoke): every
+// attack, smaller.
+var smokeSizes = map[string]string{
+	"mixed-honest": "50", "mixed-duration": "1m", "mixed-hanging": "20", "mixed-big": "5", "mixed-renew-spam": "5",
+	"mixed-cred-tokens": "50", "mixed-param-tokens": "20", "mixed-short-tokens": "20", "mixed-metrics-conns": "50", "mixed-churn-tokens": "10",
+}
+
+// applySmoke sets the smoke sizes of the flags of fs not set on the command line.
+func applySmoke(fs *flag.FlagSet) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for k, v := range smokeSizes {
+		if !set[k] {
+			if err := fs.Set(k, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func registerMixedFlags(fs *flag.FlagSet) *mixedOptions {
 	mo := &mixedOptions{}
+	registeredMixed = mo
 	fs.BoolVar(&mo.enabled, "mixed", false, "Measure tenant isolation instead: an honest tenant's renewals beside a hostile tenant (writes bin/bench-mixed.md).")
 	fs.IntVar(&mo.honest, "mixed-honest", 1000, "Mixed: the honest tenant's AccessTokens.")
 	fs.DurationVar(&mo.duration, "mixed-duration", 10*time.Minute, "Mixed: the measured window, from when all honest AccessTokens are first Ready.")
@@ -95,11 +121,19 @@ func registerMixedFlags(fs *flag.FlagSet) *mixedOptions {
 	fs.IntVar(&mo.spam, "mixed-renew-spam", 20, "Mixed: hostile AccessTokens whose tokens.tokenmint.dev/renew annotation a loop rewrites as fast as it can (0: none).")
 	fs.BoolVar(&mo.undecodable, "mixed-undecodable", true, "Mixed: attempt undecodable objects (maxAge: 30d, renewBefore: 1x, timeout: 1h).")
 	registerCostFlags(fs, &mo.cost)
+	fs.BoolVar(&mo.smoke, "mixed-smoke", false, "Mixed: the smoke size, about 4 minutes on 2 CPUs (-mixed-honest 50 -mixed-duration 1m, every attack smaller); flags given explicitly win.")
 	return mo
 }
 
 // mainMixed runs the mixed mode from main and returns the exit code.
 func mainMixed(opts options, mo mixedOptions) int {
+	if mo.smoke {
+		if err := applySmoke(flag.CommandLine); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 2
+		}
+		mo = *registeredMixed // the flags just set wrote there
+	}
 	outSet := false
 	flag.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
 	if !outSet {

@@ -18,6 +18,7 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
@@ -226,5 +227,28 @@ func TestWriteWatchCounts(t *testing.T) {
 	}
 	if w.stateWrites != 2 || w.stateBytes != 330+2*tk || w.largestState != 300+tk {
 		t.Errorf("state: %d writes, %d bytes, largest %d", w.stateWrites, w.stateBytes, w.largestState)
+	}
+}
+
+func TestApplySmoke(t *testing.T) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	mo := registerMixedFlags(fs)
+	if err := fs.Parse([]string{"-mixed", "-mixed-smoke", "-mixed-honest", "7"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := applySmoke(fs); err != nil {
+		t.Fatal(err)
+	}
+	if mo.honest != 7 {
+		t.Errorf("-mixed-honest given as 7, smoke made it %d", mo.honest)
+	}
+	if mo.duration != time.Minute || mo.cost.credTokens != 50 || mo.cost.metricsConns != 50 || mo.cost.paramBytes != 900_000 {
+		t.Errorf("smoke sizes not applied: duration %s, cred tokens %d, metrics connections %d, parameter %d",
+			mo.duration, mo.cost.credTokens, mo.cost.metricsConns, mo.cost.paramBytes)
+	}
+	for k := range smokeSizes {
+		if fs.Lookup(k) == nil {
+			t.Errorf("smoke size for %s, which is no flag", k)
+		}
 	}
 }
