@@ -30,8 +30,10 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,7 +133,6 @@ type costResults struct {
 	metricsStatus   map[int]int64
 	metricsErrors   int64
 	tokenReviews    float64
-	metricsFor      time.Duration
 
 	churnLoops, churnErrors int64
 	churnMints, sharedMints int64
@@ -677,7 +678,6 @@ func (m *mixedBench) startMetricsFlood(ctx context.Context) {
 	if m.mo.cost.metricsAuth {
 		url = strings.Replace(url, "http://", "https://", 1)
 	}
-	started := time.Now()
 	for range m.mo.cost.metricsConns {
 		c.loops.Go(func() {
 			hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
@@ -705,7 +705,6 @@ func (m *mixedBench) startMetricsFlood(ctx context.Context) {
 			}
 		})
 	}
-	m.r.cost.metricsFor = -time.Since(started) // completed at the end
 }
 
 // finishCost stops the window's loops and gathers the figures.
@@ -717,9 +716,6 @@ func (m *mixedBench) finishCost(ctx context.Context) {
 	c.windowOn.Store(false)
 	c.loopCancel()
 	c.loops.Wait()
-	if r.metricsFor < 0 {
-		r.metricsFor = m.r.window()
-	}
 	r.metricsRequests, r.metricsErrors = c.metricsReq.Load(), c.metricsErr.Load()
 	c.metricsStatusMu.Lock()
 	r.metricsStatus = c.metricsStatus
@@ -895,8 +891,8 @@ func (r *mixedResults) costChecks(add func(item, measure, target, result, met st
 	}
 	if co.metricsConns > 0 {
 		var st []string
-		for code, n := range c.metricsStatus {
-			st = append(st, fmt.Sprintf("%d ×%d", code, n))
+		for _, code := range slices.Sorted(maps.Keys(c.metricsStatus)) {
+			st = append(st, fmt.Sprintf("%d ×%d", code, c.metricsStatus[code]))
 		}
 		mode := "plain HTTP, no authentication"
 		if co.metricsAuth {

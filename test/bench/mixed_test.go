@@ -252,3 +252,32 @@ func TestApplySmoke(t *testing.T) {
 		}
 	}
 }
+
+func TestCostRows(t *testing.T) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	mo := registerMixedFlags(fs)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := &mixedResults{mo: *mo, windowStart: t0, windowEnd: t0.Add(time.Minute), chartLimit: "256Mi", chartLimitBytes: 256 << 20,
+		cost: costResults{credNamed: 16, credRefused: "288 admitted, then refused by the manager", secretGETs: 120,
+			paramBytes: 450_000, paramRefused: []string{"900000 (too long)"}, paramRSSPeak: 300 << 20, restarted: true, restartRSSPeak: 100 << 20,
+			shortMints: 60, shortBytes: 10 << 20, stateBytes: 5 << 20, largestState: 200 << 10,
+			metricsRequests: 600, metricsStatus: map[int]int64{401: 100, 429: 500}, tokenReviews: 300,
+			churnMints: 30, sharedMints: 4}}
+	md := r.markdown()
+	for _, want := range []string{
+		"| hostile e |", "288 admitted, then refused by the manager", "120 (2.0/s)",
+		"| hostile f |", "900000 (too long)", "| 300.0 MiB | **no** |", "peak 100.0 MiB",
+		"| hostile g |", "60 (1.00/s)", "10.0 MiB/min", "5.0 MiB/min; largest 200 KiB",
+		"| hostile h |", "600 (10/s; 401 ×100, 429 ×500; 0 errors); 300 TokenReviews (5.00/s)",
+		"| hostile i |", "30 (0.50/s) vs 4",
+		"0 (and 1 by the benchmark, before the honest tenant)",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the report has no %q:\n%s", want, md)
+		}
+	}
+	r.mo.cost = costOptions{}
+	if md := r.markdown(); strings.Contains(md, "| hostile e |") || strings.Contains(md, "| hostile i |") {
+		t.Errorf("attacks turned off still reported:\n%s", md)
+	}
+}
