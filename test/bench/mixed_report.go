@@ -244,7 +244,7 @@ func (r *mixedResults) markdown() string {
 	fmt.Fprintf(&b, "- Manager: the real binary built from %s, %s; %s\n", r.revision, r.flagSummary(), r.started.UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "- Honest tenant (namespace `%s`): one TokenIssuer whose endpoint answers every call after %s with a fresh token of %s (expires_in); %d AccessTokens. "+
 		"The window starts once all are first Ready (or after %s) and lasts %s.\n", honestNamespace, r.mo.delay, r.mo.lifetime, r.mo.honest, r.mo.readyTimeout, r.mo.duration)
-	fmt.Fprintf(&b, "- Hostile tenant (namespace `%s`, user `%s` with rights on tokenmint's kinds in its namespace only, no client rate limit): "+
+	fmt.Fprintf(&b, "- Hostile tenant (namespace `%s`, user `%s` with rights on tokenmint's kinds and Secrets in its own namespaces only, no client rate limit): "+
 		"(a) %d AccessTokens on an endpoint that accepts the call and never answers; (b) %d on an endpoint of %d-byte tokens; "+
 		"(c) %d on a fast issuer of its own, their renew annotation rewritten in a loop for the whole run; (d) undecodable objects attempted.\n",
 		hostileNamespace, hostileUser, r.mo.hanging, r.mo.big, r.mo.bigBytes, r.mo.spam)
