@@ -203,7 +203,7 @@ bench: manifests ## Measure N (default 1000) AccessTokens against the floor on a
 MIXED_ARGS ?=
 
 .PHONY: bench-mixed
-bench-mixed: manifests ## Measure tenant isolation: 1,000 honest AccessTokens (90 s tokens) renewed beside a hostile tenant for 10 min on a local control plane; writes bin/bench-mixed.md. MIXED_ARGS='-mixed-honest 50 -mixed-duration 2m' is the smoke size.
+bench-mixed: manifests ## Measure tenant isolation: 1,000 honest AccessTokens (90 s tokens) renewed for 10 min beside a hostile tenant and its cost attacks (credential-annotate storm, big parameters and a restart, short-lived flood, metrics flood, delete-and-recreate) on a local control plane; writes bin/bench-mixed.md. MIXED_ARGS='-mixed-smoke' is the smoke size (about 4 min on 2 CPUs); -mixed-<attack>-... flags size or turn off each attack (go run ./test/bench -help).
 	go run ./test/bench -mixed $(MIXED_ARGS)
 
 .PHONY: bench-memory

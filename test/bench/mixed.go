@@ -43,6 +43,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -77,10 +78,37 @@ type mixedOptions struct {
 	bigBytes     int           // size of those tokens
 	spam         int           // AccessTokens whose renew annotation is rewritten in a loop
 	undecodable  bool          // attempt the undecodable objects
+	cost         costOptions   // the cost attacks (mixed_cost.go)
+	smoke        bool          // use smokeSizes for the flags not given
+}
+
+// registeredMixed is where registerMixedFlags's flags write.
+var registeredMixed *mixedOptions
+
+// smokeSizes make a run of about 4 minutes on 2 CPUs (-mixed-smoke): every
+// attack, smaller.
+var smokeSizes = map[string]string{
+	"mixed-honest": "50", "mixed-duration": "1m", "mixed-hanging": "20", "mixed-big": "5", "mixed-renew-spam": "5",
+	"mixed-cred-tokens": "50", "mixed-param-tokens": "20", "mixed-short-tokens": "20", "mixed-metrics-conns": "50", "mixed-churn-tokens": "10",
+}
+
+// applySmoke sets the smoke sizes of the flags of fs not set on the command line.
+func applySmoke(fs *flag.FlagSet) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for k, v := range smokeSizes {
+		if !set[k] {
+			if err := fs.Set(k, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func registerMixedFlags(fs *flag.FlagSet) *mixedOptions {
 	mo := &mixedOptions{}
+	registeredMixed = mo
 	fs.BoolVar(&mo.enabled, "mixed", false, "Measure tenant isolation instead: an honest tenant's renewals beside a hostile tenant (writes bin/bench-mixed.md).")
 	fs.IntVar(&mo.honest, "mixed-honest", 1000, "Mixed: the honest tenant's AccessTokens.")
 	fs.DurationVar(&mo.duration, "mixed-duration", 10*time.Minute, "Mixed: the measured window, from when all honest AccessTokens are first Ready.")
@@ -92,11 +120,20 @@ func registerMixedFlags(fs *flag.FlagSet) *mixedOptions {
 	fs.IntVar(&mo.bigBytes, "mixed-big-bytes", 1_000_000, "Mixed: size of those tokens in bytes.")
 	fs.IntVar(&mo.spam, "mixed-renew-spam", 20, "Mixed: hostile AccessTokens whose tokens.tokenmint.dev/renew annotation a loop rewrites as fast as it can (0: none).")
 	fs.BoolVar(&mo.undecodable, "mixed-undecodable", true, "Mixed: attempt undecodable objects (maxAge: 30d, renewBefore: 1x, timeout: 1h).")
+	registerCostFlags(fs, &mo.cost)
+	fs.BoolVar(&mo.smoke, "mixed-smoke", false, "Mixed: the smoke size, about 4 minutes on 2 CPUs (-mixed-honest 50 -mixed-duration 1m, every attack smaller); flags given explicitly win.")
 	return mo
 }
 
 // mainMixed runs the mixed mode from main and returns the exit code.
 func mainMixed(opts options, mo mixedOptions) int {
+	if mo.smoke {
+		if err := applySmoke(flag.CommandLine); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 2
+		}
+		mo = *registeredMixed // the flags just set wrote there
+	}
 	outSet := false
 	flag.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
 	if !outSet {
@@ -135,6 +172,7 @@ type mixedBench struct {
 	p          *progress
 	cp         *controlplane.ControlPlane
 	kubeconfig string
+	cfg        *rest.Config  // the administrator's
 	client     client.Client // cluster administrator, the honest tenant's and the benchmark's
 	hostile    client.Client // the hostile tenant: a namespace user, under API priority and fairness
 	bin        string
@@ -151,6 +189,8 @@ type mixedBench struct {
 	spamFirstErr                       atomic.Value
 	rssSamples                         []float64
 	honestNames, hangNames, spamTokens []string
+	cost                               costRun
+	readyExpired                       map[string]time.Duration // honest AccessTokens seen Ready=True past their expiry, longest
 
 	r mixedResults
 }
@@ -171,6 +211,7 @@ func runMixed(ctx context.Context, opts options, mo mixedOptions, w io.Writer) (
 		fn   func(context.Context) error
 	}{
 		{"hostile tenant", m.phaseHostile},
+		{"hostile tenant's cost attacks", m.phaseCost},
 		{"honest tenant", m.phaseHonest},
 		{"window", m.phaseWindow},
 	}
@@ -218,7 +259,7 @@ func (m *mixedBench) setup(ctx context.Context) error {
 	}
 	// TokenIssuers may call loopback only when the manager allows private
 	// destinations; the endpoints of both tenants are on 127.0.0.1.
-	m.r.managerArgs = append([]string{"--allow-private-destinations"}, m.opts.managerArgs...)
+	m.r.managerArgs = append(append([]string{"--allow-private-destinations"}, m.managerCostArgs()...), m.opts.managerArgs...)
 	applyArgs(settings, m.r.managerArgs)
 	m.r.settings, m.r.managerEnv = settings, m.opts.managerEnv
 
@@ -234,6 +275,7 @@ func (m *mixedBench) setup(ctx context.Context) error {
 	cfg := rest.CopyConfig(m.cp.Config)
 	cfg.QPS, cfg.Burst = -1, 0
 	cfg.UserAgent = "tokenmint-bench"
+	m.cfg = cfg
 	if m.client, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
 		return err
 	}
@@ -247,25 +289,12 @@ func (m *mixedBench) setup(ctx context.Context) error {
 	if m.hostile, err = client.New(hcfg, client.Options{Scheme: scheme}); err != nil {
 		return err
 	}
-	for _, ns := range []string{operatorNamespace, honestNamespace, hostileNamespace} {
+	for _, ns := range []string{operatorNamespace, honestNamespace} {
 		if err := m.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			return err
 		}
 	}
-	if err := m.client.Create(ctx, &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Name: hostileUser, Namespace: hostileNamespace},
-		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{tokensv1alpha1.GroupVersion.Group}, Resources: []string{"*"}, Verbs: []string{"*"}},
-			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}},
-		},
-	}); err != nil {
-		return err
-	}
-	if err := m.client.Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: hostileUser, Namespace: hostileNamespace},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: hostileUser},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: hostileUser}},
-	}); err != nil {
+	if err := m.tenantNamespace(ctx, hostileNamespace); err != nil {
 		return err
 	}
 
@@ -278,6 +307,9 @@ func (m *mixedBench) setup(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := m.setupCost(ctx); err != nil {
+		return err
+	}
 	m.r.bigBody = bigAnswerSize(m.mo.bigBytes, m.mo.lifetime)
 	m.p.printf("endpoints: honest %s, never answers %s, ~1 MiB tokens %s (bodies of %d bytes), renew spam %s",
 		m.honestEP.URL, m.hangEP.URL, m.bigEP.URL, m.r.bigBody, m.spamEP.URL)
@@ -286,15 +318,43 @@ func (m *mixedBench) setup(ctx context.Context) error {
 		return err
 	}
 
-	args := append([]string{"--operator-namespace", operatorNamespace}, m.r.managerArgs...)
 	m.p.printf("starting the manager: %s", strings.Join(m.r.managerArgs, " "))
-	if m.mgr, err = startManager(m.bin, m.kubeconfig, filepath.Join(m.opts.logDir, "manager.log"), args, m.opts.managerEnv); err != nil {
+	if m.mgr, err = startManager(m.bin, m.kubeconfig, filepath.Join(m.opts.logDir, "manager.log"), m.managerArgs(), m.opts.managerEnv); err != nil {
 		return err
 	}
 	return m.mgr.waitReady(ctx, 60*time.Second)
 }
 
+// tenantNamespace creates the namespace ns, where the hostile tenant is an
+// ordinary user with full rights on tokenmint's kinds and on Secrets (as a
+// namespace's owner is), and nothing else.
+func (m *mixedBench) tenantNamespace(ctx context.Context, ns string) error {
+	if err := m.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		return err
+	}
+	if err := m.client.Create(ctx, &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: hostileUser, Namespace: ns},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{tokensv1alpha1.GroupVersion.Group}, Resources: []string{"*"}, Verbs: []string{"*"}},
+			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+		},
+	}); err != nil {
+		return err
+	}
+	return m.client.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: hostileUser, Namespace: ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: hostileUser},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: hostileUser}},
+	})
+}
+
+// managerArgs are the manager's flags, at its start and restart.
+func (m *mixedBench) managerArgs() []string {
+	return append([]string{"--operator-namespace", operatorNamespace}, m.r.managerArgs...)
+}
+
 func (m *mixedBench) teardown() {
+	m.teardownCost()
 	if m.spamStop != nil {
 		m.spamStop()
 		m.spamDone.Wait()
@@ -547,6 +607,9 @@ func (m *mixedBench) phaseWindow(ctx context.Context) error {
 	end := m.r.windowStart.Add(m.mo.duration)
 	m.p.printf("window: measuring for %s", m.mo.duration)
 	m.r.callsAtWindowStart = m.honestEP.calls.Load()
+	if err := m.startCostWindow(ctx); err != nil {
+		return err
+	}
 	lastPrint := time.Now()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -565,6 +628,7 @@ func (m *mixedBench) phaseWindow(ctx context.Context) error {
 		} else if mem, err := m.mgr.memory(); err == nil {
 			m.rssSamples = append(m.rssSamples, mem.rss)
 		}
+		m.checkReadyExpired(ctx)
 		if time.Since(lastPrint) >= 30*time.Second {
 			lastPrint = time.Now()
 			s := summarizeRenewals(m.watch.secretSequences(), m.honestNames, m.r.windowStart, time.Now())
@@ -589,6 +653,11 @@ func (m *mixedBench) finish() {
 	if !r.windowStart.IsZero() {
 		if r.windowEnd.IsZero() {
 			r.windowEnd = time.Now()
+		}
+		m.finishCost(context.Background())
+		r.readyExpired = len(m.readyExpired)
+		for _, d := range m.readyExpired {
+			r.readyExpiredLongest = max(r.readyExpiredLongest, d)
 		}
 		r.inSecret = summarizeRenewals(m.watch.secretSequences(), m.honestNames, r.windowStart, r.windowEnd)
 		r.atEndpoint = summarizeRenewals(m.log.sequences(), m.honestNames, r.windowStart, r.windowEnd)
@@ -619,6 +688,27 @@ func (m *mixedBench) finish() {
 		if mem, err := m.mgr.memory(); err == nil {
 			r.hwm = mem.hwm
 		}
+	}
+}
+
+// checkReadyExpired notes every honest AccessToken whose status says
+// Ready=True while the expiry it names has passed.
+func (m *mixedBench) checkReadyExpired(ctx context.Context) {
+	var list tokensv1alpha1.AccessTokenList
+	if err := m.watch.List(ctx, &list, client.InNamespace(honestNamespace)); err != nil {
+		return
+	}
+	now := time.Now()
+	for i := range list.Items {
+		at := &list.Items[i]
+		c := meta.FindStatusCondition(at.Status.Conditions, tokensv1alpha1.ConditionReady)
+		if c == nil || c.Status != metav1.ConditionTrue || at.Status.ExpiresAt == nil || now.Before(at.Status.ExpiresAt.Time) {
+			continue
+		}
+		if m.readyExpired == nil {
+			m.readyExpired = map[string]time.Duration{}
+		}
+		m.readyExpired[at.Name] = max(m.readyExpired[at.Name], now.Sub(at.Status.ExpiresAt.Time))
 	}
 }
 

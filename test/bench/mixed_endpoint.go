@@ -39,11 +39,12 @@ import (
 // credential; the request body names the AccessToken ({"subject": name}).
 type tenantEndpoint struct {
 	URL        string
-	delay      time.Duration // before answering
-	lifetime   time.Duration // of the tokens, sent as expires_in
-	tokenBytes int           // length of the token; 0: 48 hex characters
-	hang       bool          // never answer
-	log        *issueLog     // nil: keep no log
+	delay      time.Duration        // before answering
+	lifetime   time.Duration        // of the tokens, sent as expires_in
+	tokenBytes int                  // length of the token; 0: 48 hex characters
+	hang       bool                 // never answer
+	log        *issueLog            // nil: keep no log
+	onMint     func(subject string) // called for every token sent; nil: none
 
 	calls       atomic.Int64 // requests received
 	answered    atomic.Int64 // tokens sent
@@ -127,6 +128,9 @@ func (e *tenantEndpoint) token(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	if _, err := w.Write(answer); err == nil {
 		e.answered.Add(1)
+		if e.onMint != nil {
+			e.onMint(req.Subject)
+		}
 	}
 }
 

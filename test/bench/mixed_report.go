@@ -81,6 +81,10 @@ type mixedResults struct {
 	chartLimit              string
 	chartLimitBytes         float64
 	managerExited           string
+
+	readyExpired        int           // honest AccessTokens seen Ready=True past their expiry
+	readyExpiredLongest time.Duration // the longest such
+	cost                costResults
 }
 
 func (r *mixedResults) window() time.Duration { return r.windowEnd.Sub(r.windowStart) }
@@ -182,6 +186,10 @@ func (r *mixedResults) checks() []check {
 		add("hostile d", "Undecodable objects admitted by the apiserver", "0", fmt.Sprintf("%d of %d (%s)", admitted, len(r.undecodable), strings.Join(parts, "; ")), mark(admitted == 0))
 	}
 
+	add("honest", "Honest AccessTokens seen Ready=True while the expiry their status names had passed (checked each second; longest)", "0",
+		fmt.Sprintf("%d (%s)", r.readyExpired, r.readyExpiredLongest.Round(time.Second)), mark(r.readyExpired == 0))
+	r.costChecks(add)
+
 	limit := "chart limit " + r.chartLimit
 	if r.chartLimit == "" {
 		limit = "chart limit unknown"
@@ -194,9 +202,14 @@ func (r *mixedResults) checks() []check {
 		add("manager", "Manager peak resident memory over the whole run (VmHWM at the end, or the window's peak if higher)", "≤ "+limit, mib(peak),
 			mark(r.chartLimitBytes > 0 && peak <= r.chartLimitBytes))
 	}
-	if r.managerExited != "" {
-		add("manager", "Manager kept running", "yes", r.managerExited, mark(false))
+	restarts := "0"
+	if r.cost.restarted {
+		restarts += " (and 1 by the benchmark, before the honest tenant)"
 	}
+	if r.managerExited != "" {
+		restarts = "**" + r.managerExited + "**"
+	}
+	add("manager", "Manager restarts or exits not asked for", "0", restarts, mark(r.managerExited == ""))
 	return c
 }
 
@@ -231,10 +244,11 @@ func (r *mixedResults) markdown() string {
 	fmt.Fprintf(&b, "- Manager: the real binary built from %s, %s; %s\n", r.revision, r.flagSummary(), r.started.UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "- Honest tenant (namespace `%s`): one TokenIssuer whose endpoint answers every call after %s with a fresh token of %s (expires_in); %d AccessTokens. "+
 		"The window starts once all are first Ready (or after %s) and lasts %s.\n", honestNamespace, r.mo.delay, r.mo.lifetime, r.mo.honest, r.mo.readyTimeout, r.mo.duration)
-	fmt.Fprintf(&b, "- Hostile tenant (namespace `%s`, user `%s` with rights on tokenmint's kinds in its namespace only, no client rate limit): "+
+	fmt.Fprintf(&b, "- Hostile tenant (namespace `%s`, user `%s` with rights on tokenmint's kinds and Secrets in its own namespaces only, no client rate limit): "+
 		"(a) %d AccessTokens on an endpoint that accepts the call and never answers; (b) %d on an endpoint of %d-byte tokens; "+
-		"(c) %d on a fast issuer of its own, their renew annotation rewritten in a loop for the whole run; (d) undecodable objects attempted.\n\n",
+		"(c) %d on a fast issuer of its own, their renew annotation rewritten in a loop for the whole run; (d) undecodable objects attempted.\n",
 		hostileNamespace, hostileUser, r.mo.hanging, r.mo.big, r.mo.bigBytes, r.mo.spam)
+	b.WriteString(r.costSummary())
 	b.WriteString("| Tenant | Measure | Target | Result | Met |\n|---|---|---|---|---|\n")
 	for _, c := range r.checks() {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", c.item, c.measure, c.target, c.result, c.met)

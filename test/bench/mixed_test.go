@@ -17,11 +17,19 @@ limitations under the License.
 package main
 
 import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tokenmint/tokenmint/test/controlplane"
 )
@@ -125,5 +133,151 @@ func TestBigAnswerSize(t *testing.T) {
 	// The answer the ~1 MiB endpoint sends stays under the manager's 1 MiB cap.
 	if n := bigAnswerSize(1_000_000, 90*time.Second); n >= 1<<20 || n <= 1_000_000 {
 		t.Errorf("answer of a 1,000,000-byte token: %d bytes; want between 1,000,000 and 1 MiB", n)
+	}
+}
+
+func TestCredIssuerSpec(t *testing.T) {
+	names := make([]string, 290)
+	for i := range names {
+		names[i] = fmt.Sprintf("cred-%03d", i)
+	}
+	for _, n := range []int{16, 288, 290} {
+		spec := credIssuerSpec("http://127.0.0.1/token", names[:n])
+		seen := map[string]bool{}
+		for _, call := range []string{"request", "refresh", "revoke"} {
+			c, ok := spec[call].(map[string]any)
+			if !ok {
+				continue
+			}
+			fields := c["body"].(map[string]any)["json"].([]any)
+			if len(fields) > 64 {
+				t.Errorf("%d names: %s has %d body fields, the CRD takes 64", n, call, len(fields))
+			}
+			for _, f := range fields {
+				if r, ok := f.(map[string]any)["secretKeyRef"].(map[string]any); ok {
+					seen[r["name"].(string)] = true
+				}
+			}
+			if h, ok := c["headers"].([]any); ok {
+				if len(h) > 32 {
+					t.Errorf("%d names: %s has %d headers, the CRD takes 32", n, call, len(h))
+				}
+				for _, f := range h {
+					seen[f.(map[string]any)["secretKeyRef"].(map[string]any)["name"].(string)] = true
+				}
+			}
+			if a, ok := c["auth"].(map[string]any); ok {
+				seen[a["bearer"].(map[string]any)["secretKeyRef"].(map[string]any)["name"].(string)] = true
+			}
+		}
+		if len(seen) != n {
+			t.Errorf("%d names: the spec names %d distinct Secrets", n, len(seen))
+		}
+		if _, ok := spec["refresh"]; ok != (n > 96) {
+			t.Errorf("%d names: refresh present = %v", n, ok)
+		}
+		if _, ok := spec["response"]; ok != (n > 96) {
+			t.Errorf("%d names: response (with refreshToken) present = %v; refresh needs it", n, ok)
+		}
+	}
+}
+
+func TestShortEndpointAnswer(t *testing.T) {
+	e, err := startShortEndpoint(15<<10, 32, 4000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop()
+	var a map[string]any
+	if err := json.Unmarshal(e.body(), &a); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(a["access_token"].(string)); got != 15<<10 {
+		t.Errorf("token of %d bytes, want %d", got, 15<<10)
+	}
+	if got := len(a["refresh_token"].(string)); got != 15<<10 {
+		t.Errorf("refresh token of %d bytes, want %d", got, 15<<10)
+	}
+	if a["expires_in"] != 1.0 || len(a["f31"].(string)) != 4000 || a["f32"] != nil {
+		t.Errorf("expires_in %v, f31 of %d characters, f32 %v; want 1, 4000, none", a["expires_in"], len(a["f31"].(string)), a["f32"])
+	}
+	resp, err := http.Post(e.RevokeURL, "application/x-www-form-urlencoded", strings.NewReader("token=x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode < 500 || e.revokes.Load() != 1 {
+		t.Errorf("revoke answered %d (%d revokes counted); want a 5xx, 1", resp.StatusCode, e.revokes.Load())
+	}
+}
+
+func TestWriteWatchCounts(t *testing.T) {
+	w := &writeWatch{on: true}
+	s := func(name, rv string, size int) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, ResourceVersion: rv}, Data: map[string][]byte{"token": make([]byte, size)}}
+	}
+	w.observe(nsShort, nil, s("short-00000-token", "1", 100))
+	w.observe(nsShort, s("short-00000-token", "1", 100), s("short-00000-token", "1", 100)) // resync: no write
+	w.observe(nsShort, s("short-00000-token", "1", 100), s("short-00000-token", "2", 200))
+	w.observe(operatorNamespace, nil, s("state", "5", 300))
+	w.observe(operatorNamespace, nil, s("state2", "6", 30))
+	tk := int64(len("token"))
+	if w.shortWrites != 2 || w.shortBytes != 300+2*tk {
+		t.Errorf("short: %d writes, %d bytes; want 2, %d", w.shortWrites, w.shortBytes, 300+2*tk)
+	}
+	if w.stateWrites != 2 || w.stateBytes != 330+2*tk || w.largestState != 300+tk {
+		t.Errorf("state: %d writes, %d bytes, largest %d", w.stateWrites, w.stateBytes, w.largestState)
+	}
+}
+
+func TestApplySmoke(t *testing.T) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	mo := registerMixedFlags(fs)
+	if err := fs.Parse([]string{"-mixed", "-mixed-smoke", "-mixed-honest", "7"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := applySmoke(fs); err != nil {
+		t.Fatal(err)
+	}
+	if mo.honest != 7 {
+		t.Errorf("-mixed-honest given as 7, smoke made it %d", mo.honest)
+	}
+	if mo.duration != time.Minute || mo.cost.credTokens != 50 || mo.cost.metricsConns != 50 || mo.cost.paramBytes != 900_000 {
+		t.Errorf("smoke sizes not applied: duration %s, cred tokens %d, metrics connections %d, parameter %d",
+			mo.duration, mo.cost.credTokens, mo.cost.metricsConns, mo.cost.paramBytes)
+	}
+	for k := range smokeSizes {
+		if fs.Lookup(k) == nil {
+			t.Errorf("smoke size for %s, which is no flag", k)
+		}
+	}
+}
+
+func TestCostRows(t *testing.T) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	mo := registerMixedFlags(fs)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := &mixedResults{mo: *mo, windowStart: t0, windowEnd: t0.Add(time.Minute), chartLimit: "256Mi", chartLimitBytes: 256 << 20,
+		cost: costResults{credNamed: 16, credRefused: "288 admitted, then refused by the manager", secretGETs: 120,
+			paramBytes: 450_000, paramRefused: []string{"900000 (too long)"}, paramRSSPeak: 300 << 20, restarted: true, restartRSSPeak: 100 << 20,
+			shortMints: 60, shortBytes: 10 << 20, stateBytes: 5 << 20, largestState: 200 << 10,
+			metricsRequests: 600, metricsStatus: map[int]int64{401: 100, 429: 500}, tokenReviews: 300,
+			churnMints: 30, sharedMints: 4}}
+	md := r.markdown()
+	for _, want := range []string{
+		"| hostile e |", "288 admitted, then refused by the manager", "120 (2.0/s)",
+		"| hostile f |", "900000 (too long)", "| 300.0 MiB | **no** |", "peak 100.0 MiB",
+		"| hostile g |", "60 (1.00/s)", "10.0 MiB/min", "5.0 MiB/min; largest 200 KiB",
+		"| hostile h |", "600 (10/s; 401 ×100, 429 ×500; 0 errors); 300 TokenReviews (5.00/s)",
+		"| hostile i |", "30 (0.50/s) vs 4",
+		"0 (and 1 by the benchmark, before the honest tenant)",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the report has no %q:\n%s", want, md)
+		}
+	}
+	r.mo.cost = costOptions{}
+	if md := r.markdown(); strings.Contains(md, "| hostile e |") || strings.Contains(md, "| hostile i |") {
+		t.Errorf("attacks turned off still reported:\n%s", md)
 	}
 }

@@ -119,7 +119,7 @@ func (w *honestWatch) observeSecret(o any) {
 		return
 	}
 	tok := string(s.Data["token"])
-	if tok == "" {
+	if tok == "" || strings.HasPrefix(s.Name, "shared-") { // the shared issuer's, not this endpoint's
 		return
 	}
 	now := time.Now()
