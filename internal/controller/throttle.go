@@ -253,7 +253,7 @@ func (r *AccessTokenReconciler) mintWait(at *tokensv1alpha1.AccessToken, in *inp
 		if refused == r.Mints {
 			return wait, fmt.Sprintf("namespace %q has used its budget of mints other than scheduled renewals (first issues, re-issues, renewals asked for)", at.Namespace)
 		}
-		return wait, fmt.Sprintf("namespace %q has used its budget of renewals ahead of schedule", at.Namespace)
+		return wait, fmt.Sprintf("namespace %q has used its budget of renewals ahead of schedule and of re-created AccessTokens", at.Namespace)
 	}
 	return 0, ""
 }
