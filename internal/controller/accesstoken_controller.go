@@ -120,6 +120,9 @@ type AccessTokenReconciler struct {
 	// Writes limits, per namespace, the bytes written to Secrets for its
 	// AccessTokens; nil means no limit.
 	Writes *WriteBudgets
+	// RenewalEvents raises a Normal event for every renewal, not only for the
+	// first token and for recovering from failures.
+	RenewalEvents bool
 	// FingerprintKeySecret names the Secret of the fingerprint key in
 	// OperatorNamespace: never readable as a credential.
 	FingerprintKeySecret string
@@ -759,6 +762,10 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 	}
 	kind, ns, name := splitIssuerKey(in.issuerKey)
 	tokensIssued.WithLabelValues(kind, ns, name).Inc()
+	auditMint(ctx, in, d.reason, tok, st.TokenFingerprint, previous)
+	if r.RenewalEvents && !first && !failing {
+		r.Recorder.Eventf(at, nil, corev1.EventTypeNormal, reason, "Issue", "%s", msg)
+	}
 
 	if previous != "" && previous != st.TokenFingerprint {
 		r.restartTargets(ctx, at, now)
@@ -1014,7 +1021,7 @@ func (r *AccessTokenReconciler) finalize(ctx context.Context, at *tokensv1alpha1
 		defer cancel()
 		done := true
 		for _, s := range pending {
-			if err := r.revoke(jctx, in, s); err != nil {
+			if err := r.revokeAudited(jctx, in, s, revokeDeletion); err != nil {
 				logf.FromContext(jctx).Info("revoking token of deleted AccessToken failed", "error", err.Error())
 				done = false
 			}
@@ -1130,7 +1137,7 @@ func (r *AccessTokenReconciler) revokeDue(ctx context.Context, at *tokensv1alpha
 			continue
 		}
 		changed = true
-		if err := r.revoke(ctx, in, s); err != nil {
+		if err := r.revokeAudited(ctx, in, s, revokeSuperseded); err != nil {
 			errs = append(errs, err)
 			s.Attempts++
 			if s.Attempts < maxRevokeAttempts {

@@ -95,6 +95,9 @@ type Config struct {
 	NamespaceWriteBytesPerMinute int64
 	NamespaceWriteBurstBytes     int64
 
+	// RenewalEvents raises a Normal event for every renewal.
+	RenewalEvents bool
+
 	// Clock and Transport are seams for tests; nil means the real ones.
 	Clock     clock.Clock
 	Transport *issuer.TransportConfig
@@ -154,6 +157,8 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.NamespaceWriteBytesPerMinute, "namespace-write-bytes-per-minute", DefaultNamespaceWriteBytesPerMinute,
 		"Bytes a minute the manager writes to Secrets (the AccessTokens' own and their state Secrets) for one namespace; a namespace over it waits to mint; negative: unlimited.")
 	fs.Int64Var(&c.NamespaceWriteBurstBytes, "namespace-write-burst-bytes", DefaultNamespaceWriteBurstBytes, "Burst of such bytes per namespace.")
+	fs.BoolVar(&c.RenewalEvents, "renewal-events", false,
+		"Raise a Normal event on the AccessToken for every renewal (by default only the first token and recovering from failures raise one; every mint and revocation is in the audit log either way).")
 	fs.StringVar(&c.FingerprintKeySecret, "fingerprint-key-secret", "tokenmint-fingerprint-key",
 		"Secret in the operator namespace holding the key that fingerprints tokens (created when missing).")
 }
@@ -452,6 +457,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		Mints:                    mints,
 		Writes:                   writes,
 		FingerprintKeySecret:     cfg.FingerprintKeySecret,
+		RenewalEvents:            cfg.RenewalEvents,
 		Health:                   health,
 	}
 	accessTokens.use(mgr.GetCache(), mgr.Elected())
