@@ -310,6 +310,16 @@ type AccessTokenSpec struct {
 	// +kubebuilder:validation:MaxItems=32
 	// +optional
 	RestartTargets []RestartTarget `json:"restartTargets,omitempty"`
+
+	// suspend, while true, stops all work on this AccessToken: the manager
+	// mints, renews and revokes nothing for it and leaves its Secret as it is
+	// (the token in it stays until it expires). Status still tells whether the
+	// token is valid (Ready) and that it is suspended (Renewing, reason
+	// Suspended). Set it back to false to resume: a token still valid and not
+	// due for renewal is kept, one expired or due is renewed as usual. Deleting
+	// a suspended AccessToken still revokes its token, as deletion is explicit.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
 }
 
 // AccessTokenStatus is the observed state of an AccessToken. It never holds the

@@ -123,6 +123,9 @@ type AccessTokenReconciler struct {
 	// FingerprintKeySecret names the Secret of the fingerprint key in
 	// OperatorNamespace: never readable as a credential.
 	FingerprintKeySecret string
+	// ReadOnly makes no calls to token endpoints and writes nothing but
+	// AccessTokens' status (see held): for a passive cluster.
+	ReadOnly bool
 
 	// attempts holds, by AccessToken namespace and name, when this process
 	// last started a mint: kept after the AccessToken is deleted (the least
@@ -182,6 +185,9 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			r.written.Delete(req.NamespacedName)
 			r.stateVersions.Delete(req.NamespacedName)
 			r.Calls.Forget(req.NamespacedName)
+			if r.ReadOnly {
+				return ctrl.Result{}, nil
+			}
 			return ctrl.Result{}, r.deleteOrphanState(ctx, req.NamespacedName)
 		}
 		return ctrl.Result{}, err
@@ -210,6 +216,9 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 	}
 	if !at.DeletionTimestamp.IsZero() {
+		if r.ReadOnly {
+			return r.releaseReadOnly(ctx, at)
+		}
 		return r.finalize(ctx, at)
 	}
 
@@ -224,6 +233,9 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	now := r.Clock.Now()
 	d := decide(in, now)
+	if d.action == actionHold {
+		return r.hold(ctx, at, in, d, now)
+	}
 	if d.action == actionIssue || d.action == actionRestore {
 		// Minting cannot be undone: confirm the decision against the apiserver
 		// wherever the cache may not show the truth.
@@ -246,6 +258,9 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			}
 		}
 		d = decide(in, now)
+		if d.action == actionHold {
+			return r.hold(ctx, at, in, d, now)
+		}
 	}
 	if err := r.ensureFinalizer(ctx, at, in); err != nil {
 		return ctrl.Result{}, err
@@ -312,6 +327,7 @@ func (r *AccessTokenReconciler) act(ctx context.Context, at *tokensv1alpha1.Acce
 			log.Error(err, "revoking superseded tokens")
 		}
 	}
+	r.resume(at)
 	var actErr error
 	switch d.action {
 	case actionIssue:
