@@ -1016,7 +1016,7 @@ func (r *AccessTokenReconciler) finalize(ctx context.Context, at *tokensv1alpha1
 		return ctrl.Result{}, r.release(ctx, at)
 	}
 	var pending []secret.Superseded
-	if in.spec != nil && in.spec.Revoke != nil {
+	if in.spec != nil && in.spec.Revoke != nil && revokesOnDelete(at) {
 		pending = append(pending, in.state.Superseded...)
 		if in.state.Token != "" {
 			pending = append(pending, secret.Superseded{Token: in.state.Token, ID: in.state.TokenID})
@@ -1049,6 +1049,9 @@ func (r *AccessTokenReconciler) finalize(ctx context.Context, at *tokensv1alpha1
 
 // release deletes the state of a deleted AccessToken and removes its finalizer.
 func (r *AccessTokenReconciler) release(ctx context.Context, at *tokensv1alpha1.AccessToken) error {
+	if err := r.retainSecret(ctx, at); err != nil {
+		return err
+	}
 	if err := r.deleteState(ctx, at); err != nil {
 		return err
 	}
@@ -1064,13 +1067,23 @@ func (r *AccessTokenReconciler) release(ctx context.Context, at *tokensv1alpha1.
 	return nil
 }
 
-// ensureFinalizer adds the revoke finalizer only when the issuer can revoke.
+// ensureFinalizer adds the revoke finalizer only when the issuer can revoke
+// and deletion revokes, or the Secret is retained (see wantsFinalizer); it
+// removes it when revocationPolicy None leaves it nothing to do.
 func (r *AccessTokenReconciler) ensureFinalizer(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs) error {
-	want := in.spec != nil && in.spec.Revoke != nil
-	if want == controllerutil.ContainsFinalizer(at, RevokeFinalizer) || !want {
+	want := wantsFinalizer(at, in)
+	has := controllerutil.ContainsFinalizer(at, RevokeFinalizer)
+	if want == has || (!want && revokesOnDelete(at)) {
 		return nil
 	}
 	patch := client.MergeFromWithOptions(at.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	if !want {
+		controllerutil.RemoveFinalizer(at, RevokeFinalizer)
+		if err := r.Patch(ctx, at, patch); err != nil {
+			return fmt.Errorf("removing finalizer: %w", err)
+		}
+		return nil
+	}
 	controllerutil.AddFinalizer(at, RevokeFinalizer)
 	if err := r.Patch(ctx, at, patch); err != nil {
 		return fmt.Errorf("adding finalizer: %w", err)

@@ -105,3 +105,49 @@ func (r *AccessTokenReconciler) releaseReadOnly(ctx context.Context, at *tokensv
 	controllerutil.RemoveFinalizer(at, RevokeFinalizer)
 	return ctrl.Result{}, client.IgnoreNotFound(r.Patch(ctx, at, patch))
 }
+
+// revokesOnDelete reports whether deleting at revokes its tokens (spec.revocationPolicy).
+func revokesOnDelete(at *tokensv1alpha1.AccessToken) bool {
+	return at.Spec.RevocationPolicy != tokensv1alpha1.RevocationPolicyNone
+}
+
+// retainsSecret reports whether at's Secret outlives it (spec.secretDeletionPolicy).
+func retainsSecret(at *tokensv1alpha1.AccessToken) bool {
+	return at.Spec.SecretDeletionPolicy == tokensv1alpha1.SecretDeletionPolicyRetain
+}
+
+// wantsFinalizer reports whether at needs the finalizer: its deletion revokes
+// through an issuer that can revoke, or its Secret is retained (the owner
+// reference must go before the AccessToken does).
+func wantsFinalizer(at *tokensv1alpha1.AccessToken, in *inputs) bool {
+	return (in.spec != nil && in.spec.Revoke != nil && revokesOnDelete(at)) || retainsSecret(at)
+}
+
+// retainSecret removes at's owner reference from its Secret when the Secret is
+// retained, so that Kubernetes' garbage collector leaves it when at goes.
+func (r *AccessTokenReconciler) retainSecret(ctx context.Context, at *tokensv1alpha1.AccessToken) error {
+	if !retainsSecret(at) {
+		return nil
+	}
+	s := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: at.Namespace, Name: at.Spec.Secret.Name}, s); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	var refs []metav1.OwnerReference
+	for _, ref := range s.OwnerReferences {
+		if ref.UID != at.UID {
+			refs = append(refs, ref)
+		}
+	}
+	if len(refs) == len(s.OwnerReferences) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(s.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	s.OwnerReferences = refs
+	if err := r.Patch(ctx, s, patch); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	r.Recorder.Eventf(at, nil, corev1.EventTypeNormal, "SecretRetained", "Delete",
+		"Secret %q is retained (secretDeletionPolicy: Retain): it no longer belongs to the AccessToken", s.Name)
+	return nil
+}

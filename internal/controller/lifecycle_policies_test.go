@@ -29,6 +29,7 @@ import (
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
 	"github.com/tokenmint/tokenmint/internal/secret"
 	"github.com/tokenmint/tokenmint/test/fakes"
+	"github.com/tokenmint/tokenmint/test/samples"
 )
 
 // setSuspend sets the AccessToken's spec.suspend.
@@ -180,5 +181,80 @@ var _ = Describe("--read-only", func() {
 		state := &corev1.Secret{}
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: secret.StateName(at)}, state)).To(Succeed())
 		DeferCleanup(k8sClient.Delete, ctx, state)
+	})
+})
+
+// ownedBy reports whether the AccessToken's Secret has an owner reference to it.
+func ownedBy(at *tokensv1alpha1.AccessToken) bool {
+	s, err := secretOf(at)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	for _, ref := range s.OwnerReferences {
+		if ref.UID == at.UID {
+			return true
+		}
+	}
+	return false
+}
+
+// deleteAndWait deletes the AccessToken and waits until it is gone.
+func deleteAndWait(at *tokensv1alpha1.AccessToken) {
+	ExpectWithOffset(1, k8sClient.Delete(ctx, get(at))).To(Succeed())
+	EventuallyWithOffset(1, func() bool {
+		return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(at), &tokensv1alpha1.AccessToken{}))
+	}, 10*time.Second).Should(BeTrue())
+}
+
+// The control plane of these specs runs no garbage collector: a Secret that
+// keeps its owner reference stays after its owner goes, and would be deleted
+// on a real cluster. The specs check the owner reference instead.
+var _ = Describe("deletion policies", func() {
+	It("secretDeletionPolicy Retain removes the owner reference before the AccessToken goes, and still revokes by default", func() {
+		s, fake := startSample("oauth2-client-credentials", func(s *samples.Sample) {
+			s.AccessToken.Spec.SecretDeletionPolicy = tokensv1alpha1.SecretDeletionPolicyRetain
+		})
+		at := waitReady(s.AccessToken)
+		Expect(at.Finalizers).To(ContainElement(RevokeFinalizer))
+		Expect(ownedBy(at)).To(BeTrue())
+		current := fake.Issued()[0].Value
+
+		deleteAndWait(at)
+		Expect(ownedBy(at)).To(BeFalse(), "the retained Secret has no owner reference to the deleted AccessToken")
+		Expect(fake.Valid(current)).To(BeFalse())
+		Expect(fake.CallsBy(fakes.OutcomeRevoked)).To(Equal(1))
+		Expect(reasonsAbout(at)).To(ContainElement("SecretRetained"))
+	})
+
+	It("secretDeletionPolicy Retain with revocationPolicy None keeps a valid token in the kept Secret", func() {
+		s, fake := startSample("oauth2-client-credentials", func(s *samples.Sample) {
+			s.AccessToken.Spec.SecretDeletionPolicy = tokensv1alpha1.SecretDeletionPolicyRetain
+			s.AccessToken.Spec.RevocationPolicy = tokensv1alpha1.RevocationPolicyNone
+		})
+		at := waitReady(s.AccessToken)
+		Expect(at.Finalizers).To(ContainElement(RevokeFinalizer), "the finalizer is kept to release the Secret")
+		current := fake.Issued()[0].Value
+
+		deleteAndWait(at)
+		Expect(ownedBy(at)).To(BeFalse())
+		Expect(fake.Valid(current)).To(BeTrue())
+		Expect(fake.CallsBy(fakes.OutcomeRevoked)).To(BeZero())
+	})
+
+	It("revocationPolicy None needs no finalizer and revokes nothing; the default Delete keeps the owner reference", func() {
+		s, fake := startSample("oauth2-client-credentials")
+		at := waitReady(s.AccessToken)
+		Expect(at.Finalizers).To(ContainElement(RevokeFinalizer))
+		current := fake.Issued()[0].Value
+
+		By("switching to revocationPolicy None: the finalizer goes")
+		cur := get(at)
+		patch := client.MergeFrom(cur.DeepCopy())
+		cur.Spec.RevocationPolicy = tokensv1alpha1.RevocationPolicyNone
+		Expect(k8sClient.Patch(ctx, cur, patch)).To(Succeed())
+		Eventually(func() []string { return get(at).Finalizers }, 10*time.Second).ShouldNot(ContainElement(RevokeFinalizer))
+
+		deleteAndWait(at)
+		Expect(fake.Valid(current)).To(BeTrue())
+		Expect(fake.CallsBy(fakes.OutcomeRevoked)).To(BeZero())
+		Expect(ownedBy(at)).To(BeTrue(), "with secretDeletionPolicy Delete the garbage collector deletes the Secret")
 	})
 })
