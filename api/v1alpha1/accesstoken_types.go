@@ -310,7 +310,55 @@ type AccessTokenSpec struct {
 	// +kubebuilder:validation:MaxItems=32
 	// +optional
 	RestartTargets []RestartTarget `json:"restartTargets,omitempty"`
+
+	// suspend, while true, stops all work on this AccessToken: the manager
+	// mints, renews and revokes nothing for it and leaves its Secret as it is
+	// (the token in it stays until it expires). Status still tells whether the
+	// token is valid (Ready) and that it is suspended (Renewing, reason
+	// Suspended). Set it back to false to resume: a token still valid and not
+	// due for renewal is kept, one expired or due is renewed as usual. Deleting
+	// a suspended AccessToken still revokes its token, as deletion is explicit.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// secretDeletionPolicy says what happens to the Secret when the AccessToken
+	// is deleted. Delete (the default, also when empty): the Secret goes with
+	// it, as Kubernetes deletes what an object owns. Retain: the Secret's owner
+	// reference is removed first, so the Secret stays, and the token in it stays
+	// valid until it expires unless revocationPolicy revokes it. A retained Secret is no
+	// longer tokenmint's: a new AccessToken of the same secret.name reports
+	// SecretNotOwned.
+	// +kubebuilder:validation:Enum=Delete;Retain
+	// +optional
+	SecretDeletionPolicy SecretDeletionPolicy `json:"secretDeletionPolicy,omitempty"`
+
+	// revocationPolicy says whether deleting the AccessToken revokes its tokens,
+	// when its issuer can revoke. RevokeOnDelete (the default, also when
+	// empty): the current token and replaced ones still waiting for revocation
+	// are revoked. None: deletion revokes nothing, and needs no finalizer
+	// (replaced tokens are still revoked after their grace period while the
+	// AccessToken lives).
+	// +kubebuilder:validation:Enum=RevokeOnDelete;None
+	// +optional
+	RevocationPolicy RevocationPolicy `json:"revocationPolicy,omitempty"`
 }
+
+// SecretDeletionPolicy is what happens to an AccessToken's Secret when the
+// AccessToken is deleted.
+type SecretDeletionPolicy string
+
+const (
+	SecretDeletionPolicyDelete SecretDeletionPolicy = "Delete"
+	SecretDeletionPolicyRetain SecretDeletionPolicy = "Retain"
+)
+
+// RevocationPolicy says whether deleting an AccessToken revokes its tokens.
+type RevocationPolicy string
+
+const (
+	RevocationPolicyRevokeOnDelete RevocationPolicy = "RevokeOnDelete"
+	RevocationPolicyNone           RevocationPolicy = "None"
+)
 
 // AccessTokenStatus is the observed state of an AccessToken. It never holds the
 // token itself.

@@ -75,6 +75,14 @@ const (
 	ReasonEndpointUnavailable = "EndpointUnavailable"
 	// ReasonEndpointRecovered: an issuer's endpoint accepts it again.
 	ReasonEndpointRecovered = "EndpointRecovered"
+	// ReasonSuspended: spec.suspend is true; nothing is minted, renewed or
+	// revoked for the AccessToken and its Secret is left as it is.
+	ReasonSuspended = "Suspended"
+	// ReasonReadOnly: the manager runs with --read-only (a passive cluster) and
+	// makes no calls and no writes beyond status.
+	ReasonReadOnly = "ReadOnly"
+	// ReasonResumed: work on the AccessToken resumed after Suspended or ReadOnly.
+	ReasonResumed = "Resumed"
 )
 
 // Well-known labels and annotations.

@@ -126,6 +126,9 @@ type AccessTokenReconciler struct {
 	// FingerprintKeySecret names the Secret of the fingerprint key in
 	// OperatorNamespace: never readable as a credential.
 	FingerprintKeySecret string
+	// ReadOnly makes no calls to token endpoints and writes nothing but
+	// AccessTokens' status (see held): for a passive cluster.
+	ReadOnly bool
 
 	// attempts holds, by AccessToken namespace and name, when this process
 	// last started a mint: kept after the AccessToken is deleted (the least
@@ -185,6 +188,9 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			r.written.Delete(req.NamespacedName)
 			r.stateVersions.Delete(req.NamespacedName)
 			r.Calls.Forget(req.NamespacedName)
+			if r.ReadOnly {
+				return ctrl.Result{}, nil
+			}
 			return ctrl.Result{}, r.deleteOrphanState(ctx, req.NamespacedName)
 		}
 		return ctrl.Result{}, err
@@ -213,6 +219,9 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 	}
 	if !at.DeletionTimestamp.IsZero() {
+		if r.ReadOnly {
+			return r.releaseReadOnly(ctx, at)
+		}
 		return r.finalize(ctx, at)
 	}
 
@@ -227,6 +236,9 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	now := r.Clock.Now()
 	d := decide(in, now)
+	if d.action == actionHold {
+		return r.hold(ctx, at, in, d, now)
+	}
 	if d.action == actionIssue || d.action == actionRestore {
 		// Minting cannot be undone: confirm the decision against the apiserver
 		// wherever the cache may not show the truth.
@@ -249,6 +261,9 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			}
 		}
 		d = decide(in, now)
+		if d.action == actionHold {
+			return r.hold(ctx, at, in, d, now)
+		}
 	}
 	if err := r.ensureFinalizer(ctx, at, in); err != nil {
 		return ctrl.Result{}, err
@@ -315,6 +330,7 @@ func (r *AccessTokenReconciler) act(ctx context.Context, at *tokensv1alpha1.Acce
 			log.Error(err, "revoking superseded tokens")
 		}
 	}
+	r.resume(at)
 	var actErr error
 	switch d.action {
 	case actionIssue:
@@ -1007,7 +1023,7 @@ func (r *AccessTokenReconciler) finalize(ctx context.Context, at *tokensv1alpha1
 		return ctrl.Result{}, r.release(ctx, at)
 	}
 	var pending []secret.Superseded
-	if in.spec != nil && in.spec.Revoke != nil {
+	if in.spec != nil && in.spec.Revoke != nil && revokesOnDelete(at) {
 		pending = append(pending, in.state.Superseded...)
 		if in.state.Token != "" {
 			pending = append(pending, secret.Superseded{Token: in.state.Token, ID: in.state.TokenID})
@@ -1040,6 +1056,9 @@ func (r *AccessTokenReconciler) finalize(ctx context.Context, at *tokensv1alpha1
 
 // release deletes the state of a deleted AccessToken and removes its finalizer.
 func (r *AccessTokenReconciler) release(ctx context.Context, at *tokensv1alpha1.AccessToken) error {
+	if err := r.retainSecret(ctx, at); err != nil {
+		return err
+	}
 	if err := r.deleteState(ctx, at); err != nil {
 		return err
 	}
@@ -1055,13 +1074,23 @@ func (r *AccessTokenReconciler) release(ctx context.Context, at *tokensv1alpha1.
 	return nil
 }
 
-// ensureFinalizer adds the revoke finalizer only when the issuer can revoke.
+// ensureFinalizer adds the revoke finalizer only when the issuer can revoke
+// and deletion revokes, or the Secret is retained (see wantsFinalizer); it
+// removes it when revocationPolicy None leaves it nothing to do.
 func (r *AccessTokenReconciler) ensureFinalizer(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs) error {
-	want := in.spec != nil && in.spec.Revoke != nil
-	if want == controllerutil.ContainsFinalizer(at, RevokeFinalizer) || !want {
+	want := wantsFinalizer(at, in)
+	has := controllerutil.ContainsFinalizer(at, RevokeFinalizer)
+	if want == has || (!want && revokesOnDelete(at)) {
 		return nil
 	}
 	patch := client.MergeFromWithOptions(at.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	if !want {
+		controllerutil.RemoveFinalizer(at, RevokeFinalizer)
+		if err := r.Patch(ctx, at, patch); err != nil {
+			return fmt.Errorf("removing finalizer: %w", err)
+		}
+		return nil
+	}
 	controllerutil.AddFinalizer(at, RevokeFinalizer)
 	if err := r.Patch(ctx, at, patch); err != nil {
 		return fmt.Errorf("adding finalizer: %w", err)

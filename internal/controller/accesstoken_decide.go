@@ -61,6 +61,7 @@ type decision struct {
 type check func(in *inputs, now time.Time) (decision, bool)
 
 var checks = []check{
+	held,
 	issuerUnusable,
 	secretNotOwned,
 	secretAhead,

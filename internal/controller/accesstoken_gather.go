@@ -43,6 +43,8 @@ import (
 type inputs struct {
 	at        *tokensv1alpha1.AccessToken
 	issuerKey string
+	// readOnly is the manager's --read-only (see held).
+	readOnly  bool
 	issuerUID types.UID
 	// spec is the issuer's spec; nil when the issuer cannot be used (see problem).
 	spec    *tokensv1alpha1.IssuerSpec
@@ -108,7 +110,7 @@ func (in *inputs) keepsState() bool {
 // whatever live says, so that the cost of a reconcile does not grow with the
 // Secrets an issuer names.
 func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.AccessToken, live bool) (*inputs, error) {
-	in := &inputs{at: at, issuerKey: accessTokenIssuerKey(at), renewalFloor: r.MinRenewalInterval}
+	in := &inputs{at: at, issuerKey: accessTokenIssuerKey(at), renewalFloor: r.MinRenewalInterval, readOnly: r.ReadOnly}
 	var reader client.Reader = r.Client
 	if live {
 		reader = r.APIReader

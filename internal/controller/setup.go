@@ -57,6 +57,9 @@ type Config struct {
 	WatchNamespaces []string
 	// AllowPrivateDestinations lets TokenIssuers call private addresses.
 	AllowPrivateDestinations bool
+	// ReadOnly makes no calls to token endpoints and writes nothing but
+	// AccessTokens' status: for a passive (disaster-recovery) cluster.
+	ReadOnly bool
 	// MaxConcurrentReconciles is the number of AccessTokens reconciled at once.
 	MaxConcurrentReconciles int
 	// KubeAPIQPS and KubeAPIBurst limit the manager's requests to the apiserver,
@@ -132,6 +135,8 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.AllowPrivateDestinations, "allow-private-destinations", false,
 		"Let TokenIssuers call loopback, link-local and private addresses (ClusterTokenIssuers always may).")
 	fs.IntVar(&c.MaxConcurrentReconciles, "max-concurrent-reconciles", 10, "AccessTokens reconciled at once.")
+	fs.BoolVar(&c.ReadOnly, "read-only", false,
+		"Make no calls to token endpoints and write no Secrets, only AccessTokens' status: for a passive cluster that receives its objects from an active one.")
 	// The defaults let ten thousand tokens be issued at close to the speed of the
 	// apiserver itself (an issued token costs two writes and at most two reads);
 	// lower them to shield a small or shared apiserver or provider. 500 requests
@@ -448,6 +453,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		OperatorNamespace:        cfg.OperatorNamespace,
 		CredentialsNamespace:     cfg.credentialsNamespace(),
 		AllowPrivateDestinations: cfg.AllowPrivateDestinations,
+		ReadOnly:                 cfg.ReadOnly,
 		MaxConcurrentReconciles:  cfg.MaxConcurrentReconciles,
 		Consumers:                &ConsumerScanner{Reader: mgr.GetAPIReader(), Clock: clk},
 		Calls:                    NewCalls(cfg.IssuerConcurrency, cfg.NamespaceConcurrency),
