@@ -22,9 +22,11 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
@@ -110,5 +112,70 @@ func TestClusterAccessTokenFailsClosed(t *testing.T) {
 		if len(set.failures) != 3 {
 			t.Errorf("%s: failures %v, want one per selected namespace", issuer, set.failures)
 		}
+	}
+}
+
+// TestClusterAccessTokenSourceNotRecreatedWhileGoing: a missing source
+// AccessToken is not created again while the operator namespace is being
+// deleted, nor while the ClusterAccessToken is (even when the cache does not
+// show it yet); otherwise it is.
+func TestClusterAccessTokenSourceNotRecreatedWhileGoing(t *testing.T) {
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = tokensv1alpha1.AddToScheme(scheme)
+	const opNS = "tokenmint-system"
+	newCAT := func() *tokensv1alpha1.ClusterAccessToken {
+		return &tokensv1alpha1.ClusterAccessToken{ObjectMeta: metav1.ObjectMeta{Name: "shared", UID: "cat-uid",
+			Finalizers: []string{ClusterAccessTokenFinalizer}},
+			Spec: tokensv1alpha1.ClusterAccessTokenSpec{IssuerRef: tokensv1alpha1.ClusterIssuerReference{Name: "issuer"},
+				Secret: tokensv1alpha1.SecretTemplate{Name: "shared-token"}}}
+	}
+	now := metav1.Now()
+	for name, tc := range map[string]struct {
+		namespace *corev1.Namespace
+		live      func(*tokensv1alpha1.ClusterAccessToken) // the API server's view, when it differs from the cache's
+		created   bool
+	}{
+		"present": {namespace: &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: opNS}}, created: true},
+		"namespace terminating": {namespace: &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: opNS,
+			DeletionTimestamp: &now, Finalizers: []string{"example.com/hold"}}}},
+		"namespace gone": {},
+		"being deleted, not yet in the cache": {namespace: &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: opNS}},
+			live: func(c *tokensv1alpha1.ClusterAccessToken) { c.DeletionTimestamp = &now }},
+		"re-created under the same name": {namespace: &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: opNS}},
+			live: func(c *tokensv1alpha1.ClusterAccessToken) { c.UID = "another" }},
+	} {
+		t.Run(name, func(t *testing.T) {
+			objs := []client.Object{newCAT()}
+			if tc.namespace != nil {
+				objs = append(objs, tc.namespace)
+			}
+			c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build()
+			live := newCAT()
+			if tc.live != nil {
+				tc.live(live)
+			}
+			reader := fake.NewClientBuilder().WithScheme(scheme).WithObjects(live).Build()
+			r := &ClusterAccessTokenReconciler{Client: c, APIReader: reader, Metadata: c, OperatorNamespace: opNS}
+			cat := newCAT()
+			at, err := r.ensureSource(context.Background(), cat)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.Get(context.Background(), client.ObjectKey{Namespace: opNS, Name: "cluster-shared"}, &tokensv1alpha1.AccessToken{})
+			if created := err == nil; created != tc.created || (at != nil) != tc.created {
+				t.Fatalf("source created %v (returned %v), want %v", created, at != nil, tc.created)
+			}
+			ready := meta.FindStatusCondition(cat.Status.Conditions, tokensv1alpha1.ConditionReady)
+			if tc.created {
+				if ready != nil {
+					t.Errorf("Ready %+v with the source created", ready)
+				}
+				return
+			}
+			if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != reasonSourceHeldBack {
+				t.Errorf("Ready %+v, want False/%s", ready, reasonSourceHeldBack)
+			}
+		})
 	}
 }
