@@ -17,9 +17,15 @@ limitations under the License.
 package controller
 
 import (
+	"bytes"
 	"context"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -177,5 +183,54 @@ func TestClusterAccessTokenSourceNotRecreatedWhileGoing(t *testing.T) {
 				t.Errorf("Ready %+v, want False/%s", ready, reasonSourceHeldBack)
 			}
 		})
+	}
+}
+
+// TestClusterAccessTokenNamespacesMetric: each ClusterAccessToken reports its
+// selected, written and failing namespaces from status, once this replica
+// leads, with no failure message in a label.
+func TestClusterAccessTokenNamespacesMetric(t *testing.T) {
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = tokensv1alpha1.AddToScheme(scheme)
+	healthy := &tokensv1alpha1.ClusterAccessToken{ObjectMeta: metav1.ObjectMeta{Name: "shared"},
+		Status: tokensv1alpha1.ClusterAccessTokenStatus{Namespaces: 3, Written: 3}}
+	failing := &tokensv1alpha1.ClusterAccessToken{ObjectMeta: metav1.ObjectMeta{Name: "billing"},
+		Status: tokensv1alpha1.ClusterAccessTokenStatus{Namespaces: 2, Written: 1, Failing: 2,
+			Failures: []tokensv1alpha1.NamespaceFailure{{Name: "a", Message: "canary-failure-message"}}}}
+	reader := fake.NewClientBuilder().WithScheme(scheme).WithObjects(healthy, failing).Build()
+	c := &accessTokenCollector{}
+	elected := make(chan struct{})
+	c.use(reader, elected)
+	if families, err := c.gather(); err != nil || len(families) > 0 {
+		t.Fatalf("before leading: %v, %v", families, err)
+	}
+	close(elected)
+	reg := &registry{RegistererGatherer: prometheus.NewPedanticRegistry(), tokens: c}
+	want := `
+# HELP tokenmint_clusteraccesstoken_namespaces ` + clusterNamespacesHelp + `
+# TYPE tokenmint_clusteraccesstoken_namespaces gauge
+tokenmint_clusteraccesstoken_namespaces{name="billing",state="failing"} 2
+tokenmint_clusteraccesstoken_namespaces{name="billing",state="selected"} 2
+tokenmint_clusteraccesstoken_namespaces{name="billing",state="written"} 1
+tokenmint_clusteraccesstoken_namespaces{name="shared",state="failing"} 0
+tokenmint_clusteraccesstoken_namespaces{name="shared",state="selected"} 3
+tokenmint_clusteraccesstoken_namespaces{name="shared",state="written"} 3
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), clusterNamespacesName); err != nil {
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page bytes.Buffer
+	for _, f := range families {
+		if _, err := expfmt.MetricFamilyToText(&page, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if strings.Contains(page.String(), "canary") {
+		t.Errorf("a failure message is in the metrics:\n%s", page.String())
 	}
 }
