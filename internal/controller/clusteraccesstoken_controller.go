@@ -198,6 +198,10 @@ func (r *ClusterAccessTokenReconciler) ensureSource(ctx context.Context, cat *to
 			return nil, err
 		}
 		at = &tokensv1alpha1.AccessToken{ObjectMeta: metav1.ObjectMeta{Namespace: r.OperatorNamespace, Name: sourceName(cat)}, Spec: want}
+		if renew := cat.Annotations[tokensv1alpha1.AnnotationRenew]; renew != "" {
+			// A new AccessToken records the request with its first mint.
+			at.Annotations = map[string]string{tokensv1alpha1.AnnotationRenew: renew}
+		}
 		if err := controllerutil.SetControllerReference(cat, at, r.Scheme()); err != nil {
 			return nil, err
 		}
@@ -213,9 +217,19 @@ func (r *ClusterAccessTokenReconciler) ensureSource(ctx context.Context, cat *to
 			Message: fmt.Sprintf("AccessToken %s/%s exists and is not this ClusterAccessToken's", r.OperatorNamespace, sourceName(cat))})
 		return nil, nil
 	}
-	if !equality.Semantic.DeepEqual(at.Spec, want) {
+	// A renewal asked of the ClusterAccessToken (its renew annotation) is
+	// asked of the source, which serves it as any AccessToken does.
+	renew := cat.Annotations[tokensv1alpha1.AnnotationRenew]
+	forward := renew != "" && at.Annotations[tokensv1alpha1.AnnotationRenew] != renew
+	if !equality.Semantic.DeepEqual(at.Spec, want) || forward {
 		patch := client.MergeFrom(at.DeepCopy())
 		at.Spec = want
+		if forward {
+			if at.Annotations == nil {
+				at.Annotations = map[string]string{}
+			}
+			at.Annotations[tokensv1alpha1.AnnotationRenew] = renew
+		}
 		if err := r.Patch(ctx, at, patch); err != nil {
 			return nil, fmt.Errorf("updating the source AccessToken: %w", err)
 		}
