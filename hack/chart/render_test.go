@@ -349,6 +349,52 @@ func TestAggregatedRoles(t *testing.T) {
 	}
 }
 
+// TestClusterReaderRole: the chart's cluster-reader role reads the
+// cluster-scoped kinds and nothing else, writes nothing, and is aggregated into
+// no role a namespaced binding gives (view, edit, admin).
+func TestClusterReaderRole(t *testing.T) {
+	for _, values := range []string{"", "rbac: {aggregateToDefaultRoles: false}"} {
+		var role rbacv1.ClusterRole
+		render(t, values).one(t, "ClusterRole", "tokenmint-cluster-reader").into(t, &role)
+		for _, res := range []string{"clustertokenissuers", "clusteraccesstokens", "clustertokenissuers/status", "clusteraccesstokens/status"} {
+			for _, v := range []string{"get", "list", "watch"} {
+				if !allows(role.Rules, res, v) {
+					t.Errorf("tokenmint-cluster-reader cannot %s %s", v, res)
+				}
+			}
+		}
+		want := 12 // three verbs on four resources
+		if got := grants(role.Rules); len(got) != want {
+			t.Errorf("tokenmint-cluster-reader grants %v, want reading the cluster-scoped kinds only", sortedGrants(got))
+		}
+		for _, r := range role.Rules {
+			if !slicesEqual(r.APIGroups, []string{"tokens.tokenmint.dev"}) {
+				t.Errorf("tokenmint-cluster-reader grants on API groups %v", r.APIGroups)
+			}
+		}
+		for _, to := range []string{"view", "edit", "admin"} {
+			if _, ok := role.Labels["rbac.authorization.k8s.io/aggregate-to-"+to]; ok {
+				t.Errorf("tokenmint-cluster-reader is aggregated to %s", to)
+			}
+		}
+		if role.Labels["rbac.authorization.k8s.io/aggregate-to-cluster-reader"] != "true" {
+			t.Errorf("tokenmint-cluster-reader is not aggregated to cluster-reader: %v", role.Labels)
+		}
+	}
+}
+
+// TestNotesNameClusterAccessTokens: NOTES shows how to watch ClusterAccessTokens
+// beside AccessTokens, and the role that reads them.
+func TestNotesNameClusterAccessTokens(t *testing.T) {
+	out := notes(t, "")
+	for _, want := range []string{"kubectl get clusteraccesstokens", "kubectl describe clusteraccesstoken <name>",
+		"ClusterRole tokenmint-cluster-reader"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("NOTES lack %q:\n%s", want, out)
+		}
+	}
+}
+
 func slicesEqual(a, b []string) bool { return strings.Join(a, ",") == strings.Join(b, ",") }
 
 // everything is ci/everything-values.yaml, which switches every optional part on.

@@ -188,7 +188,20 @@ func (r *ClusterAccessTokenReconciler) ensureSource(ctx context.Context, cat *to
 	err := r.Get(ctx, types.NamespacedName{Namespace: r.OperatorNamespace, Name: sourceName(cat)}, at)
 	switch {
 	case apierrors.IsNotFound(err):
+		held, err := r.sourceHeldBack(ctx, cat)
+		if err != nil || held != "" {
+			if held != "" {
+				meta.SetStatusCondition(&cat.Status.Conditions, metav1.Condition{Type: tokensv1alpha1.ConditionReady,
+					Status: metav1.ConditionFalse, Reason: reasonSourceHeldBack, ObservedGeneration: cat.Generation,
+					Message: fmt.Sprintf("the source AccessToken %s/%s is not created again: %s", r.OperatorNamespace, sourceName(cat), held)})
+			}
+			return nil, err
+		}
 		at = &tokensv1alpha1.AccessToken{ObjectMeta: metav1.ObjectMeta{Namespace: r.OperatorNamespace, Name: sourceName(cat)}, Spec: want}
+		if renew := cat.Annotations[tokensv1alpha1.AnnotationRenew]; renew != "" {
+			// A new AccessToken records the request with its first mint.
+			at.Annotations = map[string]string{tokensv1alpha1.AnnotationRenew: renew}
+		}
 		if err := controllerutil.SetControllerReference(cat, at, r.Scheme()); err != nil {
 			return nil, err
 		}
@@ -204,14 +217,57 @@ func (r *ClusterAccessTokenReconciler) ensureSource(ctx context.Context, cat *to
 			Message: fmt.Sprintf("AccessToken %s/%s exists and is not this ClusterAccessToken's", r.OperatorNamespace, sourceName(cat))})
 		return nil, nil
 	}
-	if !equality.Semantic.DeepEqual(at.Spec, want) {
+	// A renewal asked of the ClusterAccessToken (its renew annotation) is
+	// asked of the source, which serves it as any AccessToken does.
+	renew := cat.Annotations[tokensv1alpha1.AnnotationRenew]
+	forward := renew != "" && at.Annotations[tokensv1alpha1.AnnotationRenew] != renew
+	if !equality.Semantic.DeepEqual(at.Spec, want) || forward {
 		patch := client.MergeFrom(at.DeepCopy())
 		at.Spec = want
+		if forward {
+			if at.Annotations == nil {
+				at.Annotations = map[string]string{}
+			}
+			at.Annotations[tokensv1alpha1.AnnotationRenew] = renew
+		}
 		if err := r.Patch(ctx, at, patch); err != nil {
 			return nil, fmt.Errorf("updating the source AccessToken: %w", err)
 		}
 	}
 	return at, nil
+}
+
+// reasonSourceHeldBack is the Ready reason of a ClusterAccessToken whose
+// missing source AccessToken is not created again.
+const reasonSourceHeldBack = "SourceHeldBack"
+
+// sourceHeldBack says why a missing source AccessToken must not be created
+// again, or "". During an uninstall the source goes while its
+// ClusterAccessToken, or the operator namespace, is going too: a new source
+// would mint a token that nothing revokes, and keep the namespace terminating.
+// The cache may not show the ClusterAccessToken's deletion yet, so it is read
+// from the API server; creations are rare.
+func (r *ClusterAccessTokenReconciler) sourceHeldBack(ctx context.Context, cat *tokensv1alpha1.ClusterAccessToken) (string, error) {
+	ns := &metav1.PartialObjectMetadata{}
+	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	switch err := r.Metadata.Get(ctx, types.NamespacedName{Name: r.OperatorNamespace}, ns); {
+	case apierrors.IsNotFound(err):
+		return fmt.Sprintf("the operator namespace %q does not exist", r.OperatorNamespace), nil
+	case err != nil:
+		return "", fmt.Errorf("reading the operator namespace: %w", err)
+	case !ns.DeletionTimestamp.IsZero():
+		return fmt.Sprintf("the operator namespace %q is being deleted", r.OperatorNamespace), nil
+	}
+	live := &tokensv1alpha1.ClusterAccessToken{}
+	switch err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(cat), live); {
+	case apierrors.IsNotFound(err):
+		return "the ClusterAccessToken is being deleted", nil
+	case err != nil:
+		return "", err
+	case !live.DeletionTimestamp.IsZero() || live.UID != cat.UID:
+		return "the ClusterAccessToken is being deleted", nil
+	}
+	return "", nil
 }
 
 // currentSource returns the source Secret when it holds the token the source

@@ -190,6 +190,11 @@ func (c *accessTokenCollector) gather() ([]*dto.MetricFamily, error) {
 		add(2, l, ready)
 		add(3, l, float64(at.Status.FailedAttempts))
 	}
+	clusterFamily, err := clusterAccessTokenFamily(ctx, reader)
+	if err != nil {
+		return nil, err
+	}
+	families = append(families, clusterFamily)
 	// A family without series is not valid exposition: leave it out.
 	families = slices.DeleteFunc(families, func(f *dto.MetricFamily) bool { return len(f.Metric) == 0 })
 	for _, f := range families {
@@ -204,6 +209,37 @@ func (c *accessTokenCollector) gather() ([]*dto.MetricFamily, error) {
 		})
 	}
 	return families, nil
+}
+
+const clusterNamespacesName = "tokenmint_clusteraccesstoken_namespaces"
+
+var (
+	clusterNamespacesHelp = "Namespaces of a ClusterAccessToken by state: selected (and allowed by the issuer), written (holding the current token), failing (not written; status.failures says why)."
+	labelState            = "state"
+	clusterStates         = []string{"failing", "selected", "written"}
+)
+
+// clusterAccessTokenFamily returns the per-ClusterAccessToken namespace counts,
+// read from status at scrape time as the AccessTokens' are. There are few
+// ClusterAccessTokens: plain allocations do.
+func clusterAccessTokenFamily(ctx context.Context, reader client.Reader) (*dto.MetricFamily, error) {
+	list := &tokensv1alpha1.ClusterAccessTokenList{}
+	if err := reader.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("listing ClusterAccessTokens for their metrics: %w", err)
+	}
+	f := &dto.MetricFamily{Name: ptr.To(clusterNamespacesName), Help: &clusterNamespacesHelp, Type: &gaugeType,
+		Metric: make([]*dto.Metric, 0, len(clusterStates)*len(list.Items))}
+	for i := range list.Items {
+		st := &list.Items[i].Status
+		name := &list.Items[i].Name
+		for j, v := range []int32{st.Failing, st.Namespaces, st.Written} {
+			// Labels sorted by name, as the exposition requires.
+			f.Metric = append(f.Metric, &dto.Metric{
+				Label: []*dto.LabelPair{{Name: &labelName, Value: name}, {Name: &labelState, Value: &clusterStates[j]}},
+				Gauge: &dto.Gauge{Value: ptr.To(float64(v))}})
+		}
+	}
+	return f, nil
 }
 
 // cachedAccessTokens returns the cache's own AccessTokens, read only: from the

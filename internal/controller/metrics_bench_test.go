@@ -41,7 +41,10 @@ type listReader struct {
 }
 
 func (r listReader) List(_ context.Context, list client.ObjectList, _ ...client.ListOption) error {
-	l := list.(*tokensv1alpha1.AccessTokenList)
+	l, ok := list.(*tokensv1alpha1.AccessTokenList)
+	if !ok {
+		return nil // no ClusterAccessTokens
+	}
 	l.Items = make([]tokensv1alpha1.AccessToken, len(r.items))
 	copy(l.Items, r.items)
 	return nil
@@ -53,6 +56,9 @@ type storeCache struct {
 	cache.Informers
 	store toolscache.Store
 }
+
+// List lists no ClusterAccessTokens.
+func (c storeCache) List(context.Context, client.ObjectList, ...client.ListOption) error { return nil }
 
 type storeInformer struct {
 	cache.Informer

@@ -55,6 +55,7 @@ var kinds = []struct{ kind, resource string }{
 	{"AccessToken", "accesstokens"},
 	{"TokenIssuer", "tokenissuers"},
 	{"ClusterTokenIssuer", "clustertokenissuers"},
+	{"ClusterAccessToken", "clusteraccesstokens"},
 }
 
 // CheckView is what check finds.
@@ -274,6 +275,8 @@ func permissions(ctx context.Context, c client.Client, namespace, credentials st
 		{"get", "", "secrets", namespace, "status (keys), inspect secret, test (TokenIssuer)"},
 		{"get", group, "tokenissuers", namespace, "test"},
 		{"get", group, "clustertokenissuers", "", "test --cluster"},
+		{"get", group, "clusteraccesstokens", "", "status --cluster"},
+		{"patch", group, "clusteraccesstokens", "", "renew --cluster"},
 		{"get", "", "secrets", credentials, "test --cluster"},
 	}
 	var out []PermissionView

@@ -36,20 +36,25 @@ type renewOptions struct {
 	*Options
 	all      bool
 	selector string
+	cluster  bool
 }
 
 func newRenewCommand(o *Options) *cobra.Command {
 	r := &renewOptions{Options: o}
 	cmd := &cobra.Command{
-		Use:   "renew NAME | --all | -l SELECTOR",
+		Use:   "renew NAME | --all | -l SELECTOR [--cluster]",
 		Short: "Ask the manager to renew tokens now, through the " + tokensv1alpha1.AnnotationRenew + " annotation",
 		Long: `renew sets the annotation ` + tokensv1alpha1.AnnotationRenew + ` of each AccessToken to a new value (the
 current unix time), which the manager serves once per distinct value. The renewal is still subject to the minimum
 interval between mints and the namespace's budget of renewals ahead of schedule, and a failure's backoff is not
-cut short: it is served by the next retry.`,
+cut short: it is served by the next retry.
+
+With --cluster (or a NAME written clusteraccesstoken/NAME) it names ClusterAccessTokens instead: their annotation
+is set, and the manager passes it on to the source AccessToken that mints the token every namespace gets.`,
 		Example: `  kubectl tokenmint renew cable-transactions -n billing
   kubectl tokenmint renew --all -n billing
-  kubectl tokenmint renew -l team=payments -n billing`,
+  kubectl tokenmint renew -l team=payments -n billing
+  kubectl tokenmint renew clusteraccesstoken/shared-registry`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return r.run(cmd.Context(), args)
@@ -57,10 +62,12 @@ cut short: it is served by the next retry.`,
 	}
 	cmd.Flags().BoolVar(&r.all, "all", false, "every AccessToken of the namespace")
 	cmd.Flags().StringVarP(&r.selector, "selector", "l", "", "the AccessTokens of the namespace matching this label selector")
+	cmd.Flags().BoolVar(&r.cluster, "cluster", false, "NAME, --all and -l name ClusterAccessTokens")
 	return cmd
 }
 
 func (r *renewOptions) run(ctx context.Context, args []string) error {
+	args, cluster := clusterArg(args, r.cluster)
 	chosen := 0
 	for _, set := range []bool{len(args) == 1, r.all, r.selector != ""} {
 		if set {
@@ -70,6 +77,17 @@ func (r *renewOptions) run(ctx context.Context, args []string) error {
 	if chosen != 1 {
 		return errors.New("name the AccessTokens to renew with exactly one of NAME, --all or -l SELECTOR")
 	}
+	var opts []client.ListOption
+	if r.selector != "" {
+		sel, err := labels.Parse(r.selector)
+		if err != nil {
+			return fmt.Errorf("label selector: %w", err)
+		}
+		opts = append(opts, client.MatchingLabelsSelector{Selector: sel})
+	}
+	if cluster {
+		return r.renewCluster(ctx, args, opts...)
+	}
 	c, err := r.Client()
 	if err != nil {
 		return err
@@ -78,14 +96,7 @@ func (r *renewOptions) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts := []client.ListOption{client.InNamespace(ns)}
-	if r.selector != "" {
-		sel, err := labels.Parse(r.selector)
-		if err != nil {
-			return fmt.Errorf("label selector: %w", err)
-		}
-		opts = append(opts, client.MatchingLabelsSelector{Selector: sel})
-	}
+	opts = append(opts, client.InNamespace(ns))
 	items, err := accessTokens(ctx, c, ns, args, opts...)
 	if err != nil {
 		return err
@@ -131,8 +142,9 @@ func RenewValue(now time.Time, current string) string {
 }
 
 // requestRenewal sets the renew annotation with a merge patch of that one
-// annotation, so nothing else of the AccessToken is touched.
-func requestRenewal(ctx context.Context, c client.Client, at *tokensv1alpha1.AccessToken, value string) error {
+// annotation, so nothing else of the AccessToken (or ClusterAccessToken) is
+// touched.
+func requestRenewal(ctx context.Context, c client.Client, at client.Object, value string) error {
 	patch, err := json.Marshal(map[string]any{
 		"metadata": map[string]any{"annotations": map[string]string{tokensv1alpha1.AnnotationRenew: value}},
 	})

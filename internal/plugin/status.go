@@ -129,16 +129,19 @@ type statusOptions struct {
 	all           bool
 	allNamespaces bool
 	output        string
+	cluster       bool
 }
 
 func newStatusCommand(o *Options) *cobra.Command {
 	s := &statusOptions{Options: o}
 	cmd := &cobra.Command{
-		Use:   "status [NAME | --all | -A]",
+		Use:   "status [NAME | --all | -A] [--cluster]",
 		Short: "Show how AccessTokens are doing: conditions, times, failures, events, their Secret's keys",
 		Example: `  kubectl tokenmint status cable-transactions -n billing
   kubectl tokenmint status --all -n billing
-  kubectl tokenmint status -A -o yaml`,
+  kubectl tokenmint status -A -o yaml
+  kubectl tokenmint status clusteraccesstoken/shared-registry
+  kubectl tokenmint status --cluster --all`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := outputFormat(s.output); err != nil {
@@ -150,12 +153,17 @@ func newStatusCommand(o *Options) *cobra.Command {
 	cmd.Flags().BoolVar(&s.all, "all", false, "every AccessToken of the namespace")
 	cmd.Flags().BoolVarP(&s.allNamespaces, "all-namespaces", "A", false, "every AccessToken of every namespace")
 	cmd.Flags().StringVarP(&s.output, "output", "o", "", "json or yaml; a readable report when left out")
+	cmd.Flags().BoolVar(&s.cluster, "cluster", false,
+		"NAME (or --all) names ClusterAccessTokens: their token and namespaces selected, written and failing")
 	return cmd
 }
 
 func (s *statusOptions) run(ctx context.Context, args []string) error {
 	if len(args) == 1 && (s.all || s.allNamespaces) {
 		return errors.New("give a NAME or --all/-A, not both")
+	}
+	if args, cluster := clusterArg(args, s.cluster); cluster {
+		return s.statusCluster(ctx, args)
 	}
 	c, err := s.Client()
 	if err != nil {

@@ -38,6 +38,7 @@ var _ = Describe("check", Ordered, func() {
 		Expect(beforeCRDs.code).To(Equal(1))
 		Expect(beforeCRDs.stdout).To(MatchRegexp(`AccessToken\s+no\s+-`))
 		Expect(beforeCRDs.stdout).To(MatchRegexp(`ClusterTokenIssuer\s+no\s+-`))
+		Expect(beforeCRDs.stdout).To(MatchRegexp(`ClusterAccessToken\s+no\s+-`))
 		Expect(beforeCRDs.stdout).To(ContainSubstring("the AccessToken CRD is not installed"))
 		Expect(beforeCRDs.stderr).To(Equal("error: problems found\n"))
 
@@ -54,6 +55,7 @@ var _ = Describe("check", Ordered, func() {
 			kt.CRDView{Kind: "AccessToken", Installed: true, Versions: []string{"v1alpha1"}},
 			kt.CRDView{Kind: "TokenIssuer", Installed: true, Versions: []string{"v1alpha1"}},
 			kt.CRDView{Kind: "ClusterTokenIssuer", Installed: true, Versions: []string{"v1alpha1"}},
+			kt.CRDView{Kind: "ClusterAccessToken", Installed: true, Versions: []string{"v1alpha1"}},
 		))
 		Expect(v.Managers).To(BeEmpty())
 		Expect(v.Problems).To(ConsistOf(ContainSubstring("no manager Deployment found")))
@@ -136,6 +138,7 @@ var _ = Describe("version", func() {
 		Expect(r.stdout).To(MatchRegexp(`Kubernetes: v1\.\d+`))
 		Expect(r.stdout).To(ContainSubstring("AccessToken: served as v1alpha1"))
 		Expect(r.stdout).To(ContainSubstring("ClusterTokenIssuer: served as v1alpha1"))
+		Expect(r.stdout).To(ContainSubstring("ClusterAccessToken: served as v1alpha1"))
 	})
 
 	It("runs as kubectl tokenmint, found on the PATH by kubectl", func() {
