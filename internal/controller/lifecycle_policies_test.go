@@ -220,7 +220,11 @@ var _ = Describe("deletion policies", func() {
 		deleteAndWait(at)
 		Expect(ownedBy(at)).To(BeFalse(), "the retained Secret has no owner reference to the deleted AccessToken")
 		Expect(fake.Valid(current)).To(BeFalse())
-		Expect(fake.CallsBy(fakes.OutcomeRevoked)).To(Equal(1))
+		Expect(fake.Issued()).To(HaveLen(1), "one token minted")
+		// At least once: a finalizer update that conflicts with the
+		// Secret's release is retried, and the retry may revoke the same
+		// token again (revocation is idempotent, RFC 7009).
+		Expect(fake.CallsBy(fakes.OutcomeRevoked)).To(BeNumerically(">=", 1))
 		Expect(reasonsAbout(at)).To(ContainElement("SecretRetained"))
 	})
 
