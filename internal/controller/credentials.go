@@ -18,6 +18,7 @@ package controller
 
 import (
 	"context"
+	"maps"
 	"sync"
 	"time"
 
@@ -98,12 +99,8 @@ func (s *credentialStore) add(key string, c credentialSecret) credentialSecret {
 		old := v.(credentialSecret)
 		if old.version == c.version {
 			merged := make(map[string][]byte, len(old.data)+len(c.data))
-			for k, v := range old.data {
-				merged[k] = v
-			}
-			for k, v := range c.data {
-				merged[k] = v
-			}
+			maps.Copy(merged, old.data)
+			maps.Copy(merged, c.data)
 			c.data = merged
 		}
 		s.entries.Remove(key)

@@ -21,10 +21,8 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
-	"k8s.io/utils/lru"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -48,18 +46,16 @@ const (
 //
 // The pace is the workqueue's, in real time, as its own rate limiters are.
 type fanOut struct {
-	rate  rate.Limit
-	burst int
+	limits *NamespaceLimiters
 
-	mu       sync.Mutex
-	limiters *lru.Cache
+	mu sync.Mutex
 	// waiting holds, by AccessToken, when its paced reconcile is due.
 	waiting map[types.NamespacedName]time.Time
 	now     func() time.Time
 }
 
 func newFanOut(perSecond float64, burst int) *fanOut {
-	return &fanOut{rate: rate.Limit(perSecond), burst: max(1, burst), limiters: lru.New(maxLimitedNamespaces),
+	return &fanOut{limits: NewNamespaceLimiters(perSecond, burst),
 		waiting: map[types.NamespacedName]time.Time{}, now: time.Now}
 }
 
@@ -79,12 +75,7 @@ func (f *fanOut) delay(key types.NamespacedName) (time.Duration, bool) {
 			}
 		}
 	}
-	v, ok := f.limiters.Get(key.Namespace)
-	if !ok {
-		v = rate.NewLimiter(f.rate, f.burst)
-		f.limiters.Add(key.Namespace, v)
-	}
-	d := v.(*rate.Limiter).ReserveN(now, 1).DelayFrom(now)
+	d := f.limits.limiter(key.Namespace).ReserveN(now, 1).DelayFrom(now)
 	if d > 0 {
 		f.waiting[key] = now.Add(d)
 	} else {
