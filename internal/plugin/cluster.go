@@ -155,20 +155,7 @@ func printClusterStatus(out io.Writer, v *ClusterStatusView) {
 	t.row("  ", "Namespaces:", fmt.Sprintf("%d selected, %d written, %d failing", v.Selected, v.Written, v.Failing))
 	t.flush()
 
-	fmt.Fprintln(out, "  Conditions:")
-	if len(v.Conditions) == 0 {
-		fmt.Fprintln(out, "    none yet: the manager has not looked at it")
-	} else {
-		ct := newTable(out, "    ", "TYPE", "STATUS", "REASON", "SINCE", "MESSAGE")
-		for _, c := range v.Conditions {
-			since := "-"
-			if c.Since != nil {
-				since = c.Since.Relative
-			}
-			ct.row("    ", c.Type, c.Status, c.Reason, since, c.Message)
-		}
-		ct.flush()
-	}
+	printConditions(out, v.Conditions)
 	if len(v.Failures) > 0 {
 		fmt.Fprintln(out, "  Failing namespaces:")
 		ft := newTable(out, "    ", "NAMESPACE", "WHY")

@@ -457,20 +457,7 @@ func printStatus(out io.Writer, v *StatusView) {
 	t.row("  ", "Fingerprint:", orDash(v.TokenFingerprint))
 	t.flush()
 
-	fmt.Fprintln(out, "  Conditions:")
-	if len(v.Conditions) == 0 {
-		fmt.Fprintln(out, "    none yet: the manager has not looked at it")
-	} else {
-		ct := newTable(out, "    ", "TYPE", "STATUS", "REASON", "SINCE", "MESSAGE")
-		for _, c := range v.Conditions {
-			since := "-"
-			if c.Since != nil {
-				since = c.Since.Relative
-			}
-			ct.row("    ", c.Type, c.Status, c.Reason, since, c.Message)
-		}
-		ct.flush()
-	}
+	printConditions(out, v.Conditions)
 
 	printSecretSummary(out, v.Secret)
 
@@ -502,6 +489,24 @@ func printStatus(out io.Writer, v *StatusView) {
 		}
 		et.flush()
 	}
+}
+
+// printConditions writes conditions as a table, or says there are none yet.
+func printConditions(out io.Writer, conditions []ConditionView) {
+	fmt.Fprintln(out, "  Conditions:")
+	if len(conditions) == 0 {
+		fmt.Fprintln(out, "    none yet: the manager has not looked at it")
+		return
+	}
+	ct := newTable(out, "    ", "TYPE", "STATUS", "REASON", "SINCE", "MESSAGE")
+	for _, c := range conditions {
+		since := "-"
+		if c.Since != nil {
+			since = c.Since.Relative
+		}
+		ct.row("    ", c.Type, c.Status, c.Reason, since, c.Message)
+	}
+	ct.flush()
 }
 
 func printSecretSummary(out io.Writer, s *SecretView) {
