@@ -102,6 +102,29 @@ func runClusterMode(opts options, n int) int {
 	return 0
 }
 
+// startBenchControlPlane builds the manager (unless opts names a binary) and
+// starts a control plane on loopback, with an administrator's kubeconfig in
+// dir. The caller stops the control plane.
+func startBenchControlPlane(p *progress, opts options, dir string) (bin string, cp *controlplane.ControlPlane, kubeconfig string, err error) {
+	bin = opts.managerBin
+	if bin == "" {
+		p.printf("building the manager (CGO_ENABLED=0 go build ./cmd)")
+		if bin, err = buildManager(dir); err != nil {
+			return "", nil, "", err
+		}
+	}
+	p.printf("starting etcd and kube-apiserver on loopback")
+	if cp, err = controlplane.Start(controlplane.Options{}); err != nil {
+		return "", nil, "", err
+	}
+	kubeconfig = filepath.Join(dir, "admin.kubeconfig")
+	if err := cp.WriteKubeconfig(kubeconfig); err != nil {
+		_ = cp.Stop()
+		return "", nil, "", err
+	}
+	return bin, cp, kubeconfig, nil
+}
+
 // mainCluster runs the cluster mode.
 func mainCluster(ctx context.Context, opts options, n int, w io.Writer) (*clusterResults, error) {
 	p := &progress{w: w, start: time.Now()}
@@ -111,23 +134,11 @@ func mainCluster(ctx context.Context, opts options, n int, w io.Writer) (*cluste
 		return nil, err
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	bin := opts.managerBin
-	if bin == "" {
-		p.printf("building the manager (CGO_ENABLED=0 go build ./cmd)")
-		if bin, err = buildManager(dir); err != nil {
-			return nil, err
-		}
-	}
-	p.printf("starting etcd and kube-apiserver on loopback")
-	cp, err := controlplane.Start(controlplane.Options{})
+	bin, cp, kubeconfig, err := startBenchControlPlane(p, opts, dir)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = cp.Stop() }()
-	kubeconfig := filepath.Join(dir, "admin.kubeconfig")
-	if err := cp.WriteKubeconfig(kubeconfig); err != nil {
-		return nil, err
-	}
 	cfg := rest.CopyConfig(cp.Config)
 	cfg.QPS, cfg.Burst = -1, 0
 	c, err := client.New(cfg, client.Options{Scheme: newScheme()})

@@ -140,23 +140,11 @@ func mainMemoryAttack(ctx context.Context, opts options, o memoryAttackOptions, 
 	if opts.logDir != "" {
 		logDir = opts.logDir
 	}
-	bin := opts.managerBin
-	if bin == "" {
-		p.printf("building the manager (CGO_ENABLED=0 go build ./cmd)")
-		if bin, err = buildManager(dir); err != nil {
-			return nil, err
-		}
-	}
-	p.printf("starting etcd and kube-apiserver on loopback")
-	cp, err := controlplane.Start(controlplane.Options{})
+	bin, cp, kubeconfig, err := startBenchControlPlane(p, opts, dir)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = cp.Stop() }()
-	kubeconfig := filepath.Join(dir, "admin.kubeconfig")
-	if err := cp.WriteKubeconfig(kubeconfig); err != nil {
-		return nil, err
-	}
 	cfg := rest.CopyConfig(cp.Config)
 	cfg.QPS, cfg.Burst = -1, 0
 	cfg.Timeout = 2 * time.Minute
