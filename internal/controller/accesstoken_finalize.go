@@ -1,0 +1,135 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/internal/secret"
+)
+
+// RevokeFinalizer is set on AccessTokens whose issuer can revoke, so the current
+// token is revoked when the AccessToken is deleted.
+const RevokeFinalizer = "tokens.tokenmint.dev/revoke"
+
+// revokeOnDeleteTimeout bounds how long deletion waits for revocation: after it,
+// the finalizer is removed whatever the provider says, so deletion never blocks for ever.
+const revokeOnDeleteTimeout = 2 * time.Minute
+
+// finalize revokes the current token (and any superseded ones) of a deleted
+// AccessToken, then lets it go. The revocation calls run outside the reconcile
+// workers; failures, and failures to gather what revocation needs, are retried
+// for a bounded time.
+func (r *AccessTokenReconciler) finalize(ctx context.Context, at *tokensv1alpha1.AccessToken) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(at, RevokeFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	first, _ := r.deletions.LoadOrStore(at.UID, r.Clock.Now())
+	giveUp := first.(time.Time).Add(revokeOnDeleteTimeout)
+	in, err := r.gather(ctx, at, true)
+	if err != nil {
+		if r.Clock.Now().Before(giveUp) {
+			return ctrl.Result{}, fmt.Errorf("gathering what revocation needs: %w", err)
+		}
+		r.Recorder.Eventf(at, nil, corev1.EventTypeWarning, tokensv1alpha1.ReasonRevokeFailed, "Revoke",
+			"Could not read what revoking the token needs within %s; letting the AccessToken go", revokeOnDeleteTimeout)
+		return ctrl.Result{}, r.release(ctx, at)
+	}
+	var pending []secret.Superseded
+	if in.spec != nil && in.spec.Revoke != nil && revokesOnDelete(at) {
+		pending = append(pending, in.state.Superseded...)
+		if in.state.Token != "" {
+			pending = append(pending, secret.Superseded{Token: in.state.Token, ID: in.state.TokenID})
+		}
+	}
+	if len(pending) == 0 {
+		return ctrl.Result{}, r.release(ctx, at)
+	}
+	r.Calls.Submit(at, in.issuerKey, func(jctx context.Context) (ctrl.Result, error) {
+		jctx, cancel := context.WithTimeout(context.WithoutCancel(jctx), actTimeout(in.spec)*time.Duration(min(len(pending), 4)))
+		defer cancel()
+		done := true
+		for _, s := range pending {
+			if err := r.revokeAudited(jctx, in, s, revokeDeletion); err != nil {
+				logf.FromContext(jctx).Info("revoking token of deleted AccessToken failed", "error", err.Error())
+				done = false
+			}
+		}
+		if !done && r.Clock.Now().Before(giveUp) {
+			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+		}
+		if !done {
+			r.Recorder.Eventf(at, nil, corev1.EventTypeWarning, tokensv1alpha1.ReasonRevokeFailed, "Revoke",
+				"Could not revoke the token within %s; letting the AccessToken go", revokeOnDeleteTimeout)
+		}
+		return ctrl.Result{}, r.release(jctx, at)
+	})
+	return ctrl.Result{}, nil
+}
+
+// release deletes the state of a deleted AccessToken and removes its finalizer.
+func (r *AccessTokenReconciler) release(ctx context.Context, at *tokensv1alpha1.AccessToken) error {
+	if err := r.retainSecret(ctx, at); err != nil {
+		return err
+	}
+	if err := r.deleteState(ctx, at); err != nil {
+		return err
+	}
+	r.stateVersions.Delete(client.ObjectKeyFromObject(at))
+	// The optimistic lock makes the patch fail, rather than drop another
+	// controller's finalizer, if the list changed since it was read.
+	patch := client.MergeFromWithOptions(at.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.RemoveFinalizer(at, RevokeFinalizer)
+	if err := r.Patch(ctx, at, patch); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	r.deletions.Delete(at.UID)
+	return nil
+}
+
+// ensureFinalizer adds the revoke finalizer only when the issuer can revoke
+// and deletion revokes, or the Secret is retained (see wantsFinalizer); it
+// removes it when revocationPolicy None leaves it nothing to do.
+func (r *AccessTokenReconciler) ensureFinalizer(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs) error {
+	want := wantsFinalizer(at, in)
+	has := controllerutil.ContainsFinalizer(at, RevokeFinalizer)
+	if want == has || (!want && revokesOnDelete(at)) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(at.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	if !want {
+		controllerutil.RemoveFinalizer(at, RevokeFinalizer)
+		if err := r.Patch(ctx, at, patch); err != nil {
+			return fmt.Errorf("removing finalizer: %w", err)
+		}
+		return nil
+	}
+	controllerutil.AddFinalizer(at, RevokeFinalizer)
+	if err := r.Patch(ctx, at, patch); err != nil {
+		return fmt.Errorf("adding finalizer: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,157 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/internal/secret"
+)
+
+// maxSuperseded is the most replaced tokens kept waiting for revocation: when
+// renewals outpace the grace period, the oldest are revoked at once.
+const maxSuperseded = 8
+
+// capSuperseded brings the oldest superseded tokens' revocation forward to now
+// when more than maxSuperseded wait, and forgets those beyond twice that (whose
+// revocation kept failing), oldest first.
+func capSuperseded(st *secret.State, now time.Time) {
+	capSupersededTo(st, now, maxSuperseded)
+}
+
+// capSupersededTo is capSuperseded with limit tokens left waiting. A token
+// whose revocation failed keeps its own retry time.
+func capSupersededTo(st *secret.State, now time.Time, limit int) {
+	if n := len(st.Superseded) - 2*maxSuperseded; n > 0 {
+		st.Superseded = slices.Clone(st.Superseded[n:])
+	}
+	for i := 0; i < len(st.Superseded)-limit; i++ {
+		if st.Superseded[i].Attempts == 0 && st.Superseded[i].RevokeAt.After(now) {
+			st.Superseded[i].RevokeAt = now
+		}
+	}
+}
+
+// revocationDue reports whether a superseded token's grace period is over.
+func revocationDue(in *inputs, now time.Time) bool {
+	if in.spec == nil || in.spec.Revoke == nil {
+		return false
+	}
+	for _, s := range in.state.Superseded {
+		if !now.Before(s.RevokeAt) {
+			return true
+		}
+	}
+	return false
+}
+
+// revokeSuperseded revokes replaced tokens whose grace period is over, and
+// writes the state if anything in it changed and is not written yet.
+func (r *AccessTokenReconciler) revokeSuperseded(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, now time.Time) error {
+	err := r.revokeDue(ctx, at, in, now)
+	if in.stateDirty {
+		if werr := r.applyState(ctx, at, in.state); werr != nil {
+			return werr
+		}
+		in.stateDirty = false
+	}
+	return err
+}
+
+// revokeDue revokes replaced tokens whose grace period is over and records
+// the outcome in in.state, marking it dirty, without writing it: a mint that
+// follows writes it once, with its new token.
+func (r *AccessTokenReconciler) revokeDue(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, now time.Time) error {
+	if in.spec == nil || in.spec.Revoke == nil || len(in.state.Superseded) == 0 {
+		return nil
+	}
+	var keep []secret.Superseded
+	changed := false
+	var errs []error
+	for _, s := range in.state.Superseded {
+		if now.Before(s.RevokeAt) || (in.previous != "" && in.previous == s.Token) {
+			// Not yet; or pods may still read it under previousKey, which is
+			// emptied first (previousUntil is never after RevokeAt).
+			keep = append(keep, s)
+			continue
+		}
+		changed = true
+		if err := r.revokeAudited(ctx, in, s, revokeSuperseded); err != nil {
+			errs = append(errs, err)
+			s.Attempts++
+			if s.Attempts < maxRevokeAttempts {
+				s.RevokeAt = now.Add(time.Duration(s.Attempts) * time.Minute)
+				keep = append(keep, s)
+			} else {
+				r.Recorder.Eventf(at, nil, corev1.EventTypeWarning, tokensv1alpha1.ReasonRevokeFailed, "Revoke",
+					"Gave up revoking a superseded token after %d attempts", s.Attempts)
+			}
+			continue
+		}
+		r.Recorder.Eventf(at, nil, corev1.EventTypeNormal, tokensv1alpha1.ReasonRevoked, "Revoke", "Superseded token revoked")
+	}
+	if !changed {
+		return nil
+	}
+	in.state.Superseded = keep
+	in.stateDirty = true
+	return errors.Join(errs...)
+}
+
+const maxRevokeAttempts = 5
+
+func (r *AccessTokenReconciler) revoke(ctx context.Context, in *inputs, s secret.Superseded) error {
+	call, err := r.buildCall(ctx, in)
+	if err != nil {
+		return err
+	}
+	call.RefreshToken = ""
+	return r.Tokens.Revoke(ctx, call, s.Token, s.ID)
+}
+
+// deleteState removes the state Secret of at, if any.
+func (r *AccessTokenReconciler) deleteState(ctx context.Context, at *tokensv1alpha1.AccessToken) error {
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secret.StateName(at), Namespace: r.OperatorNamespace}}
+	return client.IgnoreNotFound(r.Delete(ctx, s))
+}
+
+// deleteOrphanState removes the state Secret of an AccessToken that is gone.
+func (r *AccessTokenReconciler) deleteOrphanState(ctx context.Context, key types.NamespacedName) error {
+	list := &corev1.SecretList{}
+	if err := r.List(ctx, list, client.InNamespace(r.OperatorNamespace),
+		client.MatchingLabels{secret.LabelComponent: secret.ComponentState}); err != nil {
+		return err
+	}
+	for i := range list.Items {
+		s := &list.Items[i]
+		if s.Annotations[secret.AnnotationAccessToken] == key.String() {
+			if err := r.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
