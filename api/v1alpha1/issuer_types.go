@@ -26,19 +26,25 @@ import (
 // shared by TokenIssuer and ClusterTokenIssuer.
 // +kubebuilder:validation:XValidation:rule="has(self.request) != has(self.signedJWT)",message="set exactly one of request (a token endpoint) or signedJWT (a token tokenmint signs itself)"
 // +kubebuilder:validation:XValidation:rule="has(self.request) == has(self.response)",message="response is required with request, and has no meaning with signedJWT"
-// +kubebuilder:validation:XValidation:rule="!has(self.signedJWT) || (!has(self.refresh) && !has(self.revoke) && !has(self.clientCertificate) && !has(self.caBundle))",message="an issuer with signedJWT makes no call: refresh, revoke, clientCertificate and caBundle have no meaning"
+// +kubebuilder:validation:XValidation:rule="!has(self.signedJWT) || (!has(self.refresh) && !has(self.revoke) && !has(self.clientCertificate) && !has(self.caBundle) && !has(self.credentials))",message="an issuer with signedJWT makes no call: refresh, revoke, clientCertificate, caBundle and credentials have no meaning"
 // +kubebuilder:validation:XValidation:rule="!has(self.request) || has(self.request.url)",message="request.url is required"
 // +kubebuilder:validation:XValidation:rule="self.allowInsecureHTTP || !has(self.request) || (has(self.request.url) && self.request.url.startsWith('https://') && (!has(self.refresh) || !has(self.refresh.url) || self.refresh.url.startsWith('https://')) && (!has(self.revoke) || !has(self.revoke.url) || self.revoke.url.startsWith('https://')))",message="token endpoint URLs must use https; set allowInsecureHTTP to allow plain http"
 // +kubebuilder:validation:XValidation:rule="!has(self.refresh) || (has(self.response) && has(self.response.refreshToken))",message="refresh needs response.refreshToken, the place the refresh token is read from"
-// +kubebuilder:validation:XValidation:rule="!has(self.request) || ((!has(self.request.auth) || ((!has(self.request.auth.bearer) || (!has(self.request.auth.bearer.issued) || self.request.auth.bearer.issued in [])) && (!has(self.request.auth.basic) || ((!has(self.request.auth.basic.username.issued) || self.request.auth.basic.username.issued in []) && (!has(self.request.auth.basic.password.issued) || self.request.auth.basic.password.issued in []))))) && (!has(self.request.headers) || self.request.headers.all(h, (!has(h.issued) || h.issued in []))) && (!has(self.request.body) || ((!has(self.request.body.json) || self.request.body.json.all(f, (!has(f.issued) || f.issued in []))) && (!has(self.request.body.form) || self.request.body.form.all(f, (!has(f.issued) || f.issued in []))))))",message="request values cannot use issued: (RefreshToken is for refresh, AccessToken and TokenID for revoke)"
-// +kubebuilder:validation:XValidation:rule="!has(self.refresh) || ((!has(self.refresh.auth) || ((!has(self.refresh.auth.bearer) || (!has(self.refresh.auth.bearer.issued) || self.refresh.auth.bearer.issued in ['RefreshToken'])) && (!has(self.refresh.auth.basic) || ((!has(self.refresh.auth.basic.username.issued) || self.refresh.auth.basic.username.issued in ['RefreshToken']) && (!has(self.refresh.auth.basic.password.issued) || self.refresh.auth.basic.password.issued in ['RefreshToken']))))) && (!has(self.refresh.headers) || self.refresh.headers.all(h, (!has(h.issued) || h.issued in ['RefreshToken']))) && (!has(self.refresh.body) || ((!has(self.refresh.body.json) || self.refresh.body.json.all(f, (!has(f.issued) || f.issued in ['RefreshToken']))) && (!has(self.refresh.body.form) || self.refresh.body.form.all(f, (!has(f.issued) || f.issued in ['RefreshToken']))))))",message="refresh values can use issued: RefreshToken only"
-// +kubebuilder:validation:XValidation:rule="!has(self.revoke) || ((!has(self.revoke.auth) || ((!has(self.revoke.auth.bearer) || (!has(self.revoke.auth.bearer.issued) || self.revoke.auth.bearer.issued in ['AccessToken', 'TokenID'])) && (!has(self.revoke.auth.basic) || ((!has(self.revoke.auth.basic.username.issued) || self.revoke.auth.basic.username.issued in ['AccessToken', 'TokenID']) && (!has(self.revoke.auth.basic.password.issued) || self.revoke.auth.basic.password.issued in ['AccessToken', 'TokenID']))))) && (!has(self.revoke.headers) || self.revoke.headers.all(h, (!has(h.issued) || h.issued in ['AccessToken', 'TokenID']))) && (!has(self.revoke.body) || ((!has(self.revoke.body.json) || self.revoke.body.json.all(f, (!has(f.issued) || f.issued in ['AccessToken', 'TokenID']))) && (!has(self.revoke.body.form) || self.revoke.body.form.all(f, (!has(f.issued) || f.issued in ['AccessToken', 'TokenID']))))))",message="revoke values can use issued: AccessToken or TokenID only"
 // +kubebuilder:validation:XValidation:rule="!has(self.request) || ((!has(self.request.url) || !self.request.url.contains('{tokenID}')) && (!has(self.refresh) || !has(self.refresh.url) || !self.refresh.url.contains('{tokenID}')))",message="{tokenID} is only meaningful in revoke.url"
-// +kubebuilder:validation:XValidation:rule="!has(self.request) || ((!has(self.request.auth) || ((!has(self.request.auth.bearer) || (!has(self.request.auth.bearer.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.request.auth.bearer.parameter)))) && (!has(self.request.auth.basic) || ((!has(self.request.auth.basic.username.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.request.auth.basic.username.parameter))) && (!has(self.request.auth.basic.password.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.request.auth.basic.password.parameter))))))) && (!has(self.request.headers) || self.request.headers.all(h, (!has(h.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == h.parameter))))) && (!has(self.request.body) || ((!has(self.request.body.json) || self.request.body.json.all(f, (!has(f.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == f.parameter))))) && (!has(self.request.body.form) || self.request.body.form.all(f, (!has(f.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == f.parameter))))))) && (!has(self.refresh) || ((!has(self.refresh.auth) || ((!has(self.refresh.auth.bearer) || (!has(self.refresh.auth.bearer.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.refresh.auth.bearer.parameter)))) && (!has(self.refresh.auth.basic) || ((!has(self.refresh.auth.basic.username.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.refresh.auth.basic.username.parameter))) && (!has(self.refresh.auth.basic.password.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.refresh.auth.basic.password.parameter))))))) && (!has(self.refresh.headers) || self.refresh.headers.all(h, (!has(h.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == h.parameter))))) && (!has(self.refresh.body) || ((!has(self.refresh.body.json) || self.refresh.body.json.all(f, (!has(f.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == f.parameter))))) && (!has(self.refresh.body.form) || self.refresh.body.form.all(f, (!has(f.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == f.parameter))))))))) && (!has(self.revoke) || ((!has(self.revoke.auth) || ((!has(self.revoke.auth.bearer) || (!has(self.revoke.auth.bearer.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.revoke.auth.bearer.parameter)))) && (!has(self.revoke.auth.basic) || ((!has(self.revoke.auth.basic.username.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.revoke.auth.basic.username.parameter))) && (!has(self.revoke.auth.basic.password.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == self.revoke.auth.basic.password.parameter))))))) && (!has(self.revoke.headers) || self.revoke.headers.all(h, (!has(h.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == h.parameter))))) && (!has(self.revoke.body) || ((!has(self.revoke.body.json) || self.revoke.body.json.all(f, (!has(f.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == f.parameter))))) && (!has(self.revoke.body.form) || self.revoke.body.form.all(f, (!has(f.parameter) || (has(self.parameters) && self.parameters.exists(p, p.name == f.parameter))))))))))",message="every parameter: a value uses must be declared in parameters"
 // +kubebuilder:validation:XValidation:rule="!has(self.response) || !has(self.response.copy) || !has(self.response.refreshToken) || self.response.copy.all(c, c.path != self.response.refreshToken.path && !self.response.refreshToken.path.startsWith(c.path + '.'))",message="response.copy must not copy the refresh token (or an object holding it) into the Secret pods mount"
 // +kubebuilder:validation:XValidation:rule="((has(self.request) && has(self.request.url) ? [self.request.url] : []) + (has(self.refresh) && has(self.refresh.url) ? [self.refresh.url] : []) + (has(self.revoke) && has(self.revoke.url) ? [self.revoke.url.replace('{tokenID}', 'tokenID')] : [])).all(u, u.findAll('[{][A-Za-z0-9_]*[}]').all(p, has(self.parameters) && self.parameters.exists(q, '{' + q.name + '}' == p)))",message="every {name} in a URL must be a declared parameter ({tokenID} only in revoke.url)"
 // +kubebuilder:validation:XValidation:rule="!has(self.revoke) || !has(self.revoke.url) || !self.revoke.url.matches('^[a-zA-Z]+://[^/?#]*[{]tokenID[}]')",message="{tokenID} cannot be in the host of revoke.url: the provider's token id must never choose where credentials are sent"
 type IssuerSpec struct {
+	// credentials declares, once, every credential the issuer's calls send: a
+	// key of a Secret, a JWT signed on every call, or a ServiceAccount token.
+	// Request values use them by name (credential: <name>), as often as they
+	// need; one that no value uses is neither read nor watched.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	Credentials []Credential `json:"credentials,omitempty"`
+
 	// request is the call that mints a new token. Set exactly one of request
 	// or signedJWT.
 	// +optional
@@ -276,7 +282,7 @@ const (
 )
 
 // ValueSource gives a value from exactly one typed source.
-// +kubebuilder:validation:XValidation:rule="[has(self.value), has(self.json), has(self.secretKeyRef), has(self.generate), has(self.parameter), has(self.issued), has(self.signedJWT), has(self.serviceAccountToken)].filter(x, x).size() == 1",message="exactly one of value, json, secretKeyRef, generate, parameter, issued, signedJWT or serviceAccountToken must be set"
+// +kubebuilder:validation:XValidation:rule="[has(self.value), has(self.json), has(self.credential), has(self.generate), has(self.parameter), has(self.issued)].filter(x, x).size() == 1",message="exactly one of value, json, credential, generate, parameter or issued must be set"
 type ValueSource struct {
 	// value is a literal string.
 	// +kubebuilder:validation:MaxLength=4096
@@ -290,19 +296,19 @@ type ValueSource struct {
 	// +optional
 	JSON string `json:"json,omitempty"`
 
-	// secretKeyRef reads the value from a key of a Secret. A TokenIssuer reads
-	// Secrets of its own namespace; a ClusterTokenIssuer reads them from the
-	// operator's credentials namespace.
+	// credential is the name of one of the issuer's credentials.
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:MaxLength=63
 	// +optional
-	SecretKeyRef *SecretKeySelector `json:"secretKeyRef,omitempty"`
+	Credential string `json:"credential,omitempty"`
 
 	// generate computes the value on every call: UUID (a fresh random UUID),
 	// UnixSeconds, UnixMilliseconds or RFC3339 (the current time).
 	// +optional
 	Generate Generator `json:"generate,omitempty"`
 
-	// parameter takes the value from the AccessToken's parameters, by the name
-	// declared in the issuer's parameters list.
+	// parameter is the name of one of the issuer's parameters, whose value the
+	// AccessToken supplies (or the default).
 	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9_]*$`
 	// +kubebuilder:validation:MaxLength=63
 	// +optional
@@ -312,6 +318,23 @@ type ValueSource struct {
 	// AccessToken or TokenID (in revoke).
 	// +optional
 	Issued IssuedValue `json:"issued,omitempty"`
+}
+
+// Credential is one named credential of an issuer: exactly one of
+// secretKeyRef, signedJWT or serviceAccountToken.
+// +kubebuilder:validation:XValidation:rule="[has(self.secretKeyRef), has(self.signedJWT), has(self.serviceAccountToken)].filter(x, x).size() == 1",message="exactly one of secretKeyRef, signedJWT or serviceAccountToken must be set"
+type Credential struct {
+	// name by which request values refer to the credential (credential: <name>).
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:MaxLength=63
+	// +required
+	Name string `json:"name"`
+
+	// secretKeyRef reads the value from a key of a Secret. A TokenIssuer reads
+	// Secrets of its own namespace; a ClusterTokenIssuer reads them from the
+	// operator's credentials namespace.
+	// +optional
+	SecretKeyRef *SecretKeySelector `json:"secretKeyRef,omitempty"`
 
 	// signedJWT is a JWT signed on every call with a private key from a Secret:
 	// an OAuth2 client assertion (private_key_jwt, RFC 7523), a jwt-bearer

@@ -57,10 +57,11 @@ func jsonValue(v any) *apiextensionsv1.JSON {
 // transactionsSpec describes the transaction-data API (seed 000) at base.
 func transactionsSpec(base string) tokensv1alpha1.IssuerSpec {
 	return tokensv1alpha1.IssuerSpec{
+		Credentials: []tokensv1alpha1.Credential{{Name: "auth-token",
+			SecretKeyRef: &tokensv1alpha1.SecretKeySelector{Name: "cable-auth", Key: "token"}}},
 		Request: tokensv1alpha1.RequestSpec{
-			URL: base + fakes.TransactionAPIPath,
-			Auth: &tokensv1alpha1.AuthSpec{Bearer: &tokensv1alpha1.ValueSource{
-				SecretKeyRef: &tokensv1alpha1.SecretKeySelector{Name: "cable-auth", Key: "token"}}},
+			URL:  base + fakes.TransactionAPIPath,
+			Auth: &tokensv1alpha1.AuthSpec{Bearer: &tokensv1alpha1.ValueSource{Credential: "auth-token"}},
 			Body: &tokensv1alpha1.BodySpec{JSON: []tokensv1alpha1.JSONField{
 				{Path: "expiry_seconds", ValueSource: tokensv1alpha1.ValueSource{Parameter: "lifetimeSeconds"}},
 				{Path: "scopes.organization_id", ValueSource: tokensv1alpha1.ValueSource{Value: ptr.To("org_9f8b7c6d5e4a3b2c1d0e")}},
@@ -439,7 +440,7 @@ var _ = Describe("AccessToken", func() {
 		down := fakes.NewTransactionAPI(first)
 		down.Clock, down.Lifetime = clk, time.Hour
 		spec := transactionsSpec(serveFake(down, &down.Base))
-		spec.Request.Auth.Bearer.SecretKeyRef.Name = "upstream-token"
+		spec.Credentials[0].SecretKeyRef.Name = "upstream-token"
 		Expect(k8sClient.Create(ctx, &tokensv1alpha1.TokenIssuer{
 			ObjectMeta: metav1.ObjectMeta{Name: "chained", Namespace: e.ns}, Spec: spec})).To(Succeed())
 		downstream := &tokensv1alpha1.AccessToken{

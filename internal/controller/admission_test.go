@@ -112,10 +112,10 @@ var _ = Describe("admission", func() {
 			"exactly one of json or form must be set"),
 		Entry("a value with two sources",
 			func(s *tokensv1alpha1.IssuerSpec) { s.Request.Body.JSON[1].Generate = tokensv1alpha1.GenerateUUID },
-			"exactly one of value, json, secretKeyRef, generate, parameter, issued, signedJWT or serviceAccountToken must be set"),
+			"exactly one of value, json, credential, generate, parameter or issued must be set"),
 		Entry("a value with no source",
 			func(s *tokensv1alpha1.IssuerSpec) { s.Request.Body.JSON[1].Value = nil },
-			"exactly one of value, json, secretKeyRef, generate, parameter, issued, signedJWT or serviceAccountToken must be set"),
+			"exactly one of value, json, credential, generate, parameter or issued must be set"),
 		Entry("a parameter bound to a namespace label on a TokenIssuer",
 			func(s *tokensv1alpha1.IssuerSpec) {
 				s.Parameters[0].Default, s.Parameters[0].FromNamespaceLabel = nil, "example.com/lifetime"
@@ -156,31 +156,34 @@ var _ = Describe("admission", func() {
 				s.Request.Headers = []tokensv1alpha1.Header{{Name: "content-type", ValueSource: lit("text/plain")}}
 			},
 			"Content-Type, Content-Length, Host, Transfer-Encoding and Connection are set by tokenmint"),
-		Entry("an issued value in the request",
+		Entry("a credential with two sources",
 			func(s *tokensv1alpha1.IssuerSpec) {
-				s.Request.Headers = []tokensv1alpha1.Header{{Name: "X-Old", ValueSource: tokensv1alpha1.ValueSource{Issued: tokensv1alpha1.IssuedAccessToken}}}
+				s.Credentials[0].ServiceAccountToken = &tokensv1alpha1.ServiceAccountTokenSource{ServiceAccountName: "a", Audience: "b"}
 			},
-			"request values cannot use issued:"),
-		Entry("the token in a refresh call",
+			"exactly one of secretKeyRef, signedJWT or serviceAccountToken must be set"),
+		Entry("a credential with no source",
+			func(s *tokensv1alpha1.IssuerSpec) { s.Credentials[0].SecretKeyRef = nil },
+			"exactly one of secretKeyRef, signedJWT or serviceAccountToken must be set"),
+		Entry("a credential declared twice",
+			func(s *tokensv1alpha1.IssuerSpec) { s.Credentials = append(s.Credentials, s.Credentials[0]) },
+			"spec.credentials[1]: Duplicate value"),
+		Entry("a credential name that is not a DNS label",
 			func(s *tokensv1alpha1.IssuerSpec) {
-				s.Response.RefreshToken = &tokensv1alpha1.RefreshTokenSpec{Path: "refresh_token"}
-				s.Refresh = &tokensv1alpha1.RequestSpec{URL: "https://tokens.example.com/token",
-					Body: &tokensv1alpha1.BodySpec{Form: []tokensv1alpha1.FormField{{Name: "t", ValueSource: tokensv1alpha1.ValueSource{Issued: tokensv1alpha1.IssuedAccessToken}}}}}
+				s.Credentials[0].Name = "Auth_Token"
+				s.Request.Auth.Bearer.Credential = "Auth_Token"
 			},
-			"refresh values can use issued: RefreshToken only"),
-		Entry("the refresh token in a revoke call",
+			"spec.credentials[0].name"),
+		Entry("seventeen credentials",
 			func(s *tokensv1alpha1.IssuerSpec) {
-				s.Response.RefreshToken = &tokensv1alpha1.RefreshTokenSpec{Path: "refresh_token"}
-				s.Revoke = &tokensv1alpha1.RequestSpec{URL: "https://tokens.example.com/revoke",
-					Auth: &tokensv1alpha1.AuthSpec{Bearer: &tokensv1alpha1.ValueSource{Issued: tokensv1alpha1.IssuedRefreshToken}}}
+				for i := range 16 {
+					s.Credentials = append(s.Credentials, tokensv1alpha1.Credential{Name: fmt.Sprint("c", i),
+						SecretKeyRef: &tokensv1alpha1.SecretKeySelector{Name: "s", Key: "k"}})
+				}
 			},
-			"revoke values can use issued: AccessToken or TokenID only"),
+			"spec.credentials: Too many: 17: must have at most 16 items"),
 		Entry("{tokenID} outside revoke",
 			func(s *tokensv1alpha1.IssuerSpec) { s.Request.URL = "https://tokens.example.com/token/{tokenID}" },
 			"{tokenID} is only meaningful in revoke.url"),
-		Entry("an undeclared parameter",
-			func(s *tokensv1alpha1.IssuerSpec) { s.Request.Body.JSON[0].Parameter = "lifetime" },
-			"every parameter: a value uses must be declared in parameters"),
 		Entry("a copy of the refresh token into the Secret",
 			func(s *tokensv1alpha1.IssuerSpec) {
 				s.Response.RefreshToken = &tokensv1alpha1.RefreshTokenSpec{Path: "auth.refresh_token"}
@@ -244,12 +247,19 @@ var _ = Describe("admission", func() {
 		Entry("signedJWT with a revoke call",
 			func(s *tokensv1alpha1.IssuerSpec) {
 				s.Request, s.Response, s.SignedJWT = tokensv1alpha1.RequestSpec{}, tokensv1alpha1.ResponseSpec{}, selfSignedJWT()
+				s.Credentials = nil
 				s.Revoke = &tokensv1alpha1.RequestSpec{URL: "https://tokens.example.com/revoke"}
+			},
+			"an issuer with signedJWT makes no call"),
+		Entry("signedJWT with credentials",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Request, s.Response, s.SignedJWT = tokensv1alpha1.RequestSpec{}, tokensv1alpha1.ResponseSpec{}, selfSignedJWT()
 			},
 			"an issuer with signedJWT makes no call"),
 		Entry("a self-signed JWT of two hours",
 			func(s *tokensv1alpha1.IssuerSpec) {
 				s.Request, s.Response, s.SignedJWT = tokensv1alpha1.RequestSpec{}, tokensv1alpha1.ResponseSpec{}, selfSignedJWT()
+				s.Credentials = nil
 				s.SignedJWT.Lifetime = &tokensv1alpha1.Duration{Duration: 2 * time.Hour}
 			},
 			"lifetime must be between 10s and 1h"),

@@ -52,7 +52,7 @@ func newClusterEnv() *clusterEnv {
 	Expect(k8sClient.Create(ctx, credentials)).To(Succeed())
 	DeferCleanup(k8sClient.Delete, ctx, credentials)
 	spec := transactionsSpec(url)
-	spec.Request.Auth.Bearer.SecretKeyRef.Name = credentials.Name
+	spec.Credentials[0].SecretKeyRef.Name = credentials.Name
 	e.issuer = "cable-" + e.team
 	cti := &tokensv1alpha1.ClusterTokenIssuer{ObjectMeta: metav1.ObjectMeta{Name: e.issuer},
 		Spec: tokensv1alpha1.ClusterTokenIssuerSpec{IssuerSpec: spec, AllowedNamespaces: &tokensv1alpha1.AllowedNamespaces{

@@ -58,8 +58,11 @@ func TestIssuerReconcilerReadsEachSecretOncePerVersion(t *testing.T) {
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(secret("a", "id", "secret"), secret("b", "token")).Build()
 	live := &countingReader{Reader: c}
 	r := &IssuerReconciler{Client: c, APIReader: live, Metadata: c, known: lru.New(maxKnownSecretKeys)}
+	var credentials []tokensv1alpha1.Credential
 	ref := func(name, key string) *tokensv1alpha1.ValueSource {
-		return &tokensv1alpha1.ValueSource{SecretKeyRef: &tokensv1alpha1.SecretKeySelector{Name: name, Key: key}}
+		credentials = append(credentials, tokensv1alpha1.Credential{Name: name + "-" + key,
+			SecretKeyRef: &tokensv1alpha1.SecretKeySelector{Name: name, Key: key}})
+		return &tokensv1alpha1.ValueSource{Credential: name + "-" + key}
 	}
 	spec := &tokensv1alpha1.IssuerSpec{Request: tokensv1alpha1.RequestSpec{
 		Auth: &tokensv1alpha1.AuthSpec{Basic: &tokensv1alpha1.BasicAuth{Username: *ref("a", "id"), Password: *ref("a", "secret")}},
@@ -69,6 +72,7 @@ func TestIssuerReconcilerReadsEachSecretOncePerVersion(t *testing.T) {
 			{Name: "X-Gone", ValueSource: *ref("gone", "k")},
 		},
 	}}
+	spec.Credentials = credentials
 	want := []string{`key "other" of Secret b`, "Secret gone"}
 
 	missing, err := r.missingCredentials(ctx, spec, "ns")

@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/internal/issuer"
 	"github.com/tokenmint/tokenmint/internal/secret"
 	"github.com/tokenmint/tokenmint/test/fakes"
 	"github.com/tokenmint/tokenmint/test/samples"
@@ -205,7 +206,7 @@ var _ = Describe("a signing key that cannot be used", func() {
 
 	It("is refused when the algorithm does not suit the key", func() {
 		message := refused("github-app.yaml", func(s *samples.Sample) {
-			s.Spec().Request.Auth.Bearer.SignedJWT.Algorithm = "ES256"
+			issuer.FindCredential(s.Spec(), "app-jwt").SignedJWT.Algorithm = "ES256"
 		})
 		Expect(message).To(ContainSubstring("algorithm ES256 needs an ECDSA P-256 key, but the key is an RSA key"))
 		Expect(message).NotTo(ContainSubstring("PRIVATE KEY"))

@@ -119,7 +119,7 @@ var _ = Describe("a ServiceAccount token as the credential", func() {
 		}
 		s.ServiceAccounts = nil
 		aud := apiAudience(s.AccessToken.Namespace, "orders-api")
-		s.TokenIssuer.Spec.Request.Body.Form[2].ServiceAccountToken.Audience = aud
+		s.TokenIssuer.Spec.Credentials[0].ServiceAccountToken.Audience = aud
 		create(s)
 		Eventually(func() string {
 			if c := renewing(s.AccessToken); c != nil {

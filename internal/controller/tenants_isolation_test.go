@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/internal/issuer"
 	"github.com/tokenmint/tokenmint/test/fakes"
 	"github.com/tokenmint/tokenmint/test/samples"
 )
@@ -99,7 +100,7 @@ var _ = Describe("A ClusterTokenIssuer shared by teams", func() {
 		for _, s := range sample.Secrets {
 			s.Namespace, s.Name = credentialsNamespace, s.Name+suffix
 		}
-		cti.Spec.Request.Auth.Bearer.SignedJWT.PrivateKey.SecretKeyRef.Name = sample.Secrets[0].Name
+		issuer.FindCredential(&cti.Spec.IssuerSpec, cti.Spec.Request.Auth.Bearer.Credential).SignedJWT.PrivateKey.SecretKeyRef.Name = sample.Secrets[0].Name
 		for _, o := range []client.Object{sample.Secrets[0], cti} {
 			Expect(k8sClient.Create(ctx, o)).To(Succeed())
 			DeferCleanup(k8sClient.Delete, ctx, o)

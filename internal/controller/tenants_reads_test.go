@@ -66,12 +66,29 @@ type roundTripperFunc func(*http.Request) (*http.Response, error)
 func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // withCredentialSecrets makes the issuer read n credential Secrets: cable-auth
-// and n-1 more through headers, each created in ns.
+// and n-1 more, each created in ns. Up to the bound they are credentials sent in
+// headers; beyond it (which the CRD's 16 credentials cannot name) they are the
+// key and claims of one signed JWT, as a tenant could write them.
 func withCredentialSecrets(n int) func(*tokensv1alpha1.IssuerSpec) {
 	return func(s *tokensv1alpha1.IssuerSpec) {
+		if n > issuer.MaxCredentialSecrets {
+			jwt := &tokensv1alpha1.SignedJWT{Algorithm: "RS256",
+				PrivateKey: tokensv1alpha1.JWTSecretValue{SecretKeyRef: tokensv1alpha1.SecretKeySelector{Name: "extra-0", Key: "v"}}}
+			for i := 1; i < n-1; i++ {
+				jwt.Claims = append(jwt.Claims, tokensv1alpha1.JWTClaim{Name: fmt.Sprint("c", i),
+					JWTValue: tokensv1alpha1.JWTValue{SecretKeyRef: &tokensv1alpha1.SecretKeySelector{Name: fmt.Sprintf("extra-%d", i), Key: "v"}}})
+			}
+			s.Credentials = append(s.Credentials, tokensv1alpha1.Credential{Name: "assertion", SignedJWT: jwt})
+			s.Request.Headers = append(s.Request.Headers, tokensv1alpha1.Header{Name: "X-Assertion",
+				ValueSource: tokensv1alpha1.ValueSource{Credential: "assertion"}})
+			return
+		}
 		for i := range n - 1 {
+			name := fmt.Sprintf("extra-%d", i)
+			s.Credentials = append(s.Credentials, tokensv1alpha1.Credential{Name: name,
+				SecretKeyRef: &tokensv1alpha1.SecretKeySelector{Name: name, Key: "v"}})
 			s.Request.Headers = append(s.Request.Headers, tokensv1alpha1.Header{Name: fmt.Sprintf("X-Extra-%d", i),
-				ValueSource: tokensv1alpha1.ValueSource{SecretKeyRef: &tokensv1alpha1.SecretKeySelector{Name: fmt.Sprintf("extra-%d", i), Key: "v"}}})
+				ValueSource: tokensv1alpha1.ValueSource{Credential: name}})
 		}
 	}
 }

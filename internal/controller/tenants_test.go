@@ -338,32 +338,9 @@ func getCTI(name string) *tokensv1alpha1.ClusterTokenIssuer {
 
 // renameSecretRefs adds suffix to the name of every Secret spec reads.
 func renameSecretRefs(spec *tokensv1alpha1.IssuerSpec, suffix string) {
-	for _, r := range []*tokensv1alpha1.RequestSpec{&spec.Request, spec.Refresh, spec.Revoke} {
-		if r == nil {
-			continue
-		}
-		var sources []*tokensv1alpha1.ValueSource
-		if r.Auth != nil && r.Auth.Bearer != nil {
-			sources = append(sources, r.Auth.Bearer)
-		}
-		if r.Auth != nil && r.Auth.Basic != nil {
-			sources = append(sources, &r.Auth.Basic.Username, &r.Auth.Basic.Password)
-		}
-		for i := range r.Headers {
-			sources = append(sources, &r.Headers[i].ValueSource)
-		}
-		if r.Body != nil {
-			for i := range r.Body.JSON {
-				sources = append(sources, &r.Body.JSON[i].ValueSource)
-			}
-			for i := range r.Body.Form {
-				sources = append(sources, &r.Body.Form[i].ValueSource)
-			}
-		}
-		for _, v := range sources {
-			if v.SecretKeyRef != nil && !strings.HasSuffix(v.SecretKeyRef.Name, suffix) {
-				v.SecretKeyRef.Name += suffix
-			}
+	for _, c := range spec.Credentials {
+		if c.SecretKeyRef != nil && !strings.HasSuffix(c.SecretKeyRef.Name, suffix) {
+			c.SecretKeyRef.Name += suffix
 		}
 	}
 }

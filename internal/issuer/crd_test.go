@@ -171,7 +171,7 @@ func TestCRDRulesRefuseBrokenSamples(t *testing.T) {
 		{"two value sources", func(spec map[string]any) {
 			field := spec["request"].(map[string]any)["body"].(map[string]any)["json"].([]any)[1].(map[string]any)
 			field["generate"] = "UUID"
-		}, "exactly one of value, json, secretKeyRef, generate, parameter, issued, signedJWT or serviceAccountToken"},
+		}, "exactly one of value, json, credential, generate, parameter or issued"},
 		{"minimum on a list", func(spec map[string]any) {
 			spec["parameters"].([]any)[1].(map[string]any)["minimum"] = int64(1)
 		}, "minimum and maximum apply to Integer parameters only"},

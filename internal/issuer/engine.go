@@ -217,7 +217,7 @@ func (e *Engine) exchange(ctx context.Context, c Call, kind callKind, spec *v1al
 		return answer{}, now, err
 	}
 	values := &valueResolver{parameters: parameters, secrets: c.Secrets, issued: issued, now: now, newUUID: e.newUUID(), signed: red.add,
-		serviceAccountTokens: c.ServiceAccountTokens}
+		serviceAccountTokens: c.ServiceAccountTokens, spec: c.Spec}
 	ctx, cancel := context.WithTimeout(ctx, timeout(c.Spec))
 	defer cancel()
 	req, err := buildRequest(ctx, spec, target, values, red)

@@ -221,20 +221,21 @@ func FuzzBuildRequest(f *testing.F) {
 		ref := v1alpha1.SecretKeySelector{Name: "s", Key: "k"}
 		spec := &v1alpha1.RequestSpec{
 			URL:     "https://issuer.example.com/token",
-			Auth:    &v1alpha1.AuthSpec{Bearer: &v1alpha1.ValueSource{SecretKeyRef: &ref}},
+			Auth:    &v1alpha1.AuthSpec{Bearer: &v1alpha1.ValueSource{Credential: "k"}},
 			Headers: []v1alpha1.Header{{Name: "X-Literal", ValueSource: literal(literalValue)}},
 			Body: &v1alpha1.BodySpec{JSON: []v1alpha1.JSONField{
-				{Path: "credentials.secret", ValueSource: v1alpha1.ValueSource{SecretKeyRef: &ref}},
+				{Path: "credentials.secret", ValueSource: v1alpha1.ValueSource{Credential: "k"}},
 				{Path: "description", ValueSource: v1alpha1.ValueSource{Parameter: "description"}},
 			}},
 		}
 		issuer := &v1alpha1.IssuerSpec{Request: *spec, Response: v1alpha1.ResponseSpec{Token: "t"},
-			Parameters: []v1alpha1.ParameterSpec{{Name: "description"}}}
+			Credentials: []v1alpha1.Credential{{Name: "k", SecretKeyRef: &ref}},
+			Parameters:  []v1alpha1.ParameterSpec{{Name: "description"}}}
 		parameters, err := ResolveParameters(issuer, map[string]apiextensionsv1.JSON{"description": {Raw: []byte(parameterJSON)}}, nil)
 		if err != nil {
 			return
 		}
-		values := &valueResolver{parameters: parameters, secrets: map[v1alpha1.SecretKeySelector]string{ref: secret}, now: testNow,
+		values := &valueResolver{parameters: parameters, secrets: map[v1alpha1.SecretKeySelector]string{ref: secret}, now: testNow, spec: issuer,
 			newUUID: func() string { return "u" }}
 		req, err := buildRequest(context.Background(), spec, spec.URL, values, &redactor{})
 		if err != nil {

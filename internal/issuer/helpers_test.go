@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -147,4 +148,23 @@ func loopbackOnly(t testing.TB) DialFunc {
 		var d net.Dialer
 		return d.DialContext(ctx, network, addr)
 	}
+}
+
+// credentialName is the name tests give the credential reading ref.
+func credentialName(ref v1alpha1.SecretKeySelector) string {
+	return strings.ToLower(strings.NewReplacer(".", "-", "_", "-").Replace(ref.Name + "-" + ref.Key))
+}
+
+// fromSecret is a value sending the credential that reads ref (see secretCredentials).
+func fromSecret(ref v1alpha1.SecretKeySelector) v1alpha1.ValueSource {
+	return v1alpha1.ValueSource{Credential: credentialName(ref)}
+}
+
+// secretCredentials declares one credential per Secret key, named as fromSecret names them.
+func secretCredentials(refs ...v1alpha1.SecretKeySelector) []v1alpha1.Credential {
+	out := make([]v1alpha1.Credential, 0, len(refs))
+	for _, ref := range refs {
+		out = append(out, v1alpha1.Credential{Name: credentialName(ref), SecretKeyRef: &ref})
+	}
+	return out
 }

@@ -24,10 +24,11 @@ import (
 
 func TestRefreshAndRevokeInheritFromRequest(t *testing.T) {
 	auth := &v1alpha1.AuthSpec{Basic: &v1alpha1.BasicAuth{
-		Username: v1alpha1.ValueSource{SecretKeyRef: &v1alpha1.SecretKeySelector{Name: "c", Key: "id"}},
-		Password: v1alpha1.ValueSource{SecretKeyRef: &v1alpha1.SecretKeySelector{Name: "c", Key: "secret"}}}}
+		Username: fromSecret(v1alpha1.SecretKeySelector{Name: "c", Key: "id"}),
+		Password: fromSecret(v1alpha1.SecretKeySelector{Name: "c", Key: "secret"})}}
 	headers := []v1alpha1.Header{{Name: "X-Trace", ValueSource: v1alpha1.ValueSource{Generate: v1alpha1.GenerateUUID}}}
 	spec := &v1alpha1.IssuerSpec{
+		Credentials: secretCredentials(v1alpha1.SecretKeySelector{Name: "c", Key: "id"}, v1alpha1.SecretKeySelector{Name: "c", Key: "secret"}),
 		Request: v1alpha1.RequestSpec{URL: "https://idp.example.com/token", Auth: auth, Headers: headers,
 			Body: &v1alpha1.BodySpec{Form: []v1alpha1.FormField{{Name: "grant_type", ValueSource: v1alpha1.ValueSource{Value: ptr("password")}}}}},
 		Refresh: &v1alpha1.RequestSpec{Body: &v1alpha1.BodySpec{Form: []v1alpha1.FormField{
@@ -63,8 +64,8 @@ func TestRefreshAndRevokeInheritFromRequest(t *testing.T) {
 }
 
 func TestInheritedCredentialsStayOnRequestsOrigin(t *testing.T) {
-	auth := &v1alpha1.AuthSpec{Bearer: &v1alpha1.ValueSource{SecretKeyRef: &v1alpha1.SecretKeySelector{Name: "c", Key: "k"}}}
-	headers := []v1alpha1.Header{{Name: "X-Key", ValueSource: v1alpha1.ValueSource{SecretKeyRef: &v1alpha1.SecretKeySelector{Name: "c", Key: "k"}}}}
+	auth := &v1alpha1.AuthSpec{Bearer: ptr(fromSecret(v1alpha1.SecretKeySelector{Name: "c", Key: "k"}))}
+	headers := []v1alpha1.Header{{Name: "X-Key", ValueSource: fromSecret(v1alpha1.SecretKeySelector{Name: "c", Key: "k"})}}
 	spec := &v1alpha1.IssuerSpec{
 		Request: v1alpha1.RequestSpec{URL: "https://idp.example.com/token", Auth: auth, Headers: headers},
 		Revoke:  &v1alpha1.RequestSpec{URL: "https://revoke.elsewhere.example/revoke/{tokenID}"},

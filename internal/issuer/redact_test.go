@@ -66,15 +66,15 @@ func echoing(status int, extra map[string]any) http.HandlerFunc {
 func TestNoCredentialInErrors(t *testing.T) {
 	secrets := map[v1alpha1.SecretKeySelector]string{apiKeyRef: canarySecret, userRef: canaryUser, passRef: canaryPassword}
 	basic := &v1alpha1.AuthSpec{Basic: &v1alpha1.BasicAuth{
-		Username: v1alpha1.ValueSource{SecretKeyRef: &userRef}, Password: v1alpha1.ValueSource{SecretKeyRef: &passRef}}}
-	bearer := &v1alpha1.AuthSpec{Bearer: &v1alpha1.ValueSource{SecretKeyRef: &apiKeyRef}}
+		Username: fromSecret(userRef), Password: fromSecret(passRef)}}
+	bearer := &v1alpha1.AuthSpec{Bearer: ptr(fromSecret(apiKeyRef))}
 	form := &v1alpha1.BodySpec{Form: []v1alpha1.FormField{
-		{Name: "password", ValueSource: v1alpha1.ValueSource{SecretKeyRef: &passRef}},
-		{Name: "api_key", ValueSource: v1alpha1.ValueSource{SecretKeyRef: &apiKeyRef}},
+		{Name: "password", ValueSource: fromSecret(passRef)},
+		{Name: "api_key", ValueSource: fromSecret(apiKeyRef)},
 	}}
 	jsonBody := &v1alpha1.BodySpec{JSON: []v1alpha1.JSONField{
-		{Path: "credentials.password", ValueSource: v1alpha1.ValueSource{SecretKeyRef: &passRef}},
-		{Path: "username", ValueSource: v1alpha1.ValueSource{SecretKeyRef: &userRef}},
+		{Path: "credentials.password", ValueSource: fromSecret(passRef)},
+		{Path: "username", ValueSource: fromSecret(userRef)},
 	}}
 	tests := []struct {
 		name    string
@@ -90,7 +90,7 @@ func TestNoCredentialInErrors(t *testing.T) {
 			s.Request.Auth, s.Request.Body = basic, form
 		}, false, false},
 		{"secret and literal in headers, 429", echoing(429, nil), func(s *v1alpha1.IssuerSpec, _ *Call) {
-			s.Request.Headers = []v1alpha1.Header{{Name: "X-Api-Key", ValueSource: v1alpha1.ValueSource{SecretKeyRef: &apiKeyRef}}}
+			s.Request.Headers = []v1alpha1.Header{{Name: "X-Api-Key", ValueSource: fromSecret(apiKeyRef)}}
 			s.Request.Auth = &v1alpha1.AuthSpec{Bearer: ptr(literal(canaryLiteral))}
 		}, false, false},
 		{"refresh token, 500", echoing(500, nil), func(s *v1alpha1.IssuerSpec, c *Call) {
@@ -113,6 +113,7 @@ func TestNoCredentialInErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ep := startEndpoint(t, tt.reply)
 			spec := tokenSpec(ep.URL)
+			spec.Credentials = secretCredentials(apiKeyRef, userRef, passRef)
 			spec.Response.Error = &v1alpha1.ErrorSpec{Code: "error", Message: "error_description"}
 			c := Call{Spec: spec, Secrets: secrets, HTTPClient: testClient(t)}
 			tt.setup(spec, &c)

@@ -73,13 +73,14 @@ func TestRenderMasksSecretValuesInEveryEncoding(t *testing.T) {
 		password: `pa"ss w&rd/é+canary`,
 	}
 	spec := &v1alpha1.IssuerSpec{
+		Credentials: secretCredentials(bearer, password),
 		Request: v1alpha1.RequestSpec{
 			URL:     "https://auth.example.com/token",
-			Auth:    &v1alpha1.AuthSpec{Bearer: &v1alpha1.ValueSource{SecretKeyRef: &bearer}},
+			Auth:    &v1alpha1.AuthSpec{Bearer: ptr(fromSecret(bearer))},
 			Headers: []v1alpha1.Header{{Name: "X-Txn", ValueSource: v1alpha1.ValueSource{Generate: v1alpha1.GenerateUUID}}},
 			Body: &v1alpha1.BodySpec{JSON: []v1alpha1.JSONField{
 				{Path: "user", ValueSource: literal("svc")},
-				{Path: "password", ValueSource: v1alpha1.ValueSource{SecretKeyRef: &password}},
+				{Path: "password", ValueSource: fromSecret(password)},
 				{Path: "lifetime", ValueSource: v1alpha1.ValueSource{Parameter: "lifetime"}},
 			}},
 		},
@@ -114,13 +115,14 @@ func TestRenderMasksBasicCredentialsAndFormValues(t *testing.T) {
 	secret := v1alpha1.SecretKeySelector{Name: "client", Key: "secret"}
 	secrets := map[v1alpha1.SecretKeySelector]string{id: "client-id-canary", secret: "s3cr3t canary&=+"}
 	spec := &v1alpha1.IssuerSpec{
+		Credentials: secretCredentials(id, secret),
 		Request: v1alpha1.RequestSpec{
 			URL: "https://login.example.com/oauth2/token",
 			Auth: &v1alpha1.AuthSpec{Basic: &v1alpha1.BasicAuth{
-				Username: v1alpha1.ValueSource{SecretKeyRef: &id}, Password: v1alpha1.ValueSource{SecretKeyRef: &secret}}},
+				Username: fromSecret(id), Password: fromSecret(secret)}},
 			Body: &v1alpha1.BodySpec{Form: []v1alpha1.FormField{
 				{Name: "grant_type", ValueSource: literal("client_credentials")},
-				{Name: "client_secret", ValueSource: v1alpha1.ValueSource{SecretKeyRef: &secret}},
+				{Name: "client_secret", ValueSource: fromSecret(secret)},
 			}},
 		},
 		Response: v1alpha1.ResponseSpec{Token: "access_token"},
@@ -159,14 +161,18 @@ func TestRenderMasksSignedJWTsAndServiceAccountTokens(t *testing.T) {
 	keyPEM := pemOf(t, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(testRSAKey))
 	sa := v1alpha1.ServiceAccountTokenSource{ServiceAccountName: "orders", Audience: "sts.example.com"}
 	spec := &v1alpha1.IssuerSpec{
-		Request: v1alpha1.RequestSpec{
-			URL: "https://sts.example.com/token",
-			Auth: &v1alpha1.AuthSpec{Bearer: &v1alpha1.ValueSource{SignedJWT: &v1alpha1.SignedJWT{
+		Credentials: []v1alpha1.Credential{
+			{Name: "app-jwt", SignedJWT: &v1alpha1.SignedJWT{
 				PrivateKey: v1alpha1.JWTSecretValue{SecretKeyRef: keyRef}, Algorithm: "RS256",
 				Issuer: &v1alpha1.JWTValue{Value: ptr("app-1")}, KeyID: &v1alpha1.JWTValue{Value: ptr("k1")},
-			}}},
+			}},
+			{Name: "workload", ServiceAccountToken: &sa},
+		},
+		Request: v1alpha1.RequestSpec{
+			URL:  "https://sts.example.com/token",
+			Auth: &v1alpha1.AuthSpec{Bearer: &v1alpha1.ValueSource{Credential: "app-jwt"}},
 			Body: &v1alpha1.BodySpec{Form: []v1alpha1.FormField{
-				{Name: "subject_token", ValueSource: v1alpha1.ValueSource{ServiceAccountToken: &sa}},
+				{Name: "subject_token", ValueSource: v1alpha1.ValueSource{Credential: "workload"}},
 			}},
 		},
 		Response: v1alpha1.ResponseSpec{Token: "access_token"},
@@ -214,8 +220,9 @@ func TestRenderRefusesWhatIssueRefuses(t *testing.T) {
 
 	missing := v1alpha1.SecretKeySelector{Name: "api", Key: "token"}
 	spec = &v1alpha1.IssuerSpec{
-		Request:  v1alpha1.RequestSpec{URL: "https://auth.example.com/token", Auth: &v1alpha1.AuthSpec{Bearer: &v1alpha1.ValueSource{SecretKeyRef: &missing}}},
-		Response: v1alpha1.ResponseSpec{Token: "token"},
+		Credentials: secretCredentials(missing),
+		Request:     v1alpha1.RequestSpec{URL: "https://auth.example.com/token", Auth: &v1alpha1.AuthSpec{Bearer: ptr(fromSecret(missing))}},
+		Response:    v1alpha1.ResponseSpec{Token: "token"},
 	}
 	_, err = testEngine().Render(Call{Spec: spec})
 	if e := asError(t, err); e.Class != ClassInvalidConfig || !strings.Contains(e.Message, `no value for key "token" of Secret "api"`) {

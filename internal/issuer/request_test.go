@@ -56,7 +56,7 @@ func TestValueSources(t *testing.T) {
 		jsonBody string // the JSON body
 	}{
 		{"literal", literal("hello world"), false, "hello world", "v=hello+world", `{"v":"hello world"}`},
-		{"secret", v1alpha1.ValueSource{SecretKeyRef: &apiKeyRef}, false, "key-123", "v=key-123", `{"v":"key-123"}`},
+		{"secret", fromSecret(apiKeyRef), false, "key-123", "v=key-123", `{"v":"key-123"}`},
 		{"uuid", v1alpha1.ValueSource{Generate: v1alpha1.GenerateUUID}, false,
 			"11111111-2222-4333-8444-555555555555", "v=11111111-2222-4333-8444-555555555555", `{"v":"11111111-2222-4333-8444-555555555555"}`},
 		{"unix seconds", v1alpha1.ValueSource{Generate: v1alpha1.GenerateUnixSeconds}, false, "1772366400", "v=1772366400", `{"v":1772366400}`},
@@ -75,6 +75,7 @@ func TestValueSources(t *testing.T) {
 			t.Run(tt.name+" in "+place, func(t *testing.T) {
 				ep := startEndpoint(t, answering(200, okBody))
 				spec := tokenSpec(ep.URL)
+				spec.Credentials = secretCredentials(apiKeyRef)
 				spec.Parameters = testParameters
 				call := &spec.Request
 				if tt.refresh {
@@ -192,16 +193,17 @@ func TestAuthentication(t *testing.T) {
 		want string
 	}{
 		{"none", nil, ""},
-		{"bearer", &v1alpha1.AuthSpec{Bearer: &v1alpha1.ValueSource{SecretKeyRef: &apiKeyRef}}, "Bearer key-123"},
+		{"bearer", &v1alpha1.AuthSpec{Bearer: ptr(fromSecret(apiKeyRef))}, "Bearer key-123"},
 		// The example of RFC 7617 section 2.
 		{"basic", &v1alpha1.AuthSpec{Basic: &v1alpha1.BasicAuth{
-			Username: v1alpha1.ValueSource{SecretKeyRef: &userRef}, Password: v1alpha1.ValueSource{SecretKeyRef: &passRef},
+			Username: fromSecret(userRef), Password: fromSecret(passRef),
 		}}, "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ep := startEndpoint(t, answering(200, okBody))
 			spec := tokenSpec(ep.URL)
+			spec.Credentials = secretCredentials(apiKeyRef, userRef, passRef)
 			spec.Request.Auth = tt.auth
 			c := Call{Spec: spec, Secrets: secrets, HTTPClient: testClient(t)}
 			if _, err := testEngine().Issue(context.Background(), c); err != nil {
@@ -236,7 +238,7 @@ func TestUUIDFreshPerCall(t *testing.T) {
 func TestHeaderValueWithLineBreakRefused(t *testing.T) {
 	ep := startEndpoint(t, answering(200, okBody))
 	spec := tokenSpec(ep.URL)
-	spec.Request.Headers = []v1alpha1.Header{{Name: "X-Key", ValueSource: v1alpha1.ValueSource{SecretKeyRef: &apiKeyRef}}}
+	spec.Request.Headers = []v1alpha1.Header{{Name: "X-Key", ValueSource: fromSecret(apiKeyRef)}}
 	c := Call{Spec: spec, Secrets: map[v1alpha1.SecretKeySelector]string{apiKeyRef: "key\r\nX-Injected: 1"}, HTTPClient: testClient(t)}
 	_, err := testEngine().Issue(context.Background(), c)
 	if e := asError(t, err); e.Class != ClassInvalidConfig {

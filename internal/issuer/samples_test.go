@@ -391,7 +391,7 @@ func TestSampleGitHubApp(t *testing.T) {
 	By := func(what string, mutate func(*v1alpha1.SignedJWT), want string) {
 		t.Helper()
 		spec := run.call.Spec.DeepCopy()
-		mutate(spec.Request.Auth.Bearer.SignedJWT)
+		mutate(FindCredential(spec, spec.Request.Auth.Bearer.Credential).SignedJWT)
 		call := run.call
 		call.Spec = spec
 		_, err := run.engine.Issue(context.Background(), call)
@@ -419,7 +419,7 @@ func TestSampleGoogleServiceAccount(t *testing.T) {
 		t.Errorf("scope sent: %v", got)
 	}
 	spec := run.call.Spec.DeepCopy()
-	spec.Request.Body.Form[1].SignedJWT.Audience = []string{"https://example.com/token"}
+	FindCredential(spec, spec.Request.Body.Form[1].Credential).SignedJWT.Audience = []string{"https://example.com/token"}
 	call := run.call
 	call.Spec = spec
 	if _, err := run.engine.Issue(context.Background(), call); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
@@ -499,7 +499,8 @@ func TestOAuth2PasswordAndRefreshGrants(t *testing.T) {
 	spec := run.call.Spec
 	spec.Request.Body.Form = append(spec.Request.Body.Form,
 		v1alpha1.FormField{Name: "username", ValueSource: literal("alice")},
-		v1alpha1.FormField{Name: "password", ValueSource: v1alpha1.ValueSource{SecretKeyRef: &passRef}})
+		v1alpha1.FormField{Name: "password", ValueSource: fromSecret(passRef)})
+	spec.Credentials = append(spec.Credentials, secretCredentials(passRef)...)
 	spec.Request.Body.Form[0].Value = ptr("password")
 	spec.Refresh = &v1alpha1.RequestSpec{URL: spec.Request.URL, Auth: spec.Request.Auth, Body: &v1alpha1.BodySpec{Form: []v1alpha1.FormField{
 		{Name: "grant_type", ValueSource: literal("refresh_token")},

@@ -146,11 +146,37 @@ func SecretRefs(spec *v1alpha1.IssuerSpec) []v1alpha1.SecretKeySelector {
 		}
 	}
 	addJWT(spec.SignedJWT)
-	for _, site := range valueSites(spec) {
-		add(site.source.SecretKeyRef)
-		addJWT(site.source.SignedJWT)
+	for _, c := range usedCredentials(spec) {
+		add(c.SecretKeyRef)
+		addJWT(c.SignedJWT)
 	}
 	return refs
+}
+
+// usedCredentials returns the credentials of spec that some value uses, in
+// the order they are declared: one no value uses is neither read nor watched.
+func usedCredentials(spec *v1alpha1.IssuerSpec) []*v1alpha1.Credential {
+	used := map[string]bool{}
+	for _, site := range valueSites(spec) {
+		used[site.source.Credential] = true
+	}
+	var out []*v1alpha1.Credential
+	for i := range spec.Credentials {
+		if used[spec.Credentials[i].Name] {
+			out = append(out, &spec.Credentials[i])
+		}
+	}
+	return out
+}
+
+// FindCredential returns the credential of spec named name, or nil.
+func FindCredential(spec *v1alpha1.IssuerSpec, name string) *v1alpha1.Credential {
+	for i := range spec.Credentials {
+		if spec.Credentials[i].Name == name {
+			return &spec.Credentials[i]
+		}
+	}
+	return nil
 }
 
 // MaxCredentialSecrets is the most distinct credential Secrets one issuer may
@@ -197,6 +223,7 @@ func Validate(spec *v1alpha1.IssuerSpec) error {
 		return join([]error{CheckCredentialSecrets(spec), validateSelfSigned(spec)})
 	}
 	problems := []error{CheckCredentialSecrets(spec)}
+	problems = append(problems, validateCredentials(spec)...)
 	for _, r := range requests(spec) {
 		problems = append(problems, validateRequest(spec, r)...)
 	}
@@ -231,6 +258,9 @@ func validateSelfSigned(spec *v1alpha1.IssuerSpec) error {
 	}
 	if spec.Refresh != nil || spec.Revoke != nil || spec.ClientCertificate != nil || len(spec.CABundle) > 0 {
 		problems = append(problems, errors.New("an issuer with signedJWT makes no call: refresh, revoke, clientCertificate and caBundle have no meaning"))
+	}
+	if len(spec.Credentials) > 0 {
+		problems = append(problems, errors.New("an issuer with signedJWT makes no call: credentials have no meaning (the signing key is signedJWT.privateKey)"))
 	}
 	if err := validateSignedJWT(spec, spec.SignedJWT); err != nil {
 		problems = append(problems, err)
@@ -367,15 +397,14 @@ func validateBody(kind callKind, body *v1alpha1.BodySpec) []error {
 func validateSite(spec *v1alpha1.IssuerSpec, site valueSite) error {
 	source := site.source
 	set := 0
-	for _, isSet := range []bool{source.Value != nil, source.JSON != "", source.SecretKeyRef != nil,
-		source.Generate != "", source.Parameter != "", source.Issued != "", source.SignedJWT != nil,
-		source.ServiceAccountToken != nil} {
+	for _, isSet := range []bool{source.Value != nil, source.JSON != "", source.Credential != "",
+		source.Generate != "", source.Parameter != "", source.Issued != ""} {
 		if isSet {
 			set++
 		}
 	}
 	if set != 1 {
-		return errors.New("exactly one of value, json, secretKeyRef, generate, parameter, issued, signedJWT or serviceAccountToken must be set")
+		return errors.New("exactly one of value, json, credential, generate, parameter or issued must be set")
 	}
 	switch {
 	case source.JSON != "":
@@ -385,9 +414,9 @@ func validateSite(spec *v1alpha1.IssuerSpec, site valueSite) error {
 		if _, err := decodeJSON([]byte(source.JSON)); err != nil {
 			return fmt.Errorf("json literal is not valid JSON: %w", err)
 		}
-	case source.SecretKeyRef != nil:
-		if source.SecretKeyRef.Name == "" || source.SecretKeyRef.Key == "" {
-			return errors.New("secretKeyRef needs a name and a key")
+	case source.Credential != "":
+		if FindCredential(spec, source.Credential) == nil {
+			return fmt.Errorf("credential %q is not declared in credentials%s", source.Credential, declaredCredentials(spec))
 		}
 	case source.Generate != "":
 		generators := []v1alpha1.Generator{v1alpha1.GenerateUUID, v1alpha1.GenerateUnixSeconds,
@@ -399,18 +428,66 @@ func validateSite(spec *v1alpha1.IssuerSpec, site valueSite) error {
 		return validateParameterUse(spec, site)
 	case source.Issued != "":
 		return validateIssuedUse(site)
-	case source.SignedJWT != nil:
-		return validateSignedJWT(spec, source.SignedJWT)
 	}
 	return nil
 }
 
-// ServiceAccountTokenSources returns every serviceAccountToken value of spec,
-// without duplicates: the tokens a call needs.
+// validateCredentials checks each declared credential on its own.
+func validateCredentials(spec *v1alpha1.IssuerSpec) []error {
+	var problems []error
+	seen := map[string]bool{}
+	for i := range spec.Credentials {
+		c := &spec.Credentials[i]
+		fail := func(err error) {
+			problems = append(problems, fmt.Errorf("credentials[%s]: %w", c.Name, err))
+		}
+		set := 0
+		for _, isSet := range []bool{c.SecretKeyRef != nil, c.SignedJWT != nil, c.ServiceAccountToken != nil} {
+			if isSet {
+				set++
+			}
+		}
+		switch {
+		case c.Name == "":
+			fail(errors.New("needs a name"))
+		case seen[c.Name]:
+			fail(errors.New("declared twice"))
+		}
+		seen[c.Name] = true
+		switch {
+		case set != 1:
+			fail(errors.New("exactly one of secretKeyRef, signedJWT or serviceAccountToken must be set"))
+		case c.SecretKeyRef != nil && (c.SecretKeyRef.Name == "" || c.SecretKeyRef.Key == ""):
+			fail(errors.New("secretKeyRef needs a name and a key"))
+		case c.SignedJWT != nil:
+			if err := validateSignedJWT(spec, c.SignedJWT); err != nil {
+				fail(err)
+			}
+		case c.ServiceAccountToken != nil && (c.ServiceAccountToken.ServiceAccountName == "" || c.ServiceAccountToken.Audience == ""):
+			fail(errors.New("serviceAccountToken needs a serviceAccountName and an audience"))
+		}
+	}
+	return problems
+}
+
+// declaredCredentials lists the names of spec's credentials for an error message.
+func declaredCredentials(spec *v1alpha1.IssuerSpec) string {
+	if len(spec.Credentials) == 0 {
+		return " (none are)"
+	}
+	names := make([]string, 0, len(spec.Credentials))
+	for _, c := range spec.Credentials {
+		names = append(names, c.Name)
+	}
+	return " (" + strings.Join(names, ", ") + ")"
+}
+
+// ServiceAccountTokenSources returns every serviceAccountToken credential of
+// spec that a value uses, without duplicates: the tokens a call needs.
 func ServiceAccountTokenSources(spec *v1alpha1.IssuerSpec) []v1alpha1.ServiceAccountTokenSource {
 	var out []v1alpha1.ServiceAccountTokenSource
-	for _, site := range valueSites(spec) {
-		if s := site.source.ServiceAccountToken; s != nil && !slices.Contains(out, *s) {
+	for _, c := range usedCredentials(spec) {
+		if s := c.ServiceAccountToken; s != nil && !slices.Contains(out, *s) {
 			out = append(out, *s)
 		}
 	}

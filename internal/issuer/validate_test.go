@@ -208,7 +208,8 @@ func TestValidateBoundsCredentialSecrets(t *testing.T) {
 		for i := range secrets {
 			for k := range keysEach {
 				ref := &v1alpha1.SecretKeySelector{Name: fmt.Sprint("cred-", i), Key: fmt.Sprint("key-", k)}
-				body.JSON = append(body.JSON, v1alpha1.JSONField{Path: fmt.Sprintf("f%d_%d", i, k), ValueSource: v1alpha1.ValueSource{SecretKeyRef: ref}})
+				body.JSON = append(body.JSON, v1alpha1.JSONField{Path: fmt.Sprintf("f%d_%d", i, k), ValueSource: fromSecret(*ref)})
+				s.Credentials = append(s.Credentials, secretCredentials(*ref)...)
 			}
 		}
 		// Half of them in the revoke call: the bound counts every call.
@@ -255,12 +256,13 @@ func TestSecretRefs(t *testing.T) {
 	b := v1alpha1.SecretKeySelector{Name: "b", Key: "k"}
 	c := v1alpha1.SecretKeySelector{Name: "a", Key: "other"}
 	spec := &v1alpha1.IssuerSpec{
+		Credentials: secretCredentials(a, b, c, v1alpha1.SecretKeySelector{Name: "unused", Key: "k"}),
 		Request: v1alpha1.RequestSpec{
-			Auth:    &v1alpha1.AuthSpec{Basic: &v1alpha1.BasicAuth{Username: v1alpha1.ValueSource{SecretKeyRef: &a}, Password: v1alpha1.ValueSource{SecretKeyRef: &b}}},
-			Headers: []v1alpha1.Header{{Name: "X", ValueSource: v1alpha1.ValueSource{SecretKeyRef: &a}}},
+			Auth:    &v1alpha1.AuthSpec{Basic: &v1alpha1.BasicAuth{Username: fromSecret(a), Password: fromSecret(b)}},
+			Headers: []v1alpha1.Header{{Name: "X", ValueSource: fromSecret(a)}},
 		},
-		Refresh: &v1alpha1.RequestSpec{Body: &v1alpha1.BodySpec{Form: []v1alpha1.FormField{{Name: "f", ValueSource: v1alpha1.ValueSource{SecretKeyRef: &c}}}}},
-		Revoke:  &v1alpha1.RequestSpec{Body: &v1alpha1.BodySpec{JSON: []v1alpha1.JSONField{{Path: "p", ValueSource: v1alpha1.ValueSource{SecretKeyRef: &b}}}}},
+		Refresh: &v1alpha1.RequestSpec{Body: &v1alpha1.BodySpec{Form: []v1alpha1.FormField{{Name: "f", ValueSource: fromSecret(c)}}}},
+		Revoke:  &v1alpha1.RequestSpec{Body: &v1alpha1.BodySpec{JSON: []v1alpha1.JSONField{{Path: "p", ValueSource: fromSecret(b)}}}},
 	}
 	if got, want := SecretRefs(spec), []v1alpha1.SecretKeySelector{a, b, c}; !slices.Equal(got, want) {
 		t.Errorf("SecretRefs = %v, want %v", got, want)

@@ -39,6 +39,8 @@ type valueResolver struct {
 	signed func(string)
 	// serviceAccountTokens are the call's ServiceAccount tokens.
 	serviceAccountTokens map[v1alpha1.ServiceAccountTokenSource]string
+	// spec is the issuer, whose credentials values name.
+	spec *v1alpha1.IssuerSpec
 }
 
 // resolve returns the value of source. present is false when the source is an
@@ -53,12 +55,8 @@ func (r *valueResolver) resolve(source *v1alpha1.ValueSource) (value any, presen
 			return nil, false, fmt.Errorf("json literal is not valid JSON: %w", err)
 		}
 		return decoded, true, nil
-	case source.SecretKeyRef != nil:
-		secret, ok := r.secrets[*source.SecretKeyRef]
-		if !ok {
-			return nil, false, fmt.Errorf("no value for key %q of Secret %q", source.SecretKeyRef.Key, source.SecretKeyRef.Name)
-		}
-		return secret, true, nil
+	case source.Credential != "":
+		return r.credential(source.Credential)
 	case source.Generate != "":
 		generated, err := r.generate(source.Generate)
 		return generated, err == nil, err
@@ -71,15 +69,36 @@ func (r *valueResolver) resolve(source *v1alpha1.ValueSource) (value any, presen
 			return nil, false, fmt.Errorf("issued: %s is not available in this call", source.Issued)
 		}
 		return issued, true, nil
-	case source.ServiceAccountToken != nil:
-		token, ok := r.serviceAccountTokens[*source.ServiceAccountToken]
+	default:
+		return nil, false, fmt.Errorf("no value source set")
+	}
+}
+
+// credential returns the value of the issuer's credential name: a Secret key,
+// a JWT signed now, or the call's ServiceAccount token.
+func (r *valueResolver) credential(name string) (any, bool, error) {
+	var c *v1alpha1.Credential
+	if r.spec != nil {
+		c = FindCredential(r.spec, name)
+	}
+	switch {
+	case c == nil:
+		return nil, false, fmt.Errorf("credential %q is not declared", name)
+	case c.SecretKeyRef != nil:
+		secret, ok := r.secrets[*c.SecretKeyRef]
+		if !ok {
+			return nil, false, fmt.Errorf("no value for key %q of Secret %q", c.SecretKeyRef.Key, c.SecretKeyRef.Name)
+		}
+		return secret, true, nil
+	case c.ServiceAccountToken != nil:
+		token, ok := r.serviceAccountTokens[*c.ServiceAccountToken]
 		if !ok {
 			return nil, false, fmt.Errorf("no token of ServiceAccount %q for audience %q was requested for this call",
-				source.ServiceAccountToken.ServiceAccountName, source.ServiceAccountToken.Audience)
+				c.ServiceAccountToken.ServiceAccountName, c.ServiceAccountToken.Audience)
 		}
 		return token, true, nil
-	case source.SignedJWT != nil:
-		signed, err := r.signJWT(source.SignedJWT)
+	case c.SignedJWT != nil:
+		signed, err := r.signJWT(c.SignedJWT)
 		if err != nil {
 			return nil, false, err
 		}
@@ -88,7 +107,7 @@ func (r *valueResolver) resolve(source *v1alpha1.ValueSource) (value any, presen
 		}
 		return signed, true, nil
 	default:
-		return nil, false, fmt.Errorf("no value source set")
+		return nil, false, fmt.Errorf("credential %q has no source", name)
 	}
 }
 

@@ -282,10 +282,11 @@ func (b *bench) createIssuer(ctx context.Context) error {
 		ObjectMeta: metav1.ObjectMeta{Name: issuerName},
 		Spec: tokensv1alpha1.ClusterTokenIssuerSpec{IssuerSpec: tokensv1alpha1.IssuerSpec{
 			AllowInsecureHTTP: true,
+			Credentials: []tokensv1alpha1.Credential{{Name: "token",
+				SecretKeyRef: &tokensv1alpha1.SecretKeySelector{Name: credentialSecret, Key: "token"}}},
 			Request: tokensv1alpha1.RequestSpec{
-				URL: b.endpoint.URL,
-				Auth: &tokensv1alpha1.AuthSpec{Bearer: &tokensv1alpha1.ValueSource{
-					SecretKeyRef: &tokensv1alpha1.SecretKeySelector{Name: credentialSecret, Key: "token"}}},
+				URL:  b.endpoint.URL,
+				Auth: &tokensv1alpha1.AuthSpec{Bearer: &tokensv1alpha1.ValueSource{Credential: "token"}},
 			},
 			Response: tokensv1alpha1.ResponseSpec{
 				Token:  "access_token",

@@ -330,44 +330,46 @@ func shortCopies(n int) []any {
 	return out
 }
 
-// credIssuerSpec names n credential Secrets: the request's JSON body fields
-// first (64 at most), then its headers (32) and its bearer auth, then the same
-// in refresh and revoke, as far as n goes (290 at most).
+// credIssuerSpec names n credential Secrets, and the request's JSON body
+// sends each credential. Up to 16 (the most the manager takes) are one
+// Secret key each, so that tokens are minted; beyond, as many as the CRD lets
+// one issuer name: its at most 16 credentials are signed JWTs whose key,
+// certificate, key id, issuer, subject and up to 16 claims each read another
+// Secret (21 each, 336 at most).
 func credIssuerSpec(url string, names []string) map[string]any {
 	ref := func(n string) map[string]any { return map[string]any{"name": n, "key": "v"} }
-	calls := []map[string]any{}
-	for i := 0; i < len(names); {
-		var fields, headers []any
-		if len(calls) == 0 {
-			fields = append(fields, map[string]any{"path": "subject", "parameter": "subject"})
-		}
-		for ; i < len(names) && len(fields) < 64; i++ {
-			fields = append(fields, map[string]any{"path": "c" + strconv.Itoa(i), "secretKeyRef": ref(names[i])})
-		}
-		for ; i < len(names) && len(headers) < 32; i++ {
-			headers = append(headers, map[string]any{"name": "X-C" + strconv.Itoa(i), "secretKeyRef": ref(names[i])})
-		}
-		call := map[string]any{"url": url, "method": "POST", "body": map[string]any{"json": fields}}
-		if len(headers) > 0 {
-			call["headers"] = headers
-		}
-		if i < len(names) {
-			call["auth"] = map[string]any{"bearer": map[string]any{"secretKeyRef": ref(names[i])}}
-			i++
-		}
-		calls = append(calls, call)
+	fromSecret := func(n string) map[string]any { return map[string]any{"secretKeyRef": ref(n)} }
+	var credentials, fields []any
+	fields = append(fields, map[string]any{"path": "subject", "parameter": "subject"})
+	for i := 0; i < len(names) && len(names) <= 16; i++ {
+		name := fmt.Sprintf("key-%02d", i)
+		credentials = append(credentials, map[string]any{"name": name, "secretKeyRef": ref(names[i])})
+		fields = append(fields, map[string]any{"path": name, "credential": name})
 	}
-	spec := map[string]any{"request": calls[0]}
-	if len(calls) > 1 {
-		spec["refresh"] = calls[1]
-		spec["response"] = map[string]any{"token": "access_token",
-			"expiry":       map[string]any{"path": "expires_in", "format": "RelativeSeconds"},
-			"refreshToken": map[string]any{"path": "refresh_token"}}
+	for i := 0; i < len(names) && len(names) > 16; {
+		jwt := map[string]any{"algorithm": "RS256", "privateKey": fromSecret(names[i])}
+		i++
+		for _, field := range []string{"certificate", "keyID", "issuer", "subject"} {
+			if i < len(names) {
+				jwt[field] = fromSecret(names[i])
+				i++
+			}
+		}
+		var claims []any
+		for ; i < len(names) && len(claims) < 16; i++ {
+			claims = append(claims, map[string]any{"name": "c" + strconv.Itoa(i), "secretKeyRef": ref(names[i])})
+		}
+		if len(claims) > 0 {
+			jwt["claims"] = claims
+		}
+		name := fmt.Sprintf("jwt-%02d", len(credentials))
+		credentials = append(credentials, map[string]any{"name": name, "signedJWT": jwt})
+		fields = append(fields, map[string]any{"path": name, "credential": name})
 	}
-	if len(calls) > 2 {
-		spec["revoke"] = calls[2]
+	return map[string]any{
+		"credentials": credentials,
+		"request":     map[string]any{"url": url, "method": "POST", "body": map[string]any{"json": fields}},
 	}
-	return spec
 }
 
 func (m *mixedBench) setupCredStorm(ctx context.Context) error {

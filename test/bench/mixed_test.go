@@ -137,47 +137,45 @@ func TestBigAnswerSize(t *testing.T) {
 }
 
 func TestCredIssuerSpec(t *testing.T) {
-	names := make([]string, 290)
+	names := make([]string, 336)
 	for i := range names {
 		names[i] = fmt.Sprintf("cred-%03d", i)
 	}
-	for _, n := range []int{16, 288, 290} {
+	for _, n := range []int{16, 288, 336} {
 		spec := credIssuerSpec("http://127.0.0.1/token", names[:n])
+		credentials := spec["credentials"].([]any)
+		if len(credentials) > 16 {
+			t.Errorf("%d names: %d credentials, the CRD takes 16", n, len(credentials))
+		}
 		seen := map[string]bool{}
-		for _, call := range []string{"request", "refresh", "revoke"} {
-			c, ok := spec[call].(map[string]any)
-			if !ok {
+		for _, c := range credentials {
+			if r, ok := c.(map[string]any)["secretKeyRef"].(map[string]any); ok {
+				seen[r["name"].(string)] = true
 				continue
 			}
-			fields := c["body"].(map[string]any)["json"].([]any)
-			if len(fields) > 64 {
-				t.Errorf("%d names: %s has %d body fields, the CRD takes 64", n, call, len(fields))
-			}
-			for _, f := range fields {
-				if r, ok := f.(map[string]any)["secretKeyRef"].(map[string]any); ok {
-					seen[r["name"].(string)] = true
+			jwt := c.(map[string]any)["signedJWT"].(map[string]any)
+			for _, field := range []string{"privateKey", "certificate", "keyID", "issuer", "subject"} {
+				if v, ok := jwt[field].(map[string]any); ok {
+					seen[v["secretKeyRef"].(map[string]any)["name"].(string)] = true
 				}
 			}
-			if h, ok := c["headers"].([]any); ok {
-				if len(h) > 32 {
-					t.Errorf("%d names: %s has %d headers, the CRD takes 32", n, call, len(h))
-				}
-				for _, f := range h {
-					seen[f.(map[string]any)["secretKeyRef"].(map[string]any)["name"].(string)] = true
-				}
+			claims, _ := jwt["claims"].([]any)
+			if len(claims) > 16 {
+				t.Errorf("%d names: %d claims, the CRD takes 16", n, len(claims))
 			}
-			if a, ok := c["auth"].(map[string]any); ok {
-				seen[a["bearer"].(map[string]any)["secretKeyRef"].(map[string]any)["name"].(string)] = true
+			for _, claim := range claims {
+				seen[claim.(map[string]any)["secretKeyRef"].(map[string]any)["name"].(string)] = true
 			}
 		}
 		if len(seen) != n {
 			t.Errorf("%d names: the spec names %d distinct Secrets", n, len(seen))
 		}
-		if _, ok := spec["refresh"]; ok != (n > 96) {
-			t.Errorf("%d names: refresh present = %v", n, ok)
+		if _, jwt := credentials[0].(map[string]any)["signedJWT"]; jwt != (n > 16) {
+			t.Errorf("%d names: signed JWT credentials = %v, want them only beyond 16", n, jwt)
 		}
-		if _, ok := spec["response"]; ok != (n > 96) {
-			t.Errorf("%d names: response (with refreshToken) present = %v; refresh needs it", n, ok)
+		fields := spec["request"].(map[string]any)["body"].(map[string]any)["json"].([]any)
+		if len(fields) != len(credentials)+1 {
+			t.Errorf("%d names: %d body fields for %d credentials: each must be sent", n, len(fields), len(credentials))
 		}
 	}
 }

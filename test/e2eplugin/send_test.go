@@ -339,8 +339,10 @@ var _ = Describe("test --send", func() {
 		issuerReading := func(ns, secretName string) *tokensv1alpha1.TokenIssuer {
 			ti := &tokensv1alpha1.TokenIssuer{ObjectMeta: metav1.ObjectMeta{Name: "greedy-" + rand.String(4), Namespace: ns},
 				Spec: tokensv1alpha1.IssuerSpec{
+					Credentials: []tokensv1alpha1.Credential{{Name: "key",
+						SecretKeyRef: &tokensv1alpha1.SecretKeySelector{Name: secretName, Key: "key"}}},
 					Request: tokensv1alpha1.RequestSpec{URL: "https://auth.example.com/token", Auth: &tokensv1alpha1.AuthSpec{
-						Bearer: &tokensv1alpha1.ValueSource{SecretKeyRef: &tokensv1alpha1.SecretKeySelector{Name: secretName, Key: "key"}}}},
+						Bearer: &tokensv1alpha1.ValueSource{Credential: "key"}}},
 					Response: tokensv1alpha1.ResponseSpec{Token: "token"}}}
 			Expect(k8sClient.Create(ctx, ti)).To(Succeed())
 			DeferCleanup(k8sClient.Delete, ctx, ti)
