@@ -81,6 +81,18 @@ type ClusterAccessTokenSpec struct {
 
 	// The renewal policy, as for an AccessToken.
 	RenewalPolicy `json:",inline"`
+
+	// suspend, while true, stops all work on this ClusterAccessToken: its
+	// source AccessToken is suspended too (so nothing is minted, renewed or
+	// revoked), and no Secret is written, created or deleted in any namespace
+	// (a namespace selected meanwhile gets none). Status still tells whether the
+	// token is valid (Ready) and that it is suspended (Renewing, reason
+	// Suspended). Set it back to false to resume: the Secrets catch up with the
+	// current token, and a token still valid and not due for renewal is kept.
+	// Deleting a suspended ClusterAccessToken still deletes its Secrets and
+	// revokes its token, as deletion is explicit.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
 }
 
 // NamespaceFailure is a namespace whose Secret could not be written.

@@ -79,6 +79,9 @@ type ClusterAccessTokenReconciler struct {
 	WatchNamespaces []string
 	// Fingerprinter signs the copies' owner proof (see secret.AnnotationOwnerProof).
 	Fingerprinter *secret.Fingerprinter
+	// ReadOnly writes nothing but ClusterAccessTokens' status (--read-only):
+	// no copy, no source AccessToken, no finalizer but its release.
+	ReadOnly bool
 }
 
 // clusterAccessTokenSource reports whether at is the source AccessToken of a
@@ -107,7 +110,13 @@ func (r *ClusterAccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.R
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !cat.DeletionTimestamp.IsZero() {
+		if r.ReadOnly {
+			return ctrl.Result{}, r.releaseReadOnly(ctx, cat)
+		}
 		return ctrl.Result{}, r.finalize(ctx, cat)
+	}
+	if p := r.held(cat); p != nil {
+		return ctrl.Result{}, r.hold(ctx, cat, p)
 	}
 	if !controllerutil.ContainsFinalizer(cat, ClusterAccessTokenFinalizer) {
 		patch := client.MergeFromWithOptions(cat.DeepCopy(), client.MergeFromWithOptimisticLock{})
@@ -157,6 +166,7 @@ func (r *ClusterAccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.R
 	st.Namespaces, st.Written, st.Failing = int32(len(targets)), int32(written), int32(len(failures))
 	st.Failures = failures[:min(len(failures), maxReportedFailures)]
 	setClusterReady(cat, source, sourceSecret != nil)
+	r.resume(orig, cat)
 	if c := set.closed; c != nil {
 		meta.SetStatusCondition(&cat.Status.Conditions, metav1.Condition{Type: tokensv1alpha1.ConditionReady,
 			Status: metav1.ConditionFalse, Reason: c.reason, ObservedGeneration: cat.Generation,
@@ -182,6 +192,7 @@ func (r *ClusterAccessTokenReconciler) ensureSource(ctx context.Context, cat *to
 		Parameters:    cat.Spec.Parameters,
 		Secret:        *cat.Spec.Secret.DeepCopy(),
 		RenewalPolicy: cat.Spec.RenewalPolicy,
+		Suspend:       cat.Spec.Suspend, // false here; a hold sets it (see holdSource)
 	}
 	want.Secret.Name = sourceName(cat)
 	at := &tokensv1alpha1.AccessToken{}
@@ -465,17 +476,13 @@ func (r *ClusterAccessTokenReconciler) writeCopy(ctx context.Context, cat *token
 // removeStale deletes this ClusterAccessToken's Secrets outside keep, and
 // counts those it keeps.
 func (r *ClusterAccessTokenReconciler) removeStale(ctx context.Context, cat *tokensv1alpha1.ClusterAccessToken, keep []string) (int, error) {
-	list := &corev1.SecretList{}
-	if err := r.List(ctx, list, client.MatchingLabels{tokensv1alpha1.LabelClusterAccessToken: cat.Name}); err != nil {
+	copies, err := r.copies(ctx, cat)
+	if err != nil {
 		return 0, err
 	}
 	var errs []error
 	kept := 0
-	for i := range list.Items {
-		s := &list.Items[i]
-		if !metav1.IsControlledBy(s, cat) {
-			continue
-		}
+	for _, s := range copies {
 		if slices.Contains(keep, s.Namespace) {
 			kept++
 			continue
@@ -485,6 +492,21 @@ func (r *ClusterAccessTokenReconciler) removeStale(ctx context.Context, cat *tok
 		}
 	}
 	return kept, errors.Join(errs...)
+}
+
+// copies lists the Secrets this ClusterAccessToken wrote, from the cache.
+func (r *ClusterAccessTokenReconciler) copies(ctx context.Context, cat *tokensv1alpha1.ClusterAccessToken) ([]*corev1.Secret, error) {
+	list := &corev1.SecretList{}
+	if err := r.List(ctx, list, client.MatchingLabels{tokensv1alpha1.LabelClusterAccessToken: cat.Name}); err != nil {
+		return nil, err
+	}
+	var out []*corev1.Secret
+	for i := range list.Items {
+		if metav1.IsControlledBy(&list.Items[i], cat) {
+			out = append(out, &list.Items[i])
+		}
+	}
+	return out, nil
 }
 
 // finalize deletes the Secrets and the source AccessToken, then lets the
@@ -524,8 +546,15 @@ func mirror(cat *tokensv1alpha1.ClusterAccessToken, at *tokensv1alpha1.AccessTok
 // setClusterReady sets Ready: True when the source holds a valid token and
 // every selected namespace holds it.
 func setClusterReady(cat *tokensv1alpha1.ClusterAccessToken, source *tokensv1alpha1.AccessToken, haveToken bool) {
+	if c := clusterReady(cat, source, haveToken); c != nil {
+		meta.SetStatusCondition(&cat.Status.Conditions, *c)
+	}
+}
+
+// clusterReady is the Ready condition setClusterReady sets; nil without a source.
+func clusterReady(cat *tokensv1alpha1.ClusterAccessToken, source *tokensv1alpha1.AccessToken, haveToken bool) *metav1.Condition {
 	if source == nil {
-		return // ensureSource said why
+		return nil // ensureSource said why
 	}
 	c := metav1.Condition{Type: tokensv1alpha1.ConditionReady, Status: metav1.ConditionFalse, ObservedGeneration: cat.Generation}
 	st := cat.Status
@@ -545,7 +574,7 @@ func setClusterReady(cat *tokensv1alpha1.ClusterAccessToken, source *tokensv1alp
 		c.Status, c.Reason = metav1.ConditionTrue, tokensv1alpha1.ReasonTokenValid
 		c.Message = fmt.Sprintf("the Secret of each of the %d selected namespaces holds a valid token", st.Namespaces)
 	}
-	meta.SetStatusCondition(&cat.Status.Conditions, c)
+	return &c
 }
 
 // SetupWithManager watches ClusterAccessTokens, their source AccessTokens and

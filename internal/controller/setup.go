@@ -58,7 +58,8 @@ type Config struct {
 	// AllowPrivateDestinations lets TokenIssuers call private addresses.
 	AllowPrivateDestinations bool
 	// ReadOnly makes no calls to token endpoints and writes nothing but
-	// AccessTokens' status: for a passive (disaster-recovery) cluster.
+	// AccessTokens' and ClusterAccessTokens' status: for a passive
+	// (disaster-recovery) cluster.
 	ReadOnly bool
 	// MaxConcurrentReconciles is the number of AccessTokens reconciled at once.
 	MaxConcurrentReconciles int
@@ -136,7 +137,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 		"Let TokenIssuers call loopback, link-local and private addresses (ClusterTokenIssuers always may).")
 	fs.IntVar(&c.MaxConcurrentReconciles, "max-concurrent-reconciles", 10, "AccessTokens reconciled at once.")
 	fs.BoolVar(&c.ReadOnly, "read-only", false,
-		"Make no calls to token endpoints and write no Secrets, only AccessTokens' status: for a passive cluster that receives its objects from an active one.")
+		"Make no calls to token endpoints and write no Secrets, only AccessTokens' and ClusterAccessTokens' status: for a passive cluster that receives its objects from an active one.")
 	// The defaults let ten thousand tokens be issued at close to the speed of the
 	// apiserver itself (an issued token costs two writes and at most two reads);
 	// lower them to shield a small or shared apiserver or provider. 500 requests
@@ -472,7 +473,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	}
 	cat := &ClusterAccessTokenReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Metadata: metaCache,
 		Recorder: mgr.GetEventRecorder("tokenmint"), OperatorNamespace: cfg.OperatorNamespace, WatchNamespaces: cfg.WatchNamespaces,
-		Fingerprinter: fingerprinter}
+		Fingerprinter: fingerprinter, ReadOnly: cfg.ReadOnly}
 	if err := cat.SetupWithManager(mgr, namespacesSource); err != nil {
 		return fmt.Errorf("setting up ClusterAccessToken controller: %w", err)
 	}
