@@ -85,7 +85,7 @@ func check(words []string) (string, error) {
 	}
 	switch prog := words[0]; {
 	case prog == "make":
-		return "make: target and variables exist, go run lines of the recipe checked", checkMake(words[1:])
+		return checkMake(words[1:])
 	case prog == "go" && (len(words) < 2 || words[1] != "tool"):
 		return checkGo(words[1:])
 	case prog == "kubectl" && len(words) > 1 && words[1] == "tokenmint":
@@ -107,9 +107,14 @@ func check(words []string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("no check for %q: add one, or an entry with its reason to allowed", key)
 	}
+	what := "allowed: " + reason
+	if words[0] == "kubectl" {
+		what += " (tokenmint resource names and keys checked)"
+	}
 	if key == "kubectl patch" {
+		what += " (patch file, and fields of a merge patch, checked)"
 		if err := checkPatch(words[2:]); err != nil {
-			return "kubectl patch: patched fields and patch file exist", err
+			return what, err
 		}
 	}
 	if key == "ctr" || key == "install" {
@@ -121,7 +126,7 @@ func check(words []string) (string, error) {
 			}
 		}
 	}
-	return "allowed: " + reason, nil
+	return what, nil
 }
 
 var assignment = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*=`)
@@ -157,17 +162,26 @@ func checkBuildOutput(path string) error {
 // the recipe, with the variables expanded, gets the check of a go command:
 // that is how DEMO_ARGS, BENCH_ARGS, MIXED_ARGS and the like reach the flag
 // parsing of the program they are for.
-func checkMake(args []string) error {
+func checkMake(args []string) (string, error) {
+	what, err := checkMakeRecipe(args)
+	if len(what) == 0 {
+		return "make: variables used, target exists (make -n)", err
+	}
+	return "make: variables used, target exists (make -n), recipe's " + strings.Join(what, ", "), err
+}
+
+func checkMakeRecipe(args []string) ([]string, error) {
+	var checked []string
 	makefile, err := os.ReadFile(filepath.Join(repoRoot, "Makefile"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, a := range args {
 		if strings.HasPrefix(a, "-") {
-			return fmt.Errorf("make option %s: no check for it", a)
+			return nil, fmt.Errorf("make option %s: no check for it", a)
 		}
 		if name, _, ok := strings.Cut(a, "="); ok && !strings.Contains(string(makefile), "$("+name+")") {
-			return fmt.Errorf("the Makefile does not use the variable %s", name)
+			return nil, fmt.Errorf("the Makefile does not use the variable %s", name)
 		}
 	}
 	// The control plane's directory is computed by building it: a dry run
@@ -176,7 +190,7 @@ func checkMake(args []string) error {
 	dry.Dir = repoRoot
 	out, err := dry.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("make -n %s: %v\n%s", strings.Join(args, " "), err, out)
+		return nil, fmt.Errorf("make -n %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	for _, l := range strings.Split(string(out), "\n") {
 		if !strings.Contains(l, "go ") {
@@ -195,12 +209,19 @@ func checkMake(args []string) error {
 			// not the docs' commands.
 			if len(words) > 1 && words[0] == "go" && slices.Contains([]string{"run", "test", "build"}, words[1]) {
 				if _, err := checkGo(words[1:]); err != nil {
-					return fmt.Errorf("the recipe's %q: %w", strings.Join(words, " "), err)
+					return checked, fmt.Errorf("the recipe's %q: %w", strings.Join(words, " "), err)
 				}
+				checked = append(checked, fmt.Sprintf("%q (go %s check)", shortRecipe(words), words[1]))
 			}
 		}
 	}
-	return nil
+	return checked, nil
+}
+
+// shortRecipe is a recipe's go command with absolute paths made relative.
+func shortRecipe(words []string) string {
+	abs, _ := filepath.Abs(repoRoot)
+	return strings.ReplaceAll(strings.Join(words, " "), abs+"/", "")
 }
 
 // checkGo checks go run (the package exists, its flags parse), go test (the
