@@ -27,6 +27,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -36,6 +37,9 @@ type goProgram struct {
 	pkg   string
 	bin   string
 	flags map[string]bool // name: whether it is a bool flag (takes no value)
+	// defaults are the defaults -help shows, "" when it shows none (the
+	// zero value).
+	defaults map[string]string
 }
 
 var (
@@ -47,6 +51,9 @@ var (
 // usageFlag matches a flag in the usage the flag package prints:
 // "  -name type" or "  -name" (a bool), followed by a tab or a newline.
 var usageFlag = regexp.MustCompile(`(?m)^  -([A-Za-z0-9_.-]+)( [^\t\n]+)?[\t\n]`)
+
+// usageDefault matches the default at the end of a flag's usage.
+var usageDefault = regexp.MustCompile(`\(default (.*)\)$`)
 
 // program builds the package pkg (a directory or a .go file relative to the
 // repository root) and reads its flags from its -help output.
@@ -77,15 +84,33 @@ func program(pkg string) (*goProgram, error) {
 	if err != nil || code != 0 {
 		return nil, fmt.Errorf("%s -help: exit %d, %v\n%s", pkg, code, err, out)
 	}
-	p := &goProgram{pkg: pkg, bin: bin, flags: map[string]bool{}}
-	for _, m := range usageFlag.FindAllStringSubmatch(out, -1) {
-		p.flags[m[1]] = m[2] == ""
+	p := &goProgram{pkg: pkg, bin: bin, flags: map[string]bool{}, defaults: map[string]string{}}
+	matches := usageFlag.FindAllStringSubmatchIndex(out, -1)
+	for i, m := range matches {
+		name := out[m[2]:m[3]]
+		p.flags[name] = m[4] < 0
+		end := len(out)
+		if i+1 < len(matches) {
+			end = matches[i+1][0]
+		}
+		if d := usageDefault.FindStringSubmatch(strings.TrimSpace(out[m[1]:end])); d != nil {
+			p.defaults[name] = strings.Trim(d[1], `"`)
+		}
 	}
 	if len(p.flags) == 0 {
 		return nil, fmt.Errorf("%s -help lists no flags:\n%s", pkg, out)
 	}
 	programs[pkg] = p
 	return p, nil
+}
+
+// TestMain removes the programs built for the checks.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
 }
 
 // runBinary runs bin with args and returns its combined output and exit code.
