@@ -162,8 +162,21 @@ func checkBuildOutput(path string) error {
 // the recipe, with the variables expanded, gets the check of a go command:
 // that is how DEMO_ARGS, BENCH_ARGS, MIXED_ARGS and the like reach the flag
 // parsing of the program they are for.
+// makeChecks remembers the checks of make lines already made: the docs
+// repeat `make image` and `make test-node`.
+var makeChecks = map[string]struct {
+	what []string
+	err  error
+}{}
+
 func checkMake(args []string) (string, error) {
-	what, err := checkMakeRecipe(args)
+	key := strings.Join(args, "\x00")
+	done, ok := makeChecks[key]
+	if !ok {
+		done.what, done.err = checkMakeRecipe(args)
+		makeChecks[key] = done
+	}
+	what, err := done.what, done.err
 	if len(what) == 0 {
 		return "make: variables used, target exists (make -n)", err
 	}
