@@ -18,7 +18,9 @@ package docs
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+	"testing"
 )
 
 // simpleCommand is one command of a shell line: the words of a pipeline
@@ -167,4 +169,49 @@ func splitShell(src string, firstLine int) ([]simpleCommand, error) {
 	}
 	endCommand()
 	return cmds, nil
+}
+
+// TestSplitShell checks the splitting on the shapes the docs use: a line
+// continuation, a comment, a pipe ending a line, a quote spanning lines, an
+// empty quoted word and a command substitution inside double quotes.
+func TestSplitShell(t *testing.T) {
+	src := `make image-push IMG=x \
+  --flag # a comment | not a pipe
+kubectl get a -o jsonpath='{.x}' |
+while read -r ns; do
+  kubectl patch a -p '[
+    {"op": "remove"}]' -n "" && kubectl annotate a k="$(date +%s)"
+done`
+	cmds, err := splitShell(src, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		line  int
+		words []string
+	}{
+		{10, []string{"make", "image-push", "IMG=x", "--flag"}},
+		{12, []string{"kubectl", "get", "a", "-o", "jsonpath={.x}"}},
+		{13, []string{"while", "read", "-r", "ns"}},
+		{13, []string{"do"}},
+		{14, []string{"kubectl", "patch", "a", "-p", "[\n    {\"op\": \"remove\"}]", "-n", ""}},
+		{15, []string{"kubectl", "annotate", "a", "k=$(date +%s)"}},
+		{16, []string{"done"}},
+	}
+	if len(cmds) != len(want) {
+		t.Fatalf("got %d commands, want %d: %+v", len(cmds), len(want), cmds)
+	}
+	for i, w := range want {
+		if cmds[i].line != w.line || !slices.Equal(cmds[i].words, w.words) {
+			t.Errorf("command %d: got line %d %q, want line %d %q", i, cmds[i].line, cmds[i].words, w.line, w.words)
+		}
+	}
+	if got := cmds[5].subs; !slices.Equal(got, []string{"date +%s"}) {
+		t.Errorf("substitutions: got %q", got)
+	}
+	for _, bad := range []string{`echo 'open`, `echo "open`, `echo $(open`} {
+		if _, err := splitShell(bad, 1); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
 }
