@@ -228,8 +228,9 @@ func (r *AccessTokenReconciler) stateCached(ctx context.Context, at *tokensv1alp
 	if v, ok := r.stateVersions.Load(client.ObjectKeyFromObject(at)); ok && v.(writtenStatus).uid == at.UID {
 		return true
 	}
-	m := secretMetadata()
-	return r.Client.Get(ctx, types.NamespacedName{Namespace: r.OperatorNamespace, Name: secret.StateName(at)}, m) == nil
+	// The typed cache holds tokenmint's own Secrets, state Secrets included.
+	s := &corev1.Secret{}
+	return r.Client.Get(ctx, types.NamespacedName{Namespace: r.OperatorNamespace, Name: secret.StateName(at)}, s) == nil
 }
 
 func (r *AccessTokenReconciler) gatherIssuer(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs) (*tokensv1alpha1.IssuerSpec, types.UID, *problem, error) {
