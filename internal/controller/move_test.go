@@ -24,12 +24,14 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/internal/secret"
 	"github.com/tokenmint/tokenmint/test/fakes"
 	"github.com/tokenmint/tokenmint/test/samples"
 )
@@ -250,5 +252,54 @@ var _ = Describe("moving an AccessToken to another issuer", func() {
 		Expect(fakeB.Calls()).To(Equal(1))
 		Expect(fakeA.Valid(tokenA)).To(BeTrue())
 		Expect(get(at).Status.History[1].RevokedAt).To(BeNil())
+	})
+
+	It("revokes the old token through the old issuer when the new one keeps no state, then removes the state", func() {
+		s, fakeA := startSample("oauth2-client-credentials")
+		at := waitReady(s.AccessToken)
+		tokenA := fakeA.Issued()[0].Value
+		b, fakeB := secondIssuer(s, func(c *tokensv1alpha1.ClusterTokenIssuer) {
+			c.Spec.Revoke, c.Spec.RevokeGracePeriod = nil, nil
+		})
+
+		clk.Step(DefaultMinMintInterval)
+		moveTo(at, b.Name, s.AccessToken.Spec.Parameters)
+		Eventually(func() int { return len(fakeB.Issued()) }, 10*time.Second).Should(Equal(1))
+		waitReady(at)
+		settle(at)
+		Expect(fakeA.Valid(tokenA)).To(BeTrue())
+
+		clk.Step(5*time.Minute + time.Second)
+		poke(at)
+		Eventually(func() int { return fakeA.CallsBy(fakes.OutcomeRevoked) }, 10*time.Second).Should(Equal(1))
+		Expect(fakeA.Valid(tokenA)).To(BeFalse())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: secret.StateName(at)}, &corev1.Secret{}))
+		}, 10*time.Second).Should(BeTrue(), "nothing is left to revoke, and the new issuer keeps no state")
+		Eventually(func() *metav1.Time { return get(at).Status.History[1].RevokedAt }, 10*time.Second).ShouldNot(BeNil())
+		Expect(fakeA.Issued()).To(HaveLen(1))
+		Expect(fakeB.Calls()).To(Equal(1))
+	})
+
+	It("revokes the old issuer's token through it when the AccessToken is deleted before the new issuer issued one", func() {
+		s, fakeA := startSample("oauth2-client-credentials")
+		at := waitReady(s.AccessToken)
+		tokenA := fakeA.Issued()[0].Value
+		b, fakeB := secondIssuer(s, nil)
+		fakeB.FailNext(100, fakes.Fault{Status: http.StatusUnauthorized, Body: `{"error":"invalid_client"}`})
+
+		clk.Step(DefaultMinMintInterval)
+		moveTo(at, b.Name, s.AccessToken.Spec.Parameters)
+		Eventually(renewingReason(at), 10*time.Second).Should(Equal(tokensv1alpha1.ReasonUnauthorized))
+		settle(at)
+
+		Expect(k8sClient.Delete(ctx, get(at))).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(at), &tokensv1alpha1.AccessToken{}))
+		}, 10*time.Second).Should(BeTrue())
+		Expect(fakeA.Valid(tokenA)).To(BeFalse(), "revoked through the issuer that minted it")
+		Expect(fakeA.CallsBy(fakes.OutcomeRevoked)).To(Equal(1))
+		Expect(fakeB.CallsBy(fakes.OutcomeRevoked)).To(BeZero())
+		Expect(fakeB.Issued()).To(BeEmpty())
 	})
 })
