@@ -302,4 +302,38 @@ var _ = Describe("moving an AccessToken to another issuer", func() {
 		Expect(fakeB.CallsBy(fakes.OutcomeRevoked)).To(BeZero())
 		Expect(fakeB.Issued()).To(BeEmpty())
 	})
+
+	It("moves a ClusterAccessToken's source with it, and every namespace gets the new issuer's token", func() {
+		a, b := newClusterEnv(), newClusterEnv()
+		ns := a.namespace(true)
+		cti := &tokensv1alpha1.ClusterTokenIssuer{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Name: b.issuer}, cti)).To(Succeed())
+		patch := client.MergeFrom(cti.DeepCopy())
+		cti.Spec.AllowedNamespaces.Names = []string{ns}
+		Expect(k8sClient.Patch(ctx, cti, patch)).To(Succeed())
+		cat := a.clusterAccessToken(ns)
+		DeferCleanup(func() { _ = k8sClient.Delete(ctx, cat) })
+		Eventually(func() string { return sharedToken(ns) }, 15*time.Second).ShouldNot(BeEmpty())
+		Expect(sharedToken(ns)).To(Equal(a.fake.Issued()[0].Value))
+
+		clk.Step(DefaultMinMintInterval)
+		cur := getCAT(cat)
+		patch = client.MergeFrom(cur.DeepCopy())
+		cur.Spec.IssuerRef.Name = b.issuer
+		Expect(k8sClient.Patch(ctx, cur, patch)).To(Succeed())
+		Eventually(func() int { return len(b.fake.Issued()) }, 10*time.Second).Should(Equal(1))
+		Eventually(func() string { return sharedToken(ns) }, 10*time.Second).Should(Equal(b.fake.Issued()[0].Value))
+		Expect(a.fake.Issued()).To(HaveLen(1))
+
+		source := &tokensv1alpha1.AccessToken{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: "cluster-" + cat.Name}, source)).To(Succeed())
+		Expect(source.Spec.IssuerRef.Name).To(Equal(b.issuer))
+		Eventually(func() []string {
+			var issuers []string
+			for _, h := range get(source).Status.History {
+				issuers = append(issuers, h.Issuer.Name)
+			}
+			return issuers
+		}, 10*time.Second).Should(Equal([]string{b.issuer, a.issuer}))
+	})
 })
