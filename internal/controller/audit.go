@@ -82,7 +82,9 @@ func auditRevoke(ctx context.Context, in *inputs, trigger, fingerprint string, e
 func (r *AccessTokenReconciler) revokeAudited(ctx context.Context, in *inputs, s secret.Superseded, trigger string) error {
 	via, err := r.revokerFor(ctx, in, s)
 	if err != nil {
-		err = &revokerError{err}
+		if ie := (*issuer.Error)(nil); errors.As(err, &ie) {
+			err = &revokerError{err}
+		}
 		via = &inputs{at: in.at, issuerKey: s.Issuer}
 	} else {
 		err = r.revoke(ctx, via, s)
