@@ -16,10 +16,6 @@ limitations under the License.
 
 package v1alpha1
 
-import (
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-)
-
 // FailurePreset names the failure rules of a provider family.
 // +kubebuilder:validation:Enum=OAuth2;GitHub;AWS;Vault
 type FailurePreset string
@@ -123,11 +119,11 @@ type BodyMatch struct {
 	// +required
 	Path string `json:"path"`
 
-	// equals is the value (any JSON value; numbers compared by value).
-	// +kubebuilder:validation:Schemaless
-	// +kubebuilder:pruning:PreserveUnknownFields
+	// equals is the value's text: a string as it is, any other value as
+	// JSON ("false", "0", "[]").
+	// +kubebuilder:validation:MaxLength=256
 	// +optional
-	Equals *apiextensionsv1.JSON `json:"equals,omitempty"`
+	Equals *string `json:"equals,omitempty"`
 
 	// contains is text the value holds, compared without regard to case
 	// ("secondary rate limit").

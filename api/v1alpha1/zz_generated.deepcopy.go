@@ -241,8 +241,8 @@ func (in *BodyMatch) DeepCopyInto(out *BodyMatch) {
 	*out = *in
 	if in.Equals != nil {
 		in, out := &in.Equals, &out.Equals
-		*out = new(v1.JSON)
-		(*in).DeepCopyInto(*out)
+		*out = new(string)
+		**out = **in
 	}
 }
 

@@ -134,6 +134,7 @@ func TestIssuerRulesComeBeforeThePreset(t *testing.T) {
 			RetryAfter: &v1alpha1.RetryAfterSpec{Path: "retry.at", Format: v1alpha1.RetryAfterUnixMilliseconds}},
 		{Status: []int32{418}, Meaning: v1alpha1.FailureRateLimited,
 			RetryAfter: &v1alpha1.RetryAfterSpec{Path: "retry.after", Default: &v1alpha1.Duration{Duration: 48 * time.Hour}}},
+		{Body: &v1alpha1.BodyMatch{Path: "state.busy", Equals: ptr("true")}, Meaning: v1alpha1.FailureRetryable},
 	}
 	inAMinute := strconv.FormatInt(testNow.Add(time.Minute).UnixMilli(), 10)
 	runFailureCases(t, spec, []failureCase{
@@ -145,6 +146,8 @@ func TestIssuerRulesComeBeforeThePreset(t *testing.T) {
 		{"body contains, any case", 500, `{"retry":{"in":"NEXT"}}`, nil, ClassPermanent, 0, "response.failures.rules[2]"},
 		{"body reset in milliseconds", 420, `{"retry":{"at":` + inAMinute + `}}`, nil, ClassRateLimited, time.Minute, "response.failures.rules[3]"},
 		{"unreadable value uses the default, capped at 24h", 418, `{"retry":{"after":"soon"}}`, nil, ClassRateLimited, 24 * time.Hour, "response.failures.rules[4]"},
+		{"equals compares a boolean's text", 409, `{"state":{"busy":true}}`, nil, ClassRetryable, 0, "response.failures.rules[5]"},
+		{"equals does not match the string of another value", 409, `{"state":{"busy":"yes"}}`, nil, ClassBadRequest, 0, ""},
 		{"delay seconds in the body", 418, `{"retry":{"after":12}}`, nil, ClassRateLimited, 12 * time.Second, "response.failures.rules[4]"},
 	})
 }
@@ -239,7 +242,7 @@ func TestValidateFailures(t *testing.T) {
 		{"bad meaning", []v1alpha1.FailureRule{{Status: []int32{400}, Meaning: "Sometimes"}}, "is not one of"},
 		{"retryAfter on Permanent", []v1alpha1.FailureRule{{Status: []int32{400}, Meaning: v1alpha1.FailurePermanent,
 			RetryAfter: &v1alpha1.RetryAfterSpec{}}}, "retryAfter is for meaning RateLimited"},
-		{"bad equals", []v1alpha1.FailureRule{{Body: &v1alpha1.BodyMatch{Path: "a", Equals: ptr(raw("{"))}, Meaning: v1alpha1.FailurePermanent}}, "not valid JSON"},
+		{"equals and contains", []v1alpha1.FailureRule{{Body: &v1alpha1.BodyMatch{Path: "a", Equals: ptr("x"), Contains: "x"}, Meaning: v1alpha1.FailurePermanent}}, "exactly one of equals or contains"},
 		{"bad path", []v1alpha1.FailureRule{{Body: &v1alpha1.BodyMatch{Path: "a..b", Contains: "x"}, Meaning: v1alpha1.FailurePermanent}}, "body.path"},
 	}
 	for _, tt := range tests {

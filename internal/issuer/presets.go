@@ -17,10 +17,7 @@ limitations under the License.
 package issuer
 
 import (
-	"encoding/json"
 	"time"
-
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
 	"github.com/tokenmint/tokenmint/api/v1alpha1"
 )
@@ -80,7 +77,7 @@ func awsRules() []v1alpha1.FailureRule {
 		for _, c := range codes {
 			rules = append(rules,
 				v1alpha1.FailureRule{Body: &v1alpha1.BodyMatch{Path: "__type", Contains: c}, Meaning: meaning},
-				v1alpha1.FailureRule{Body: &v1alpha1.BodyMatch{Path: "code", Equals: jsonString(c)}, Meaning: meaning})
+				v1alpha1.FailureRule{Body: &v1alpha1.BodyMatch{Path: "code", Equals: textOf(c)}, Meaning: meaning})
 		}
 	}
 	add(v1alpha1.FailureRateLimited, "Throttling", "TooManyRequestsException", "RequestLimitExceeded")
@@ -105,14 +102,12 @@ func vaultRules() []v1alpha1.FailureRule {
 func bodyEquals(path string, meaning v1alpha1.FailureMeaning, values ...string) []v1alpha1.FailureRule {
 	rules := make([]v1alpha1.FailureRule, 0, len(values))
 	for _, v := range values {
-		rules = append(rules, v1alpha1.FailureRule{Body: &v1alpha1.BodyMatch{Path: path, Equals: jsonString(v)}, Meaning: meaning})
+		rules = append(rules, v1alpha1.FailureRule{Body: &v1alpha1.BodyMatch{Path: path, Equals: textOf(v)}, Meaning: meaning})
 	}
 	return rules
 }
 
-func jsonString(s string) *apiextensionsv1.JSON {
-	raw, _ := json.Marshal(s)
-	return &apiextensionsv1.JSON{Raw: raw}
-}
+// textOf is a body match's equals value.
+func textOf(s string) *string { return &s }
 
 func minute() *v1alpha1.Duration { return &v1alpha1.Duration{Duration: time.Minute} }
