@@ -108,7 +108,14 @@ func TestAWSPreset(t *testing.T) {
 		{"AccessDenied", 403, `{"__type":"AccessDenied","message":"Not authorized to perform sts:AssumeRoleWithWebIdentity"}`, nil, ClassPermanent, 0, by},
 		{"InvalidIdentityToken", 400, `{"code":"InvalidIdentityToken"}`, nil, ClassPermanent, 0, by},
 		{"unknown code falls to the status", 400, `{"__type":"Other"}`, nil, ClassBadRequest, 0, ""},
-		{"XML is not read", 400, `<ErrorResponse><Error><Code>Throttling</Code></Error></ErrorResponse>`, nil, ClassBadRequest, 0, ""},
+		{"STS XML Throttling", 400, `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error>
+  <RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId>
+</ErrorResponse>`, []string{"Retry-After", "2"}, ClassRateLimited, 2 * time.Second, by},
+		{"STS XML AccessDenied", 403, `<?xml version="1.0"?><ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>`, nil, ClassPermanent, 0, by},
+		{"S3-style XML SlowDown is not a code of the preset", 503, `<Error><Code>SlowDown</Code></Error>`, nil, ClassRetryable, 0, ""},
+		{"XML ExpiredToken", 400, `<Error><Code>ExpiredToken</Code></Error>`, nil, ClassRetryable, 0, by},
+		{"broken XML falls to the status", 400, `<ErrorResponse><Error><Code>Throttling</Code></Error>`, nil, ClassBadRequest, 0, ""},
 	})
 }
 
@@ -282,5 +289,38 @@ func TestRuleErrorsStayRedacted(t *testing.T) {
 		Secrets: map[v1alpha1.SecretKeySelector]string{{Name: "c", Key: "secret"}: canary}})
 	if e := asError(t, err); e.Class != ClassPermanent || strings.Contains(e.Error(), canary) {
 		t.Errorf("got %v %q; want Permanent without the credential", e.Class, e.Error())
+	}
+}
+
+func TestXMLErrorAnswers(t *testing.T) {
+	spec := &v1alpha1.ResponseSpec{Token: "access_token", Error: &v1alpha1.ErrorSpec{Code: "ErrorResponse.Error.Code", Message: "ErrorResponse.Error.Message"}}
+	_, err := read(spec, 400, `<ErrorResponse><Error><Code>InvalidIdentityToken</Code><Message>Couldn't retrieve verification key</Message></Error></ErrorResponse>`)
+	if e := asError(t, err); e.Code != "InvalidIdentityToken" || e.Message != "Couldn't retrieve verification key" {
+		t.Errorf("code %q message %q: the XML envelope was not read", e.Code, e.Message)
+	}
+	tests := []struct {
+		name string
+		body string
+		want any // nil: refused
+	}{
+		{"repeated elements become a list", `<R><E>a</E><E>b</E><E>c</E></R>`, map[string]any{"R": map[string]any{"E": []any{"a", "b", "c"}}}},
+		{"attributes ignored, text trimmed", `<R a="1"> x </R>`, map[string]any{"R": "x"}},
+		{"too deep", strings.Repeat("<a>", 20) + strings.Repeat("</a>", 20), nil},
+		{"not XML", `{"a":1}`, nil},
+		{"unclosed", `<a><b>x</b>`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc, err := decodeXMLError([]byte(tt.body))
+			if tt.want == nil {
+				if err == nil {
+					t.Errorf("decoded %v, want a refusal", doc)
+				}
+				return
+			}
+			if err != nil || !jsonEqual(doc, tt.want) {
+				t.Errorf("got %v, %v; want %v", doc, err, tt.want)
+			}
+		})
 	}
 }

@@ -68,16 +68,19 @@ func githubRules() []v1alpha1.FailureRule {
 	}
 }
 
-// awsRules read the error code of AWS JSON answers: "__type" (which may carry
-// a namespace, "com.amazonaws.sts#ThrottlingException") or "code". AWS's XML
-// answers (<Error><Code>) are not read.
+// awsRules read the error code of AWS answers: "__type" (which may carry a
+// namespace, "com.amazonaws.sts#ThrottlingException") or "code" of a JSON
+// answer, <ErrorResponse><Error><Code> (the Query APIs, STS) or <Error><Code>
+// of an XML one.
 func awsRules() []v1alpha1.FailureRule {
 	var rules []v1alpha1.FailureRule
 	add := func(meaning v1alpha1.FailureMeaning, codes ...string) {
 		for _, c := range codes {
 			rules = append(rules,
 				v1alpha1.FailureRule{Body: &v1alpha1.BodyMatch{Path: "__type", Contains: c}, Meaning: meaning},
-				v1alpha1.FailureRule{Body: &v1alpha1.BodyMatch{Path: "code", Equals: textOf(c)}, Meaning: meaning})
+				v1alpha1.FailureRule{Body: &v1alpha1.BodyMatch{Path: "code", Equals: textOf(c)}, Meaning: meaning},
+				v1alpha1.FailureRule{Body: &v1alpha1.BodyMatch{Path: "ErrorResponse.Error.Code", Equals: textOf(c)}, Meaning: meaning},
+				v1alpha1.FailureRule{Body: &v1alpha1.BodyMatch{Path: "Error.Code", Equals: textOf(c)}, Meaning: meaning})
 		}
 	}
 	add(v1alpha1.FailureRateLimited, "Throttling", "TooManyRequestsException", "RequestLimitExceeded")

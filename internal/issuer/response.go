@@ -204,6 +204,11 @@ func endpointError(spec *v1alpha1.ResponseSpec, a answer, now time.Time, red *re
 		RetryAfter: parseRetryAfter(a.header.Get("Retry-After"), now),
 	}
 	doc, err := decodeAnswer(spec, a, red)
+	if err != nil {
+		// An XML error answer (AWS's Query APIs) is read for its code and
+		// message, and for the failure rules.
+		doc, err = decodeXMLError(a.body)
+	}
 	if err == nil {
 		e.Code, e.Message = errorDetails(spec.Error, doc, red)
 	}
