@@ -624,8 +624,8 @@ type IssuerStatus struct {
 
 	// conditions: Ready is True when the configuration is valid, every
 	// credential Secret it names exists, and the last call to its endpoint was
-	// not refused for the issuer's sake (Unauthorized, RateLimited,
-	// InvalidResponse, EndpointUnavailable).
+	// not refused for the issuer's sake (Unauthorized, InvalidResponse,
+	// EndpointUnavailable); a rate limit leaves it as it was.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
