@@ -83,6 +83,10 @@ const (
 	ReasonReadOnly = "ReadOnly"
 	// ReasonResumed: work on the AccessToken resumed after Suspended or ReadOnly.
 	ReasonResumed = "Resumed"
+	// ReasonPermanentFailure: a failure rule of the issuer calls the
+	// provider's answer permanent; no call is made until the AccessToken, its
+	// issuer or a credential changes, save an hourly re-check.
+	ReasonPermanentFailure = "PermanentFailure"
 )
 
 // Well-known labels and annotations.

@@ -477,6 +477,7 @@ type ParameterSpec struct {
 
 // ResponseSpec says how to read the endpoint's answer. Paths are dot separated
 // ("data.secret"); a numeric segment indexes a list ("items.0.id").
+// +kubebuilder:validation:XValidation:rule="!has(self.failures) || !has(self.failures.rules) || self.failures.rules.all(r, !has(r.code)) || (has(self.error) && has(self.error.code))",message="a failure rule matching on code needs error.code, the path the code is read from"
 type ResponseSpec struct {
 	// token is the path of the access token: "access_token", "token", "data.secret".
 	// +kubebuilder:validation:MinLength=1
@@ -517,6 +518,11 @@ type ResponseSpec struct {
 	// +kubebuilder:validation:MaxLength=256
 	// +optional
 	TokenID string `json:"tokenID,omitempty"`
+
+	// failures says what the provider's failed answers mean: its own rules,
+	// then a preset's, before the default judgement by HTTP status.
+	// +optional
+	Failures *FailureSpec `json:"failures,omitempty"`
 }
 
 // ExpiryFormat says how an expiry value is written.
@@ -618,8 +624,8 @@ type IssuerStatus struct {
 
 	// conditions: Ready is True when the configuration is valid, every
 	// credential Secret it names exists, and the last call to its endpoint was
-	// not refused for the issuer's sake (Unauthorized, RateLimited,
-	// InvalidResponse, EndpointUnavailable).
+	// not refused for the issuer's sake (Unauthorized, InvalidResponse,
+	// EndpointUnavailable); a rate limit leaves it as it was.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

@@ -322,6 +322,9 @@ func retryDelay(at *tokensv1alpha1.AccessToken, err error, now time.Time) time.D
 	f := rotation.Failure{Attempts: at.Status.FailedAttempts}
 	var ie *issuer.Error
 	if errors.As(err, &ie) {
+		if ie.Class == issuer.ClassPermanent {
+			return max(permanentRecheck, ie.RetryAfter)
+		}
 		f.Terminal = ie.Class.Terminal()
 		f.RetryAfter = ie.RetryAfter
 	}
@@ -346,6 +349,8 @@ func failureReason(err error) (string, string) {
 		return tokensv1alpha1.ReasonBadRequest, ie.Error()
 	case issuer.ClassRateLimited:
 		return tokensv1alpha1.ReasonRateLimited, ie.Error()
+	case issuer.ClassPermanent:
+		return tokensv1alpha1.ReasonPermanentFailure, ie.Error() + "; no call until the AccessToken, its issuer or a credential changes, save an hourly re-check"
 	case issuer.ClassInvalidResponse:
 		return tokensv1alpha1.ReasonInvalidResponse, ie.Error()
 	case issuer.ClassInvalidParameters:

@@ -56,9 +56,11 @@ func (r *AccessTokenReconciler) issue(ctx context.Context, at *tokensv1alpha1.Ac
 			// Shutting down: leave everything as it was.
 			return ctx.Err()
 		}
+		dropRejectedRefreshToken(in, err, nil)
 		r.recordFailure(at, in, err, now)
 		return nil
 	}
+	dropRejectedRefreshToken(in, nil, tok)
 	err = r.store(ctx, at, in, d, tok, now)
 	if ie := (*issuer.Error)(nil); errors.As(err, &ie) {
 		// The token cannot be written as asked: a failure like any other,

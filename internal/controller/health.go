@@ -17,6 +17,8 @@ limitations under the License.
 package controller
 
 import (
+	"errors"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -33,8 +35,7 @@ import (
 // issuer itself.
 type callState struct {
 	// reason is "" after a success, otherwise why the issuer's endpoint
-	// refuses it (Unauthorized, RateLimited, InvalidResponse or
-	// EndpointUnavailable).
+	// refuses it (Unauthorized, InvalidResponse or EndpointUnavailable).
 	reason  string
 	message string
 	since   time.Time
@@ -76,8 +77,17 @@ func healthReason(err error) (reason string, ok bool) {
 	switch issuer.ClassOf(err) {
 	case issuer.ClassUnauthorized:
 		return tokensv1alpha1.ReasonUnauthorized, true
+	case issuer.ClassPermanent:
+		// A 401 refuses the client; any other permanent refusal may concern
+		// one AccessToken only (a scope it asks for, say).
+		if ie := (*issuer.Error)(nil); errors.As(err, &ie) && ie.StatusCode == http.StatusUnauthorized {
+			return tokensv1alpha1.ReasonUnauthorized, true
+		}
+		return "", false
 	case issuer.ClassRateLimited:
-		return tokensv1alpha1.ReasonRateLimited, true
+		// A rate limit says the endpoint answers and accepts the client: it
+		// waits for its reset and leaves the issuer as it was.
+		return "", false
 	case issuer.ClassInvalidResponse:
 		return tokensv1alpha1.ReasonInvalidResponse, true
 	case issuer.ClassRetryable:

@@ -52,7 +52,7 @@ var (
 	}, issuerLabels)
 	issuerRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tokenmint_issuer_requests_total",
-		Help: "Calls to token endpoints, by issuer and outcome (success, retryable, unauthorized, bad_request, rate_limited, invalid_response, error).",
+		Help: "Calls to token endpoints, by issuer and outcome (success, retryable, unauthorized, bad_request, rate_limited, permanent, invalid_response, error).",
 	}, append(slices.Clone(issuerLabels), "outcome"))
 	issuerDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "tokenmint_issuer_request_duration_seconds",

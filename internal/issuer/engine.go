@@ -76,7 +76,8 @@ type Call struct {
 	// treated as a credential and removed from any error text.
 	Secrets map[v1alpha1.SecretKeySelector]string
 	// RefreshToken, when set and Spec.Refresh is configured, is tried first with
-	// the refresh request; a refusal (400, 401, 403) falls back to Spec.Request.
+	// the refresh request; a refusal (a failure rule's RefreshRejected or, when
+	// no rule matches, a 4xx) falls back to Spec.Request once.
 	RefreshToken string
 	// HTTPClient sends the request; build it with NewHTTPClient.
 	HTTPClient *http.Client
@@ -105,6 +106,10 @@ type Token struct {
 	ID string
 	// Refreshed is true when the token came from the refresh request.
 	Refreshed bool
+	// RefreshRejected is true when the provider refused the refresh token the
+	// call carried and the token came from the primary request: the caller
+	// drops the refused refresh token unless RefreshToken replaces it.
+	RefreshRejected bool
 }
 
 // Issue obtains a token: through the refresh request when c carries a refresh
@@ -126,13 +131,26 @@ func (e *Engine) Issue(ctx context.Context, c Call) (*Token, error) {
 			token.Refreshed = true
 			return token, nil
 		}
-		if !refreshRefused(err) {
+		if !refreshRejected(err) {
 			// A 5xx or 429 says nothing about the refresh token; minting through
 			// the primary request now would only add load to a struggling endpoint.
-			return nil, err
+			return nil, permanentUnlessRefresh(err)
 		}
+		// The refresh token is dead: the primary request is made once, and
+		// the caller drops the refresh token whatever its outcome.
+		token, err = e.obtain(ctx, c, callRequest, &c.Spec.Request, parameters, nil, red)
+		if err != nil {
+			var ie *Error
+			if errors.As(err, &ie) {
+				ie.RefreshRejected = true
+			}
+			return nil, permanentUnlessRefresh(err)
+		}
+		token.RefreshRejected = true
+		return token, nil
 	}
-	return e.obtain(ctx, c, callRequest, &c.Spec.Request, parameters, nil, red)
+	token, err := e.obtain(ctx, c, callRequest, &c.Spec.Request, parameters, nil, red)
+	return token, permanentUnlessRefresh(err)
 }
 
 // Revoke invalidates token (whose id is tokenID, possibly empty) through the
@@ -159,7 +177,7 @@ func (e *Engine) Revoke(ctx context.Context, c Call, token, tokenID string) erro
 		return err
 	}
 	if a.status < 200 || a.status > 299 {
-		return endpointError(&c.Spec.Response, a, sentAt, red)
+		return permanentUnlessRefresh(endpointError(&c.Spec.Response, a, sentAt, red))
 	}
 	return nil
 }
@@ -273,13 +291,6 @@ func transportError(kind callKind, err error, red *redactor) *Error {
 func isTimeout(err error) bool {
 	var timeout interface{ Timeout() bool }
 	return errors.As(err, &timeout) && timeout.Timeout()
-}
-
-// refreshRefused reports whether the endpoint turned the refresh token down, so
-// that the primary request should be tried instead.
-func refreshRefused(err error) bool {
-	class := ClassOf(err)
-	return class == ClassUnauthorized || class == ClassBadRequest
 }
 
 // expandURL replaces {tokenID} with the token id and every other {name}

@@ -49,6 +49,14 @@ const (
 	// ClassInvalidConfig is an issuer configuration the engine cannot use, or a
 	// destination the transport refuses; raised before any call.
 	ClassInvalidConfig
+	// ClassPermanent is a failure a failure rule calls Permanent: no call
+	// until the AccessToken, its issuer or a credential changes, save a slow
+	// re-check.
+	ClassPermanent
+	// ClassRefreshRejected is a refresh token the provider refused, by a
+	// failure rule: the engine drops it and makes the primary request instead.
+	// It never leaves the engine; on other calls it becomes ClassPermanent.
+	ClassRefreshRejected
 )
 
 var classNames = map[Class]string{
@@ -59,6 +67,8 @@ var classNames = map[Class]string{
 	ClassInvalidResponse:   "InvalidResponse",
 	ClassInvalidParameters: "InvalidParameters",
 	ClassInvalidConfig:     "InvalidConfig",
+	ClassPermanent:         "Permanent",
+	ClassRefreshRejected:   "RefreshRejected",
 }
 
 // String returns the class name, such as "RateLimited".
@@ -73,7 +83,7 @@ func (c Class) String() string {
 // issuer, the AccessToken or a credential changes.
 func (c Class) Terminal() bool {
 	switch c {
-	case ClassUnauthorized, ClassBadRequest, ClassInvalidParameters, ClassInvalidConfig:
+	case ClassUnauthorized, ClassBadRequest, ClassInvalidParameters, ClassInvalidConfig, ClassPermanent:
 		return true
 	default:
 		return false
@@ -96,6 +106,13 @@ type Error struct {
 	// Message describes the failure: the provider's message when it sent one,
 	// otherwise the engine's.
 	Message string
+	// Rule names the failure rule that gave the class, such as
+	// "response.failures.rules[0]" or "preset GitHub"; empty when the HTTP
+	// status did.
+	Rule string
+	// RefreshRejected is true when the provider refused the refresh token
+	// before this failure: the caller drops it.
+	RefreshRejected bool
 
 	// cause is a redacted view of the underlying error, kept for errors.Is.
 	cause error
@@ -122,6 +139,9 @@ func (e *Error) Error() string {
 	}
 	if e.RetryAfter > 0 {
 		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
+	}
+	if e.Rule != "" && b.Len() > 0 {
+		fmt.Fprintf(&b, " [%s by %s]", e.Class, e.Rule)
 	}
 	if b.Len() == 0 {
 		return e.Class.String()

@@ -64,7 +64,7 @@ func readToken(spec *v1alpha1.ResponseSpec, a answer, now time.Time, red *redact
 	if err != nil {
 		return nil, &Error{Class: ClassInvalidResponse, Message: "response is not JSON"}
 	}
-	if err := checkSuccess(spec, doc, red); err != nil {
+	if err := checkSuccess(spec, a, doc, now, red); err != nil {
 		return nil, err
 	}
 	value, err := requiredString(doc, spec.Token, "token")
@@ -163,7 +163,7 @@ func requiredString(doc any, path, what string) (string, error) {
 }
 
 // checkSuccess applies the success predicate to a 2xx answer.
-func checkSuccess(spec *v1alpha1.ResponseSpec, doc any, red *redactor) error {
+func checkSuccess(spec *v1alpha1.ResponseSpec, a answer, doc any, now time.Time, red *redactor) error {
 	if spec.Success == nil {
 		return nil
 	}
@@ -179,7 +179,9 @@ func checkSuccess(spec *v1alpha1.ResponseSpec, doc any, red *redactor) error {
 	if message == "" {
 		message = fmt.Sprintf("response reports failure (%s is not %s)", spec.Success.Path, text(want))
 	}
-	return &Error{Class: ClassInvalidResponse, Code: code, Message: message}
+	e := &Error{Class: ClassInvalidResponse, Code: code, Message: message}
+	applyFailureRules(spec, a, doc, e, now)
+	return e
 }
 
 // jsonEqual compares decoded JSON values, numbers by value (1 equals 1.0).
@@ -201,9 +203,16 @@ func endpointError(spec *v1alpha1.ResponseSpec, a answer, now time.Time, red *re
 		StatusCode: a.status,
 		RetryAfter: parseRetryAfter(a.header.Get("Retry-After"), now),
 	}
-	if doc, err := decodeAnswer(spec, a, red); err == nil {
+	doc, err := decodeAnswer(spec, a, red)
+	if err != nil {
+		// An XML error answer (AWS's Query APIs) is read for its code and
+		// message, and for the failure rules.
+		doc, err = decodeXMLError(a.body)
+	}
+	if err == nil {
 		e.Code, e.Message = errorDetails(spec.Error, doc, red)
 	}
+	applyFailureRules(spec, a, doc, e, now)
 	return e
 }
 

@@ -289,6 +289,14 @@ func TestSamplePaisrInvoicing(t *testing.T) {
 	if fake.Valid(token.Value) || fake.CallsBy(fakes.OutcomeRevoked) != 1 {
 		t.Errorf("the token is still valid after revocation")
 	}
+
+	// A scope the key may not grant: the sample's rule makes it Permanent.
+	fake.AllowedScopes = []string{"invoices.read"}
+	call := run.call
+	call.Parameters = map[string]apiextensionsv1.JSON{"scopes": {Raw: []byte(`["invoices.write"]`)}}
+	if _, err := run.engine.Issue(context.Background(), call); ClassOf(err) != ClassPermanent || !strings.Contains(err.Error(), "scope not allowed") {
+		t.Errorf("a scope the key may not grant: %v, want Permanent with the provider's message", err)
+	}
 }
 
 func TestSampleCAAuthentication(t *testing.T) {
@@ -381,12 +389,12 @@ func TestSampleGitHubApp(t *testing.T) {
 			t.Errorf("%s: the endpoint was called", what)
 		}
 	}
-	By2("another installation", map[string]apiextensionsv1.JSON{"installation_id": {Raw: []byte("99")}}, ClassBadRequest, "Not Found")
+	By2("another installation", map[string]apiextensionsv1.JSON{"installation_id": {Raw: []byte("99")}}, ClassPermanent, "Not Found")
 	By2("no installation", map[string]apiextensionsv1.JSON{}, ClassInvalidParameters, `"installation_id" is required`)
 	By2("a permission the issuer does not allow", map[string]apiextensionsv1.JSON{"installation_id": {Raw: []byte("56781234")},
 		"permissions": {Raw: []byte(`{"administration": "write"}`)}}, ClassInvalidParameters, `key "administration" is not one of`)
 	By2("a permission the installation lacks", map[string]apiextensionsv1.JSON{"installation_id": {Raw: []byte("56781234")},
-		"permissions": {Raw: []byte(`{"metadata": "write"}`)}}, ClassBadRequest, "not granted")
+		"permissions": {Raw: []byte(`{"metadata": "write"}`)}}, ClassPermanent, "not granted")
 
 	By := func(what string, mutate func(*v1alpha1.SignedJWT), want string) {
 		t.Helper()
@@ -459,8 +467,8 @@ func TestSampleEntraClientAssertion(t *testing.T) {
 	call.Secrets = maps.Clone(run.call.Secrets)
 	call.Secrets[v1alpha1.SecretKeySelector{Name: "entra-client", Key: "tls.key"}] = string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(other)}))
 	call.Secrets[v1alpha1.SecretKeySelector{Name: "entra-client", Key: "tls.crt"}] = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	if _, err := run.engine.Issue(context.Background(), call); ClassOf(err) != ClassUnauthorized {
-		t.Errorf("an assertion of an unregistered certificate: %v, want Unauthorized", err)
+	if _, err := run.engine.Issue(context.Background(), call); ClassOf(err) != ClassPermanent {
+		t.Errorf("an assertion of an unregistered certificate: %v, want Permanent (invalid_client, preset OAuth2)", err)
 	}
 }
 

@@ -693,6 +693,7 @@ func validateResponse(spec *v1alpha1.IssuerSpec) []error {
 		}
 		keys[c.Key] = true
 	}
+	problems = append(problems, validateFailures(response)...)
 	if spec.Revoke != nil && response.TokenID == "" && revokeNeedsTokenID(spec.Revoke) {
 		problems = append(problems, errors.New("revoke uses the token id ({tokenID} or issued: TokenID) but response.tokenID does not say where it is"))
 	}

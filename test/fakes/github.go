@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -42,7 +43,8 @@ func GitHubInstallationTokenPath(installationID string) string {
 // signature with the app's public key); an optional JSON body with
 // repositories, repository_ids and permissions; 201 Created with token,
 // expires_at (RFC 3339, one hour), permissions and repository_selection.
-// Errors are {message, documentation_url} with 401, 404 or 422.
+// Errors are {message, documentation_url} with 401, 404 or 422, and under a
+// rate limit (SetRateLimit) 403 or 429 with GitHub's rate-limit headers.
 type GitHubApps struct {
 	Base
 	// ClientID and AppID are the app's identifiers; either may be the iss.
@@ -56,6 +58,9 @@ type GitHubApps struct {
 	// Granted are the permissions the installation has; a request may ask for
 	// these at their level or below, and gets all of them when it names none.
 	Granted map[string]string
+
+	limitMu sync.Mutex
+	limit   GitHubLimit
 }
 
 // NewGitHubApps returns a fake for one app with one installation.
@@ -90,6 +95,9 @@ func (f *GitHubApps) answer(r *http.Request) reply {
 	}
 	if err := f.checkJWT(r.Header.Get("Authorization")); err != nil {
 		return githubFailure(http.StatusUnauthorized, OutcomeUnauthorized, err.Error())
+	}
+	if limited := f.rateLimited(); limited != nil {
+		return *limited
 	}
 	var body struct {
 		Repositories  []string          `json:"repositories"`

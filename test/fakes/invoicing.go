@@ -19,6 +19,7 @@ package fakes
 import (
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -42,6 +43,10 @@ type InvoicingAPI struct {
 	Base
 	// APIKey is the bearer credential accepted for creating and revoking tokens.
 	APIKey string
+	// AllowedScopes, when set, are the scopes the API key may grant; asking
+	// for another gets {success: false, message: "scope not allowed"}, with
+	// status 200 (the page shows its failure bodies without a status).
+	AllowedScopes []string
 }
 
 // NewInvoicingAPI returns the fake accepting apiKey. Tokens have no documented
@@ -91,6 +96,11 @@ func (f *InvoicingAPI) create(r *http.Request) reply {
 	scopes, err := stringList(body["scopes"])
 	if err != nil {
 		return invoicingFailure(http.StatusBadRequest, OutcomeRejected, "scopes must be a list of strings")
+	}
+	for _, s := range scopes {
+		if len(f.AllowedScopes) > 0 && !slices.Contains(f.AllowedScopes, s) {
+			return invoicingFailure(http.StatusOK, OutcomeRejected, "scope not allowed")
+		}
 	}
 	now := f.now()
 	token := IssuedToken{

@@ -62,6 +62,15 @@ type OAuth2Server struct {
 	jtis  map[string]bool
 }
 
+// RevokeRefreshTokens invalidates every refresh token issued so far, as an
+// authorization server does when a grant is revoked: redeeming one then gets
+// 400 invalid_grant (RFC 6749 section 5.2).
+func (f *OAuth2Server) RevokeRefreshTokens() {
+	for f.update(func(t *IssuedToken) bool { return t.RefreshToken != "" && !t.RefreshTokenUsed },
+		func(t *IssuedToken) { t.RefreshTokenUsed = true }) {
+	}
+}
+
 // NewOAuth2Server returns a server knowing one client. Access tokens live an
 // hour (Lifetime), refresh tokens a day (RefreshLifetime).
 func NewOAuth2Server(clientID, clientSecret string) *OAuth2Server {
