@@ -28,6 +28,8 @@ import (
 // +kubebuilder:validation:XValidation:rule="has(self.request) == has(self.response)",message="response is required with request, and has no meaning with signedJWT"
 // +kubebuilder:validation:XValidation:rule="!has(self.signedJWT) || (!has(self.refresh) && !has(self.revoke) && !has(self.clientCertificate) && !has(self.caBundle) && !has(self.credentials))",message="an issuer with signedJWT makes no call: refresh, revoke, clientCertificate, caBundle and credentials have no meaning"
 // +kubebuilder:validation:XValidation:rule="!has(self.request) || has(self.request.url)",message="request.url is required"
+// +kubebuilder:validation:XValidation:rule="!has(self.steps) || !has(self.signedJWT)",message="steps are calls: an issuer with signedJWT makes none"
+// +kubebuilder:validation:XValidation:rule="self.allowInsecureHTTP || !has(self.steps) || self.steps.all(s, s.request.url.startsWith('https://'))",message="step URLs must use https; set allowInsecureHTTP to allow plain http"
 // +kubebuilder:validation:XValidation:rule="self.allowInsecureHTTP || !has(self.request) || (has(self.request.url) && self.request.url.startsWith('https://') && (!has(self.refresh) || !has(self.refresh.url) || self.refresh.url.startsWith('https://')) && (!has(self.revoke) || !has(self.revoke.url) || self.revoke.url.startsWith('https://')))",message="token endpoint URLs must use https; set allowInsecureHTTP to allow plain http"
 // +kubebuilder:validation:XValidation:rule="!has(self.refresh) || (has(self.response) && has(self.response.refreshToken))",message="refresh needs response.refreshToken, the place the refresh token is read from"
 // +kubebuilder:validation:XValidation:rule="!has(self.request) || ((!has(self.request.url) || !self.request.url.contains('{tokenID}')) && (!has(self.refresh) || !has(self.refresh.url) || !self.refresh.url.contains('{tokenID}')))",message="{tokenID} is only meaningful in revoke.url"
@@ -44,6 +46,16 @@ type IssuerSpec struct {
 	// +kubebuilder:validation:MaxItems=16
 	// +optional
 	Credentials []Credential `json:"credentials,omitempty"`
+
+	// steps are calls made, in order, before request: each one's token (and
+	// copied fields) is a value for the steps after it and for request,
+	// through a credential with a step source. A step's result is kept only in
+	// the operator's memory and reused while valid. At most 4.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=4
+	// +optional
+	Steps []IssuerStep `json:"steps,omitempty"`
 
 	// request is the call that mints a new token. Set exactly one of request
 	// or signedJWT.
@@ -321,8 +333,8 @@ type ValueSource struct {
 }
 
 // Credential is one named credential of an issuer: exactly one of
-// secretKeyRef, signedJWT or serviceAccountToken.
-// +kubebuilder:validation:XValidation:rule="[has(self.secretKeyRef), has(self.signedJWT), has(self.serviceAccountToken)].filter(x, x).size() == 1",message="exactly one of secretKeyRef, signedJWT or serviceAccountToken must be set"
+// secretKeyRef, signedJWT, serviceAccountToken or step.
+// +kubebuilder:validation:XValidation:rule="[has(self.secretKeyRef), has(self.signedJWT), has(self.serviceAccountToken), has(self.step)].filter(x, x).size() == 1",message="exactly one of secretKeyRef, signedJWT, serviceAccountToken or step must be set"
 type Credential struct {
 	// name by which request values refer to the credential (credential: <name>).
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
@@ -352,6 +364,11 @@ type Credential struct {
 	// audience the Kubernetes API itself accepts is refused.
 	// +optional
 	ServiceAccountToken *ServiceAccountTokenSource `json:"serviceAccountToken,omitempty"`
+
+	// step is the result of one of the issuer's steps: its token, or a field
+	// its response copies. Only steps after it and request may use it.
+	// +optional
+	Step *StepSource `json:"step,omitempty"`
 }
 
 // SecretKeySelector names one key of a Secret whose namespace is implied by the issuer.

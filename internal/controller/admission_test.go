@@ -160,10 +160,10 @@ var _ = Describe("admission", func() {
 			func(s *tokensv1alpha1.IssuerSpec) {
 				s.Credentials[0].ServiceAccountToken = &tokensv1alpha1.ServiceAccountTokenSource{ServiceAccountName: "a", Audience: "b"}
 			},
-			"exactly one of secretKeyRef, signedJWT or serviceAccountToken must be set"),
+			"exactly one of secretKeyRef, signedJWT, serviceAccountToken or step must be set"),
 		Entry("a credential with no source",
 			func(s *tokensv1alpha1.IssuerSpec) { s.Credentials[0].SecretKeyRef = nil },
-			"exactly one of secretKeyRef, signedJWT or serviceAccountToken must be set"),
+			"exactly one of secretKeyRef, signedJWT, serviceAccountToken or step must be set"),
 		Entry("a credential declared twice",
 			func(s *tokensv1alpha1.IssuerSpec) { s.Credentials = append(s.Credentials, s.Credentials[0]) },
 			"spec.credentials[1]: Duplicate value"),

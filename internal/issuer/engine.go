@@ -28,12 +28,14 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
 	"github.com/google/uuid"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/lru"
 
 	"github.com/tokenmint/tokenmint/api/v1alpha1"
 )
@@ -61,6 +63,10 @@ type Engine struct {
 	Clock clock.PassiveClock
 	// NewUUID makes the value of generate: UUID; nil uses uuid.NewString.
 	NewUUID func() string
+
+	// steps keeps step results for reuse (see primary), made on first use.
+	stepsOnce sync.Once
+	steps     *lru.Cache
 }
 
 // Call is everything one call needs besides the context.
@@ -84,6 +90,14 @@ type Call struct {
 	// ServiceAccountTokens are the tokens of the spec's serviceAccountToken
 	// values (see ServiceAccountTokenSources), requested for this call.
 	ServiceAccountTokens map[v1alpha1.ServiceAccountTokenSource]string
+	// StepScope identifies the issuer (kind, namespace, name and UID) and the
+	// namespace whose ServiceAccount tokens the call sends. Step results are
+	// reused only between calls of the same scope and the same inputs; with
+	// no scope, every step is called every time.
+	StepScope string
+
+	// stepResults are the results of the steps run so far in this call.
+	stepResults map[string]*stepResult
 }
 
 // Token is a freshly issued token. It is the only thing the engine returns that
@@ -138,7 +152,7 @@ func (e *Engine) Issue(ctx context.Context, c Call) (*Token, error) {
 		}
 		// The refresh token is dead: the primary request is made once, and
 		// the caller drops the refresh token whatever its outcome.
-		token, err = e.obtain(ctx, c, callRequest, &c.Spec.Request, parameters, nil, red)
+		token, err = e.primary(ctx, c, parameters, red)
 		if err != nil {
 			var ie *Error
 			if errors.As(err, &ie) {
@@ -149,7 +163,7 @@ func (e *Engine) Issue(ctx context.Context, c Call) (*Token, error) {
 		token.RefreshRejected = true
 		return token, nil
 	}
-	token, err := e.obtain(ctx, c, callRequest, &c.Spec.Request, parameters, nil, red)
+	token, err := e.primary(ctx, c, parameters, red)
 	return token, permanentUnlessRefresh(err)
 }
 
@@ -235,7 +249,7 @@ func (e *Engine) exchange(ctx context.Context, c Call, kind callKind, spec *v1al
 		return answer{}, now, err
 	}
 	values := &valueResolver{parameters: parameters, secrets: c.Secrets, issued: issued, now: now, newUUID: e.newUUID(), signed: red.add,
-		serviceAccountTokens: c.ServiceAccountTokens, spec: c.Spec}
+		serviceAccountTokens: c.ServiceAccountTokens, spec: c.Spec, steps: c.stepResults}
 	ctx, cancel := context.WithTimeout(ctx, timeout(c.Spec))
 	defer cancel()
 	req, err := buildRequest(ctx, spec, target, values, red)

@@ -113,6 +113,8 @@ type Error struct {
 	// RefreshRejected is true when the provider refused the refresh token
 	// before this failure: the caller drops it.
 	RefreshRejected bool
+	// Step names the issuer's step that failed; empty for the request itself.
+	Step string
 
 	// cause is a redacted view of the underlying error, kept for errors.Is.
 	cause error
@@ -120,6 +122,13 @@ type Error struct {
 
 // Error describes the failure in one line.
 func (e *Error) Error() string {
+	if e.Step != "" {
+		return "step " + e.Step + ": " + e.describe()
+	}
+	return e.describe()
+}
+
+func (e *Error) describe() string {
 	var b strings.Builder
 	if e.StatusCode != 0 {
 		fmt.Fprintf(&b, "endpoint answered HTTP %d", e.StatusCode)

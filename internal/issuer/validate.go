@@ -78,7 +78,11 @@ func requests(spec *v1alpha1.IssuerSpec) []namedRequest {
 		return nil
 	}
 	spec = Effective(spec)
-	list := []namedRequest{{callRequest, &spec.Request}}
+	var list []namedRequest
+	for i := range spec.Steps {
+		list = append(list, namedRequest{stepCall(spec.Steps[i].Name), &spec.Steps[i].Request})
+	}
+	list = append(list, namedRequest{callRequest, &spec.Request})
 	if spec.Refresh != nil {
 		list = append(list, namedRequest{callRefresh, spec.Refresh})
 	}
@@ -234,6 +238,7 @@ func Validate(spec *v1alpha1.IssuerSpec) error {
 	}
 	problems = append(problems, validateParameters(spec)...)
 	problems = append(problems, validateResponse(spec)...)
+	problems = append(problems, validateSteps(spec)...)
 	if spec.Refresh != nil && spec.Response.RefreshToken == nil {
 		problems = append(problems, errors.New("refresh needs response.refreshToken, the place the refresh token is read from"))
 	}
@@ -258,6 +263,9 @@ func validateSelfSigned(spec *v1alpha1.IssuerSpec) error {
 	}
 	if spec.Refresh != nil || spec.Revoke != nil || spec.ClientCertificate != nil || len(spec.CABundle) > 0 {
 		problems = append(problems, errors.New("an issuer with signedJWT makes no call: refresh, revoke, clientCertificate and caBundle have no meaning"))
+	}
+	if len(spec.Steps) > 0 {
+		problems = append(problems, errors.New("steps are calls: an issuer with signedJWT makes none"))
 	}
 	if len(spec.Credentials) > 0 {
 		problems = append(problems, errors.New("an issuer with signedJWT makes no call: credentials have no meaning (the signing key is signedJWT.privateKey)"))
@@ -442,7 +450,7 @@ func validateCredentials(spec *v1alpha1.IssuerSpec) []error {
 			problems = append(problems, fmt.Errorf("credentials[%s]: %w", c.Name, err))
 		}
 		set := 0
-		for _, isSet := range []bool{c.SecretKeyRef != nil, c.SignedJWT != nil, c.ServiceAccountToken != nil} {
+		for _, isSet := range []bool{c.SecretKeyRef != nil, c.SignedJWT != nil, c.ServiceAccountToken != nil, c.Step != nil} {
 			if isSet {
 				set++
 			}
@@ -456,7 +464,7 @@ func validateCredentials(spec *v1alpha1.IssuerSpec) []error {
 		seen[c.Name] = true
 		switch {
 		case set != 1:
-			fail(errors.New("exactly one of secretKeyRef, signedJWT or serviceAccountToken must be set"))
+			fail(errors.New("exactly one of secretKeyRef, signedJWT, serviceAccountToken or step must be set"))
 		case c.SecretKeyRef != nil && (c.SecretKeyRef.Name == "" || c.SecretKeyRef.Key == ""):
 			fail(errors.New("secretKeyRef needs a name and a key"))
 		case c.SignedJWT != nil:

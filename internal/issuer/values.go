@@ -41,6 +41,8 @@ type valueResolver struct {
 	serviceAccountTokens map[v1alpha1.ServiceAccountTokenSource]string
 	// spec is the issuer, whose credentials values name.
 	spec *v1alpha1.IssuerSpec
+	// steps are the results of the steps run so far.
+	steps map[string]*stepResult
 }
 
 // resolve returns the value of source. present is false when the source is an
@@ -97,6 +99,16 @@ func (r *valueResolver) credential(name string) (any, bool, error) {
 				c.ServiceAccountToken.ServiceAccountName, c.ServiceAccountToken.Audience)
 		}
 		return token, true, nil
+	case c.Step != nil:
+		result := r.steps[c.Step.Name]
+		if result == nil {
+			return nil, false, fmt.Errorf("credential %q needs the result of step %q, which has not run", name, c.Step.Name)
+		}
+		v, ok := result.value(c.Step.Value)
+		if !ok {
+			return nil, false, fmt.Errorf("step %q gave no value %q", c.Step.Name, c.Step.Value)
+		}
+		return v, true, nil
 	case c.SignedJWT != nil:
 		signed, err := r.signJWT(c.SignedJWT)
 		if err != nil {

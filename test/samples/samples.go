@@ -295,7 +295,11 @@ func (s *Sample) PointAt(base string) error {
 	if spec.SignedJWT != nil {
 		return nil // the issuer signs its token and calls nothing
 	}
-	for _, r := range []*tokensv1alpha1.RequestSpec{&spec.Request, spec.Refresh, spec.Revoke} {
+	requests := []*tokensv1alpha1.RequestSpec{&spec.Request, spec.Refresh, spec.Revoke}
+	for i := range spec.Steps {
+		requests = append(requests, &spec.Steps[i].Request)
+	}
+	for _, r := range requests {
 		if r == nil || r.URL == "" {
 			continue // refresh and revoke inherit request's URL
 		}

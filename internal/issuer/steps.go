@@ -1,0 +1,318 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package issuer
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"k8s.io/utils/lru"
+
+	"github.com/tokenmint/tokenmint/api/v1alpha1"
+)
+
+// MaxStepResults bounds how many step results one engine keeps in memory for
+// reuse; the least recently used goes first.
+const MaxStepResults = 1000
+
+// maxStepResultBytes bounds one kept step result (its token and copied
+// fields); a larger one is used for its call and not kept.
+const maxStepResultBytes = 64 << 10
+
+// stepReuseMargin is how long before its expiry a step result stops being
+// reused: the later calls that send it need it to stay valid until they land.
+const stepReuseMargin = time.Minute
+
+// stepResult is what a step's call gave: a token, when it expires and the
+// fields its response copies. It is held only in memory.
+type stepResult struct {
+	token     string
+	issuedAt  time.Time
+	expiresAt *time.Time
+	fields    map[string]string
+}
+
+// reusableUntil is when a result stops being reused: at 80% of its lifetime,
+// and no later than stepReuseMargin before it expires. A result whose expiry
+// is unknown is never reused.
+func (r *stepResult) reusableUntil() time.Time {
+	if r.expiresAt == nil {
+		return time.Time{}
+	}
+	lifetime := r.expiresAt.Sub(r.issuedAt)
+	return minTime(r.issuedAt.Add(lifetime*4/5), r.expiresAt.Add(-stepReuseMargin))
+}
+
+func (r *stepResult) size() int {
+	n := len(r.token)
+	for k, v := range r.fields {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
+// value is the step's token or one of its copied fields.
+func (r *stepResult) value(name string) (string, bool) {
+	if name == "" || name == v1alpha1.StepValueToken {
+		return r.token, true
+	}
+	v, ok := r.fields[name]
+	return v, ok
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// stepCache returns the engine's store of step results, made on first use.
+func (e *Engine) stepCache() *lru.Cache {
+	e.stepsOnce.Do(func() { e.steps = lru.New(MaxStepResults) })
+	return e.steps
+}
+
+// primary makes the issuer's request, after its steps: each step's result is
+// reused while valid, or obtained by its call. The token expires at the
+// earliest expiry of the chain that the provider stated. A step's failure
+// names the step, and no later call is made.
+func (e *Engine) primary(ctx context.Context, c Call, parameters map[string]any, red *redactor) (*Token, error) {
+	if len(c.Spec.Steps) == 0 {
+		return e.obtain(ctx, c, callRequest, &c.Spec.Request, parameters, nil, red)
+	}
+	results := make(map[string]*stepResult, len(c.Spec.Steps))
+	var keys []string
+	for i := range c.Spec.Steps {
+		step := &c.Spec.Steps[i]
+		c.stepResults = results
+		result, key, err := e.step(ctx, c, step, parameters, red)
+		if err != nil {
+			e.forget(keys)
+			return nil, err
+		}
+		results[step.Name] = result
+		keys = append(keys, key)
+	}
+	c.stepResults = results
+	token, err := e.obtain(ctx, c, callRequest, &c.Spec.Request, parameters, nil, red)
+	if err != nil {
+		if ClassOf(err) == ClassUnauthorized {
+			// The request may have been refused for a step's token, revoked
+			// early: the next attempt obtains every step afresh.
+			e.forget(keys)
+		}
+		return nil, err
+	}
+	for _, r := range results {
+		if r.expiresAt != nil && (token.ExpiresAt == nil || r.expiresAt.Before(*token.ExpiresAt)) {
+			at := *r.expiresAt
+			token.ExpiresAt = &at
+		}
+	}
+	return token, nil
+}
+
+// step returns the result of one step, reused or obtained, and its key in the
+// engine's store ("" when the call has no StepScope and nothing is kept).
+func (e *Engine) step(ctx context.Context, c Call, step *v1alpha1.IssuerStep, parameters map[string]any,
+	red *redactor) (*stepResult, string, error) {
+	key := ""
+	if c.StepScope != "" {
+		key = stepKey(&c, step, parameters)
+	}
+	now := e.clock().Now()
+	if key != "" {
+		if v, ok := e.stepCache().Get(key); ok {
+			if r := v.(*stepResult); now.Before(r.reusableUntil()) {
+				red.add(r.token)
+				return r, key, nil
+			}
+			e.stepCache().Remove(key)
+		}
+	}
+	a, sentAt, err := e.exchange(ctx, c, stepCall(step.Name), &step.Request, parameters, nil, red)
+	var token *Token
+	if err == nil {
+		token, err = readToken(&step.Response, a, sentAt, red)
+	}
+	if err != nil {
+		err = permanentUnlessRefresh(err)
+		var ie *Error
+		if errors.As(err, &ie) {
+			ie.Step = step.Name
+			return nil, key, ie
+		}
+		return nil, key, fmt.Errorf("step %s: %w", step.Name, err)
+	}
+	red.add(token.Value)
+	result := &stepResult{token: token.Value, issuedAt: token.IssuedAt, expiresAt: token.ExpiresAt, fields: token.Fields}
+	if key != "" && result.size() <= maxStepResultBytes && now.Before(result.reusableUntil()) {
+		e.stepCache().Add(key, result)
+	}
+	return result, key, nil
+}
+
+// forget drops kept step results.
+func (e *Engine) forget(keys []string) {
+	for _, k := range keys {
+		if k != "" {
+			e.stepCache().Remove(k)
+		}
+	}
+}
+
+// stepKey identifies a step's result by everything that could change it: the
+// call's scope (the issuer and whose ServiceAccount tokens it sends), the
+// issuer's steps up to this one and its credentials, the parameters, the
+// credential values, and the results of the earlier steps. Values enter only
+// through a hash, so the key holds no credential.
+func stepKey(c *Call, step *v1alpha1.IssuerStep, parameters map[string]any) string {
+	h := sha256.New()
+	write := func(v any) {
+		b, _ := json.Marshal(v)
+		h.Write([]byte(strconv.Itoa(len(b))))
+		h.Write(b)
+	}
+	write(c.StepScope)
+	write(step)
+	write(c.Spec.Credentials)
+	write(c.Spec.AllowInsecureHTTP)
+	write(parameters)
+	refs := make([]v1alpha1.SecretKeySelector, 0, len(c.Secrets))
+	for ref := range c.Secrets {
+		refs = append(refs, ref)
+	}
+	slices.SortFunc(refs, func(a, b v1alpha1.SecretKeySelector) int {
+		if a.Name != b.Name {
+			return cmp.Compare(a.Name, b.Name)
+		}
+		return cmp.Compare(a.Key, b.Key)
+	})
+	for _, ref := range refs {
+		write(ref)
+		write(c.Secrets[ref])
+	}
+	for i := range c.Spec.Steps {
+		earlier := &c.Spec.Steps[i]
+		if earlier.Name == step.Name {
+			break
+		}
+		if r := c.stepResults[earlier.Name]; r != nil {
+			write(earlier.Name)
+			write(r.token)
+			write(r.fields)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// validateSteps checks the steps and the credentials that read their
+// results: names are unique, a step credential names a step and a value it
+// gives, and only steps after it and request use it (so steps form no cycle).
+func validateSteps(spec *v1alpha1.IssuerSpec) []error {
+	var problems []error
+	index := map[string]int{}
+	for i := range spec.Steps {
+		s := &spec.Steps[i]
+		fail := func(format string, args ...any) {
+			problems = append(problems, fmt.Errorf("steps[%s]: "+format, append([]any{s.Name}, args...)...))
+		}
+		if s.Name == "" {
+			fail("needs a name")
+		} else if _, dup := index[s.Name]; dup {
+			fail("declared twice")
+		}
+		index[s.Name] = i
+		problems = append(problems, validateStepResponse(s)...)
+	}
+	for i := range spec.Credentials {
+		c := &spec.Credentials[i]
+		if c.Step == nil {
+			continue
+		}
+		j, ok := index[c.Step.Name]
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Errorf("credentials[%s]: step %q is not one of the issuer's steps", c.Name, c.Step.Name))
+		case c.Step.Value != "" && c.Step.Value != v1alpha1.StepValueToken &&
+			!slices.ContainsFunc(spec.Steps[j].Response.Copy, func(f v1alpha1.CopyField) bool { return f.Key == c.Step.Value }):
+			problems = append(problems, fmt.Errorf("credentials[%s]: step %q copies no field %q (value is Token or a response.copy key)",
+				c.Name, c.Step.Name, c.Step.Value))
+		}
+	}
+	for _, site := range valueSites(spec) {
+		c := FindCredential(spec, site.source.Credential)
+		if site.source.Credential == "" || c == nil || c.Step == nil {
+			continue
+		}
+		j, ok := index[c.Step.Name]
+		if !ok {
+			continue
+		}
+		allowed := site.call == callRequest
+		for k := j + 1; k < len(spec.Steps); k++ {
+			allowed = allowed || site.call == stepCall(spec.Steps[k].Name)
+		}
+		if !allowed {
+			problems = append(problems, fmt.Errorf("%s: credential %q is the result of step %q: only the steps after it and request may use it",
+				site.label, c.Name, c.Step.Name))
+		}
+	}
+	return problems
+}
+
+// validateStepResponse checks a step's response like the issuer's.
+func validateStepResponse(s *v1alpha1.IssuerStep) []error {
+	var problems []error
+	label := "steps[" + s.Name + "].response"
+	r := &s.Response
+	if _, err := splitPath(r.Token); err != nil {
+		problems = append(problems, fmt.Errorf("%s.token: %w", label, err))
+	}
+	problems = append(problems, validateExpiry(label+".expiry", r.Expiry)...)
+	if r.RefreshToken != nil || r.TokenID != "" {
+		problems = append(problems, fmt.Errorf("%s: a step's token is neither refreshed nor revoked: refreshToken and tokenID have no meaning", label))
+	}
+	keys := map[string]bool{}
+	for _, c := range r.Copy {
+		if _, err := splitPath(c.Path); err != nil {
+			problems = append(problems, fmt.Errorf("%s.copy[%s]: %w", label, c.Key, err))
+		}
+		if c.Key == "" || c.Key == v1alpha1.StepValueToken || keys[c.Key] {
+			problems = append(problems, fmt.Errorf("%s.copy: key %q is empty, Token or listed twice", label, c.Key))
+		}
+		keys[c.Key] = true
+	}
+	for _, err := range validateFailures(r) {
+		problems = append(problems, fmt.Errorf("steps[%s]: %w", s.Name, err))
+	}
+	return problems
+}
+
+// stepCall is the call kind of a step's request.
+func stepCall(name string) callKind {
+	return callKind("steps[" + name + "].request")
+}
