@@ -116,6 +116,9 @@ func (r *AccessTokenReconciler) buildCall(ctx context.Context, in *inputs) (issu
 		NamespaceLabels: in.namespaceLabels,
 
 		ServiceAccountTokens: saTokens,
+		// Step results are shared only within one issuer object and the
+		// namespace whose ServiceAccount tokens the steps send.
+		StepScope: in.issuerKey + "/" + string(in.issuerUID) + "|" + in.at.Namespace,
 	}
 	if in.state.RefreshToken != "" && !in.moved && in.state.Issuer == in.issuerKey && in.state.IssuerUID == string(in.issuerUID) &&
 		(in.state.RefreshTokenExpiresAt == nil || r.Clock.Now().Before(*in.state.RefreshTokenExpiresAt)) {

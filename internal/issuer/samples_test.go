@@ -94,13 +94,13 @@ func loadSample(t testing.TB, name string) sample {
 			var token v1alpha1.AccessToken
 			mustUnmarshalStrict(t, doc, &token)
 			s.token = &token
-		case "":
+		case "", "ServiceAccount":
 		default:
 			t.Fatalf("%s: unexpected kind %q", name, meta.Kind)
 		}
 	}
-	if s.issuer == nil || s.token == nil || len(s.secrets) == 0 {
-		t.Fatalf("%s must hold a Secret, an issuer and an AccessToken", name)
+	if s.issuer == nil || s.token == nil || (len(s.secrets) == 0 && len(SecretRefs(s.issuer)) > 0) {
+		t.Fatalf("%s must hold an issuer, an AccessToken and the Secrets the issuer reads", name)
 	}
 	if err := Validate(s.issuer); err != nil {
 		t.Fatalf("%s: the issuer does not validate: %v", name, err)
@@ -167,8 +167,12 @@ func pointAt(t *testing.T, spec *v1alpha1.IssuerSpec, base string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range []*v1alpha1.RequestSpec{&spec.Request, spec.Refresh, spec.Revoke} {
-		if r == nil || (r != &spec.Request && r.URL == "") {
+	requests := []*v1alpha1.RequestSpec{&spec.Request, spec.Refresh, spec.Revoke}
+	for i := range spec.Steps {
+		requests = append(requests, &spec.Steps[i].Request)
+	}
+	for _, r := range requests {
+		if r == nil || (r != &spec.Request && !isStep(spec, r) && r.URL == "") {
 			continue // refresh and revoke inherit request's URL
 		}
 		if !strings.HasPrefix(r.URL, "https://") {
@@ -182,6 +186,15 @@ func pointAt(t *testing.T, spec *v1alpha1.IssuerSpec, base string) {
 		r.URL = target.Scheme + "://" + target.Host + r.URL[len(u.Scheme+"://"+u.Host):]
 	}
 	spec.AllowInsecureHTTP = true
+}
+
+func isStep(spec *v1alpha1.IssuerSpec, r *v1alpha1.RequestSpec) bool {
+	for i := range spec.Steps {
+		if r == &spec.Steps[i].Request {
+			return true
+		}
+	}
+	return false
 }
 
 // sampleRun is a sample wired to a started fake.
