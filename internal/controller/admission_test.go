@@ -164,6 +164,34 @@ var _ = Describe("admission", func() {
 		Entry("a credential with no source",
 			func(s *tokensv1alpha1.IssuerSpec) { s.Credentials[0].SecretKeyRef = nil },
 			"exactly one of secretKeyRef, signedJWT, serviceAccountToken or step must be set"),
+		Entry("a credential with a step and a Secret",
+			func(s *tokensv1alpha1.IssuerSpec) { s.Credentials[0].Step = &tokensv1alpha1.StepSource{Name: "sts"} },
+			"exactly one of secretKeyRef, signedJWT, serviceAccountToken or step must be set"),
+		Entry("a step over plain http",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Steps = []tokensv1alpha1.IssuerStep{{Name: "sts", Request: tokensv1alpha1.RequestSpec{URL: "http://sts.example.com/token"},
+					Response: tokensv1alpha1.ResponseSpec{Token: "access_token"}}}
+			},
+			"step URLs must use https"),
+		Entry("a step without a URL",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Steps = []tokensv1alpha1.IssuerStep{{Name: "sts", Response: tokensv1alpha1.ResponseSpec{Token: "access_token"}}}
+			},
+			"steps[].request.url is required"),
+		Entry("a step reading a refresh token",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Steps = []tokensv1alpha1.IssuerStep{{Name: "sts", Request: tokensv1alpha1.RequestSpec{URL: "https://sts.example.com/token"},
+					Response: tokensv1alpha1.ResponseSpec{Token: "access_token", RefreshToken: &tokensv1alpha1.RefreshTokenSpec{Path: "refresh_token"}}}}
+			},
+			"refreshToken and tokenID have no meaning in a step"),
+		Entry("more than four steps",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				for _, name := range []string{"a", "b", "c", "d", "e"} {
+					s.Steps = append(s.Steps, tokensv1alpha1.IssuerStep{Name: name, Request: tokensv1alpha1.RequestSpec{URL: "https://sts.example.com/token"},
+						Response: tokensv1alpha1.ResponseSpec{Token: "access_token"}})
+				}
+			},
+			"spec.steps: Too many"),
 		Entry("a credential declared twice",
 			func(s *tokensv1alpha1.IssuerSpec) { s.Credentials = append(s.Credentials, s.Credentials[0]) },
 			"spec.credentials[1]: Duplicate value"),

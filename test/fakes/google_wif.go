@@ -67,10 +67,10 @@ type GoogleWorkloadIdentity struct {
 	// ServiceAccounts are the emails federated principals may impersonate.
 	ServiceAccounts []string
 
-	mu        sync.Mutex
-	sts       []IssuedToken
-	stsCalls  int
-	genCalls  int
+	mu       sync.Mutex
+	sts      []IssuedToken
+	stsCalls int
+	genCalls int
 }
 
 func (f *GoogleWorkloadIdentity) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -58,7 +58,9 @@ func TestGoogleWorkloadIdentity(t *testing.T) {
 		{name: "wrong subject type", path: GoogleSTSPath, header: form,
 			body: exchangeBody(func(v url.Values) { v.Set("subject_token_type", tokenTypeAccess) }), status: 400, want: map[string]any{"error": "invalid_request"}},
 		{name: "wrong audience", path: GoogleSTSPath, header: form,
-			body: exchangeBody(func(v url.Values) { v.Set("audience", "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/pool/providers/other") }),
+			body: exchangeBody(func(v url.Values) {
+				v.Set("audience", "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/pool/providers/other")
+			}),
 			status: 400, want: map[string]any{"error": "invalid_target"}},
 		{name: "no cloud-platform scope", path: GoogleSTSPath, header: form,
 			body: exchangeBody(func(v url.Values) { v.Set("scope", "openid") }), status: 400, want: map[string]any{"error": "invalid_scope"}},
