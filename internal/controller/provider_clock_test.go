@@ -37,6 +37,12 @@ import (
 // Date header, the expiries it issues, the JWT times it checks) runs skew
 // ahead of the manager's.
 func skewedSample(file string, skew time.Duration) (*samples.Sample, *fakes.Base) {
+	return sampleAgainstFake(file, skew, nil)
+}
+
+// sampleAgainstFake is skewedSample with the sample changed by change, when
+// set, before it is created.
+func sampleAgainstFake(file string, skew time.Duration, change func(*samples.Sample)) (*samples.Sample, *fakes.Base) {
 	ns := newNamespace("clock-")
 	i := slices.IndexFunc(samples.Providers, func(p samples.Provider) bool { return p.File == file })
 	Expect(i).NotTo(BeNumerically("<", 0))
@@ -58,6 +64,9 @@ func skewedSample(file string, skew time.Duration) (*samples.Sample, *fakes.Base
 				}
 			}
 		}
+	}
+	if change != nil {
+		change(s)
 	}
 	for _, o := range s.Objects() {
 		Expect(k8sClient.Create(ctx, o)).To(Succeed())

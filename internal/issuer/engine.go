@@ -128,7 +128,7 @@ func (e *Engine) Issue(ctx context.Context, c Call) (*Token, error) {
 		token, err := e.obtain(ctx, c, callRefresh, c.Spec.Refresh, parameters, issued, red)
 		if err == nil {
 			token.Refreshed = true
-			return token, nil
+			return withDefaultLifetime(c.Spec, token), nil
 		}
 		if !refreshRefused(err) {
 			// A 5xx or 429 says nothing about the refresh token; minting through
@@ -136,7 +136,11 @@ func (e *Engine) Issue(ctx context.Context, c Call) (*Token, error) {
 			return nil, err
 		}
 	}
-	return e.obtain(ctx, c, callRequest, &c.Spec.Request, parameters, nil, red)
+	token, err := e.obtain(ctx, c, callRequest, &c.Spec.Request, parameters, nil, red)
+	if err != nil {
+		return nil, err
+	}
+	return withDefaultLifetime(c.Spec, token), nil
 }
 
 // Revoke invalidates token (whose id is tokenID, possibly empty) through the
