@@ -276,11 +276,13 @@ type RenewalPolicy struct {
 // AccessTokenSpec asks for a token from an issuer, kept fresh in a Secret.
 // +kubebuilder:validation:XValidation:rule="!(has(self.renewBefore) && has(self.renewBeforePercentage))",message="set at most one of renewBefore and renewBeforePercentage"
 type AccessTokenSpec struct {
-	// issuerRef names the issuer that mints the token. It cannot be changed: a
-	// token, its refresh token and its id belong to the issuer that minted them and
-	// are only ever sent back to it. To use another issuer, create a new
-	// AccessToken (deleting this one revokes its token through its own issuer).
-	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="issuerRef is immutable: create a new AccessToken to use another issuer"
+	// issuerRef names the issuer that mints the token. Changing it moves the
+	// AccessToken to another issuer without a gap: the current token stays in
+	// the Secret (and is not renewed) until the new issuer has issued one; it
+	// is then revoked through the issuer that minted it, after that issuer's
+	// revokeGracePeriod. A token, its refresh token and its id are only ever
+	// sent back to the issuer that minted them. Change parameters in the same
+	// apply when the new issuer declares others.
 	// +required
 	IssuerRef IssuerReference `json:"issuerRef"`
 
@@ -409,6 +411,44 @@ type AccessTokenStatus struct {
 	// issuer's spec and its credentials), so a change re-issues the token once.
 	// +optional
 	InputsHash string `json:"inputsHash,omitempty"`
+
+	// history lists the most recent tokens, newest first (the current token
+	// first), by fingerprint: which issuer minted each, when, when it expires,
+	// when a new token replaced it and when it was revoked. It never holds a
+	// token.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=5
+	// +optional
+	History []TokenHistoryEntry `json:"history,omitempty"`
+}
+
+// TokenHistoryEntry describes one token an AccessToken held, without the token.
+type TokenHistoryEntry struct {
+	// fingerprint is the token's tokenFingerprint: an HMAC of the token under
+	// a key held by this installation.
+	// +kubebuilder:validation:MaxLength=128
+	// +required
+	Fingerprint string `json:"fingerprint"`
+
+	// issuer is the issuer that minted the token.
+	// +required
+	Issuer IssuerReference `json:"issuer"`
+
+	// issuedAt is when the token was issued.
+	// +required
+	IssuedAt metav1.Time `json:"issuedAt"`
+
+	// expiresAt is when the token expires, if known.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// replacedAt is when a new token took its place in the Secret.
+	// +optional
+	ReplacedAt *metav1.Time `json:"replacedAt,omitempty"`
+
+	// revokedAt is when the issuer confirmed its revocation.
+	// +optional
+	RevokedAt *metav1.Time `json:"revokedAt,omitempty"`
 }
 
 // +kubebuilder:object:root=true

@@ -55,9 +55,9 @@ type TargetNamespaces struct {
 // to a Secret of the same name in every selected namespace.
 // +kubebuilder:validation:XValidation:rule="!(has(self.renewBefore) && has(self.renewBeforePercentage))",message="set at most one of renewBefore and renewBeforePercentage"
 type ClusterAccessTokenSpec struct {
-	// issuerRef names the ClusterTokenIssuer that mints the token. It cannot be
-	// changed.
-	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="issuerRef is immutable: create a new ClusterAccessToken to use another issuer"
+	// issuerRef names the ClusterTokenIssuer that mints the token. Changing it
+	// moves the source AccessToken to the other issuer without a gap, as
+	// changing an AccessToken's issuerRef does.
 	// +required
 	IssuerRef ClusterIssuerReference `json:"issuerRef"`
 

@@ -183,7 +183,11 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	live := false
 	if job, found := r.Calls.Take(req.NamespacedName); found {
 		switch {
-		case job.Err != nil || (!at.DeletionTimestamp.IsZero() && job.Result.RequeueAfter > 0):
+		case job.Err != nil || (!at.DeletionTimestamp.IsZero() && job.Result.RequeueAfter > 0 &&
+			job.Object != nil && job.Object.GetDeletionTimestamp() != nil):
+			// A revocation at deletion that waits to be tried again. A
+			// renewal or revocation job that ended after the deletion does
+			// not delay the finalizer: it goes on below.
 			return job.Result, job.Err
 		case !job.Asked && r.statusMayLag(at) && at.DeletionTimestamp.IsZero() &&
 			at.Generation == job.Object.GetGeneration() &&

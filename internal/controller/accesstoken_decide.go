@@ -120,6 +120,11 @@ func inputsChanged(in *inputs, _ time.Time) (decision, bool) {
 	if st.InputsHash == "" || st.InputsHash == in.inputsHash {
 		return decision{}, false
 	}
+	if in.movingFrom != "" {
+		return decision{actionIssue, reasonIssuerChanged, fmt.Sprintf(
+			"spec.issuerRef moved from %s to %s; the Secret keeps the current token until the new issuer has issued one",
+			in.movingFrom, describeIssuer(in.at.Spec.IssuerRef))}, true
+	}
 	return decision{actionIssue, reasonInputsChanged, "the AccessToken, its issuer or a credential Secret changed"}, true
 }
 
@@ -393,8 +398,14 @@ func setReady(at *tokensv1alpha1.AccessToken, in *inputs, now time.Time) {
 	default:
 		c.Status, c.Reason = metav1.ConditionTrue, tokensv1alpha1.ReasonTokenValid
 		c.Message = "the Secret holds a valid token"
+		if in.movingFrom != "" {
+			c.Message += " of " + in.movingFrom
+		}
 		if st.ExpiresAt != nil {
 			c.Message += " until " + st.ExpiresAt.UTC().Format(time.RFC3339)
+		}
+		if in.movingFrom != "" {
+			c.Message += fmt.Sprintf("; %s, which spec.issuerRef names, has not issued one yet (see Renewing)", describeIssuer(at.Spec.IssuerRef))
 		}
 	}
 	meta.SetStatusCondition(&at.Status.Conditions, c)
@@ -424,7 +435,9 @@ func nextWake(at *tokensv1alpha1.AccessToken, in *inputs, d decision, now time.T
 	}
 	if d.action != actionBlocked {
 		for _, s := range in.state.Superseded {
-			consider(s.RevokeAt)
+			if revocable(in, s) {
+				consider(s.RevokeAt)
+			}
 		}
 	}
 	if in.previous != "" && now.Before(in.previousUntil) {
@@ -471,7 +484,11 @@ func recordOf(at *tokensv1alpha1.AccessToken) secret.Record {
 
 // adopt rebuilds status from the Secret's record (see secretAhead).
 func adopt(at *tokensv1alpha1.AccessToken, in *inputs) {
+	replaced := at.Status.TokenFingerprint
 	setIssued(at, *in.secretRecord, in.renewalFloor)
+	// The token was minted for this spec, so by the issuer it names.
+	recordHistory(at, *in.secretRecord, issuerRefOf(at), replaced, in.secretRecord.IssuedAt)
+	in.movingFrom = ""
 	meta.SetStatusCondition(&at.Status.Conditions, metav1.Condition{
 		Type: tokensv1alpha1.ConditionRenewing, Status: metav1.ConditionTrue, Reason: tokensv1alpha1.ReasonRenewed,
 		Message: "status rebuilt from the token the Secret holds", ObservedGeneration: at.Generation,

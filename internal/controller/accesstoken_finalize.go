@@ -19,6 +19,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -59,10 +60,14 @@ func (r *AccessTokenReconciler) finalize(ctx context.Context, at *tokensv1alpha1
 		return ctrl.Result{}, r.release(ctx, at)
 	}
 	var pending []secret.Superseded
-	if in.spec != nil && in.spec.Revoke != nil && revokesOnDelete(at) {
-		pending = append(pending, in.state.Superseded...)
-		if in.state.Token != "" {
-			pending = append(pending, secret.Superseded{Token: in.state.Token, ID: in.state.TokenID})
+	if revokesOnDelete(at) {
+		// Each through the issuer that minted it: the current token may
+		// still be that of an issuer the AccessToken is moving from.
+		cur := secret.Superseded{Token: in.state.Token, ID: in.state.TokenID, Issuer: in.state.Issuer, IssuerUID: in.state.IssuerUID}
+		for _, s := range append(slices.Clone(in.state.Superseded), cur) {
+			if s.Token != "" && revocable(in, s) {
+				pending = append(pending, s)
+			}
 		}
 	}
 	if len(pending) == 0 {

@@ -83,6 +83,16 @@ type inputs struct {
 	renewalFloor time.Duration
 	// stateDirty is set when state changed and is not yet written.
 	stateDirty bool
+	// moved is true when state was written for another issuer than the one
+	// spec.issuerRef names: its tokens are revoked only through their own
+	// issuer, and its refresh token is dropped (see accesstoken_move.go).
+	moved bool
+	// movingFrom names the issuer of the current token when spec.issuerRef
+	// names another that has not issued one yet; empty otherwise.
+	movingFrom string
+	// others holds the inputs of the issuers that minted superseded tokens
+	// before the AccessToken moved, by issuer key and UID (see revokerFor).
+	others map[string]*inputs
 }
 
 // tokenCopy is the last token this process wrote for an AccessToken.
@@ -138,7 +148,12 @@ func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.A
 	if err := r.gatherSecret(ctx, reader, at, in); err != nil {
 		return nil, err
 	}
-	if in.keepsState() {
+	if from, moving := movingFrom(at); moving {
+		in.movingFrom = describeIssuer(from)
+	}
+	if in.keepsState() || r.stateCached(ctx, at) {
+		// A state of another issuer is read too: the tokens it minted wait
+		// there for their revocation.
 		s := &corev1.Secret{}
 		key := types.NamespacedName{Namespace: r.OperatorNamespace, Name: secret.StateName(at)}
 		err := reader.Get(ctx, key, s)
@@ -161,15 +176,27 @@ func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.A
 		}
 		switch {
 		case in.state.Issuer == "" && in.spec != nil:
-			// Written before state recorded its issuer: taken as this
-			// issuer's (issuerRef cannot change since then), and stamped so
-			// that the next write records it.
+			// Written before state recorded its issuer (and before issuerRef
+			// could change): taken as this issuer's, and stamped so that the
+			// next write records it.
 			in.state.Issuer, in.state.IssuerUID = in.issuerKey, string(in.issuerUID)
-		case in.state.Issuer != in.issuerKey || in.state.IssuerUID != string(in.issuerUID):
-			// Minted by another issuer (one deleted and created again under
-			// the same name, say): its refresh token and tokens are never sent
-			// to this one. They are dropped, and forgotten at the next write.
-			in.state = secret.State{}
+		case in.state.Issuer != "" && (in.state.Issuer != in.issuerKey ||
+			(in.issuerUID != "" && in.state.IssuerUID != string(in.issuerUID))):
+			// Minted by another issuer: spec.issuerRef changed, or the issuer
+			// was deleted and created again under the same name. Its refresh
+			// token is never sent to this one: dropped, and forgotten at the
+			// next write. Its tokens are revoked through their own issuer only.
+			in.moved = true
+			in.state.RefreshToken, in.state.RefreshTokenExpiresAt = "", nil
+		}
+		if in.state.Issuer != "" {
+			// Every superseded token names its issuer from here on.
+			in.state.Superseded = slices.Clone(in.state.Superseded)
+			for i := range in.state.Superseded {
+				if s := &in.state.Superseded[i]; s.Issuer == "" {
+					s.Issuer, s.IssuerUID = in.state.Issuer, in.state.IssuerUID
+				}
+			}
 		}
 		in.stateMatches = in.state.Restorable() &&
 			r.Fingerprinter.Fingerprint([]byte(in.state.Token)) == at.Status.TokenFingerprint
@@ -192,6 +219,18 @@ func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.A
 		in.inputsHash = hashInputs(at, in, versions)
 	}
 	return in, nil
+}
+
+// stateCached reports whether at has a state Secret, as the cache or this
+// process's own last write shows: the state of an issuer the AccessToken has
+// moved from is read even when the current issuer keeps none.
+func (r *AccessTokenReconciler) stateCached(ctx context.Context, at *tokensv1alpha1.AccessToken) bool {
+	if v, ok := r.stateVersions.Load(client.ObjectKeyFromObject(at)); ok && v.(writtenStatus).uid == at.UID {
+		return true
+	}
+	// The typed cache holds tokenmint's own Secrets, state Secrets included.
+	s := &corev1.Secret{}
+	return r.Client.Get(ctx, types.NamespacedName{Namespace: r.OperatorNamespace, Name: secret.StateName(at)}, s) == nil
 }
 
 func (r *AccessTokenReconciler) gatherIssuer(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs) (*tokensv1alpha1.IssuerSpec, types.UID, *problem, error) {

@@ -117,7 +117,8 @@ func (r *AccessTokenReconciler) buildCall(ctx context.Context, in *inputs) (issu
 		ServiceAccountTokens: saTokens,
 		ProviderClock:        r.Clocks.For(in.issuerKey, in.issuerUID),
 	}
-	if in.state.RefreshToken != "" && (in.state.RefreshTokenExpiresAt == nil || r.Clock.Now().Before(*in.state.RefreshTokenExpiresAt)) {
+	if in.state.RefreshToken != "" && !in.moved && in.state.Issuer == in.issuerKey && in.state.IssuerUID == string(in.issuerUID) &&
+		(in.state.RefreshTokenExpiresAt == nil || r.Clock.Now().Before(*in.state.RefreshTokenExpiresAt)) {
 		call.RefreshToken = in.state.RefreshToken
 	}
 	return call, nil
@@ -231,6 +232,10 @@ func (r *AccessTokenReconciler) recordFailure(at *tokensv1alpha1.AccessToken, in
 
 	reason, msg := failureReason(err)
 	msg = fmt.Sprintf("%s (attempt %d; next attempt %s)", msg, st.FailedAttempts, next.UTC().Format(time.RFC3339))
+	if in.movingFrom != "" {
+		msg = fmt.Sprintf("moving from %s to %s, which has not issued a token yet (the Secret keeps the token of %s, not renewed): %s",
+			in.movingFrom, describeIssuer(at.Spec.IssuerRef), in.movingFrom, msg)
+	}
 	if failingFor(at, reason) {
 		r.Recorder.Eventf(at, nil, corev1.EventTypeWarning, reason, "Issue", "%s", msg)
 	}

@@ -57,11 +57,8 @@ func capSupersededTo(st *secret.State, now time.Time, limit int) {
 
 // revocationDue reports whether a superseded token's grace period is over.
 func revocationDue(in *inputs, now time.Time) bool {
-	if in.spec == nil || in.spec.Revoke == nil {
-		return false
-	}
 	for _, s := range in.state.Superseded {
-		if !now.Before(s.RevokeAt) {
+		if !now.Before(s.RevokeAt) && revocable(in, s) {
 			return true
 		}
 	}
@@ -73,7 +70,7 @@ func revocationDue(in *inputs, now time.Time) bool {
 func (r *AccessTokenReconciler) revokeSuperseded(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, now time.Time) error {
 	err := r.revokeDue(ctx, at, in, now)
 	if in.stateDirty {
-		if werr := r.applyState(ctx, at, in.state); werr != nil {
+		if werr := r.writeState(ctx, at, in); werr != nil {
 			return werr
 		}
 		in.stateDirty = false
@@ -85,14 +82,14 @@ func (r *AccessTokenReconciler) revokeSuperseded(ctx context.Context, at *tokens
 // the outcome in in.state, marking it dirty, without writing it: a mint that
 // follows writes it once, with its new token.
 func (r *AccessTokenReconciler) revokeDue(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, now time.Time) error {
-	if in.spec == nil || in.spec.Revoke == nil || len(in.state.Superseded) == 0 {
+	if len(in.state.Superseded) == 0 {
 		return nil
 	}
 	var keep []secret.Superseded
 	changed := false
 	var errs []error
 	for _, s := range in.state.Superseded {
-		if now.Before(s.RevokeAt) || (in.previous != "" && in.previous == s.Token) {
+		if now.Before(s.RevokeAt) || (in.previous != "" && in.previous == s.Token) || !revocable(in, s) {
 			// Not yet; or pods may still read it under previousKey, which is
 			// emptied first (previousUntil is never after RevokeAt).
 			keep = append(keep, s)
@@ -102,6 +99,13 @@ func (r *AccessTokenReconciler) revokeDue(ctx context.Context, at *tokensv1alpha
 		if err := r.revokeAudited(ctx, in, s, revokeSuperseded); err != nil {
 			errs = append(errs, err)
 			s.Attempts++
+			var unreachable *revokerError
+			if errors.As(err, &unreachable) && s.Attempts == 1 {
+				// Said at once: the issuer that minted it is the only one
+				// it may be sent to.
+				r.Recorder.Eventf(at, nil, corev1.EventTypeWarning, tokensv1alpha1.ReasonRevokeFailed, "Revoke",
+					"Cannot revoke a superseded token: %s", unreachable.Error())
+			}
 			if s.Attempts < maxRevokeAttempts {
 				s.RevokeAt = now.Add(time.Duration(s.Attempts) * time.Minute)
 				keep = append(keep, s)
@@ -111,6 +115,7 @@ func (r *AccessTokenReconciler) revokeDue(ctx context.Context, at *tokensv1alpha
 			}
 			continue
 		}
+		recordRevoked(at, r.Fingerprinter.Fingerprint([]byte(s.Token)), now)
 		r.Recorder.Eventf(at, nil, corev1.EventTypeNormal, tokensv1alpha1.ReasonRevoked, "Revoke", "Superseded token revoked")
 	}
 	if !changed {
@@ -123,6 +128,7 @@ func (r *AccessTokenReconciler) revokeDue(ctx context.Context, at *tokensv1alpha
 
 const maxRevokeAttempts = 5
 
+// revoke sends s to the issuer that minted it, and to no other.
 func (r *AccessTokenReconciler) revoke(ctx context.Context, in *inputs, s secret.Superseded) error {
 	call, err := r.buildCall(ctx, in)
 	if err != nil {
@@ -154,4 +160,17 @@ func (r *AccessTokenReconciler) deleteOrphanState(ctx context.Context, key types
 		}
 	}
 	return nil
+}
+
+// writeState writes in.state; a state left with nothing to do, for an issuer
+// that keeps none (its superseded tokens were another issuer's), is deleted.
+func (r *AccessTokenReconciler) writeState(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs) error {
+	if !in.keepsState() && in.spec != nil && !in.moved && len(in.state.Superseded) == 0 {
+		if err := r.deleteState(ctx, at); err != nil {
+			return err
+		}
+		r.stateVersions.Delete(client.ObjectKeyFromObject(at))
+		return nil
+	}
+	return r.applyState(ctx, at, in.state)
 }

@@ -40,9 +40,20 @@ import (
 // store writes a freshly issued token: state first (so a crash never loses the
 // refresh token), then the Secret pods mount, then status.
 func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, d decision, tok *issuer.Token, now time.Time) error {
+	var moved *secret.Superseded
+	if in.moved && in.state.Token != "" {
+		// The token of the issuer the AccessToken moved from: revoked through
+		// that issuer, after its own grace period.
+		if s, ok := r.movedToken(ctx, in, now); ok {
+			moved = &s
+		}
+	}
 	out := secret.Output{Token: tok.Value, Fields: tok.Fields, IssuedAt: tok.IssuedAt.Truncate(time.Second), ExpiresAt: truncated(tok.ExpiresAt)}
 	if at.Spec.Secret.PreviousKey != "" && in.secret != nil && in.secretMatches && !tokenExpired(at, now) {
 		out.Previous, out.PreviousUntil = string(in.secret.Data[secret.Key(at)]), previousUntil(at, in, now)
+		if moved != nil {
+			out.PreviousUntil = minTime(out.PreviousUntil, moved.RevokeAt).Truncate(time.Second)
+		}
 	}
 	data, err := secret.Data(at, out)
 	if err != nil {
@@ -53,25 +64,32 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 		return &issuer.Error{Class: issuer.ClassInvalidConfig, Message: "the token cannot be written: " + err.Error()}
 	}
 	previous := at.Status.TokenFingerprint
-	if in.keepsState() {
+	if in.keepsState() || in.moved {
 		st := in.state
-		st.Issuer, st.IssuerUID = in.issuerKey, string(in.issuerUID)
-		if st.Token != "" && in.spec.Revoke != nil {
-			grace := 5 * time.Minute
-			if in.spec.RevokeGracePeriod != nil {
-				grace = in.spec.RevokeGracePeriod.Duration
+		switch {
+		case st.Token == "":
+		case in.moved:
+			if moved != nil {
+				st.Superseded = append(st.Superseded, *moved)
+				capSuperseded(&st, now)
 			}
-			st.Superseded = append(st.Superseded, secret.Superseded{Token: st.Token, ID: st.TokenID, RevokeAt: now.Add(grace)})
+		case in.spec.Revoke != nil:
+			st.Superseded = append(st.Superseded, secret.Superseded{Token: st.Token, ID: st.TokenID,
+				RevokeAt: now.Add(revokeGrace(in.spec)), Issuer: in.issuerKey, IssuerUID: string(in.issuerUID)})
 			capSuperseded(&st, now)
 		}
-		st.Token, st.Fields, st.TokenID = tok.Value, tok.Fields, tok.ID
+		st.Issuer, st.IssuerUID = in.issuerKey, string(in.issuerUID)
+		st.Token, st.Fields, st.TokenID, st.FieldsDropped = "", nil, "", false
+		if in.keepsState() {
+			st.Token, st.Fields, st.TokenID = tok.Value, tok.Fields, tok.ID
+		}
 		if tok.RefreshToken != "" {
 			st.RefreshToken, st.RefreshTokenExpiresAt = tok.RefreshToken, tok.RefreshTokenExpiresAt
 		}
 		if err := r.applyState(ctx, at, st); err != nil {
 			return err
 		}
-		in.state, in.stateDirty = st, false
+		in.state, in.stateDirty, in.moved = st, false, false
 	}
 	rec := secret.Record{
 		Fingerprint: r.Fingerprinter.Fingerprint([]byte(tok.Value)),
@@ -94,6 +112,8 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 	st := &at.Status
 	first := st.IssuedAt == nil
 	setIssued(at, rec, in.renewalFloor)
+	recordHistory(at, rec, issuerRefOf(at), previous, now)
+	in.movingFrom = ""
 	st.LastRenewalRequest = at.Annotations[tokensv1alpha1.AnnotationRenew]
 
 	reason, verb := tokensv1alpha1.ReasonRenewed, "renewed"
@@ -165,12 +185,9 @@ func previousUntil(at *tokensv1alpha1.AccessToken, in *inputs, now time.Time) ti
 		until = exp.Time
 	}
 	if in.spec != nil && in.spec.Revoke != nil {
-		grace := 5 * time.Minute
-		if in.spec.RevokeGracePeriod != nil {
-			grace = in.spec.RevokeGracePeriod.Duration
-		}
-		until = minTime(until, now.Add(grace))
+		until = minTime(until, now.Add(revokeGrace(in.spec)))
 	}
+
 	return until.Truncate(time.Second)
 }
 

@@ -491,21 +491,33 @@ var _ = Describe("admission", func() {
 		}
 	})
 
-	It("refuses a change of issuer", func() {
+	It("accepts a change of issuer, kind and parameters in one apply", func() {
 		at := &tokensv1alpha1.AccessToken{
 			ObjectMeta: metav1.ObjectMeta{GenerateName: "admission-", Namespace: "default"},
 			Spec: tokensv1alpha1.AccessTokenSpec{
-				IssuerRef: tokensv1alpha1.IssuerReference{Name: "cable"},
-				Secret:    tokensv1alpha1.SecretTemplate{Name: "token"},
+				IssuerRef:  tokensv1alpha1.IssuerReference{Name: "cable"},
+				Parameters: map[string]apiextensionsv1.JSON{"lifetimeSeconds": {Raw: []byte("3600")}},
+				Secret:     tokensv1alpha1.SecretTemplate{Name: "token"},
 			},
 		}
 		Expect(k8sClient.Create(ctx, at)).To(Succeed())
 		DeferCleanup(k8sClient.Delete, ctx, at)
 		patch := client.MergeFrom(at.DeepCopy())
-		at.Spec.IssuerRef.Name = "other"
-		err := k8sClient.Patch(ctx, at, patch)
+		at.Spec.IssuerRef = tokensv1alpha1.IssuerReference{Kind: tokensv1alpha1.ClusterTokenIssuerKind, Name: "other"}
+		at.Spec.Parameters = map[string]apiextensionsv1.JSON{"scopes": {Raw: []byte(`["orders.read"]`)}}
+		Expect(k8sClient.Patch(ctx, at, patch)).To(Succeed())
+		Expect(get(at).Spec.IssuerRef).To(Equal(at.Spec.IssuerRef))
+
+		By("a history entry in status is bounded")
+		cur := get(at)
+		patch = client.MergeFrom(cur.DeepCopy())
+		for range 6 {
+			cur.Status.History = append(cur.Status.History, tokensv1alpha1.TokenHistoryEntry{Fingerprint: "fp",
+				Issuer: cur.Spec.IssuerRef, IssuedAt: metav1.Now()})
+		}
+		err := k8sClient.Status().Patch(ctx, cur, patch)
 		Expect(err).To(HaveOccurred())
-		Expect(err.Error()).To(ContainSubstring("issuerRef is immutable"))
+		Expect(err.Error()).To(ContainSubstring("must have at most 5 items"))
 	})
 })
 
@@ -545,14 +557,15 @@ var _ = Describe("ClusterAccessToken admission", func() {
 		Entry("a Secret type tokenmint cannot fill", func(c *tokensv1alpha1.ClusterAccessToken) { c.Spec.Secret.Type = "kubernetes.io/tls" },
 			`Unsupported value: "kubernetes.io/tls"`),
 	)
-	It("refuses a change of issuer", func() {
+	It("accepts a change of issuer", func() {
 		cat := valid()
 		Expect(k8sClient.Create(ctx, cat)).To(Succeed())
 		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, cat))).To(Succeed()) })
 		patch := client.MergeFrom(cat.DeepCopy())
 		cat.Spec.IssuerRef.Name = "other"
-		err := k8sClient.Patch(ctx, cat, patch)
-		Expect(err).To(HaveOccurred())
-		Expect(err.Error()).To(ContainSubstring("issuerRef is immutable"))
+		Expect(k8sClient.Patch(ctx, cat, patch)).To(Succeed())
+		got := &tokensv1alpha1.ClusterAccessToken{}
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(cat), got)).To(Succeed())
+		Expect(got.Spec.IssuerRef.Name).To(Equal("other"))
 	})
 })

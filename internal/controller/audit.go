@@ -77,8 +77,25 @@ func auditRevoke(ctx context.Context, in *inputs, trigger, fingerprint string, e
 }
 
 // revokeAudited revokes s and writes the audit line.
+// It goes through the issuer that minted s (see revokerFor): when that issuer
+// cannot be used, nothing is sent and the error is a *revokerError.
 func (r *AccessTokenReconciler) revokeAudited(ctx context.Context, in *inputs, s secret.Superseded, trigger string) error {
-	err := r.revoke(ctx, in, s)
-	auditRevoke(ctx, in, trigger, r.Fingerprinter.Fingerprint([]byte(s.Token)), err)
+	via, err := r.revokerFor(ctx, in, s)
+	if err != nil {
+		if ie := (*issuer.Error)(nil); errors.As(err, &ie) {
+			err = &revokerError{err}
+		}
+		via = &inputs{at: in.at, issuerKey: s.Issuer}
+	} else {
+		err = r.revoke(ctx, via, s)
+	}
+	auditRevoke(ctx, via, trigger, r.Fingerprinter.Fingerprint([]byte(s.Token)), err)
 	return err
 }
+
+// revokerError is why a token could not be sent for revocation to the issuer
+// that minted it: that issuer is gone, was created again or cannot revoke.
+type revokerError struct{ err error }
+
+func (e *revokerError) Error() string { return e.err.Error() }
+func (e *revokerError) Unwrap() error { return e.err }

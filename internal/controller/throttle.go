@@ -289,7 +289,7 @@ func spendsMintBudget(at *tokensv1alpha1.AccessToken, in *inputs, d decision, no
 func aheadOfSchedule(at *tokensv1alpha1.AccessToken, in *inputs, d decision, now time.Time) bool {
 	switch d.reason {
 	case reasonRenewalRequested:
-	case reasonInputsChanged:
+	case reasonInputsChanged, reasonIssuerChanged:
 		if at.Spec.IssuerRef.Kind == tokensv1alpha1.ClusterTokenIssuerKind && at.Generation == at.Status.ObservedGeneration {
 			return false
 		}

@@ -160,3 +160,31 @@ func TestReadyNeverClaimsAnExpiredToken(t *testing.T) {
 		}
 	}
 }
+
+func TestHistoryShowsIssuersAndTimes(t *testing.T) {
+	at := func(d time.Duration) *metav1.Time { t := metav1.NewTime(now.Add(d)); return &t }
+	st := &tokensv1alpha1.AccessTokenStatus{History: []tokensv1alpha1.TokenHistoryEntry{
+		{Fingerprint: "hmac-sha256:new", Issuer: tokensv1alpha1.IssuerReference{Kind: tokensv1alpha1.ClusterTokenIssuerKind, Name: "b"},
+			IssuedAt: *at(-time.Minute), ExpiresAt: at(59 * time.Minute)},
+		{Fingerprint: "hmac-sha256:old", Issuer: tokensv1alpha1.IssuerReference{Name: "a"},
+			IssuedAt: *at(-2 * time.Hour), ExpiresAt: at(-time.Hour), ReplacedAt: at(-time.Minute), RevokedAt: at(-30 * time.Second)},
+	}}
+	var out bytes.Buffer
+	printHistory(&out, historyViews(st, now))
+	got := out.String()
+	for _, want := range []string{"Recent tokens (newest first):", "FINGERPRINT", "REVOKED",
+		"hmac-sha256:new  ClusterTokenIssuer/b", "hmac-sha256:old  TokenIssuer/a"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("history lacks %q:\n%s", want, got)
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(got), "\n")
+	if len(lines) != 4 || !strings.HasSuffix(strings.TrimSpace(lines[2]), "-") || strings.HasSuffix(strings.TrimSpace(lines[3]), "-") {
+		t.Errorf("the current token is neither replaced nor revoked, the old one both:\n%s", got)
+	}
+	out.Reset()
+	printHistory(&out, historyViews(&tokensv1alpha1.AccessTokenStatus{}, now))
+	if out.Len() != 0 {
+		t.Errorf("no history prints nothing, got %q", out.String())
+	}
+}

@@ -70,7 +70,9 @@ type StatusView struct {
 	// RenewalRequested is the value of the renew annotation not yet acted on.
 	RenewalRequested string      `json:"renewalRequested,omitempty"`
 	TokenFingerprint string      `json:"tokenFingerprint,omitempty"`
-	Secret           *SecretView `json:"secret"`
+	// History is status.history: the recent tokens, newest first.
+	History []HistoryView `json:"history,omitempty"`
+	Secret  *SecretView   `json:"secret"`
 	// NeedsRestart are the workloads the RotationVisible condition names as
 	// reading the Secret once (environment variables, subPath mounts).
 	NeedsRestart   []string    `json:"needsRestart,omitempty"`
@@ -78,6 +80,51 @@ type StatusView struct {
 	Events         []EventView `json:"events"`
 	// EventsError says why events could not be listed.
 	EventsError string `json:"eventsError,omitempty"`
+}
+
+// HistoryView is one recent token, by fingerprint: never the token.
+type HistoryView struct {
+	Fingerprint string  `json:"fingerprint"`
+	Issuer      string  `json:"issuer"`
+	IssuedAt    *Moment `json:"issuedAt,omitempty"`
+	ExpiresAt   *Moment `json:"expiresAt,omitempty"`
+	ReplacedAt  *Moment `json:"replacedAt,omitempty"`
+	RevokedAt   *Moment `json:"revokedAt,omitempty"`
+}
+
+// historyViews shows status.history at now.
+func historyViews(st *tokensv1alpha1.AccessTokenStatus, now time.Time) []HistoryView {
+	var out []HistoryView
+	for _, h := range st.History {
+		kind := h.Issuer.Kind
+		if kind == "" {
+			kind = tokensv1alpha1.TokenIssuerKind
+		}
+		issued := h.IssuedAt
+		out = append(out, HistoryView{Fingerprint: h.Fingerprint, Issuer: string(kind) + "/" + h.Issuer.Name,
+			IssuedAt: momentOf(&issued, now), ExpiresAt: momentOf(h.ExpiresAt, now),
+			ReplacedAt: momentOf(h.ReplacedAt, now), RevokedAt: momentOf(h.RevokedAt, now)})
+	}
+	return out
+}
+
+// printHistory writes the recent tokens as a table.
+func printHistory(out io.Writer, history []HistoryView) {
+	if len(history) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "  Recent tokens (newest first):")
+	rel := func(m *Moment) string {
+		if m == nil {
+			return "-"
+		}
+		return m.Relative
+	}
+	ht := newTable(out, "    ", "FINGERPRINT", "ISSUER", "ISSUED", "EXPIRES", "REPLACED", "REVOKED")
+	for _, h := range history {
+		ht.row("    ", h.Fingerprint, h.Issuer, rel(h.IssuedAt), rel(h.ExpiresAt), rel(h.ReplacedAt), rel(h.RevokedAt))
+	}
+	ht.flush()
 }
 
 // ConditionView is one condition.
@@ -233,6 +280,7 @@ func buildStatus(ctx context.Context, c client.Client, at *tokensv1alpha1.Access
 		FailedAttempts:   st.FailedAttempts,
 		LastFailure:      momentOf(st.LastFailureTime, now),
 		TokenFingerprint: st.TokenFingerprint,
+		History:          historyViews(st, now),
 		Conditions:       []ConditionView{},
 		Events:           []EventView{},
 	}
@@ -458,6 +506,7 @@ func printStatus(out io.Writer, v *StatusView) {
 	t.flush()
 
 	printConditions(out, v.Conditions)
+	printHistory(out, v.History)
 
 	printSecretSummary(out, v.Secret)
 

@@ -76,6 +76,12 @@ type Superseded struct {
 	RevokeAt time.Time `json:"revokeAt"`
 	// Attempts counts failed revocations; the token is dropped after a few.
 	Attempts int `json:"attempts,omitempty"`
+	// Issuer and IssuerUID identify the issuer that minted the token, the
+	// only one it is ever sent to: another than State's after the
+	// AccessToken moved to another issuer. Empty in states written before
+	// they were recorded: State's issuer then.
+	Issuer    string `json:"issuer,omitempty"`
+	IssuerUID string `json:"issuerUID,omitempty"`
 }
 
 // StatePrefix starts the name of every state Secret.

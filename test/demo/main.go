@@ -65,18 +65,28 @@ const (
 )
 
 func main() {
-	lifetime := flag.Duration("lifetime", 2*time.Minute, "lifetime of the tokens the fake providers issue")
+	lifetime := 2 * time.Minute
+	// The lifetime is checked as it is parsed, so that a refused value fails
+	// the flag parsing itself (the docs test runs it with every documented
+	// -lifetime).
+	flag.Func("lifetime", "lifetime of the tokens the fake providers issue, 1m or more (default 2m)", func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		if err := checkLifetime(d); err != nil {
+			return err
+		}
+		lifetime = d
+		return nil
+	})
 	useKubeconfig := flag.Bool("use-kubeconfig", false, "run against the cluster of $KUBECONFIG instead of a local control plane")
 	duration := flag.Duration("duration", 0, "stop after this long (0: run until Ctrl-C)")
 	flag.Parse()
-	if err := checkLifetime(*lifetime); err != nil {
-		fmt.Fprintln(os.Stderr, "demo:", err)
-		os.Exit(2)
-	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *lifetime, *useKubeconfig, *duration); err != nil && !errors.Is(err, context.Canceled) {
+	if err := run(ctx, lifetime, *useKubeconfig, *duration); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}

@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 	. "github.com/onsi/gomega"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -276,6 +278,98 @@ spec:
 		} {
 			Expect(can(denied[0], denied[1])).To(Equal("no"), "%s %s", denied[0], denied[1])
 		}
+	})
+})
+
+// historyColumns is the jsonpath docs/operations.md gives to follow a move.
+const historyColumns = `jsonpath={range .status.history[*]}{.issuer.kind}/{.issuer.name} {.fingerprint} issued {.issuedAt} replaced {.replacedAt} revoked {.revokedAt}{"\n"}{end}`
+
+var _ = Describe("moving an AccessToken to another issuer", func() {
+	It("switches the Secret to the new issuer's token with one kubectl apply, never leaving it without a valid token", func() {
+		const ns = "e2e-move"
+		kubectl("create", "namespace", ns)
+		var p samples.Provider
+		for _, x := range samples.Providers {
+			if x.Name == "oauth2-client-credentials" {
+				p = x
+			}
+		}
+		// Two ClusterTokenIssuers of the sample, each served by its own fake;
+		// both read the sample's credential Secret.
+		start := func(suffix string) (*fakes.Base, *samples.Sample) {
+			fake, base := p.NewFake()
+			base.Lifetime = time.Hour
+			url := fakes.Start(GinkgoTB(), fake).URL
+			s, err := samples.Load(p.File)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(s.PointAt(url)).To(Succeed())
+			s.FillCredentials()
+			s.Place(ns, credentialsNamespace, suffix)
+			return base, s
+		}
+		apply := func(name string, objs ...client.Object) {
+			var manifest bytes.Buffer
+			for _, o := range objs {
+				raw, err := yaml.Marshal(o)
+				Expect(err).NotTo(HaveOccurred())
+				manifest.WriteString("---\n")
+				manifest.Write(raw)
+			}
+			file := filepath.Join(dir, name)
+			Expect(os.WriteFile(file, manifest.Bytes(), 0o600)).To(Succeed())
+			kubectl("apply", "-f", file)
+		}
+		fakeA, a := start("-move-a")
+		fakeB, b := start("-move-b")
+		apply("move-a.yaml", a.Objects()...)
+		apply("move-b.yaml", b.ClusterTokenIssuer)
+
+		token := func() string {
+			sec := &corev1.Secret{}
+			if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: a.AccessToken.Spec.Secret.Name}, sec); err != nil {
+				return ""
+			}
+			return string(sec.Data["token"])
+		}
+		Eventually(fakeA.Issued, 30*time.Second, 250*time.Millisecond).Should(HaveLen(1))
+		Eventually(token, 10*time.Second, 100*time.Millisecond).Should(Equal(fakeA.Issued()[0].Value))
+		tokenA := token()
+
+		By("watching the Secret while issuerRef and parameters change in one apply")
+		var gaps atomic.Int32
+		done, finished := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer GinkgoRecover()
+			defer close(finished)
+			for {
+				select {
+				case <-done:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				if v := token(); !fakeA.Valid(v) && !fakeB.Valid(v) {
+					gaps.Add(1)
+				}
+			}
+		}()
+		moved := a.AccessToken.DeepCopy()
+		moved.Spec.IssuerRef.Name = b.ClusterTokenIssuer.Name
+		moved.Spec.Parameters = map[string]apiextensionsv1.JSON{"scopes": {Raw: []byte(`["orders.write"]`)}}
+		apply("move-accesstoken.yaml", moved)
+		Eventually(fakeB.Issued, 30*time.Second, 250*time.Millisecond).Should(HaveLen(1))
+		Eventually(token, 10*time.Second, 100*time.Millisecond).Should(Equal(fakeB.Issued()[0].Value))
+		Eventually(func() string {
+			return kubectl("get", "accesstoken", a.AccessToken.Name, "-n", ns, "-o", historyColumns)
+		}, 10*time.Second, 250*time.Millisecond).Should(And(
+			MatchRegexp(`(?m)^ClusterTokenIssuer/`+b.ClusterTokenIssuer.Name+` hmac-sha256:\S+ issued \S+ replaced  revoked $`),
+			MatchRegexp(`(?m)^ClusterTokenIssuer/`+a.ClusterTokenIssuer.Name+` hmac-sha256:\S+ issued \S+ replaced \S+ revoked $`)))
+		GinkgoWriter.Println(kubectl("get", "accesstoken", a.AccessToken.Name, "-n", ns, "-o", "wide"))
+		close(done)
+		<-finished
+		Expect(gaps.Load()).To(BeZero(), "the Secret held no valid token at some moment")
+		Expect(fakeB.Issued()).To(HaveLen(1))
+		Expect(fakeA.Issued()).To(HaveLen(1), "the old issuer renews nothing")
+		Expect(fakeA.Valid(tokenA)).To(BeTrue(), "revoked only after the old issuer's revokeGracePeriod (5m)")
 	})
 })
 
