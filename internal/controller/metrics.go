@@ -147,9 +147,16 @@ func (c *accessTokenCollector) gather() ([]*dto.MetricFamily, error) {
 	const perToken = 4
 	pairs := make([]dto.LabelPair, perToken*n)
 	labels := make([]*dto.LabelPair, perToken*n)
-	series := make([]dto.Metric, 5*n)
-	gauges := make([]dto.Gauge, 5*n)
-	values := make([]float64, 5*n)
+	// Four series per AccessToken, and a fifth for the few whose expiry is unknown.
+	size := 4 * n
+	for _, at := range items {
+		if expiryUnknown(at) {
+			size++
+		}
+	}
+	series := make([]dto.Metric, size)
+	gauges := make([]dto.Gauge, size)
+	values := make([]float64, size)
 	families := []*dto.MetricFamily{
 		{Name: ptr.To(tokenExpiryName), Help: &tokenExpiryHelp, Type: &gaugeType, Metric: make([]*dto.Metric, 0, n)},
 		{Name: ptr.To(tokenRenewalName), Help: &tokenRenewalHelp, Type: &gaugeType, Metric: make([]*dto.Metric, 0, n)},
