@@ -55,7 +55,9 @@ var _ = Describe("a token whose endpoint reports no expiry", func() {
 		})
 		return waitReady(s.AccessToken), fake
 	}
-	hours := func(h int) *tokensv1alpha1.Duration { return &tokensv1alpha1.Duration{Duration: time.Duration(h) * time.Hour} }
+	hours := func(h int) *tokensv1alpha1.Duration {
+		return &tokensv1alpha1.Duration{Duration: time.Duration(h) * time.Hour}
+	}
 
 	It("lives the issuer's defaultLifetime, which maxAge can only shorten", func() {
 		at, _ := paisr(nil, hours(2))
