@@ -65,6 +65,8 @@ type AccessTokenReconciler struct {
 	// Health, when set, is told the result of every call, for the issuers'
 	// Ready conditions.
 	Health *IssuerHealth
+	// Clocks, when set, measures each issuer's clock and corrects for it.
+	Clocks *ProviderClocks
 	Tokens TokenSource
 	// Transports hands out one HTTP client per distinct transport configuration.
 	Transports *Transports

@@ -414,6 +414,7 @@ func setReady(at *tokensv1alpha1.AccessToken, in *inputs, now time.Time) {
 		}
 	}
 	meta.SetStatusCondition(&at.Status.Conditions, c)
+	setExpiryUnknown(at)
 }
 
 // nextWake is how long to wait before the AccessToken needs attention again: its

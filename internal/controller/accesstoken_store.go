@@ -144,6 +144,7 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 	case first:
 		r.Recorder.Eventf(at, nil, corev1.EventTypeNormal, reason, "Issue", "%s", msg)
 	}
+	warnExpiryUnknown(at, r.Recorder)
 	kind, ns, name := splitIssuerKey(in.issuerKey)
 	tokensIssued.WithLabelValues(kind, ns, name).Inc()
 	auditMint(ctx, in, d.reason, tok, st.TokenFingerprint, previous)

@@ -84,6 +84,10 @@ type Call struct {
 	// ServiceAccountTokens are the tokens of the spec's serviceAccountToken
 	// values (see ServiceAccountTokenSources), requested for this call.
 	ServiceAccountTokens map[v1alpha1.ServiceAccountTokenSource]string
+	// ProviderClock, when set, is the issuer's clock: the call measures it from
+	// the answer's Date header and, when it corrects, reads and writes the
+	// provider's times with it. Keep one per issuer across calls.
+	ProviderClock *ProviderClock
 }
 
 // Token is a freshly issued token. It is the only thing the engine returns that
@@ -129,7 +133,7 @@ func (e *Engine) Issue(ctx context.Context, c Call) (*Token, error) {
 		token, err := e.obtain(ctx, c, callRefresh, c.Spec.Refresh, parameters, issued, red)
 		if err == nil {
 			token.Refreshed = true
-			return token, nil
+			return withDefaultLifetime(c.Spec, token), nil
 		}
 		if !refreshRejected(err) {
 			// A 5xx or 429 says nothing about the refresh token; minting through
@@ -147,10 +151,13 @@ func (e *Engine) Issue(ctx context.Context, c Call) (*Token, error) {
 			return nil, permanentUnlessRefresh(err)
 		}
 		token.RefreshRejected = true
-		return token, nil
+		return withDefaultLifetime(c.Spec, token), nil
 	}
 	token, err := e.obtain(ctx, c, callRequest, &c.Spec.Request, parameters, nil, red)
-	return token, permanentUnlessRefresh(err)
+	if err != nil {
+		return nil, permanentUnlessRefresh(err)
+	}
+	return withDefaultLifetime(c.Spec, token), nil
 }
 
 // Revoke invalidates token (whose id is tokenID, possibly empty) through the
@@ -222,7 +229,16 @@ func (e *Engine) obtain(ctx context.Context, c Call, kind callKind, spec *v1alph
 	if err != nil {
 		return nil, err
 	}
-	return readToken(&c.Spec.Response, a, sentAt, red)
+	token, err := readToken(&c.Spec.Response, a, sentAt, red)
+	if err != nil && a.resendOnProviderTime(err) {
+		// The refusal taught the engine the provider's clock, and the request
+		// carried times on the old one: send it once more on the provider's.
+		if a, sentAt, err = e.exchange(ctx, c, kind, spec, parameters, issued, red); err != nil {
+			return nil, err
+		}
+		return readToken(&c.Spec.Response, a, sentAt, red)
+	}
+	return token, err
 }
 
 // exchange builds and sends one request and reads its answer through the size
@@ -234,7 +250,8 @@ func (e *Engine) exchange(ctx context.Context, c Call, kind callKind, spec *v1al
 	if err != nil {
 		return answer{}, now, err
 	}
-	values := &valueResolver{parameters: parameters, secrets: c.Secrets, issued: issued, now: now, newUUID: e.newUUID(), signed: red.add,
+	sentOffset := c.ProviderClock.correction()
+	values := &valueResolver{parameters: parameters, secrets: c.Secrets, issued: issued, now: now.Add(sentOffset), newUUID: e.newUUID(), signed: red.add,
 		serviceAccountTokens: c.ServiceAccountTokens, spec: c.Spec}
 	ctx, cancel := context.WithTimeout(ctx, timeout(c.Spec))
 	defer cancel()
@@ -247,6 +264,8 @@ func (e *Engine) exchange(ctx context.Context, c Call, kind callKind, spec *v1al
 	if err != nil {
 		return answer{}, now, transportError(kind, err, red)
 	}
+	c.ProviderClock.Observe(a.header, now, e.clock().Now())
+	a.offset, a.sentOffset, a.timed = c.ProviderClock.correction(), sentOffset, values.timed
 	if len(a.body) > MaxResponseBytes {
 		return answer{}, now, &Error{Class: ClassInvalidResponse, StatusCode: a.status,
 			Message: fmt.Sprintf("response body is larger than %d bytes", MaxResponseBytes)}
