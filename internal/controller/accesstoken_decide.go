@@ -468,9 +468,17 @@ func recordOf(at *tokensv1alpha1.AccessToken) secret.Record {
 	return rec
 }
 
-// adopt rebuilds status from the Secret's record (see secretAhead).
+// adopt rebuilds status from the Secret's record (see secretAhead). A Secret
+// restored from backup (see inputs.reown) records the inputs hash of the
+// objects before the restore, whose UIDs and versions it changed: when it
+// records the identity of the current inputs, it was issued from them and
+// takes their hash; otherwise the inputs changed, and it is renewed.
 func adopt(at *tokensv1alpha1.AccessToken, in *inputs) {
-	setIssued(at, *in.secretRecord, in.renewalFloor)
+	rec := *in.secretRecord
+	if in.reown && rec.InputsIdentity != "" && rec.InputsIdentity == in.inputsIdentity {
+		rec.InputsHash = in.inputsHash
+	}
+	setIssued(at, rec, in.renewalFloor)
 	meta.SetStatusCondition(&at.Status.Conditions, metav1.Condition{
 		Type: tokensv1alpha1.ConditionRenewing, Status: metav1.ConditionTrue, Reason: tokensv1alpha1.ReasonRenewed,
 		Message: "status rebuilt from the token the Secret holds", ObservedGeneration: at.Generation,

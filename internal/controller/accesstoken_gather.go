@@ -57,6 +57,16 @@ type inputs struct {
 	secret *corev1.Secret
 	// foreign is true when a Secret of that name exists but tokenmint does not own it.
 	foreign bool
+	// reown is true when the Secret proves it was written for this
+	// AccessToken (see secret.ProvesOwner) but its owner reference names
+	// another UID, or none: it was restored from backup, or retained. Its
+	// owner reference is set to this AccessToken before anything else is
+	// written to it (see reownSecret).
+	reown bool
+	// adopting is true when the Secret is someone else's, marked for this
+	// AccessToken to take over (see secret.Adoptable): its token is not
+	// used, a new one is minted into it.
+	adopting bool
 	// unproven is true when the Secret lacks a valid owner proof, so that the
 	// cache holds none of its data: it is rewritten with one.
 	unproven bool
@@ -83,6 +93,13 @@ type inputs struct {
 	renewalFloor time.Duration
 	// stateDirty is set when state changed and is not yet written.
 	stateDirty bool
+	// stateMoved names the state Secret an earlier version wrote under the
+	// AccessToken's UID (see secret.UIDStateName): removed once the state is
+	// written under its name.
+	stateMoved string
+	// inputsIdentity is inputsHash without the UIDs and versions a restore
+	// changes (see secret.AnnotationInputsIdentity).
+	inputsIdentity string
 }
 
 // tokenCopy is the last token this process wrote for an AccessToken.
@@ -139,40 +156,16 @@ func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.A
 		return nil, err
 	}
 	if in.keepsState() {
-		s := &corev1.Secret{}
-		key := types.NamespacedName{Namespace: r.OperatorNamespace, Name: secret.StateName(at)}
-		err := reader.Get(ctx, key, s)
-		if v, ok := r.stateVersions.Load(client.ObjectKeyFromObject(at)); !live && (ok && v.(writtenStatus).uid == at.UID &&
-			(err != nil || s.ResourceVersion != v.(writtenStatus).resourceVersion) || err == nil && len(s.Data) == 0) {
-			// The cache has not caught up with this process's last write, or
-			// holds a state written before states were bounded, larger than
-			// secret.MaxStateBytes, without its data.
-			s = &corev1.Secret{}
-			err = r.APIReader.Get(ctx, key, s)
+		if err := r.gatherState(ctx, reader, live, at, in); err != nil {
+			return nil, err
 		}
-		switch {
-		case apierrors.IsNotFound(err):
-		case err != nil:
-			return nil, fmt.Errorf("reading state Secret: %w", err)
-		default:
-			if in.state, err = secret.DecodeState(s); err != nil {
-				return nil, err
-			}
-		}
-		switch {
-		case in.state.Issuer == "" && in.spec != nil:
-			// Written before state recorded its issuer: taken as this
-			// issuer's (issuerRef cannot change since then), and stamped so
-			// that the next write records it.
-			in.state.Issuer, in.state.IssuerUID = in.issuerKey, string(in.issuerUID)
-		case in.state.Issuer != in.issuerKey || in.state.IssuerUID != string(in.issuerUID):
-			// Minted by another issuer (one deleted and created again under
-			// the same name, say): its refresh token and tokens are never sent
-			// to this one. They are dropped, and forgotten at the next write.
-			in.state = secret.State{}
-		}
-		in.stateMatches = in.state.Restorable() &&
-			r.Fingerprinter.Fingerprint([]byte(in.state.Token)) == at.Status.TokenFingerprint
+	}
+	if in.reown && in.spec != nil && in.spec.Revoke != nil && in.secretRecord != nil &&
+		(in.state.Token == "" || r.Fingerprinter.Fingerprint([]byte(in.state.Token)) != in.secretRecord.Fingerprint) {
+		// A token tokenmint may have revoked (when its AccessToken was
+		// deleted, along with its state) is never taken back: the Secret is
+		// this AccessToken's to write, not its token to serve.
+		in.secretRecord = nil
 	}
 	if !in.secretMatches && !in.stateMatches {
 		// The copy this process kept of the token it wrote last restores an edited
@@ -190,8 +183,107 @@ func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.A
 			return nil, err
 		}
 		in.inputsHash = hashInputs(at, in, versions)
+		in.inputsIdentity = inputsIdentity(at, in)
 	}
 	return in, nil
+}
+
+// gatherState reads the AccessToken's state Secret: under its name, or under
+// the UID an earlier version named it by (moved at the next write). State
+// minted by another issuer is dropped (see sameIssuer).
+func (r *AccessTokenReconciler) gatherState(ctx context.Context, reader client.Reader, live bool, at *tokensv1alpha1.AccessToken, in *inputs) error {
+	s := &corev1.Secret{}
+	key := types.NamespacedName{Namespace: r.OperatorNamespace, Name: secret.StateName(at)}
+	err := reader.Get(ctx, key, s)
+	if v, ok := r.stateVersions.Load(client.ObjectKeyFromObject(at)); !live && (ok && v.(writtenStatus).uid == at.UID &&
+		(err != nil || s.ResourceVersion != v.(writtenStatus).resourceVersion) || err == nil && len(s.Data) == 0) {
+		// The cache has not caught up with this process's last write, or
+		// holds a state written before states were bounded, larger than
+		// secret.MaxStateBytes, without its data.
+		s = &corev1.Secret{}
+		err = r.APIReader.Get(ctx, key, s)
+	}
+	if apierrors.IsNotFound(err) {
+		key.Name = secret.UIDStateName(at)
+		s = &corev1.Secret{}
+		if err = reader.Get(ctx, key, s); err == nil && len(s.Data) == 0 {
+			s = &corev1.Secret{}
+			err = r.APIReader.Get(ctx, key, s)
+		}
+		if err == nil {
+			in.stateMoved = key.Name
+		}
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading state Secret: %w", err)
+	}
+	if in.state, err = secret.DecodeState(s); err != nil {
+		return err
+	}
+	endpoint := issuerEndpoint(in.spec)
+	switch {
+	case in.state.Issuer == "" && in.spec != nil:
+		// Written before state recorded its issuer: taken as this
+		// issuer's (issuerRef cannot change since then), and stamped so
+		// that the next write records it.
+		in.state.Issuer, in.state.IssuerUID, in.state.IssuerEndpoint = in.issuerKey, string(in.issuerUID), endpoint
+	case !sameIssuer(in.state, in.issuerKey, in.issuerUID, endpoint):
+		// Minted by another issuer (one deleted and created again under
+		// the same name by someone else, say): its refresh token and tokens
+		// are never sent to this one. They are dropped, and forgotten at the
+		// next write.
+		in.state, in.stateMoved = secret.State{}, ""
+		return nil
+	}
+	if in.state.IssuerUID != string(in.issuerUID) || in.state.IssuerEndpoint != endpoint ||
+		in.stateMoved != "" || s.Labels[secret.LabelAccessTokenUID] != string(at.UID) {
+		// Restored from backup (new UIDs), or written by an earlier version:
+		// written once more under this AccessToken's name, UID and issuer.
+		in.state.IssuerUID, in.state.IssuerEndpoint = string(in.issuerUID), endpoint
+		in.stateDirty = true
+	}
+	in.stateMatches = in.state.Restorable() &&
+		r.Fingerprinter.Fingerprint([]byte(in.state.Token)) == at.Status.TokenFingerprint
+	return nil
+}
+
+// sameIssuer reports whether state recorded by st was minted by the issuer
+// of key, uid and endpoint (see issuerEndpoint), to which alone its refresh
+// token and tokens may be sent. The same object (same UID) is the same
+// issuer, whatever its spec says now (an admin may change its URL). An issuer
+// of the same kind and name with another UID is the same one restored from
+// backup only when it sends tokens where the recorded one did: someone who
+// deletes an issuer and creates another of that name pointing elsewhere gets
+// none of the old refresh tokens or tokens.
+func sameIssuer(st secret.State, key string, uid types.UID, endpoint string) bool {
+	if st.Issuer != key || uid == "" {
+		return false
+	}
+	return st.IssuerUID == string(uid) || st.IssuerEndpoint != "" && st.IssuerEndpoint == endpoint
+}
+
+// issuerEndpoint hashes where an issuer sends tokens and refresh tokens: the
+// URLs of its calls and the CA bundle it trusts for them. Empty without spec.
+func issuerEndpoint(spec *tokensv1alpha1.IssuerSpec) string {
+	if spec == nil {
+		return ""
+	}
+	urls := []string{spec.Request.URL, "", ""}
+	if spec.Refresh != nil {
+		urls[1] = spec.Refresh.URL
+	}
+	if spec.Revoke != nil {
+		urls[2] = spec.Revoke.URL
+	}
+	raw, _ := json.Marshal(struct {
+		URLs     []string
+		CABundle []byte `json:",omitempty"`
+	}{urls, spec.CABundle})
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:16])
 }
 
 func (r *AccessTokenReconciler) gatherIssuer(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs) (*tokensv1alpha1.IssuerSpec, types.UID, *problem, error) {
@@ -310,15 +402,47 @@ func (r *AccessTokenReconciler) gatherSecret(ctx context.Context, reader client.
 	if err != nil {
 		return fmt.Errorf("reading Secret %s: %w", key, err)
 	}
+	in.foreign, in.reown, in.adopting, in.unproven = false, false, false, false
 	if !secret.IsOwnedBy(s, at) {
-		in.foreign = true
-		return nil
+		if restoredCandidate(s, at) && !r.Fingerprinter.ProvesOwner(s, "AccessToken", at.Name) && reader != r.APIReader {
+			// The cache keeps no annotations of a Secret whose proof it
+			// cannot check (one restored without owner references or a
+			// label naming its AccessToken): read once from the apiserver.
+			live := &corev1.Secret{}
+			if err := r.APIReader.Get(ctx, key, live); err != nil {
+				if apierrors.IsNotFound(err) {
+					return nil
+				}
+				return fmt.Errorf("reading Secret %s: %w", key, err)
+			}
+			s = live
+		}
+		switch {
+		case restoredCandidate(s, at) && r.Fingerprinter.ProvesOwner(s, "AccessToken", at.Name):
+			// tokenmint wrote it for this AccessToken before a restore (or a
+			// re-creation) gave it a new UID.
+			in.reown = true
+			if len(s.Data) == 0 && reader != r.APIReader {
+				if err := r.APIReader.Get(ctx, key, s); err != nil {
+					return client.IgnoreNotFound(err)
+				}
+			}
+		case secret.Adoptable(s, at):
+			// Its owner marked it to be taken over: a new token is minted
+			// into it (the one it holds has no record tokenmint can trust).
+			in.secret, in.adopting = s, true
+			return nil
+		default:
+			in.foreign = true
+			return nil
+		}
 	}
-	if !r.Fingerprinter.VerifyOwnerProof(s) {
-		// Written before Secrets carried the owner proof (or under another
-		// key): the cache holds no data of it. Read once from the apiserver;
-		// the Secret is rewritten with the proof (see secretDrifted).
-		in.unproven = true
+	if !r.Fingerprinter.ProvesOwner(s, "AccessToken", at.Name) {
+		// Written before Secrets carried the owner proof by name (or under
+		// another key): the cache may hold no data of it. Read once from the
+		// apiserver; the Secret is rewritten with the proof (see
+		// secretDrifted).
+		in.unproven = !in.reown
 		if len(s.Data) == 0 {
 			s = &corev1.Secret{}
 			if err := r.APIReader.Get(ctx, key, s); err != nil {
@@ -327,7 +451,7 @@ func (r *AccessTokenReconciler) gatherSecret(ctx context.Context, reader client.
 				}
 				return fmt.Errorf("reading Secret %s: %w", key, err)
 			}
-			if !secret.IsOwnedBy(s, at) {
+			if !secret.IsOwnedBy(s, at) && !in.reown {
 				in.foreign, in.unproven = true, false
 				return nil
 			}
@@ -348,6 +472,18 @@ func (r *AccessTokenReconciler) gatherSecret(ctx context.Context, reader client.
 		in.secretRecord = &rec
 	}
 	return nil
+}
+
+// restoredCandidate reports whether s's owner references are those of a
+// Secret written for at before at got its UID: none (retained, or stripped by
+// a backup tool), or a controller reference to an AccessToken of at's name.
+func restoredCandidate(s *corev1.Secret, at *tokensv1alpha1.AccessToken) bool {
+	if len(s.OwnerReferences) == 0 {
+		return true
+	}
+	ref := metav1.GetControllerOfNoCopy(s)
+	return ref != nil && ref.Kind == "AccessToken" && ref.APIVersion == tokensv1alpha1.GroupVersion.String() &&
+		ref.Name == at.Name && ref.UID != at.UID
 }
 
 // credentialVersions returns "namespace/name@uid/resourceVersion" of every
@@ -428,6 +564,24 @@ func hashInputs(at *tokensv1alpha1.AccessToken, in *inputs, versions []string) s
 		Credentials     []string
 		NamespaceLabels map[string]string `json:",omitempty"`
 	}{in.issuerKey, in.issuerUID, in.spec, at.Spec.Parameters, at.Spec.Secret.Name, secret.Key(at), versions, in.namespaceLabels})
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:16])
+}
+
+// inputsIdentity is hashInputs without what a restore from backup changes:
+// the issuer's UID and the credential Secrets' UIDs and versions (their names
+// stay). A Secret restored with the identity of the current inputs was issued
+// from them, as far as anything kept in the cluster can tell.
+func inputsIdentity(at *tokensv1alpha1.AccessToken, in *inputs) string {
+	raw, _ := json.Marshal(struct {
+		Issuer          string
+		Spec            *tokensv1alpha1.IssuerSpec
+		Parameters      any
+		Secret          string
+		Key             string
+		Credentials     []string
+		NamespaceLabels map[string]string `json:",omitempty"`
+	}{in.issuerKey, in.spec, at.Spec.Parameters, at.Spec.Secret.Name, secret.Key(at), credentialKeys(in.spec, in.secretsNamespace), in.namespaceLabels})
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:16])
 }

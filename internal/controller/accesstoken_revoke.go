@@ -132,10 +132,16 @@ func (r *AccessTokenReconciler) revoke(ctx context.Context, in *inputs, s secret
 	return r.Tokens.Revoke(ctx, call, s.Token, s.ID)
 }
 
-// deleteState removes the state Secret of at, if any.
+// deleteState removes the state Secret of at, if any, under its name or the
+// UID an earlier version named it by.
 func (r *AccessTokenReconciler) deleteState(ctx context.Context, at *tokensv1alpha1.AccessToken) error {
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secret.StateName(at), Namespace: r.OperatorNamespace}}
-	return client.IgnoreNotFound(r.Delete(ctx, s))
+	for _, name := range []string{secret.StateName(at), secret.UIDStateName(at)} {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: r.OperatorNamespace}}
+		if err := r.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // deleteOrphanState removes the state Secret of an AccessToken that is gone.
