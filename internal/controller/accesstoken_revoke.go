@@ -144,7 +144,11 @@ func (r *AccessTokenReconciler) deleteState(ctx context.Context, at *tokensv1alp
 	return nil
 }
 
-// deleteOrphanState removes the state Secret of an AccessToken that is gone.
+// deleteOrphanState removes the state Secret of an AccessToken that is gone,
+// unless its token Secret is still there and proves it was written for an
+// AccessToken of that name: a restore from backup is re-creating them, and the
+// AccessToken will be back (a Secret the garbage collector then deletes
+// queues this again).
 func (r *AccessTokenReconciler) deleteOrphanState(ctx context.Context, key types.NamespacedName) error {
 	list := &corev1.SecretList{}
 	if err := r.List(ctx, list, client.InNamespace(r.OperatorNamespace),
@@ -154,6 +158,16 @@ func (r *AccessTokenReconciler) deleteOrphanState(ctx context.Context, key types
 	for i := range list.Items {
 		s := &list.Items[i]
 		if s.Annotations[secret.AnnotationAccessToken] == key.String() {
+			if name := s.Annotations[secret.AnnotationSecret]; name != "" {
+				tok := &corev1.Secret{}
+				err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: name}, tok)
+				if err == nil && r.Fingerprinter.ProvesOwner(tok, "AccessToken", key.Name) {
+					continue
+				}
+				if client.IgnoreNotFound(err) != nil {
+					return err
+				}
+			}
 			if err := r.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
 				return err
 			}

@@ -42,6 +42,11 @@ const (
 	LabelAccessTokenUID = "tokens.tokenmint.dev/access-token-uid"
 	// AnnotationAccessToken holds "<namespace>/<name>" of that AccessToken.
 	AnnotationAccessToken = "tokens.tokenmint.dev/access-token"
+	// AnnotationSecret holds the name of that AccessToken's token Secret: while
+	// a Secret of that name proves it was written for an AccessToken of that
+	// name, the AccessToken is expected back (restored from backup), and its
+	// state is not removed as an orphan.
+	AnnotationSecret = "tokens.tokenmint.dev/secret"
 )
 
 const stateKey = "state.json"
@@ -174,7 +179,7 @@ func DesiredState(at *tokensv1alpha1.AccessToken, namespace string, st State) (*
 			LabelComponent:                ComponentState,
 			LabelAccessTokenUID:           string(at.UID),
 		}).
-		WithAnnotations(map[string]string{AnnotationAccessToken: at.Namespace + "/" + at.Name}).
+		WithAnnotations(map[string]string{AnnotationAccessToken: at.Namespace + "/" + at.Name, AnnotationSecret: at.Spec.Secret.Name}).
 		WithType(corev1.SecretTypeOpaque).
 		WithData(map[string][]byte{stateKey: raw}), nil
 }
