@@ -379,3 +379,68 @@ var _ = Describe("a forged owner reference", func() {
 		Expect(s.OwnerReferences[0].UID).To(Equal(forged.OwnerReferences[0].UID))
 	})
 })
+
+// installationFingerprinter is the Fingerprinter of the manager under test,
+// from its key Secret.
+func installationFingerprinter() *secret.Fingerprinter {
+	s := &corev1.Secret{}
+	ExpectWithOffset(1, k8sClient.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: testConfig().FingerprintKeySecret}, s)).To(Succeed())
+	return secret.NewFingerprinter(s.Data["key"])
+}
+
+var _ = Describe("what earlier versions wrote", func() {
+	It("rewrites a Secret whose proof is bound to the owner's UID once, without minting", func() {
+		e := newEnv()
+		at := waitReady(e.accessToken("uid-proof"))
+		s, err := secretOf(at)
+		Expect(err).NotTo(HaveOccurred())
+		token := string(s.Data["token"])
+		f := installationFingerprinter()
+		Expect(f.ProvesOwner(s, "AccessToken", at.Name)).To(BeTrue())
+
+		By("replacing the proof with the one bound to the UID")
+		patch := client.MergeFrom(s.DeepCopy())
+		s.Annotations[secret.AnnotationOwnerProof] = f.UIDOwnerProof(s.Namespace, s.Name, at.UID)
+		Expect(k8sClient.Patch(ctx, s, patch)).To(Succeed())
+		writes := watchSecretWrites(e.ns)
+		poke(at)
+		Eventually(func(g Gomega) {
+			s, err := secretOf(at)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(f.ProvesOwner(s, "AccessToken", at.Name)).To(BeTrue())
+		}, 10*time.Second).Should(Succeed())
+		settle(at)
+		n, _, _ := writes.get()
+		Expect(n).To(Equal(1), "Secret writes to add the proof by name")
+		Expect(e.fake.Issued()).To(HaveLen(1), "minted again for a Secret with the earlier proof")
+		s, err = secretOf(at)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(s.Data["token"])).To(Equal(token))
+	})
+
+	It("moves a state Secret named by the AccessToken's UID to its name, without minting", func() {
+		s, fake := startSample("banking-oauth-password")
+		at := waitReady(s.AccessToken)
+		state := &corev1.Secret{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: secret.StateName(at)}, state)).To(Succeed())
+		refresh := stateOf(at).RefreshToken
+
+		By("keeping the state under the UID, as earlier versions named it")
+		old := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNamespace, Name: secret.UIDStateName(at),
+			Labels: state.Labels, Annotations: state.Annotations}, Data: state.Data}
+		Expect(k8sClient.Create(ctx, old)).To(Succeed())
+		Expect(k8sClient.Delete(ctx, state)).To(Succeed())
+		poke(at)
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(old), &corev1.Secret{}))
+		}, 10*time.Second).Should(BeTrue())
+		Expect(stateOf(at).RefreshToken).To(Equal(refresh))
+		settle(at)
+		Expect(fake.Calls()).To(Equal(1))
+
+		By("renewing with the refresh token it kept")
+		clk.SetTime(get(at).Status.RenewalTime.Add(time.Second))
+		poke(at)
+		Eventually(func() int { return fake.CallsBy(fakes.OutcomeRefreshed) }, 10*time.Second).Should(Equal(1))
+	})
+})

@@ -205,7 +205,7 @@ func TestOwnerProof(t *testing.T) {
 	// Secrets written by earlier versions carry a proof bound to the UID:
 	// still kept by the cache, not proof enough for the controller.
 	legacy := forged(func(s *corev1.Secret) {
-		s.Annotations[AnnotationOwnerProof] = f.uidOwnerProof(s.Namespace, s.Name, at.UID)
+		s.Annotations[AnnotationOwnerProof] = f.UIDOwnerProof(s.Namespace, s.Name, at.UID)
 	})
 	if !f.VerifyOwnerProof(legacy) {
 		t.Error("a proof bound to the owner's UID no longer verifies")
@@ -214,7 +214,7 @@ func TestOwnerProof(t *testing.T) {
 		t.Error("a proof bound to the owner's UID proves the owner by name")
 	}
 	if f.VerifyOwnerProof(forged(func(s *corev1.Secret) {
-		s.Annotations[AnnotationOwnerProof] = f.uidOwnerProof(s.Namespace, s.Name, at.UID)
+		s.Annotations[AnnotationOwnerProof] = f.UIDOwnerProof(s.Namespace, s.Name, at.UID)
 		s.OwnerReferences[0].UID = "uid-2"
 	})) {
 		t.Error("a proof bound to a UID verifies for another owner")

@@ -77,10 +77,10 @@ func (f *Fingerprinter) OwnerProof(namespace, name, ownerKind, owner string) str
 	return f.mac("owner-proof-v2\x00" + namespace + "\x00" + name + "\x00" + ownerKind + "\x00" + owner)
 }
 
-// uidOwnerProof is the proof earlier versions wrote, bound to the owner's UID:
-// still accepted by VerifyOwnerProof, and replaced by OwnerProof at the next
-// write (see ProvesOwner).
-func (f *Fingerprinter) uidOwnerProof(namespace, name string, owner types.UID) string {
+// UIDOwnerProof is the proof earlier versions wrote, bound to the owner's UID:
+// still accepted by VerifyOwnerProof (the cache keeps the Secret's data), not
+// by ProvesOwner, so the controller rewrites the Secret once with OwnerProof.
+func (f *Fingerprinter) UIDOwnerProof(namespace, name string, owner types.UID) string {
 	return f.mac("owner-proof\x00" + namespace + "\x00" + name + "\x00" + string(owner))
 }
 
@@ -126,7 +126,7 @@ func (f *Fingerprinter) VerifyOwnerProof(s *corev1.Secret) bool {
 		return false
 	}
 	return f.ProvesOwner(s, ref.Kind, ref.Name) ||
-		hmac.Equal([]byte(got), []byte(f.uidOwnerProof(s.Namespace, s.Name, ref.UID)))
+		hmac.Equal([]byte(got), []byte(f.UIDOwnerProof(s.Namespace, s.Name, ref.UID)))
 }
 
 // Labels returns the labels tokenmint puts on the Secret of at: the user's labels
