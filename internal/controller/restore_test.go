@@ -444,3 +444,54 @@ var _ = Describe("what earlier versions wrote", func() {
 		Eventually(func() int { return fake.CallsBy(fakes.OutcomeRefreshed) }, 10*time.Second).Should(Equal(1))
 	})
 })
+
+// recreate creates at again from its manifest: a new UID, no status.
+func recreate(at *tokensv1alpha1.AccessToken) *tokensv1alpha1.AccessToken {
+	again := &tokensv1alpha1.AccessToken{ObjectMeta: metav1.ObjectMeta{Namespace: at.Namespace, Name: at.Name}, Spec: at.Spec}
+	ExpectWithOffset(1, k8sClient.Create(ctx, again)).To(Succeed())
+	return again
+}
+
+var _ = Describe("a Secret retained by a deleted AccessToken", func() {
+	It("is taken back with its valid token by a new AccessToken of the same name", func() {
+		e := newEnv()
+		at := &tokensv1alpha1.AccessToken{
+			ObjectMeta: metav1.ObjectMeta{Name: "kept", Namespace: e.ns},
+			Spec: tokensv1alpha1.AccessTokenSpec{
+				IssuerRef:            tokensv1alpha1.IssuerReference{Name: "cable"},
+				Secret:               tokensv1alpha1.SecretTemplate{Name: "kept-token"},
+				SecretDeletionPolicy: tokensv1alpha1.SecretDeletionPolicyRetain,
+				RevocationPolicy:     tokensv1alpha1.RevocationPolicyNone,
+			},
+		}
+		Expect(k8sClient.Create(ctx, at)).To(Succeed())
+		before := waitReady(at)
+		deleteAndWait(at)
+		Expect(ownedBy(before)).To(BeFalse())
+
+		again := recreate(at)
+		restored := restoredOwner(again)
+		Expect(restored.UID).NotTo(Equal(before.UID))
+		Expect(restored.Status.TokenFingerprint).To(Equal(before.Status.TokenFingerprint))
+		Expect(e.fake.Issued()).To(HaveLen(1))
+	})
+
+	It("gets a new token when the deletion revoked the one it holds", func() {
+		s, fake := startSample("oauth2-client-credentials", func(s *samples.Sample) {
+			s.AccessToken.Spec.SecretDeletionPolicy = tokensv1alpha1.SecretDeletionPolicyRetain
+		})
+		at := waitReady(s.AccessToken)
+		first := fake.Issued()[0].Value
+		deleteAndWait(at)
+		Expect(fake.Valid(first)).To(BeFalse())
+
+		clk.Step(DefaultMinMintInterval)
+		again := recreate(s.AccessToken)
+		restoredOwner(again)
+		Expect(fake.Issued()).To(HaveLen(2))
+		sec, err := secretOf(again)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(sec.Data[secret.Key(again)])).To(Equal(fake.Issued()[1].Value))
+		Expect(fake.Valid(string(sec.Data[secret.Key(again)]))).To(BeTrue())
+	})
+})
