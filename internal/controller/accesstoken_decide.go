@@ -110,6 +110,10 @@ func secretAhead(in *inputs, _ time.Time) (decision, bool) {
 		in.secretRecord.Fingerprint == in.at.Status.TokenFingerprint {
 		return decision{}, false
 	}
+	if in.reown && in.cachesBehind {
+		return decision{actionNone, tokensv1alpha1.ReasonPending,
+			"a restored Secret is taken back once the manager's caches show the restored issuer and credential Secrets"}, true
+	}
 	return decision{actionAdopt, "SecretAhead", "status rebuilt from the token the Secret holds"}, true
 }
 
@@ -432,6 +436,9 @@ func nextWake(at *tokensv1alpha1.AccessToken, in *inputs, d decision, now time.T
 	if in.foreign {
 		// Foreign Secrets are not watched: look again now and then.
 		consider(now.Add(time.Minute))
+	}
+	if in.cachesBehind {
+		consider(now.Add(time.Second))
 	}
 	if next.IsZero() {
 		return 0

@@ -100,6 +100,10 @@ type inputs struct {
 	// inputsIdentity is inputsHash without the UIDs and versions a restore
 	// changes (see secret.AnnotationInputsIdentity).
 	inputsIdentity string
+	// cachesBehind is true when a restored Secret is to be taken back but the
+	// caches do not yet show the issuer and credential Secrets the apiserver
+	// holds (see AccessTokenReconciler.cachesBehind).
+	cachesBehind bool
 }
 
 // tokenCopy is the last token this process wrote for an AccessToken.
@@ -160,12 +164,20 @@ func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.A
 			return nil, err
 		}
 	}
-	if in.reown && in.spec != nil && in.spec.Revoke != nil && in.secretRecord != nil &&
-		(in.state.Token == "" || r.Fingerprinter.Fingerprint([]byte(in.state.Token)) != in.secretRecord.Fingerprint) {
-		// A token tokenmint may have revoked (when its AccessToken was
-		// deleted, along with its state) is never taken back: the Secret is
-		// this AccessToken's to write, not its token to serve.
-		in.secretRecord = nil
+	if in.reown && in.spec != nil && in.spec.Revoke != nil && in.secretRecord != nil && !in.stateHolds(r.Fingerprinter, in.secretRecord.Fingerprint) {
+		if !live {
+			// The cache may not show a state restored with the Secret yet.
+			in.state, in.stateDirty, in.stateMoved = secret.State{}, false, ""
+			if err := r.gatherState(ctx, r.APIReader, true, at, in); err != nil {
+				return nil, err
+			}
+		}
+		if !in.stateHolds(r.Fingerprinter, in.secretRecord.Fingerprint) {
+			// A token tokenmint may have revoked (when its AccessToken was
+			// deleted, along with its state) is never taken back: the Secret
+			// is this AccessToken's to write, not its token to serve.
+			in.secretRecord = nil
+		}
 	}
 	if !in.secretMatches && !in.stateMatches {
 		// The copy this process kept of the token it wrote last restores an edited
@@ -184,8 +196,18 @@ func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.A
 		}
 		in.inputsHash = hashInputs(at, in, versions)
 		in.inputsIdentity = inputsIdentity(at, in)
+		if in.reown && in.secretRecord != nil && in.problem == nil {
+			if in.cachesBehind, err = r.cachesBehind(ctx, at, in); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return in, nil
+}
+
+// stateHolds reports whether the state holds the token of fingerprint fp.
+func (in *inputs) stateHolds(f *secret.Fingerprinter, fp string) bool {
+	return in.state.Token != "" && f.Fingerprint([]byte(in.state.Token)) == fp
 }
 
 // gatherState reads the AccessToken's state Secret: under its name, or under
@@ -248,42 +270,6 @@ func (r *AccessTokenReconciler) gatherState(ctx context.Context, reader client.R
 	in.stateMatches = in.state.Restorable() &&
 		r.Fingerprinter.Fingerprint([]byte(in.state.Token)) == at.Status.TokenFingerprint
 	return nil
-}
-
-// sameIssuer reports whether state recorded by st was minted by the issuer
-// of key, uid and endpoint (see issuerEndpoint), to which alone its refresh
-// token and tokens may be sent. The same object (same UID) is the same
-// issuer, whatever its spec says now (an admin may change its URL). An issuer
-// of the same kind and name with another UID is the same one restored from
-// backup only when it sends tokens where the recorded one did: someone who
-// deletes an issuer and creates another of that name pointing elsewhere gets
-// none of the old refresh tokens or tokens.
-func sameIssuer(st secret.State, key string, uid types.UID, endpoint string) bool {
-	if st.Issuer != key || uid == "" {
-		return false
-	}
-	return st.IssuerUID == string(uid) || st.IssuerEndpoint != "" && st.IssuerEndpoint == endpoint
-}
-
-// issuerEndpoint hashes where an issuer sends tokens and refresh tokens: the
-// URLs of its calls and the CA bundle it trusts for them. Empty without spec.
-func issuerEndpoint(spec *tokensv1alpha1.IssuerSpec) string {
-	if spec == nil {
-		return ""
-	}
-	urls := []string{spec.Request.URL, "", ""}
-	if spec.Refresh != nil {
-		urls[1] = spec.Refresh.URL
-	}
-	if spec.Revoke != nil {
-		urls[2] = spec.Revoke.URL
-	}
-	raw, _ := json.Marshal(struct {
-		URLs     []string
-		CABundle []byte `json:",omitempty"`
-	}{urls, spec.CABundle})
-	sum := sha256.Sum256(raw)
-	return hex.EncodeToString(sum[:16])
 }
 
 func (r *AccessTokenReconciler) gatherIssuer(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs) (*tokensv1alpha1.IssuerSpec, types.UID, *problem, error) {
@@ -474,18 +460,6 @@ func (r *AccessTokenReconciler) gatherSecret(ctx context.Context, reader client.
 	return nil
 }
 
-// restoredCandidate reports whether s's owner references are those of a
-// Secret written for at before at got its UID: none (retained, or stripped by
-// a backup tool), or a controller reference to an AccessToken of at's name.
-func restoredCandidate(s *corev1.Secret, at *tokensv1alpha1.AccessToken) bool {
-	if len(s.OwnerReferences) == 0 {
-		return true
-	}
-	ref := metav1.GetControllerOfNoCopy(s)
-	return ref != nil && ref.Kind == "AccessToken" && ref.APIVersion == tokensv1alpha1.GroupVersion.String() &&
-		ref.Name == at.Name && ref.UID != at.UID
-}
-
 // credentialVersions returns "namespace/name@uid/resourceVersion" of every
 // credential Secret the issuer reads, from the watch-fed caches; neither
 // values nor the apiserver are read here.
@@ -564,24 +538,6 @@ func hashInputs(at *tokensv1alpha1.AccessToken, in *inputs, versions []string) s
 		Credentials     []string
 		NamespaceLabels map[string]string `json:",omitempty"`
 	}{in.issuerKey, in.issuerUID, in.spec, at.Spec.Parameters, at.Spec.Secret.Name, secret.Key(at), versions, in.namespaceLabels})
-	sum := sha256.Sum256(raw)
-	return hex.EncodeToString(sum[:16])
-}
-
-// inputsIdentity is hashInputs without what a restore from backup changes:
-// the issuer's UID and the credential Secrets' UIDs and versions (their names
-// stay). A Secret restored with the identity of the current inputs was issued
-// from them, as far as anything kept in the cluster can tell.
-func inputsIdentity(at *tokensv1alpha1.AccessToken, in *inputs) string {
-	raw, _ := json.Marshal(struct {
-		Issuer          string
-		Spec            *tokensv1alpha1.IssuerSpec
-		Parameters      any
-		Secret          string
-		Key             string
-		Credentials     []string
-		NamespaceLabels map[string]string `json:",omitempty"`
-	}{in.issuerKey, in.spec, at.Spec.Parameters, at.Spec.Secret.Name, secret.Key(at), credentialKeys(in.spec, in.secretsNamespace), in.namespaceLabels})
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:16])
 }

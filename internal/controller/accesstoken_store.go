@@ -18,7 +18,6 @@ package controller
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -231,45 +230,6 @@ func (r *AccessTokenReconciler) writeSecret(ctx context.Context, at *tokensv1alp
 	in.adopting = false
 	return ptr.Deref(desired.ResourceVersion, ""), nil
 }
-
-// reownSecret points the controller reference of a Secret written for an
-// AccessToken of at's name (restored from backup, or retained) at at, and
-// gives it the owner proof by name, in one write. An apply cannot do it: it
-// would add the new reference beside the old one, and a Secret has one
-// controller. The patch fails if the Secret changed since it was read.
-func (r *AccessTokenReconciler) reownSecret(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs) error {
-	refs := []metav1.OwnerReference{{
-		APIVersion: tokensv1alpha1.GroupVersion.String(), Kind: "AccessToken", Name: at.Name, UID: at.UID,
-		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
-	}}
-	for _, ref := range in.secret.OwnerReferences {
-		if !ptr.Deref(ref.Controller, false) {
-			refs = append(refs, ref)
-		}
-	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
-		"resourceVersion": in.secret.ResourceVersion,
-		"ownerReferences": refs,
-		"annotations": map[string]string{
-			secret.AnnotationOwnerProof: r.Fingerprinter.OwnerProof(at.Namespace, at.Spec.Secret.Name, "AccessToken", at.Name),
-		},
-	}})
-	if err != nil {
-		return err
-	}
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: at.Namespace, Name: at.Spec.Secret.Name}}
-	if err := r.Patch(ctx, s, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(secret.FieldOwner)); err != nil {
-		return fmt.Errorf("taking back Secret %s/%s: %w", at.Namespace, at.Spec.Secret.Name, err)
-	}
-	in.reown, in.unproven = false, false
-	in.secret.OwnerReferences, in.secret.ResourceVersion = s.OwnerReferences, s.ResourceVersion
-	r.Recorder.Eventf(at, nil, corev1.EventTypeNormal, reasonSecretAdopted, "Adopt",
-		"Secret %s, written by tokenmint for an AccessToken of this name, now belongs to this one", at.Spec.Secret.Name)
-	return nil
-}
-
-// reasonSecretAdopted marks a Secret taken back after a restore.
-const reasonSecretAdopted = "SecretAdopted"
 
 // upgradeOwnership hands the fields tokenmint's create owns to its apply, so
 // that an apply can remove them.
