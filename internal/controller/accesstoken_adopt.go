@@ -54,12 +54,19 @@ func (r *AccessTokenReconciler) reownSecret(ctx context.Context, at *tokensv1alp
 			refs = append(refs, ref)
 		}
 	}
+	annotations := map[string]string{
+		secret.AnnotationOwnerProof: r.Fingerprinter.OwnerProof(at.Namespace, at.Spec.Secret.Name, "AccessToken", at.Name),
+	}
+	if hash, ok := restoredInputsHash(in); ok {
+		// The Secret's record then says what status is rebuilt from: a
+		// reconcile that reads the Secret before its status write shows
+		// adopts the same.
+		annotations[secret.AnnotationInputsHash] = hash
+	}
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
 		"resourceVersion": in.secret.ResourceVersion,
 		"ownerReferences": refs,
-		"annotations": map[string]string{
-			secret.AnnotationOwnerProof: r.Fingerprinter.OwnerProof(at.Namespace, at.Spec.Secret.Name, "AccessToken", at.Name),
-		},
+		"annotations":     annotations,
 	}})
 	if err != nil {
 		return err
@@ -182,4 +189,17 @@ func (r *AccessTokenReconciler) cachesBehind(ctx context.Context, at *tokensv1al
 		}
 	}
 	return false, nil
+}
+
+// restoredInputsHash is the inputs hash a Secret taken back (see
+// inputs.reown) is recorded with: the current inputs' when the Secret records
+// their identity (it was issued from them, before the restore changed their
+// UIDs and versions); ok is false otherwise, and the Secret's own record
+// stands (the inputs changed, and the token is renewed).
+func restoredInputsHash(in *inputs) (string, bool) {
+	rec := in.secretRecord
+	if !in.reown || rec == nil || rec.InputsIdentity == "" || rec.InputsIdentity != in.inputsIdentity {
+		return "", false
+	}
+	return in.inputsHash, true
 }

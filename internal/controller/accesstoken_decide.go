@@ -482,8 +482,8 @@ func recordOf(at *tokensv1alpha1.AccessToken) secret.Record {
 // takes their hash; otherwise the inputs changed, and it is renewed.
 func adopt(at *tokensv1alpha1.AccessToken, in *inputs) {
 	rec := *in.secretRecord
-	if in.reown && rec.InputsIdentity != "" && rec.InputsIdentity == in.inputsIdentity {
-		rec.InputsHash = in.inputsHash
+	if hash, ok := restoredInputsHash(in); ok {
+		rec.InputsHash = hash
 	}
 	setIssued(at, rec, in.renewalFloor)
 	meta.SetStatusCondition(&at.Status.Conditions, metav1.Condition{
