@@ -227,7 +227,11 @@ func (r *AccessTokenReconciler) writeSecret(ctx context.Context, at *tokensv1alp
 		return "", fmt.Errorf("writing Secret %s: %w", name, err)
 	}
 	r.chargeWrite(at, data)
-	in.adopting = false
+	if in.adopting {
+		r.Recorder.Eventf(at, nil, corev1.EventTypeNormal, reasonSecretAdopted, "Adopt",
+			"Secret %s, marked %s, now belongs to this AccessToken", at.Spec.Secret.Name, secret.AnnotationAdopt)
+		in.adopting = false
+	}
 	return ptr.Deref(desired.ResourceVersion, ""), nil
 }
 

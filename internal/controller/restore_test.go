@@ -329,6 +329,7 @@ var _ = Describe("adopting an existing Secret", func() {
 		Expect(s.Annotations).To(HaveKeyWithValue("note", "made by hand"))
 		Expect(s.Annotations).To(HaveKey(secret.AnnotationOwnerProof))
 		Expect(s.Labels).To(HaveKeyWithValue(tokensv1alpha1.LabelManagedBy, tokensv1alpha1.ManagedByValue))
+		Eventually(func() []string { return reasonsAbout(cur) }, 10*time.Second).Should(ContainElement(reasonSecretAdopted))
 
 		By("renewing it as any other")
 		clk.SetTime(cur.Status.RenewalTime.Add(time.Second))
