@@ -496,3 +496,47 @@ var _ = Describe("a Secret retained by a deleted AccessToken", func() {
 		Expect(fake.Valid(string(sec.Data[secret.Key(again)]))).To(BeTrue())
 	})
 })
+
+var _ = Describe("a ClusterAccessToken restored from backup", func() {
+	It("gets its source's Secret back by name, mints nothing, and writes its copies again", func() {
+		e := newClusterEnv()
+		ns := e.namespace(true)
+		cat := e.clusterAccessToken()
+		Eventually(func() string { return sharedToken(ns) }, 20*time.Second).ShouldNot(BeEmpty())
+		token := sharedToken(ns)
+		source := &tokensv1alpha1.AccessToken{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNamespace, Name: sourceName(cat)}}
+		settle(source)
+		calls := e.fake.Calls()
+
+		By("backing up the ClusterAccessToken and its source's Secret, not the source AccessToken nor the copies")
+		backup := []client.Object{
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNamespace, Name: get(source).Spec.Secret.Name}},
+			&tokensv1alpha1.ClusterAccessToken{ObjectMeta: metav1.ObjectMeta{Name: cat.Name}},
+		}
+		for _, o := range backup {
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(o), o)).To(Succeed())
+		}
+
+		By("losing them: the ClusterAccessToken goes with its source and copies")
+		Expect(k8sClient.Delete(ctx, getCAT(cat))).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(cat), &tokensv1alpha1.ClusterAccessToken{}))
+		}, 20*time.Second).Should(BeTrue())
+		Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, backup[0].DeepCopyObject().(client.Object)))).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(backup[0]), &corev1.Secret{}))
+		}, 10*time.Second).Should(BeTrue())
+		Expect(sharedToken(ns)).To(BeEmpty())
+
+		restoreAll(backup, func(o client.Object) { o.SetOwnerReferences(nil); o.SetFinalizers(nil) })
+		Eventually(func() string { return sharedToken(ns) }, 20*time.Second).Should(Equal(token))
+		settle(source)
+		Expect(e.fake.Calls()).To(Equal(calls), "a call to the endpoint after the restore")
+		restored := getCAT(cat)
+		s, err := secretOf(get(source))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(metav1.IsControlledBy(s, get(source))).To(BeTrue())
+		Expect(metav1.IsControlledBy(get(source), restored)).To(BeTrue())
+		DeferCleanup(k8sClient.Delete, ctx, restored)
+	})
+})
