@@ -33,6 +33,23 @@ import (
 	"github.com/tokenmint/tokenmint/test/samples"
 )
 
+// removeAtEnd deletes the AccessToken when the spec ends, while its issuer's
+// fake still answers, and waits until it is gone: a spec of this file leaves
+// nothing that retries against a closed fake in the specs that follow.
+func removeAtEnd(at *tokensv1alpha1.AccessToken) {
+	key := client.ObjectKeyFromObject(at)
+	DeferCleanup(func() {
+		cur := &tokensv1alpha1.AccessToken{}
+		if err := k8sClient.Get(ctx, key, cur); err != nil {
+			return
+		}
+		Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, cur))).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, key, &tokensv1alpha1.AccessToken{}))
+		}, 20*time.Second).Should(BeTrue())
+	})
+}
+
 // backupOf reads, as a backup tool would, the sample's credential Secrets and
 // issuer, the AccessToken, its token Secret and its state Secret.
 func backupOf(s *samples.Sample) []client.Object {
@@ -161,6 +178,7 @@ var _ = Describe("a restore from backup", func() {
 
 		By("restoring every object from the backup, owner reference included")
 		restoreAll(backup, nil)
+		removeAtEnd(at)
 		restored := restoredOwner(at)
 		Expect(restored.UID).NotTo(Equal(before.UID))
 		Expect(fake.Calls()).To(Equal(calls), "a call to the endpoint after the restore")
@@ -203,6 +221,7 @@ var _ = Describe("a restore from backup", func() {
 		loseAll(at, backup)
 		calls := fake.Calls()
 		restoreAll(backup, func(o client.Object) { o.SetOwnerReferences(nil) })
+		removeAtEnd(at)
 		restored := restoredOwner(at)
 		Expect(fake.Calls()).To(Equal(calls), "a call to the endpoint after the restore")
 		sec, err := secretOf(at)
@@ -234,6 +253,7 @@ var _ = Describe("a restore from backup", func() {
 				ti.Spec = other.TokenIssuer.Spec
 			}
 		})
+		removeAtEnd(at)
 		Eventually(func() string { return renewingReason(at)() }, 10*time.Second).ShouldNot(BeEmpty())
 		settle(at)
 		GinkgoWriter.Printf("after the restore: %+v\n", renewing(at))
@@ -304,6 +324,7 @@ var _ = Describe("adopting an existing Secret", func() {
 		e := newEnv()
 		orig := handMade(e.ns, "migrated-token", corev1.SecretTypeOpaque, false)
 		at := e.accessToken("migrated")
+		removeAtEnd(at)
 		Eventually(renewingReason(at), 10*time.Second).Should(Equal(tokensv1alpha1.ReasonSecretNotOwned))
 		settle(at)
 		Expect(e.fake.Calls()).To(BeZero())
@@ -342,6 +363,7 @@ var _ = Describe("adopting an existing Secret", func() {
 		e := newEnv()
 		orig := handMade(e.ns, "basic-token", corev1.SecretTypeBasicAuth, true)
 		at := e.accessToken("basic")
+		removeAtEnd(at)
 		Eventually(renewingReason(at), 10*time.Second).Should(Equal(tokensv1alpha1.ReasonSecretNotOwned))
 		settle(at)
 		Expect(e.fake.Calls()).To(BeZero())
@@ -356,6 +378,7 @@ var _ = Describe("a forged owner reference", func() {
 	It("on a Secret carrying another Secret's proof takes over nothing and mints nothing", func() {
 		e := newEnv()
 		victim := waitReady(e.accessToken("victim"))
+		removeAtEnd(victim)
 		real, err := secretOf(victim)
 		Expect(err).NotTo(HaveOccurred())
 
@@ -371,6 +394,7 @@ var _ = Describe("a forged owner reference", func() {
 		calls := e.fake.Calls()
 
 		thief := e.accessToken("thief")
+		removeAtEnd(thief)
 		Eventually(renewingReason(thief), 10*time.Second).Should(Equal(tokensv1alpha1.ReasonSecretNotOwned))
 		settle(thief)
 		Expect(e.fake.Calls()).To(Equal(calls))
@@ -393,6 +417,7 @@ var _ = Describe("what earlier versions wrote", func() {
 	It("rewrites a Secret whose proof is bound to the owner's UID once, without minting", func() {
 		e := newEnv()
 		at := waitReady(e.accessToken("uid-proof"))
+		removeAtEnd(at)
 		s, err := secretOf(at)
 		Expect(err).NotTo(HaveOccurred())
 		token := string(s.Data["token"])
@@ -422,6 +447,7 @@ var _ = Describe("what earlier versions wrote", func() {
 	It("moves a state Secret named by the AccessToken's UID to its name, without minting", func() {
 		s, fake := startSample("banking-oauth-password")
 		at := waitReady(s.AccessToken)
+		removeAtEnd(at)
 		state := &corev1.Secret{}
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: secret.StateName(at)}, state)).To(Succeed())
 		refresh := stateOf(at).RefreshToken
@@ -471,6 +497,7 @@ var _ = Describe("a Secret retained by a deleted AccessToken", func() {
 		Expect(ownedBy(before)).To(BeFalse())
 
 		again := recreate(at)
+		removeAtEnd(again)
 		restored := restoredOwner(again)
 		Expect(restored.UID).NotTo(Equal(before.UID))
 		Expect(restored.Status.TokenFingerprint).To(Equal(before.Status.TokenFingerprint))
@@ -488,6 +515,7 @@ var _ = Describe("a Secret retained by a deleted AccessToken", func() {
 
 		clk.Step(DefaultMinMintInterval)
 		again := recreate(s.AccessToken)
+		removeAtEnd(again)
 		restoredOwner(again)
 		Expect(fake.Issued()).To(HaveLen(2))
 		sec, err := secretOf(again)
