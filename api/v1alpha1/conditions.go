@@ -31,6 +31,16 @@ const (
 	// or subPath mounts (resolved once, at container start) and are not restart
 	// targets.
 	ConditionRotationVisible = "RotationVisible"
+	// ConditionClockSkew tells, for an issuer, whether its endpoint's clock (the
+	// Date header of its answers) is more than a minute off the manager's:
+	// True (ClockAhead, ClockBehind) while it is, False (ClockInSync) once it
+	// is not; absent until the endpoint answered with a Date header.
+	ConditionClockSkew = "ClockSkew"
+	// ConditionExpiryUnknown is True on an AccessToken whose token has no known
+	// expiry: the endpoint reported none and neither the issuer's
+	// spec.defaultLifetime nor the AccessToken's spec.maxAge is set, so it is
+	// never renewed. Absent otherwise.
+	ConditionExpiryUnknown = "ExpiryUnknown"
 )
 
 // Condition reasons, shared by conditions and events.
@@ -87,6 +97,14 @@ const (
 	// provider's answer permanent; no call is made until the AccessToken, its
 	// issuer or a credential changes, save an hourly re-check.
 	ReasonPermanentFailure = "PermanentFailure"
+	// ReasonClockAhead, ReasonClockBehind and ReasonClockInSync: an issuer's
+	// endpoint's clock is more than a minute ahead of, behind, or within a
+	// minute of the manager's (condition ClockSkew).
+	ReasonClockAhead  = "ClockAhead"
+	ReasonClockBehind = "ClockBehind"
+	ReasonClockInSync = "ClockInSync"
+	// ReasonNoExpiry: the token has no known expiry (condition ExpiryUnknown).
+	ReasonNoExpiry = "NoExpiry"
 )
 
 // Well-known labels and annotations.

@@ -109,6 +109,17 @@ type IssuerSpec struct {
 	// +optional
 	Parameters []ParameterSpec `json:"parameters,omitempty"`
 
+	// defaultLifetime is how long a token lives when the response reports no
+	// expiry (response.expiry is not set): the token's expiresAt is its issue
+	// plus defaultLifetime, and it is renewed before then like any other. Set
+	// it to the lifetime the provider documents. An AccessToken's maxAge can
+	// only shorten it. A token with neither has no known expiry: it is never
+	// renewed, and its AccessToken says so (condition ExpiryUnknown). From 1m
+	// to 8760h.
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('8760h')",message="defaultLifetime must be between 1m and 8760h"
+	// +optional
+	DefaultLifetime *Duration `json:"defaultLifetime,omitempty"`
+
 	// timeout bounds each call to the endpoint, including reading the response:
 	// from 1s to 60s. A call in flight holds one of the issuer's concurrent call
 	// slots (never a slot shared with other issuers) until it ends.

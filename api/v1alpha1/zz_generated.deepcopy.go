@@ -832,6 +832,11 @@ func (in *IssuerSpec) DeepCopyInto(out *IssuerSpec) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.DefaultLifetime != nil {
+		in, out := &in.DefaultLifetime, &out.DefaultLifetime
+		*out = new(Duration)
+		**out = **in
+	}
 	if in.Timeout != nil {
 		in, out := &in.Timeout, &out.Timeout
 		*out = new(Duration)

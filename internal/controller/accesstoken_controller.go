@@ -65,6 +65,8 @@ type AccessTokenReconciler struct {
 	// Health, when set, is told the result of every call, for the issuers'
 	// Ready conditions.
 	Health *IssuerHealth
+	// Clocks, when set, measures each issuer's clock and corrects for it.
+	Clocks *ProviderClocks
 	Tokens TokenSource
 	// Transports hands out one HTTP client per distinct transport configuration.
 	Transports *Transports
@@ -322,6 +324,9 @@ func (r *AccessTokenReconciler) act(ctx context.Context, at *tokensv1alpha1.Acce
 		actErr = r.restore(ctx, at, in, d)
 	case actionAdopt:
 		adopt(at, in)
+		if in.reown {
+			actErr = r.reownSecret(ctx, at, in)
+		}
 	case actionBlocked:
 		if setBlocked(at, d) {
 			r.Recorder.Eventf(at, nil, corev1.EventTypeWarning, d.reason, "Issue", "%s", d.message)
@@ -341,6 +346,15 @@ func (r *AccessTokenReconciler) act(ctx context.Context, at *tokensv1alpha1.Acce
 		}
 	} else if err := r.revokeSuperseded(ctx, at, in, now); err != nil {
 		log.Error(err, "revoking superseded tokens")
+	}
+	if in.stateMoved != "" && !in.stateDirty {
+		// Written under its name: the copy an earlier version kept under
+		// the AccessToken's UID goes.
+		old := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.OperatorNamespace, Name: in.stateMoved}}
+		if err := r.Delete(ctx, old); client.IgnoreNotFound(err) != nil {
+			log.Error(err, "removing the state Secret named by UID")
+		}
+		in.stateMoved = ""
 	}
 	recheck := orig.Status.TokenFingerprint != at.Status.TokenFingerprint || orig.Status.ObservedGeneration != at.Generation
 	if err := r.checkConsumers(ctx, at, recheck); err != nil {

@@ -110,6 +110,10 @@ func secretAhead(in *inputs, _ time.Time) (decision, bool) {
 		in.secretRecord.Fingerprint == in.at.Status.TokenFingerprint {
 		return decision{}, false
 	}
+	if in.reown && in.cachesBehind {
+		return decision{actionNone, tokensv1alpha1.ReasonPending,
+			"a restored Secret is taken back once the manager's caches show the restored issuer and credential Secrets"}, true
+	}
 	return decision{actionAdopt, "SecretAhead", "status rebuilt from the token the Secret holds"}, true
 }
 
@@ -414,6 +418,7 @@ func setReady(at *tokensv1alpha1.AccessToken, in *inputs, now time.Time) {
 		}
 	}
 	meta.SetStatusCondition(&at.Status.Conditions, c)
+	setExpiryUnknown(at)
 }
 
 // nextWake is how long to wait before the AccessToken needs attention again: its
@@ -451,6 +456,9 @@ func nextWake(at *tokensv1alpha1.AccessToken, in *inputs, d decision, now time.T
 		// Foreign Secrets are not watched: look again now and then.
 		consider(now.Add(time.Minute))
 	}
+	if in.cachesBehind {
+		consider(now.Add(time.Second))
+	}
 	if next.IsZero() {
 		return 0
 	}
@@ -486,12 +494,20 @@ func recordOf(at *tokensv1alpha1.AccessToken) secret.Record {
 	return rec
 }
 
-// adopt rebuilds status from the Secret's record (see secretAhead).
+// adopt rebuilds status from the Secret's record (see secretAhead). A Secret
+// restored from backup (see inputs.reown) records the inputs hash of the
+// objects before the restore, whose UIDs and versions it changed: when it
+// records the identity of the current inputs, it was issued from them and
+// takes their hash; otherwise the inputs changed, and it is renewed.
 func adopt(at *tokensv1alpha1.AccessToken, in *inputs) {
 	replaced := at.Status.TokenFingerprint
-	setIssued(at, *in.secretRecord, in.renewalFloor)
+	rec := *in.secretRecord
+	if hash, ok := restoredInputsHash(in); ok {
+		rec.InputsHash = hash
+	}
+	setIssued(at, rec, in.renewalFloor)
 	// The token was minted for this spec, so by the issuer it names.
-	recordHistory(at, *in.secretRecord, issuerRefOf(at), replaced, in.secretRecord.IssuedAt)
+	recordHistory(at, rec, issuerRefOf(at), replaced, rec.IssuedAt)
 	in.movingFrom = ""
 	meta.SetStatusCondition(&at.Status.Conditions, metav1.Condition{
 		Type: tokensv1alpha1.ConditionRenewing, Status: metav1.ConditionTrue, Reason: tokensv1alpha1.ReasonRenewed,

@@ -57,6 +57,16 @@ type inputs struct {
 	secret *corev1.Secret
 	// foreign is true when a Secret of that name exists but tokenmint does not own it.
 	foreign bool
+	// reown is true when the Secret proves it was written for this
+	// AccessToken (see secret.ProvesOwner) but its owner reference names
+	// another UID, or none: it was restored from backup, or retained. Its
+	// owner reference is set to this AccessToken before anything else is
+	// written to it (see reownSecret).
+	reown bool
+	// adopting is true when the Secret is someone else's, marked for this
+	// AccessToken to take over (see secret.Adoptable): its token is not
+	// used, a new one is minted into it.
+	adopting bool
 	// unproven is true when the Secret lacks a valid owner proof, so that the
 	// cache holds none of its data: it is rewritten with one.
 	unproven bool
@@ -93,6 +103,17 @@ type inputs struct {
 	// others holds the inputs of the issuers that minted superseded tokens
 	// before the AccessToken moved, by issuer key and UID (see revokerFor).
 	others map[string]*inputs
+	// stateMoved names the state Secret an earlier version wrote under the
+	// AccessToken's UID (see secret.UIDStateName): removed once the state is
+	// written under its name.
+	stateMoved string
+	// inputsIdentity is inputsHash without the UIDs and versions a restore
+	// changes (see secret.AnnotationInputsIdentity).
+	inputsIdentity string
+	// cachesBehind is true when a restored Secret is to be taken back but the
+	// caches do not yet show the issuer and credential Secrets the apiserver
+	// holds (see AccessTokenReconciler.cachesBehind).
+	cachesBehind bool
 }
 
 // tokenCopy is the last token this process wrote for an AccessToken.
@@ -154,52 +175,24 @@ func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.A
 	if in.keepsState() || r.stateCached(ctx, at) {
 		// A state of another issuer is read too: the tokens it minted wait
 		// there for their revocation.
-		s := &corev1.Secret{}
-		key := types.NamespacedName{Namespace: r.OperatorNamespace, Name: secret.StateName(at)}
-		err := reader.Get(ctx, key, s)
-		if v, ok := r.stateVersions.Load(client.ObjectKeyFromObject(at)); !live && (ok && v.(writtenStatus).uid == at.UID &&
-			(err != nil || s.ResourceVersion != v.(writtenStatus).resourceVersion) || err == nil && len(s.Data) == 0) {
-			// The cache has not caught up with this process's last write, or
-			// holds a state written before states were bounded, larger than
-			// secret.MaxStateBytes, without its data.
-			s = &corev1.Secret{}
-			err = r.APIReader.Get(ctx, key, s)
+		if err := r.gatherState(ctx, reader, live, at, in); err != nil {
+			return nil, err
 		}
-		switch {
-		case apierrors.IsNotFound(err):
-		case err != nil:
-			return nil, fmt.Errorf("reading state Secret: %w", err)
-		default:
-			if in.state, err = secret.DecodeState(s); err != nil {
+	}
+	if in.reown && in.spec != nil && in.spec.Revoke != nil && in.secretRecord != nil && !in.stateHolds(r.Fingerprinter, in.secretRecord.Fingerprint) {
+		if !live {
+			// The cache may not show a state restored with the Secret yet.
+			in.state, in.stateDirty, in.stateMoved = secret.State{}, false, ""
+			if err := r.gatherState(ctx, r.APIReader, true, at, in); err != nil {
 				return nil, err
 			}
 		}
-		switch {
-		case in.state.Issuer == "" && in.spec != nil:
-			// Written before state recorded its issuer (and before issuerRef
-			// could change): taken as this issuer's, and stamped so that the
-			// next write records it.
-			in.state.Issuer, in.state.IssuerUID = in.issuerKey, string(in.issuerUID)
-		case in.state.Issuer != "" && (in.state.Issuer != in.issuerKey ||
-			(in.issuerUID != "" && in.state.IssuerUID != string(in.issuerUID))):
-			// Minted by another issuer: spec.issuerRef changed, or the issuer
-			// was deleted and created again under the same name. Its refresh
-			// token is never sent to this one: dropped, and forgotten at the
-			// next write. Its tokens are revoked through their own issuer only.
-			in.moved = true
-			in.state.RefreshToken, in.state.RefreshTokenExpiresAt = "", nil
+		if !in.stateHolds(r.Fingerprinter, in.secretRecord.Fingerprint) {
+			// A token tokenmint may have revoked (when its AccessToken was
+			// deleted, along with its state) is never taken back: the Secret
+			// is this AccessToken's to write, not its token to serve.
+			in.secretRecord = nil
 		}
-		if in.state.Issuer != "" {
-			// Every superseded token names its issuer from here on.
-			in.state.Superseded = slices.Clone(in.state.Superseded)
-			for i := range in.state.Superseded {
-				if s := &in.state.Superseded[i]; s.Issuer == "" {
-					s.Issuer, s.IssuerUID = in.state.Issuer, in.state.IssuerUID
-				}
-			}
-		}
-		in.stateMatches = in.state.Restorable() &&
-			r.Fingerprinter.Fingerprint([]byte(in.state.Token)) == at.Status.TokenFingerprint
 	}
 	if !in.secretMatches && !in.stateMatches {
 		// The copy this process kept of the token it wrote last restores an edited
@@ -217,6 +210,12 @@ func (r *AccessTokenReconciler) gather(ctx context.Context, at *tokensv1alpha1.A
 			return nil, err
 		}
 		in.inputsHash = hashInputs(at, in, versions)
+		in.inputsIdentity = inputsIdentity(at, in)
+		if in.reown && in.secretRecord != nil && in.problem == nil {
+			if in.cachesBehind, err = r.cachesBehind(ctx, at, in); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return in, nil
 }
@@ -231,6 +230,94 @@ func (r *AccessTokenReconciler) stateCached(ctx context.Context, at *tokensv1alp
 	// The typed cache holds tokenmint's own Secrets, state Secrets included.
 	s := &corev1.Secret{}
 	return r.Client.Get(ctx, types.NamespacedName{Namespace: r.OperatorNamespace, Name: secret.StateName(at)}, s) == nil
+}
+
+// stateHolds reports whether the state holds the token of fingerprint fp.
+func (in *inputs) stateHolds(f *secret.Fingerprinter, fp string) bool {
+	return in.state.Token != "" && f.Fingerprint([]byte(in.state.Token)) == fp
+}
+
+// gatherState reads the AccessToken's state Secret: under its name, or under
+// the UID an earlier version named it by (moved at the next write). State
+// minted by another issuer is dropped (see sameIssuer).
+func (r *AccessTokenReconciler) gatherState(ctx context.Context, reader client.Reader, live bool, at *tokensv1alpha1.AccessToken, in *inputs) error {
+	s := &corev1.Secret{}
+	key := types.NamespacedName{Namespace: r.OperatorNamespace, Name: secret.StateName(at)}
+	err := reader.Get(ctx, key, s)
+	if v, ok := r.stateVersions.Load(client.ObjectKeyFromObject(at)); !live && (ok && v.(writtenStatus).uid == at.UID &&
+		(err != nil || s.ResourceVersion != v.(writtenStatus).resourceVersion) || err == nil && len(s.Data) == 0) {
+		// The cache has not caught up with this process's last write, or
+		// holds a state written before states were bounded, larger than
+		// secret.MaxStateBytes, without its data.
+		s = &corev1.Secret{}
+		err = r.APIReader.Get(ctx, key, s)
+	}
+	if apierrors.IsNotFound(err) {
+		key.Name = secret.UIDStateName(at)
+		s = &corev1.Secret{}
+		if err = reader.Get(ctx, key, s); err == nil && len(s.Data) == 0 {
+			s = &corev1.Secret{}
+			err = r.APIReader.Get(ctx, key, s)
+		}
+		if err == nil {
+			in.stateMoved = key.Name
+		}
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading state Secret: %w", err)
+	}
+	if in.state, err = secret.DecodeState(s); err != nil {
+		return err
+	}
+	endpoint := issuerEndpoint(in.spec)
+	switch {
+	case in.state.Issuer == "" && in.spec != nil:
+		// Written before state recorded its issuer (and before issuerRef
+		// could change): taken as this issuer's, and stamped so that the
+		// next write records it.
+		in.state.Issuer, in.state.IssuerUID, in.state.IssuerEndpoint = in.issuerKey, string(in.issuerUID), endpoint
+	case in.state.Issuer == "" || in.issuerUID == "":
+		// No issuer to compare with (it is not found): kept as it is.
+	case in.state.Issuer != in.issuerKey:
+		// Minted by the issuer spec.issuerRef named before a move: its
+		// refresh token is never sent to this one, dropped and forgotten at
+		// the next write; its tokens are revoked through their own issuer
+		// only (see accesstoken_move.go).
+		in.moved = true
+		in.state.RefreshToken, in.state.RefreshTokenExpiresAt = "", nil
+	case !sameIssuer(in.state, in.issuerKey, in.issuerUID, endpoint):
+		// Another issuer under the same name (one deleted and created again
+		// elsewhere by someone else, say): its refresh token and tokens are
+		// never sent to this one. They are dropped, and forgotten at the
+		// next write.
+		in.state, in.stateMoved = secret.State{}, ""
+		return nil
+	}
+	// Every superseded token names its issuer from here on; those of this
+	// issuer restored under a new UID follow it.
+	in.state.Superseded = slices.Clone(in.state.Superseded)
+	for i := range in.state.Superseded {
+		sup := &in.state.Superseded[i]
+		if sup.Issuer == "" {
+			sup.Issuer, sup.IssuerUID = in.state.Issuer, in.state.IssuerUID
+		}
+		if !in.moved && in.issuerUID != "" && sup.Issuer == in.issuerKey && sup.IssuerUID == in.state.IssuerUID {
+			sup.IssuerUID = string(in.issuerUID)
+		}
+	}
+	if !in.moved && in.issuerUID != "" && (in.state.IssuerUID != string(in.issuerUID) || in.state.IssuerEndpoint != endpoint ||
+		in.stateMoved != "" || s.Labels[secret.LabelAccessTokenUID] != string(at.UID)) {
+		// Restored from backup (new UIDs), or written by an earlier version:
+		// written once more under this AccessToken's name, UID and issuer.
+		in.state.IssuerUID, in.state.IssuerEndpoint = string(in.issuerUID), endpoint
+		in.stateDirty = true
+	}
+	in.stateMatches = in.state.Restorable() &&
+		r.Fingerprinter.Fingerprint([]byte(in.state.Token)) == at.Status.TokenFingerprint
+	return nil
 }
 
 func (r *AccessTokenReconciler) gatherIssuer(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs) (*tokensv1alpha1.IssuerSpec, types.UID, *problem, error) {
@@ -349,15 +436,47 @@ func (r *AccessTokenReconciler) gatherSecret(ctx context.Context, reader client.
 	if err != nil {
 		return fmt.Errorf("reading Secret %s: %w", key, err)
 	}
+	in.foreign, in.reown, in.adopting, in.unproven = false, false, false, false
 	if !secret.IsOwnedBy(s, at) {
-		in.foreign = true
-		return nil
+		if restoredCandidate(s, at) && !r.Fingerprinter.ProvesOwner(s, "AccessToken", at.Name) && reader != r.APIReader {
+			// The cache keeps no annotations of a Secret whose proof it
+			// cannot check (one restored without owner references or a
+			// label naming its AccessToken): read once from the apiserver.
+			live := &corev1.Secret{}
+			if err := r.APIReader.Get(ctx, key, live); err != nil {
+				if apierrors.IsNotFound(err) {
+					return nil
+				}
+				return fmt.Errorf("reading Secret %s: %w", key, err)
+			}
+			s = live
+		}
+		switch {
+		case restoredCandidate(s, at) && r.Fingerprinter.ProvesOwner(s, "AccessToken", at.Name):
+			// tokenmint wrote it for this AccessToken before a restore (or a
+			// re-creation) gave it a new UID.
+			in.reown = true
+			if len(s.Data) == 0 && reader != r.APIReader {
+				if err := r.APIReader.Get(ctx, key, s); err != nil {
+					return client.IgnoreNotFound(err)
+				}
+			}
+		case secret.Adoptable(s, at):
+			// Its owner marked it to be taken over: a new token is minted
+			// into it (the one it holds has no record tokenmint can trust).
+			in.secret, in.adopting = s, true
+			return nil
+		default:
+			in.foreign = true
+			return nil
+		}
 	}
-	if !r.Fingerprinter.VerifyOwnerProof(s) {
-		// Written before Secrets carried the owner proof (or under another
-		// key): the cache holds no data of it. Read once from the apiserver;
-		// the Secret is rewritten with the proof (see secretDrifted).
-		in.unproven = true
+	if !r.Fingerprinter.ProvesOwner(s, "AccessToken", at.Name) {
+		// Written before Secrets carried the owner proof by name (or under
+		// another key): the cache may hold no data of it. Read once from the
+		// apiserver; the Secret is rewritten with the proof (see
+		// secretDrifted).
+		in.unproven = !in.reown
 		if len(s.Data) == 0 {
 			s = &corev1.Secret{}
 			if err := r.APIReader.Get(ctx, key, s); err != nil {
@@ -366,7 +485,7 @@ func (r *AccessTokenReconciler) gatherSecret(ctx context.Context, reader client.
 				}
 				return fmt.Errorf("reading Secret %s: %w", key, err)
 			}
-			if !secret.IsOwnedBy(s, at) {
+			if !secret.IsOwnedBy(s, at) && !in.reown {
 				in.foreign, in.unproven = true, false
 				return nil
 			}

@@ -45,6 +45,7 @@ func (r *AccessTokenReconciler) issue(ctx context.Context, at *tokensv1alpha1.Ac
 	if err == nil {
 		start := r.Clock.Now()
 		tok, err = r.Tokens.Issue(ctx, call)
+		r.Clocks.Observed(in.issuerKey)
 		observeCall(in.issuerKey, start, r.Clock.Now(), err)
 		r.Health.Record(in.issuerKey, err, r.Clock.Now())
 		if r.Limiters != nil {
@@ -116,6 +117,7 @@ func (r *AccessTokenReconciler) buildCall(ctx context.Context, in *inputs) (issu
 		NamespaceLabels: in.namespaceLabels,
 
 		ServiceAccountTokens: saTokens,
+		ProviderClock:        r.Clocks.For(in.issuerKey, in.issuerUID),
 		// Step results are shared only within one issuer object and the
 		// namespace whose ServiceAccount tokens the steps send.
 		StepScope: in.issuerKey + "/" + string(in.issuerUID) + "|" + in.at.Namespace,

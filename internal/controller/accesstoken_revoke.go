@@ -138,13 +138,23 @@ func (r *AccessTokenReconciler) revoke(ctx context.Context, in *inputs, s secret
 	return r.Tokens.Revoke(ctx, call, s.Token, s.ID)
 }
 
-// deleteState removes the state Secret of at, if any.
+// deleteState removes the state Secret of at, if any, under its name or the
+// UID an earlier version named it by.
 func (r *AccessTokenReconciler) deleteState(ctx context.Context, at *tokensv1alpha1.AccessToken) error {
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secret.StateName(at), Namespace: r.OperatorNamespace}}
-	return client.IgnoreNotFound(r.Delete(ctx, s))
+	for _, name := range []string{secret.StateName(at), secret.UIDStateName(at)} {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: r.OperatorNamespace}}
+		if err := r.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// deleteOrphanState removes the state Secret of an AccessToken that is gone.
+// deleteOrphanState removes the state Secret of an AccessToken that is gone,
+// unless its token Secret is still there and proves it was written for an
+// AccessToken of that name: a restore from backup is re-creating them, and the
+// AccessToken will be back (a Secret the garbage collector then deletes
+// queues this again).
 func (r *AccessTokenReconciler) deleteOrphanState(ctx context.Context, key types.NamespacedName) error {
 	list := &corev1.SecretList{}
 	if err := r.List(ctx, list, client.InNamespace(r.OperatorNamespace),
@@ -154,6 +164,16 @@ func (r *AccessTokenReconciler) deleteOrphanState(ctx context.Context, key types
 	for i := range list.Items {
 		s := &list.Items[i]
 		if s.Annotations[secret.AnnotationAccessToken] == key.String() {
+			if name := s.Annotations[secret.AnnotationSecret]; name != "" {
+				tok := &corev1.Secret{}
+				err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: name}, tok)
+				if err == nil && r.Fingerprinter.ProvesOwner(tok, "AccessToken", key.Name) {
+					continue
+				}
+				if client.IgnoreNotFound(err) != nil {
+					return err
+				}
+			}
 			if err := r.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
 				return err
 			}

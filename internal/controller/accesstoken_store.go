@@ -78,7 +78,7 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 				RevokeAt: now.Add(revokeGrace(in.spec)), Issuer: in.issuerKey, IssuerUID: string(in.issuerUID)})
 			capSuperseded(&st, now)
 		}
-		st.Issuer, st.IssuerUID = in.issuerKey, string(in.issuerUID)
+		st.Issuer, st.IssuerUID, st.IssuerEndpoint = in.issuerKey, string(in.issuerUID), issuerEndpoint(in.spec)
 		st.Token, st.Fields, st.TokenID, st.FieldsDropped = "", nil, "", false
 		if in.keepsState() {
 			st.Token, st.Fields, st.TokenID = tok.Value, tok.Fields, tok.ID
@@ -144,6 +144,7 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 	case first:
 		r.Recorder.Eventf(at, nil, corev1.EventTypeNormal, reason, "Issue", "%s", msg)
 	}
+	warnExpiryUnknown(at, r.Recorder)
 	kind, ns, name := splitIssuerKey(in.issuerKey)
 	tokensIssued.WithLabelValues(kind, ns, name).Inc()
 	auditMint(ctx, in, d.reason, tok, st.TokenFingerprint, previous)
@@ -207,7 +208,13 @@ var errSecretTaken = errors.New("a Secret of that name was created by someone el
 // applied.
 func (r *AccessTokenReconciler) writeSecret(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, data map[string][]byte, rec secret.Record) (string, error) {
 	name := types.NamespacedName{Namespace: at.Namespace, Name: at.Spec.Secret.Name}
-	rec.OwnerProof = r.Fingerprinter.OwnerProof(at.Namespace, at.Spec.Secret.Name, at.UID)
+	rec.OwnerProof = r.Fingerprinter.OwnerProof(at.Namespace, at.Spec.Secret.Name, "AccessToken", at.Name)
+	rec.InputsIdentity = in.inputsIdentity
+	if in.reown {
+		if err := r.reownSecret(ctx, at, in); err != nil {
+			return "", err
+		}
+	}
 	if in.secret == nil {
 		s := secret.New(at, data, rec)
 		err := r.Create(ctx, s, client.FieldOwner(secret.FieldOwner))
@@ -238,6 +245,11 @@ func (r *AccessTokenReconciler) writeSecret(ctx context.Context, at *tokensv1alp
 		return "", fmt.Errorf("writing Secret %s: %w", name, err)
 	}
 	r.chargeWrite(at, data)
+	if in.adopting {
+		r.Recorder.Eventf(at, nil, corev1.EventTypeNormal, reasonSecretAdopted, "Adopt",
+			"Secret %s, marked %s, now belongs to this AccessToken", at.Spec.Secret.Name, secret.AnnotationAdopt)
+		in.adopting = false
+	}
 	return ptr.Deref(desired.ResourceVersion, ""), nil
 }
 

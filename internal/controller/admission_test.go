@@ -227,6 +227,16 @@ var _ = Describe("admission", func() {
 		Entry("a timeout in days",
 			func(s *tokensv1alpha1.IssuerSpec) { s.Timeout = &tokensv1alpha1.Duration{Invalid: "1d"} },
 			"spec.timeout"),
+		Entry("a default lifetime of 30 seconds",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.DefaultLifetime = &tokensv1alpha1.Duration{Duration: 30 * time.Second}
+			},
+			"defaultLifetime must be between 1m and 8760h"),
+		Entry("a default lifetime over a year",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.DefaultLifetime = &tokensv1alpha1.Duration{Duration: 8761 * time.Hour}
+			},
+			"defaultLifetime must be between 1m and 8760h"),
 		Entry("a grace period of two days",
 			func(s *tokensv1alpha1.IssuerSpec) {
 				s.RevokeGracePeriod = &tokensv1alpha1.Duration{Duration: 48 * time.Hour}

@@ -339,7 +339,7 @@ func TestTrimSecretKeepsOnlyTokenmintData(t *testing.T) {
 	f := secret.NewFingerprinter([]byte("installation-key-0123456789abcdef"))
 	c.proofs.Store(f)
 	controlled := []metav1.OwnerReference{{APIVersion: tokensv1alpha1.GroupVersion.String(), Kind: "AccessToken", Name: "a", UID: "u", Controller: func() *bool { b := true; return &b }()}}
-	proven := map[string]string{secret.AnnotationOwnerProof: f.OwnerProof("ns", "s", "u")}
+	proven := map[string]string{secret.AnnotationOwnerProof: f.OwnerProof("ns", "s", "AccessToken", "a")}
 	cases := []struct {
 		name string
 		s    *corev1.Secret

@@ -407,7 +407,7 @@ var errNotOwnedCopy = errors.New("a Secret of that name exists and is not this C
 func (r *ClusterAccessTokenReconciler) writeCopy(ctx context.Context, cat *tokensv1alpha1.ClusterAccessToken, src *corev1.Secret, ns string) error {
 	name := cat.Spec.Secret.Name
 	labels, annotations := copyLabels(cat), copyAnnotations(cat, src)
-	annotations[secret.AnnotationOwnerProof] = r.Fingerprinter.OwnerProof(ns, name, cat.UID)
+	annotations[secret.AnnotationOwnerProof] = r.Fingerprinter.OwnerProof(ns, name, "ClusterAccessToken", cat.Name)
 	create := func() error {
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels, Annotations: annotations},
 			Type: src.Type, Data: src.Data}

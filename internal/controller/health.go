@@ -118,9 +118,13 @@ func (h *IssuerHealth) Record(issuerKey string, err error, now time.Time) {
 		h.last[issuerKey] = st
 	}
 	h.mu.Unlock()
-	if !changed {
-		return
+	if changed {
+		h.Notify(issuerKey)
 	}
+}
+
+// Notify has the issuer of issuerKey looked at again.
+func (h *IssuerHealth) Notify(issuerKey string) {
 	kind, ns, name := splitIssuerKey(issuerKey)
 	obj := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 	select {

@@ -57,6 +57,8 @@ type IssuerReconciler struct {
 	// Health, when set, tells what the last call to the issuer's endpoint said.
 	Health   *IssuerHealth
 	Recorder events.EventRecorder
+	// Clocks, when set, holds the issuers' measured clocks, for ClockSkew.
+	Clocks *ProviderClocks
 
 	// known holds, by "namespace/name", the secretKeys last read.
 	known *lru.Cache
@@ -69,6 +71,9 @@ type IssuerReconciler struct {
 func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	obj, spec, status, ns := r.newObject()
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Clocks.Forget(issuerKey(r.Kind, req.Namespace, req.Name))
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if ns == "" {
@@ -103,6 +108,7 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 	}
 	meta.SetStatusCondition(&status.Conditions, cond)
+	r.Clocks.setClockSkew(r.Kind, obj, status, r.Recorder)
 	status.ObservedGeneration = obj.GetGeneration()
 	if equality.Semantic.DeepEqual(orig, status) {
 		return ctrl.Result{}, nil

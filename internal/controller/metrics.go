@@ -90,6 +90,7 @@ const (
 	tokenRenewalName  = "tokenmint_accesstoken_renewal_timestamp_seconds"
 	tokenReadyName    = "tokenmint_accesstoken_ready"
 	tokenFailuresName = "tokenmint_accesstoken_failed_attempts"
+	tokenNoExpiryName = "tokenmint_accesstoken_expiry_unknown"
 )
 
 var (
@@ -97,6 +98,7 @@ var (
 	tokenRenewalHelp  = "When the token of an AccessToken will next be renewed or retried (unix seconds)."
 	tokenReadyHelp    = "1 when the AccessToken's Secret holds a valid token, else 0."
 	tokenFailuresHelp = "Consecutive failed attempts to obtain a token for the AccessToken."
+	tokenNoExpiryHelp = "1 for an AccessToken whose token has no known expiry (none reported, no issuer defaultLifetime, no maxAge): it is never renewed. Absent otherwise."
 	labelNamespace    = "namespace"
 	labelName         = "name"
 	labelIssuerKind   = "issuer_kind"
@@ -145,14 +147,22 @@ func (c *accessTokenCollector) gather() ([]*dto.MetricFamily, error) {
 	const perToken = 4
 	pairs := make([]dto.LabelPair, perToken*n)
 	labels := make([]*dto.LabelPair, perToken*n)
-	series := make([]dto.Metric, 4*n)
-	gauges := make([]dto.Gauge, 4*n)
-	values := make([]float64, 4*n)
+	// Four series per AccessToken, and a fifth for the few whose expiry is unknown.
+	size := 4 * n
+	for _, at := range items {
+		if expiryUnknown(at) {
+			size++
+		}
+	}
+	series := make([]dto.Metric, size)
+	gauges := make([]dto.Gauge, size)
+	values := make([]float64, size)
 	families := []*dto.MetricFamily{
 		{Name: ptr.To(tokenExpiryName), Help: &tokenExpiryHelp, Type: &gaugeType, Metric: make([]*dto.Metric, 0, n)},
 		{Name: ptr.To(tokenRenewalName), Help: &tokenRenewalHelp, Type: &gaugeType, Metric: make([]*dto.Metric, 0, n)},
 		{Name: ptr.To(tokenReadyName), Help: &tokenReadyHelp, Type: &gaugeType, Metric: make([]*dto.Metric, 0, n)},
 		{Name: ptr.To(tokenFailuresName), Help: &tokenFailuresHelp, Type: &gaugeType, Metric: make([]*dto.Metric, 0, n)},
+		{Name: ptr.To(tokenNoExpiryName), Help: &tokenNoExpiryHelp, Type: &gaugeType},
 	}
 	next := 0
 	add := func(f int, l []*dto.LabelPair, v float64) {
@@ -189,6 +199,9 @@ func (c *accessTokenCollector) gather() ([]*dto.MetricFamily, error) {
 		}
 		add(2, l, ready)
 		add(3, l, float64(at.Status.FailedAttempts))
+		if expiryUnknown(at) {
+			add(4, l, 1)
+		}
 	}
 	clusterFamily, err := clusterAccessTokenFamily(ctx, reader)
 	if err != nil {

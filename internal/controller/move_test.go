@@ -290,7 +290,7 @@ var _ = Describe("moving an AccessToken to another issuer", func() {
 
 		clk.Step(DefaultMinMintInterval)
 		moveTo(at, b.Name, s.AccessToken.Spec.Parameters)
-		Eventually(renewingReason(at), 10*time.Second).Should(Equal(tokensv1alpha1.ReasonUnauthorized))
+		Eventually(renewingReason(at), 10*time.Second).Should(Equal(tokensv1alpha1.ReasonPermanentFailure), "invalid_client is permanent by the OAuth2 preset")
 		settle(at)
 
 		Expect(k8sClient.Delete(ctx, get(at))).To(Succeed())

@@ -101,6 +101,10 @@ type Config struct {
 
 	// RenewalEvents raises a Normal event for every renewal.
 	RenewalEvents bool
+	// ProviderClockCorrection reads the times an issuer's endpoint reports,
+	// and writes the times signed for it, on that endpoint's clock as its Date
+	// header tells it (--provider-clock-correction); false measures only.
+	ProviderClockCorrection bool
 
 	// Clock and Transport are seams for tests; nil means the real ones.
 	Clock     clock.Clock
@@ -165,6 +169,8 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.NamespaceWriteBurstBytes, "namespace-write-burst-bytes", DefaultNamespaceWriteBurstBytes, "Burst of such bytes per namespace.")
 	fs.BoolVar(&c.RenewalEvents, "renewal-events", false,
 		"Raise a Normal event on the AccessToken for every renewal (by default only the first token and recovering from failures raise one; every mint and revocation is in the audit log either way).")
+	fs.BoolVar(&c.ProviderClockCorrection, "provider-clock-correction", true,
+		"Measure each issuer's clock from the Date header of its endpoint's answers and read the expiries and Retry-After dates it reports, and sign JWTs for it, on that clock; false only measures it (metric tokenmint_issuer_clock_offset_seconds, issuer condition ClockSkew).")
 	fs.StringVar(&c.FingerprintKeySecret, "fingerprint-key-secret", "tokenmint-fingerprint-key",
 		"Secret in the operator namespace holding the key that fingerprints tokens (created when missing).")
 }
@@ -441,6 +447,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		writes = NewWriteBudgets(cfg.NamespaceWriteBytesPerMinute, cfg.NamespaceWriteBurstBytes)
 	}
 	health := NewIssuerHealth()
+	clocks := &ProviderClocks{Correct: cfg.ProviderClockCorrection, Notify: health.Notify}
 	at := &AccessTokenReconciler{
 		Client:                   mgr.GetClient(),
 		APIReader:                mgr.GetAPIReader(),
@@ -466,6 +473,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		FingerprintKeySecret:     cfg.FingerprintKeySecret,
 		RenewalEvents:            cfg.RenewalEvents,
 		Health:                   health,
+		Clocks:                   clocks,
 	}
 	accessTokens.use(mgr.GetCache(), mgr.Elected())
 	if err := at.SetupWithManager(mgr, secretsSources, namespacesSource); err != nil {
@@ -479,7 +487,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	}
 	for _, kind := range []tokensv1alpha1.IssuerKind{tokensv1alpha1.TokenIssuerKind, tokensv1alpha1.ClusterTokenIssuerKind} {
 		ir := &IssuerReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Metadata: metaCache, Kind: kind,
-			CredentialsNamespace: cfg.credentialsNamespace(), Health: health, Recorder: mgr.GetEventRecorder("tokenmint")}
+			CredentialsNamespace: cfg.credentialsNamespace(), Health: health, Clocks: clocks, Recorder: mgr.GetEventRecorder("tokenmint")}
 		if err := ir.SetupWithManager(mgr, secretsSources); err != nil {
 			return fmt.Errorf("setting up %s controller: %w", kind, err)
 		}

@@ -127,6 +127,7 @@ func testConfig() Config {
 		IssuerBurst:              500,
 		FingerprintKeySecret:     "tokenmint-fingerprint-key",
 		AllowPrivateDestinations: true, // the provider fakes listen on 127.0.0.1
+		ProviderClockCorrection:  true, // the flag's default
 		Clock:                    clk,
 		// Nothing the manager does in these tests may open a socket to anything
 		// but loopback, even if a guard were broken.

@@ -170,7 +170,7 @@ func TestTrimSecretKeepsDataOnlyWithOwnerProof(t *testing.T) {
 		}
 		return out.(*corev1.Secret)
 	}
-	proof := f.OwnerProof(at.Namespace, at.Spec.Secret.Name, at.UID)
+	proof := f.OwnerProof(at.Namespace, at.Spec.Secret.Name, "AccessToken", at.Name)
 
 	// Before Setup has read the key nothing verifies: no data is cached.
 	if s := trim(written(proof)); s.Data != nil {
@@ -194,6 +194,29 @@ func TestTrimSecretKeepsDataOnlyWithOwnerProof(t *testing.T) {
 	}
 	if s.Labels[tokensv1alpha1.LabelManagedBy] != tokensv1alpha1.ManagedByValue || !secret.IsOwnedBy(s, at) {
 		t.Fatal("the identity the controllers read was dropped")
+	}
+	// The same Secret naming another AccessToken as its owner, with or
+	// without owner references: nothing kept.
+	other := written(proof)
+	other.OwnerReferences[0].Name = "another-token"
+	stripped := written(proof)
+	stripped.OwnerReferences = nil
+	stripped.Labels[tokensv1alpha1.LabelAccessToken] = "another-token"
+	for _, s := range []*corev1.Secret{other, stripped} {
+		if s := trim(s); s.Data != nil || s.Annotations != nil {
+			t.Fatal("a Secret whose owner the proof does not name keeps its data")
+		}
+	}
+	// Restored from backup: the AccessToken has a new UID, and the owner
+	// reference names the old one, or is gone.
+	restored := written(proof)
+	restored.OwnerReferences[0].UID = "uid-before-restore"
+	stripped = written(proof)
+	stripped.OwnerReferences = nil
+	for _, s := range []*corev1.Secret{restored, stripped} {
+		if s := trim(s); string(s.Data["token"]) != "CANARY-TOKEN" || s.Annotations[secret.AnnotationOwnerProof] == "" {
+			t.Fatal("a restored Secret lost its data or its proof")
+		}
 	}
 	// Written before Secrets carried the proof: held without data.
 	if s := trim(written("")); s.Data != nil || !secret.IsOwnedBy(s, at) {

@@ -90,6 +90,11 @@ type Call struct {
 	// ServiceAccountTokens are the tokens of the spec's serviceAccountToken
 	// values (see ServiceAccountTokenSources), requested for this call.
 	ServiceAccountTokens map[v1alpha1.ServiceAccountTokenSource]string
+	// ProviderClock, when set, is the issuer's clock: the call measures it from
+	// the answer's Date header and, when it corrects, reads and writes the
+	// provider's times with it. Keep one per issuer across calls.
+	ProviderClock *ProviderClock
+
 	// StepScope identifies the issuer (kind, namespace, name and UID) and the
 	// namespace whose ServiceAccount tokens the call sends. Step results are
 	// reused only between calls of the same scope and the same inputs; with
@@ -143,7 +148,7 @@ func (e *Engine) Issue(ctx context.Context, c Call) (*Token, error) {
 		token, err := e.obtain(ctx, c, callRefresh, c.Spec.Refresh, parameters, issued, red)
 		if err == nil {
 			token.Refreshed = true
-			return token, nil
+			return withDefaultLifetime(c.Spec, token), nil
 		}
 		if !refreshRejected(err) {
 			// A 5xx or 429 says nothing about the refresh token; minting through
@@ -161,10 +166,13 @@ func (e *Engine) Issue(ctx context.Context, c Call) (*Token, error) {
 			return nil, permanentUnlessRefresh(err)
 		}
 		token.RefreshRejected = true
-		return token, nil
+		return withDefaultLifetime(c.Spec, token), nil
 	}
 	token, err := e.primary(ctx, c, parameters, red)
-	return token, permanentUnlessRefresh(err)
+	if err != nil {
+		return nil, permanentUnlessRefresh(err)
+	}
+	return withDefaultLifetime(c.Spec, token), nil
 }
 
 // Revoke invalidates token (whose id is tokenID, possibly empty) through the
@@ -232,11 +240,26 @@ func (e *Engine) prepareValues(c Call) (map[string]any, *redactor, error) {
 // obtain sends one request and reads a token from its answer.
 func (e *Engine) obtain(ctx context.Context, c Call, kind callKind, spec *v1alpha1.RequestSpec,
 	parameters map[string]any, issued map[v1alpha1.IssuedValue]string, red *redactor) (*Token, error) {
+	return e.obtainFrom(ctx, c, kind, spec, &c.Spec.Response, parameters, issued, red)
+}
+
+// obtainFrom is obtain reading the answer with response (a step's own).
+func (e *Engine) obtainFrom(ctx context.Context, c Call, kind callKind, spec *v1alpha1.RequestSpec, response *v1alpha1.ResponseSpec,
+	parameters map[string]any, issued map[v1alpha1.IssuedValue]string, red *redactor) (*Token, error) {
 	a, sentAt, err := e.exchange(ctx, c, kind, spec, parameters, issued, red)
 	if err != nil {
 		return nil, err
 	}
-	return readToken(&c.Spec.Response, a, sentAt, red)
+	token, err := readToken(response, a, sentAt, red)
+	if err != nil && a.resendOnProviderTime(err) {
+		// The refusal taught the engine the provider's clock, and the request
+		// carried times on the old one: send it once more on the provider's.
+		if a, sentAt, err = e.exchange(ctx, c, kind, spec, parameters, issued, red); err != nil {
+			return nil, err
+		}
+		return readToken(response, a, sentAt, red)
+	}
+	return token, err
 }
 
 // exchange builds and sends one request and reads its answer through the size
@@ -248,7 +271,8 @@ func (e *Engine) exchange(ctx context.Context, c Call, kind callKind, spec *v1al
 	if err != nil {
 		return answer{}, now, err
 	}
-	values := &valueResolver{parameters: parameters, secrets: c.Secrets, issued: issued, now: now, newUUID: e.newUUID(), signed: red.add,
+	sentOffset := c.ProviderClock.correction()
+	values := &valueResolver{parameters: parameters, secrets: c.Secrets, issued: issued, now: now.Add(sentOffset), newUUID: e.newUUID(), signed: red.add,
 		serviceAccountTokens: c.ServiceAccountTokens, spec: c.Spec, steps: c.stepResults}
 	ctx, cancel := context.WithTimeout(ctx, timeout(c.Spec))
 	defer cancel()
@@ -261,6 +285,8 @@ func (e *Engine) exchange(ctx context.Context, c Call, kind callKind, spec *v1al
 	if err != nil {
 		return answer{}, now, transportError(kind, err, red)
 	}
+	c.ProviderClock.Observe(a.header, now, e.clock().Now())
+	a.offset, a.sentOffset, a.timed = c.ProviderClock.correction(), sentOffset, values.timed
 	if len(a.body) > MaxResponseBytes {
 		return answer{}, now, &Error{Class: ClassInvalidResponse, StatusCode: a.status,
 			Message: fmt.Sprintf("response body is larger than %d bytes", MaxResponseBytes)}

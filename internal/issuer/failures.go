@@ -30,7 +30,9 @@ import (
 
 // applyFailureRules judges a failed answer by the issuer's failure rules, then
 // by its preset's; e keeps the class its HTTP status gave it when none
-// matches. doc is the decoded body, nil when it is not JSON.
+// matches. doc is the decoded body, nil when it is not JSON; now is the
+// provider's time (the local time plus its measured clock offset), since reset
+// times are read from its clock.
 func applyFailureRules(spec *v1alpha1.ResponseSpec, a answer, doc any, e *Error, now time.Time) {
 	if spec.Failures == nil {
 		return

@@ -72,6 +72,7 @@ func (r *valueResolver) signJWT(s *v1alpha1.SignedJWT) (string, error) {
 		return "", fmt.Errorf("signedJWT: %w", err)
 	}
 	lifetime, backdate := jwtTiming(s)
+	r.timed = true
 	iat := r.now.Add(-backdate)
 	claims := jwt.MapClaims{
 		"iat": iat.Unix(),
@@ -305,14 +306,17 @@ func certificateThumbprint(data []byte, key crypto.Signer, now time.Time) (strin
 // signed now, which expires at its exp claim. No call is made.
 func (e *Engine) sign(c Call, parameters map[string]any, red *redactor) (*Token, error) {
 	now := e.clock().Now()
-	values := &valueResolver{parameters: parameters, secrets: c.Secrets, now: now, newUUID: e.newUUID()}
+	// Signed on the audience's clock where one was measured; the expiry is
+	// then told in local time.
+	offset := c.ProviderClock.correction()
+	values := &valueResolver{parameters: parameters, secrets: c.Secrets, now: now.Add(offset), newUUID: e.newUUID()}
 	signed, err := values.signJWT(c.Spec.SignedJWT)
 	if err != nil {
 		return nil, &Error{Class: ClassInvalidConfig, Message: red.redact(err.Error())}
 	}
 	lifetime, backdate := jwtTiming(c.Spec.SignedJWT)
 	// exp is written in whole seconds; the token expires then, not later.
-	expiresAt := time.Unix(now.Add(-backdate).Add(lifetime).Unix(), 0)
+	expiresAt := time.Unix(now.Add(offset).Add(-backdate).Add(lifetime).Unix(), 0).Add(-offset)
 	return &Token{Value: signed, IssuedAt: now, ExpiresAt: &expiresAt}, nil
 }
 

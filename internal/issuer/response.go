@@ -51,6 +51,11 @@ type answer struct {
 	status int
 	header http.Header
 	body   []byte
+	// offset is the provider's clock offset the answer's times are read with
+	// (see ProviderClock); sentOffset the one the request was written with, and
+	// timed whether the request carried times at all.
+	offset, sentOffset time.Duration
+	timed              bool
 }
 
 // readToken turns an answer into a token, or into a classified error. now is
@@ -76,13 +81,13 @@ func readToken(spec *v1alpha1.ResponseSpec, a answer, now time.Time, red *redact
 	}
 	token := &Token{Value: value, IssuedAt: now}
 	if spec.Expiry != nil {
-		expiresAt, err := readExpiry(doc, spec.Expiry, value, now)
+		expiresAt, err := readExpiry(doc, spec.Expiry, value, now, a.offset)
 		if err != nil {
 			return nil, invalidResponse("token expiry: %v", err)
 		}
 		token.ExpiresAt = &expiresAt
 	}
-	if err := readRefreshToken(spec.RefreshToken, doc, now, token, red); err != nil {
+	if err := readRefreshToken(spec.RefreshToken, doc, now, a.offset, token, red); err != nil {
 		return nil, err
 	}
 	if spec.TokenID != "" {
@@ -103,7 +108,7 @@ func readToken(spec *v1alpha1.ResponseSpec, a answer, now time.Time, red *redact
 
 // readRefreshToken reads the optional refresh token. Its absence is not an
 // error: OAuth2 servers return one only when they choose to.
-func readRefreshToken(spec *v1alpha1.RefreshTokenSpec, doc any, now time.Time, token *Token, red *redactor) error {
+func readRefreshToken(spec *v1alpha1.RefreshTokenSpec, doc any, now time.Time, offset time.Duration, token *Token, red *redactor) error {
 	if spec == nil {
 		return nil
 	}
@@ -121,7 +126,7 @@ func readRefreshToken(spec *v1alpha1.RefreshTokenSpec, doc any, now time.Time, t
 	}
 	token.RefreshToken = refresh
 	if spec.Expiry != nil {
-		expiresAt, err := readExpiry(doc, spec.Expiry, refresh, now)
+		expiresAt, err := readExpiry(doc, spec.Expiry, refresh, now, offset)
 		if err != nil {
 			return invalidResponse("refresh token expiry: %v", err)
 		}
@@ -180,7 +185,7 @@ func checkSuccess(spec *v1alpha1.ResponseSpec, a answer, doc any, now time.Time,
 		message = fmt.Sprintf("response reports failure (%s is not %s)", spec.Success.Path, text(want))
 	}
 	e := &Error{Class: ClassInvalidResponse, Code: code, Message: message}
-	applyFailureRules(spec, a, doc, e, now)
+	applyFailureRules(spec, a, doc, e, now.Add(a.offset)) // reset times are on the provider's clock
 	return e
 }
 
@@ -201,7 +206,7 @@ func endpointError(spec *v1alpha1.ResponseSpec, a answer, now time.Time, red *re
 	e := &Error{
 		Class:      classForStatus(a.status),
 		StatusCode: a.status,
-		RetryAfter: parseRetryAfter(a.header.Get("Retry-After"), now),
+		RetryAfter: parseRetryAfter(a.header.Get("Retry-After"), now.Add(a.offset)),
 	}
 	doc, err := decodeAnswer(spec, a, red)
 	if err != nil {
@@ -212,7 +217,7 @@ func endpointError(spec *v1alpha1.ResponseSpec, a answer, now time.Time, red *re
 	if err == nil {
 		e.Code, e.Message = errorDetails(spec.Error, doc, red)
 	}
-	applyFailureRules(spec, a, doc, e, now)
+	applyFailureRules(spec, a, doc, e, now.Add(a.offset)) // reset times are on the provider's clock
 	return e
 }
 
@@ -251,11 +256,15 @@ func errorDetails(spec *v1alpha1.ErrorSpec, doc any, red *redactor) (code, messa
 
 // readExpiry reads an expiry and checks that it is believable: in the future
 // and less than ten years away. token is the value a JWT expiry without a path
-// is read from.
-func readExpiry(doc any, spec *v1alpha1.ExpirySpec, token string, now time.Time) (time.Time, error) {
+// is read from. An absolute expiry is on the provider's clock, offset ahead
+// of the local one: it is returned in local time.
+func readExpiry(doc any, spec *v1alpha1.ExpirySpec, token string, now time.Time, offset time.Duration) (time.Time, error) {
 	expiry, err := expiryValue(doc, spec, token, now)
 	if err != nil {
 		return time.Time{}, err
+	}
+	if spec.Format != v1alpha1.ExpiryRelativeSeconds {
+		expiry = expiry.Add(-offset)
 	}
 	switch {
 	case !expiry.After(now):

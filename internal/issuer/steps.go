@@ -97,11 +97,16 @@ func (e *Engine) stepCache() *lru.Cache {
 
 // primary makes the issuer's request, after its steps: each step's result is
 // reused while valid, or obtained by its call. The token expires at the
-// earliest expiry of the chain that the provider stated. A step's failure
+// earliest expiry of the chain that the providers stated (the issuer's
+// defaultLifetime stands in for the request's when its answer states none). A step's failure
 // names the step, and no later call is made.
 func (e *Engine) primary(ctx context.Context, c Call, parameters map[string]any, red *redactor) (*Token, error) {
 	if len(c.Spec.Steps) == 0 {
-		return e.obtain(ctx, c, callRequest, &c.Spec.Request, parameters, nil, red)
+		token, err := e.obtain(ctx, c, callRequest, &c.Spec.Request, parameters, nil, red)
+		if err != nil {
+			return nil, err
+		}
+		return withDefaultLifetime(c.Spec, token), nil
 	}
 	results := make(map[string]*stepResult, len(c.Spec.Steps))
 	var keys []string
@@ -126,6 +131,7 @@ func (e *Engine) primary(ctx context.Context, c Call, parameters map[string]any,
 		}
 		return nil, err
 	}
+	token = withDefaultLifetime(c.Spec, token)
 	for _, r := range results {
 		if r.expiresAt != nil && (token.ExpiresAt == nil || r.expiresAt.Before(*token.ExpiresAt)) {
 			at := *r.expiresAt
@@ -153,11 +159,11 @@ func (e *Engine) step(ctx context.Context, c Call, step *v1alpha1.IssuerStep, pa
 			e.stepCache().Remove(key)
 		}
 	}
-	a, sentAt, err := e.exchange(ctx, c, stepCall(step.Name), &step.Request, parameters, nil, red)
-	var token *Token
-	if err == nil {
-		token, err = readToken(&step.Response, a, sentAt, red)
-	}
+	// A step may call another provider than request: it neither measures
+	// nor uses the issuer's provider clock.
+	stepCall := c
+	stepCall.ProviderClock = nil
+	token, err := e.obtainFrom(ctx, stepCall, callOfStep(step.Name), &step.Request, &step.Response, parameters, nil, red)
 	if err != nil {
 		err = permanentUnlessRefresh(err)
 		var ie *Error
@@ -274,7 +280,7 @@ func validateSteps(spec *v1alpha1.IssuerSpec) []error {
 		}
 		allowed := site.call == callRequest
 		for k := j + 1; k < len(spec.Steps); k++ {
-			allowed = allowed || site.call == stepCall(spec.Steps[k].Name)
+			allowed = allowed || site.call == callOfStep(spec.Steps[k].Name)
 		}
 		if !allowed {
 			problems = append(problems, fmt.Errorf("%s: credential %q is the result of step %q: only the steps after it and request may use it",
@@ -312,7 +318,7 @@ func validateStepResponse(s *v1alpha1.IssuerStep) []error {
 	return problems
 }
 
-// stepCall is the call kind of a step's request.
-func stepCall(name string) callKind {
+// callOfStep is the call kind of a step's request.
+func callOfStep(name string) callKind {
 	return callKind("steps[" + name + "].request")
 }

@@ -80,7 +80,7 @@ func requests(spec *v1alpha1.IssuerSpec) []namedRequest {
 	spec = Effective(spec)
 	var list []namedRequest
 	for i := range spec.Steps {
-		list = append(list, namedRequest{stepCall(spec.Steps[i].Name), &spec.Steps[i].Request})
+		list = append(list, namedRequest{callOfStep(spec.Steps[i].Name), &spec.Steps[i].Request})
 	}
 	list = append(list, namedRequest{callRequest, &spec.Request})
 	if spec.Refresh != nil {
@@ -245,6 +245,7 @@ func Validate(spec *v1alpha1.IssuerSpec) error {
 	if spec.Timeout != nil && spec.Timeout.Duration <= 0 {
 		problems = append(problems, fmt.Errorf("timeout must be positive, got %s", spec.Timeout.Duration))
 	}
+	problems = append(problems, validateDefaultLifetime(spec)...)
 	if len(spec.CABundle) > 0 && !x509.NewCertPool().AppendCertsFromPEM(spec.CABundle) {
 		problems = append(problems, errors.New("caBundle holds no PEM certificate"))
 	}

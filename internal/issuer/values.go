@@ -33,8 +33,13 @@ type valueResolver struct {
 	parameters map[string]any
 	secrets    map[v1alpha1.SecretKeySelector]string
 	issued     map[v1alpha1.IssuedValue]string
-	now        time.Time
-	newUUID    func() string
+	// now is the provider's time: the local time plus the issuer's clock
+	// offset, when the engine corrects it.
+	now     time.Time
+	newUUID func() string
+	// timed is set once a value was computed from now (a timestamp, a signed
+	// JWT): the request then depends on the clock the provider checks it by.
+	timed bool
 	// signed, when set, is given every JWT signed, so that it is redacted.
 	signed func(string)
 	// serviceAccountTokens are the call's ServiceAccount tokens.
@@ -129,6 +134,10 @@ func (r *valueResolver) generate(generator v1alpha1.Generator) (any, error) {
 	switch generator {
 	case v1alpha1.GenerateUUID:
 		return r.newUUID(), nil
+	case v1alpha1.GenerateUnixSeconds, v1alpha1.GenerateUnixMilliseconds, v1alpha1.GenerateRFC3339:
+		r.timed = true
+	}
+	switch generator {
 	case v1alpha1.GenerateUnixSeconds:
 		return r.now.Unix(), nil
 	case v1alpha1.GenerateUnixMilliseconds:

@@ -68,8 +68,8 @@ type StatusView struct {
 	// LastError is the Renewing condition's message while it is False.
 	LastError string `json:"lastError,omitempty"`
 	// RenewalRequested is the value of the renew annotation not yet acted on.
-	RenewalRequested string      `json:"renewalRequested,omitempty"`
-	TokenFingerprint string      `json:"tokenFingerprint,omitempty"`
+	RenewalRequested string `json:"renewalRequested,omitempty"`
+	TokenFingerprint string `json:"tokenFingerprint,omitempty"`
 	// History is status.history: the recent tokens, newest first.
 	History []HistoryView `json:"history,omitempty"`
 	Secret  *SecretView   `json:"secret"`

@@ -138,7 +138,7 @@ func TestOwnerProof(t *testing.T) {
 	f := NewFingerprinter([]byte("installation-key-0123456789abcdef"))
 	at := accessToken()
 	owned := New(at, map[string][]byte{"token": []byte("CANARY")},
-		Record{Fingerprint: "fp", IssuedAt: time.Now(), OwnerProof: f.OwnerProof(at.Namespace, at.Spec.Secret.Name, at.UID)})
+		Record{Fingerprint: "fp", IssuedAt: time.Now(), OwnerProof: f.OwnerProof(at.Namespace, at.Spec.Secret.Name, "AccessToken", at.Name)})
 	if !f.VerifyOwnerProof(owned) {
 		t.Fatal("the proof tokenmint writes does not verify")
 	}
@@ -151,11 +151,19 @@ func TestOwnerProof(t *testing.T) {
 		return s
 	}
 	for name, s := range map[string]*corev1.Secret{
-		"no proof":         forged(func(s *corev1.Secret) { delete(s.Annotations, AnnotationOwnerProof) }),
-		"made-up proof":    forged(func(s *corev1.Secret) { s.Annotations[AnnotationOwnerProof] = "hmac-sha256:00" }),
-		"other name":       forged(func(s *corev1.Secret) { s.Name = "copied-annotations" }),
-		"other namespace":  forged(func(s *corev1.Secret) { s.Namespace = "elsewhere" }),
-		"other owner":      forged(func(s *corev1.Secret) { s.OwnerReferences[0].UID = "uid-2" }),
+		"no proof":        forged(func(s *corev1.Secret) { delete(s.Annotations, AnnotationOwnerProof) }),
+		"made-up proof":   forged(func(s *corev1.Secret) { s.Annotations[AnnotationOwnerProof] = "hmac-sha256:00" }),
+		"other name":      forged(func(s *corev1.Secret) { s.Name = "copied-annotations" }),
+		"other namespace": forged(func(s *corev1.Secret) { s.Namespace = "elsewhere" }),
+		"other owner":     forged(func(s *corev1.Secret) { s.OwnerReferences[0].Name = "another-token" }),
+		"stripped, labelled for another": forged(func(s *corev1.Secret) {
+			s.OwnerReferences = nil
+			s.Labels[tokensv1alpha1.LabelAccessToken] = "another-token"
+		}),
+		"stripped, unlabelled": forged(func(s *corev1.Secret) {
+			s.OwnerReferences = nil
+			delete(s.Labels, tokensv1alpha1.LabelAccessToken)
+		}),
 		"not a controller": forged(func(s *corev1.Secret) { s.OwnerReferences[0].Controller = nil }),
 		"other kind":       forged(func(s *corev1.Secret) { s.OwnerReferences[0].Kind = "Deployment" }),
 		"other group": forged(func(s *corev1.Secret) {
@@ -176,12 +184,93 @@ func TestOwnerProof(t *testing.T) {
 	cat := owned.DeepCopy()
 	cat.OwnerReferences = []metav1.OwnerReference{{APIVersion: tokensv1alpha1.GroupVersion.String(), Kind: "ClusterAccessToken",
 		Name: "shared", UID: "cat-uid", Controller: ptr.To(true)}}
-	cat.Annotations[AnnotationOwnerProof] = f.OwnerProof(cat.Namespace, cat.Name, "cat-uid")
+	cat.Annotations[AnnotationOwnerProof] = f.OwnerProof(cat.Namespace, cat.Name, "ClusterAccessToken", "shared")
 	if !f.VerifyOwnerProof(cat) {
 		t.Error("a ClusterAccessToken copy's proof does not verify")
+	}
+	if f.ProvesOwner(cat, "AccessToken", "shared") {
+		t.Error("a ClusterAccessToken's proof proves an AccessToken of that name")
+	}
+
+	// A restore re-creates the AccessToken under a new UID; the backup tool
+	// keeps the owner reference to the old one, or strips it.
+	restored := forged(func(s *corev1.Secret) { s.OwnerReferences[0].UID = "uid-after-restore" })
+	stripped := forged(func(s *corev1.Secret) { s.OwnerReferences = nil })
+	for name, s := range map[string]*corev1.Secret{"restored": restored, "stripped": stripped} {
+		if !f.VerifyOwnerProof(s) || !f.ProvesOwner(s, "AccessToken", at.Name) {
+			t.Errorf("%s: the proof does not verify", name)
+		}
+	}
+
+	// Secrets written by earlier versions carry a proof bound to the UID:
+	// still kept by the cache, not proof enough for the controller.
+	legacy := forged(func(s *corev1.Secret) {
+		s.Annotations[AnnotationOwnerProof] = f.UIDOwnerProof(s.Namespace, s.Name, at.UID)
+	})
+	if !f.VerifyOwnerProof(legacy) {
+		t.Error("a proof bound to the owner's UID no longer verifies")
+	}
+	if f.ProvesOwner(legacy, "AccessToken", at.Name) {
+		t.Error("a proof bound to the owner's UID proves the owner by name")
+	}
+	if f.VerifyOwnerProof(forged(func(s *corev1.Secret) {
+		s.Annotations[AnnotationOwnerProof] = f.UIDOwnerProof(s.Namespace, s.Name, at.UID)
+		s.OwnerReferences[0].UID = "uid-2"
+	})) {
+		t.Error("a proof bound to a UID verifies for another owner")
 	}
 	// Re-applying the Secret never counts the proof as left out.
 	if LeavesOut(owned, at, owned.Data, Record{Fingerprint: "fp", IssuedAt: time.Now()}) {
 		t.Error("the owner proof counts as a field the apply leaves out")
+	}
+}
+
+func TestStateNameSurvivesRestore(t *testing.T) {
+	at := accessToken()
+	restored := at.DeepCopy()
+	restored.UID = "uid-after-restore"
+	if StateName(at) != StateName(restored) {
+		t.Fatal("the state name changes with the AccessToken's UID")
+	}
+	other := at.DeepCopy()
+	other.Name += "-2"
+	elsewhere := at.DeepCopy()
+	elsewhere.Namespace += "-2"
+	if StateName(other) == StateName(at) || StateName(elsewhere) == StateName(at) {
+		t.Fatal("two AccessTokens share a state name")
+	}
+	long := at.DeepCopy()
+	long.Namespace, long.Name = strings.Repeat("n", 63), strings.Repeat("a", 253)
+	if n := len(StateName(long)); n > 63 {
+		t.Fatalf("a state name of %d characters", n)
+	}
+	if UIDStateName(at) != StatePrefix+string(at.UID) {
+		t.Fatal("the name earlier versions used is not the UID's")
+	}
+}
+
+func TestAdoptable(t *testing.T) {
+	at := accessToken()
+	marked := func(edit func(s *corev1.Secret)) *corev1.Secret {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: at.Namespace, Name: at.Spec.Secret.Name,
+			Annotations: map[string]string{AnnotationAdopt: "true"}}, Type: corev1.SecretTypeOpaque}
+		edit(s)
+		return s
+	}
+	if !Adoptable(marked(func(*corev1.Secret) {}), at) {
+		t.Fatal("a marked Opaque Secret is not adoptable")
+	}
+	for name, s := range map[string]*corev1.Secret{
+		"unmarked":     marked(func(s *corev1.Secret) { delete(s.Annotations, AnnotationAdopt) }),
+		"marked false": marked(func(s *corev1.Secret) { s.Annotations[AnnotationAdopt] = "false" }),
+		"another type": marked(func(s *corev1.Secret) { s.Type = corev1.SecretTypeServiceAccountToken }),
+		"pull secret":  marked(func(s *corev1.Secret) { s.Type = corev1.SecretTypeDockerConfigJson }),
+		"has controller": marked(func(s *corev1.Secret) {
+			s.OwnerReferences = []metav1.OwnerReference{{Kind: "Deployment", Name: "d", UID: "u", Controller: ptr.To(true)}}
+		}),
+	} {
+		if Adoptable(s, at) {
+			t.Errorf("%s: adoptable", name)
+		}
 	}
 }

@@ -56,35 +56,77 @@ func (f *Fingerprinter) Fingerprint(token []byte) string {
 }
 
 // AnnotationOwnerProof is an HMAC, under the installation's key, of a
-// Secret's namespace, name and controlling owner's UID (see OwnerProof). The
-// manager's cache keeps the data of a Secret only when it verifies: anyone who
-// writes Secrets can add tokenmint's label and an owner reference naming an
-// AccessToken, but only tokenmint can compute the proof.
+// Secret's namespace and name and of the kind and name of the tokenmint object
+// it is written for (see OwnerProof). The manager's cache keeps the data of a
+// Secret only when it verifies: anyone who writes Secrets can add tokenmint's
+// label and an owner reference naming an AccessToken, but only tokenmint can
+// compute the proof.
+//
+// The proof names its owner by name, not by UID, so that it survives a restore
+// from backup (which re-creates every object under a new UID): a restored
+// Secret still proves that tokenmint wrote it for the AccessToken of that name,
+// and is adopted instead of minted again. A proof copied to any other Secret
+// (another name or namespace) or naming another owner does not verify.
 const AnnotationOwnerProof = "tokens.tokenmint.dev/owner-proof"
 
 // OwnerProof returns the AnnotationOwnerProof value of the Secret
-// namespace/name controlled by the object of UID owner. It differs from every
-// token fingerprint: the message is prefixed with its purpose.
-func (f *Fingerprinter) OwnerProof(namespace, name string, owner types.UID) string {
+// namespace/name written for the object of kind ownerKind ("AccessToken" or
+// "ClusterAccessToken") and name owner. It differs from every token
+// fingerprint: the message is prefixed with its purpose.
+func (f *Fingerprinter) OwnerProof(namespace, name, ownerKind, owner string) string {
+	return f.mac("owner-proof-v2\x00" + namespace + "\x00" + name + "\x00" + ownerKind + "\x00" + owner)
+}
+
+// UIDOwnerProof is the proof earlier versions wrote, bound to the owner's UID:
+// still accepted by VerifyOwnerProof (the cache keeps the Secret's data), not
+// by ProvesOwner, so the controller rewrites the Secret once with OwnerProof.
+func (f *Fingerprinter) UIDOwnerProof(namespace, name string, owner types.UID) string {
+	return f.mac("owner-proof\x00" + namespace + "\x00" + name + "\x00" + string(owner))
+}
+
+func (f *Fingerprinter) mac(msg string) string {
 	m := hmac.New(sha256.New, f.key)
-	_, _ = m.Write([]byte("owner-proof\x00" + namespace + "\x00" + name + "\x00" + string(owner)))
+	_, _ = m.Write([]byte(msg))
 	return "hmac-sha256:" + hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// ProvesOwner reports whether s carries the proof tokenmint writes for its
+// namespace and name and the owner of kind ownerKind and name owner, whatever
+// its owner references say (a restore re-creates the owner under a new UID,
+// and a backup tool may strip owner references).
+func (f *Fingerprinter) ProvesOwner(s *corev1.Secret, ownerKind, owner string) bool {
+	if f == nil {
+		return false
+	}
+	got := s.Annotations[AnnotationOwnerProof]
+	return got != "" && hmac.Equal([]byte(got), []byte(f.OwnerProof(s.Namespace, s.Name, ownerKind, owner)))
 }
 
 // VerifyOwnerProof reports whether s carries the proof tokenmint wrote for
 // its namespace, name and controlling owner (an AccessToken or a
-// ClusterAccessToken of tokenmint's API group).
+// ClusterAccessToken of tokenmint's API group), by the owner's name or, as
+// earlier versions wrote it, its UID. A Secret with no owner reference at all
+// (retained, or restored by a tool that strips them) is checked against the
+// AccessToken its tokenmint label names.
 func (f *Fingerprinter) VerifyOwnerProof(s *corev1.Secret) bool {
 	if f == nil {
 		return false
+	}
+	got := s.Annotations[AnnotationOwnerProof]
+	if got == "" {
+		return false
+	}
+	if len(s.OwnerReferences) == 0 {
+		name := s.Labels[tokensv1alpha1.LabelAccessToken]
+		return name != "" && f.ProvesOwner(s, "AccessToken", name)
 	}
 	ref := metav1.GetControllerOfNoCopy(s)
 	if ref == nil || (ref.Kind != "AccessToken" && ref.Kind != "ClusterAccessToken") ||
 		ref.APIVersion != tokensv1alpha1.GroupVersion.String() {
 		return false
 	}
-	got := s.Annotations[AnnotationOwnerProof]
-	return got != "" && hmac.Equal([]byte(got), []byte(f.OwnerProof(s.Namespace, s.Name, ref.UID)))
+	return f.ProvesOwner(s, ref.Kind, ref.Name) ||
+		hmac.Equal([]byte(got), []byte(f.UIDOwnerProof(s.Namespace, s.Name, ref.UID)))
 }
 
 // Labels returns the labels tokenmint puts on the Secret of at: the user's labels
@@ -109,6 +151,14 @@ const (
 	AnnotationInputsHash  = "tokens.tokenmint.dev/inputs-hash"
 	// AnnotationPreviousUntil is when the previous token leaves previousKey.
 	AnnotationPreviousUntil = "tokens.tokenmint.dev/previous-until"
+	// AnnotationInputsIdentity hashes what AnnotationInputsHash hashes but for
+	// the UIDs and resourceVersions of the issuer and the credential Secrets,
+	// which a restore from backup changes: a restored Secret whose identity
+	// matches is adopted with the current inputs, one that does not is renewed.
+	AnnotationInputsIdentity = "tokens.tokenmint.dev/inputs-identity"
+	// AnnotationAdopt, set to "true" on an existing Secret by its owner, lets
+	// an AccessToken that names it take it over (see Adoptable).
+	AnnotationAdopt = "tokens.tokenmint.dev/adopt"
 )
 
 // Record is what tokenmint writes beside a token, in the Secret's annotations:
@@ -124,6 +174,10 @@ type Record struct {
 	PreviousUntil *time.Time
 	// OwnerProof is the Secret's AnnotationOwnerProof; empty writes none.
 	OwnerProof string
+	// InputsIdentity identifies the inputs the token was issued from, without
+	// the UIDs and versions a restore from backup changes (see
+	// AnnotationInputsIdentity); empty writes none.
+	InputsIdentity string
 }
 
 func (r Record) annotations() map[string]string {
@@ -140,6 +194,9 @@ func (r Record) annotations() map[string]string {
 	}
 	if r.OwnerProof != "" {
 		a[AnnotationOwnerProof] = r.OwnerProof
+	}
+	if r.InputsIdentity != "" {
+		a[AnnotationInputsIdentity] = r.InputsIdentity
 	}
 	return a
 }
@@ -158,7 +215,8 @@ func ReadRecord(s *corev1.Secret) (Record, bool) {
 	if a[AnnotationFingerprint] == "" || err != nil {
 		return Record{}, false
 	}
-	r := Record{Fingerprint: a[AnnotationFingerprint], IssuedAt: issued, InputsHash: a[AnnotationInputsHash]}
+	r := Record{Fingerprint: a[AnnotationFingerprint], IssuedAt: issued, InputsHash: a[AnnotationInputsHash],
+		InputsIdentity: a[AnnotationInputsIdentity]}
 	if v, ok := a[AnnotationExpiresAt]; ok {
 		exp, err := time.Parse(time.RFC3339, v)
 		if err != nil {
@@ -237,7 +295,7 @@ func CreatedByUpdate(s *corev1.Secret) bool {
 // LeavesOut reports whether applying data and rec for at would leave out a
 // label, an annotation or a data key that s has: fields that only an apply
 // owning them all can remove. The owner proof, which every write carries, is
-// not counted.
+// not counted, nor is the inputs identity, which every write carries too.
 func LeavesOut(s *corev1.Secret, at *tokensv1alpha1.AccessToken, data map[string][]byte, rec Record) bool {
 	labels, ann := Labels(at), annotations(at, rec)
 	for k := range s.Labels {
@@ -246,7 +304,7 @@ func LeavesOut(s *corev1.Secret, at *tokensv1alpha1.AccessToken, data map[string
 		}
 	}
 	for k := range s.Annotations {
-		if _, ok := ann[k]; !ok && k != AnnotationOwnerProof {
+		if _, ok := ann[k]; !ok && k != AnnotationOwnerProof && k != AnnotationInputsIdentity {
 			return true
 		}
 	}
@@ -320,7 +378,7 @@ func InternMap(m map[string]string) {
 // across objects: not the names and fingerprints that identify one object.
 func internValue(key string) bool {
 	switch key {
-	case tokensv1alpha1.LabelAccessToken, AnnotationFingerprint, AnnotationInputsHash, AnnotationOwnerProof:
+	case tokensv1alpha1.LabelAccessToken, AnnotationFingerprint, AnnotationInputsHash, AnnotationOwnerProof, AnnotationInputsIdentity:
 		return false
 	}
 	return true
@@ -361,6 +419,16 @@ func Key(at *tokensv1alpha1.AccessToken) string {
 func IsOwnedBy(s *corev1.Secret, at *tokensv1alpha1.AccessToken) bool {
 	ref := metav1.GetControllerOf(s)
 	return ref != nil && ref.UID == at.UID
+}
+
+// Adoptable reports whether s, a Secret no AccessToken owns, may be taken
+// over by at: its owner marked it with AnnotationAdopt "true", no other
+// object controls it, and its type is the one at writes (a Secret's type
+// cannot change, and tokenmint never writes a type Kubernetes acts on but the
+// ones spec.secret.type allows).
+func Adoptable(s *corev1.Secret, at *tokensv1alpha1.AccessToken) bool {
+	return s.Annotations[AnnotationAdopt] == "true" && metav1.GetControllerOfNoCopy(s) == nil &&
+		(s.Type == secretType(at) || s.Type == "" && secretType(at) == corev1.SecretTypeOpaque)
 }
 
 // Drifted reports whether s, owned by at, differs from what tokenmint wrote in

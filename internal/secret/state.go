@@ -17,6 +17,8 @@ limitations under the License.
 package secret
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -34,10 +36,17 @@ const (
 	LabelComponent = "tokens.tokenmint.dev/component"
 	// ComponentState is the LabelComponent value of state Secrets.
 	ComponentState = "state"
-	// LabelAccessTokenUID holds the UID of the AccessToken a state Secret belongs to.
+	// LabelAccessTokenUID holds the UID of the AccessToken a state Secret
+	// belongs to: informative only (the name and AnnotationAccessToken
+	// identify it), and set again after a restore gives the AccessToken a new UID.
 	LabelAccessTokenUID = "tokens.tokenmint.dev/access-token-uid"
 	// AnnotationAccessToken holds "<namespace>/<name>" of that AccessToken.
 	AnnotationAccessToken = "tokens.tokenmint.dev/access-token"
+	// AnnotationSecret holds the name of that AccessToken's token Secret: while
+	// a Secret of that name proves it was written for an AccessToken of that
+	// name, the AccessToken is expected back (restored from backup), and its
+	// state is not removed as an orphan.
+	AnnotationSecret = "tokens.tokenmint.dev/secret"
 )
 
 const stateKey = "state.json"
@@ -51,6 +60,10 @@ type State struct {
 	// minted everything below: none of it is ever sent to another issuer.
 	Issuer    string `json:"issuer,omitempty"`
 	IssuerUID string `json:"issuerUID,omitempty"`
+	// IssuerEndpoint hashes where that issuer sends tokens (its URLs and the
+	// CA it trusts): an issuer of the same kind and name with another UID is
+	// taken as the same one, restored from backup, only when it matches.
+	IssuerEndpoint string `json:"issuerEndpoint,omitempty"`
 	// Token is the current token, kept so an edited or deleted Secret can be
 	// restored without minting a new one.
 	Token string `json:"token,omitempty"`
@@ -87,8 +100,17 @@ type Superseded struct {
 // StatePrefix starts the name of every state Secret.
 const StatePrefix = "tokenmint-state-"
 
-// StateName returns the name of the state Secret of at.
+// StateName returns the name of the state Secret of at: a hash of its
+// namespace and name, so that an AccessToken restored from backup under a new
+// UID finds its state (a refresh token, tokens still to revoke) again.
 func StateName(at *tokensv1alpha1.AccessToken) string {
+	sum := sha256.Sum256([]byte(at.Namespace + "/" + at.Name))
+	return StatePrefix + hex.EncodeToString(sum[:20])
+}
+
+// UIDStateName is the name earlier versions gave the state Secret of at, by
+// its UID: read when the state is not found under StateName, and moved there.
+func UIDStateName(at *tokensv1alpha1.AccessToken) string {
 	return StatePrefix + string(at.UID)
 }
 
@@ -163,7 +185,7 @@ func DesiredState(at *tokensv1alpha1.AccessToken, namespace string, st State) (*
 			LabelComponent:                ComponentState,
 			LabelAccessTokenUID:           string(at.UID),
 		}).
-		WithAnnotations(map[string]string{AnnotationAccessToken: at.Namespace + "/" + at.Name}).
+		WithAnnotations(map[string]string{AnnotationAccessToken: at.Namespace + "/" + at.Name, AnnotationSecret: at.Spec.Secret.Name}).
 		WithType(corev1.SecretTypeOpaque).
 		WithData(map[string][]byte{stateKey: raw}), nil
 }

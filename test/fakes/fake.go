@@ -31,6 +31,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,6 +116,9 @@ type Base struct {
 	// Hook, when set, is asked before every call whether to force a fault.
 	Hook FaultHook
 
+	// skew is SetSkew's offset of the fake's clock from Clock, in nanoseconds.
+	skew atomic.Int64
+
 	mu      sync.Mutex
 	total   int
 	byOut   map[Outcome]int
@@ -134,11 +138,21 @@ type reply struct {
 	outcome Outcome
 }
 
+// now is the fake's own time: Clock plus Skew.
 func (b *Base) now() time.Time {
+	skew := time.Duration(b.skew.Load())
 	if b.Clock == nil {
-		return clock.RealClock{}.Now()
+		return clock.RealClock{}.Now().Add(skew)
 	}
-	return b.Clock.Now()
+	return b.Clock.Now().Add(skew)
+}
+
+// SetSkew sets the fake's clock d ahead of Clock (behind when negative), as a
+// provider whose clock is off: its Date header, the times it issues and the
+// times it checks are all on the skewed clock, and so are the IssuedAt and
+// ExpiresAt of the tokens it records (subtract d for the local time).
+func (b *Base) SetSkew(d time.Duration) {
+	b.skew.Store(int64(d))
 }
 
 func (b *Base) lifetime(fallback time.Duration) time.Duration {
@@ -328,6 +342,8 @@ func (b *Base) nextFault(r *http.Request) *Fault {
 // serve answers one call: an injected fault if there is one, otherwise the
 // fake's own reply written as JSON; either way the call is counted.
 func (b *Base) serve(w http.ResponseWriter, r *http.Request, answer func(*http.Request) reply) {
+	// The Date header tells the fake's own time, as a real server's does.
+	w.Header().Set("Date", b.now().UTC().Format(http.TimeFormat))
 	if f := b.nextFault(r); f != nil {
 		b.count(OutcomeFault)
 		b.writeFault(w, r, f)
