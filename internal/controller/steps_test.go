@@ -145,4 +145,69 @@ var _ = Describe("an issuer with steps", func() {
 		Expect(after.Data).To(Equal(before.Data))
 		expectNowhere(at, stsTokens)
 	})
+
+	It("runs the same chain for a ClusterTokenIssuer, with one federated token per namespace", func() {
+		s, fake := googleSample()
+		nsA := s.AccessToken.Namespace
+		nsB := "g-" + rand.String(6)
+		Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: nsB}})).To(Succeed())
+		fake.Subjects = append(fake.Subjects, "system:serviceaccount:"+nsB+":orders-api")
+		name := "google-" + nsA
+		cti := &tokensv1alpha1.ClusterTokenIssuer{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: tokensv1alpha1.ClusterTokenIssuerSpec{IssuerSpec: s.TokenIssuer.Spec}}
+		Expect(k8sClient.Create(ctx, cti)).To(Succeed())
+		var tokens []*tokensv1alpha1.AccessToken
+		for _, ns := range []string{nsA, nsB} {
+			sa := s.ServiceAccounts[0].DeepCopy()
+			sa.Namespace = ns
+			sa.Annotations = map[string]string{tokensv1alpha1.AnnotationIssuers: "ClusterTokenIssuer/" + name}
+			Expect(k8sClient.Create(ctx, sa)).To(Succeed())
+			at := s.AccessToken.DeepCopy()
+			at.Namespace = ns
+			at.Spec.IssuerRef = tokensv1alpha1.IssuerReference{Kind: tokensv1alpha1.ClusterTokenIssuerKind, Name: name}
+			Expect(k8sClient.Create(ctx, at)).To(Succeed())
+			tokens = append(tokens, at)
+		}
+		for _, at := range tokens {
+			waitReady(at)
+		}
+		// Each namespace's ServiceAccount gets its own exchange: results are
+		// never shared across the namespaces whose tokens the step sends.
+		Expect(fake.STSCalls()).To(Equal(2))
+		Expect(fake.GenerateCalls()).To(Equal(2))
+		subjects := []any{fake.STSTokens()[0].Request["subject"], fake.STSTokens()[1].Request["subject"]}
+		Expect(subjects).To(ConsistOf("system:serviceaccount:"+nsA+":orders-api", "system:serviceaccount:"+nsB+":orders-api"))
+
+		By("renewing both without another exchange")
+		due := clk.Now()
+		before := map[string]string{}
+		for _, at := range tokens {
+			if r := get(at).Status.RenewalTime.Time; r.After(due) {
+				due = r
+			}
+			sec, err := secretOf(at)
+			Expect(err).NotTo(HaveOccurred())
+			before[at.Namespace] = string(sec.Data["token"])
+		}
+		clk.SetTime(due.Add(time.Second))
+		for _, at := range tokens {
+			poke(at)
+		}
+		for _, at := range tokens {
+			Eventually(func() string {
+				sec, _ := secretOf(at)
+				return string(sec.Data["token"])
+			}, 10*time.Second).ShouldNot(Equal(before[at.Namespace]))
+		}
+		Expect(fake.GenerateCalls()).To(Equal(4))
+		Expect(fake.STSCalls()).To(Equal(2))
+		var stsTokens []string
+		for _, t := range fake.STSTokens() {
+			stsTokens = append(stsTokens, t.Value)
+		}
+		addCanaries(stsTokens...)
+		for _, at := range tokens {
+			expectNowhere(at, stsTokens)
+		}
+	})
 })
