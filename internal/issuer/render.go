@@ -83,7 +83,7 @@ func (e *Engine) Render(c Call) (*RenderedRequest, error) {
 	}
 	now := e.clock().Now()
 	values := &valueResolver{parameters: parameters, secrets: c.Secrets, now: now, newUUID: e.newUUID(),
-		serviceAccountTokens: saTokens, spec: c.Spec,
+		serviceAccountTokens: saTokens, spec: c.Spec, steps: stepLabels(c.Spec, m),
 		signed: func(token string) {
 			red.add(token)
 			m.add(token, jwtLabel(token))

@@ -322,3 +322,23 @@ func validateStepResponse(s *v1alpha1.IssuerStep) []error {
 func callOfStep(name string) callKind {
 	return callKind("steps[" + name + "].request")
 }
+
+// stepLabels stands in for the steps' results when a request is rendered
+// without running them: each value is masked as the step that gives it.
+func stepLabels(spec *v1alpha1.IssuerSpec, m *masker) map[string]*stepResult {
+	out := make(map[string]*stepResult, len(spec.Steps))
+	for i := range spec.Steps {
+		step := &spec.Steps[i]
+		stand := func(what string) string {
+			value := "tokenmint-step-" + strconv.Itoa(i) + "-" + what
+			m.add(value, "<"+what+" of step "+step.Name+">")
+			return value
+		}
+		r := &stepResult{token: stand("token"), fields: map[string]string{}}
+		for _, f := range step.Response.Copy {
+			r.fields[f.Key] = stand(f.Key)
+		}
+		out[step.Name] = r
+	}
+	return out
+}

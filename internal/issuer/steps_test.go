@@ -352,3 +352,24 @@ func TestStepSecretsAndServiceAccountTokensAreRequested(t *testing.T) {
 		t.Errorf("SecretRefs = %v, want the step's %v", got, stepSecret)
 	}
 }
+
+func TestRenderShowsWhichStepGivesAValue(t *testing.T) {
+	rendered, err := testEngine().Render(Call{Spec: chainSpec("https://iam.example.com"),
+		Secrets: map[v1alpha1.SecretKeySelector]string{stepSecret: "subject-value"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	headers := map[string]string{}
+	for _, h := range rendered.Headers {
+		headers[h.Name] = h.Value
+	}
+	if got := headers["Authorization"]; got != "Bearer <token of step exchange>" {
+		t.Errorf("Authorization = %q", got)
+	}
+	if got := headers["X-Project"]; got != "<project of step exchange>" {
+		t.Errorf("X-Project = %q", got)
+	}
+	if rendered.URL != "https://iam.example.com/mint" {
+		t.Errorf("URL = %q: Render shows the issuer's request", rendered.URL)
+	}
+}
