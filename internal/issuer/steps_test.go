@@ -42,6 +42,7 @@ type chain struct {
 	failExchange  bool
 	failMint      bool
 	issued        map[string]bool
+	padding       string
 	order         []string
 	sentProject   []string
 }
@@ -62,7 +63,7 @@ func (p *chain) handler(w http.ResponseWriter, r *http.Request) {
 		}
 		token := fmt.Sprintf("STEP-CANARY-%d", p.exchanges)
 		p.issued[token] = true
-		_, _ = fmt.Fprintf(w, `{"access_token":%q,"expires_in":%d,"project":"p-42"}`, token, p.stepLifetime)
+		_, _ = fmt.Fprintf(w, `{"access_token":%q,"expires_in":%d,"project":"p-42","padding":%q}`, token, p.stepLifetime, p.padding)
 	case "/mint":
 		p.mints++
 		p.order = append(p.order, "mint")
@@ -371,5 +372,25 @@ func TestRenderShowsWhichStepGivesAValue(t *testing.T) {
 	}
 	if rendered.URL != "https://iam.example.com/mint" {
 		t.Errorf("URL = %q: Render shows the issuer's request", rendered.URL)
+	}
+}
+
+func TestLargeStepResultIsNotKept(t *testing.T) {
+	p, base := startChain(t)
+	// Copied fields are at most 4 KiB each: 17 of them pass the bound.
+	p.padding = strings.Repeat("x", 4000)
+	spec := chainSpec(base)
+	for i := range 17 {
+		spec.Steps[0].Response.Copy = append(spec.Steps[0].Response.Copy, v1alpha1.CopyField{Key: fmt.Sprintf("padding-%d", i), Path: "padding"})
+	}
+	engine := testEngine()
+	call := chainCall(t, spec, "scope")
+	for range 2 {
+		if _, err := engine.Issue(context.Background(), call); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p.exchanges != 2 {
+		t.Errorf("exchanges = %d, want 2: a result over %d bytes is used once and not kept", p.exchanges, maxStepResultBytes)
 	}
 }
