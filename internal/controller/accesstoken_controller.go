@@ -120,6 +120,9 @@ type AccessTokenReconciler struct {
 	// state Secret this process wrote last: a cache that shows another is read
 	// past (see gather), so that a revocation is never decided on stale state.
 	stateVersions sync.Map
+	// orphans holds, by AccessToken, when a state Secret was first seen
+	// without its AccessToken (see deleteOrphanState).
+	orphans sync.Map
 	// deletions holds, by AccessToken UID, when this process first tried to
 	// finalize it: the bound on revocation at deletion counts from there.
 	deletions sync.Map
@@ -172,10 +175,12 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			if r.ReadOnly {
 				return ctrl.Result{}, nil
 			}
-			return ctrl.Result{}, r.deleteOrphanState(ctx, req.NamespacedName)
+			wait, err := r.deleteOrphanState(ctx, req.NamespacedName)
+			return ctrl.Result{RequeueAfter: wait}, err
 		}
 		return ctrl.Result{}, err
 	}
+	r.orphans.Delete(req.NamespacedName)
 	if r.Calls.Busy(req.NamespacedName) {
 		// A call for it is waiting or running; its end queues it again.
 		return ctrl.Result{}, nil

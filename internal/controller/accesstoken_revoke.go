@@ -150,36 +150,58 @@ func (r *AccessTokenReconciler) deleteState(ctx context.Context, at *tokensv1alp
 	return nil
 }
 
-// deleteOrphanState removes the state Secret of an AccessToken that is gone,
-// unless its token Secret is still there and proves it was written for an
-// AccessToken of that name: a restore from backup is re-creating them, and the
-// AccessToken will be back (a Secret the garbage collector then deletes
-// queues this again).
-func (r *AccessTokenReconciler) deleteOrphanState(ctx context.Context, key types.NamespacedName) error {
+// orphanStateGrace is how long a state Secret whose AccessToken is gone is
+// kept before it is removed. A restore re-creates objects in an order of its
+// own, often the operator namespace (and so the state Secrets) long before the
+// AccessTokens and their Secrets; the grace lets them find their state. An
+// AccessToken deleted the usual way removes its state itself, at once.
+const orphanStateGrace = time.Hour
+
+// deleteOrphanState removes the state Secret of an AccessToken that has been
+// gone for orphanStateGrace, unless its token Secret is still there and proves
+// it was written for an AccessToken of that name: a restore from backup is
+// re-creating them, and the AccessToken will be back (a Secret the garbage
+// collector then deletes queues this again). It returns when to look again.
+func (r *AccessTokenReconciler) deleteOrphanState(ctx context.Context, key types.NamespacedName) (time.Duration, error) {
 	list := &corev1.SecretList{}
 	if err := r.List(ctx, list, client.InNamespace(r.OperatorNamespace),
 		client.MatchingLabels{secret.LabelComponent: secret.ComponentState}); err != nil {
-		return err
+		return 0, err
 	}
+	var orphans []*corev1.Secret
 	for i := range list.Items {
 		s := &list.Items[i]
-		if s.Annotations[secret.AnnotationAccessToken] == key.String() {
-			if name := s.Annotations[secret.AnnotationSecret]; name != "" {
-				tok := &corev1.Secret{}
-				err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: name}, tok)
-				if err == nil && r.Fingerprinter.ProvesOwner(tok, "AccessToken", key.Name) {
-					continue
-				}
-				if client.IgnoreNotFound(err) != nil {
-					return err
-				}
+		if s.Annotations[secret.AnnotationAccessToken] != key.String() {
+			continue
+		}
+		if name := s.Annotations[secret.AnnotationSecret]; name != "" {
+			tok := &corev1.Secret{}
+			err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: name}, tok)
+			if err == nil && r.Fingerprinter.ProvesOwner(tok, "AccessToken", key.Name) {
+				continue
 			}
-			if err := r.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
-				return err
+			if client.IgnoreNotFound(err) != nil {
+				return 0, err
 			}
 		}
+		orphans = append(orphans, s)
 	}
-	return nil
+	if len(orphans) == 0 {
+		r.orphans.Delete(key)
+		return 0, nil
+	}
+	now := r.Clock.Now()
+	seen, _ := r.orphans.LoadOrStore(key, now)
+	if wait := orphanStateGrace - now.Sub(seen.(time.Time)); wait > 0 {
+		return wait, nil
+	}
+	for _, s := range orphans {
+		if err := r.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
+			return 0, err
+		}
+	}
+	r.orphans.Delete(key)
+	return 0, nil
 }
 
 // writeState writes in.state; a state left with nothing to do, for an issuer
