@@ -40,9 +40,6 @@ import (
 )
 
 const (
-	// restoreNamespace holds the AccessToken restored from backup and the pod
-	// that reads its token all along.
-	restoreNamespace = "node-restore"
 	// restoreGrace is the issuer's revokeGracePeriod: long enough for the
 	// kubelet to deliver the renewal and for the delete and restore to happen
 	// while the replaced token still waits for its revocation.
@@ -61,13 +58,28 @@ const (
 // status), in the order the doc gives. The garbage collector of the node's
 // kube-controller-manager runs throughout.
 var _ = Describe("a restore from backup on a real node", Ordered, func() {
+	restoreDrill("node-restore", changeParameters, false)
+})
+
+// changeParameters renews an AccessToken at once through a change of its
+// parameters.
+func changeParameters(namespace, name string) {
+	kubectl("patch", "accesstoken", name, "-n", namespace, "--type=merge", "-p",
+		`{"spec":{"parameters":{"scopes":["orders.read","orders.write"]}}}`)
+}
+
+// restoreDrill is the body of an Ordered container: an AccessToken in
+// namespace (created by it), its token renewed once with renew, then backed
+// up, deleted and restored while a pod reads the token. The backup keeps
+// owner references when keepOwnerReferences is set, as some tools do.
+func restoreDrill(namespace string, renew func(namespace, name string), keepOwnerReferences bool) {
 	var (
 		provider *fakes.Base
 		at       *tokensv1alpha1.AccessToken
 	)
 
 	BeforeAll(func() {
-		kubectl("create", "namespace", restoreNamespace)
+		kubectl("create", "namespace", namespace)
 
 		By("a TokenIssuer that revokes (the OAuth2 sample's, in the namespace), its credential Secret and an AccessToken")
 		p := samples.Providers[slices.IndexFunc(samples.Providers, func(p samples.Provider) bool { return p.Name == "oauth2-client-credentials" })]
@@ -82,26 +94,26 @@ var _ = Describe("a restore from backup on a real node", Ordered, func() {
 		s.Spec().RevokeGracePeriod = &tokensv1alpha1.Duration{Duration: restoreGrace}
 		ti := &tokensv1alpha1.TokenIssuer{
 			TypeMeta:   metav1.TypeMeta{APIVersion: tokensv1alpha1.GroupVersion.String(), Kind: "TokenIssuer"},
-			ObjectMeta: metav1.ObjectMeta{Namespace: restoreNamespace, Name: s.ClusterTokenIssuer.Name},
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: s.ClusterTokenIssuer.Name},
 			Spec:       s.ClusterTokenIssuer.Spec.IssuerSpec,
 		}
 		var objs []client.Object
 		for _, sec := range s.Secrets {
-			sec.Namespace = restoreNamespace
+			sec.Namespace = namespace
 			objs = append(objs, sec)
 		}
 		at = s.AccessToken
-		at.Namespace = restoreNamespace
+		at.Namespace = namespace
 		at.Name = "restored"
 		at.Spec.IssuerRef = tokensv1alpha1.IssuerReference{Kind: tokensv1alpha1.TokenIssuerKind, Name: ti.Name}
 		at.Spec.Secret.Name = "restored-token"
-		apply("restore-tokens", append(objs, ti, at)...)
+		apply(namespace+"-tokens", append(objs, ti, at)...)
 
 		By("a pod mounting the token Secret")
 		Eventually(func() error {
-			return k8sClient.Get(ctx, client.ObjectKey{Namespace: restoreNamespace, Name: "default"}, &corev1.ServiceAccount{})
+			return k8sClient.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "default"}, &corev1.ServiceAccount{})
 		}, 30*time.Second, 250*time.Millisecond).Should(Succeed())
-		apply("restore-app", mountingApp(restoreNamespace, "restore-app", at.Spec.Secret.Name))
+		apply(namespace+"-app", mountingApp(namespace, "restore-app", at.Spec.Secret.Name))
 	})
 
 	It("mints nothing, keeps the pod reading a valid token throughout, and revokes the replaced token on time", func() {
@@ -109,7 +121,7 @@ var _ = Describe("a restore from backup on a real node", Ordered, func() {
 		var pod *corev1.Pod
 		Eventually(func(g Gomega) {
 			var err error
-			pod, err = onlyPod(restoreNamespace, "restore-app")
+			pod, err = onlyPod(namespace, "restore-app")
 			g.Expect(err).NotTo(HaveOccurred())
 			issued := provider.Issued()
 			g.Expect(issued).To(HaveLen(1))
@@ -117,9 +129,7 @@ var _ = Describe("a restore from backup on a real node", Ordered, func() {
 		}, 2*time.Minute, 200*time.Millisecond).Should(Succeed())
 
 		By("renewing once, so that the first token waits for its revocation; the pod reads the second")
-		// A change of parameters renews at once.
-		kubectl("patch", "accesstoken", at.Name, "-n", restoreNamespace, "--type=merge", "-p",
-			`{"spec":{"parameters":{"scopes":["orders.read","orders.write"]}}}`)
+		renew(namespace, at.Name)
 		// The renewal waits for the least interval between two mints (10 s).
 		Eventually(func() []fakes.IssuedToken { return provider.Issued() }, 30*time.Second, 100*time.Millisecond).Should(HaveLen(2))
 		first, second := provider.Issued()[0].Value, provider.Issued()[1].Value
@@ -142,30 +152,30 @@ var _ = Describe("a restore from backup on a real node", Ordered, func() {
 
 		By("backing up as YAML what docs/backup-restore.md lists")
 		stateName := secret.StateName(at)
-		issuerBackup := backup("restore-backup-issuer",
-			[]string{"secret", "oauth2-client", "-n", restoreNamespace},
-			[]string{"tokenissuer", at.Spec.IssuerRef.Name, "-n", restoreNamespace})
-		secretsBackup := backup("restore-backup-secrets",
+		issuerBackup := backup(namespace+"-backup-issuer", keepOwnerReferences,
+			[]string{"secret", "oauth2-client", "-n", namespace},
+			[]string{"tokenissuer", at.Spec.IssuerRef.Name, "-n", namespace})
+		secretsBackup := backup(namespace+"-backup-secrets", keepOwnerReferences,
 			[]string{"secret", stateName, "-n", operatorNamespace},
-			[]string{"secret", at.Spec.Secret.Name, "-n", restoreNamespace})
-		tokenBackup := backup("restore-backup-accesstoken",
-			[]string{"accesstoken", at.Name, "-n", restoreNamespace})
+			[]string{"secret", at.Spec.Secret.Name, "-n", namespace})
+		tokenBackup := backup(namespace+"-backup-accesstoken", keepOwnerReferences,
+			[]string{"accesstoken", at.Name, "-n", namespace})
 		backedUp := &corev1.Secret{}
-		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: restoreNamespace, Name: at.Spec.Secret.Name}, backedUp)).To(Succeed())
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: namespace, Name: at.Spec.Secret.Name}, backedUp)).To(Succeed())
 		Expect(string(backedUp.Data["token"])).To(Equal(second))
 		issued := provider.CallsBy(fakes.OutcomeIssued)
 
 		By("deleting every backed-up object without revoking: revocationPolicy None first, as the doc says for a drill")
-		kubectl("patch", "accesstoken", at.Name, "-n", restoreNamespace, "--type=merge", "-p",
+		kubectl("patch", "accesstoken", at.Name, "-n", namespace, "--type=merge", "-p",
 			`{"spec":{"revocationPolicy":"None"}}`)
 		Eventually(func() []string { return getAccessToken(at).Finalizers }, 20*time.Second, 100*time.Millisecond).
 			ShouldNot(ContainElement("tokens.tokenmint.dev/revoke"))
 		deletedAt := time.Now()
-		kubectl("delete", "accesstoken", at.Name, "-n", restoreNamespace, "--wait=true", "--timeout=30s")
-		kubectl("delete", "secret", at.Spec.Secret.Name, "-n", restoreNamespace, "--ignore-not-found", "--wait=true", "--timeout=30s")
+		kubectl("delete", "accesstoken", at.Name, "-n", namespace, "--wait=true", "--timeout=30s")
+		kubectl("delete", "secret", at.Spec.Secret.Name, "-n", namespace, "--ignore-not-found", "--wait=true", "--timeout=30s")
 		kubectl("delete", "secret", stateName, "-n", operatorNamespace, "--ignore-not-found", "--wait=true", "--timeout=30s")
-		kubectl("delete", "tokenissuer", at.Spec.IssuerRef.Name, "-n", restoreNamespace, "--wait=true", "--timeout=30s")
-		kubectl("delete", "secret", "oauth2-client", "-n", restoreNamespace, "--wait=true", "--timeout=30s")
+		kubectl("delete", "tokenissuer", at.Spec.IssuerRef.Name, "-n", namespace, "--wait=true", "--timeout=30s")
+		kubectl("delete", "secret", "oauth2-client", "-n", namespace, "--wait=true", "--timeout=30s")
 		Expect(provider.Valid(first)).To(BeTrue(), "the deletion revoked the replaced token")
 		Expect(provider.Valid(second)).To(BeTrue(), "the deletion revoked the current token")
 
@@ -185,7 +195,7 @@ var _ = Describe("a restore from backup on a real node", Ordered, func() {
 			g.Expect(c).NotTo(BeNil())
 			g.Expect(c.Status).To(Equal(metav1.ConditionTrue), "%s: %s", c.Reason, c.Message)
 			s := &corev1.Secret{}
-			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: restoreNamespace, Name: at.Spec.Secret.Name}, s)).To(Succeed())
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: namespace, Name: at.Spec.Secret.Name}, s)).To(Succeed())
 			g.Expect(s.OwnerReferences).To(HaveLen(1))
 			g.Expect(metav1.IsControlledBy(s, restored)).To(BeTrue(), "owner references %v", s.OwnerReferences)
 			g.Expect(string(s.Data["token"])).To(Equal(second))
@@ -226,7 +236,7 @@ var _ = Describe("a restore from backup on a real node", Ordered, func() {
 		Expect(reads.problems()).To(BeEmpty())
 		Expect(reads.count()).To(BeNumerically(">=", int(time.Since(deletedAt)/time.Second)),
 			"the pod's reads were polled too rarely to say")
-		now, err := onlyPod(restoreNamespace, "restore-app")
+		now, err := onlyPod(namespace, "restore-app")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(now.UID).To(Equal(pod.UID), "the pod was replaced")
 		Expect(now.Status.ContainerStatuses).To(HaveLen(1))
@@ -235,20 +245,26 @@ var _ = Describe("a restore from backup on a real node", Ordered, func() {
 	})
 
 	AfterAll(func() {
-		// Revokes the second token while the provider still answers, so that
-		// nothing is left retrying against it once it is closed.
-		out, err := execOutput(cp.Kubectl(), "--kubeconfig", admin, "delete", "namespace", restoreNamespace, "--wait=true", "--timeout=60s")
-		if err != nil {
-			AddReportEntry("deleting "+restoreNamespace, out)
+		// The AccessToken first, revoking its token while the provider still
+		// answers and the issuer and its credential Secret are still there,
+		// so that nothing is left retrying against them; then the rest.
+		for _, args := range [][]string{
+			{"delete", "accesstokens", "--all", "-n", namespace, "--wait=true", "--timeout=30s"},
+			{"delete", "namespace", namespace, "--wait=true", "--timeout=60s"},
+		} {
+			if out, err := execOutput(cp.Kubectl(), append([]string{"--kubeconfig", admin}, args...)...); err != nil {
+				AddReportEntry("kubectl "+args[0]+" "+args[1], out)
+			}
 		}
 	})
-})
+}
 
 // backup writes, as a backup tool does, the objects kubectl reads (each given
 // as its `kubectl get` arguments) to one manifest, and returns its path. Of the
 // metadata, only what Velero restores is kept: name, namespace, labels and
-// annotations; status is dropped.
-func backup(name string, objects ...[]string) string {
+// annotations, and owner references when keepOwnerReferences is set; status is
+// dropped.
+func backup(name string, keepOwnerReferences bool, objects ...[]string) string {
 	var manifest bytes.Buffer
 	for _, args := range objects {
 		raw := kubectl(append([]string{"get", "-o", "yaml"}, args...)...)
@@ -257,7 +273,11 @@ func backup(name string, objects ...[]string) string {
 		md, _ := obj["metadata"].(map[string]any)
 		Expect(md).NotTo(BeNil())
 		kept := map[string]any{}
-		for _, k := range []string{"name", "namespace", "labels", "annotations"} {
+		keep := []string{"name", "namespace", "labels", "annotations"}
+		if keepOwnerReferences {
+			keep = append(keep, "ownerReferences")
+		}
+		for _, k := range keep {
 			if v, ok := md[k]; ok {
 				kept[k] = v
 			}
