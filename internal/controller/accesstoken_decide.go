@@ -506,6 +506,12 @@ func adopt(at *tokensv1alpha1.AccessToken, in *inputs) {
 		rec.InputsHash = hash
 	}
 	setIssued(at, rec, in.renewalFloor)
+	if request := at.Annotations[tokensv1alpha1.AnnotationRenew]; at.Status.LastRenewalRequest == "" &&
+		rec.RenewalRequest != "" && rec.RenewalRequest == secret.RenewalRequestHash(request) {
+		// The renew annotation (restored from backup with the AccessToken,
+		// its status not) asked for the token the Secret holds.
+		at.Status.LastRenewalRequest = request
+	}
 	// The token was minted for this spec, so by the issuer it names.
 	recordHistory(at, rec, issuerRefOf(at), replaced, rec.IssuedAt)
 	in.movingFrom = ""

@@ -92,10 +92,11 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 		in.state, in.stateDirty, in.moved = st, false, false
 	}
 	rec := secret.Record{
-		Fingerprint: r.Fingerprinter.Fingerprint([]byte(tok.Value)),
-		IssuedAt:    out.IssuedAt,
-		ExpiresAt:   out.ExpiresAt,
-		InputsHash:  in.inputsHash,
+		Fingerprint:    r.Fingerprinter.Fingerprint([]byte(tok.Value)),
+		IssuedAt:       out.IssuedAt,
+		ExpiresAt:      out.ExpiresAt,
+		InputsHash:     in.inputsHash,
+		RenewalRequest: secret.RenewalRequestHash(at.Annotations[tokensv1alpha1.AnnotationRenew]),
 	}
 	if out.Previous != "" {
 		rec.PreviousUntil = &out.PreviousUntil
@@ -210,6 +211,10 @@ func (r *AccessTokenReconciler) writeSecret(ctx context.Context, at *tokensv1alp
 	name := types.NamespacedName{Namespace: at.Namespace, Name: at.Spec.Secret.Name}
 	rec.OwnerProof = r.Fingerprinter.OwnerProof(at.Namespace, at.Spec.Secret.Name, "AccessToken", at.Name)
 	rec.InputsIdentity = in.inputsIdentity
+	if rec.RenewalRequest == "" {
+		// A rewrite of the token status knows: the request it answered.
+		rec.RenewalRequest = secret.RenewalRequestHash(at.Status.LastRenewalRequest)
+	}
 	if in.reown {
 		if err := r.reownSecret(ctx, at, in); err != nil {
 			return "", err

@@ -212,6 +212,38 @@ var _ = Describe("a restore from backup", func() {
 		Expect(fake.Issued()).To(HaveLen(2))
 	})
 
+	It("does not take a renew annotation it answered before the backup for a new request", func() {
+		s, fake := startSample("oauth2-client-credentials")
+		at := waitReady(s.AccessToken)
+
+		By("renewing with the renew annotation, as kubectl tokenmint renew does")
+		clk.Step(DefaultMinMintInterval)
+		cur := get(at)
+		patch := client.MergeFrom(cur.DeepCopy())
+		cur.Annotations = map[string]string{tokensv1alpha1.AnnotationRenew: "2026-12-06T03:12:00Z"}
+		Expect(k8sClient.Patch(ctx, cur, patch)).To(Succeed())
+		Eventually(func() int { return len(fake.Issued()) }, 10*time.Second).Should(Equal(2))
+		settle(at)
+		Expect(get(at).Status.LastRenewalRequest).To(Equal("2026-12-06T03:12:00Z"))
+
+		By("restoring the AccessToken with its annotation and without its status")
+		backup := backupOf(s)
+		loseAll(at, backup)
+		calls := fake.Calls()
+		restoreAll(backup, func(o client.Object) { o.SetOwnerReferences(nil) })
+		removeAtEnd(at)
+		restored := restoredOwner(at)
+		Expect(restored.Annotations).To(HaveKeyWithValue(tokensv1alpha1.AnnotationRenew, "2026-12-06T03:12:00Z"))
+		Expect(restored.Status.LastRenewalRequest).To(Equal("2026-12-06T03:12:00Z"))
+
+		By("minting nothing once the floor between mints has passed")
+		clk.Step(DefaultMinMintInterval)
+		poke(at)
+		settle(at)
+		Expect(fake.Calls()).To(Equal(calls), "the restored renew annotation was taken for a new request")
+		Expect(fake.Issued()).To(HaveLen(2))
+	})
+
 	It("keeps using the refresh token, with owner references stripped by the backup tool", func() {
 		s, fake := startSample("banking-oauth-password")
 		at := waitReady(s.AccessToken)

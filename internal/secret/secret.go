@@ -156,6 +156,11 @@ const (
 	// which a restore from backup changes: a restored Secret whose identity
 	// matches is adopted with the current inputs, one that does not is renewed.
 	AnnotationInputsIdentity = "tokens.tokenmint.dev/inputs-identity"
+	// AnnotationRenewalRequest is a hash of the AccessToken's renew annotation
+	// value this token answered: status (lastRenewalRequest) is not part of a
+	// backup, and without it a restored AccessToken would take its renew
+	// annotation for a new request and mint again.
+	AnnotationRenewalRequest = "tokens.tokenmint.dev/renewal-request"
 	// AnnotationAdopt, set to "true" on an existing Secret by its owner, lets
 	// an AccessToken that names it take it over (see Adoptable).
 	AnnotationAdopt = "tokens.tokenmint.dev/adopt"
@@ -178,6 +183,20 @@ type Record struct {
 	// the UIDs and versions a restore from backup changes (see
 	// AnnotationInputsIdentity); empty writes none.
 	InputsIdentity string
+	// RenewalRequest is RenewalRequestHash of the renew annotation value the
+	// token answered (see AnnotationRenewalRequest); empty writes none.
+	RenewalRequest string
+}
+
+// RenewalRequestHash is what a Secret records of a renew annotation value: a
+// short hash, since the value is the AccessToken author's and unbounded.
+// Empty for an empty value.
+func RenewalRequestHash(value string) string {
+	if value == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte("renewal-request\x00" + value))
+	return hex.EncodeToString(sum[:16])
 }
 
 func (r Record) annotations() map[string]string {
@@ -194,6 +213,9 @@ func (r Record) annotations() map[string]string {
 	}
 	if r.OwnerProof != "" {
 		a[AnnotationOwnerProof] = r.OwnerProof
+	}
+	if r.RenewalRequest != "" {
+		a[AnnotationRenewalRequest] = r.RenewalRequest
 	}
 	if r.InputsIdentity != "" {
 		a[AnnotationInputsIdentity] = r.InputsIdentity
@@ -216,7 +238,7 @@ func ReadRecord(s *corev1.Secret) (Record, bool) {
 		return Record{}, false
 	}
 	r := Record{Fingerprint: a[AnnotationFingerprint], IssuedAt: issued, InputsHash: a[AnnotationInputsHash],
-		InputsIdentity: a[AnnotationInputsIdentity]}
+		InputsIdentity: a[AnnotationInputsIdentity], RenewalRequest: a[AnnotationRenewalRequest]}
 	if v, ok := a[AnnotationExpiresAt]; ok {
 		exp, err := time.Parse(time.RFC3339, v)
 		if err != nil {
@@ -378,7 +400,8 @@ func InternMap(m map[string]string) {
 // across objects: not the names and fingerprints that identify one object.
 func internValue(key string) bool {
 	switch key {
-	case tokensv1alpha1.LabelAccessToken, AnnotationFingerprint, AnnotationInputsHash, AnnotationOwnerProof, AnnotationInputsIdentity:
+	case tokensv1alpha1.LabelAccessToken, AnnotationFingerprint, AnnotationInputsHash, AnnotationOwnerProof, AnnotationInputsIdentity,
+		AnnotationRenewalRequest:
 		return false
 	}
 	return true
