@@ -120,6 +120,14 @@ type IssuerSpec struct {
 	// +optional
 	DefaultLifetime *Duration `json:"defaultLifetime,omitempty"`
 
+	// rateLimit bounds the calls to the issuer's endpoints (mints, refreshes
+	// and revocations of all its AccessTokens together). Unset, the manager's
+	// --issuer-rate-limit and --issuer-burst apply (5 calls a second, burst 10,
+	// by default); a TokenIssuer may not ask for more than they allow. On a
+	// ClusterTokenIssuer the namespaces with calls waiting take turns.
+	// +optional
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+
 	// timeout bounds each call to the endpoint, including reading the response:
 	// from 1s to 60s. A call in flight holds one of the issuer's concurrent call
 	// slots (never a slot shared with other issuers) until it ends.

@@ -272,6 +272,7 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			r.attempts.Add(req.NamespacedName, mintAttempt{at: now, uid: at.UID})
 		}
 		generation := at.Generation
+		r.configureRate(in)
 		r.Calls.Submit(at, in.issuerKey, func(jctx context.Context) (ctrl.Result, error) {
 			cur := &tokensv1alpha1.AccessToken{}
 			if err := r.Get(jctx, req.NamespacedName, cur); err != nil || cur.UID != at.UID ||

@@ -73,6 +73,7 @@ func (r *AccessTokenReconciler) finalize(ctx context.Context, at *tokensv1alpha1
 	if len(pending) == 0 {
 		return ctrl.Result{}, r.release(ctx, at)
 	}
+	r.configureRate(in)
 	r.Calls.Submit(at, in.issuerKey, func(jctx context.Context) (ctrl.Result, error) {
 		jctx, cancel := context.WithTimeout(context.WithoutCancel(jctx), actTimeout(in.spec)*time.Duration(min(len(pending), 4)))
 		defer cancel()

@@ -575,7 +575,15 @@ func credentialVersion(key string, uid types.UID, resourceVersion string) string
 // spec), the AccessToken's parameters and target, the versions of the
 // credential Secrets, and the namespace labels parameters are bound to (left
 // out when there are none, so that the hash of other tokens stays as it was).
+// The issuer's pace of calls (rateLimit) is not what a token is issued from:
+// changing it re-issues nothing.
 func hashInputs(at *tokensv1alpha1.AccessToken, in *inputs, versions []string) string {
+	spec := in.spec
+	if spec != nil && spec.RateLimit != nil {
+		c := *spec
+		c.RateLimit = nil
+		spec = &c
+	}
 	raw, _ := json.Marshal(struct {
 		Issuer          string
 		IssuerUID       types.UID
@@ -585,7 +593,7 @@ func hashInputs(at *tokensv1alpha1.AccessToken, in *inputs, versions []string) s
 		Key             string
 		Credentials     []string
 		NamespaceLabels map[string]string `json:",omitempty"`
-	}{in.issuerKey, in.issuerUID, in.spec, at.Spec.Parameters, at.Spec.Secret.Name, secret.Key(at), versions, in.namespaceLabels})
+	}{in.issuerKey, in.issuerUID, spec, at.Spec.Parameters, at.Spec.Secret.Name, secret.Key(at), versions, in.namespaceLabels})
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:16])
 }

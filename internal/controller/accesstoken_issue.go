@@ -72,6 +72,19 @@ func (r *AccessTokenReconciler) issue(ctx context.Context, at *tokensv1alpha1.Ac
 	return err
 }
 
+// configureRate sets the pace of calls to in's issuer from its spec, before a
+// call to it is queued.
+func (r *AccessTokenReconciler) configureRate(in *inputs) {
+	if r.Limiters == nil {
+		return
+	}
+	var limit *tokensv1alpha1.RateLimit
+	if in.spec != nil {
+		limit = in.spec.RateLimit
+	}
+	r.Limiters.Configure(in.issuerKey, in.at.Spec.IssuerRef.Kind, limit)
+}
+
 // buildCall reads the credential Secrets (never cached) and assembles the call.
 func (r *AccessTokenReconciler) buildCall(ctx context.Context, in *inputs) (issuer.Call, error) {
 	if err := issuer.Validate(in.spec); err != nil {

@@ -135,6 +135,11 @@ func (r *AccessTokenReconciler) revoke(ctx context.Context, in *inputs, s secret
 		return err
 	}
 	call.RefreshToken = ""
+	if r.Limiters != nil {
+		if err := r.Limiters.Wait(ctx, in.issuerKey, in.at.Namespace); err != nil {
+			return err
+		}
+	}
 	return r.Tokens.Revoke(ctx, call, s.Token, s.ID)
 }
 

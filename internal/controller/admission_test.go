@@ -227,6 +227,24 @@ var _ = Describe("admission", func() {
 		Entry("a timeout in days",
 			func(s *tokensv1alpha1.IssuerSpec) { s.Timeout = &tokensv1alpha1.Duration{Invalid: "1d"} },
 			"spec.timeout"),
+		Entry("a rate limit of no calls",
+			func(s *tokensv1alpha1.IssuerSpec) { s.RateLimit = &tokensv1alpha1.RateLimit{} },
+			"spec.rateLimit.calls"),
+		Entry("a rate limit counted over half a second",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.RateLimit = &tokensv1alpha1.RateLimit{Calls: 1, Period: &tokensv1alpha1.Duration{Duration: 500 * time.Millisecond}}
+			},
+			"period must be between 1s and 24h"),
+		Entry("a rate limit counted over two days",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.RateLimit = &tokensv1alpha1.RateLimit{Calls: 1, Period: &tokensv1alpha1.Duration{Duration: 48 * time.Hour}}
+			},
+			"period must be between 1s and 24h"),
+		Entry("a rate limit whose burst exceeds its calls",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.RateLimit = &tokensv1alpha1.RateLimit{Calls: 5, Burst: ptr.To[int32](6)}
+			},
+			"burst must not be greater than calls"),
 		Entry("a default lifetime of 30 seconds",
 			func(s *tokensv1alpha1.IssuerSpec) {
 				s.DefaultLifetime = &tokensv1alpha1.Duration{Duration: 30 * time.Second}
@@ -302,6 +320,19 @@ var _ = Describe("admission", func() {
 			},
 			"lifetime must be between 10s and 1h"),
 	)
+
+	It("accepts a rate limit as providers document theirs, and defaults its period", func() {
+		ti := valid()
+		ti.Spec.RateLimit = &tokensv1alpha1.RateLimit{Calls: 5000, Period: &tokensv1alpha1.Duration{Duration: time.Hour}, Burst: ptr.To[int32](10)}
+		Expect(k8sClient.Create(ctx, ti)).To(Succeed())
+		DeferCleanup(k8sClient.Delete, ctx, ti)
+		other := valid()
+		other.Spec.RateLimit = &tokensv1alpha1.RateLimit{Calls: 2}
+		Expect(k8sClient.Create(ctx, other)).To(Succeed())
+		DeferCleanup(k8sClient.Delete, ctx, other)
+		Expect(other.Spec.RateLimit.Period).NotTo(BeNil())
+		Expect(other.Spec.RateLimit.Period.Duration).To(Equal(time.Second))
+	})
 
 	It("accepts an issuer whose token is a JWT it signs, with no request", func() {
 		ti := valid()

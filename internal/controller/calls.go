@@ -19,8 +19,10 @@ package controller
 import (
 	"context"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -43,6 +45,11 @@ type Calls struct {
 	// PerNamespace is the most calls in flight for one namespace's
 	// AccessTokens, over all issuers.
 	PerNamespace int
+	// Gate, when set, paces each issuer's dispatch: a job starts only when
+	// Gate admits it (see IssuerLimiters.Admit), so that the issuer's rate is
+	// shared in the namespaces' turns. Clock times the next try.
+	Gate  CallGate
+	Clock clock.WithDelayedExecution
 
 	mu sync.Mutex
 	// jobs holds every AccessToken's job from submission until its result is taken.
@@ -73,12 +80,19 @@ type job struct {
 	err    error
 }
 
+// CallGate admits a job to an issuer at now, or says how long until it may.
+type CallGate interface {
+	Admit(issuer string, now time.Time) time.Duration
+}
+
 // issuerQueue is one issuer's waiting jobs, by namespace, and the order in
 // which namespaces take turns.
 type issuerQueue struct {
 	running int
 	waiting map[string][]*job
 	turns   []string
+	// gated is set while a timer waits to dispatch again after Gate refused.
+	gated bool
 }
 
 // NewCalls returns a Calls; limits below one are raised to one.
@@ -209,12 +223,21 @@ func (c *Calls) dispatchLocked() {
 		return
 	}
 	for name, q := range c.issuers {
+		if q.gated {
+			continue
+		}
 		for q.running < c.PerIssuer && len(q.turns) > 0 {
 			started := false
 			for i := 0; i < len(q.turns); i++ {
 				ns := q.turns[i]
 				if c.namespaces[ns] >= c.PerNamespace {
 					continue
+				}
+				if c.Gate != nil {
+					if wait := c.Gate.Admit(name, c.clock().Now()); wait > 0 {
+						c.dispatchAfterLocked(q, wait)
+						break
+					}
 				}
 				j := q.waiting[ns][0]
 				q.waiting[ns] = q.waiting[ns][1:]
@@ -225,7 +248,7 @@ func (c *Calls) dispatchLocked() {
 				} else {
 					delete(q.waiting, ns)
 				}
-				c.startLocked(q, j)
+				c.startLocked(q, j, name)
 				started = true
 				break
 			}
@@ -239,11 +262,39 @@ func (c *Calls) dispatchLocked() {
 	}
 }
 
-func (c *Calls) startLocked(q *issuerQueue, j *job) {
+func (c *Calls) clock() clock.WithDelayedExecution {
+	if c.Clock == nil {
+		return clock.RealClock{}
+	}
+	return c.Clock
+}
+
+// dispatchAfterLocked dispatches again after wait, once per issuer queue.
+func (c *Calls) dispatchAfterLocked(q *issuerQueue, wait time.Duration) {
+	if q.gated {
+		return
+	}
+	q.gated = true
+	// In a goroutine of its own: a fake clock runs the function while it
+	// holds its lock, which dispatching needs to read the time.
+	c.clock().AfterFunc(wait, func() {
+		go func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			q.gated = false
+			c.dispatchLocked()
+		}()
+	})
+}
+
+func (c *Calls) startLocked(q *issuerQueue, j *job, issuer string) {
 	q.running++
 	c.namespaces[j.namespace]++
 	c.running.Add(1)
 	ctx := c.ctx
+	if c.Gate != nil {
+		ctx = withAdmitted(ctx, issuer)
+	}
 	go func() {
 		defer c.running.Done()
 		result, err := j.run(ctx)

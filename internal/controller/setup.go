@@ -142,14 +142,16 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxConcurrentReconciles, "max-concurrent-reconciles", 10, "AccessTokens reconciled at once.")
 	fs.BoolVar(&c.ReadOnly, "read-only", false,
 		"Make no calls to token endpoints and write no Secrets, only AccessTokens' and ClusterAccessTokens' status: for a passive cluster that receives its objects from an active one.")
-	// The defaults let ten thousand tokens be issued at close to the speed of the
-	// apiserver itself (an issued token costs two writes and at most two reads);
-	// lower them to shield a small or shared apiserver or provider. 500 requests
-	// a second are 250 tokens a second, more than a 2-CPU control plane takes.
-	fs.Float64Var(&c.KubeAPIQPS, "kube-api-qps", 500, "Requests per second to the Kubernetes API, all resources together (leader election has its own).")
-	fs.IntVar(&c.KubeAPIBurst, "kube-api-burst", 1000, "Burst of requests to the Kubernetes API, all resources together.")
-	fs.Float64Var(&c.IssuerRate, "issuer-rate-limit", 500, "Calls per second to one issuer's endpoint, shared by all its AccessTokens (0: unlimited). A 429 pauses every AccessToken of the issuer for its Retry-After.")
-	fs.IntVar(&c.IssuerBurst, "issuer-burst", 500, "Burst of calls to one issuer's endpoint.")
+	// The defaults are cert-manager's (--kube-api-qps=20, --kube-api-burst=50):
+	// a manager that shares the apiserver with every other controller of the
+	// cluster. An issued token costs two writes, so 20 requests a second issue
+	// about ten tokens a second; raise them to issue thousands at once (the
+	// figures in docs/performance.md were measured with 500 and 1000).
+	fs.Float64Var(&c.KubeAPIQPS, "kube-api-qps", DefaultKubeAPIQPS, "Requests per second to the Kubernetes API, all resources together (leader election has its own).")
+	fs.IntVar(&c.KubeAPIBurst, "kube-api-burst", DefaultKubeAPIBurst, "Burst of requests to the Kubernetes API, all resources together.")
+	fs.Float64Var(&c.IssuerRate, "issuer-rate-limit", DefaultIssuerRate,
+		"Calls per second to one issuer's endpoint, shared by all its AccessTokens, for issuers whose spec.rateLimit is not set; also the most a TokenIssuer's spec.rateLimit may ask for (0: unlimited). A 429 pauses the namespace that got it for its Retry-After.")
+	fs.IntVar(&c.IssuerBurst, "issuer-burst", DefaultIssuerBurst, "Burst of calls to one issuer's endpoint, with --issuer-rate-limit.")
 	fs.IntVar(&c.IssuerConcurrency, "issuer-concurrency", DefaultIssuerConcurrency,
 		"Calls in flight to one issuer's endpoint; the calls never hold the reconcile workers, so a slow endpoint delays its own AccessTokens only.")
 	fs.IntVar(&c.NamespaceConcurrency, "namespace-concurrency", DefaultNamespaceConcurrency,
@@ -426,9 +428,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	if tokens == nil {
 		tokens = &issuer.Engine{Clock: clk}
 	}
-	var limiters *IssuerLimiters
-	if cfg.IssuerRate > 0 {
-		limiters = NewIssuerLimiters(cfg.IssuerRate, cfg.IssuerBurst, clk)
+	limiters := NewIssuerLimiters(cfg.IssuerRate, cfg.IssuerBurst, clk)
+	calls := NewCalls(cfg.IssuerConcurrency, cfg.NamespaceConcurrency)
+	if timers, ok := clk.(clock.WithDelayedExecution); ok {
+		calls.Gate, calls.Clock = limiters, timers
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -464,7 +467,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		ReadOnly:                 cfg.ReadOnly,
 		MaxConcurrentReconciles:  cfg.MaxConcurrentReconciles,
 		Consumers:                &ConsumerScanner{Reader: mgr.GetAPIReader(), Clock: clk},
-		Calls:                    NewCalls(cfg.IssuerConcurrency, cfg.NamespaceConcurrency),
+		Calls:                    calls,
 		MinMintInterval:          cfg.MinMintInterval,
 		ForcedRenewals:           forced,
 		MinRenewalInterval:       max(0, cfg.MinRenewalInterval),

@@ -35,6 +35,19 @@ const (
 	// DefaultNamespaceConcurrency is the most calls in flight for one
 	// namespace's AccessTokens, over all issuers.
 	DefaultNamespaceConcurrency = 20
+	// DefaultIssuerRate and DefaultIssuerBurst are the calls per second (and
+	// burst) to one issuer whose spec.rateLimit is not set: what a real
+	// identity provider tolerates from one client. GitHub allows an App 5,000
+	// requests an hour (under 1.5 a second) and adds secondary limits on
+	// bursts; identity providers such as Okta and Entra ID throttle a client's
+	// calls to their token endpoints at some hundreds a minute, depending on
+	// the plan. Five a second (300 a minute) renews the tokens of a thousand
+	// AccessTokens of one-hour lifetime with room to spare.
+	DefaultIssuerRate  = 5.0
+	DefaultIssuerBurst = 10
+	// DefaultKubeAPIQPS and DefaultKubeAPIBurst are cert-manager's defaults.
+	DefaultKubeAPIQPS   = 20.0
+	DefaultKubeAPIBurst = 50
 	// DefaultMinMintInterval is the least time between two mints of one AccessToken.
 	DefaultMinMintInterval = 10 * time.Second
 	// DefaultMinRenewalInterval is the least time from a token's issue to its

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -128,16 +129,21 @@ func (t *Transports) Get(spec *tokensv1alpha1.IssuerSpec, guarded bool, now time
 }
 
 // IssuerLimiters is a token bucket per issuer shared by all its AccessTokens, so
-// that thousands of tokens never flood one provider. Calls (see Calls) serve an
-// issuer's waiting namespaces in turn, so each namespace with calls waiting
-// gets an equal share of the bucket. When a provider answers 429, the
-// namespace whose call got it waits for its Retry-After; the whole issuer
-// waits only when a 429 comes for a second namespace while the first still
-// waits (the provider limits the client, not one namespace's calls).
+// that thousands of tokens never flood one provider: its rate is the issuer's
+// spec.rateLimit, else Rate and Burst (--issuer-rate-limit, --issuer-burst),
+// which also cap a TokenIssuer's. The bucket gates the issuer's dispatch in
+// Calls (see Admit), where the namespaces with calls waiting take turns, so
+// each gets an equal share of it; a job's further calls (a revocation before a
+// mint, several at deletion) take from it too (see Wait). When a provider
+// answers 429, the namespace whose call got it waits for its Retry-After; the
+// whole issuer waits only when a 429 comes for a second namespace while the
+// first still waits (the provider limits the client, not one namespace's
+// calls). The buckets run on Clock.
 type IssuerLimiters struct {
+	// Rate and Burst apply to issuers without spec.rateLimit; rate.Inf is no limit.
 	Rate  rate.Limit
 	Burst int
-	Clock clock.PassiveClock
+	Clock clock.Clock
 
 	mu       sync.Mutex
 	limiters map[string]*issuerLimiter
@@ -151,9 +157,14 @@ type issuerLimiter struct {
 	namespaces map[string]time.Time
 }
 
-// NewIssuerLimiters returns limiters allowing perSecond calls with burst per issuer.
-func NewIssuerLimiters(perSecond float64, burst int, clk clock.PassiveClock) *IssuerLimiters {
-	return &IssuerLimiters{Rate: rate.Limit(perSecond), Burst: max(1, burst), Clock: clk, limiters: map[string]*issuerLimiter{}}
+// NewIssuerLimiters returns limiters allowing perSecond calls with burst per
+// issuer that sets no rate of its own; perSecond 0 or less is no limit.
+func NewIssuerLimiters(perSecond float64, burst int, clk clock.Clock) *IssuerLimiters {
+	r := rate.Inf
+	if perSecond > 0 {
+		r = rate.Limit(perSecond)
+	}
+	return &IssuerLimiters{Rate: r, Burst: max(1, burst), Clock: clk, limiters: map[string]*issuerLimiter{}}
 }
 
 func (l *IssuerLimiters) get(key string) *issuerLimiter {
@@ -167,11 +178,76 @@ func (l *IssuerLimiters) get(key string) *issuerLimiter {
 	return il
 }
 
+// limitOf returns the rate and burst of an issuer of kind with spec's
+// rateLimit: the defaults when it sets none, and for a TokenIssuer, which a
+// tenant writes, never more than the defaults.
+func (l *IssuerLimiters) limitOf(kind tokensv1alpha1.IssuerKind, spec *tokensv1alpha1.RateLimit) (rate.Limit, int) {
+	if spec == nil {
+		return l.Rate, l.Burst
+	}
+	perSecond, burst := spec.PerSecond()
+	r := rate.Limit(perSecond)
+	if kind != tokensv1alpha1.ClusterTokenIssuerKind && l.Rate != rate.Inf {
+		r, burst = min(r, l.Rate), min(burst, l.Burst)
+	}
+	return r, burst
+}
+
+// Configure sets the rate of the issuer key, of kind, to what its spec's
+// rateLimit asks for (see limitOf).
+func (l *IssuerLimiters) Configure(key string, kind tokensv1alpha1.IssuerKind, spec *tokensv1alpha1.RateLimit) {
+	if l == nil {
+		return
+	}
+	r, burst := l.limitOf(kind, spec)
+	il := l.get(key)
+	now := l.Clock.Now()
+	if il.bucket.Limit() != r {
+		il.bucket.SetLimitAt(now, r)
+	}
+	if il.bucket.Burst() != burst {
+		il.bucket.SetBurstAt(now, burst)
+	}
+}
+
+// Admit takes one call of the issuer's bucket at now for a job about to
+// start, or returns how long until one is there (taking nothing).
+func (l *IssuerLimiters) Admit(key string, now time.Time) time.Duration {
+	il := l.get(key)
+	if il.bucket.Limit() == rate.Inf {
+		return 0
+	}
+	res := il.bucket.ReserveN(now, 1)
+	if !res.OK() {
+		return time.Second
+	}
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return d
+	}
+	return 0
+}
+
+// admitted is the call a job was admitted with (see Admit): its first call to
+// that issuer takes no more from the bucket.
+type admitted struct {
+	key  string
+	used atomic.Bool
+}
+
+type admittedKey struct{}
+
+// withAdmitted marks ctx as a job's admitted to the issuer key.
+func withAdmitted(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, admittedKey{}, &admitted{key: key})
+}
+
 // ErrIssuerPaused is returned while an issuer is paused after a 429.
 var ErrIssuerPaused = errors.New("the provider asked to slow down")
 
-// Wait blocks until the issuer's bucket allows a call for namespace. While the
-// issuer, or the namespace on it, is paused after a 429 it returns a
+// Wait blocks until the issuer's bucket allows a call for namespace: at once
+// for the first call of a job admitted to the issuer, on Clock otherwise.
+// While the issuer, or the namespace on it, is paused after a 429 it returns a
 // rate-limited error with the remaining pause instead.
 func (l *IssuerLimiters) Wait(ctx context.Context, key, namespace string) error {
 	il := l.get(key)
@@ -182,10 +258,29 @@ func (l *IssuerLimiters) Wait(ctx context.Context, key, namespace string) error 
 	if pause > 0 {
 		return &issuer.Error{Class: issuer.ClassRateLimited, RetryAfter: pause, Message: ErrIssuerPaused.Error()}
 	}
-	if l.Rate == rate.Inf {
+	if il.bucket.Limit() == rate.Inf {
 		return nil
 	}
-	return il.bucket.Wait(ctx)
+	if a, ok := ctx.Value(admittedKey{}).(*admitted); ok && a.key == key && a.used.CompareAndSwap(false, true) {
+		return nil
+	}
+	res := il.bucket.ReserveN(now, 1)
+	if !res.OK() {
+		return &issuer.Error{Class: issuer.ClassRateLimited, RetryAfter: time.Second, Message: ErrIssuerPaused.Error()}
+	}
+	d := res.DelayFrom(now)
+	if d <= 0 {
+		return nil
+	}
+	t := l.Clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C():
+		return nil
+	case <-ctx.Done():
+		res.CancelAt(l.Clock.Now())
+		return ctx.Err()
+	}
 }
 
 // Observe pauses namespace on the issuer when err is a 429 carrying
