@@ -66,7 +66,7 @@ func TestWrongReferenceFails(t *testing.T) {
 	}
 	for _, tc := range []struct{ table, says string }{
 		{"| `--min-renewal-interval` | `1m` | x |\n", "the manager's is \"30s\""},
-		{"| `--kube-api-qps` / `--kube-api-burst` | `20` / `100` | x |\n", "--kube-api-burst the default `100`"},
+		{"| `--kube-api-qps` / `--kube-api-burst` | `100` / `100` | x |\n", "--kube-api-burst the default `100`"},
 		{"| `--no-such-flag` | `1` | x |\n", "does not have"},
 	} {
 		problems, _ := checkReference(all.String()+"\n"+tc.table, manager)

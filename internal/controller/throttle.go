@@ -40,14 +40,20 @@ const (
 	// identity provider tolerates from one client. GitHub allows an App 5,000
 	// requests an hour (under 1.5 a second) and adds secondary limits on
 	// bursts; identity providers such as Okta and Entra ID throttle a client's
-	// calls to their token endpoints at some hundreds a minute, depending on
-	// the plan. Five a second (300 a minute) renews the tokens of a thousand
-	// AccessTokens of one-hour lifetime with room to spare.
-	DefaultIssuerRate  = 5.0
-	DefaultIssuerBurst = 10
-	// DefaultKubeAPIQPS and DefaultKubeAPIBurst are cert-manager's defaults.
-	DefaultKubeAPIQPS   = 20.0
-	DefaultKubeAPIBurst = 50
+	// calls to their token endpoints at some hundreds to some thousands a
+	// minute, depending on the plan. Twenty a second (1,200 a minute, a
+	// twenty-fifth of the earlier default) renews a thousand AccessTokens of
+	// one issuer whose tokens live a minute on time; slower providers are
+	// given their documented limit in spec.rateLimit.
+	DefaultIssuerRate  = 20.0
+	DefaultIssuerBurst = 40
+	// DefaultKubeAPIQPS and DefaultKubeAPIBurst bound the manager's requests
+	// to the Kubernetes API. cert-manager's 20/50 suit certificates renewed
+	// every few weeks; a token renewed every few minutes costs two or three
+	// requests (its Secret, its status, its state), so a thousand one-minute
+	// tokens need about fifty a second. A fifth of the earlier 500/1000.
+	DefaultKubeAPIQPS   = 100.0
+	DefaultKubeAPIBurst = 200
 	// DefaultMinMintInterval is the least time between two mints of one AccessToken.
 	DefaultMinMintInterval = 10 * time.Second
 	// DefaultMinRenewalInterval is the least time from a token's issue to its
