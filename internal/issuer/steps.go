@@ -38,8 +38,10 @@ import (
 const MaxStepResults = 1000
 
 // maxStepResultBytes bounds one kept step result (its token and copied
-// fields); a larger one is used for its call and not kept.
-const maxStepResultBytes = 64 << 10
+// fields); a larger one is used for its call and not kept. With
+// MaxStepResults it bounds the cache, which every tenant's issuers share, at
+// 16 MiB: access tokens are a few KiB.
+const maxStepResultBytes = 16 << 10
 
 // stepReuseMargin is how long before its expiry a step result stops being
 // reused: the later calls that send it need it to stay valid until they land.

@@ -377,10 +377,10 @@ func TestRenderShowsWhichStepGivesAValue(t *testing.T) {
 
 func TestLargeStepResultIsNotKept(t *testing.T) {
 	p, base := startChain(t)
-	// Copied fields are at most 4 KiB each: 17 of them pass the bound.
+	// Copied fields are at most 4 KiB each: 5 of them pass the bound.
 	p.padding = strings.Repeat("x", 4000)
 	spec := chainSpec(base)
-	for i := range 17 {
+	for i := range 5 {
 		spec.Steps[0].Response.Copy = append(spec.Steps[0].Response.Copy, v1alpha1.CopyField{Key: fmt.Sprintf("padding-%d", i), Path: "padding"})
 	}
 	engine := testEngine()
