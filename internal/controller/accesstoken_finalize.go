@@ -23,6 +23,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -72,6 +74,9 @@ func (r *AccessTokenReconciler) finalize(ctx context.Context, at *tokensv1alpha1
 	}
 	if len(pending) == 0 {
 		return ctrl.Result{}, r.release(ctx, at)
+	}
+	if err := r.deleteSecretBeforeRevoking(ctx, at); err != nil {
+		return ctrl.Result{}, err
 	}
 	r.configureRate(in)
 	r.Calls.Submit(at, in.issuerKey, func(jctx context.Context) (ctrl.Result, error) {
@@ -136,6 +141,30 @@ func (r *AccessTokenReconciler) ensureFinalizer(ctx context.Context, at *tokensv
 	controllerutil.AddFinalizer(at, RevokeFinalizer)
 	if err := r.Patch(ctx, at, patch); err != nil {
 		return fmt.Errorf("adding finalizer: %w", err)
+	}
+	return nil
+}
+
+// deleteSecretBeforeRevoking deletes the Secret of a deleted AccessToken whose
+// Secret goes with it (secretDeletionPolicy Delete) before its token is
+// revoked, rather than leaving it to the garbage collector after the
+// AccessToken is gone: credentials are never revoked while a Secret pods
+// mount still holds them (a Vault lease's database user would be dropped
+// under a pod still using it). Only a Secret the AccessToken controls is
+// deleted, and only that very object.
+func (r *AccessTokenReconciler) deleteSecretBeforeRevoking(ctx context.Context, at *tokensv1alpha1.AccessToken) error {
+	if retainsSecret(at) {
+		return nil
+	}
+	s := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: at.Namespace, Name: at.Spec.Secret.Name}, s); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if !metav1.IsControlledBy(s, at) {
+		return nil
+	}
+	if err := r.Delete(ctx, s, client.Preconditions{UID: &s.UID}); client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
+		return fmt.Errorf("deleting Secret %s before revoking its token: %w", s.Name, err)
 	}
 	return nil
 }
