@@ -445,7 +445,7 @@ func nextWake(at *tokensv1alpha1.AccessToken, in *inputs, d decision, now time.T
 	}
 	if d.action != actionBlocked {
 		for _, s := range in.state.Superseded {
-			if revocable(in, s) {
+			if revocable(in, s) && !in.secretHolds(s.Token) {
 				consider(s.RevokeAt)
 			}
 		}

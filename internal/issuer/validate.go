@@ -716,6 +716,12 @@ func validateResponse(spec *v1alpha1.IssuerSpec) []error {
 		keys[c.Key] = true
 	}
 	problems = append(problems, validateFailures(response)...)
+	if spec.RefreshExtends && spec.Refresh != nil && response.TokenID == "" &&
+		slices.ContainsFunc(valueSites(&v1alpha1.IssuerSpec{Refresh: spec.Refresh}), func(s valueSite) bool {
+			return s.call == callRefresh && s.source.Issued == v1alpha1.IssuedTokenID
+		}) {
+		problems = append(problems, errors.New("refresh uses the token id (issued: TokenID) but response.tokenID does not say where it is"))
+	}
 	if spec.Revoke != nil && response.TokenID == "" && revokeNeedsTokenID(spec.Revoke) {
 		problems = append(problems, errors.New("revoke uses the token id ({tokenID} or issued: TokenID) but response.tokenID does not say where it is"))
 	}

@@ -187,6 +187,8 @@ func TestRefreshExtendsValidation(t *testing.T) {
 	noExpiry.Response.Expiry = nil
 	refreshToken := s.issuer.DeepCopy()
 	refreshToken.Refresh.Body.JSON[0].ValueSource = v1alpha1.ValueSource{Issued: v1alpha1.IssuedRefreshToken}
+	noID := s.issuer.DeepCopy()
+	noID.Response.TokenID = ""
 	plain := s.issuer.DeepCopy()
 	plain.RefreshExtends = false
 	for name, tc := range map[string]struct {
@@ -194,6 +196,7 @@ func TestRefreshExtendsValidation(t *testing.T) {
 		want string
 	}{
 		"no expiry":                    {noExpiry, "refreshExtends needs refresh and response.expiry"},
+		"no token id":                  {noID, "refresh uses the token id (issued: TokenID) but response.tokenID"},
 		"a refresh token":              {refreshToken, "issued: RefreshToken has no value with refreshExtends"},
 		"the held token's id, plainly": {plain, "issued: TokenID is only available in revoke"},
 	} {
