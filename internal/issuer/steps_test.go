@@ -397,3 +397,23 @@ func TestLargeStepResultIsNotKept(t *testing.T) {
 		t.Errorf("exchanges = %d, want 2: a result over %d bytes is used once and not kept", p.exchanges, maxStepResultBytes)
 	}
 }
+
+// A refresh request may send a step's result: the steps run first (reused
+// while valid), and only then the refresh.
+func TestRefreshSendsAStepResult(t *testing.T) {
+	p, base := startChain(t)
+	spec := chainSpec(base)
+	spec.Response.RefreshToken = &v1alpha1.RefreshTokenSpec{Path: "refresh_token"}
+	// refresh inherits request's URL and its bearer, the step's token.
+	spec.Refresh = &v1alpha1.RequestSpec{Body: &v1alpha1.BodySpec{Form: []v1alpha1.FormField{
+		{Name: "refresh_token", ValueSource: v1alpha1.ValueSource{Issued: v1alpha1.IssuedRefreshToken}}}}}
+	call := chainCall(t, spec, "TokenIssuer/team/chain/uid-1|team")
+	call.RefreshToken = "refresh-canary"
+	token, err := testEngine().Issue(context.Background(), call)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !token.Refreshed || strings.Join(p.order, ",") != "exchange,mint" {
+		t.Errorf("refreshed %v, calls %v; want the step, then the refresh with its token", token.Refreshed, p.order)
+	}
+}
