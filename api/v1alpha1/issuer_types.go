@@ -31,7 +31,8 @@ import (
 // +kubebuilder:validation:XValidation:rule="!has(self.steps) || !has(self.signedJWT)",message="steps are calls: an issuer with signedJWT makes none"
 // +kubebuilder:validation:XValidation:rule="self.allowInsecureHTTP || !has(self.steps) || self.steps.all(s, s.request.url.startsWith('https://'))",message="step URLs must use https; set allowInsecureHTTP to allow plain http"
 // +kubebuilder:validation:XValidation:rule="self.allowInsecureHTTP || !has(self.request) || (has(self.request.url) && self.request.url.startsWith('https://') && (!has(self.refresh) || !has(self.refresh.url) || self.refresh.url.startsWith('https://')) && (!has(self.revoke) || !has(self.revoke.url) || self.revoke.url.startsWith('https://')))",message="token endpoint URLs must use https; set allowInsecureHTTP to allow plain http"
-// +kubebuilder:validation:XValidation:rule="!has(self.refresh) || (has(self.response) && has(self.response.refreshToken))",message="refresh needs response.refreshToken, the place the refresh token is read from"
+// +kubebuilder:validation:XValidation:rule="!has(self.refresh) || (has(self.refreshExtends) && self.refreshExtends) || (has(self.response) && has(self.response.refreshToken))",message="refresh needs response.refreshToken, the place the refresh token is read from (or refreshExtends)"
+// +kubebuilder:validation:XValidation:rule="!has(self.refreshExtends) || !self.refreshExtends || (has(self.refresh) && has(self.response) && has(self.response.expiry) && !has(self.response.refreshToken))",message="refreshExtends needs refresh and response.expiry (the new expiry), and no response.refreshToken"
 // +kubebuilder:validation:XValidation:rule="!has(self.request) || ((!has(self.request.url) || !self.request.url.contains('{tokenID}')) && (!has(self.refresh) || !has(self.refresh.url) || !self.refresh.url.contains('{tokenID}')))",message="{tokenID} is only meaningful in revoke.url"
 // +kubebuilder:validation:XValidation:rule="!has(self.response) || !has(self.response.copy) || !has(self.response.refreshToken) || self.response.copy.all(c, c.path != self.response.refreshToken.path && !self.response.refreshToken.path.startsWith(c.path + '.'))",message="response.copy must not copy the refresh token (or an object holding it) into the Secret pods mount"
 // +kubebuilder:validation:XValidation:rule="((has(self.request) && has(self.request.url) ? [self.request.url] : []) + (has(self.refresh) && has(self.refresh.url) ? [self.refresh.url] : []) + (has(self.revoke) && has(self.revoke.url) ? [self.revoke.url.replace('{tokenID}', 'tokenID')] : [])).all(u, u.findAll('[{][A-Za-z0-9_]*[}]').all(p, has(self.parameters) && self.parameters.exists(q, '{' + q.name + '}' == p)))",message="every {name} in a URL must be a declared parameter ({tokenID} only in revoke.url)"
@@ -82,6 +83,18 @@ type IssuerSpec struct {
 	// The url, auth and headers it leaves out are request's; its body is its own.
 	// +optional
 	Refresh *RequestSpec `json:"refresh,omitempty"`
+
+	// refreshExtends makes refresh extend the current token instead of
+	// replacing it, as a lease renewal does (Vault's sys/leases/renew): it is
+	// sent while the current token is held, its values may use issued:
+	// AccessToken or TokenID, and its answer gives only the new expiry, read
+	// with response.expiry; the token, its id and copied fields stay, and the
+	// Secret keeps them. A refused extension, or one that grants less time
+	// than the token had (a lease near its maximum TTL), replaces the token
+	// through request, before it expires. An extended token never outlives
+	// the steps' results it was obtained with.
+	// +optional
+	RefreshExtends bool `json:"refreshExtends,omitempty"`
 
 	// revoke is an optional call that invalidates a token the operator no longer
 	// needs: a superseded token after revokeGracePeriod, and the current token when
@@ -306,9 +319,10 @@ type IssuedValue string
 const (
 	// IssuedRefreshToken is the refresh token of the last response (refresh calls).
 	IssuedRefreshToken IssuedValue = "RefreshToken"
-	// IssuedAccessToken is the token being revoked (revoke calls).
+	// IssuedAccessToken is the token being revoked (revoke calls) or extended
+	// (refresh calls with refreshExtends).
 	IssuedAccessToken IssuedValue = "AccessToken"
-	// IssuedTokenID is the id of the token being revoked (revoke calls).
+	// IssuedTokenID is the id of the token being revoked or extended.
 	IssuedTokenID IssuedValue = "TokenID"
 )
 
@@ -346,7 +360,7 @@ type ValueSource struct {
 	Parameter string `json:"parameter,omitempty"`
 
 	// issued takes a value from an earlier response: RefreshToken (in refresh),
-	// AccessToken or TokenID (in revoke).
+	// AccessToken or TokenID (in revoke, and in refresh with refreshExtends).
 	// +optional
 	Issued IssuedValue `json:"issued,omitempty"`
 }

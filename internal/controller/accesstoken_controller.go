@@ -126,6 +126,11 @@ type AccessTokenReconciler struct {
 	// deletions holds, by AccessToken UID, when this process first tried to
 	// finalize it: the bound on revocation at deletion counts from there.
 	deletions sync.Map
+	// revokedOnDelete holds, by AccessToken UID and token, the latest tokens
+	// this process revoked for deleted AccessTokens (revokedKey), so that a
+	// finalize run again (its finalizer patch conflicted, or a second job was
+	// queued meanwhile) does not revoke them twice.
+	revokedOnDelete *lru.Cache
 
 	// written holds, by AccessToken, the writtenStatus this process wrote last
 	// (see statusMayLag).

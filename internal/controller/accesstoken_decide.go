@@ -47,6 +47,7 @@ const (
 	reasonRenewalRequested = "RenewalRequested"
 	reasonNotIssued        = "NotIssued"
 	reasonSecretLost       = "SecretLost"
+	reasonRenewalDue       = "RenewalDue"
 )
 
 // decision is what to do about one AccessToken, and why.
@@ -195,7 +196,7 @@ func renewalDue(in *inputs, now time.Time) (decision, bool) {
 	if rt == nil || now.Before(rt.Time) {
 		return decision{}, false
 	}
-	return decision{actionIssue, "RenewalDue", "renewal time reached"}, true
+	return decision{actionIssue, reasonRenewalDue, "renewal time reached"}, true
 }
 
 func secretDrifted(in *inputs, _ time.Time) (decision, bool) {
@@ -444,7 +445,7 @@ func nextWake(at *tokensv1alpha1.AccessToken, in *inputs, d decision, now time.T
 	}
 	if d.action != actionBlocked {
 		for _, s := range in.state.Superseded {
-			if revocable(in, s) {
+			if revocable(in, s) && !in.secretHolds(s.Token) {
 				consider(s.RevokeAt)
 			}
 		}

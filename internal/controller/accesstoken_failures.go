@@ -39,6 +39,11 @@ func dropRejectedRefreshToken(in *inputs, err error, tok *issuer.Token) {
 	if ie := (*issuer.Error)(nil); errors.As(err, &ie) && ie.RefreshRejected {
 		rejected = true
 	}
+	if rejected && err != nil && in.spec != nil && in.spec.RefreshExtends && in.state.Token != "" && !in.state.TokenFinal {
+		// The held token could not be extended, and nothing replaced it
+		// yet: the next attempt replaces it rather than asking again.
+		in.state.TokenFinal, in.stateDirty = true, true
+	}
 	if !rejected || in.state.RefreshToken == "" {
 		return
 	}

@@ -18,11 +18,15 @@ package controller
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -73,15 +77,26 @@ func (r *AccessTokenReconciler) finalize(ctx context.Context, at *tokensv1alpha1
 	if len(pending) == 0 {
 		return ctrl.Result{}, r.release(ctx, at)
 	}
+	if err := r.deleteSecretBeforeRevoking(ctx, at); err != nil {
+		return ctrl.Result{}, err
+	}
 	r.configureRate(in)
 	r.Calls.Submit(at, in.issuerKey, func(jctx context.Context) (ctrl.Result, error) {
 		jctx, cancel := context.WithTimeout(context.WithoutCancel(jctx), actTimeout(in.spec)*time.Duration(min(len(pending), 4)))
 		defer cancel()
 		done := true
 		for _, s := range pending {
+			key := revokedKey(at.UID, s.Token)
+			if r.revokedOnDelete != nil && r.revokedOnDeleteHas(key) {
+				continue
+			}
 			if err := r.revokeAudited(jctx, in, s, revokeDeletion); err != nil {
 				logf.FromContext(jctx).Info("revoking token of deleted AccessToken failed", "error", err.Error())
 				done = false
+				continue
+			}
+			if r.revokedOnDelete != nil {
+				r.revokedOnDelete.Add(key, true)
 			}
 		}
 		if !done && r.Clock.Now().Before(giveUp) {
@@ -109,8 +124,8 @@ func (r *AccessTokenReconciler) release(ctx context.Context, at *tokensv1alpha1.
 	// controller's finalizer, if the list changed since it was read.
 	patch := client.MergeFromWithOptions(at.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(at, RevokeFinalizer)
-	if err := r.Patch(ctx, at, patch); err != nil {
-		return client.IgnoreNotFound(err)
+	if err := r.Patch(ctx, at, patch); client.IgnoreNotFound(err) != nil {
+		return err
 	}
 	r.deletions.Delete(at.UID)
 	return nil
@@ -138,4 +153,48 @@ func (r *AccessTokenReconciler) ensureFinalizer(ctx context.Context, at *tokensv
 		return fmt.Errorf("adding finalizer: %w", err)
 	}
 	return nil
+}
+
+// deleteSecretBeforeRevoking deletes the Secret of a deleted AccessToken whose
+// Secret goes with it (secretDeletionPolicy Delete) before its token is
+// revoked, rather than leaving it to the garbage collector after the
+// AccessToken is gone: credentials are never revoked while a Secret pods
+// mount still holds them (a Vault lease's database user would be dropped
+// under a pod still using it). Only a Secret the AccessToken controls is
+// deleted, and only that very object.
+func (r *AccessTokenReconciler) deleteSecretBeforeRevoking(ctx context.Context, at *tokensv1alpha1.AccessToken) error {
+	if retainsSecret(at) {
+		return nil
+	}
+	s := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: at.Namespace, Name: at.Spec.Secret.Name}, s); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if !metav1.IsControlledBy(s, at) {
+		return nil
+	}
+	if err := r.Delete(ctx, s, client.Preconditions{UID: &s.UID}); client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
+		return fmt.Errorf("deleting Secret %s before revoking its token: %w", s.Name, err)
+	}
+	return nil
+}
+
+// maxRevokedOnDelete is the most revocations of deleted AccessTokens' tokens
+// remembered.
+const maxRevokedOnDelete = 4096
+
+// revokedOnDeleteKey names a token revoked for a deleted AccessToken by a
+// digest of the token, not the token itself.
+type revokedOnDeleteKey struct {
+	uid   types.UID
+	token [sha256.Size]byte
+}
+
+func revokedKey(uid types.UID, token string) revokedOnDeleteKey {
+	return revokedOnDeleteKey{uid: uid, token: sha256.Sum256([]byte(token))}
+}
+
+func (r *AccessTokenReconciler) revokedOnDeleteHas(key revokedOnDeleteKey) bool {
+	_, ok := r.revokedOnDelete.Get(key)
+	return ok
 }

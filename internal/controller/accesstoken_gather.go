@@ -129,7 +129,7 @@ type tokenCopy struct {
 type problem struct{ reason, message string }
 
 func (in *inputs) keepsState() bool {
-	return in.spec != nil && (in.spec.Revoke != nil || in.spec.Response.RefreshToken != nil)
+	return in.spec != nil && (in.spec.Revoke != nil || in.spec.Response.RefreshToken != nil || in.spec.RefreshExtends)
 }
 
 // gather reads what the decision needs. With live false it reads caches only

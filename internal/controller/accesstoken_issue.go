@@ -44,6 +44,9 @@ func (r *AccessTokenReconciler) issue(ctx context.Context, at *tokensv1alpha1.Ac
 		return r.storeOrKeep(ctx, at, in, d, tok, now)
 	}
 	call, err := r.buildCall(ctx, in)
+	if err == nil {
+		call.Held = r.heldToken(in, d, now)
+	}
 	if err == nil && r.Limiters != nil {
 		err = r.Limiters.Wait(ctx, in.issuerKey, at.Namespace)
 	}
@@ -128,6 +131,26 @@ func (r *AccessTokenReconciler) usableUnwritten(at *tokensv1alpha1.AccessToken, 
 		return nil
 	}
 	return u.token
+}
+
+// heldToken offers the current token for extension, for an issuer whose
+// refresh extends it (refreshExtends), when only its time is up: the renewal
+// is due (or retried) with the inputs it was issued with, the Secret holds the
+// token the state keeps, minted by this issuer, not expired and not marked
+// final. Anything else replaces it.
+func (r *AccessTokenReconciler) heldToken(in *inputs, d decision, now time.Time) *issuer.HeldToken {
+	st, status := &in.state, &in.at.Status
+	switch {
+	case in.spec == nil || !in.spec.RefreshExtends || st.Token == "" || st.TokenFinal || in.moved,
+		st.Issuer != in.issuerKey || st.IssuerUID != string(in.issuerUID),
+		d.reason != reasonRenewalDue && d.reason != tokensv1alpha1.ReasonRetrying,
+		status.IssuedAt == nil || status.ExpiresAt == nil || !now.Before(status.ExpiresAt.Time),
+		in.secretRecord == nil || in.secretRecord.InputsHash != in.inputsHash || !in.stateHolds(r.Fingerprinter, in.secretRecord.Fingerprint):
+		return nil
+	}
+	expiresAt := status.ExpiresAt.Time
+	return &issuer.HeldToken{Value: st.Token, ID: st.TokenID, Fields: st.Fields,
+		IssuedAt: status.IssuedAt.Time, ExpiresAt: &expiresAt, NotAfter: st.TokenNotAfter}
 }
 
 // configureRate sets the pace of calls to in's issuer from its spec, before a

@@ -95,6 +95,10 @@ func movingFrom(at *tokensv1alpha1.AccessToken) (tokensv1alpha1.IssuerReference,
 func recordHistory(at *tokensv1alpha1.AccessToken, rec secret.Record, ref tokensv1alpha1.IssuerReference, replaced string, now time.Time) {
 	st := &at.Status
 	if len(st.History) > 0 && st.History[0].Fingerprint == rec.Fingerprint {
+		// The same token, extended (refreshExtends): its entry follows its expiry.
+		if rec.ExpiresAt != nil {
+			st.History[0].ExpiresAt = &metav1.Time{Time: *rec.ExpiresAt}
+		}
 		return
 	}
 	h := make([]tokensv1alpha1.TokenHistoryEntry, 0, maxHistory)

@@ -58,7 +58,7 @@ func capSupersededTo(st *secret.State, now time.Time, limit int) {
 // revocationDue reports whether a superseded token's grace period is over.
 func revocationDue(in *inputs, now time.Time) bool {
 	for _, s := range in.state.Superseded {
-		if !now.Before(s.RevokeAt) && revocable(in, s) {
+		if !now.Before(s.RevokeAt) && revocable(in, s) && !in.secretHolds(s.Token) {
 			return true
 		}
 	}
@@ -89,9 +89,11 @@ func (r *AccessTokenReconciler) revokeDue(ctx context.Context, at *tokensv1alpha
 	changed := false
 	var errs []error
 	for _, s := range in.state.Superseded {
-		if now.Before(s.RevokeAt) || (in.previous != "" && in.previous == s.Token) || !revocable(in, s) {
+		if now.Before(s.RevokeAt) || (in.previous != "" && in.previous == s.Token) || !revocable(in, s) || in.secretHolds(s.Token) {
 			// Not yet; or pods may still read it under previousKey, which is
-			// emptied first (previousUntil is never after RevokeAt).
+			// emptied first (previousUntil is never after RevokeAt); or the
+			// Secret still holds it, its replacement not written (a failed
+			// write): revoked once the Secret no longer does.
 			keep = append(keep, s)
 			continue
 		}
@@ -127,6 +129,12 @@ func (r *AccessTokenReconciler) revokeDue(ctx context.Context, at *tokensv1alpha
 }
 
 const maxRevokeAttempts = 5
+
+// secretHolds reports whether the Secret pods mount holds token as its
+// token: it is never revoked while it does.
+func (in *inputs) secretHolds(token string) bool {
+	return token != "" && in.secret != nil && in.at != nil && string(in.secret.Data[secret.Key(in.at)]) == token
+}
 
 // revoke sends s to the issuer that minted it, and to no other.
 func (r *AccessTokenReconciler) revoke(ctx context.Context, in *inputs, s secret.Superseded) error {

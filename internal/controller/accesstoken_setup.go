@@ -53,6 +53,9 @@ func (r *AccessTokenReconciler) SetupWithManager(mgr ctrl.Manager, credentialSec
 	if r.audiences == nil {
 		r.audiences = lru.New(maxCachedAudiences)
 	}
+	if r.revokedOnDelete == nil {
+		r.revokedOnDelete = lru.New(maxRevokedOnDelete)
+	}
 	if r.fanOut == nil {
 		r.fanOut = newFanOut(DefaultFanOutRate, DefaultFanOutBurst)
 	}

@@ -49,7 +49,13 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 		}
 	}
 	out := secret.Output{Token: tok.Value, Fields: tok.Fields, IssuedAt: tok.IssuedAt.Truncate(time.Second), ExpiresAt: truncated(tok.ExpiresAt)}
-	if at.Spec.Secret.PreviousKey != "" && in.secret != nil && in.secretMatches && !tokenExpired(at, now) {
+	switch {
+	case tok.Extended:
+		// The same token, extended: the Secret keeps what previousKey holds.
+		if in.previous != "" && now.Before(in.previousUntil) {
+			out.Previous, out.PreviousUntil = in.previous, in.previousUntil
+		}
+	case at.Spec.Secret.PreviousKey != "" && in.secret != nil && in.secretMatches && !tokenExpired(at, now):
 		out.Previous, out.PreviousUntil = string(in.secret.Data[secret.Key(at)]), previousUntil(at, in, now)
 		if moved != nil {
 			out.PreviousUntil = minTime(out.PreviousUntil, moved.RevokeAt).Truncate(time.Second)
@@ -75,6 +81,8 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 				st.Superseded = append(st.Superseded, *moved)
 				capSuperseded(&st, now)
 			}
+		case tok.Extended && tok.Value == st.Token:
+			// Extended, not replaced: nothing to revoke.
 		case in.spec.Revoke != nil:
 			st.Superseded = append(st.Superseded, secret.Superseded{Token: st.Token, ID: st.TokenID,
 				RevokeAt: now.Add(revokeGrace(in.spec)), Issuer: in.issuerKey, IssuerUID: string(in.issuerUID)})
@@ -82,8 +90,10 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 		}
 		st.Issuer, st.IssuerUID, st.IssuerEndpoint = in.issuerKey, string(in.issuerUID), issuerEndpoint(in.spec)
 		st.Token, st.Fields, st.TokenID, st.FieldsDropped = "", nil, "", false
+		st.TokenNotAfter, st.TokenFinal = nil, false
 		if in.keepsState() {
 			st.Token, st.Fields, st.TokenID = tok.Value, tok.Fields, tok.ID
+			st.TokenNotAfter, st.TokenFinal = tok.NotAfter, tok.Final
 		}
 		if tok.RefreshToken != "" {
 			st.RefreshToken, st.RefreshTokenExpiresAt = tok.RefreshToken, tok.RefreshTokenExpiresAt

@@ -50,6 +50,15 @@ var _ = Describe("admission", func() {
 		DeferCleanup(k8sClient.Delete, ctx, ti)
 	})
 
+	It("accepts a refresh that extends the held token without a refresh token", func() {
+		ti := valid()
+		ti.Spec.RefreshExtends = true
+		ti.Spec.Refresh = &tokensv1alpha1.RequestSpec{URL: "https://tokens.example.com/renew"}
+		Expect(ti.Spec.Response.Expiry).NotTo(BeNil())
+		Expect(k8sClient.Create(ctx, ti)).To(Succeed())
+		DeferCleanup(k8sClient.Delete, ctx, ti)
+	})
+
 	DescribeTable("refuses an invalid issuer",
 		func(mutate func(*tokensv1alpha1.IssuerSpec), message string) {
 			ti := valid()
@@ -72,6 +81,16 @@ var _ = Describe("admission", func() {
 				s.Refresh = &tokensv1alpha1.RequestSpec{URL: "https://tokens.example.com/token"}
 			},
 			"refresh needs response.refreshToken"),
+		Entry("refreshExtends without refresh",
+			func(s *tokensv1alpha1.IssuerSpec) { s.RefreshExtends = true },
+			"refreshExtends needs refresh and response.expiry"),
+		Entry("refreshExtends with a refresh token to read",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.RefreshExtends = true
+				s.Response.RefreshToken = &tokensv1alpha1.RefreshTokenSpec{Path: "refresh_token"}
+				s.Refresh = &tokensv1alpha1.RequestSpec{URL: "https://tokens.example.com/renew"}
+			},
+			"refreshExtends needs refresh and response.expiry (the new expiry), and no response.refreshToken"),
 		Entry("a URL that is not a URL",
 			func(s *tokensv1alpha1.IssuerSpec) { s.Request.URL = "https://exa mple.com/%%" },
 			"url must be an absolute http(s) URL"),

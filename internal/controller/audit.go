@@ -44,7 +44,11 @@ const (
 // of the token it replaces (empty for a first token).
 func auditMint(ctx context.Context, in *inputs, trigger string, tok *issuer.Token, fingerprint, replaced string) {
 	grant := "request"
-	if tok.Refreshed {
+	switch {
+	case tok.Extended:
+		// The same token with a later expiry: nothing was replaced.
+		grant, replaced = "extend", ""
+	case tok.Refreshed:
 		grant = "refresh"
 	}
 	kv := []any{"event", "Minted", "accessToken", in.at.Namespace + "/" + in.at.Name, "uid", string(in.at.UID),

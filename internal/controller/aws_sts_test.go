@@ -27,6 +27,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"k8s.io/utils/clock"
+
 	"github.com/tokenmint/tokenmint/test/fakes"
 	"github.com/tokenmint/tokenmint/test/samples"
 )
@@ -35,7 +37,9 @@ var _ = Describe("the AWS STS web identity sample", func() {
 	It("writes session credentials, the secret access key only into the Secret", func() {
 		ns := "aws-" + rand.String(6)
 		Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-		fake := &fakes.AWSSTS{Roles: []string{"arn:aws:iam::123456789012:role/orders-api"}}
+		// The apiserver signs the web identity token with the real time,
+		// whatever the suite's clock says.
+		fake := &fakes.AWSSTS{Roles: []string{"arn:aws:iam::123456789012:role/orders-api"}, TokenClock: clock.RealClock{}}
 		// STS trusts the cluster's ServiceAccount issuer: the real apiserver
 		// checks the web identity token's signature and audience.
 		fake.Verify = func(token string) bool {

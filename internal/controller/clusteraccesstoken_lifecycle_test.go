@@ -25,7 +25,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -83,9 +82,11 @@ var _ = Describe("ClusterAccessToken uninstall", func() {
 		secretUID := sourceSecret.UID
 		Expect(k8sClient.Delete(ctx, old)).To(Succeed())
 		Eventually(func() bool { return fake.Valid(first) }, 20*time.Second).Should(BeFalse())
-		// envtest runs no garbage collector: delete the old source's Secret as it would.
-		Expect(k8sClient.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNamespace,
-			Name: source.Name}}, client.Preconditions{UID: ptr.To(secretUID)})).To(Succeed())
+		// The finalizer deleted the old source's Secret before revoking its
+		// token (envtest runs no garbage collector, which would otherwise).
+		gone := &corev1.Secret{}
+		err := k8sClient.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: source.Name}, gone)
+		Expect(apierrors.IsNotFound(err) || gone.UID != secretUID).To(BeTrue(), "the old source's Secret is gone")
 		Eventually(func(g Gomega) {
 			cur := &tokensv1alpha1.AccessToken{}
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(source), cur)).To(Succeed())

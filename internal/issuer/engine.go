@@ -81,6 +81,10 @@ type Call struct {
 	// Secrets holds the value of every key SecretRefs(Spec) names. Every value is
 	// treated as a credential and removed from any error text.
 	Secrets map[v1alpha1.SecretKeySelector]string
+	// Held is the current token, for an issuer whose refresh extends it
+	// (refreshExtends): when set, the refresh request is tried first; a
+	// refusal falls back to Spec.Request once.
+	Held *HeldToken
 	// RefreshToken, when set and Spec.Refresh is configured, is tried first with
 	// the refresh request; a refusal (a failure rule's RefreshRejected or, when
 	// no rule matches, a 4xx) falls back to Spec.Request once.
@@ -125,6 +129,14 @@ type Token struct {
 	ID string
 	// Refreshed is true when the token came from the refresh request.
 	Refreshed bool
+	// NotAfter is the earliest expiry of the steps' results the token was
+	// obtained with, when they state one: an extension never goes past it.
+	NotAfter *time.Time
+	// Extended is true when the token is the held one, extended by the
+	// refresh request (refreshExtends); Final then says that the extension
+	// granted less time than the token had before, so the next renewal
+	// replaces it rather than extending it again.
+	Extended, Final bool
 	// RefreshRejected is true when the provider refused the refresh token the
 	// call carried and the token came from the primary request: the caller
 	// drops the refused refresh token unless RefreshToken replaces it.
@@ -143,9 +155,18 @@ func (e *Engine) Issue(ctx context.Context, c Call) (*Token, error) {
 	if SelfSigned(c.Spec) {
 		return e.sign(c, parameters, red)
 	}
-	if c.RefreshToken != "" && c.Spec.Refresh != nil {
+	if c.Held != nil && c.Spec.Refresh != nil && c.Spec.RefreshExtends {
+		return e.extendOrReplace(ctx, c, parameters, red)
+	}
+	if c.RefreshToken != "" && c.Spec.Refresh != nil && !c.Spec.RefreshExtends {
 		issued := map[v1alpha1.IssuedValue]string{v1alpha1.IssuedRefreshToken: c.RefreshToken}
-		token, err := e.obtain(ctx, c, callRefresh, c.Spec.Refresh, parameters, issued, red)
+		rc := c
+		if usesSteps(c.Spec, callRefresh) {
+			if _, err := e.runSteps(ctx, &rc, parameters, red); err != nil {
+				return nil, permanentUnlessRefresh(err)
+			}
+		}
+		token, err := e.obtain(ctx, rc, callRefresh, c.Spec.Refresh, parameters, issued, red)
 		if err == nil {
 			token.Refreshed = true
 			return withDefaultLifetime(c.Spec, token), nil
@@ -177,7 +198,7 @@ func (e *Engine) Issue(ctx context.Context, c Call) (*Token, error) {
 
 // Revoke invalidates token (whose id is tokenID, possibly empty) through the
 // issuer's revoke request. Any 2xx answer is success. Errors are *Error.
-func (e *Engine) Revoke(ctx context.Context, c Call, token, tokenID string) error {
+func (e *Engine) Revoke(ctx context.Context, c Call, token, tokenID string) (err error) {
 	if c.Spec != nil && c.Spec.Revoke == nil {
 		return &Error{Class: ClassInvalidConfig, Message: "the issuer has no revoke request"}
 	}
@@ -187,6 +208,15 @@ func (e *Engine) Revoke(ctx context.Context, c Call, token, tokenID string) erro
 		return err
 	}
 	red.add(token)
+	if usesSteps(c.Spec, callRevoke) {
+		// The revoke call sends a step's result (a login token): reused
+		// while valid, obtained again otherwise.
+		keys, stepErr := e.runSteps(ctx, &c, parameters, red)
+		if stepErr != nil {
+			return stepErr
+		}
+		defer func() { e.forgetRefused(keys, err) }()
+	}
 	issued := map[v1alpha1.IssuedValue]string{}
 	if token != "" {
 		issued[v1alpha1.IssuedAccessToken] = token

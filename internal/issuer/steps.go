@@ -110,20 +110,10 @@ func (e *Engine) primary(ctx context.Context, c Call, parameters map[string]any,
 		}
 		return withDefaultLifetime(c.Spec, token), nil
 	}
-	results := make(map[string]*stepResult, len(c.Spec.Steps))
-	var keys []string
-	for i := range c.Spec.Steps {
-		step := &c.Spec.Steps[i]
-		c.stepResults = results
-		result, key, err := e.step(ctx, c, step, parameters, red)
-		if err != nil {
-			e.forget(keys)
-			return nil, err
-		}
-		results[step.Name] = result
-		keys = append(keys, key)
+	keys, err := e.runSteps(ctx, &c, parameters, red)
+	if err != nil {
+		return nil, err
 	}
-	c.stepResults = results
 	token, err := e.obtain(ctx, c, callRequest, &c.Spec.Request, parameters, nil, red)
 	if err != nil {
 		if ClassOf(err) == ClassUnauthorized {
@@ -134,13 +124,54 @@ func (e *Engine) primary(ctx context.Context, c Call, parameters map[string]any,
 		return nil, err
 	}
 	token = withDefaultLifetime(c.Spec, token)
-	for _, r := range results {
-		if r.expiresAt != nil && (token.ExpiresAt == nil || r.expiresAt.Before(*token.ExpiresAt)) {
+	for _, r := range c.stepResults {
+		if r.expiresAt != nil && (token.NotAfter == nil || r.expiresAt.Before(*token.NotAfter)) {
 			at := *r.expiresAt
-			token.ExpiresAt = &at
+			token.NotAfter = &at
 		}
 	}
+	if token.NotAfter != nil && (token.ExpiresAt == nil || token.NotAfter.Before(*token.ExpiresAt)) {
+		at := *token.NotAfter
+		token.ExpiresAt = &at
+	}
 	return token, nil
+}
+
+// runSteps runs the issuer's steps in order, each reused while valid or
+// obtained by its call, and leaves their results in c for the call that
+// follows. It returns the results' keys in the engine's store; after a
+// failure, the results already obtained are dropped.
+func (e *Engine) runSteps(ctx context.Context, c *Call, parameters map[string]any, red *redactor) ([]string, error) {
+	results := make(map[string]*stepResult, len(c.Spec.Steps))
+	var keys []string
+	for i := range c.Spec.Steps {
+		step := &c.Spec.Steps[i]
+		c.stepResults = results
+		result, key, err := e.step(ctx, *c, step, parameters, red)
+		if err != nil {
+			e.forget(keys)
+			return nil, err
+		}
+		results[step.Name] = result
+		keys = append(keys, key)
+	}
+	c.stepResults = results
+	return keys, nil
+}
+
+// usesSteps reports whether a call of kind sends a step's result, so that
+// the steps must run before it.
+func usesSteps(spec *v1alpha1.IssuerSpec, kind callKind) bool {
+	if len(spec.Steps) == 0 {
+		return false
+	}
+	return slices.ContainsFunc(valueSites(spec), func(site valueSite) bool {
+		if site.call != kind || site.source.Credential == "" {
+			return false
+		}
+		c := FindCredential(spec, site.source.Credential)
+		return c != nil && c.Step != nil
+	})
 }
 
 // step returns the result of one step, reused or obtained, and its key in the
@@ -244,7 +275,8 @@ func stepKey(c *Call, step *v1alpha1.IssuerStep, parameters map[string]any) stri
 
 // validateSteps checks the steps and the credentials that read their
 // results: names are unique, a step credential names a step and a value it
-// gives, and only steps after it and request use it (so steps form no cycle).
+// gives, and only steps after it, request, refresh and revoke use it (so
+// steps form no cycle).
 func validateSteps(spec *v1alpha1.IssuerSpec) []error {
 	var problems []error
 	index := map[string]int{}
@@ -285,12 +317,14 @@ func validateSteps(spec *v1alpha1.IssuerSpec) []error {
 		if !ok {
 			continue
 		}
-		allowed := site.call == callRequest
+		// refresh and revoke run after every step (a lease renewed or
+		// revoked with a login token).
+		allowed := site.call == callRequest || site.call == callRefresh || site.call == callRevoke
 		for k := j + 1; k < len(spec.Steps); k++ {
 			allowed = allowed || site.call == callOfStep(spec.Steps[k].Name)
 		}
 		if !allowed {
-			problems = append(problems, fmt.Errorf("%s: credential %q is the result of step %q: only the steps after it and request may use it",
+			problems = append(problems, fmt.Errorf("%s: credential %q is the result of step %q: only the steps after it, request, refresh and revoke may use it",
 				site.label, c.Name, c.Step.Name))
 		}
 	}

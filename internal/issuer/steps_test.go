@@ -294,7 +294,7 @@ func TestValidateSteps(t *testing.T) {
 			`step "exchange" copies no field "region"`},
 		"own result": {func(s *v1alpha1.IssuerSpec) {
 			s.Steps[0].Request.Auth = &v1alpha1.AuthSpec{Bearer: &v1alpha1.ValueSource{Credential: "federated"}}
-		}, `steps[exchange].request.auth.bearer: credential "federated" is the result of step "exchange": only the steps after it and request may use it`},
+		}, `steps[exchange].request.auth.bearer: credential "federated" is the result of step "exchange": only the steps after it, request, refresh and revoke may use it`},
 		"later step's result": {func(s *v1alpha1.IssuerSpec) {
 			s.Steps = append(s.Steps, v1alpha1.IssuerStep{Name: "second",
 				Request:  v1alpha1.RequestSpec{URL: base + "/second"},
@@ -302,11 +302,14 @@ func TestValidateSteps(t *testing.T) {
 			s.Credentials = append(s.Credentials, v1alpha1.Credential{Name: "second", Step: &v1alpha1.StepSource{Name: "second"}})
 			s.Steps[0].Request.Headers = []v1alpha1.Header{{Name: "X-A", ValueSource: v1alpha1.ValueSource{Credential: "second"}}}
 		}, `steps[exchange].request.headers[X-A]: credential "second" is the result of step "second"`},
-		"in refresh": {func(s *v1alpha1.IssuerSpec) {
+		// refresh and revoke run after the steps: they may send a step's
+		// result (inherited here with request's auth).
+		"in refresh and revoke": {func(s *v1alpha1.IssuerSpec) {
 			s.Response.RefreshToken = &v1alpha1.RefreshTokenSpec{Path: "refresh_token"}
 			s.Refresh = &v1alpha1.RequestSpec{Body: &v1alpha1.BodySpec{Form: []v1alpha1.FormField{
 				{Name: "refresh_token", ValueSource: v1alpha1.ValueSource{Issued: v1alpha1.IssuedRefreshToken}}}}}
-		}, `refresh.auth.bearer: credential "federated" is the result of step "exchange"`},
+			s.Revoke = &v1alpha1.RequestSpec{URL: base + "/revoke"}
+		}, ""},
 		"refresh token in step": {func(s *v1alpha1.IssuerSpec) {
 			s.Steps[0].Response.RefreshToken = &v1alpha1.RefreshTokenSpec{Path: "refresh_token"}
 		}, "refreshToken and tokenID have no meaning"},
@@ -392,5 +395,25 @@ func TestLargeStepResultIsNotKept(t *testing.T) {
 	}
 	if p.exchanges != 2 {
 		t.Errorf("exchanges = %d, want 2: a result over %d bytes is used once and not kept", p.exchanges, maxStepResultBytes)
+	}
+}
+
+// A refresh request may send a step's result: the steps run first (reused
+// while valid), and only then the refresh.
+func TestRefreshSendsAStepResult(t *testing.T) {
+	p, base := startChain(t)
+	spec := chainSpec(base)
+	spec.Response.RefreshToken = &v1alpha1.RefreshTokenSpec{Path: "refresh_token"}
+	// refresh inherits request's URL and its bearer, the step's token.
+	spec.Refresh = &v1alpha1.RequestSpec{Body: &v1alpha1.BodySpec{Form: []v1alpha1.FormField{
+		{Name: "refresh_token", ValueSource: v1alpha1.ValueSource{Issued: v1alpha1.IssuedRefreshToken}}}}}
+	call := chainCall(t, spec, "TokenIssuer/team/chain/uid-1|team")
+	call.RefreshToken = "refresh-canary"
+	token, err := testEngine().Issue(context.Background(), call)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !token.Refreshed || strings.Join(p.order, ",") != "exchange,mint" {
+		t.Errorf("refreshed %v, calls %v; want the step, then the refresh with its token", token.Refreshed, p.order)
 	}
 }

@@ -239,7 +239,12 @@ func Validate(spec *v1alpha1.IssuerSpec) error {
 	problems = append(problems, validateParameters(spec)...)
 	problems = append(problems, validateResponse(spec)...)
 	problems = append(problems, validateSteps(spec)...)
-	if spec.Refresh != nil && spec.Response.RefreshToken == nil {
+	switch {
+	case spec.RefreshExtends && (spec.Refresh == nil || spec.Response.Expiry == nil):
+		problems = append(problems, errors.New("refreshExtends needs refresh and response.expiry, where the extension's answer gives the new expiry"))
+	case spec.RefreshExtends && spec.Response.RefreshToken != nil:
+		problems = append(problems, errors.New("refreshExtends extends the held token: response.refreshToken has no meaning"))
+	case spec.Refresh != nil && !spec.RefreshExtends && spec.Response.RefreshToken == nil:
 		problems = append(problems, errors.New("refresh needs response.refreshToken, the place the refresh token is read from"))
 	}
 	if spec.Timeout != nil && spec.Timeout.Duration <= 0 {
@@ -436,7 +441,7 @@ func validateSite(spec *v1alpha1.IssuerSpec, site valueSite) error {
 	case source.Parameter != "":
 		return validateParameterUse(spec, site)
 	case source.Issued != "":
-		return validateIssuedUse(site)
+		return validateIssuedUse(spec, site)
 	}
 	return nil
 }
@@ -585,7 +590,7 @@ func validateParameterUse(spec *v1alpha1.IssuerSpec, site valueSite) error {
 // validateIssuedUse checks that an issued value exists in the call that uses it:
 // a refresh token only when refreshing, the old token and its id only when
 // revoking.
-func validateIssuedUse(site valueSite) error {
+func validateIssuedUse(spec *v1alpha1.IssuerSpec, site valueSite) error {
 	want := map[v1alpha1.IssuedValue]callKind{
 		v1alpha1.IssuedRefreshToken: callRefresh,
 		v1alpha1.IssuedAccessToken:  callRevoke,
@@ -594,6 +599,14 @@ func validateIssuedUse(site valueSite) error {
 	call, known := want[site.source.Issued]
 	if !known {
 		return fmt.Errorf("unknown issued value %q", site.source.Issued)
+	}
+	if spec.RefreshExtends && site.call == callRefresh {
+		// The refresh extends the held token: it has no refresh token, but
+		// the token and its id.
+		if site.source.Issued == v1alpha1.IssuedRefreshToken {
+			return errors.New("issued: RefreshToken has no value with refreshExtends, which sends the held token (AccessToken, TokenID)")
+		}
+		return nil
 	}
 	if call != site.call {
 		return fmt.Errorf("issued: %s is only available in %s", site.source.Issued, call)
@@ -704,6 +717,12 @@ func validateResponse(spec *v1alpha1.IssuerSpec) []error {
 		keys[c.Key] = true
 	}
 	problems = append(problems, validateFailures(response)...)
+	if spec.RefreshExtends && spec.Refresh != nil && response.TokenID == "" &&
+		slices.ContainsFunc(valueSites(&v1alpha1.IssuerSpec{Refresh: spec.Refresh}), func(s valueSite) bool {
+			return s.call == callRefresh && s.source.Issued == v1alpha1.IssuedTokenID
+		}) {
+		problems = append(problems, errors.New("refresh uses the token id (issued: TokenID) but response.tokenID does not say where it is"))
+	}
 	if spec.Revoke != nil && response.TokenID == "" && revokeNeedsTokenID(spec.Revoke) {
 		problems = append(problems, errors.New("revoke uses the token id ({tokenID} or issued: TokenID) but response.tokenID does not say where it is"))
 	}

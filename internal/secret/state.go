@@ -77,6 +77,13 @@ type State struct {
 	TokenID string `json:"tokenID,omitempty"`
 	// Superseded are replaced tokens waiting to be revoked.
 	Superseded []Superseded `json:"superseded,omitempty"`
+	// TokenNotAfter is when the steps' results the current token was
+	// obtained with expire: an extension (refreshExtends) never goes past it.
+	TokenNotAfter *time.Time `json:"tokenNotAfter,omitempty"`
+	// TokenFinal is true when the current token cannot be extended any more
+	// (an extension refused, or granting less time than before): the next
+	// renewal replaces it.
+	TokenFinal bool `json:"tokenFinal,omitempty"`
 	// FieldsDropped is true when Fields were left out to bound the state:
 	// Token then serves revocation, not restoring a lost Secret.
 	FieldsDropped bool `json:"fieldsDropped,omitempty"`

@@ -25,6 +25,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/url"
@@ -318,4 +319,87 @@ func TestSnowflakeVerifiesTheKeyPairJWT(t *testing.T) {
 	if len(f.Accepted()) != 1 {
 		t.Errorf("accepted %d tokens, want 1", len(f.Accepted()))
 	}
+}
+
+func TestVaultDatabaseLeases(t *testing.T) {
+	clock := clocktesting.NewFakeClock(fakeNow)
+	f := &VaultKubernetesAuth{
+		Roles: map[string]VaultRole{"app": {BoundServiceAccountNames: []string{"app"}, BoundServiceAccountNamespaces: []string{"default"},
+			TokenTTL: 90 * time.Minute}},
+		Verify:        func(token, _ string) (string, string, bool) { return "default", "app", token == "sa" },
+		DatabaseRoles: map[string]VaultDatabaseRole{"app": {DefaultTTL: 5 * time.Minute, MaxTTL: time.Hour}},
+	}
+	f.Clock = clock
+	run(t, f, []exchange{{name: "login", path: VaultKubernetesLoginPath, body: `{"role":"app","jwt":"sa"}`, header: jsonHeaders(), status: 200}})
+	vaultToken := f.Issued()[0].Value
+	withToken := jsonHeaders("X-Vault-Token", vaultToken)
+	run(t, f, []exchange{
+		{name: "read without a token", method: http.MethodGet, path: VaultDatabaseCredsPrefix + "app", status: 403, want: map[string]any{"errors": []string{"permission denied"}}},
+		{name: "read with a wrong token", method: http.MethodGet, path: VaultDatabaseCredsPrefix + "app", header: jsonHeaders("X-Vault-Token", "hvs.nope"), status: 403},
+		{name: "an unknown role", method: http.MethodGet, path: VaultDatabaseCredsPrefix + "admin", header: withToken, status: 400, want: map[string]any{"errors": []string{"unknown role: admin"}}},
+		{name: "read", method: http.MethodGet, path: VaultDatabaseCredsPrefix + "app", header: withToken, status: 200,
+			want: map[string]any{"lease_duration": 300, "renewable": true}},
+	})
+	lease := f.Leases()[0]
+	if !strings.HasPrefix(lease.ID, "database/creds/app/") || !f.LeaseLive(lease.Password) || f.Reads() != 1 {
+		t.Fatalf("lease %+v, reads %d", lease, f.Reads())
+	}
+	renew := func(name, id string, increment int, header map[string]string, status int, want map[string]any) exchange {
+		return exchange{name: name, method: http.MethodPut, path: VaultLeaseRenewPath, header: header,
+			body: fmt.Sprintf(`{"lease_id":%q,"increment":%d}`, id, increment), status: status, want: want}
+	}
+	clock.Step(200 * time.Second)
+	run(t, f, []exchange{
+		renew("renew without a token", lease.ID, 300, jsonHeaders(), 403, nil),
+		renew("renew an unknown lease", "database/creds/app/nope", 300, withToken, 400, map[string]any{"errors": []string{"lease not found"}}),
+		renew("renew", lease.ID, 300, withToken, 200, map[string]any{"lease_id": lease.ID, "lease_duration": 300, "data": nil}),
+	})
+	if got := f.Leases()[0].ExpiresAt; !got.Equal(fakeNow.Add(500 * time.Second)) {
+		t.Errorf("renewed to %v, want 300s after the renewal", got)
+	}
+	// Renewed every 200s; near the max TTL a renewal is capped, with a warning.
+	for clock.Now().Before(fakeNow.Add(3200 * time.Second)) {
+		clock.Step(200 * time.Second)
+		if status, body, _ := send(f, renew("", lease.ID, 300, withToken, 200, nil)); status != 200 || fmt.Sprint(body["lease_duration"]) != "300" {
+			t.Fatalf("renewal at %v: %d %v", clock.Now().Sub(fakeNow), status, body)
+		}
+	}
+	clock.Step(200 * time.Second)
+	status, body, _ := send(f, renew("capped", lease.ID, 300, withToken, 200, nil))
+	if status != 200 || fmt.Sprint(body["lease_duration"]) != "200" || fmt.Sprint(body["warnings"]) == "[]" {
+		t.Errorf("capped renewal: %d %v", status, body)
+	}
+	// Expired: not found.
+	clock.Step(201 * time.Second)
+	run(t, f, []exchange{renew("renew an expired lease", lease.ID, 300, withToken, 400, map[string]any{"errors": []string{"lease not found"}})})
+	if f.LeaseLive(lease.Password) || len(f.LiveLeases()) != 0 {
+		t.Error("an expired lease is live")
+	}
+
+	// A new lease, revoked: renewing it is refused; revoking is idempotent.
+	renewals := f.Renewals()
+	run(t, f, []exchange{{name: "read again", method: http.MethodGet, path: VaultDatabaseCredsPrefix + "app", header: withToken, status: 200}})
+	second := f.Leases()[1]
+	revoke := exchange{name: "revoke", method: http.MethodPut, path: VaultLeaseRevokePath, header: withToken,
+		body: fmt.Sprintf(`{"lease_id":%q}`, second.ID), status: 204}
+	run(t, f, []exchange{
+		{name: "revoke without a token", method: http.MethodPut, path: VaultLeaseRevokePath, body: fmt.Sprintf(`{"lease_id":%q}`, second.ID), status: 403},
+		revoke,
+		renew("renew a revoked lease", second.ID, 300, withToken, 400, map[string]any{"errors": []string{"lease not found"}}),
+	})
+	revoke.name = "revoke again"
+	run(t, f, []exchange{revoke})
+	if f.LeaseLive(second.Password) || f.Revocations() != 2 || f.Renewals() != renewals || renewals != 17 {
+		t.Errorf("live %v, revocations %d, renewals %d", f.LeaseLive(second.Password), f.Revocations(), f.Renewals())
+	}
+
+	// A lease ends with the token that created it; an expired token is refused.
+	run(t, f, []exchange{{name: "read a third", method: http.MethodGet, path: VaultDatabaseCredsPrefix + "app", header: withToken, status: 200}})
+	third := f.Leases()[2]
+	clock.SetTime(f.Issued()[0].ExpiresAt)
+	if f.LeaseLive(third.Password) {
+		t.Error("a lease outlived its token")
+	}
+	run(t, f, []exchange{{name: "read with an expired token", method: http.MethodGet, path: VaultDatabaseCredsPrefix + "app", header: withToken,
+		status: 403, want: map[string]any{"errors": []string{"permission denied"}}}})
 }

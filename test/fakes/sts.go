@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"k8s.io/utils/clock"
 )
 
 // AWS STS constants.
@@ -75,6 +76,10 @@ type AWSSTS struct {
 	// Verify, when set, checks the web identity token's signature (for the
 	// envtest suite, a TokenReview against the real apiserver).
 	Verify func(token string) bool
+	// TokenClock, when set, judges the web identity token's exp instead of
+	// the fake's clock: the time of whoever signed the token (a real
+	// apiserver signs with the real time, whatever clock the fake answers by).
+	TokenClock clock.PassiveClock
 
 	mu    sync.Mutex
 	calls int
@@ -155,8 +160,12 @@ func (f *AWSSTS) answer(r *http.Request) reply {
 	if aud, err := claims.GetAudience(); err != nil || !slices.Contains(aud, audience) {
 		return stsFailure(http.StatusBadRequest, OutcomeUnauthorized, "InvalidIdentityToken", "Incorrect token audience")
 	}
+	tokenNow := now
+	if f.TokenClock != nil {
+		tokenNow = f.TokenClock.Now()
+	}
 	exp, err := claims.GetExpirationTime()
-	if err != nil || exp == nil || !now.Before(exp.Time) {
+	if err != nil || exp == nil || !tokenNow.Before(exp.Time) {
 		return stsFailure(http.StatusBadRequest, OutcomeUnauthorized, "ExpiredToken", "Token expired: current date/time must be before the expiration date/time")
 	}
 	if !slices.Contains(f.Roles, p("RoleArn")) {
