@@ -367,6 +367,7 @@ func (r *AccessTokenReconciler) act(ctx context.Context, at *tokensv1alpha1.Acce
 		log.Error(err, "looking for consumers that will not see the new token")
 	}
 
+	setReissueAfter(in, r.Clock.Now())
 	setReady(at, in, r.Clock.Now())
 	at.Status.ObservedGeneration = at.Generation
 	if err := r.writeStatus(ctx, orig, at); err != nil {
