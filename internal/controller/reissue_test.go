@@ -166,4 +166,3 @@ var _ = Describe("an issuer's reissue window", func() {
 		Expect(get(at).Status.ReissueAfter).To(BeNil())
 	})
 })
-
