@@ -62,18 +62,18 @@ type StatusView struct {
 	// TokenExpired when status says Ready for a token that has expired.
 	ReadyReason string `json:"readyReason"`
 	// Conditions are Ready, Renewing and RotationVisible, as the manager set them.
-	Conditions     []ConditionView `json:"conditions"`
-	IssuedAt       *Moment         `json:"issuedAt,omitempty"`
-	ExpiresAt      *Moment         `json:"expiresAt,omitempty"`
-	RenewalTime    *Moment         `json:"renewalTime,omitempty"`
+	Conditions  []ConditionView `json:"conditions"`
+	IssuedAt    *Moment         `json:"issuedAt,omitempty"`
+	ExpiresAt   *Moment         `json:"expiresAt,omitempty"`
+	RenewalTime *Moment         `json:"renewalTime,omitempty"`
 	// ReissueAfter is when a re-issue that the issuer's reissueWindow
 	// spreads is due (status.reissueAfter).
 	ReissueAfter *Moment `json:"reissueAfter,omitempty"`
 	// ExpiryUnknown is the ExpiryUnknown condition's message while it is
 	// True: the token has no known expiry and is never renewed on time.
-	ExpiryUnknown  string `json:"expiryUnknown,omitempty"`
-	FailedAttempts int32  `json:"failedAttempts"`
-	LastFailure    *Moment         `json:"lastFailure,omitempty"`
+	ExpiryUnknown  string  `json:"expiryUnknown,omitempty"`
+	FailedAttempts int32   `json:"failedAttempts"`
+	LastFailure    *Moment `json:"lastFailure,omitempty"`
 	// LastError is the Renewing condition's message while it is False.
 	LastError string `json:"lastError,omitempty"`
 	// RenewalRequested is the value of the renew annotation not yet acted on.
