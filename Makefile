@@ -212,6 +212,10 @@ bench-memory: manifests ## Measure the manager's memory under a tenant's largest
 
 NAMESPACES ?= 100
 
+.PHONY: bench-rotation
+bench-rotation: manifests ## Measure a credential rotation behind a ClusterTokenIssuer with N (default 1000) AccessTokens on a local control plane: the endpoint's most calls a second against the issuer's rateLimit, the time until every token is re-issued against its reissueWindow, and expired tokens (must be 0); writes bin/bench-rotation-$(N).md. ROTATION_ARGS='-rotation-window 0s' re-issues at once.
+	go run ./test/bench -rotation $(N) $(ROTATION_ARGS)
+
 .PHONY: bench-cluster
 bench-cluster: manifests ## Measure one ClusterAccessToken written to NAMESPACES (default 100) namespaces on a local control plane: calls, Secret writes and time, on first issue, renewal and a late namespace; writes bin/bench-cluster-NAMESPACES.md.
 	go run ./test/bench -cluster $(NAMESPACES)

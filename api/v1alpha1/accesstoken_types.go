@@ -388,6 +388,12 @@ type AccessTokenStatus struct {
 	// +optional
 	RenewalTime *metav1.Time `json:"renewalTime,omitempty"`
 
+	// reissueAfter is when the token is re-issued after a change of its
+	// issuer's spec or credentials that its issuer's reissueWindow spreads;
+	// unset when no such re-issue is pending.
+	// +optional
+	ReissueAfter *metav1.Time `json:"reissueAfter,omitempty"`
+
 	// failedAttempts counts consecutive failed attempts to obtain a token; it is
 	// reset by a success and drives the retry backoff.
 	// +optional

@@ -135,11 +135,23 @@ type IssuerSpec struct {
 
 	// rateLimit bounds the calls to the issuer's endpoints (mints, refreshes
 	// and revocations of all its AccessTokens together). Unset, the manager's
-	// --issuer-rate-limit and --issuer-burst apply (5 calls a second, burst 10,
+	// --issuer-rate-limit and --issuer-burst apply (20 calls a second, burst 40,
 	// by default); a TokenIssuer may not ask for more than they allow. On a
 	// ClusterTokenIssuer the namespaces with calls waiting take turns.
 	// +optional
 	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+
+	// reissueWindow spreads the re-issue of its AccessTokens' tokens after
+	// this spec or one of its credential Secrets changes: each token is
+	// re-issued at its own point in the window (fixed by its namespace and
+	// name), or at its normal renewal time when that comes first, so that
+	// none expires meanwhile; a token that has no valid current token is
+	// issued at once. The AccessToken shows the time in status.reissueAfter.
+	// Unset or 0s, every token is re-issued at once (paced by rateLimit).
+	// Changing it re-issues nothing. From 0s to 24h.
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('24h')",message="reissueWindow must be between 0s and 24h"
+	// +optional
+	ReissueWindow *Duration `json:"reissueWindow,omitempty"`
 
 	// timeout bounds each call to the endpoint, including reading the response:
 	// from 1s to 60s. A call in flight holds one of the issuer's concurrent call

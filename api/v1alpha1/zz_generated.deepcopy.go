@@ -137,6 +137,10 @@ func (in *AccessTokenStatus) DeepCopyInto(out *AccessTokenStatus) {
 		in, out := &in.RenewalTime, &out.RenewalTime
 		*out = (*in).DeepCopy()
 	}
+	if in.ReissueAfter != nil {
+		in, out := &in.ReissueAfter, &out.ReissueAfter
+		*out = (*in).DeepCopy()
+	}
 	if in.LastFailureTime != nil {
 		in, out := &in.LastFailureTime, &out.LastFailureTime
 		*out = (*in).DeepCopy()
@@ -846,6 +850,11 @@ func (in *IssuerSpec) DeepCopyInto(out *IssuerSpec) {
 		in, out := &in.RateLimit, &out.RateLimit
 		*out = new(RateLimit)
 		(*in).DeepCopyInto(*out)
+	}
+	if in.ReissueWindow != nil {
+		in, out := &in.ReissueWindow, &out.ReissueWindow
+		*out = new(Duration)
+		**out = **in
 	}
 	if in.Timeout != nil {
 		in, out := &in.Timeout, &out.Timeout

@@ -238,6 +238,17 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if d.action == actionHold {
 		return r.hold(ctx, at, in, d, now)
 	}
+	if d.action == actionAdopt && !live {
+		// Secrets and AccessTokens are cached from two watches: the status a
+		// mint wrote can show before the Secret it wrote, whose cached copy
+		// then holds the token before it. Status is rebuilt only from the
+		// Secret the apiserver holds.
+		in.secret, in.secretMatches, in.secretRecord = nil, false, nil
+		if err := r.gatherSecret(ctx, r.APIReader, at, in); err != nil {
+			return ctrl.Result{}, err
+		}
+		d = decide(in, now)
+	}
 	if d.action == actionIssue || d.action == actionRestore {
 		// Minting cannot be undone: confirm the decision against the apiserver
 		// wherever the cache may not show the truth.
@@ -376,6 +387,7 @@ func (r *AccessTokenReconciler) act(ctx context.Context, at *tokensv1alpha1.Acce
 		log.Error(err, "looking for consumers that will not see the new token")
 	}
 
+	setReissueAfter(in, r.Clock.Now())
 	setReady(at, in, r.Clock.Now())
 	at.Status.ObservedGeneration = at.Generation
 	if err := r.writeStatus(ctx, orig, at); err != nil {

@@ -120,9 +120,14 @@ func secretAhead(in *inputs, _ time.Time) (decision, bool) {
 
 // inputsChanged fires at once, whatever the backoff: new inputs deserve a try
 // (the failure count is kept, and mintWait bounds how often this can happen).
-func inputsChanged(in *inputs, _ time.Time) (decision, bool) {
+// A change of the issuer or its credentials that the issuer's reissueWindow
+// spreads waits for the AccessToken's time in it (see reissueAt).
+func inputsChanged(in *inputs, now time.Time) (decision, bool) {
 	st := in.at.Status
 	if st.InputsHash == "" || st.InputsHash == in.inputsHash {
+		return decision{}, false
+	}
+	if t, spread := reissueAt(in, now); spread && now.Before(t) {
 		return decision{}, false
 	}
 	if in.movingFrom != "" {
@@ -442,6 +447,9 @@ func nextWake(at *tokensv1alpha1.AccessToken, in *inputs, d decision, now time.T
 	}
 	if at.Status.ExpiresAt != nil && now.Before(at.Status.ExpiresAt.Time) {
 		consider(at.Status.ExpiresAt.Time)
+	}
+	if at.Status.ReissueAfter != nil {
+		consider(at.Status.ReissueAfter.Time)
 	}
 	if d.action != actionBlocked {
 		for _, s := range in.state.Superseded {

@@ -575,13 +575,13 @@ func credentialVersion(key string, uid types.UID, resourceVersion string) string
 // spec), the AccessToken's parameters and target, the versions of the
 // credential Secrets, and the namespace labels parameters are bound to (left
 // out when there are none, so that the hash of other tokens stays as it was).
-// The issuer's pace of calls (rateLimit) is not what a token is issued from:
-// changing it re-issues nothing.
+// The issuer's pace of calls (rateLimit) and of re-issues (reissueWindow) is
+// not what a token is issued from: changing them re-issues nothing.
 func hashInputs(at *tokensv1alpha1.AccessToken, in *inputs, versions []string) string {
 	spec := in.spec
-	if spec != nil && spec.RateLimit != nil {
+	if spec != nil && (spec.RateLimit != nil || spec.ReissueWindow != nil) {
 		c := *spec
-		c.RateLimit = nil
+		c.RateLimit, c.ReissueWindow = nil, nil
 		spec = &c
 	}
 	raw, _ := json.Marshal(struct {

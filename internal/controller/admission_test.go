@@ -274,6 +274,11 @@ var _ = Describe("admission", func() {
 				s.DefaultLifetime = &tokensv1alpha1.Duration{Duration: 8761 * time.Hour}
 			},
 			"defaultLifetime must be between 1m and 8760h"),
+		Entry("a reissue window of two days",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.ReissueWindow = &tokensv1alpha1.Duration{Duration: 48 * time.Hour}
+			},
+			"reissueWindow must be between 0s and 24h"),
 		Entry("a grace period of two days",
 			func(s *tokensv1alpha1.IssuerSpec) {
 				s.RevokeGracePeriod = &tokensv1alpha1.Duration{Duration: 48 * time.Hour}

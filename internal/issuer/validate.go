@@ -251,6 +251,7 @@ func Validate(spec *v1alpha1.IssuerSpec) error {
 		problems = append(problems, fmt.Errorf("timeout must be positive, got %s", spec.Timeout.Duration))
 	}
 	problems = append(problems, validateDefaultLifetime(spec)...)
+	problems = append(problems, validateReissueWindow(spec)...)
 	if len(spec.CABundle) > 0 && !x509.NewCertPool().AppendCertsFromPEM(spec.CABundle) {
 		problems = append(problems, errors.New("caBundle holds no PEM certificate"))
 	}

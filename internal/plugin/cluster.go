@@ -121,7 +121,7 @@ func buildClusterStatus(ctx context.Context, c client.Client, cat *tokensv1alpha
 	v.Ready, v.ReadyReason = readyAt(&tokensv1alpha1.AccessTokenStatus{Conditions: st.Conditions, ExpiresAt: st.ExpiresAt}, now)
 	source := &tokensv1alpha1.AccessToken{Spec: tokensv1alpha1.AccessTokenSpec{
 		IssuerRef: tokensv1alpha1.IssuerReference{Kind: tokensv1alpha1.ClusterTokenIssuerKind, Name: cat.Spec.IssuerRef.Name}}}
-	v.IssuerStatus = issuerStatus(ctx, c, source, tokensv1alpha1.ClusterTokenIssuerKind)
+	v.IssuerStatus, _ = issuerStatus(ctx, c, source, tokensv1alpha1.ClusterTokenIssuerKind)
 	for _, cond := range st.Conditions {
 		t := cond.LastTransitionTime.Time
 		v.Conditions = append(v.Conditions, ConditionView{Type: cond.Type, Status: string(cond.Status),

@@ -50,6 +50,9 @@ type StatusView struct {
 	// IssuerStatus is the issuer's Ready condition ("True Valid", "False
 	// CredentialSecretMissing: ..."), or why it is not known.
 	IssuerStatus string `json:"issuerStatus"`
+	// IssuerClockSkew is the issuer's ClockSkew condition while its
+	// endpoint's clock is off ("ClockAhead: ..."); empty otherwise.
+	IssuerClockSkew string `json:"issuerClockSkew,omitempty"`
 	// Ready is computed here, not copied: "True" only when the manager says
 	// Ready and the token status names has not expired at the time of the
 	// view; a manager that is late, stopped or behind cannot make it claim
@@ -59,12 +62,18 @@ type StatusView struct {
 	// TokenExpired when status says Ready for a token that has expired.
 	ReadyReason string `json:"readyReason"`
 	// Conditions are Ready, Renewing and RotationVisible, as the manager set them.
-	Conditions     []ConditionView `json:"conditions"`
-	IssuedAt       *Moment         `json:"issuedAt,omitempty"`
-	ExpiresAt      *Moment         `json:"expiresAt,omitempty"`
-	RenewalTime    *Moment         `json:"renewalTime,omitempty"`
-	FailedAttempts int32           `json:"failedAttempts"`
-	LastFailure    *Moment         `json:"lastFailure,omitempty"`
+	Conditions  []ConditionView `json:"conditions"`
+	IssuedAt    *Moment         `json:"issuedAt,omitempty"`
+	ExpiresAt   *Moment         `json:"expiresAt,omitempty"`
+	RenewalTime *Moment         `json:"renewalTime,omitempty"`
+	// ReissueAfter is when a re-issue that the issuer's reissueWindow
+	// spreads is due (status.reissueAfter).
+	ReissueAfter *Moment `json:"reissueAfter,omitempty"`
+	// ExpiryUnknown is the ExpiryUnknown condition's message while it is
+	// True: the token has no known expiry and is never renewed on time.
+	ExpiryUnknown  string  `json:"expiryUnknown,omitempty"`
+	FailedAttempts int32   `json:"failedAttempts"`
+	LastFailure    *Moment `json:"lastFailure,omitempty"`
 	// LastError is the Renewing condition's message while it is False.
 	LastError string `json:"lastError,omitempty"`
 	// RenewalRequested is the value of the renew annotation not yet acted on.
@@ -277,6 +286,7 @@ func buildStatus(ctx context.Context, c client.Client, at *tokensv1alpha1.Access
 		IssuedAt:         momentOf(st.IssuedAt, now),
 		ExpiresAt:        momentOf(st.ExpiresAt, now),
 		RenewalTime:      momentOf(st.RenewalTime, now),
+		ReissueAfter:     momentOf(st.ReissueAfter, now),
 		FailedAttempts:   st.FailedAttempts,
 		LastFailure:      momentOf(st.LastFailureTime, now),
 		TokenFingerprint: st.TokenFingerprint,
@@ -284,8 +294,11 @@ func buildStatus(ctx context.Context, c client.Client, at *tokensv1alpha1.Access
 		Conditions:       []ConditionView{},
 		Events:           []EventView{},
 	}
-	v.IssuerStatus = issuerStatus(ctx, c, at, kind)
+	v.IssuerStatus, v.IssuerClockSkew = issuerStatus(ctx, c, at, kind)
 	v.Ready, v.ReadyReason = readyAt(st, now)
+	if eu := meta.FindStatusCondition(st.Conditions, tokensv1alpha1.ConditionExpiryUnknown); eu != nil && eu.Status == metav1.ConditionTrue {
+		v.ExpiryUnknown = eu.Message
+	}
 	for _, cond := range st.Conditions {
 		t := cond.LastTransitionTime.Time
 		v.Conditions = append(v.Conditions, ConditionView{Type: cond.Type, Status: string(cond.Status),
@@ -327,30 +340,34 @@ func readyAt(st *tokensv1alpha1.AccessTokenStatus, now time.Time) (status, reaso
 	return string(ready.Status), ready.Reason
 }
 
-// issuerStatus reads the Ready condition of the AccessToken's issuer.
-func issuerStatus(ctx context.Context, c client.Client, at *tokensv1alpha1.AccessToken, kind tokensv1alpha1.IssuerKind) string {
+// issuerStatus reads the Ready condition of the AccessToken's issuer, and its
+// ClockSkew condition while the endpoint's clock is off (empty otherwise).
+func issuerStatus(ctx context.Context, c client.Client, at *tokensv1alpha1.AccessToken, kind tokensv1alpha1.IssuerKind) (ready, clockSkew string) {
 	var conditions []metav1.Condition
 	if kind == tokensv1alpha1.ClusterTokenIssuerKind {
 		cti := &tokensv1alpha1.ClusterTokenIssuer{}
 		if err := c.Get(ctx, types.NamespacedName{Name: at.Spec.IssuerRef.Name}, cti); err != nil {
-			return reasonOf(err)
+			return reasonOf(err), ""
 		}
 		conditions = cti.Status.Conditions
 	} else {
 		ti := &tokensv1alpha1.TokenIssuer{}
 		if err := c.Get(ctx, types.NamespacedName{Namespace: at.Namespace, Name: at.Spec.IssuerRef.Name}, ti); err != nil {
-			return reasonOf(err)
+			return reasonOf(err), ""
 		}
 		conditions = ti.Status.Conditions
 	}
-	ready := meta.FindStatusCondition(conditions, tokensv1alpha1.ConditionReady)
-	switch {
-	case ready == nil:
-		return "not looked at by the manager yet"
-	case ready.Status == metav1.ConditionTrue:
-		return "Ready " + string(ready.Status) + " " + ready.Reason
+	if skew := meta.FindStatusCondition(conditions, tokensv1alpha1.ConditionClockSkew); skew != nil && skew.Status == metav1.ConditionTrue {
+		clockSkew = skew.Reason + ": " + skew.Message
 	}
-	return "Ready " + string(ready.Status) + " " + ready.Reason + ": " + ready.Message
+	r := meta.FindStatusCondition(conditions, tokensv1alpha1.ConditionReady)
+	switch {
+	case r == nil:
+		return "not looked at by the manager yet", clockSkew
+	case r.Status == metav1.ConditionTrue:
+		return "Ready " + string(r.Status) + " " + r.Reason, clockSkew
+	}
+	return "Ready " + string(r.Status) + " " + r.Reason + ": " + r.Message, clockSkew
 }
 
 func momentOf(t *metav1.Time, now time.Time) *Moment {
@@ -493,9 +510,19 @@ func printStatus(out io.Writer, v *StatusView) {
 	}
 	t.row("  ", "Ready:", ready)
 	t.row("  ", "Issuer:", v.Issuer+" ("+v.IssuerStatus+")")
+	if v.IssuerClockSkew != "" {
+		t.row("  ", "Issuer clock:", v.IssuerClockSkew)
+	}
 	t.row("  ", "Issued:", v.IssuedAt.String())
-	t.row("  ", "Expires:", v.ExpiresAt.String())
+	if v.ExpiryUnknown != "" {
+		t.row("  ", "Expires:", "unknown: "+v.ExpiryUnknown)
+	} else {
+		t.row("  ", "Expires:", v.ExpiresAt.String())
+	}
 	t.row("  ", "Next renewal:", v.RenewalTime.String())
+	if v.ReissueAfter != nil {
+		t.row("  ", "Re-issue after:", v.ReissueAfter.String()+" (the issuer or a credential changed; spread by its reissueWindow)")
+	}
 	t.row("  ", "Failed attempts:", fmt.Sprint(v.FailedAttempts))
 	t.row("  ", "Last failure:", v.LastFailure.String())
 	t.row("  ", "Last error:", orDash(v.LastError))

@@ -24,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -38,6 +39,14 @@ type endpoint struct {
 	calls      atomic.Int64
 	refused    atomic.Int64
 	srv        *http.Server
+
+	// also is a second credential accepted beside credential (a rotation's
+	// overlap), when set.
+	also atomic.Pointer[string]
+	// stamps holds the time of every call answered since recordCalls.
+	mu        sync.Mutex
+	recording bool
+	stamps    []time.Time
 }
 
 func startEndpoint(credential string, lifetime time.Duration) (*endpoint, error) {
@@ -55,12 +64,18 @@ func startEndpoint(credential string, lifetime time.Duration) (*endpoint, error)
 }
 
 func (e *endpoint) token(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Authorization") != "Bearer "+e.credential {
+	auth := r.Header.Get("Authorization")
+	if also := e.also.Load(); auth != "Bearer "+e.credential && (also == nil || auth != "Bearer "+*also) {
 		e.refused.Add(1)
 		http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
 		return
 	}
 	e.calls.Add(1)
+	e.mu.Lock()
+	if e.recording {
+		e.stamps = append(e.stamps, time.Now())
+	}
+	e.mu.Unlock()
 	var b [24]byte
 	_, _ = rand.Read(b[:])
 	w.Header().Set("Content-Type", "application/json")
@@ -70,6 +85,24 @@ func (e *endpoint) token(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *endpoint) Calls() int64 { return e.calls.Load() }
+
+// accept makes the endpoint accept credential too, as a provider does while
+// an old and a new secret overlap.
+func (e *endpoint) accept(credential string) { e.also.Store(&credential) }
+
+// recordCalls starts recording the time of every call answered from now on.
+func (e *endpoint) recordCalls() {
+	e.mu.Lock()
+	e.recording, e.stamps = true, nil
+	e.mu.Unlock()
+}
+
+// callTimes returns the times recorded since recordCalls.
+func (e *endpoint) callTimes() []time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]time.Time(nil), e.stamps...)
+}
 
 func (e *endpoint) Stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

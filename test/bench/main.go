@@ -32,6 +32,9 @@ limitations under the License.
 //
 // With -cluster N it measures one ClusterAccessToken written to N namespaces
 // (see cluster.go).
+//
+// With -rotation N it measures a credential rotation behind an issuer with N
+// AccessTokens (see rotation.go).
 package main
 
 import (
@@ -80,6 +83,7 @@ func main() {
 	flag.StringVar(&opts.apiProfile, "api-cpu-profile", "", "Prefix of files to save kube-apiserver's CPU profiles to, taken over the first 30 s of the first floor run (<prefix>-floor.pb.gz) and of issuing (<prefix>-issue.pb.gz).")
 	mixed := registerMixedFlags(flag.CommandLine)
 	memoryAttack := registerMemoryAttackFlags(flag.CommandLine)
+	rotation := registerRotationFlags(flag.CommandLine)
 	cluster := flag.Int("cluster", 0, "Measure a ClusterAccessToken written to this many namespaces instead (writes bin/bench-cluster-<N>.md).")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard())
@@ -94,6 +98,9 @@ func main() {
 	}
 	if *cluster > 0 {
 		os.Exit(runClusterMode(opts, *cluster))
+	}
+	if rotation.n > 0 {
+		os.Exit(runRotationMode(opts, *rotation))
 	}
 	if opts.out == "" {
 		opts.out = filepath.Join(controlplane.RepoRoot(), "bin", fmt.Sprintf("bench-%d.md", opts.n))
