@@ -83,7 +83,8 @@ type Call struct {
 	Secrets map[v1alpha1.SecretKeySelector]string
 	// RefreshToken, when set and Spec.Refresh is configured, is tried first with
 	// the refresh request; a refusal (a failure rule's RefreshRejected or, when
-	// no rule matches, a 4xx) falls back to Spec.Request once.
+	// no rule matches, a 4xx) falls back to Spec.Request once, unless
+	// response.refreshToken.onRejected is Fail.
 	RefreshToken string
 	// HTTPClient sends the request; build it with NewHTTPClient.
 	HTTPClient *http.Client
@@ -154,6 +155,11 @@ func (e *Engine) Issue(ctx context.Context, c Call) (*Token, error) {
 			// A 5xx or 429 says nothing about the refresh token; minting through
 			// the primary request now would only add load to a struggling endpoint.
 			return nil, permanentUnlessRefresh(err)
+		}
+		if failOnRejected(c.Spec) {
+			// The issuer's first request would re-send a credential the
+			// refreshes have used up: nothing more is sent (see refusedRefresh).
+			return nil, refusedRefresh(err)
 		}
 		// The refresh token is dead: the primary request is made once, and
 		// the caller drops the refresh token whatever its outcome.
