@@ -220,3 +220,12 @@ func (f *GitLab) Presented(value string) int {
 	defer f.mu.Unlock()
 	return f.presented[value]
 }
+
+// AddToken makes value an active token of the project, expiring on expiresAt
+// (a date, 00:00 UTC): a token created in GitLab's settings, starting a chain
+// of its own.
+func (f *GitLab) AddToken(value string, expiresAt time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.states[value] = &gitlabToken{chain: &gitlabChain{}, expires: startOfDay(expiresAt)}
+}
