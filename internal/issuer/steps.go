@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/utils/lru"
@@ -134,6 +135,15 @@ func (e *Engine) primary(ctx context.Context, c Call, parameters map[string]any,
 		return nil, err
 	}
 	token = withDefaultLifetime(c.Spec, token)
+	for k, v := range token.Fields {
+		// An endpoint echoing a step's token must not put it in the Secret.
+		for _, r := range results {
+			if r.token != "" && strings.Contains(v, r.token) {
+				token.Fields[k] = strings.ReplaceAll(v, r.token, "[redacted]")
+				v = token.Fields[k]
+			}
+		}
+	}
 	for _, r := range results {
 		if r.expiresAt != nil && (token.ExpiresAt == nil || r.expiresAt.Before(*token.ExpiresAt)) {
 			at := *r.expiresAt
@@ -156,6 +166,7 @@ func (e *Engine) step(ctx context.Context, c Call, step *v1alpha1.IssuerStep, pa
 		if v, ok := e.stepCache().Get(key); ok {
 			if r := v.(*stepResult); now.Before(r.reusableUntil()) {
 				red.add(r.token)
+				c.trace(Exchange{Call: string(callOfStep(step.Name)), Method: string(step.Request.Method), URL: red.redact(step.Request.URL), Reused: true})
 				return r, key, nil
 			}
 			e.stepCache().Remove(key)
