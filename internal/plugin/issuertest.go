@@ -130,6 +130,9 @@ With --send it makes one real call, through the same HTTP client the manager use
 caBundle and client certificate, its timeout, redirects to the same host only and, for a TokenIssuer, the
 guard against private destinations), and prints the result as the manager would map it: expiry, copied
 fields, token id, and the token and refresh token described by their length (and, for a JWT, its expiry).
+An issuer with steps is sent as the manager sends it, every step in order, and each call made is listed with
+its status and time; no step's token is shown. ServiceAccount tokens the issuer sends are requested with
+your own rights (create serviceaccounts/token in the namespace), for the ServiceAccount of the namespace.
 Nothing is written to the cluster. The token obtained is not kept: when the issuer has a revoke request it is
 revoked at once (unless --revoke=false), otherwise it stays valid until it expires.`,
 		Example: `  kubectl tokenmint test paisr-invoicing -n billing --param scopes='["invoices.read"]'
