@@ -139,7 +139,7 @@ func (e *Engine) primary(ctx context.Context, c Call, parameters map[string]any,
 		// An endpoint echoing a step's token must not put it in the Secret.
 		for _, r := range results {
 			if r.token != "" && strings.Contains(v, r.token) {
-				token.Fields[k] = strings.ReplaceAll(v, r.token, "[redacted]")
+				token.Fields[k] = strings.ReplaceAll(v, r.token, redactedMark)
 				v = token.Fields[k]
 			}
 		}
