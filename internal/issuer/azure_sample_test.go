@@ -31,8 +31,8 @@ import (
 
 const clusterIssuer = "https://oidc.example.com/clusters/prod"
 
-// serviceAccountJWT is a ServiceAccount token as the cluster would sign it.
-func serviceAccountJWT(t *testing.T, issuer, subject, audience string, exp time.Time) string {
+// federatedJWT is a ServiceAccount token as a cluster with the given issuer signs it.
+func federatedJWT(t *testing.T, issuer, subject, audience string, exp time.Time) string {
 	t.Helper()
 	signed, err := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
 		"iss": issuer, "sub": subject, "aud": []string{audience}, "exp": exp.Unix(), "iat": exp.Add(-10 * time.Minute).Unix(),
@@ -60,7 +60,7 @@ func TestSampleAzureWorkloadIdentity(t *testing.T) {
 		return call
 	}
 
-	good := serviceAccountJWT(t, clusterIssuer, "system:serviceaccount:default:orders-api", "api://AzureADTokenExchange", exp)
+	good := federatedJWT(t, clusterIssuer, "system:serviceaccount:default:orders-api", "api://AzureADTokenExchange", exp)
 	token, err := run.engine.Issue(context.Background(), withToken(good))
 	if err != nil {
 		t.Fatalf("Issue: %v", err)
@@ -76,10 +76,10 @@ func TestSampleAzureWorkloadIdentity(t *testing.T) {
 	for _, tt := range []struct {
 		name, token, aadsts string
 	}{
-		{"another ServiceAccount", serviceAccountJWT(t, clusterIssuer, "system:serviceaccount:default:someone-else", "api://AzureADTokenExchange", exp), "AADSTS700213"},
-		{"another audience", serviceAccountJWT(t, clusterIssuer, "system:serviceaccount:default:orders-api", "https://kubernetes.default.svc", exp), "AADSTS700212"},
-		{"another cluster", serviceAccountJWT(t, "https://oidc.example.com/clusters/dev", "system:serviceaccount:default:orders-api", "api://AzureADTokenExchange", exp), "AADSTS50166"},
-		{"an expired token", serviceAccountJWT(t, clusterIssuer, "system:serviceaccount:default:orders-api", "api://AzureADTokenExchange", run.clock.Now().Add(-time.Minute)), "AADSTS700024"},
+		{"another ServiceAccount", federatedJWT(t, clusterIssuer, "system:serviceaccount:default:someone-else", "api://AzureADTokenExchange", exp), "AADSTS700213"},
+		{"another audience", federatedJWT(t, clusterIssuer, "system:serviceaccount:default:orders-api", "https://kubernetes.default.svc", exp), "AADSTS700212"},
+		{"another cluster", federatedJWT(t, "https://oidc.example.com/clusters/dev", "system:serviceaccount:default:orders-api", "api://AzureADTokenExchange", exp), "AADSTS50166"},
+		{"an expired token", federatedJWT(t, clusterIssuer, "system:serviceaccount:default:orders-api", "api://AzureADTokenExchange", run.clock.Now().Add(-time.Minute)), "AADSTS700024"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			calls := fake.Calls()
