@@ -97,6 +97,11 @@ const (
 	// provider's answer permanent; no call is made until the AccessToken, its
 	// issuer or a credential changes, save an hourly re-check.
 	ReasonPermanentFailure = "PermanentFailure"
+	// ReasonRefreshRejected: the endpoint refused the refresh and the
+	// issuer's response.refreshToken.onRejected is Fail; the Secret keeps the
+	// current token and no call is made until the AccessToken, its issuer or
+	// a credential changes.
+	ReasonRefreshRejected = "RefreshRejected"
 	// ReasonClockAhead, ReasonClockBehind and ReasonClockInSync: an issuer's
 	// endpoint's clock is more than a minute ahead of, behind, or within a
 	// minute of the manager's (condition ClockSkew).

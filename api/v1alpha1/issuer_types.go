@@ -657,7 +657,7 @@ type ValueTransform struct {
 }
 
 // ExpiryFormat says how an expiry value is written.
-// +kubebuilder:validation:Enum=UnixSeconds;UnixMilliseconds;RFC3339;RelativeSeconds;JWT;HTTPDate
+// +kubebuilder:validation:Enum=UnixSeconds;UnixMilliseconds;RFC3339;RelativeSeconds;JWT;HTTPDate;Date
 type ExpiryFormat string
 
 const (
@@ -675,6 +675,10 @@ const (
 	// ExpiryHTTPDate is an absolute time written as an HTTP date (RFC 9110:
 	// "Mon, 02 Jan 2006 15:04:05 GMT", or its obsolete RFC 850 and asctime forms).
 	ExpiryHTTPDate ExpiryFormat = "HTTPDate"
+	// ExpiryDate is a date without a time, YYYY-MM-DD (GitLab's expires_at),
+	// read as the start of that day, 00:00 UTC: the first instant at which
+	// the provider no longer accepts the token.
+	ExpiryDate ExpiryFormat = "Date"
 )
 
 // ExpirySpec locates an expiry in a response.
@@ -688,7 +692,9 @@ type ExpirySpec struct {
 	// format of the value: UnixSeconds (fractions allowed, as in ECR's
 	// 1767225600.123), UnixMilliseconds, RFC3339, HTTPDate ("Mon, 02 Jan 2006
 	// 15:04:05 GMT") (absolute times, on the provider's clock), RelativeSeconds
-	// (seconds from now), or JWT (the exp claim of the JWT at path).
+	// (seconds from now), JWT (the exp claim of the JWT at path), or Date
+	// (YYYY-MM-DD, read as 00:00 UTC of that day, when GitLab stops accepting
+	// a token).
 	// +required
 	Format ExpiryFormat `json:"format"`
 }
@@ -761,7 +767,31 @@ type RefreshTokenSpec struct {
 	// RelativeSeconds}. Without it the refresh token is used until it is refused.
 	// +optional
 	Expiry *ExpirySpec `json:"expiry,omitempty"`
+
+	// onRejected says what follows a refresh the endpoint refuses (a failure
+	// rule's RefreshRejected, or a 4xx no rule judges). Restart, the default,
+	// drops the refresh token and makes request at once, right for OAuth2,
+	// whose first request sends credentials that stay valid. Fail drops it
+	// too but makes no call: the Secret keeps the current token, the
+	// AccessToken turns Ready False (reason RefreshRejected), and nothing is
+	// sent until the AccessToken, the issuer or a credential Secret changes.
+	// Choose Fail when request's credential is used up by the first refresh
+	// (GitLab token rotation revokes the token it rotates, and a rotated
+	// token sent again revokes every token rotated from it).
+	// +kubebuilder:validation:Enum=Restart;Fail
+	// +optional
+	OnRejected RefreshRejectedPolicy `json:"onRejected,omitempty"`
 }
+
+// RefreshRejectedPolicy says what follows a refused refresh.
+type RefreshRejectedPolicy string
+
+const (
+	// RefreshRejectedRestart makes the first request again at once.
+	RefreshRejectedRestart RefreshRejectedPolicy = "Restart"
+	// RefreshRejectedFail makes no call until the inputs change.
+	RefreshRejectedFail RefreshRejectedPolicy = "Fail"
+)
 
 // IssuerStatus is the observed state of an issuer.
 type IssuerStatus struct {

@@ -67,6 +67,7 @@ var checks = []check{
 	secretNotOwned,
 	secretAhead,
 	inputsChanged,
+	refreshRefused,
 	renewalRequested,
 	notIssued,
 	secretLost,
@@ -136,6 +137,21 @@ func inputsChanged(in *inputs, now time.Time) (decision, bool) {
 			in.movingFrom, describeIssuer(in.at.Spec.IssuerRef))}, true
 	}
 	return decision{actionIssue, reasonInputsChanged, "the AccessToken, its issuer or a credential Secret changed"}, true
+}
+
+// refreshRefused holds an AccessToken whose refresh the endpoint refused
+// under onRejected: Fail. Any call now would re-send a credential the
+// provider may take for a replayed one (GitLab revokes every token rotated
+// from a rotated token sent again), so none is made, not even for a renew
+// annotation or a lost Secret, until inputsChanged (checked before) sees a
+// new AccessToken, issuer or credential.
+func refreshRefused(in *inputs, _ time.Time) (decision, bool) {
+	st := in.at.Status
+	c := meta.FindStatusCondition(st.Conditions, tokensv1alpha1.ConditionRenewing)
+	if st.FailedAttempts == 0 || c == nil || c.Status != metav1.ConditionFalse || c.Reason != tokensv1alpha1.ReasonRefreshRejected {
+		return decision{}, false
+	}
+	return decision{actionBlocked, tokensv1alpha1.ReasonRefreshRejected, c.Message}, true
 }
 
 // renewalRequested fires once per new value of the renew annotation, but not
@@ -361,6 +377,9 @@ func failureReason(err error) (string, string) {
 		return tokensv1alpha1.ReasonRateLimited, ie.Error()
 	case issuer.ClassPermanent:
 		return tokensv1alpha1.ReasonPermanentFailure, ie.Error() + "; no call until the AccessToken, its issuer or a credential changes, save an hourly re-check"
+	case issuer.ClassRefreshRejected:
+		return tokensv1alpha1.ReasonRefreshRejected, "the refresh request was refused (" + ie.Error() +
+			"); the issuer's response.refreshToken.onRejected is Fail: the Secret keeps the current token, and no call is made until the AccessToken, its issuer or a credential Secret changes"
 	case issuer.ClassInvalidResponse:
 		return tokensv1alpha1.ReasonInvalidResponse, ie.Error()
 	case issuer.ClassInvalidParameters:
@@ -403,6 +422,14 @@ func setReady(at *tokensv1alpha1.AccessToken, in *inputs, now time.Time) {
 		if renewing != nil && renewing.Status == metav1.ConditionFalse {
 			c.Message += ": " + renewing.Message
 		}
+	case renewing != nil && renewing.Status == metav1.ConditionFalse && renewing.Reason == tokensv1alpha1.ReasonRefreshRejected &&
+		in.secretMatches && !tokenExpired(at, now):
+		// The Secret still serves its token, but nothing will renew it.
+		c.Reason, c.Message = tokensv1alpha1.ReasonRefreshRejected, "the Secret keeps the current token"
+		if st.ExpiresAt != nil {
+			c.Message += " (valid until " + st.ExpiresAt.UTC().Format(time.RFC3339) + ")"
+		}
+		c.Message += ", which will not be renewed: " + renewing.Message
 	case tokenExpired(at, now):
 		c.Reason, c.Message = tokensv1alpha1.ReasonExpired, "the token expired at "+st.ExpiresAt.UTC().Format(time.RFC3339)
 		if renewing != nil && renewing.Reason == tokensv1alpha1.ReasonShortLivedToken {

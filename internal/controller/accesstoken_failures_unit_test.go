@@ -21,6 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
 	"github.com/tokenmint/tokenmint/internal/issuer"
 	"github.com/tokenmint/tokenmint/internal/secret"
@@ -89,5 +92,60 @@ func TestRejectedRefreshTokenIsDropped(t *testing.T) {
 	dropRejectedRefreshToken(in, &issuer.Error{Class: issuer.ClassRetryable}, nil)
 	if in.state.RefreshToken != "rt-dead" || in.stateDirty {
 		t.Error("a failure that says nothing about the refresh token dropped it")
+	}
+}
+
+// TestRefusedRefreshHoldsUntilInputsChange: after a refresh refused under
+// onRejected: Fail nothing is called, not for a retry time that passed, a
+// renew annotation or a lost Secret, until the inputs change; Ready turns
+// False while the Secret keeps the token.
+func TestRefusedRefreshHoldsUntilInputsChange(t *testing.T) {
+	now := time.Unix(100000, 0)
+	refused := &issuer.Error{Class: issuer.ClassRefreshRejected, StatusCode: 400, Message: "expires_at is invalid", RefreshRejected: true}
+	reason, msg := failureReason(refused)
+	if reason != tokensv1alpha1.ReasonRefreshRejected || !strings.Contains(msg, "refresh request was refused") ||
+		!strings.Contains(msg, "expires_at is invalid") || !strings.Contains(msg, "onRejected is Fail") {
+		t.Fatalf("failureReason = %s %q", reason, msg)
+	}
+	held := func() *inputs {
+		at := &tokensv1alpha1.AccessToken{}
+		at.Annotations = map[string]string{tokensv1alpha1.AnnotationRenew: "again"}
+		at.Status.IssuedAt = &metav1.Time{Time: now.Add(-5 * time.Hour)}
+		at.Status.ExpiresAt = &metav1.Time{Time: now.Add(time.Hour)}
+		at.Status.InputsHash = "h1"
+		at.Status.FailedAttempts = 1
+		at.Status.RenewalTime = &metav1.Time{Time: now.Add(-time.Minute)}
+		meta.SetStatusCondition(&at.Status.Conditions, metav1.Condition{Type: tokensv1alpha1.ConditionRenewing,
+			Status: metav1.ConditionFalse, Reason: reason, Message: msg})
+		return &inputs{at: at, inputsHash: "h1", secretMatches: true}
+	}
+	in := held()
+	if d := decide(in, now); d.action != actionBlocked || d.reason != tokensv1alpha1.ReasonRefreshRejected {
+		t.Errorf("held: %v %s, want Blocked RefreshRejected", d.action, d.reason)
+	}
+	in.secretMatches = false
+	if d := decide(in, now); d.action != actionBlocked {
+		t.Errorf("a lost Secret while held: %v, want Blocked", d.action)
+	}
+	in = held()
+	in.inputsHash = "h2"
+	if d := decide(in, now); d.action != actionIssue {
+		t.Errorf("new inputs: %v, want Issue", d.action)
+	}
+
+	in = held()
+	setReady(in.at, in, now)
+	ready := meta.FindStatusCondition(in.at.Status.Conditions, tokensv1alpha1.ConditionReady)
+	if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != tokensv1alpha1.ReasonRefreshRejected ||
+		!strings.Contains(ready.Message, "keeps the current token") {
+		t.Errorf("Ready = %+v, want False RefreshRejected saying the Secret keeps its token", ready)
+	}
+
+	// Any other failure is retried when its time comes.
+	in = held()
+	meta.SetStatusCondition(&in.at.Status.Conditions, metav1.Condition{Type: tokensv1alpha1.ConditionRenewing,
+		Status: metav1.ConditionFalse, Reason: tokensv1alpha1.ReasonBadRequest, Message: "x"})
+	if d := decide(in, now); d.action != actionIssue {
+		t.Errorf("a BadRequest whose retry is due: %v, want Issue", d.action)
 	}
 }

@@ -330,7 +330,12 @@ func (r *AccessTokenReconciler) recordFailure(at *tokensv1alpha1.AccessToken, in
 	st.RenewalTime = &metav1.Time{Time: next}
 
 	reason, msg := failureReason(err)
-	msg = fmt.Sprintf("%s (attempt %d; next attempt %s)", msg, st.FailedAttempts, next.UTC().Format(time.RFC3339))
+	if issuer.ClassOf(err) == issuer.ClassRefreshRejected {
+		// No next attempt: refreshRefused holds the AccessToken.
+		msg = fmt.Sprintf("%s (attempt %d)", msg, st.FailedAttempts)
+	} else {
+		msg = fmt.Sprintf("%s (attempt %d; next attempt %s)", msg, st.FailedAttempts, next.UTC().Format(time.RFC3339))
+	}
 	if in.movingFrom != "" {
 		msg = fmt.Sprintf("moving from %s to %s, which has not issued a token yet (the Secret keeps the token of %s, not renewed): %s",
 			in.movingFrom, describeIssuer(at.Spec.IssuerRef), in.movingFrom, msg)

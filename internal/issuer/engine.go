@@ -87,7 +87,8 @@ type Call struct {
 	Held *HeldToken
 	// RefreshToken, when set and Spec.Refresh is configured, is tried first with
 	// the refresh request; a refusal (a failure rule's RefreshRejected or, when
-	// no rule matches, a 4xx) falls back to Spec.Request once.
+	// no rule matches, a 4xx) falls back to Spec.Request once, unless
+	// response.refreshToken.onRejected is Fail.
 	RefreshToken string
 	// HTTPClient sends the request; build it with NewHTTPClient.
 	HTTPClient *http.Client
@@ -105,8 +106,36 @@ type Call struct {
 	// no scope, every step is called every time.
 	StepScope string
 
+	// Trace, when set, is told of every call made (and every step result
+	// reused) in order: what was called, its answer's status and how long it
+	// took. It never sees a value.
+	Trace func(Exchange)
+
 	// stepResults are the results of the steps run so far in this call.
 	stepResults map[string]*stepResult
+}
+
+// Exchange describes one call of an Issue or Revoke, for Call.Trace.
+type Exchange struct {
+	// Call is "request", "refresh", "revoke" or "steps[<name>].request".
+	Call string
+	// Method and URL of the call; the URL holds parameters, never a credential.
+	Method, URL string
+	// Status is the answer's HTTP status; 0 when there was none (Error says
+	// why) or when the step's earlier result was reused.
+	Status int
+	// Elapsed is from sending the request to reading the whole answer.
+	Elapsed time.Duration
+	// Reused is true for a step whose earlier result served without a call.
+	Reused bool
+	// Error is the transport failure, redacted; empty when an answer came.
+	Error string
+}
+
+func (c *Call) trace(x Exchange) {
+	if c.Trace != nil {
+		c.Trace(x)
+	}
 }
 
 // Token is a freshly issued token. It is the only thing the engine returns that
@@ -175,6 +204,11 @@ func (e *Engine) Issue(ctx context.Context, c Call) (*Token, error) {
 			// A 5xx or 429 says nothing about the refresh token; minting through
 			// the primary request now would only add load to a struggling endpoint.
 			return nil, permanentUnlessRefresh(err)
+		}
+		if failOnRejected(c.Spec) {
+			// The issuer's first request would re-send a credential the
+			// refreshes have used up: nothing more is sent (see refusedRefresh).
+			return nil, refusedRefresh(err)
 		}
 		// The refresh token is dead: the primary request is made once, and
 		// the caller drops the refresh token whatever its outcome.
@@ -312,9 +346,14 @@ func (e *Engine) exchange(ctx context.Context, c Call, kind callKind, spec *v1al
 		return answer{}, now, &Error{Class: ClassInvalidConfig, Message: message}
 	}
 	a, err := send(c.HTTPClient, req)
+	x := Exchange{Call: string(kind), Method: req.Method, URL: red.redact(target), Status: a.status, Elapsed: e.clock().Since(now)}
 	if err != nil {
-		return answer{}, now, transportError(kind, err, red)
+		te := transportError(kind, err, red)
+		x.Error = te.Error()
+		c.trace(x)
+		return answer{}, now, te
 	}
+	c.trace(x)
 	c.ProviderClock.Observe(a.header, now, e.clock().Now())
 	a.offset, a.sentOffset, a.timed = c.ProviderClock.correction(), sentOffset, values.timed
 	if len(a.body) > MaxResponseBytes {

@@ -55,7 +55,10 @@ const (
 	ClassPermanent
 	// ClassRefreshRejected is a refresh token the provider refused, by a
 	// failure rule: the engine drops it and makes the primary request instead.
-	// It never leaves the engine; on other calls it becomes ClassPermanent.
+	// It leaves the engine only when the issuer's onRejected is Fail: the
+	// refresh was refused and nothing else was sent, and nothing is until
+	// the configuration changes. On calls without a refresh token it becomes
+	// ClassPermanent.
 	ClassRefreshRejected
 )
 
@@ -83,7 +86,7 @@ func (c Class) String() string {
 // issuer, the AccessToken or a credential changes.
 func (c Class) Terminal() bool {
 	switch c {
-	case ClassUnauthorized, ClassBadRequest, ClassInvalidParameters, ClassInvalidConfig, ClassPermanent:
+	case ClassUnauthorized, ClassBadRequest, ClassInvalidParameters, ClassInvalidConfig, ClassPermanent, ClassRefreshRejected:
 		return true
 	default:
 		return false

@@ -252,3 +252,24 @@ func permanentUnlessRefresh(err error) error {
 	}
 	return err
 }
+
+// failOnRejected reports whether the issuer asks that a refused refresh end
+// the call instead of falling back to the first request.
+func failOnRejected(spec *v1alpha1.IssuerSpec) bool {
+	rt := spec.Response.RefreshToken
+	return rt != nil && rt.OnRejected == v1alpha1.RefreshRejectedFail
+}
+
+// refusedRefresh is the error of a refused refresh under onRejected: Fail.
+// It keeps the provider's status, code and message, and is ClassRefreshRejected,
+// which is terminal: the caller drops the refresh token, keeps the token it
+// has, and calls again only when its inputs change.
+func refusedRefresh(err error) error {
+	var e *Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	e.Class = ClassRefreshRejected
+	e.RefreshRejected = true
+	return e
+}

@@ -340,6 +340,8 @@ func expiryValue(doc any, spec *v1alpha1.ExpirySpec, token string, now time.Time
 		expiry, err = rfc3339Time(value)
 	case v1alpha1.ExpiryHTTPDate:
 		expiry, err = httpDate(value)
+	case v1alpha1.ExpiryDate:
+		expiry, err = dateTime(value)
 	case v1alpha1.ExpiryJWT:
 		s, isString := value.(string)
 		if !isString {
@@ -429,4 +431,18 @@ func tooLarge(what string, size, limit int) *Error {
 
 func invalidResponse(format string, args ...any) *Error {
 	return &Error{Class: ClassInvalidResponse, Message: fmt.Sprintf(format, args...)}
+}
+
+// dateTime reads a date without a time (YYYY-MM-DD) as the start of that day,
+// UTC: GitLab no longer accepts a token from midnight UTC of its expires_at.
+func dateTime(value any) (time.Time, error) {
+	s, ok := value.(string)
+	if !ok {
+		return time.Time{}, fmt.Errorf("is %s, not a date", describe(value))
+	}
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("is not a date (YYYY-MM-DD)")
+	}
+	return t, nil
 }

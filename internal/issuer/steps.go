@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/utils/lru"
@@ -124,6 +125,15 @@ func (e *Engine) primary(ctx context.Context, c Call, parameters map[string]any,
 		return nil, err
 	}
 	token = withDefaultLifetime(c.Spec, token)
+	for k, v := range token.Fields {
+		// An endpoint echoing a step's token must not put it in the Secret.
+		for _, r := range c.stepResults {
+			if r.token != "" && strings.Contains(v, r.token) {
+				token.Fields[k] = strings.ReplaceAll(v, r.token, redactedMark)
+				v = token.Fields[k]
+			}
+		}
+	}
 	for _, r := range c.stepResults {
 		if r.expiresAt != nil && (token.NotAfter == nil || r.expiresAt.Before(*token.NotAfter)) {
 			at := *r.expiresAt
@@ -192,6 +202,7 @@ func (e *Engine) step(ctx context.Context, c Call, step *v1alpha1.IssuerStep, pa
 						red.add(r.fields[f.Key])
 					}
 				}
+				c.trace(Exchange{Call: string(callOfStep(step.Name)), Method: string(step.Request.Method), URL: red.redact(step.Request.URL), Reused: true})
 				return r, key, nil
 			}
 			e.stepCache().Remove(key)

@@ -75,7 +75,8 @@ func (p *chain) handler(w http.ResponseWriter, r *http.Request) {
 			_, _ = fmt.Fprintf(w, `{"error":"unauthenticated","error_description":"token %s is not valid"}`, bearer)
 			return
 		}
-		_, _ = fmt.Fprintf(w, `{"token":"final-%d","expires_in":%d}`, p.mints, p.finalLifetime)
+		// It echoes the bearer it accepted, as some debugging endpoints do.
+		_, _ = fmt.Fprintf(w, `{"token":"final-%d","expires_in":%d,"caller":"bearer %s"}`, p.mints, p.finalLifetime, bearer)
 	default:
 		w.WriteHeader(http.StatusNotFound)
 	}
@@ -415,5 +416,27 @@ func TestRefreshSendsAStepResult(t *testing.T) {
 	}
 	if !token.Refreshed || strings.Join(p.order, ",") != "exchange,mint" {
 		t.Errorf("refreshed %v, calls %v; want the step, then the refresh with its token", token.Refreshed, p.order)
+	}
+}
+
+// TestStepTokenNeverReachesCopiedFields: a final answer echoing the step's
+// token cannot copy it into the Secret, and every call is traced in order.
+func TestStepTokenNeverReachesCopiedFields(t *testing.T) {
+	_, base := startChain(t)
+	spec := chainSpec(base)
+	spec.Response.Copy = []v1alpha1.CopyField{{Key: "caller", Path: "caller"}}
+	call := chainCall(t, spec, "")
+	var calls []Exchange
+	call.Trace = func(x Exchange) { calls = append(calls, x) }
+	token, err := (&Engine{}).Issue(context.Background(), call)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := token.Fields["caller"]; strings.Contains(got, "STEP-CANARY") || got != "bearer [redacted]" {
+		t.Errorf("copied field %q holds the step token", got)
+	}
+	if len(calls) != 2 || calls[0].Call != "steps[exchange].request" || calls[1].Call != "request" ||
+		calls[0].Status != http.StatusOK || calls[1].Status != http.StatusOK || calls[0].Method != http.MethodPost {
+		t.Errorf("traced calls %+v, want the step then the request, both 200", calls)
 	}
 }

@@ -704,6 +704,11 @@ func validateResponse(spec *v1alpha1.IssuerSpec) []error {
 	if rt := response.RefreshToken; rt != nil {
 		checkPath("refreshToken.path", rt.Path, true)
 		problems = append(problems, validateExpiry("response.refreshToken.expiry", rt.Expiry)...)
+		switch rt.OnRejected {
+		case "", v1alpha1.RefreshRejectedRestart, v1alpha1.RefreshRejectedFail:
+		default:
+			problems = append(problems, fmt.Errorf("response.refreshToken.onRejected %q is not one of Restart, Fail", rt.OnRejected))
+		}
 	}
 	keys := map[string]bool{}
 	for _, c := range response.Copy {
@@ -735,7 +740,7 @@ func validateExpiry(label string, expiry *v1alpha1.ExpirySpec) []error {
 		return nil
 	}
 	switch expiry.Format {
-	case v1alpha1.ExpiryUnixSeconds, v1alpha1.ExpiryUnixMilliseconds, v1alpha1.ExpiryRFC3339, v1alpha1.ExpiryRelativeSeconds, v1alpha1.ExpiryHTTPDate:
+	case v1alpha1.ExpiryUnixSeconds, v1alpha1.ExpiryUnixMilliseconds, v1alpha1.ExpiryRFC3339, v1alpha1.ExpiryRelativeSeconds, v1alpha1.ExpiryHTTPDate, v1alpha1.ExpiryDate:
 		if expiry.Path == "" {
 			return []error{fmt.Errorf("%s.path is required unless format is JWT", label)}
 		}
@@ -744,7 +749,7 @@ func validateExpiry(label string, expiry *v1alpha1.ExpirySpec) []error {
 			return nil
 		}
 	default:
-		return []error{fmt.Errorf("%s.format %q is not one of UnixSeconds, UnixMilliseconds, RFC3339, RelativeSeconds, JWT, HTTPDate", label, expiry.Format)}
+		return []error{fmt.Errorf("%s.format %q is not one of UnixSeconds, UnixMilliseconds, RFC3339, RelativeSeconds, JWT, HTTPDate, Date", label, expiry.Format)}
 	}
 	if _, err := splitPath(expiry.Path); err != nil {
 		return []error{fmt.Errorf("%s.path: %w", label, err)}

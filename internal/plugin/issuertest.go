@@ -26,10 +26,12 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -55,8 +57,22 @@ type TestView struct {
 	// CredentialsNamespace is where the issuer's credential Secrets were read.
 	CredentialsNamespace string                  `json:"credentialsNamespace"`
 	Request              *issuer.RenderedRequest `json:"request"`
-	Result               *ResultView             `json:"result,omitempty"`
-	Error                *ErrorView              `json:"error,omitempty"`
+	// Calls are the calls --send made, in order: each step's, then request's
+	// (and revoke's). They show where a chain stopped.
+	Calls  []CallView  `json:"calls,omitempty"`
+	Result *ResultView `json:"result,omitempty"`
+	Error  *ErrorView  `json:"error,omitempty"`
+}
+
+// CallView is one call --send made: never a value, only what was called and
+// how it answered.
+type CallView struct {
+	Call         string `json:"call"`
+	Method       string `json:"method"`
+	URL          string `json:"url"`
+	Status       int    `json:"status,omitempty"`
+	Milliseconds int64  `json:"milliseconds"`
+	Error        string `json:"error,omitempty"`
 }
 
 // ResultView is the answer of one real call, mapped as the manager maps it;
@@ -114,6 +130,9 @@ With --send it makes one real call, through the same HTTP client the manager use
 caBundle and client certificate, its timeout, redirects to the same host only and, for a TokenIssuer, the
 guard against private destinations), and prints the result as the manager would map it: expiry, copied
 fields, token id, and the token and refresh token described by their length (and, for a JWT, its expiry).
+An issuer with steps is sent as the manager sends it, every step in order, and each call made is listed with
+its status and time; no step's token is shown. ServiceAccount tokens the issuer sends are requested with
+your own rights (create serviceaccounts/token in the namespace), for the ServiceAccount of the namespace.
 Nothing is written to the cluster. The token obtained is not kept: when the issuer has a revoke request it is
 revoked at once (unless --revoke=false), otherwise it stays valid until it expires.`,
 		Example: `  kubectl tokenmint test paisr-invoicing -n billing --param scopes='["invoices.read"]'
@@ -212,7 +231,7 @@ func (t *testOptions) run(ctx context.Context, name string) error {
 	var failed error
 	var obtained []string
 	if t.send {
-		obtained, failed = t.sendOnce(ctx, engine, call, kind, view)
+		obtained, failed = t.sendOnce(ctx, c, engine, call, kind, view)
 	}
 	// Everything shown is masked already; as a last guard, the whole output
 	// is cleared of every credential read and every token obtained.
@@ -348,10 +367,22 @@ func readCredentials(ctx context.Context, c client.Client, spec *tokensv1alpha1.
 // its error. It returns the credentials it obtained (the token and refresh
 // token), never to be shown; the error returned only makes the exit code
 // non-zero.
-func (t *testOptions) sendOnce(ctx context.Context, engine *issuer.Engine, call issuer.Call, kind string, view *TestView) ([]string, error) {
+func (t *testOptions) sendOnce(ctx context.Context, c client.Client, engine *issuer.Engine, call issuer.Call, kind string, view *TestView) ([]string, error) {
 	spec := call.Spec
-	if len(issuer.ServiceAccountTokenSources(spec)) > 0 {
-		return nil, errors.New("--send is not available for issuers with serviceAccountToken values: their tokens are requested by the manager for the AccessToken's namespace")
+	var obtained []string
+	if sources := issuer.ServiceAccountTokenSources(spec); len(sources) > 0 {
+		tokens, err := t.serviceAccountTokens(ctx, c, view.Issuer, sources)
+		for _, token := range tokens {
+			obtained = append(obtained, token)
+		}
+		if err != nil {
+			return obtained, err
+		}
+		call.ServiceAccountTokens = tokens
+	}
+	call.Trace = func(x issuer.Exchange) {
+		view.Calls = append(view.Calls, CallView{Call: x.Call, Method: x.Method, URL: x.URL, Status: x.Status,
+			Milliseconds: x.Elapsed.Milliseconds(), Error: x.Error})
 	}
 	cfg := issuer.TransportConfig{
 		CABundle:                 spec.CABundle,
@@ -383,7 +414,7 @@ func (t *testOptions) sendOnce(ctx context.Context, engine *issuer.Engine, call 
 			ie = &issuer.Error{Class: issuer.ClassRetryable, Message: "the call failed"}
 		}
 		view.Error = &ErrorView{Class: ie.Class.String(), StatusCode: ie.StatusCode, Message: ie.Error()}
-		return nil, fmt.Errorf("the call failed (%s)", ie.Class)
+		return obtained, fmt.Errorf("the call failed (%s)", ie.Class)
 	}
 	now := t.now()
 	r := &ResultView{
@@ -395,7 +426,8 @@ func (t *testOptions) sendOnce(ctx context.Context, engine *issuer.Engine, call 
 	if token.RefreshToken != "" {
 		r.RefreshToken = &RefreshTokenView{Bytes: len(token.RefreshToken), ExpiresAt: moment(token.RefreshTokenExpiresAt, now)}
 	}
-	obtained := append([]string{token.Value, token.RefreshToken}, secretFields(spec, token.Fields)...)
+	obtained = append(obtained, token.Value, token.RefreshToken)
+	obtained = append(obtained, secretFields(spec, token.Fields)...)
 	if len(token.Fields) > 0 {
 		// Copied fields are what the Secret pods mount holds beside the token;
 		// should an issuer copy the token or a credential the endpoint echoes,
@@ -423,6 +455,64 @@ func (t *testOptions) sendOnce(ctx context.Context, engine *issuer.Engine, call 
 	return obtained, nil
 }
 
+// serviceAccountTokens requests a token of each ServiceAccount the issuer's
+// serviceAccountToken values name, in the namespace the test is for, with the
+// caller's own rights (create serviceaccounts/token), as the manager would
+// for an AccessToken of that namespace: the ServiceAccount must list the
+// issuer in its tokens.tokenmint.dev/issuers annotation.
+func (t *testOptions) serviceAccountTokens(ctx context.Context, c client.Client, self string,
+	sources []tokensv1alpha1.ServiceAccountTokenSource) (map[tokensv1alpha1.ServiceAccountTokenSource]string, error) {
+	ns, err := t.Namespace()
+	if err != nil {
+		return nil, err
+	}
+	out := map[tokensv1alpha1.ServiceAccountTokenSource]string{}
+	for _, s := range sources {
+		key := types.NamespacedName{Namespace: ns, Name: s.ServiceAccountName}
+		sa := &corev1.ServiceAccount{}
+		if err := c.Get(ctx, key, sa); err != nil {
+			return out, fmt.Errorf("the issuer sends a token of ServiceAccount %s; reading it: %s", key, reasonOf(err))
+		}
+		if !slices.Contains(strings.Fields(strings.ReplaceAll(sa.Annotations[tokensv1alpha1.AnnotationIssuers], ",", " ")), self) {
+			return out, fmt.Errorf("ServiceAccount %s has not agreed to have its tokens sent by %s: list %s in its annotation %s (the manager would refuse too)",
+				key, self, self, tokensv1alpha1.AnnotationIssuers)
+		}
+		expiration := s.ExpirationSeconds
+		if expiration == 0 {
+			expiration = 600
+		}
+		tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+			Audiences: []string{s.Audience}, ExpirationSeconds: &expiration}}
+		if err := c.SubResource("token").Create(ctx, sa, tr); err != nil {
+			if apierrors.IsForbidden(err) {
+				return out, fmt.Errorf("you may not request tokens of ServiceAccount %s (create serviceaccounts/token in namespace %s): --send requests them with your own rights, as the manager does with its own", key, ns)
+			}
+			return out, fmt.Errorf("requesting a token of ServiceAccount %s: %s", key, reasonOf(err))
+		}
+		if tr.Status.Token == "" {
+			return out, fmt.Errorf("the apiserver returned no token for ServiceAccount %s", key)
+		}
+		out[s] = tr.Status.Token
+	}
+	return out, nil
+}
+
+func printCalls(out io.Writer, calls []CallView) {
+	if len(calls) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "\nCalls made, in order:")
+	t := newTable(out, "  ", "CALL", "REQUEST", "STATUS", "TIME")
+	for _, c := range calls {
+		status := strconv.Itoa(c.Status)
+		if c.Error != "" {
+			status = "no answer: " + oneLine(c.Error)
+		}
+		t.row("  ", c.Call, c.Method+" "+oneLine(c.URL), status, (time.Duration(c.Milliseconds) * time.Millisecond).String())
+	}
+	t.flush()
+}
+
 func printTest(out io.Writer, v *TestView) {
 	fmt.Fprintf(out, "%s: the request (credentials from namespace %s, masked)\n\n", v.Issuer, v.CredentialsNamespace)
 	r := v.Request
@@ -439,6 +529,7 @@ func printTest(out io.Writer, v *TestView) {
 			fmt.Fprintln(out, r.Body)
 		}
 	}
+	printCalls(out, v.Calls)
 	switch {
 	case v.Error != nil:
 		fmt.Fprintf(out, "\nThe call failed: %s (%s)\n", oneLine(v.Error.Message), v.Error.Class)

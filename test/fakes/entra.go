@@ -17,11 +17,13 @@ limitations under the License.
 package fakes
 
 import (
+	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -53,8 +55,23 @@ type EntraID struct {
 	ClientID    string
 	Certificate *x509.Certificate
 
+	// Federated are the application's federated identity credentials
+	// (workload identity federation): an assertion whose iss is not the
+	// client id must match one on issuer, subject and audience, and be signed
+	// by a key of IssuerKeys[iss], as Entra checks it against the issuer's
+	// OIDC discovery document and JWKS.
+	Federated  []FederatedCredential
+	IssuerKeys map[string]crypto.PublicKey
+
 	mu   sync.Mutex
 	jtis map[string]bool
+}
+
+// FederatedCredential is a federated identity credential of an application:
+// tokens of Issuer for Subject, with Audience (api://AzureADTokenExchange by
+// default in Entra), are accepted as its client assertion.
+type FederatedCredential struct {
+	Issuer, Subject, Audience string
 }
 
 // NewEntraID returns a fake for one application of one tenant.
@@ -68,8 +85,11 @@ func (f *EntraID) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func entraFailure(status int, outcome Outcome, code, aadsts, description string) reply {
+	number, _ := strconv.Atoi(strings.TrimPrefix(aadsts, "AADSTS"))
 	return reply{status: status, outcome: outcome, body: map[string]any{
-		"error": code, "error_description": aadsts + ": " + description, "error_codes": []int{},
+		"error": code, "error_description": aadsts + ": " + description, "error_codes": []int{number},
+		"timestamp": "2026-03-01 12:00:00Z", "trace_id": "0000aaaa-11bb-cc22-dd33-444444eeeeee",
+		"correlation_id": "aaaa0000-bb11-2222-33cc-444444dddddd",
 	}}
 }
 
@@ -93,7 +113,11 @@ func (f *EntraID) answer(r *http.Request) reply {
 	if form.Get("client_assertion_type") != clientAssertionType || form.Has("client_secret") {
 		return entraFailure(http.StatusBadRequest, OutcomeRejected, "invalid_request", "AADSTS7000218", "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
 	}
-	if problem := f.checkAssertion(form.Get("client_assertion")); problem != "" {
+	if assertion := form.Get("client_assertion"); f.federated(assertion) {
+		if aadsts, problem := f.checkFederated(assertion); problem != "" {
+			return entraFailure(http.StatusBadRequest, OutcomeUnauthorized, "invalid_client", aadsts, problem)
+		}
+	} else if problem := f.checkAssertion(assertion); problem != "" {
 		return entraFailure(http.StatusUnauthorized, OutcomeUnauthorized, "invalid_client", "AADSTS700027", problem)
 	}
 	now := f.now()
@@ -146,4 +170,59 @@ func (f *EntraID) checkAssertion(raw string) string {
 	}
 	f.jtis[jti] = true
 	return ""
+}
+
+// federated reports whether an assertion is an external token for a
+// federated credential: its iss is not the application's client id.
+func (f *EntraID) federated(raw string) bool {
+	if len(f.Federated) == 0 {
+		return false
+	}
+	claims := jwt.MapClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(raw, claims); err != nil {
+		return false
+	}
+	iss, _ := claims.GetIssuer()
+	return iss != f.ClientID
+}
+
+// checkFederated returns the AADSTS code and description of a refused
+// federated assertion, or "" and "" when a federated credential matches.
+func (f *EntraID) checkFederated(raw string) (string, string) {
+	f.rememberCredential(raw)
+	now := f.now()
+	claims := jwt.MapClaims{}
+	_, err := jwt.NewParser(jwt.WithValidMethods([]string{"RS256", "ES256"}), jwt.WithoutClaimsValidation()).
+		ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
+			iss, _ := t.Claims.GetIssuer()
+			if key, ok := f.IssuerKeys[iss]; ok {
+				return key, nil
+			}
+			return nil, jwt.ErrTokenUnverifiable
+		})
+	if err != nil {
+		return "AADSTS50166", "Request to External OIDC endpoint failed, or the assertion's signature does not verify with the issuer's keys."
+	}
+	iss, _ := claims.GetIssuer()
+	sub, _ := claims.GetSubject()
+	aud, _ := claims.GetAudience()
+	exp, _ := claims.GetExpirationTime()
+	if exp == nil || !exp.After(now) {
+		return "AADSTS700024", "Client assertion is not within its valid time range."
+	}
+	byIssuer := slices.ContainsFunc(f.Federated, func(c FederatedCredential) bool { return c.Issuer == iss })
+	if !byIssuer {
+		return "AADSTS700211", "No matching federated identity record found for presented assertion issuer '" + iss + "'."
+	}
+	bySubject := slices.ContainsFunc(f.Federated, func(c FederatedCredential) bool { return c.Issuer == iss && c.Subject == sub })
+	if !bySubject {
+		return "AADSTS700213", "No matching federated identity record found for presented assertion subject '" + sub +
+			"'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion."
+	}
+	if !slices.ContainsFunc(f.Federated, func(c FederatedCredential) bool {
+		return c.Issuer == iss && c.Subject == sub && slices.Contains(aud, c.Audience)
+	}) {
+		return "AADSTS700212", "No matching federated identity record found for presented assertion audience '" + strings.Join(aud, ",") + "'."
+	}
+	return "", ""
 }
