@@ -85,7 +85,7 @@ var _ = Describe("admission", func() {
 			func(s *tokensv1alpha1.IssuerSpec) {
 				s.Request.Auth.Basic = &tokensv1alpha1.BasicAuth{Username: lit("u"), Password: lit("p")}
 			},
-			"exactly one of bearer or basic must be set"),
+			"exactly one of bearer, basic or awsSigV4 must be set"),
 		Entry("a json literal as a bearer token",
 			func(s *tokensv1alpha1.IssuerSpec) { s.Request.Auth.Bearer = &tokensv1alpha1.ValueSource{JSON: `"x"`} },
 			"json literals are for JSON body fields; use value"),

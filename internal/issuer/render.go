@@ -62,6 +62,9 @@ func (e *Engine) Render(c Call) (*RenderedRequest, error) {
 	if SelfSigned(c.Spec) {
 		return nil, &Error{Class: ClassInvalidConfig, Message: "the issuer signs its token itself (signedJWT): it sends no request"}
 	}
+	if awsPresigned(c.Spec) != nil {
+		return nil, &Error{Class: ClassInvalidConfig, Message: "the issuer's token is a pre-signed URL (awsPresignedURL): it sends no request"}
+	}
 	c.Spec = Effective(c.Spec)
 	parameters, red, err := e.prepareValues(c)
 	if err != nil {
