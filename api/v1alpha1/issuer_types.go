@@ -257,9 +257,18 @@ type Header struct {
 	ValueSource `json:",inline"`
 }
 
-// BodySpec is the request body: exactly one of json or form.
-// +kubebuilder:validation:XValidation:rule="has(self.json) != has(self.form)",message="exactly one of json or form must be set"
+// BodySpec is the request body: exactly one of json or form, or only
+// jsonContentType for an empty JSON object.
+// +kubebuilder:validation:XValidation:rule="!(has(self.json) && has(self.form)) && (has(self.json) || has(self.form) || has(self.jsonContentType))",message="exactly one of json or form must be set (or jsonContentType alone, for {})"
+// +kubebuilder:validation:XValidation:rule="!has(self.jsonContentType) || !has(self.form)",message="jsonContentType is for JSON bodies"
 type BodySpec struct {
+	// jsonContentType is the Content-Type of a JSON body: application/json
+	// (the default), or application/x-amz-json-1.0 or 1.1 for AWS's JSON
+	// APIs. Set alone, the body is the empty object {}.
+	// +kubebuilder:validation:Enum=application/json;application/x-amz-json-1.0;application/x-amz-json-1.1
+	// +optional
+	JSONContentType string `json:"jsonContentType,omitempty"`
+
 	// json sends an application/json object built from these fields.
 	// +listType=map
 	// +listMapKey=path

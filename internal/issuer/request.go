@@ -18,6 +18,7 @@ package issuer
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -151,9 +152,9 @@ func buildBody(spec *v1alpha1.BodySpec, values *valueResolver) (body []byte, con
 	switch {
 	case spec == nil:
 		return nil, "", nil
-	case len(spec.JSON) > 0:
+	case len(spec.JSON) > 0 || spec.JSONContentType != "":
 		body, err = jsonBody(spec.JSON, values)
-		return body, "application/json", err
+		return body, cmp.Or(spec.JSONContentType, "application/json"), err
 	case len(spec.Form) > 0:
 		body, err = formBody(spec.Form, values)
 		return body, "application/x-www-form-urlencoded", err

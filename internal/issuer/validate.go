@@ -413,8 +413,13 @@ func urlPlaceholders(raw string) []string {
 }
 
 func validateBody(kind callKind, body *v1alpha1.BodySpec) []error {
-	if (len(body.JSON) == 0) == (len(body.Form) == 0) {
+	switch {
+	case len(body.JSON) > 0 && len(body.Form) > 0, len(body.JSON) == 0 && len(body.Form) == 0 && body.JSONContentType == "":
 		return []error{fmt.Errorf("%s.body: exactly one of json or form must be set", kind)}
+	case body.JSONContentType != "" && len(body.Form) > 0:
+		return []error{fmt.Errorf("%s.body: jsonContentType is for JSON bodies", kind)}
+	case body.JSONContentType != "" && !slices.Contains([]string{"application/json", "application/x-amz-json-1.0", "application/x-amz-json-1.1"}, body.JSONContentType):
+		return []error{fmt.Errorf("%s.body: jsonContentType %q is not application/json, application/x-amz-json-1.0 or application/x-amz-json-1.1", kind, body.JSONContentType)}
 	}
 	var problems []error
 	shape := map[string]any{}
