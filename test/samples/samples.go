@@ -58,6 +58,8 @@ import (
 // recognisable string.
 func Credential(secret, key string) string {
 	switch key {
+	case "AWS_ACCESS_KEY_ID":
+		return AWSAccessKeyID
 	case "private-key", "tls.key":
 		return testKeyPEM()
 	case "private-key.p8":
@@ -73,6 +75,10 @@ func Credential(secret, key string) string {
 	}
 	return "test-" + secret + "-" + key
 }
+
+// AWSAccessKeyID is the access key id of the samples' AWS Secrets (an IAM
+// user's key, as AWS's documentation writes its example).
+const AWSAccessKeyID = "AKIAIOSFODNN7EXAMPLE"
 
 // The tenant and application of the Entra sample.
 const (
