@@ -118,3 +118,30 @@ func TestAWSSigV4FollowsNoRedirect(t *testing.T) {
 		t.Fatalf("error %v after %d calls, want the redirect refused after one", err, calls)
 	}
 }
+
+// TestAWSSigV4Rendered: kubectl tokenmint test shows the signed request with
+// the secret and session token masked, and without the signature, which
+// could be replayed for minutes.
+func TestAWSSigV4Rendered(t *testing.T) {
+	s := loadSample(t, "aws-ecr-pull-secret.yaml")
+	secrets := s.secretValues(t)
+	rendered, err := (&Engine{}).Render(Call{Spec: s.issuer, Secrets: secrets})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var auth string
+	for _, h := range rendered.Headers {
+		if h.Name == "Authorization" {
+			auth = h.Value
+		}
+	}
+	if !strings.HasPrefix(auth, "AWS4-HMAC-SHA256 Credential=") || !strings.HasSuffix(auth, "Signature=<signature>") ||
+		!strings.Contains(auth, "/us-east-1/ecr/aws4_request, SignedHeaders=accept;content-type;host;x-amz-date;x-amz-target,") {
+		t.Errorf("Authorization %q", auth)
+	}
+	for _, v := range secrets {
+		if strings.Contains(auth, v) && v != samples.AWSAccessKeyID {
+			t.Errorf("a credential is shown: %q", auth)
+		}
+	}
+}

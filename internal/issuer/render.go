@@ -114,6 +114,11 @@ func (e *Engine) Render(c Call) (*RenderedRequest, error) {
 			if name == "Authorization" && strings.HasPrefix(value, "Basic ") {
 				value = basicLabel(strings.TrimPrefix(value, "Basic "), m)
 			}
+			if name == "Authorization" && strings.HasPrefix(value, "AWS4-HMAC-SHA256 ") {
+				// A signature is good for its request for minutes: a
+				// rendered one could be replayed.
+				value = sigV4SignaturePattern.ReplaceAllString(value, "Signature=<signature>")
+			}
 			out.Headers = append(out.Headers, RenderedHeader{Name: name, Value: safe(value)})
 		}
 	}

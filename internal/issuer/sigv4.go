@@ -45,6 +45,9 @@ var awsAccessKeyIDPattern = regexp.MustCompile(`^[A-Za-z0-9]{1,128}$`)
 // awsScopePattern is a region or a service in a credential scope.
 var awsScopePattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 
+// sigV4SignaturePattern finds the signature of an Authorization header.
+var sigV4SignaturePattern = regexp.MustCompile(`Signature=[0-9a-f]+`)
+
 // unsignedHeaders are never signed: they are added or changed on the way
 // (by Go's transport, proxies and tracing), or carry the signature itself.
 // Every other header of the request is signed, as the AWS SDKs do.

@@ -206,6 +206,10 @@ var Providers = []Provider{
 			Audience:      "https://example.okta.com/oauth2/default/v1/token"}
 		return f, &f.Base
 	}},
+	{"aws-ecr-pull-secret", "aws-ecr-pull-secret.yaml", func() (fakes.Server, *fakes.Base) {
+		f := &fakes.ECR{Keys: map[string]fakes.AWSKey{AWSAccessKeyID: {SecretAccessKey: Credential("aws-ecr-user", "AWS_SECRET_ACCESS_KEY")}}}
+		return f, &f.Base
+	}},
 	{"oauth2-client-credentials", "oauth2-client-credentials.yaml", func() (fakes.Server, *fakes.Base) {
 		f := fakes.NewOAuth2Server(Credential("oauth2-client", "clientID"), Credential("oauth2-client", "clientSecret"))
 		f.Scopes = []string{"orders.read", "orders.write"}
