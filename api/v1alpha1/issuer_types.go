@@ -537,14 +537,31 @@ type ParameterSpec struct {
 }
 
 // ResponseSpec says how to read the endpoint's answer. Paths are dot separated
-// ("data.secret"); a numeric segment indexes a list ("items.0.id").
+// ("data.secret"); a numeric segment indexes a list ("items.0.id"). In an XML
+// answer a path names elements from the root by local name, namespaces
+// ignored ("AssumeRoleWithWebIdentityResponse.AssumeRoleWithWebIdentityResult.Credentials.SessionToken");
+// in a form-encoded answer it is a field name.
 // +kubebuilder:validation:XValidation:rule="!has(self.failures) || !has(self.failures.rules) || self.failures.rules.all(r, !has(r.code)) || (has(self.error) && has(self.error.code))",message="a failure rule matching on code needs error.code, the path the code is read from"
 type ResponseSpec struct {
+	// format of the answer's body: JSON (the default), XML (elements by local
+	// name; no DTD or entity is ever read, and nesting deeper than 32 elements
+	// is refused) or Form (application/x-www-form-urlencoded). Error answers
+	// that are not in this format are also tried as XML, for AWS's error
+	// envelope.
+	// +optional
+	Format ResponseFormat `json:"format,omitempty"`
+
 	// token is the path of the access token: "access_token", "token", "data.secret".
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
 	// +required
 	Token string `json:"token"`
+
+	// tokenTransform reshapes the value at token before it is used, such as
+	// ECR's authorizationToken, base64 of "AWS:<password>":
+	// {base64: Standard, after: ":"} gives the password.
+	// +optional
+	TokenTransform *ValueTransform `json:"tokenTransform,omitempty"`
 
 	// expiry says when the token expires. Omit it when the endpoint does not say;
 	// the AccessToken's maxAge then decides when to renew.
@@ -562,8 +579,9 @@ type ResponseSpec struct {
 	// +optional
 	Error *ErrorSpec `json:"error,omitempty"`
 
-	// copy lists non-secret fields of the response to write into the Secret beside
-	// the token, such as an organization id.
+	// copy lists fields of the response to write into the Secret beside the
+	// token, such as an organization id; those marked secret are masked
+	// everywhere but in that Secret.
 	// +listType=map
 	// +listMapKey=key
 	// +kubebuilder:validation:MaxItems=32
@@ -586,8 +604,59 @@ type ResponseSpec struct {
 	Failures *FailureSpec `json:"failures,omitempty"`
 }
 
+// ResponseFormat says how an answer's body is written.
+// +kubebuilder:validation:Enum=JSON;XML;Form
+type ResponseFormat string
+
+const (
+	// ResponseJSON is a JSON document (the default).
+	ResponseJSON ResponseFormat = "JSON"
+	// ResponseXML is an XML document, read without DTDs or entities.
+	ResponseXML ResponseFormat = "XML"
+	// ResponseForm is an application/x-www-form-urlencoded body.
+	ResponseForm ResponseFormat = "Form"
+)
+
+// Base64Alphabet names a base64 alphabet (RFC 4648).
+// +kubebuilder:validation:Enum=Standard;URL
+type Base64Alphabet string
+
+const (
+	// Base64Standard is the standard alphabet (+ and /), padding optional.
+	Base64Standard Base64Alphabet = "Standard"
+	// Base64URL is the URL-safe alphabet (- and _), padding optional.
+	Base64URL Base64Alphabet = "URL"
+)
+
+// ValueTransform reshapes a string read from an answer: base64 decoding
+// first, when set, then keeping the part before or after the first
+// occurrence of a separator. A value that does not decode, or lacks the
+// separator, makes the answer invalid.
+// +kubebuilder:validation:XValidation:rule="!(has(self.before) && has(self.after))",message="set at most one of before or after"
+// +kubebuilder:validation:XValidation:rule="has(self.base64) || has(self.before) || has(self.after)",message="set base64, before or after"
+type ValueTransform struct {
+	// base64 decodes the value with the Standard or URL alphabet; the result
+	// must be UTF-8 text.
+	// +optional
+	Base64 Base64Alphabet `json:"base64,omitempty"`
+
+	// before keeps the part before the first occurrence of this separator
+	// (ECR's username: before ":").
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=16
+	// +optional
+	Before string `json:"before,omitempty"`
+
+	// after keeps the part after the first occurrence of this separator
+	// (ECR's password: after ":").
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=16
+	// +optional
+	After string `json:"after,omitempty"`
+}
+
 // ExpiryFormat says how an expiry value is written.
-// +kubebuilder:validation:Enum=UnixSeconds;UnixMilliseconds;RFC3339;RelativeSeconds;JWT
+// +kubebuilder:validation:Enum=UnixSeconds;UnixMilliseconds;RFC3339;RelativeSeconds;JWT;HTTPDate
 type ExpiryFormat string
 
 const (
@@ -602,6 +671,9 @@ const (
 	ExpiryRelativeSeconds ExpiryFormat = "RelativeSeconds"
 	// ExpiryJWT reads the exp claim of a JWT (without verifying its signature).
 	ExpiryJWT ExpiryFormat = "JWT"
+	// ExpiryHTTPDate is an absolute time written as an HTTP date (RFC 9110:
+	// "Mon, 02 Jan 2006 15:04:05 GMT", or its obsolete RFC 850 and asctime forms).
+	ExpiryHTTPDate ExpiryFormat = "HTTPDate"
 )
 
 // ExpirySpec locates an expiry in a response.
@@ -612,8 +684,10 @@ type ExpirySpec struct {
 	// +optional
 	Path string `json:"path,omitempty"`
 
-	// format of the value: UnixSeconds, UnixMilliseconds, RFC3339 (absolute times),
-	// RelativeSeconds (seconds from now), or JWT (the exp claim of the JWT at path).
+	// format of the value: UnixSeconds (fractions allowed, as in ECR's
+	// 1767225600.123), UnixMilliseconds, RFC3339, HTTPDate ("Mon, 02 Jan 2006
+	// 15:04:05 GMT") (absolute times, on the provider's clock), RelativeSeconds
+	// (seconds from now), or JWT (the exp claim of the JWT at path).
 	// +required
 	Format ExpiryFormat `json:"format"`
 }
@@ -661,6 +735,17 @@ type CopyField struct {
 	// +kubebuilder:validation:MaxLength=256
 	// +required
 	Path string `json:"path"`
+
+	// secret marks the value a credential (an AWS secret access key): it is
+	// written only into the Secret pods mount and masked everywhere else
+	// (errors, events, conditions, logs, kubectl tokenmint output).
+	// +optional
+	Secret bool `json:"secret,omitempty"`
+
+	// transform reshapes the value before it is copied; only string values
+	// can be transformed.
+	// +optional
+	Transform *ValueTransform `json:"transform,omitempty"`
 }
 
 // RefreshTokenSpec locates a refresh token and its expiry in a response.

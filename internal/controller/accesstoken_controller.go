@@ -149,6 +149,9 @@ type AccessTokenReconciler struct {
 	// memory the Secret cache already spends once more, in exchange for restoring
 	// an edited Secret without minting and without an extra write per token.
 	copies sync.Map
+	// unwritten holds, by AccessToken, a token minted whose write failed
+	// (unwrittenToken): the retry writes it rather than mint another.
+	unwritten sync.Map
 }
 
 // +kubebuilder:rbac:groups=tokens.tokenmint.dev,resources=accesstokens,verbs=get;list;watch;update;patch
@@ -169,6 +172,7 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.Get(ctx, req.NamespacedName, at); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.copies.Delete(req.NamespacedName)
+			r.unwritten.Delete(req.NamespacedName)
 			r.written.Delete(req.NamespacedName)
 			r.stateVersions.Delete(req.NamespacedName)
 			r.Calls.Forget(req.NamespacedName)

@@ -28,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
 	"github.com/tokenmint/tokenmint/internal/issuer"
@@ -37,6 +38,11 @@ import (
 // issue calls the endpoint and, on success, writes the token; on failure it keeps
 // the last good token and schedules a retry.
 func (r *AccessTokenReconciler) issue(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, d decision, now time.Time) error {
+	if tok := r.takeUnwritten(at, in, r.Clock.Now()); tok != nil {
+		// Minted by an earlier attempt whose write failed: written now, so
+		// that a failed write never costs a second token.
+		return r.storeOrKeep(ctx, at, in, d, tok, now)
+	}
 	call, err := r.buildCall(ctx, in)
 	if err == nil && r.Limiters != nil {
 		err = r.Limiters.Wait(ctx, in.issuerKey, at.Namespace)
@@ -62,14 +68,66 @@ func (r *AccessTokenReconciler) issue(ctx context.Context, at *tokensv1alpha1.Ac
 		return nil
 	}
 	dropRejectedRefreshToken(in, nil, tok)
-	err = r.store(ctx, at, in, d, tok, now)
+	return r.storeOrKeep(ctx, at, in, d, tok, now)
+}
+
+// storeOrKeep writes tok; when the write fails for a reason a retry can get
+// past (the API server's answer, a conflict, a timeout), tok is kept for the
+// retry, which writes it instead of minting again.
+func (r *AccessTokenReconciler) storeOrKeep(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, d decision, tok *issuer.Token, now time.Time) error {
+	err := r.store(ctx, at, in, d, tok, now)
 	if ie := (*issuer.Error)(nil); errors.As(err, &ie) {
 		// The token cannot be written as asked: a failure like any other,
 		// backed off, never an immediate retry that would mint again.
 		r.recordFailure(at, in, err, now)
 		return nil
 	}
+	if err != nil && !errors.Is(err, errSecretTaken) {
+		r.unwritten.Store(client.ObjectKeyFromObject(at), unwrittenToken{uid: at.UID, inputs: in.inputsHash, token: tok})
+	}
 	return err
+}
+
+// unwrittenToken is a token minted for an AccessToken (uid) with the inputs
+// of inputsHash, not written yet.
+type unwrittenToken struct {
+	uid    types.UID
+	inputs string
+	token  *issuer.Token
+}
+
+// unwrittenFor is how long a token whose provider gave no expiry is taken as
+// fresh enough to be written by a retry.
+const unwrittenFor = 5 * time.Minute
+
+// takeUnwritten returns, and forgets, the token an earlier attempt minted for
+// at but could not write, when usableUnwritten would return it.
+func (r *AccessTokenReconciler) takeUnwritten(at *tokensv1alpha1.AccessToken, in *inputs, now time.Time) *issuer.Token {
+	tok := r.usableUnwritten(at, in, now)
+	r.unwritten.Delete(client.ObjectKeyFromObject(at))
+	return tok
+}
+
+// usableUnwritten returns the token an earlier attempt minted for at but could
+// not write, when it was minted for the same AccessToken and inputs and has at
+// least half of its lifetime left.
+func (r *AccessTokenReconciler) usableUnwritten(at *tokensv1alpha1.AccessToken, in *inputs, now time.Time) *issuer.Token {
+	v, ok := r.unwritten.Load(client.ObjectKeyFromObject(at))
+	if !ok {
+		return nil
+	}
+	u := v.(unwrittenToken)
+	if u.uid != at.UID || u.inputs != in.inputsHash {
+		return nil
+	}
+	fresh := u.token.IssuedAt.Add(unwrittenFor)
+	if u.token.ExpiresAt != nil {
+		fresh = u.token.IssuedAt.Add(u.token.ExpiresAt.Sub(u.token.IssuedAt) / 2)
+	}
+	if !now.Before(fresh) {
+		return nil
+	}
+	return u.token
 }
 
 // configureRate sets the pace of calls to in's issuer from its spec, before a

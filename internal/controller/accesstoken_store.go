@@ -67,7 +67,9 @@ func (r *AccessTokenReconciler) store(ctx context.Context, at *tokensv1alpha1.Ac
 	if in.keepsState() || in.moved {
 		st := in.state
 		switch {
-		case st.Token == "":
+		case st.Token == "", st.Token == tok.Value:
+			// Nothing held, or this very token: written to the state by an
+			// attempt whose Secret write failed.
 		case in.moved:
 			if moved != nil {
 				st.Superseded = append(st.Superseded, *moved)

@@ -52,7 +52,8 @@ func serveFake(fake fakes.Server, base *fakes.Base) string {
 }
 
 // canaries are the values that must never be shown: every credential the specs
-// put in a Secret, and every token and refresh token a fake issued.
+// put in a Secret, and every token, refresh token and secret value (copied
+// with response.copy[].secret) a fake issued.
 // extraCanaries are credentials no Secret or fake record holds, such as the
 // ServiceAccount tokens a token exchange received.
 var extraCanaries struct {
@@ -92,6 +93,7 @@ func canaries() []string {
 			if t.RefreshToken != "" {
 				out = append(out, t.RefreshToken)
 			}
+			out = append(out, t.Secrets...) // such as an AWS secret access key
 		}
 	}
 	return out

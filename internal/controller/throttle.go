@@ -232,6 +232,10 @@ func (r *AccessTokenReconciler) mintWait(at *tokensv1alpha1.AccessToken, in *inp
 	if wait := r.Writes.Wait(at.Namespace, now); wait > 0 {
 		return wait, fmt.Sprintf("namespace %q has used its budget of bytes written to Secrets (%s)", at.Namespace, r.Writes.Describe())
 	}
+	if r.usableUnwritten(at, in, now) != nil {
+		// Not a mint: the write of a token already minted, retried.
+		return 0, ""
+	}
 	var last time.Time
 	later := func(t time.Time) {
 		if t.After(last) {

@@ -185,6 +185,22 @@ func TestCRDRulesRefuseBrokenSamples(t *testing.T) {
 			delete(lifetime, "default")
 			lifetime["fromNamespaceLabel"] = "not a label!"
 		}, "spec.parameters[0].fromNamespaceLabel"},
+		{"an unknown response format", func(spec map[string]any) {
+			spec["response"].(map[string]any)["format"] = "YAML"
+		}, `supported values: "JSON", "XML", "Form"`},
+		{"a transform splitting both ways", func(spec map[string]any) {
+			spec["response"].(map[string]any)["tokenTransform"] = map[string]any{"before": ":", "after": ":"}
+		}, "set at most one of before or after"},
+		{"a transform doing nothing", func(spec map[string]any) {
+			spec["response"].(map[string]any)["tokenTransform"] = map[string]any{}
+		}, "set base64, before or after"},
+		{"a long separator", func(spec map[string]any) {
+			copied := spec["response"].(map[string]any)["copy"].([]any)[0].(map[string]any)
+			copied["transform"] = map[string]any{"before": strings.Repeat(":", 17)}
+		}, "spec.response.copy[0].transform.before"},
+		{"an unknown base64 alphabet", func(spec map[string]any) {
+			spec["response"].(map[string]any)["tokenTransform"] = map[string]any{"base64": "Hex"}
+		}, `supported values: "Standard", "URL"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

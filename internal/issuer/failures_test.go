@@ -305,13 +305,13 @@ func TestXMLErrorAnswers(t *testing.T) {
 	}{
 		{"repeated elements become a list", `<R><E>a</E><E>b</E><E>c</E></R>`, map[string]any{"R": map[string]any{"E": []any{"a", "b", "c"}}}},
 		{"attributes ignored, text trimmed", `<R a="1"> x </R>`, map[string]any{"R": "x"}},
-		{"too deep", strings.Repeat("<a>", 20) + strings.Repeat("</a>", 20), nil},
+		{"too deep", strings.Repeat("<a>", maxXMLDepth+1) + strings.Repeat("</a>", maxXMLDepth+1), nil},
 		{"not XML", `{"a":1}`, nil},
 		{"unclosed", `<a><b>x</b>`, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			doc, err := decodeXMLError([]byte(tt.body))
+			doc, err := decodeXML([]byte(tt.body))
 			if tt.want == nil {
 				if err == nil {
 					t.Errorf("decoded %v, want a refusal", doc)

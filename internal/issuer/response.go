@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -67,7 +68,7 @@ func readToken(spec *v1alpha1.ResponseSpec, a answer, now time.Time, red *redact
 	}
 	doc, err := decodeAnswer(spec, a, red)
 	if err != nil {
-		return nil, &Error{Class: ClassInvalidResponse, Message: "response is not JSON"}
+		return nil, invalidResponse("response %v", err)
 	}
 	if err := checkSuccess(spec, a, doc, now, red); err != nil {
 		return nil, err
@@ -75,6 +76,12 @@ func readToken(spec *v1alpha1.ResponseSpec, a answer, now time.Time, red *redact
 	value, err := requiredString(doc, spec.Token, "token")
 	if err != nil {
 		return nil, err
+	}
+	if value, err = transform(value, spec.TokenTransform); err != nil {
+		return nil, invalidResponse("token at %q %v", spec.Token, err)
+	}
+	if value == "" {
+		return nil, invalidResponse("token at %q is empty once transformed", spec.Token)
 	}
 	if len(value) > MaxTokenBytes {
 		return nil, tooLarge("the access token", len(value), MaxTokenBytes)
@@ -100,7 +107,7 @@ func readToken(spec *v1alpha1.ResponseSpec, a answer, now time.Time, red *redact
 		}
 		token.ID = text(id)
 	}
-	if token.Fields, err = copyFields(spec.Copy, doc); err != nil {
+	if token.Fields, err = copyFields(spec.Copy, doc, red); err != nil {
 		return nil, err
 	}
 	return token, nil
@@ -137,20 +144,38 @@ func readRefreshToken(spec *v1alpha1.RefreshTokenSpec, doc any, now time.Time, o
 
 // copyFields copies the configured fields that are present; a provider leaving
 // out an optional field should not cost the token. A value larger than
-// maxFieldBytes is an invalid response.
-func copyFields(fields []v1alpha1.CopyField, doc any) (map[string]string, error) {
+// maxFieldBytes is an invalid response. A secret field is registered with red
+// before anything can fail, raw and transformed, so that no error shows it.
+func copyFields(fields []v1alpha1.CopyField, doc any, red *redactor) (map[string]string, error) {
 	if len(fields) == 0 {
 		return nil, nil
 	}
 	copied := make(map[string]string, len(fields))
 	for _, field := range fields {
-		if value, ok := lookup(doc, field.Path); ok {
-			s := text(value)
-			if len(s) > maxFieldBytes {
-				return nil, tooLarge(fmt.Sprintf("the value of response.copy[%s]", field.Key), len(s), maxFieldBytes)
-			}
-			copied[field.Key] = s
+		value, ok := lookup(doc, field.Path)
+		if !ok {
+			continue
 		}
+		s := text(value)
+		if field.Secret {
+			red.add(s)
+		}
+		if len(s) > maxFieldBytes {
+			return nil, tooLarge(fmt.Sprintf("the value of response.copy[%s]", field.Key), len(s), maxFieldBytes)
+		}
+		if field.Transform != nil {
+			if _, isString := value.(string); !isString {
+				return nil, invalidResponse("response.copy[%s]: the value at %q is %s, not a string to transform", field.Key, field.Path, describe(value))
+			}
+			var err error
+			if s, err = transform(s, field.Transform); err != nil {
+				return nil, invalidResponse("response.copy[%s]: the value at %q %v", field.Key, field.Path, err)
+			}
+			if field.Secret {
+				red.add(s)
+			}
+		}
+		copied[field.Key] = s
 	}
 	return copied, nil
 }
@@ -176,9 +201,15 @@ func checkSuccess(spec *v1alpha1.ResponseSpec, a answer, doc any, now time.Time,
 	if err != nil {
 		return &Error{Class: ClassInvalidConfig, Message: "response.success.equals is not valid JSON"}
 	}
-	got, _ := lookup(doc, spec.Success.Path)
+	got, present := lookup(doc, spec.Success.Path)
 	if jsonEqual(got, want) {
 		return nil
+	}
+	if spec.Format == v1alpha1.ResponseXML || spec.Format == v1alpha1.ResponseForm {
+		// XML and forms hold only text: equals: true matches "true".
+		if _, isString := got.(string); isString && present && text(got) == text(want) {
+			return nil
+		}
 	}
 	code, message := errorDetails(spec.Error, doc, red)
 	if message == "" {
@@ -209,10 +240,10 @@ func endpointError(spec *v1alpha1.ResponseSpec, a answer, now time.Time, red *re
 		RetryAfter: parseRetryAfter(a.header.Get("Retry-After"), now.Add(a.offset)),
 	}
 	doc, err := decodeAnswer(spec, a, red)
-	if err != nil {
-		// An XML error answer (AWS's Query APIs) is read for its code and
-		// message, and for the failure rules.
-		doc, err = decodeXMLError(a.body)
+	if err != nil && spec.Format != v1alpha1.ResponseXML {
+		// An XML error answer (AWS's JSON and Query APIs alike) is read for
+		// its code and message, and for the failure rules.
+		doc, err = decodeXML(a.body)
 	}
 	if err == nil {
 		e.Code, e.Message = errorDetails(spec.Error, doc, red)
@@ -225,13 +256,16 @@ func endpointError(spec *v1alpha1.ResponseSpec, a answer, now time.Time, red *re
 // with red: it is a credential even in an answer that turns out to be a
 // failure, and must stay out of that failure's message.
 func decodeAnswer(spec *v1alpha1.ResponseSpec, a answer, red *redactor) (any, error) {
-	doc, err := decodeJSON(a.body)
+	doc, err := decodeBody(spec.Format, a.body)
 	if err != nil {
 		return nil, err
 	}
 	if candidate, ok := lookup(doc, spec.Token); ok {
 		if token, isString := candidate.(string); isString {
 			red.add(token)
+			if transformed, err := transform(token, spec.TokenTransform); err == nil {
+				red.add(transformed)
+			}
 		}
 	}
 	return doc, nil
@@ -288,8 +322,11 @@ func expiryValue(doc any, spec *v1alpha1.ExpirySpec, token string, now time.Time
 	switch spec.Format {
 	case v1alpha1.ExpiryUnixSeconds:
 		expiry, err = numericTime(value, maxUnixSeconds, func(n float64) time.Time {
+			// A float64 near today's unix time is exact to a quarter of a
+			// microsecond: rounding to the microsecond gives back the
+			// fractions providers write (ECR's 1767225600.123).
 			whole, fraction := math.Modf(n)
-			return time.Unix(int64(whole), int64(fraction*float64(time.Second)))
+			return time.Unix(int64(whole), int64(fraction*float64(time.Second))).Round(time.Microsecond)
 		})
 	case v1alpha1.ExpiryUnixMilliseconds:
 		expiry, err = numericTime(value, maxUnixMilliseconds, func(n float64) time.Time {
@@ -301,6 +338,8 @@ func expiryValue(doc any, spec *v1alpha1.ExpirySpec, token string, now time.Time
 		})
 	case v1alpha1.ExpiryRFC3339:
 		expiry, err = rfc3339Time(value)
+	case v1alpha1.ExpiryHTTPDate:
+		expiry, err = httpDate(value)
 	case v1alpha1.ExpiryJWT:
 		s, isString := value.(string)
 		if !isString {
@@ -346,6 +385,21 @@ func rfc3339Time(value any) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("is not an RFC 3339 time")
+	}
+	return t, nil
+}
+
+// httpDate reads an HTTP date (RFC 9110): the IMF-fixdate
+// "Mon, 02 Jan 2006 15:04:05 GMT", or the obsolete RFC 850 and asctime forms
+// recipients must still accept.
+func httpDate(value any) (time.Time, error) {
+	s, ok := value.(string)
+	if !ok {
+		return time.Time{}, fmt.Errorf("is %s, not an HTTP date", describe(value))
+	}
+	t, err := http.ParseTime(strings.TrimSpace(s))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("is not an HTTP date")
 	}
 	return t, nil
 }

@@ -156,6 +156,11 @@ func (e *Engine) step(ctx context.Context, c Call, step *v1alpha1.IssuerStep, pa
 		if v, ok := e.stepCache().Get(key); ok {
 			if r := v.(*stepResult); now.Before(r.reusableUntil()) {
 				red.add(r.token)
+				for _, f := range step.Response.Copy {
+					if f.Secret {
+						red.add(r.fields[f.Key])
+					}
+				}
 				return r, key, nil
 			}
 			e.stepCache().Remove(key)
@@ -301,6 +306,7 @@ func validateStepResponse(s *v1alpha1.IssuerStep) []error {
 		problems = append(problems, fmt.Errorf("%s.token: %w", label, err))
 	}
 	problems = append(problems, validateExpiry(label+".expiry", r.Expiry)...)
+	problems = append(problems, validateAnswerShape(label, r)...)
 	if r.RefreshToken != nil || r.TokenID != "" {
 		problems = append(problems, fmt.Errorf("%s: a step's token is neither refreshed nor revoked: refreshToken and tokenID have no meaning", label))
 	}

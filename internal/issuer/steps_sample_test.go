@@ -18,10 +18,12 @@ package issuer
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
 	"github.com/tokenmint/tokenmint/api/v1alpha1"
@@ -103,5 +105,113 @@ func TestSampleGoogleWorkloadIdentityStepFailure(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "sa-token-canary") {
 		t.Errorf("the subject token leaked: %q", err)
+	}
+}
+
+const stsRole = "arn:aws:iam::123456789012:role/orders-api"
+
+// serviceAccountJWT is a ServiceAccount token as the TokenRequest API makes
+// one: an RS256 JWT for audience, expiring in ten minutes.
+func serviceAccountJWT(t *testing.T, audience string, now time.Time) string {
+	t.Helper()
+	token, err := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
+		"iss": "https://kubernetes.default.svc", "sub": "system:serviceaccount:default:orders-api",
+		"aud": []string{audience}, "iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(),
+	}).SignedString(testRSAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token
+}
+
+func TestSampleAWSSTSWebIdentity(t *testing.T) {
+	fake := &fakes.AWSSTS{Roles: []string{stsRole}}
+	run := startSample(t, "aws-sts-web-identity.yaml", fake, &fake.Base)
+	sa := *FindCredential(run.call.Spec, "kubernetes").ServiceAccountToken
+	if sa.Audience != fakes.STSAudience {
+		t.Errorf("the ServiceAccount token's audience %q is not STS's", sa.Audience)
+	}
+	saToken := serviceAccountJWT(t, sa.Audience, run.clock.Now())
+	run.call.ServiceAccountTokens = map[v1alpha1.ServiceAccountTokenSource]string{sa: saToken}
+	if key := run.token.Spec.Secret.Key; key != "AWS_SESSION_TOKEN" {
+		t.Errorf("the token is written under %q", key)
+	}
+
+	token := run.issue(t)
+	issued := fake.Issued()
+	if fake.Calls() != 1 || fake.AssumeRoleCalls() != 1 || len(issued) != 1 {
+		t.Fatalf("calls %d, issued %d; want one", fake.Calls(), len(issued))
+	}
+	if !fake.Valid(token.Value) {
+		t.Errorf("the token is not the session token STS issued")
+	}
+	wantTime(t, "ExpiresAt", token.ExpiresAt, run.clock.Now().Add(time.Hour))
+	wantFields(t, token.Fields, map[string]string{
+		"AWS_ACCESS_KEY_ID":     issued[0].Request["accessKeyId"].(string),
+		"AWS_SECRET_ACCESS_KEY": issued[0].Secrets[0],
+	})
+	if issued[0].Request["roleSessionName"] != "tokenmint-orders-api" || issued[0].Request["subject"] != "system:serviceaccount:default:orders-api" {
+		t.Errorf("request %v", issued[0].Request)
+	}
+
+	// DurationSeconds travels: a 15-minute session.
+	run.call.Parameters = map[string]apiextensionsv1.JSON{"durationSeconds": raw(`900`)}
+	token = run.issue(t)
+	wantTime(t, "ExpiresAt", token.ExpiresAt, run.clock.Now().Add(15*time.Minute))
+	// Below STS's minimum, the parameter's own bounds refuse it before any call.
+	run.call.Parameters = map[string]apiextensionsv1.JSON{"durationSeconds": raw(`899`)}
+	if _, err := run.engine.Issue(context.Background(), run.call); err == nil || fake.Calls() != 2 {
+		t.Errorf("DurationSeconds 899: %v after %d calls, want a refusal without a call", err, fake.Calls())
+	}
+}
+
+func TestSampleAWSSTSWebIdentityRefusals(t *testing.T) {
+	fake := &fakes.AWSSTS{Roles: []string{stsRole}}
+	run := startSample(t, "aws-sts-web-identity.yaml", fake, &fake.Base)
+	sa := *FindCredential(run.call.Spec, "kubernetes").ServiceAccountToken
+	tests := []struct {
+		name     string
+		token    string
+		class    Class
+		code     string
+		message  string
+		mutation func(*v1alpha1.IssuerSpec)
+	}{
+		{name: "wrong audience", token: serviceAccountJWT(t, "https://kubernetes.default.svc", run.clock.Now()),
+			class: ClassPermanent, code: "InvalidIdentityToken", message: "Incorrect token audience"},
+		{name: "expired token", token: serviceAccountJWT(t, fakes.STSAudience, run.clock.Now().Add(-time.Hour)),
+			class: ClassRetryable, code: "ExpiredToken"},
+		{name: "not a JWT", token: "not-a-jwt", class: ClassPermanent, code: "InvalidIdentityToken"},
+		{name: "a role STS does not trust for the token", token: serviceAccountJWT(t, fakes.STSAudience, run.clock.Now()),
+			class: ClassPermanent, code: "AccessDenied", mutation: func(s *v1alpha1.IssuerSpec) {
+				s.Request.Body.Form[2].Value = ptr("arn:aws:iam::123456789012:role/someone-else")
+			}},
+		{name: "a malformed session name", token: serviceAccountJWT(t, fakes.STSAudience, run.clock.Now()),
+			class: ClassPermanent, code: "ValidationError", mutation: func(s *v1alpha1.IssuerSpec) {
+				s.Request.Body.Form[3].Value = ptr("no spaces allowed")
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			call := run.call
+			if tt.mutation != nil {
+				spec := *run.call.Spec
+				spec.Request.Body = &v1alpha1.BodySpec{Form: slices.Clone(run.call.Spec.Request.Body.Form)}
+				tt.mutation(&spec)
+				call.Spec = &spec
+			}
+			call.ServiceAccountTokens = map[v1alpha1.ServiceAccountTokenSource]string{sa: tt.token}
+			_, err := run.engine.Issue(context.Background(), call)
+			e := asError(t, err)
+			if e.Class != tt.class || e.Code != tt.code || !strings.Contains(e.Message, tt.message) {
+				t.Errorf("error %q (class %s, code %q), want %s %s %q", e, e.Class, e.Code, tt.class, tt.code, tt.message)
+			}
+			if strings.Contains(err.Error(), tt.token) {
+				t.Errorf("the web identity token leaked: %q", err)
+			}
+		})
+	}
+	if len(fake.Issued()) != 0 {
+		t.Errorf("STS issued %d sessions to refused calls", len(fake.Issued()))
 	}
 }

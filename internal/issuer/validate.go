@@ -711,6 +711,7 @@ func validateResponse(spec *v1alpha1.IssuerSpec) []error {
 	}
 	checkPath("token", response.Token, true)
 	checkPath("tokenID", response.TokenID, false)
+	problems = append(problems, validateAnswerShape("response", response)...)
 	problems = append(problems, validateExpiry("response.expiry", response.Expiry)...)
 	if s := response.Success; s != nil {
 		checkPath("success.path", s.Path, true)
@@ -750,7 +751,7 @@ func validateExpiry(label string, expiry *v1alpha1.ExpirySpec) []error {
 		return nil
 	}
 	switch expiry.Format {
-	case v1alpha1.ExpiryUnixSeconds, v1alpha1.ExpiryUnixMilliseconds, v1alpha1.ExpiryRFC3339, v1alpha1.ExpiryRelativeSeconds:
+	case v1alpha1.ExpiryUnixSeconds, v1alpha1.ExpiryUnixMilliseconds, v1alpha1.ExpiryRFC3339, v1alpha1.ExpiryRelativeSeconds, v1alpha1.ExpiryHTTPDate:
 		if expiry.Path == "" {
 			return []error{fmt.Errorf("%s.path is required unless format is JWT", label)}
 		}
@@ -759,7 +760,7 @@ func validateExpiry(label string, expiry *v1alpha1.ExpirySpec) []error {
 			return nil
 		}
 	default:
-		return []error{fmt.Errorf("%s.format %q is not one of UnixSeconds, UnixMilliseconds, RFC3339, RelativeSeconds, JWT", label, expiry.Format)}
+		return []error{fmt.Errorf("%s.format %q is not one of UnixSeconds, UnixMilliseconds, RFC3339, RelativeSeconds, JWT, HTTPDate", label, expiry.Format)}
 	}
 	if _, err := splitPath(expiry.Path); err != nil {
 		return []error{fmt.Errorf("%s.path: %w", label, err)}
@@ -775,4 +776,48 @@ func revokeNeedsTokenID(revoke *v1alpha1.RequestSpec) bool {
 	return slices.ContainsFunc(valueSites(spec), func(s valueSite) bool {
 		return s.call == callRevoke && s.source.Issued == v1alpha1.IssuedTokenID
 	})
+}
+
+// maxSeparatorBytes bounds a transform's separator.
+const maxSeparatorBytes = 16
+
+// validateAnswerShape checks the response format and every transform of a
+// response (the issuer's or a step's).
+func validateAnswerShape(label string, r *v1alpha1.ResponseSpec) []error {
+	var problems []error
+	switch r.Format {
+	case "", v1alpha1.ResponseJSON, v1alpha1.ResponseXML, v1alpha1.ResponseForm:
+	default:
+		problems = append(problems, fmt.Errorf("%s.format %q is not one of JSON, XML, Form", label, r.Format))
+	}
+	if err := validateTransform(r.TokenTransform); err != nil {
+		problems = append(problems, fmt.Errorf("%s.tokenTransform: %w", label, err))
+	}
+	for _, c := range r.Copy {
+		if err := validateTransform(c.Transform); err != nil {
+			problems = append(problems, fmt.Errorf("%s.copy[%s].transform: %w", label, c.Key, err))
+		}
+	}
+	return problems
+}
+
+func validateTransform(t *v1alpha1.ValueTransform) error {
+	if t == nil {
+		return nil
+	}
+	switch t.Base64 {
+	case "", v1alpha1.Base64Standard, v1alpha1.Base64URL:
+	default:
+		return fmt.Errorf("base64 %q is not one of Standard, URL", t.Base64)
+	}
+	if t.Before != "" && t.After != "" {
+		return errors.New("set at most one of before or after")
+	}
+	if len(t.Before) > maxSeparatorBytes || len(t.After) > maxSeparatorBytes {
+		return fmt.Errorf("a separator is at most %d bytes", maxSeparatorBytes)
+	}
+	if t.Base64 == "" && t.Before == "" && t.After == "" {
+		return errors.New("transforms nothing: set base64, before or after")
+	}
+	return nil
 }

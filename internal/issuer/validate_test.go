@@ -107,6 +107,22 @@ func TestValidate(t *testing.T) {
 		{"json literal not JSON", func(s *v1alpha1.IssuerSpec) {
 			s.Request.Body = jsonBody(v1alpha1.JSONField{Path: "n", ValueSource: v1alpha1.ValueSource{JSON: "{oops"}})
 		}, "not valid JSON"},
+		{"unknown response format", func(s *v1alpha1.IssuerSpec) {
+			s.Response.Format = "YAML"
+		}, `response.format "YAML" is not one of JSON, XML, Form`},
+		{"transform both ways", func(s *v1alpha1.IssuerSpec) {
+			s.Response.TokenTransform = &v1alpha1.ValueTransform{Before: ":", After: ":"}
+		}, "response.tokenTransform: set at most one of before or after"},
+		{"empty transform of a copy", func(s *v1alpha1.IssuerSpec) {
+			s.Response.Copy = []v1alpha1.CopyField{{Key: "k", Path: "p", Transform: &v1alpha1.ValueTransform{}}}
+		}, "response.copy[k].transform: transforms nothing"},
+		{"long separator", func(s *v1alpha1.IssuerSpec) {
+			s.Response.TokenTransform = &v1alpha1.ValueTransform{After: strings.Repeat(":", 17)}
+		}, "at most 16 bytes"},
+		{"unknown base64 alphabet in a step", func(s *v1alpha1.IssuerSpec) {
+			s.Steps = []v1alpha1.IssuerStep{{Name: "a", Request: v1alpha1.RequestSpec{URL: "https://a.example/"},
+				Response: v1alpha1.ResponseSpec{Token: "t", TokenTransform: &v1alpha1.ValueTransform{Base64: "Hex"}}}}
+		}, `steps[a].response.tokenTransform: base64 "Hex" is not one of Standard, URL`},
 		{"two sources", func(s *v1alpha1.IssuerSpec) {
 			s.Request.Headers = []v1alpha1.Header{{Name: "X", ValueSource: v1alpha1.ValueSource{Value: ptr("a"), Generate: v1alpha1.GenerateUUID}}}
 		}, "exactly one of value"},

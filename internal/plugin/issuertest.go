@@ -395,19 +395,16 @@ func (t *testOptions) sendOnce(ctx context.Context, engine *issuer.Engine, call 
 	if token.RefreshToken != "" {
 		r.RefreshToken = &RefreshTokenView{Bytes: len(token.RefreshToken), ExpiresAt: moment(token.RefreshTokenExpiresAt, now)}
 	}
-	obtained := []string{token.Value, token.RefreshToken}
+	obtained := append([]string{token.Value, token.RefreshToken}, secretFields(spec, token.Fields)...)
 	if len(token.Fields) > 0 {
 		// Copied fields are what the Secret pods mount holds beside the token;
 		// should an issuer copy the token or a credential the endpoint echoes,
-		// it is hidden all the same.
+		// it is hidden all the same, and a field marked secret is not shown.
 		hidden := slices.Clone(obtained)
 		for _, v := range call.Secrets {
 			hidden = append(hidden, v)
 		}
-		r.Fields = map[string]string{}
-		for k, v := range token.Fields {
-			r.Fields[k] = issuer.Redact(v, hidden...)
-		}
+		r.Fields = fieldsView(spec, token.Fields, hidden)
 	}
 	view.Result = r
 	switch {

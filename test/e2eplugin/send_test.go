@@ -117,6 +117,7 @@ func (pl *placed) canaries() []string {
 	}
 	for _, t := range pl.base.Issued() {
 		out = append(out, t.Value, t.RefreshToken)
+		out = append(out, t.Secrets...)
 	}
 	return append(out, pl.base.CredentialsReceived()...)
 }

@@ -77,6 +77,9 @@ type IssuedToken struct {
 	Request map[string]any
 	// Revoked is true once the token was revoked.
 	Revoked bool
+	// Secrets are credentials issued beside the token, such as an AWS secret
+	// access key: written only into the Secret pods mount, shown nowhere.
+	Secrets []string
 }
 
 // Fault forces one answer instead of the fake's own.
@@ -130,12 +133,15 @@ type Base struct {
 	once        sync.Once
 }
 
-// reply is a fake's answer: a JSON body with a status and an outcome to count.
+// reply is a fake's answer: a JSON body (or raw bytes of contentType, for
+// APIs that answer otherwise) with a status and an outcome to count.
 type reply struct {
-	status  int
-	body    any
-	header  http.Header
-	outcome Outcome
+	status      int
+	body        any
+	raw         []byte
+	contentType string
+	header      http.Header
+	outcome     Outcome
 }
 
 // now is the fake's own time: Clock plus Skew.
@@ -353,6 +359,12 @@ func (b *Base) serve(w http.ResponseWriter, r *http.Request, answer func(*http.R
 	b.count(rep.outcome)
 	for name, values := range rep.header {
 		w.Header()[name] = values
+	}
+	if rep.raw != nil {
+		w.Header().Set("Content-Type", rep.contentType)
+		w.WriteHeader(rep.status)
+		_, _ = w.Write(rep.raw)
+		return
 	}
 	writeJSON(w, rep.status, rep.body)
 }
