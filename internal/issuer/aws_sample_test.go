@@ -145,3 +145,50 @@ func TestAWSSigV4Rendered(t *testing.T) {
 		}
 	}
 }
+
+// TestAWSChainSTSThenECR: the web identity step's temporary credentials
+// (its copied access key id and secret, and its token, the session token)
+// sign the ECR call; the secret and the session token appear in no error.
+func TestAWSChainSTSThenECR(t *testing.T) {
+	sts := &fakes.AWSSTS{Roles: []string{stsRole}}
+	stsRun := startSample(t, "aws-sts-web-identity.yaml", sts, &sts.Base)
+	ecr := &fakes.ECR{Lookup: func(id string) (fakes.AWSKey, bool) {
+		for _, issued := range sts.Issued() {
+			if issued.Request["accessKeyId"] == id {
+				return fakes.AWSKey{SecretAccessKey: issued.Secrets[0], SessionToken: issued.Value}, true
+			}
+		}
+		return fakes.AWSKey{}, false
+	}}
+	run := startSample(t, "aws-ecr-pull-secret.yaml", ecr, &ecr.Base)
+	sts.Clock = run.clock
+	spec := run.call.Spec
+	spec.Steps = []v1alpha1.IssuerStep{{Name: "sts", Request: stsRun.call.Spec.Request, Response: stsRun.call.Spec.Response}}
+	spec.Parameters = stsRun.call.Spec.Parameters
+	spec.Credentials = append(stsRun.call.Spec.Credentials,
+		v1alpha1.Credential{Name: "access-key-id", Step: &v1alpha1.StepSource{Name: "sts", Value: "AWS_ACCESS_KEY_ID"}},
+		v1alpha1.Credential{Name: "secret-access-key", Step: &v1alpha1.StepSource{Name: "sts", Value: "AWS_SECRET_ACCESS_KEY"}},
+		v1alpha1.Credential{Name: "session-token", Step: &v1alpha1.StepSource{Name: "sts"}})
+	spec.Request.Auth.AWSSigV4.SessionToken = &v1alpha1.ValueSource{Credential: "session-token"}
+	if err := Validate(spec); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	sa := *FindCredential(spec, "kubernetes").ServiceAccountToken
+	run.call.ServiceAccountTokens = map[v1alpha1.ServiceAccountTokenSource]string{sa: serviceAccountJWT(t, sa.Audience, run.clock.Now())}
+	run.call.StepScope = "TokenIssuer/default/aws-ecr/uid|default"
+	token := run.issue(t)
+	if !ecr.Valid(token.Value) || sts.AssumeRoleCalls() != 1 {
+		t.Fatalf("token valid %v after %d STS calls", ecr.Valid(token.Value), sts.AssumeRoleCalls())
+	}
+	// A second mint reuses the step's credentials: no second STS call.
+	run.issue(t)
+	if sts.AssumeRoleCalls() != 1 || ecr.CallsBy(fakes.OutcomeIssued) != 2 {
+		t.Fatalf("STS calls %d, ECR tokens %d; want 1 and 2", sts.AssumeRoleCalls(), ecr.CallsBy(fakes.OutcomeIssued))
+	}
+	// ECR refusing the step's key: the error names neither secret.
+	ecr.Lookup = func(string) (fakes.AWSKey, bool) { return fakes.AWSKey{SecretAccessKey: "other", SessionToken: sts.Issued()[0].Value}, true }
+	_, err := run.engine.Issue(context.Background(), run.call)
+	if err == nil || strings.Contains(err.Error(), sts.Issued()[0].Secrets[0]) || strings.Contains(err.Error(), sts.Issued()[0].Value) {
+		t.Fatalf("error %v: want a refusal naming no credential", err)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"strconv"
 	"time"
@@ -51,6 +52,9 @@ type ECR struct {
 	Base
 	// Keys are the access keys ECR knows, by access key id.
 	Keys map[string]AWSKey
+	// Lookup, when set, is asked for a key Keys does not hold (temporary
+	// credentials another fake issued).
+	Lookup func(accessKeyID string) (AWSKey, bool)
 	// Region of the registry; default us-east-1.
 	Region string
 	// ProxyEndpoint is the registry URL answered; default
@@ -79,7 +83,19 @@ func (f *ECR) answer(r *http.Request) reply {
 	if err != nil {
 		return ecrFailure(awsErr(http.StatusBadRequest, "SerializationException", "the body could not be read"), OutcomeRejected)
 	}
-	verifier := SigV4Verifier{Keys: f.Keys, Region: f.region(), Service: "ecr"}
+	keys := f.Keys
+	if f.Lookup != nil {
+		keys = maps.Clone(f.Keys)
+		if keys == nil {
+			keys = map[string]AWSKey{}
+		}
+		if a, err := parseAuthorization(r.Header.Get("Authorization")); err == nil {
+			if key, ok := f.Lookup(a.accessKeyID); ok {
+				keys[a.accessKeyID] = key
+			}
+		}
+	}
+	verifier := SigV4Verifier{Keys: keys, Region: f.region(), Service: "ecr"}
 	if _, failure := verifier.Verify(r, body, f.now()); failure != nil {
 		outcome := OutcomeUnauthorized
 		if failure.Status == http.StatusBadRequest {
