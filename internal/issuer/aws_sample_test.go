@@ -186,7 +186,9 @@ func TestAWSChainSTSThenECR(t *testing.T) {
 		t.Fatalf("STS calls %d, ECR tokens %d; want 1 and 2", sts.AssumeRoleCalls(), ecr.CallsBy(fakes.OutcomeIssued))
 	}
 	// ECR refusing the step's key: the error names neither secret.
-	ecr.Lookup = func(string) (fakes.AWSKey, bool) { return fakes.AWSKey{SecretAccessKey: "other", SessionToken: sts.Issued()[0].Value}, true }
+	ecr.Lookup = func(string) (fakes.AWSKey, bool) {
+		return fakes.AWSKey{SecretAccessKey: "other", SessionToken: sts.Issued()[0].Value}, true
+	}
 	_, err := run.engine.Issue(context.Background(), run.call)
 	if err == nil || strings.Contains(err.Error(), sts.Issued()[0].Secrets[0]) || strings.Contains(err.Error(), sts.Issued()[0].Value) {
 		t.Fatalf("error %v: want a refusal naming no credential", err)
