@@ -24,8 +24,9 @@ import (
 // IssuerSpec describes how to obtain a token from one token endpoint: the request
 // to send, how to read the response, and optional refresh and revoke calls. It is
 // shared by TokenIssuer and ClusterTokenIssuer.
-// +kubebuilder:validation:XValidation:rule="has(self.request) != has(self.signedJWT)",message="set exactly one of request (a token endpoint) or signedJWT (a token tokenmint signs itself)"
-// +kubebuilder:validation:XValidation:rule="has(self.request) == has(self.response)",message="response is required with request, and has no meaning with signedJWT"
+// +kubebuilder:validation:XValidation:rule="[has(self.request), has(self.signedJWT), has(self.awsPresignedURL)].filter(x, x).size() == 1",message="set exactly one of request (a token endpoint), signedJWT (a token tokenmint signs itself) or awsPresignedURL"
+// +kubebuilder:validation:XValidation:rule="has(self.request) == has(self.response)",message="response is required with request, and has no meaning with signedJWT or awsPresignedURL"
+// +kubebuilder:validation:XValidation:rule="!has(self.awsPresignedURL) || (!has(self.refresh) && !has(self.revoke) && !has(self.clientCertificate) && !has(self.caBundle) && !has(self.steps))",message="an issuer with awsPresignedURL makes no call: refresh, revoke, clientCertificate, caBundle and steps have no meaning"
 // +kubebuilder:validation:XValidation:rule="!has(self.signedJWT) || (!has(self.refresh) && !has(self.revoke) && !has(self.clientCertificate) && !has(self.caBundle) && !has(self.credentials))",message="an issuer with signedJWT makes no call: refresh, revoke, clientCertificate, caBundle and credentials have no meaning"
 // +kubebuilder:validation:XValidation:rule="!has(self.request) || has(self.request.url)",message="request.url is required"
 // +kubebuilder:validation:XValidation:rule="!has(self.steps) || !has(self.signedJWT)",message="steps are calls: an issuer with signedJWT makes none"
@@ -75,6 +76,13 @@ type IssuerSpec struct {
 	// renewed before then like any token.
 	// +optional
 	SignedJWT *SignedJWT `json:"signedJWT,omitempty"`
+
+	// awsPresignedURL, instead of request and response, makes the token a
+	// URL pre-signed with AWS Signature Version 4 (an EKS token, an RDS IAM
+	// authentication token). No call is made; its access key comes from the
+	// issuer's credentials.
+	// +optional
+	AWSPresignedURL *AWSPresignedURL `json:"awsPresignedURL,omitempty"`
 
 	// refresh is the call used instead of request while a refresh token from an
 	// earlier response is still valid (an OAuth2 refresh_token grant, for example).
@@ -228,8 +236,9 @@ type RequestSpec struct {
 	Body *BodySpec `json:"body,omitempty"`
 }
 
-// AuthSpec is the client authentication of a request: exactly one of bearer or basic.
-// +kubebuilder:validation:XValidation:rule="has(self.bearer) != has(self.basic)",message="exactly one of bearer or basic must be set"
+// AuthSpec is the client authentication of a request: exactly one of bearer,
+// basic or awsSigV4.
+// +kubebuilder:validation:XValidation:rule="[has(self.bearer), has(self.basic), has(self.awsSigV4)].filter(x, x).size() == 1",message="exactly one of bearer, basic or awsSigV4 must be set"
 type AuthSpec struct {
 	// bearer sends "Authorization: Bearer <value>".
 	// +kubebuilder:validation:XValidation:rule="!has(self.json)",message="json literals are for JSON body fields; use value"
@@ -240,6 +249,13 @@ type AuthSpec struct {
 	// and secret or an OAuth2 client id and secret.
 	// +optional
 	Basic *BasicAuth `json:"basic,omitempty"`
+
+	// awsSigV4 signs the request with AWS Signature Version 4, after every
+	// header and the body are final: Authorization, X-Amz-Date (on the
+	// provider's clock) and, with a session token, X-Amz-Security-Token. A
+	// signed request follows no redirect.
+	// +optional
+	AWSSigV4 *AWSSigV4 `json:"awsSigV4,omitempty"`
 }
 
 // BasicAuth is an HTTP Basic username and password.
@@ -266,9 +282,18 @@ type Header struct {
 	ValueSource `json:",inline"`
 }
 
-// BodySpec is the request body: exactly one of json or form.
-// +kubebuilder:validation:XValidation:rule="has(self.json) != has(self.form)",message="exactly one of json or form must be set"
+// BodySpec is the request body: exactly one of json or form, or only
+// jsonContentType for an empty JSON object.
+// +kubebuilder:validation:XValidation:rule="!(has(self.json) && has(self.form)) && (has(self.json) || has(self.form) || has(self.jsonContentType))",message="exactly one of json or form must be set (or jsonContentType alone, for {})"
+// +kubebuilder:validation:XValidation:rule="!has(self.jsonContentType) || !has(self.form)",message="jsonContentType is for JSON bodies"
 type BodySpec struct {
+	// jsonContentType is the Content-Type of a JSON body: application/json
+	// (the default), or application/x-amz-json-1.0 or 1.1 for AWS's JSON
+	// APIs. Set alone, the body is the empty object {}.
+	// +kubebuilder:validation:Enum=application/json;application/x-amz-json-1.0;application/x-amz-json-1.1
+	// +optional
+	JSONContentType string `json:"jsonContentType,omitempty"`
+
 	// json sends an application/json object built from these fields.
 	// +listType=map
 	// +listMapKey=path

@@ -104,7 +104,7 @@ var _ = Describe("admission", func() {
 			func(s *tokensv1alpha1.IssuerSpec) {
 				s.Request.Auth.Basic = &tokensv1alpha1.BasicAuth{Username: lit("u"), Password: lit("p")}
 			},
-			"exactly one of bearer or basic must be set"),
+			"exactly one of bearer, basic or awsSigV4 must be set"),
 		Entry("a json literal as a bearer token",
 			func(s *tokensv1alpha1.IssuerSpec) { s.Request.Auth.Bearer = &tokensv1alpha1.ValueSource{JSON: `"x"`} },
 			"json literals are for JSON body fields; use value"),
@@ -313,12 +313,12 @@ var _ = Describe("admission", func() {
 			"keys apply to StringMap parameters only"),
 		Entry("both a request and signedJWT",
 			func(s *tokensv1alpha1.IssuerSpec) { s.SignedJWT = selfSignedJWT() },
-			"set exactly one of request (a token endpoint) or signedJWT"),
+			"set exactly one of request (a token endpoint), signedJWT (a token tokenmint signs itself) or awsPresignedURL"),
 		Entry("neither a request nor signedJWT",
 			func(s *tokensv1alpha1.IssuerSpec) {
 				s.Request, s.Response = tokensv1alpha1.RequestSpec{}, tokensv1alpha1.ResponseSpec{}
 			},
-			"set exactly one of request (a token endpoint) or signedJWT"),
+			"set exactly one of request (a token endpoint), signedJWT (a token tokenmint signs itself) or awsPresignedURL"),
 		Entry("signedJWT with a response",
 			func(s *tokensv1alpha1.IssuerSpec) {
 				s.Request, s.SignedJWT = tokensv1alpha1.RequestSpec{}, selfSignedJWT()
@@ -343,7 +343,75 @@ var _ = Describe("admission", func() {
 				s.SignedJWT.Lifetime = &tokensv1alpha1.Duration{Duration: 2 * time.Hour}
 			},
 			"lifetime must be between 10s and 1h"),
+		Entry("awsSigV4 with a literal secret access key",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Request.Auth = &tokensv1alpha1.AuthSpec{AWSSigV4: awsSigV4()}
+				s.Request.Auth.AWSSigV4.SecretAccessKey = lit("inline-secret")
+			},
+			"secretAccessKey must be a credential"),
+		Entry("awsSigV4 with a literal session token",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Request.Auth = &tokensv1alpha1.AuthSpec{AWSSigV4: awsSigV4()}
+				s.Request.Auth.AWSSigV4.SessionToken = ptr.To(lit("inline-session"))
+			},
+			"sessionToken must be a credential"),
+		Entry("awsSigV4 with bearer",
+			func(s *tokensv1alpha1.IssuerSpec) { s.Request.Auth.AWSSigV4 = awsSigV4() },
+			"exactly one of bearer, basic or awsSigV4 must be set"),
+		Entry("awsSigV4 with a region that is not one",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Request.Auth = &tokensv1alpha1.AuthSpec{AWSSigV4: awsSigV4()}
+				s.Request.Auth.AWSSigV4.Region = "us-east-1/../x"
+			},
+			"spec.request.auth.awsSigV4.region"),
+		Entry("awsSigV4 with a service that is not one",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Request.Auth = &tokensv1alpha1.AuthSpec{AWSSigV4: awsSigV4()}
+				s.Request.Auth.AWSSigV4.Service = "ECR Service"
+			},
+			"spec.request.auth.awsSigV4.service"),
+		Entry("jsonContentType with a form body",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Request.Body = &tokensv1alpha1.BodySpec{JSONContentType: "application/x-amz-json-1.1",
+					Form: []tokensv1alpha1.FormField{{Name: "a", ValueSource: lit("b")}}}
+			},
+			"jsonContentType is for JSON bodies"),
+		Entry("awsPresignedURL with a request",
+			func(s *tokensv1alpha1.IssuerSpec) { s.AWSPresignedURL = awsPresigned() },
+			"set exactly one of request (a token endpoint), signedJWT (a token tokenmint signs itself) or awsPresignedURL"),
+		Entry("awsPresignedURL with both eks and rds",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Request, s.Response, s.AWSPresignedURL = tokensv1alpha1.RequestSpec{}, tokensv1alpha1.ResponseSpec{}, awsPresigned()
+				s.AWSPresignedURL.RDS = &tokensv1alpha1.AWSRDSToken{Host: "db.example.com", Port: 5432, User: "app"}
+			},
+			"set exactly one of eks or rds"),
+		Entry("awsPresignedURL with steps",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Request, s.Response, s.AWSPresignedURL = tokensv1alpha1.RequestSpec{}, tokensv1alpha1.ResponseSpec{}, awsPresigned()
+				s.Steps = []tokensv1alpha1.IssuerStep{{Name: "sts", Request: tokensv1alpha1.RequestSpec{URL: "https://sts.example.com/"},
+					Response: tokensv1alpha1.ResponseSpec{Token: "token"}}}
+			},
+			"an issuer with awsPresignedURL makes no call"),
+		Entry("an RDS token for a host that is not a DNS name",
+			func(s *tokensv1alpha1.IssuerSpec) {
+				s.Request, s.Response, s.AWSPresignedURL = tokensv1alpha1.RequestSpec{}, tokensv1alpha1.ResponseSpec{}, awsPresigned()
+				s.AWSPresignedURL.EKS, s.AWSPresignedURL.RDS = nil, &tokensv1alpha1.AWSRDSToken{Host: "db.example.com/x?", Port: 5432, User: "app"}
+			},
+			"spec.awsPresignedURL.rds.host"),
 	)
+
+	It("accepts AWS Signature Version 4 and pre-signed URL issuers", func() {
+		signed := valid()
+		signed.Spec.Request.Auth = &tokensv1alpha1.AuthSpec{AWSSigV4: awsSigV4()}
+		signed.Spec.Request.Body = &tokensv1alpha1.BodySpec{JSONContentType: "application/x-amz-json-1.1"}
+		Expect(k8sClient.Create(ctx, signed)).To(Succeed())
+		DeferCleanup(k8sClient.Delete, ctx, signed)
+		presigned := valid()
+		presigned.Spec.Request, presigned.Spec.Response, presigned.Spec.AWSPresignedURL =
+			tokensv1alpha1.RequestSpec{}, tokensv1alpha1.ResponseSpec{}, awsPresigned()
+		Expect(k8sClient.Create(ctx, presigned)).To(Succeed())
+		DeferCleanup(k8sClient.Delete, ctx, presigned)
+	})
 
 	It("accepts a rate limit as providers document theirs, and defaults its period", func() {
 		ti := valid()
@@ -656,3 +724,21 @@ var _ = Describe("ClusterAccessToken admission", func() {
 		Expect(got.Spec.IssuerRef.Name).To(Equal("other"))
 	})
 })
+
+// awsSigV4 is a valid awsSigV4 auth reading its secret from the baseline
+// issuer's credential.
+func awsSigV4() *tokensv1alpha1.AWSSigV4 {
+	return &tokensv1alpha1.AWSSigV4{AWSCredentials: awsKey(), Region: "us-east-1", Service: "ecr"}
+}
+
+// awsPresigned is a valid EKS token spec.
+func awsPresigned() *tokensv1alpha1.AWSPresignedURL {
+	return &tokensv1alpha1.AWSPresignedURL{AWSCredentials: awsKey(), Region: "eu-west-1",
+		EKS: &tokensv1alpha1.AWSEKSToken{ClusterName: "prod"}}
+}
+
+func awsKey() tokensv1alpha1.AWSCredentials {
+	id := "AKIAIOSFODNN7EXAMPLE"
+	return tokensv1alpha1.AWSCredentials{AccessKeyID: tokensv1alpha1.ValueSource{Value: &id},
+		SecretAccessKey: tokensv1alpha1.ValueSource{Credential: "aws-secret"}}
+}

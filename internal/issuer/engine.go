@@ -184,6 +184,9 @@ func (e *Engine) Issue(ctx context.Context, c Call) (*Token, error) {
 	if SelfSigned(c.Spec) {
 		return e.sign(c, parameters, red)
 	}
+	if awsPresigned(c.Spec) != nil {
+		return e.presign(c, parameters, red)
+	}
 	if c.Held != nil && c.Spec.Refresh != nil && c.Spec.RefreshExtends {
 		return e.extendOrReplace(ctx, c, parameters, red)
 	}
@@ -271,7 +274,7 @@ func (e *Engine) Revoke(ctx context.Context, c Call, token, tokenID string) (err
 // prepare checks the configuration, the HTTP client and the parameters, and
 // starts the redactor with every credential the call was given.
 func (e *Engine) prepare(c Call) (map[string]any, *redactor, error) {
-	if c.HTTPClient == nil && !SelfSigned(c.Spec) {
+	if c.HTTPClient == nil && !MakesNoCall(c.Spec) {
 		if err := Validate(c.Spec); err != nil {
 			return nil, nil, &Error{Class: ClassInvalidConfig, Message: err.Error(), cause: err}
 		}

@@ -62,6 +62,9 @@ func (e *Engine) Render(c Call) (*RenderedRequest, error) {
 	if SelfSigned(c.Spec) {
 		return nil, &Error{Class: ClassInvalidConfig, Message: "the issuer signs its token itself (signedJWT): it sends no request"}
 	}
+	if awsPresigned(c.Spec) != nil {
+		return nil, &Error{Class: ClassInvalidConfig, Message: "the issuer's token is a pre-signed URL (awsPresignedURL): it sends no request"}
+	}
 	c.Spec = Effective(c.Spec)
 	parameters, red, err := e.prepareValues(c)
 	if err != nil {
@@ -110,6 +113,11 @@ func (e *Engine) Render(c Call) (*RenderedRequest, error) {
 		for _, value := range req.Header[name] {
 			if name == "Authorization" && strings.HasPrefix(value, "Basic ") {
 				value = basicLabel(strings.TrimPrefix(value, "Basic "), m)
+			}
+			if name == "Authorization" && strings.HasPrefix(value, "AWS4-HMAC-SHA256 ") {
+				// A signature is good for its request for minutes: a
+				// rendered one could be replayed.
+				value = sigV4SignaturePattern.ReplaceAllString(value, "Signature=<signature>")
 			}
 			out.Headers = append(out.Headers, RenderedHeader{Name: name, Value: safe(value)})
 		}

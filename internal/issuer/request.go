@@ -18,6 +18,7 @@ package issuer
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -49,6 +50,10 @@ func buildRequest(ctx context.Context, spec *v1alpha1.RequestSpec, target string
 	if body != nil {
 		reader = bytes.NewReader(body)
 	}
+	sigV4 := spec.Auth != nil && spec.Auth.AWSSigV4 != nil
+	if sigV4 {
+		ctx = withSignedRequest(ctx)
+	}
 	req, err := http.NewRequestWithContext(ctx, method, target, reader)
 	if err != nil {
 		return nil, fmt.Errorf("url: %w", err)
@@ -75,10 +80,17 @@ func buildRequest(ctx context.Context, spec *v1alpha1.RequestSpec, target string
 	if err := authenticate(req, spec.Auth, values, red); err != nil {
 		return nil, err
 	}
+	if sigV4 {
+		// Last: the signature covers the headers and body as they are now.
+		if err := signAWSSigV4(req, body, spec.Auth.AWSSigV4, values, red); err != nil {
+			return nil, err
+		}
+	}
 	return req, nil
 }
 
-// authenticate sets the Authorization header.
+// authenticate sets the Authorization header of bearer and basic; awsSigV4
+// is signed by buildRequest once the request is final.
 func authenticate(req *http.Request, auth *v1alpha1.AuthSpec, values *valueResolver, red *redactor) error {
 	switch {
 	case auth == nil:
@@ -140,9 +152,9 @@ func buildBody(spec *v1alpha1.BodySpec, values *valueResolver) (body []byte, con
 	switch {
 	case spec == nil:
 		return nil, "", nil
-	case len(spec.JSON) > 0:
+	case len(spec.JSON) > 0 || spec.JSONContentType != "":
 		body, err = jsonBody(spec.JSON, values)
-		return body, "application/json", err
+		return body, cmp.Or(spec.JSONContentType, "application/json"), err
 	case len(spec.Form) > 0:
 		body, err = formBody(spec.Form, values)
 		return body, "application/x-www-form-urlencoded", err

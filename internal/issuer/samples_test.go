@@ -48,6 +48,7 @@ import (
 
 	"github.com/tokenmint/tokenmint/api/v1alpha1"
 	"github.com/tokenmint/tokenmint/test/fakes"
+	"github.com/tokenmint/tokenmint/test/samples"
 )
 
 // sample is one file of config/samples, decoded into the API types.
@@ -120,6 +121,8 @@ func mustUnmarshalStrict(t testing.TB, doc []byte, into any) {
 // a private key (keys named private-key) is testRSAKey in PKCS#1 PEM.
 func testCredential(secret, key string) string {
 	switch key {
+	case "AWS_ACCESS_KEY_ID":
+		return samples.AWSAccessKeyID
 	case "private-key", "tls.key":
 		return string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(testRSAKey)}))
 	case "tls.crt":

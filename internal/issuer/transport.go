@@ -129,10 +129,14 @@ var errRedirectRefused = errors.New("redirect refused")
 
 // sameHostRedirects follows a few redirects to the same scheme and host only.
 // Go would drop the Authorization header on a cross-host redirect, but the body
-// may carry credentials too, so such a redirect is refused outright.
+// may carry credentials too, so such a redirect is refused outright. A
+// request signed for its URL (AWS Signature Version 4) follows none: its
+// signature would be replayed at another path.
 func sameHostRedirects(req *http.Request, via []*http.Request) error {
 	first := via[0].URL
 	switch {
+	case isSignedRequest(via[0]):
+		return fmt.Errorf("%w: a signed request follows no redirect", errRedirectRefused)
 	case len(via) > maxRedirects:
 		return fmt.Errorf("%w: more than %d redirects", errRedirectRefused, maxRedirects)
 	case req.URL.Host != first.Host:

@@ -74,7 +74,7 @@ type namedRequest struct {
 // requests lists the requests the spec describes, the primary one first, with
 // what refresh and revoke inherit from request filled in (see Effective).
 func requests(spec *v1alpha1.IssuerSpec) []namedRequest {
-	if SelfSigned(spec) {
+	if MakesNoCall(spec) {
 		return nil
 	}
 	spec = Effective(spec)
@@ -95,6 +95,11 @@ func requests(spec *v1alpha1.IssuerSpec) []namedRequest {
 // valueSites lists every value source of every request of spec.
 func valueSites(spec *v1alpha1.IssuerSpec) []valueSite {
 	var sites []valueSite
+	if p := awsPresigned(spec); p != nil {
+		addAWSCredentials(&p.AWSCredentials, "awsPresignedURL", func(source *v1alpha1.ValueSource, label string) {
+			sites = append(sites, valueSite{label: label, call: callRequest, place: placeAuth, source: source})
+		})
+	}
 	for _, r := range requests(spec) {
 		add := func(place placeKind, source *v1alpha1.ValueSource, format string, args ...any) {
 			label := string(r.kind) + "." + fmt.Sprintf(format, args...)
@@ -107,6 +112,11 @@ func valueSites(spec *v1alpha1.IssuerSpec) []valueSite {
 			if auth.Basic != nil {
 				add(placeAuth, &auth.Basic.Username, "auth.basic.username")
 				add(placeAuth, &auth.Basic.Password, "auth.basic.password")
+			}
+			if auth.AWSSigV4 != nil {
+				addAWSCredentials(&auth.AWSSigV4.AWSCredentials, "auth.awsSigV4", func(source *v1alpha1.ValueSource, label string) {
+					add(placeAuth, source, "%s", label)
+				})
 			}
 		}
 		for i := range r.spec.Headers {
@@ -226,6 +236,9 @@ func Validate(spec *v1alpha1.IssuerSpec) error {
 	if SelfSigned(spec) {
 		return join([]error{CheckCredentialSecrets(spec), validateSelfSigned(spec)})
 	}
+	if awsPresigned(spec) != nil {
+		return validatePresigned(spec)
+	}
 	problems := []error{CheckCredentialSecrets(spec)}
 	problems = append(problems, validateCredentials(spec)...)
 	for _, r := range requests(spec) {
@@ -284,6 +297,9 @@ func validateSelfSigned(spec *v1alpha1.IssuerSpec) error {
 	return join(problems)
 }
 
+// sigV4Headers are written by AWS Signature Version 4 signing.
+var sigV4Headers = []string{"X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256"}
+
 // reservedHeaders are set by the engine or by Go's transport; listing them
 // would either be ignored or break the request.
 var reservedHeaders = []string{"Content-Type", "Content-Length", "Host", "Transfer-Encoding", "Connection"}
@@ -313,8 +329,21 @@ func validateRequest(spec *v1alpha1.IssuerSpec, r namedRequest) []error {
 	default:
 		fail("method: %q is not one of GET, POST, PUT, PATCH, DELETE", r.spec.Method)
 	}
-	if auth := r.spec.Auth; auth != nil && (auth.Bearer == nil) == (auth.Basic == nil) {
-		fail("auth: exactly one of bearer or basic must be set")
+	if auth := r.spec.Auth; auth != nil {
+		set := 0
+		for _, isSet := range []bool{auth.Bearer != nil, auth.Basic != nil, auth.AWSSigV4 != nil} {
+			if isSet {
+				set++
+			}
+		}
+		if set != 1 {
+			fail("auth: exactly one of bearer, basic or awsSigV4 must be set")
+		}
+		if auth.AWSSigV4 != nil {
+			for _, err := range validateSigV4(auth.AWSSigV4) {
+				fail("%w", err)
+			}
+		}
 	}
 	seen := map[string]bool{}
 	for _, h := range r.spec.Headers {
@@ -328,6 +357,8 @@ func validateRequest(spec *v1alpha1.IssuerSpec, r namedRequest) []error {
 			fail("headers: %s is set by the engine and cannot be listed", h.Name)
 		case canonical == "Authorization" && r.spec.Auth != nil:
 			fail("headers: Authorization cannot be listed together with auth")
+		case r.spec.Auth != nil && r.spec.Auth.AWSSigV4 != nil && slices.Contains(sigV4Headers, canonical):
+			fail("headers: %s is set by awsSigV4 signing and cannot be listed", h.Name)
 		}
 		seen[canonical] = true
 	}
@@ -388,8 +419,13 @@ func urlPlaceholders(raw string) []string {
 }
 
 func validateBody(kind callKind, body *v1alpha1.BodySpec) []error {
-	if (len(body.JSON) == 0) == (len(body.Form) == 0) {
+	switch {
+	case len(body.JSON) > 0 && len(body.Form) > 0, len(body.JSON) == 0 && len(body.Form) == 0 && body.JSONContentType == "":
 		return []error{fmt.Errorf("%s.body: exactly one of json or form must be set", kind)}
+	case body.JSONContentType != "" && len(body.Form) > 0:
+		return []error{fmt.Errorf("%s.body: jsonContentType is for JSON bodies", kind)}
+	case body.JSONContentType != "" && !slices.Contains([]string{"application/json", "application/x-amz-json-1.0", "application/x-amz-json-1.1"}, body.JSONContentType):
+		return []error{fmt.Errorf("%s.body: jsonContentType %q is not application/json, application/x-amz-json-1.0 or application/x-amz-json-1.1", kind, body.JSONContentType)}
 	}
 	var problems []error
 	shape := map[string]any{}

@@ -173,7 +173,7 @@ func TestValidate(t *testing.T) {
 		}, "cannot be listed together with auth"},
 		{"both bearer and basic", func(s *v1alpha1.IssuerSpec) {
 			s.Request.Auth = &v1alpha1.AuthSpec{Bearer: ptr(literal("x")), Basic: &v1alpha1.BasicAuth{Username: literal("u"), Password: literal("p")}}
-		}, "exactly one of bearer or basic"},
+		}, "exactly one of bearer, basic or awsSigV4"},
 		{"success equals not JSON", func(s *v1alpha1.IssuerSpec) {
 			s.Response.Success = &v1alpha1.SuccessSpec{Path: "ok", Equals: raw("tru")}
 		}, "success.equals is not valid JSON"},

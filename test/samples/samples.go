@@ -58,6 +58,8 @@ import (
 // recognisable string.
 func Credential(secret, key string) string {
 	switch key {
+	case "AWS_ACCESS_KEY_ID":
+		return AWSAccessKeyID
 	case "private-key", "tls.key":
 		return testKeyPEM()
 	case "private-key.p8":
@@ -73,6 +75,10 @@ func Credential(secret, key string) string {
 	}
 	return "test-" + secret + "-" + key
 }
+
+// AWSAccessKeyID is the access key id of the samples' AWS Secrets (an IAM
+// user's key, as AWS's documentation writes its example).
+const AWSAccessKeyID = "AKIAIOSFODNN7EXAMPLE"
 
 // The tenant and application of the Entra sample.
 const (
@@ -198,6 +204,10 @@ var Providers = []Provider{
 		f := &fakes.OAuth2Server{TokenPath: "/oauth2/default/v1/token", Scopes: []string{"orders.read"},
 			AssertionKeys: map[string]crypto.PublicKey{"0oa1example2client3": &TestKey().PublicKey},
 			Audience:      "https://example.okta.com/oauth2/default/v1/token"}
+		return f, &f.Base
+	}},
+	{"aws-ecr-pull-secret", "aws-ecr-pull-secret.yaml", func() (fakes.Server, *fakes.Base) {
+		f := &fakes.ECR{Keys: map[string]fakes.AWSKey{AWSAccessKeyID: {SecretAccessKey: Credential("aws-ecr-user", "AWS_SECRET_ACCESS_KEY")}}}
 		return f, &f.Base
 	}},
 	{"oauth2-client-credentials", "oauth2-client-credentials.yaml", func() (fakes.Server, *fakes.Base) {
