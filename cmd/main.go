@@ -98,6 +98,7 @@ func main() {
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	cfg.LeaseDuration, cfg.RenewDeadline, cfg.RetryPeriod = leaseDuration, renewDeadline, retryPeriod
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	tuneMemory()
