@@ -80,8 +80,8 @@ type job struct {
 	asked   bool
 	started bool
 	done    bool
-	result ctrl.Result
-	err    error
+	result  ctrl.Result
+	err     error
 }
 
 // CallGate admits a job to an issuer at now, or says how long until it may.
