@@ -39,8 +39,6 @@ import (
 	"github.com/tokenmint/tokenmint/internal/sharding"
 )
 
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
-
 // ShardIdentity returns a replica identity for sharding: the host (pod)
 // name and a random suffix, so that a restarted pod of the same name is a
 // new member and never mistakes its predecessor's Leases for its own.
