@@ -261,12 +261,15 @@ func (c *Coordinator) Stop(ctx context.Context) {
 // free or expired ranges up to this replica's share.
 func (c *Coordinator) Sync(ctx context.Context) error {
 	now := c.opts.Clock.Now()
+	var errs []error
+	// A member Lease that cannot be written does not stop the ranges'
+	// renewals: it only lets the others count this replica out.
 	if err := c.renewMember(ctx, now); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	list := &coordinationv1.LeaseList{}
 	if err := c.opts.Client.List(ctx, list, client.InNamespace(c.opts.Namespace), client.HasLabels{LabelLease}); err != nil {
-		return fmt.Errorf("listing shard leases: %w", err)
+		return errors.Join(append(errs, fmt.Errorf("listing shard leases: %w", err))...)
 	}
 	ranges := map[int]*coordinationv1.Lease{}
 	var live []string
@@ -304,7 +307,6 @@ func (c *Coordinator) Sync(ctx context.Context) error {
 	target := Targets(live, c.opts.Ranges)[c.opts.Identity]
 	c.mu.Unlock()
 
-	var errs []error
 	// Renew what is held; a Lease gone or taken by another is lost.
 	for _, rng := range c.heldRanges() {
 		if err := c.renew(ctx, rng, ranges[rng], now); err != nil {
