@@ -99,7 +99,11 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			cond.Message = "configuration is valid, its credential Secrets exist, and the endpoint accepted the last call"
 		}
 	}
-	if prev := meta.FindStatusCondition(orig.Conditions, tokensv1alpha1.ConditionReady); r.Recorder != nil && prev != nil && prev.Reason != cond.Reason {
+	// An event marks each change of Ready's reason, and an issuer whose
+	// first known state is already False (its first status may come after
+	// the first call's failure).
+	prev := meta.FindStatusCondition(orig.Conditions, tokensv1alpha1.ConditionReady)
+	if r.Recorder != nil && ((prev == nil && cond.Status == metav1.ConditionFalse) || (prev != nil && prev.Reason != cond.Reason)) {
 		switch {
 		case cond.Status == metav1.ConditionFalse:
 			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, cond.Reason, "Validate", "%s", cond.Message)
