@@ -44,7 +44,7 @@ var _ = Describe("AWS Signature Version 4", func() {
 		ns := "aws-" + rand.String(6)
 		Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
 		url := serveFake(fake, &fake.Base)
-		s, err := samples.Load("aws-ecr-pull-secret.yaml")
+		s, err := samples.Load("aws-ecr-pull-secret-access-key.yaml")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(s.PointAt(url)).To(Succeed())
 		s.FillCredentials()
