@@ -251,4 +251,22 @@ func TestSampleAWSECRKeylessSignsWithTheStep(t *testing.T) {
 	if len(SecretRefs(s.issuer)) != 0 || len(s.secrets) != 0 {
 		t.Errorf("the keyless sample reads Secrets")
 	}
+	// kubectl tokenmint test renders the ECR call before any step ran: the
+	// step's values stand in, shown by name.
+	rendered, err := (&Engine{}).Render(Call{Spec: s.issuer})
+	if err != nil {
+		t.Fatalf("Render: %v", err)
+	}
+	var auth, session string
+	for _, h := range rendered.Headers {
+		switch h.Name {
+		case "Authorization":
+			auth = h.Value
+		case "X-Amz-Security-Token":
+			session = h.Value
+		}
+	}
+	if !strings.HasPrefix(auth, "AWS4-HMAC-SHA256 Credential=<AWS_ACCESS_KEY_ID of step sts>/") || session != "<token of step sts>" {
+		t.Errorf("Authorization %q, X-Amz-Security-Token %q", auth, session)
+	}
 }
