@@ -17,14 +17,18 @@ limitations under the License.
 package controller
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/utils/clock"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
 	"github.com/tokenmint/tokenmint/internal/secret"
@@ -44,7 +48,7 @@ var _ = Describe("AWS Signature Version 4", func() {
 		ns := "aws-" + rand.String(6)
 		Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
 		url := serveFake(fake, &fake.Base)
-		s, err := samples.Load("aws-ecr-pull-secret.yaml")
+		s, err := samples.Load("aws-ecr-pull-secret-access-key.yaml")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(s.PointAt(url)).To(Succeed())
 		s.FillCredentials()
@@ -83,5 +87,81 @@ var _ = Describe("AWS Signature Version 4", func() {
 		c := renewing(at)
 		Expect(strings.Contains(c.Message, secretKey) || strings.Contains(c.Message, session)).To(BeFalse())
 		Expect(fake.CallsBy(fakes.OutcomeIssued)).To(BeZero())
+	})
+})
+
+var _ = Describe("the keyless AWS ECR sample", func() {
+	It("writes a dockerconfigjson Secret from ECR, signed by STS web identity credentials reused across renewals", func() {
+		ns := "ecr-" + rand.String(6)
+		Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+		fake := fakes.NewAWSWebIdentityECR("arn:aws:iam::123456789012:role/ecr-pull")
+		// The apiserver signs the web identity token with the real time,
+		// whatever the suite's clock says; STS trusts the cluster's
+		// ServiceAccount issuer, so the real apiserver reviews the token.
+		fake.STS.TokenClock = clock.RealClock{}
+		fake.STS.Verify = func(token string) bool {
+			review := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: []string{fakes.STSAudience}}}
+			return k8sClient.Create(ctx, review) == nil && review.Status.Authenticated &&
+				review.Status.User.Username == "system:serviceaccount:"+ns+":ecr-puller"
+		}
+		fake.SetLifetime(15 * time.Minute) // ECR's token ends before the one-hour session
+		s, err := samples.Load("aws-ecr-pull-secret.yaml")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.Secrets).To(BeEmpty())
+		Expect(s.PointAt(serveFake(fake, &fake.Base))).To(Succeed())
+		s.Place(ns, credentialsNamespace, "")
+		create(s)
+
+		at := waitReady(s.AccessToken)
+		Expect(fake.STS.AssumeRoleCalls()).To(Equal(1))
+		Expect(fake.STS.Calls()).To(Equal(1))
+		Expect(fake.Calls()).To(Equal(1))
+		session := fake.STS.Issued()[0]
+		addCanaries(session.Value, session.Secrets[0])
+		addCanaries(fake.STS.CredentialsReceived()...)
+
+		// pullAuth is the Secret's auth for the registry, decoded.
+		pullAuth := func() string {
+			sec, err := secretOf(at)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(sec.Type).To(Equal(corev1.SecretTypeDockerConfigJson))
+			var config struct {
+				Auths map[string]struct{ Username, Password, Auth string }
+			}
+			Expect(json.Unmarshal(sec.Data[corev1.DockerConfigJsonKey], &config)).To(Succeed())
+			Expect(config.Auths).To(HaveLen(1))
+			entry := config.Auths["123456789012.dkr.ecr.us-east-1.amazonaws.com"]
+			Expect(entry.Username).To(Equal("AWS"))
+			auth, err := base64.StdEncoding.DecodeString(entry.Auth)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(auth)).To(Equal("AWS:" + entry.Password))
+			return string(auth)
+		}
+		issued := fake.Issued()
+		Expect(issued).To(HaveLen(1))
+		addCanaries(issued[0].Request["password"].(string))
+		Expect(pullAuth()).To(Equal("AWS:" + issued[0].Request["password"].(string)))
+		// ECR's authorizationToken is that auth, as ECR encodes it.
+		decoded, err := base64.StdEncoding.DecodeString(issued[0].Value)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(pullAuth()).To(Equal(string(decoded)))
+		Expect(at.Status.ExpiresAt.Time).To(BeTemporally("==", issued[0].ExpiresAt.Truncate(time.Second)))
+		Expect(issued[0].ExpiresAt).To(BeTemporally("<", session.ExpiresAt))
+
+		By("renewing with the session still valid: one ECR call, no STS call")
+		renewal := get(at).Status.RenewalTime
+		clk.SetTime(renewal.Add(time.Second))
+		poke(at)
+		Eventually(fake.Calls, 10*time.Second).Should(Equal(2))
+		issued = fake.Issued()
+		addCanaries(issued[1].Request["password"].(string))
+		Eventually(pullAuth, 10*time.Second).Should(Equal("AWS:" + issued[1].Request["password"].(string)))
+		Eventually(func() time.Time { return get(at).Status.ExpiresAt.Time }, 10*time.Second).
+			Should(BeTemporally("==", issued[1].ExpiresAt.Truncate(time.Second)))
+		Expect(fake.STS.AssumeRoleCalls()).To(Equal(1), "the session's credentials were not reused")
+		Expect(fake.STS.Calls()).To(Equal(1))
+		Expect(fake.Calls()).To(Equal(2))
+
+		expectNowhere(at, []string{session.Value, session.Secrets[0]})
 	})
 })

@@ -382,14 +382,16 @@ func stepLabels(spec *v1alpha1.IssuerSpec, m *masker) map[string]*stepResult {
 	out := make(map[string]*stepResult, len(spec.Steps))
 	for i := range spec.Steps {
 		step := &spec.Steps[i]
-		stand := func(what string) string {
-			value := "tokenmint-step-" + strconv.Itoa(i) + "-" + what
+		// Stand-ins are letters and digits (they may stand for an AWS
+		// access key id), and none is the start of another.
+		stand := func(n int, what string) string {
+			value := "tokenmintstep" + strconv.Itoa(i) + "v" + strconv.Itoa(n) + "z"
 			m.add(value, "<"+what+" of step "+step.Name+">")
 			return value
 		}
-		r := &stepResult{token: stand("token"), fields: map[string]string{}}
-		for _, f := range step.Response.Copy {
-			r.fields[f.Key] = stand(f.Key)
+		r := &stepResult{token: stand(0, "token"), fields: map[string]string{}}
+		for j, f := range step.Response.Copy {
+			r.fields[f.Key] = stand(j+1, f.Key)
 		}
 		out[step.Name] = r
 	}

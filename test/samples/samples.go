@@ -206,7 +206,7 @@ var Providers = []Provider{
 			Audience:      "https://example.okta.com/oauth2/default/v1/token"}
 		return f, &f.Base
 	}},
-	{"aws-ecr-pull-secret", "aws-ecr-pull-secret.yaml", func() (fakes.Server, *fakes.Base) {
+	{"aws-ecr-pull-secret-access-key", "aws-ecr-pull-secret-access-key.yaml", func() (fakes.Server, *fakes.Base) {
 		f := &fakes.ECR{Keys: map[string]fakes.AWSKey{AWSAccessKeyID: {SecretAccessKey: Credential("aws-ecr-user", "AWS_SECRET_ACCESS_KEY")}}}
 		return f, &f.Base
 	}},
