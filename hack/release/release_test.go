@@ -490,9 +490,9 @@ func (r *release) checkPlugin(t *testing.T) {
 			Version   string
 			Platforms []struct {
 				Selector struct{ MatchLabels map[string]string } `json:"selector"`
-				URI      string                                   `json:"uri"`
-				SHA256   string                                   `json:"sha256"`
-				Bin      string                                   `json:"bin"`
+				URI      string                                  `json:"uri"`
+				SHA256   string                                  `json:"sha256"`
+				Bin      string                                  `json:"bin"`
 			}
 		}
 	}
