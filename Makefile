@@ -179,15 +179,18 @@ endef
 chart-sync: manifests ## Generate the chart's CRD templates, manager ClusterRole and README from the generated manifests and values.yaml.
 	hack/chart/sync.sh
 
+# The Kubernetes version helm lints and renders the chart for (a helm built with go install assumes 1.20).
+HELM_KUBE_VERSION ?= $(shell sed -n 's/^KUBE_VERSION=.*:-\(v[0-9.]*\)}$$/\1/p' hack/controlplane/build.sh)
+
 .PHONY: chart-verify
 chart-verify: chart-sync helm ## Fail when the chart is stale, or does not lint and render cleanly.
 	@git diff --exit-code -- dist/chart && [ -z "$$(git status --porcelain -- dist/chart)" ] || { \
 		git status --short -- dist/chart; echo "dist/chart is stale: run 'make chart-sync' and commit"; exit 1; }
-	"$(HELM)" lint --strict dist/chart
-	"$(HELM)" lint --strict dist/chart --values dist/chart/ci/everything-values.yaml
+	"$(HELM)" lint --strict dist/chart --kube-version "$(HELM_KUBE_VERSION)"
+	"$(HELM)" lint --strict dist/chart --values dist/chart/ci/everything-values.yaml --kube-version "$(HELM_KUBE_VERSION)"
 	@for values in dist/chart/values.yaml dist/chart/ci/everything-values.yaml; do \
 		echo "helm template dist/chart --values $$values"; \
-		out=$$("$(HELM)" template tokenmint dist/chart --namespace tokenmint-system --values "$$values" 2>&1 >/dev/null) || { echo "$$out"; exit 1; }; \
+		out=$$("$(HELM)" template tokenmint dist/chart --namespace tokenmint-system --values "$$values" --kube-version "$(HELM_KUBE_VERSION)" 2>&1 >/dev/null) || { echo "$$out"; exit 1; }; \
 		[ -z "$$out" ] || { echo "$$out"; echo "helm template is not clean"; exit 1; }; \
 	done
 
@@ -219,6 +222,44 @@ bench-rotation: manifests ## Measure a credential rotation behind a ClusterToken
 .PHONY: bench-cluster
 bench-cluster: manifests ## Measure one ClusterAccessToken written to NAMESPACES (default 100) namespaces on a local control plane: calls, Secret writes and time, on first issue, renewal and a late namespace; writes bin/bench-cluster-NAMESPACES.md.
 	go run ./test/bench -cluster $(NAMESPACES)
+
+##@ Release
+
+# The release's registry and path: the image goes to $(REGISTRY)/tokenmint, the chart to $(REGISTRY)/charts/tokenmint.
+REGISTRY ?=
+# A cosign private key to sign with (its password in COSIGN_PASSWORD); empty signs keyless (Sigstore OIDC, as in CI).
+COSIGN_KEY ?=
+# Where the release's files go.
+RELEASE_OUT ?= $(LOCALBIN)/release
+RELEASE_ARGS ?=
+
+# The oldest supported Kubernetes version: make test-compat runs the envtest suites on its API server.
+COMPAT_KUBE_VERSION ?= v1.34.4
+
+.PHONY: test-compat
+test-compat: manifests generate ## Run the envtest suites (controllers, CRD CEL rules, manager and plugin end to end) on the oldest supported API server, COMPAT_KUBE_VERSION (built once, cached outside the repo).
+	KUBEBUILDER_ASSETS="$$(TOKENMINT_KUBE_VERSION=$(COMPAT_KUBE_VERSION) hack/controlplane/build.sh kube-apiserver etcd kubectl)" \
+		go test ./internal/... ./test/e2e/ ./test/e2eplugin/ -count=1
+
+.PHONY: cosign
+cosign: ## Build (once, cached outside the repo) cosign, which signs releases and verifies them in tests.
+	@hack/cosign/build.sh >/dev/null
+
+.PHONY: release
+release: cosign helm ## Publish release VERSION (x.y.z) to REGISTRY: signed multi-arch image, SBOM, OCI chart, plugin archives, krew manifest, release notes in bin/release. COSIGN_KEY=cosign.key signs with a key.
+	@[ -n "$(REGISTRY)" ] || { echo "REGISTRY is required: make release VERSION=x.y.z REGISTRY=host[:port]/path"; exit 1; }
+	go run ./hack/release -version "$(VERSION)" -registry "$(REGISTRY)" -out "$(RELEASE_OUT)" -cosign "$$(hack/cosign/build.sh)" -helm "$(HELM)" -key "$(COSIGN_KEY)" $(RELEASE_ARGS)
+
+# The release spec (hack/release) runs in make test: build cosign, and compile the release's cross builds into
+# the Go build cache (compiled once; later runs find them there), before go test's timeout starts.
+.PHONY: release-deps
+release-deps: cosign
+	@GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go list -trimpath -export -f '' ./cmd >/dev/null
+	@for p in linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64; do \
+		GOOS=$${p%/*} GOARCH=$${p#*/} CGO_ENABLED=0 go list -trimpath -export -f '' ./cmd/kubectl-tokenmint >/dev/null; \
+	done
+
+test: release-deps
 
 ##@ Real node
 

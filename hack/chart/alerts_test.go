@@ -38,7 +38,7 @@ func TestAlertsLinkTheirRunbooksAndUseExportedMetrics(t *testing.T) {
 	if _, err := os.Stat(helm); err != nil {
 		t.Skip("bin/helm is not installed (make helm)")
 	}
-	out, err := exec.Command(helm, "template", "t", filepath.Join(root, "dist", "chart"), "--set", "prometheusRule.enabled=true").CombinedOutput()
+	out, err := exec.Command(helm, "template", "t", filepath.Join(root, "dist", "chart"), "--set", "prometheusRule.enabled=true", kubeVersionFlag(t)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("helm template: %v\n%s", err, out)
 	}
@@ -146,7 +146,7 @@ func TestDashboardConfigMapHoldsTheDashboard(t *testing.T) {
 	if _, err := os.Stat(helm); err != nil {
 		t.Skip("bin/helm is not installed (make helm)")
 	}
-	out, err := exec.Command(helm, "template", "t", filepath.Join(root, "dist", "chart"), "--set", "grafanaDashboard.enabled=true").CombinedOutput()
+	out, err := exec.Command(helm, "template", "t", filepath.Join(root, "dist", "chart"), "--set", "grafanaDashboard.enabled=true", kubeVersionFlag(t)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("helm template: %v\n%s", err, out)
 	}

@@ -107,7 +107,7 @@ func helmTemplate(t *testing.T, chart, values string, args ...string) ([]byte, e
 		t.Fatal(err)
 	}
 	cmd := exec.Command(helm(t), append([]string{"template", release, chart,
-		"--namespace", releaseNamespace, "--values", file}, args...)...)
+		"--namespace", releaseNamespace, "--values", file, kubeVersionFlag(t)}, args...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -64,6 +64,8 @@ var allowed = map[string]string{
 	"read":  "shell builtin",
 	"grep":  "filters another command's output",
 	"date":  "prints the time for an annotation",
+	// The release's own checksums, of files the reader downloaded.
+	"sha256sum": "checks downloaded release files against the release's SHA256SUMS",
 	// The Go toolchain's own tool, reading a profile the benchmark wrote.
 	"go tool": "the Go toolchain's profile reader",
 }
@@ -94,6 +96,8 @@ func check(words []string) (string, error) {
 		return "kubectl explain: the fields are in the CRD's schema", checkExplain(words[2])
 	case prog == "kubectl" && len(words) > 1 && words[1] == "apply":
 		return "kubectl apply: the applied paths exist", checkKubectlApply(words[2:])
+	case prog == "cosign":
+		return "cosign: the release's artifacts and the workflow that signs them", checkCosign(words[1:])
 	case prog == "helm" && len(words) > 1 && (words[1] == "install" || words[1] == "upgrade"):
 		return "helm " + words[1] + ": chart path and --set keys exist", checkHelm(words[2:])
 	case strings.HasPrefix(prog, "hack/") || strings.HasPrefix(prog, "./"):
@@ -266,6 +270,9 @@ func checkGo(args []string) (string, error) {
 			switch name {
 			case "run", "bench", "ldflags", "o", "count", "coverprofile", "trimpath", "benchmem", "v", "ginkgo.focus", "ginkgo.v", "timeout":
 			default:
+				if args[0] == "test" && !hasValue && testFlagDefined(pkgs, name) {
+					continue // a boolean flag of the package's tests
+				}
 				return "go " + args[0], fmt.Errorf("go %s flag -%s: no check for it", args[0], name)
 			}
 			if !hasValue && name != "trimpath" && name != "benchmem" && name != "v" && name != "ginkgo.v" {
@@ -420,13 +427,14 @@ func checkKubectlApply(args []string) error {
 // repository's, and each --set key is a value of its values.yaml.
 func checkHelm(args []string) error {
 	var positional []string
+	var version string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		name, value, hasValue := strings.Cut(a, "=")
 		switch name {
 		case "--create-namespace", "--reuse-values":
 			continue
-		case "-n", "--namespace", "-f", "--values", "--set":
+		case "-n", "--namespace", "-f", "--values", "--set", "--version":
 		default:
 			if strings.HasPrefix(a, "-") {
 				return fmt.Errorf("helm flag %s: no check for it", a)
@@ -446,9 +454,18 @@ func checkHelm(args []string) error {
 				return err
 			}
 		}
+		if name == "--version" {
+			version = value
+		}
 	}
 	if len(positional) != 2 {
 		return fmt.Errorf("want RELEASE CHART, got %q", positional)
+	}
+	if strings.HasPrefix(positional[1], "oci://") {
+		return checkReleasedChart(positional[1], version)
+	}
+	if version != "" {
+		return fmt.Errorf("--version %s with the chart of a clone (%s)", version, positional[1])
 	}
 	if _, err := os.Stat(filepath.Join(repoRoot, positional[1], "Chart.yaml")); err != nil {
 		return fmt.Errorf("chart %s: %w", positional[1], err)
@@ -739,4 +756,148 @@ func checkExplain(path string) error {
 		return nil
 	}
 	return fmt.Errorf("%q is not a resource of tokenmint's CRDs", parts[0])
+}
+
+// testFlagDefined says whether the tests of one of the packages define the flag.
+func testFlagDefined(pkgs []string, name string) bool {
+	def := regexp.MustCompile(`flag\.[A-Za-z0-9]+(?:Var)?\((?:&?[A-Za-z0-9_.]+, )?"` + regexp.QuoteMeta(name) + `"`)
+	for _, p := range pkgs {
+		files, _ := filepath.Glob(filepath.Join(repoRoot, strings.TrimSuffix(p, "..."), "*_test.go"))
+		for _, f := range files {
+			if src, err := os.ReadFile(f); err == nil && def.Match(src) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// The release's chart and image, as make release REGISTRY=ghcr.io/tokenmint
+// in the release workflow publishes them (the chart's default image, less its
+// repository's last part, is the release's registry).
+func releaseRegistry() (string, error) {
+	var values struct {
+		Image struct{ Registry, Repository string }
+	}
+	data, err := os.ReadFile(filepath.Join(repoRoot, "dist", "chart", "values.yaml"))
+	if err != nil {
+		return "", err
+	}
+	if err := yaml.Unmarshal(data, &values); err != nil {
+		return "", err
+	}
+	return values.Image.Registry + "/" + filepath.Dir(values.Image.Repository), nil
+}
+
+// chartVersion is the version of dist/chart, which a release gives its chart and app.
+func chartVersion() (string, error) {
+	var chart struct{ Version string }
+	data, err := os.ReadFile(filepath.Join(repoRoot, "dist", "chart", "Chart.yaml"))
+	if err != nil {
+		return "", err
+	}
+	return chart.Version, yaml.Unmarshal(data, &chart)
+}
+
+// checkReleasedChart checks an oci:// chart: the release's, at the chart's version.
+func checkReleasedChart(chart, version string) error {
+	registry, err := releaseRegistry()
+	if err != nil {
+		return err
+	}
+	if want := "oci://" + registry + "/charts/tokenmint"; chart != want {
+		return fmt.Errorf("chart %s: the release publishes %s", chart, want)
+	}
+	current, err := chartVersion()
+	if err != nil {
+		return err
+	}
+	if version != current {
+		return fmt.Errorf("--version %q: the chart's version is %s", version, current)
+	}
+	return nil
+}
+
+// checkCosign checks a cosign verify command: what it verifies is the
+// release's image or chart at the chart's version (or the release's
+// SHA256SUMS), and the identity it expects is the release workflow's, which
+// must exist and sign keyless.
+func checkCosign(args []string) error {
+	if len(args) == 0 || !slices.Contains([]string{"verify", "verify-attestation", "verify-blob"}, args[0]) {
+		return fmt.Errorf("cosign %v: only verify, verify-attestation and verify-blob are checked", args)
+	}
+	registry, err := releaseRegistry()
+	if err != nil {
+		return err
+	}
+	version, err := chartVersion()
+	if err != nil {
+		return err
+	}
+	var identity, issuer string
+	var positional []string
+	for i := 1; i < len(args); i++ {
+		name, value, hasValue := strings.Cut(args[i], "=")
+		switch name {
+		case "--certificate-identity-regexp", "--certificate-oidc-issuer", "--type", "--bundle":
+		default:
+			if strings.HasPrefix(name, "-") {
+				return fmt.Errorf("cosign flag %s: no check for it", name)
+			}
+			positional = append(positional, args[i])
+			continue
+		}
+		if !hasValue {
+			if i+1 >= len(args) {
+				return fmt.Errorf("%s needs a value", name)
+			}
+			i++
+			value = args[i]
+		}
+		switch name {
+		case "--certificate-identity-regexp":
+			identity = value
+		case "--certificate-oidc-issuer":
+			issuer = value
+		case "--type":
+			if value != "spdxjson" {
+				return fmt.Errorf("--type %s: the release attests its SBOM as spdxjson", value)
+			}
+		case "--bundle":
+			if filepath.Base(value) != "SHA256SUMS.bundle" {
+				return fmt.Errorf("--bundle %s: the release signs SHA256SUMS into SHA256SUMS.bundle", value)
+			}
+		}
+	}
+	if len(positional) != 1 {
+		return fmt.Errorf("want one thing to verify, got %q", positional)
+	}
+	want := []string{registry + "/tokenmint:" + version, registry + "/charts/tokenmint:" + version}
+	if args[0] == "verify-blob" {
+		want = []string{"SHA256SUMS"}
+	}
+	if !slices.Contains(want, positional[0]) {
+		return fmt.Errorf("cosign %s %s: the release publishes %v", args[0], positional[0], want)
+	}
+	if issuer != "https://token.actions.githubusercontent.com" {
+		return fmt.Errorf("--certificate-oidc-issuer %q: the release workflow signs with GitHub Actions' OIDC tokens", issuer)
+	}
+	re, err := regexp.Compile(identity)
+	if err != nil {
+		return fmt.Errorf("--certificate-identity-regexp: %w", err)
+	}
+	workflow := ".github/workflows/release.yaml"
+	if !re.MatchString("https://github.com/tokenmint/tokenmint/"+workflow+"@refs/tags/v"+version) ||
+		re.MatchString("https://github.com/someone/else/"+workflow+"@refs/tags/v"+version) {
+		return fmt.Errorf("--certificate-identity-regexp %q does not name this repository's %s at a tag", identity, workflow)
+	}
+	data, err := os.ReadFile(filepath.Join(repoRoot, workflow))
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(string(data), "id-token: write") || !strings.Contains(string(data), "make release") ||
+		strings.Contains(string(data), "COSIGN_KEY") {
+		return fmt.Errorf("%s does not run make release signing keyless (id-token: write, no COSIGN_KEY)", workflow)
+	}
+	return nil
 }

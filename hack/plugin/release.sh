@@ -14,14 +14,14 @@
 #   HOMEPAGE   the plugin's homepage in the manifest (left out when unset)
 #   OUT_DIR    where archives and the manifest go (default bin/plugin)
 #   PLATFORMS  os/arch pairs (default: linux/amd64 linux/arm64 darwin/amd64
-#              darwin/arm64 windows/amd64)
+#              darwin/arm64 windows/amd64 windows/arm64)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 version=${1:?usage: hack/plugin/release.sh VERSION [RELEASE_URL]}
 release_url=${2:-}
 OUT_DIR=${OUT_DIR:-$root/bin/plugin}
-PLATFORMS=${PLATFORMS:-linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64}
+PLATFORMS=${PLATFORMS:-linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64}
 
 mkdir -p "$OUT_DIR"
 # The manifest without its leading comment, which is about the template.

@@ -68,7 +68,7 @@ func readManifest(t *testing.T, path string) manifest {
 
 func TestTemplateNamesEveryPlatformItsArchive(t *testing.T) {
 	m := readManifest(t, "../../plugins/tokenmint.yaml")
-	if m.Kind != "Plugin" || len(m.Spec.Platforms) != 5 {
+	if m.Kind != "Plugin" || len(m.Spec.Platforms) != 6 {
 		t.Fatalf("kind %q with %d platforms", m.Kind, len(m.Spec.Platforms))
 	}
 	for _, p := range m.Spec.Platforms {
