@@ -309,6 +309,11 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		generation := at.Generation
 		r.configureRate(in)
 		r.Calls.Submit(at, in.issuerKey, func(jctx context.Context) (ctrl.Result, error) {
+			if !r.Shards.Holds(req.Namespace) {
+				// Its range went, or is being released, while it waited its
+				// turn: the replica that takes the range decides again.
+				return ctrl.Result{}, nil
+			}
 			cur := &tokensv1alpha1.AccessToken{}
 			if err := r.Get(jctx, req.NamespacedName, cur); err != nil || cur.UID != at.UID ||
 				cur.Generation != generation || !cur.DeletionTimestamp.IsZero() {

@@ -29,6 +29,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
@@ -54,9 +55,11 @@ func startShardedManager(identity string, leases *clocktesting.FakeClock) *runni
 		LeaderElectionID:              "tokenmint-sharding-spec",
 		LeaderElectionNamespace:       operatorNamespace,
 		LeaderElectionReleaseOnCancel: true,
+		// Every line a replica logs says which one wrote it.
+		Logger: logf.Log.WithName(identity),
 	})
 	Expect(err).NotTo(HaveOccurred())
-	mctx, mcancel := context.WithCancel(ctx)
+	mctx, mcancel := context.WithCancel(logf.IntoContext(ctx, logf.Log.WithName(identity)))
 	Expect(Setup(mctx, m, conf)).To(Succeed())
 	rm := &runningManager{cancel: mcancel, done: make(chan struct{})}
 	go func() {
