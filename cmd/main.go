@@ -98,6 +98,7 @@ func main() {
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	cfg.LeaseDuration, cfg.RenewDeadline, cfg.RetryPeriod = leaseDuration, renewDeadline, retryPeriod
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	tuneMemory()
@@ -142,6 +143,9 @@ func main() {
 		os.Exit(1)
 	}
 
+	if cfg.ShardRanges > 0 && !enableLeaderElection {
+		setupLog.Info("--shard-ranges without --leader-elect: every replica also runs the cluster-scoped controllers")
+	}
 	if err := controller.Setup(ctx, mgr, cfg); err != nil {
 		setupLog.Error(err, "unable to set up controllers")
 		os.Exit(1)

@@ -694,3 +694,48 @@ func TestNotesSayWhoReachesTheMetricsPort(t *testing.T) {
 		}
 	}
 }
+
+// TestShards checks that sharding is off by default and that shards passes
+// --shard-ranges, whose Leases the release namespace's Role already covers.
+func TestShards(t *testing.T) {
+	hasShardFlag := func(d *appsv1.Deployment) (string, bool) {
+		for _, a := range d.Spec.Template.Spec.Containers[0].Args {
+			if v, ok := strings.CutPrefix(a, "--shard-ranges="); ok {
+				return v, true
+			}
+		}
+		return "", false
+	}
+	if v, ok := hasShardFlag(render(t, "").deployment(t)); ok {
+		t.Errorf("sharding on by default: --shard-ranges=%s", v)
+	}
+	m := render(t, "replicaCount: 3\nshards: 16\n")
+	d := m.deployment(t)
+	if v, ok := hasShardFlag(d); !ok || v != "16" {
+		t.Errorf("--shard-ranges=%q, want 16", v)
+	}
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 3 {
+		t.Errorf("replicas %v, want 3", d.Spec.Replicas)
+	}
+	var leases []string
+	for _, o := range m.kind("Role") {
+		var r rbacv1.Role
+		o.into(t, &r)
+		for _, rule := range r.Rules {
+			if contains(rule.APIGroups, "coordination.k8s.io") && contains(rule.Resources, "leases") {
+				leases = append(leases, r.Name)
+				for _, verb := range []string{"get", "list", "create", "update", "delete"} {
+					if !contains(rule.Verbs, verb) {
+						t.Errorf("Role %s does not allow %s on Leases, which sharding needs", r.Name, verb)
+					}
+				}
+			}
+		}
+	}
+	if len(leases) != 1 {
+		t.Errorf("Roles granting Leases: %v, want the leader election Role only", leases)
+	}
+	if msg := renderFails(t, "shards: -1"); !strings.Contains(msg, "shards") {
+		t.Errorf("negative shards refused with %q", msg)
+	}
+}

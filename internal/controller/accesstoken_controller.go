@@ -38,11 +38,13 @@ import (
 	"k8s.io/utils/lru"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
 	"github.com/tokenmint/tokenmint/internal/issuer"
 	"github.com/tokenmint/tokenmint/internal/secret"
+	"github.com/tokenmint/tokenmint/internal/sharding"
 )
 
 // TokenSource mints and revokes tokens; *issuer.Engine is the implementation.
@@ -110,6 +112,11 @@ type AccessTokenReconciler struct {
 	// ReadOnly makes no calls to token endpoints and writes nothing but
 	// AccessTokens' status (see held): for a passive cluster.
 	ReadOnly bool
+	// Shards, when set, is this replica's share of the namespaces: it
+	// reconciles only the AccessTokens of the ranges it holds. Nil: all.
+	Shards *sharding.Coordinator
+	// shardEvents queues the AccessTokens of a range when Shards takes it.
+	shardEvents chan event.GenericEvent
 
 	// attempts holds, by AccessToken namespace and name, when this process
 	// last started a mint: kept after the AccessToken is deleted (the least
@@ -173,6 +180,12 @@ type AccessTokenReconciler struct {
 // reconcile workers: the job queues the AccessToken again when it ends.
 func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	log := logf.FromContext(ctx)
+	if !r.Shards.Holds(req.Namespace) {
+		// Another replica serves it, or none until its range is taken;
+		// taking the range queues it again.
+		r.Calls.Forget(req.NamespacedName)
+		return ctrl.Result{}, nil
+	}
 	at := &tokensv1alpha1.AccessToken{}
 	if err := r.Get(ctx, req.NamespacedName, at); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -253,7 +266,9 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		// Minting cannot be undone: confirm the decision against the apiserver
 		// wherever the cache may not show the truth.
 		switch {
-		case r.statusMayLag(at):
+		case r.statusMayLag(at) || r.Shards.Recent(at.Namespace):
+			// With sharding, a range taken moments ago may not show yet in
+			// this cache what its previous holder wrote last.
 			if at, in, err = r.gatherLive(ctx, req); err != nil || at == nil {
 				return ctrl.Result{}, err
 			}
@@ -294,6 +309,11 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		generation := at.Generation
 		r.configureRate(in)
 		r.Calls.Submit(at, in.issuerKey, func(jctx context.Context) (ctrl.Result, error) {
+			if !r.Shards.Holds(req.Namespace) {
+				// Its range went, or is being released, while it waited its
+				// turn: the replica that takes the range decides again.
+				return ctrl.Result{}, nil
+			}
 			cur := &tokensv1alpha1.AccessToken{}
 			if err := r.Get(jctx, req.NamespacedName, cur); err != nil || cur.UID != at.UID ||
 				cur.Generation != generation || !cur.DeletionTimestamp.IsZero() {

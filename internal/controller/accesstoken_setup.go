@@ -21,6 +21,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/lru"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -69,20 +70,34 @@ func (r *AccessTokenReconciler) SetupWithManager(mgr ctrl.Manager, credentialSec
 		return err
 	}
 	currentCalls.Store(r.Calls)
+	opts := controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}
+	forPredicates := []predicate.Predicate{predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})}
+	ownPredicates := []predicate.Predicate{predicate.Funcs{
+		CreateFunc: func(e event.CreateEvent) bool { return !r.ownSecretWrite(e.Object) },
+		UpdateFunc: func(e event.UpdateEvent) bool { return !r.ownSecretWrite(e.ObjectNew) },
+	}}
+	if r.Shards != nil {
+		// Every replica runs this controller for the ranges it holds; the
+		// events of the others' ranges are dropped here, and Reconcile
+		// checks again (a range may go between event and reconcile).
+		opts.NeedLeaderElection = ptr.To(false)
+		inShard := predicate.NewPredicateFuncs(func(o client.Object) bool { return r.Shards.Holds(o.GetNamespace()) })
+		forPredicates = append(forPredicates, inShard)
+		ownPredicates = append(ownPredicates, inShard)
+	}
 	b := ctrl.NewControllerManagedBy(mgr).
-		For(&tokensv1alpha1.AccessToken{}, builder.WithPredicates(
-			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Owns(&corev1.Secret{}, builder.WithPredicates(predicate.Funcs{
-			CreateFunc: func(e event.CreateEvent) bool { return !r.ownSecretWrite(e.Object) },
-			UpdateFunc: func(e event.UpdateEvent) bool { return !r.ownSecretWrite(e.ObjectNew) },
-		})).
+		For(&tokensv1alpha1.AccessToken{}, builder.WithPredicates(forPredicates...)).
+		Owns(&corev1.Secret{}, builder.WithPredicates(ownPredicates...)).
 		Watches(&tokensv1alpha1.TokenIssuer{}, r.fanOut.handler(r.forIssuer(tokensv1alpha1.TokenIssuerKind)),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&tokensv1alpha1.ClusterTokenIssuer{}, r.fanOut.handler(r.forIssuer(tokensv1alpha1.ClusterTokenIssuerKind)),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
+		WithOptions(opts).
 		Named("accesstoken")
 	b = b.WatchesRawSource(source.Channel(r.Calls.Events(), &handler.EnqueueRequestForObject{}))
+	if r.shardEvents != nil {
+		b = b.WatchesRawSource(source.Channel(r.shardEvents, &handler.EnqueueRequestForObject{}))
+	}
 	for _, src := range credentialSecrets {
 		b = b.WatchesRawSource(src(r.fanOut.handler(r.forCredentialSecret)))
 	}

@@ -50,6 +50,9 @@ type Calls struct {
 	// shared in the namespaces' turns. Clock times the next try.
 	Gate  CallGate
 	Clock clock.WithDelayedExecution
+	// AllReplicas runs calls on every replica, not only the leader: with
+	// sharding, each replica calls for the ranges it holds.
+	AllReplicas bool
 
 	mu sync.Mutex
 	// jobs holds every AccessToken's job from submission until its result is taken.
@@ -74,10 +77,11 @@ type job struct {
 	obj       client.Object
 	run       func(context.Context) (ctrl.Result, error)
 	// asked is set when the object was to be reconciled while its job ran.
-	asked  bool
-	done   bool
-	result ctrl.Result
-	err    error
+	asked   bool
+	started bool
+	done    bool
+	result  ctrl.Result
+	err     error
 }
 
 // CallGate admits a job to an issuer at now, or says how long until it may.
@@ -128,8 +132,22 @@ func (c *Calls) Start(ctx context.Context) error {
 	return nil
 }
 
-// NeedLeaderElection: only the leader calls endpoints.
-func (c *Calls) NeedLeaderElection() bool { return true }
+// NeedLeaderElection: only the leader calls endpoints, unless AllReplicas.
+func (c *Calls) NeedLeaderElection() bool { return !c.AllReplicas }
+
+// InFlight counts the jobs waiting or running for the namespaces match
+// accepts; once stopped, only those running (the waiting ones are dropped).
+func (c *Calls) InFlight(match func(namespace string) bool) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, j := range c.jobs {
+		if !j.done && (j.started || !c.stopped) && match(j.namespace) {
+			n++
+		}
+	}
+	return n
+}
 
 // Busy reports whether key has a job waiting or running, and remembers that
 // it was asked (see Take).
@@ -288,6 +306,7 @@ func (c *Calls) dispatchAfterLocked(q *issuerQueue, wait time.Duration) {
 }
 
 func (c *Calls) startLocked(q *issuerQueue, j *job, issuer string) {
+	j.started = true
 	q.running++
 	c.namespaces[j.namespace]++
 	c.running.Add(1)

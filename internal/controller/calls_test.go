@@ -468,3 +468,42 @@ func TestOutcomeLabelsAreSnakeCase(t *testing.T) {
 		t.Error("success and plain errors")
 	}
 }
+
+// InFlight counts, for a shard's drain, the jobs waiting or running of the
+// namespaces asked for, until each has ended; after a stop, only those running.
+func TestCallsInFlightCountsUntilTheResultIsKept(t *testing.T) {
+	c := NewCalls(1, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { _ = c.Start(ctx); close(stopped) }()
+	waitFor(t, "start", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.started })
+	g := &gate{release: make(chan struct{})}
+	c.Submit(object("a", "1"), "i", g.job("a1"))
+	c.Submit(object("a", "2"), "i", g.job("a2"))
+	c.Submit(object("b", "1"), "i", g.job("b1"))
+	inA := func(ns string) bool { return ns == "a" }
+	waitFor(t, "a1", func() bool { return len(g.order()) == 1 })
+	if n := c.InFlight(inA); n != 2 {
+		t.Fatalf("in flight for a: %d, want one running and one waiting", n)
+	}
+	if n := c.InFlight(func(ns string) bool { return ns == "b" }); n != 1 {
+		t.Fatalf("in flight for b: %d, want 1 waiting", n)
+	}
+	cancel() // the waiting jobs are dropped; the running one still counts
+	waitFor(t, "stop", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.stopped })
+	if n := c.InFlight(inA); n != 1 {
+		t.Fatalf("in flight for a after stop: %d, want the running one", n)
+	}
+	close(g.release)
+	<-stopped
+	if n := c.InFlight(func(string) bool { return true }); n != 0 {
+		t.Fatalf("in flight after every job ended: %d", n)
+	}
+	if c.NeedLeaderElection() != true {
+		t.Fatal("calls run off the leader by default")
+	}
+	c.AllReplicas = true
+	if c.NeedLeaderElection() {
+		t.Fatal("with sharding, calls need the leader")
+	}
+}

@@ -20,7 +20,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"time"
 
@@ -145,7 +144,7 @@ var _ = Describe("a failing token endpoint", func() {
 	)
 
 	It("refuses a certificate from an unknown authority", func() {
-		srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+		srv := newServer(http.NotFoundHandler())
 		srv.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
 		srv.StartTLS()
 		DeferCleanup(srv.Close)

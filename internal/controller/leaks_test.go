@@ -20,6 +20,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 
@@ -49,6 +51,16 @@ func serveFake(fake fakes.Server, base *fakes.Base) string {
 	served.fakes = append(served.fakes, base)
 	served.Unlock()
 	return fakes.Start(GinkgoTB(), fake).URL
+}
+
+// newServer is httptest.NewUnstartedServer on a port no earlier server of the
+// suite had (fakes.Listen): the AccessTokens a spec leaves behind keep calling
+// its servers' URLs after they are closed.
+func newServer(h http.Handler) *httptest.Server {
+	srv := httptest.NewUnstartedServer(h)
+	_ = srv.Listener.Close()
+	srv.Listener = fakes.Listen(GinkgoTB())
+	return srv
 }
 
 // canaries are the values that must never be shown: every credential the specs

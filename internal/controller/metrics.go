@@ -113,19 +113,35 @@ type accessTokenCollector struct {
 	mu      sync.Mutex
 	reader  client.Reader
 	elected <-chan struct{}
+	// keep, when set, reports only the AccessTokens of the namespaces it
+	// accepts (a replica's shard).
+	keep func(namespace string) bool
+}
+
+// only reports only the AccessTokens of the namespaces keep accepts.
+func (c *accessTokenCollector) only(keep func(namespace string) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.keep = keep
+}
+
+func closedChannel() <-chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
 }
 
 // use points the collector at a manager's cache.
 func (c *accessTokenCollector) use(reader client.Reader, elected <-chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.reader, c.elected = reader, elected
+	c.reader, c.elected, c.keep = reader, elected, nil
 }
 
 // gather returns the per-AccessToken families; none before this replica leads.
 func (c *accessTokenCollector) gather() ([]*dto.MetricFamily, error) {
 	c.mu.Lock()
-	reader, elected := c.reader, c.elected
+	reader, elected, keep := c.reader, c.elected, c.keep
 	c.mu.Unlock()
 	if reader == nil {
 		return nil, nil
@@ -140,6 +156,9 @@ func (c *accessTokenCollector) gather() ([]*dto.MetricFamily, error) {
 	items, err := cachedAccessTokens(ctx, reader)
 	if err != nil {
 		return nil, fmt.Errorf("listing AccessTokens for their metrics: %w", err)
+	}
+	if keep != nil {
+		items = slices.DeleteFunc(items, func(at *tokensv1alpha1.AccessToken) bool { return !keep(at.Namespace) })
 	}
 	n := len(items)
 	// One allocation per kind of structure: the labels of an AccessToken are

@@ -28,7 +28,6 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"time"
 
@@ -84,7 +83,7 @@ var _ = Describe("mutual TLS", func() {
 		}
 		// An RFC 8705 token endpoint: the client is authenticated by its
 		// certificate, which must chain to the CA (tls_client_auth).
-		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv := newServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path != "/token" || r.ParseForm() != nil || r.PostForm.Get("client_id") != "orders-client" ||
 				r.PostForm.Has("client_secret") || len(r.TLS.PeerCertificates) == 0 {
 				http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)

@@ -106,6 +106,19 @@ type Config struct {
 	// header tells it (--provider-clock-correction); false measures only.
 	ProviderClockCorrection bool
 
+	// ShardRanges, when above zero, shares the AccessTokens among replicas by
+	// hash ranges of namespaces, each held with a Lease (see
+	// internal/sharding); zero keeps every AccessToken under the one leader.
+	ShardRanges int
+	// ShardIdentity names this replica among the sharing ones; empty means
+	// ShardIdentity().
+	ShardIdentity string
+	// LeaseDuration, RenewDeadline and RetryPeriod time the range Leases as
+	// the leader election flags time the leader's.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// ShardClock times the range Leases; nil means Clock. A seam for tests.
+	ShardClock clock.WithTicker
+
 	// Clock and Transport are seams for tests; nil means the real ones.
 	Clock     clock.Clock
 	Transport *issuer.TransportConfig
@@ -173,6 +186,8 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 		"Raise a Normal event on the AccessToken for every renewal (by default only the first token and recovering from failures raise one; every mint and revocation is in the audit log either way).")
 	fs.BoolVar(&c.ProviderClockCorrection, "provider-clock-correction", true,
 		"Measure each issuer's clock from the Date header of its endpoint's answers and read the expiries and Retry-After dates it reports, and sign JWTs for it, on that clock; false only measures it (metric tokenmint_issuer_clock_offset_seconds, issuer condition ClockSkew).")
+	fs.IntVar(&c.ShardRanges, "shard-ranges", 0,
+		"Share AccessTokens among the replicas by this many hash ranges of namespaces, each held with a Lease timed by the --leader-election-* flags; ClusterAccessTokens and issuers' status stay with the leader. 0 (the default): the leader serves everything.")
 	fs.StringVar(&c.FingerprintKeySecret, "fingerprint-key-secret", "tokenmint-fingerprint-key",
 		"Secret in the operator namespace holding the key that fingerprints tokens (created when missing).")
 }
@@ -216,6 +231,9 @@ func (c *Config) defaults() {
 	}
 	if c.NamespaceWriteBurstBytes <= 0 {
 		c.NamespaceWriteBurstBytes = DefaultNamespaceWriteBurstBytes
+	}
+	if c.LeaseDuration <= 0 || c.RenewDeadline <= 0 || c.RetryPeriod <= 0 {
+		c.LeaseDuration, c.RenewDeadline, c.RetryPeriod = 15*time.Second, 10*time.Second, 2*time.Second
 	}
 }
 
@@ -413,7 +431,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("creating metadata cache: %w", err)
 	}
-	if err := mgr.Add(metaCache); err != nil {
+	if err := mgr.Add(cfg.onEveryShard(metaCache)); err != nil {
 		return err
 	}
 	// Credential Secrets are watched in both caches: one of tokenmint's own can
@@ -437,6 +455,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		return err
 	}
 	cfg.defaults()
+	shards, shardEvents, err := cfg.setupSharding(ctx, mgr, calls, clk)
+	if err != nil {
+		return err
+	}
 	var forced *NamespaceLimiters
 	if cfg.ForcedRenewalRate > 0 {
 		forced = NewNamespaceLimiters(cfg.ForcedRenewalRate, cfg.ForcedRenewalBurst)
@@ -477,8 +499,15 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		RenewalEvents:            cfg.RenewalEvents,
 		Health:                   health,
 		Clocks:                   clocks,
+		Shards:                   shards,
+		shardEvents:              shardEvents,
 	}
 	accessTokens.use(mgr.GetCache(), mgr.Elected())
+	if shards != nil {
+		// Each replica reports the AccessTokens of its own ranges.
+		accessTokens.use(mgr.GetCache(), closedChannel())
+		accessTokens.only(shards.Holds)
+	}
 	if err := at.SetupWithManager(mgr, secretsSources, namespacesSource); err != nil {
 		return fmt.Errorf("setting up AccessToken controller: %w", err)
 	}

@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -173,13 +172,14 @@ var _ = Describe("a hostile tenant", func() {
 			sync.Mutex
 			requests []string
 		}
-		thiefServer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		thiefServer := newServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			body, _ := io.ReadAll(r.Body)
 			thief.Lock()
 			thief.requests = append(thief.requests, fmt.Sprintf("%s %v %s", r.URL, r.Header, body))
 			thief.Unlock()
 			http.Error(w, `{"error":"invalid_grant"}`, http.StatusBadRequest)
 		}))
+		thiefServer.Start()
 		DeferCleanup(thiefServer.Close)
 		thiefSpec := *adminSpec.DeepCopy()
 		thiefSpec.Request.URL = thiefServer.URL + "/token"

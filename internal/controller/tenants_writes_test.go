@@ -20,7 +20,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -245,7 +244,8 @@ var _ = Describe("a tenant's writes and mints", func() {
 		simulated := 2 * time.Minute
 		withBudgets()
 		provider := &fatTokens{}
-		srv := httptest.NewServer(provider)
+		srv := newServer(provider)
+		srv.Start()
 		DeferCleanup(srv.Close)
 		ns := newNamespace("fat-")
 		writes := watchSecretWrites(ns)

@@ -449,10 +449,7 @@ type Server interface {
 // and returns the server; its URL is the base URL of the API.
 func Start(t testing.TB, fake Server) *httptest.Server {
 	t.Helper()
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listening on 127.0.0.1: %v", err)
-	}
+	listener := Listen(t)
 	srv := httptest.NewUnstartedServer(fake)
 	_ = srv.Listener.Close()
 	srv.Listener = listener
@@ -462,6 +459,49 @@ func Start(t testing.TB, fake Server) *httptest.Server {
 		srv.Close()
 	})
 	return srv
+}
+
+// usedPorts holds every port Listen has handed out in this process.
+var usedPorts struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// Listen returns a listener on 127.0.0.1 on a port that no earlier call of
+// Listen in this process returned. The kernel hands a closed listener's port
+// out again, and a test's AccessTokens outlive its fake: they keep calling
+// the closed fake's URL (a renewal, a retry), and would mint at whichever
+// later fake got its port. A port once used is never served again, so such a
+// call fails to connect instead.
+func Listen(t testing.TB) net.Listener {
+	t.Helper()
+	usedPorts.Lock()
+	defer usedPorts.Unlock()
+	if usedPorts.ports == nil {
+		usedPorts.ports = map[int]bool{}
+	}
+	// Ports already used are held open while the next is asked for, so that
+	// the kernel cannot return the same one again.
+	var held []net.Listener
+	defer func() {
+		for _, l := range held {
+			_ = l.Close()
+		}
+	}()
+	for range 1000 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("listening on 127.0.0.1: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		if !usedPorts.ports[port] {
+			usedPorts.ports[port] = true
+			return l
+		}
+		held = append(held, l)
+	}
+	t.Fatalf("no port on 127.0.0.1 left that was not used before")
+	return nil
 }
 
 // resetConnection closes the request's connection with a TCP reset.

@@ -351,3 +351,19 @@ func TestHangFault(t *testing.T) {
 		t.Errorf("faults = %d, want 1", fake.CallsBy(OutcomeFault))
 	}
 }
+
+// TestListenNeverReusesAPort checks that a fake started after another was
+// closed never gets its port: a client still calling the closed fake's URL
+// must fail to connect, not reach the new fake.
+func TestListenNeverReusesAPort(t *testing.T) {
+	seen := map[string]bool{}
+	for range 300 {
+		srv := Start(t, NewInvoicingAPI("key"))
+		addr := srv.Listener.Addr().String()
+		if seen[addr] {
+			t.Fatalf("%s was handed out twice", addr)
+		}
+		seen[addr] = true
+		srv.Close()
+	}
+}

@@ -1,0 +1,191 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/tokenmint/tokenmint/internal/sharding"
+)
+
+// ShardIdentity returns a replica identity for sharding: the host (pod)
+// name and a random suffix, so that a restarted pod of the same name is a
+// new member and never mistakes its predecessor's Leases for its own.
+func ShardIdentity() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "tokenmint"
+	}
+	host = strings.ToLower(host)
+	if len(host) > 40 {
+		host = host[:40]
+	}
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return strings.Trim(host, ".-") + "-" + hex.EncodeToString(b)
+}
+
+// setupSharding starts this replica's share of the ranges when
+// cfg.ShardRanges > 0: a Coordinator that holds range Leases next to the
+// leader's, and whose ranges, once taken, queue their AccessTokens on the
+// returned channel. It returns nils when sharding is off.
+func (c *Config) setupSharding(ctx context.Context, mgr ctrl.Manager, calls *Calls, clk clock.Clock) (*sharding.Coordinator, chan event.GenericEvent, error) {
+	if c.ShardRanges <= 0 {
+		return nil, nil, nil
+	}
+	// The Leases have a client of their own, apart from the controllers'
+	// shared token bucket, as leader election has: renewing never waits
+	// behind reconciles. One Sync lists once and writes each Lease held.
+	lc := rest.CopyConfig(mgr.GetConfig())
+	lc.RateLimiter = nil
+	lc.QPS, lc.Burst = float32(max(20, 2*c.ShardRanges)), max(40, 4*c.ShardRanges)
+	leases, err := client.New(lc, client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return nil, nil, err
+	}
+	identity := c.ShardIdentity
+	if identity == "" {
+		identity = ShardIdentity()
+	}
+	events := make(chan event.GenericEvent, 1024)
+	ranges := c.ShardRanges
+	calls.AllReplicas = true
+	var ticking clock.WithTicker = clock.RealClock{}
+	if t, ok := clk.(clock.WithTicker); ok {
+		ticking = t
+	}
+	if c.ShardClock != nil {
+		ticking = c.ShardClock
+	}
+	co, err := sharding.New(sharding.Options{
+		Client: leases, Namespace: c.OperatorNamespace, Identity: identity, Ranges: ranges,
+		LeaseDuration: c.LeaseDuration, RenewDeadline: c.RenewDeadline, RetryPeriod: c.RetryPeriod,
+		Clock: ticking,
+		InFlight: func(rng int) int {
+			return calls.InFlight(func(ns string) bool { return sharding.RangeOf(ns, ranges) == rng })
+		},
+		Acquired: func(rng int) { go enqueueRange(ctx, mgr.GetCache(), rng, ranges, events) },
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("sharding: %w", err)
+	}
+	if err := mgr.Add(co); err != nil {
+		return nil, nil, err
+	}
+	currentShards.Store(&shardGauges{shards: co, reader: mgr.GetCache()})
+	logf.FromContext(ctx).Info("sharding the namespaced work", "ranges", ranges, "identity", identity)
+	return co, events, nil
+}
+
+// onEveryShard runs r on every replica when sharding is on (the metadata
+// cache that the AccessToken controller watches), and only on the leader,
+// as before, when it is off.
+func (c *Config) onEveryShard(r manager.Runnable) manager.Runnable {
+	if c.ShardRanges <= 0 {
+		return r
+	}
+	return everyReplica{r}
+}
+
+type everyReplica struct{ manager.Runnable }
+
+func (everyReplica) NeedLeaderElection() bool { return false }
+
+// enqueueRange queues every AccessToken of range rng, which this replica
+// has just taken: their watch events came while another replica held it.
+func enqueueRange(ctx context.Context, reader client.Reader, rng, ranges int, events chan<- event.GenericEvent) {
+	items, err := cachedAccessTokens(ctx, reader)
+	if err != nil {
+		logf.FromContext(ctx).Error(err, "listing the AccessTokens of a range taken", "range", rng)
+		return
+	}
+	for _, at := range items {
+		if sharding.RangeOf(at.Namespace, ranges) != rng {
+			continue
+		}
+		select {
+		case events <- event.GenericEvent{Object: at}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// shardGauges exports this replica's share: the ranges it serves and the
+// AccessTokens in them. Nothing is exported with sharding off.
+type shardGauges struct {
+	shards *sharding.Coordinator
+	reader client.Reader
+}
+
+var (
+	currentShards   atomic.Pointer[shardGauges]
+	shardRangesDesc = prometheus.NewDesc("tokenmint_shard_ranges_held",
+		"Hash ranges of namespaces this replica serves (with --shard-ranges).", nil, nil)
+	shardTokensDesc = prometheus.NewDesc("tokenmint_shard_accesstokens",
+		"AccessTokens in the namespaces of the ranges this replica serves (with --shard-ranges).", nil, nil)
+)
+
+type shardCollector struct{}
+
+func (shardCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- shardRangesDesc
+	ch <- shardTokensDesc
+}
+
+func (shardCollector) Collect(ch chan<- prometheus.Metric) {
+	g := currentShards.Load()
+	if g == nil {
+		return
+	}
+	held := g.shards.Held()
+	ch <- prometheus.MustNewConstMetric(shardRangesDesc, prometheus.GaugeValue, float64(len(held)))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	items, err := cachedAccessTokens(ctx, g.reader)
+	if err != nil {
+		return
+	}
+	n := 0
+	for _, at := range items {
+		if g.shards.Holds(at.Namespace) {
+			n++
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(shardTokensDesc, prometheus.GaugeValue, float64(n))
+}
+
+func init() {
+	metrics.Registry.MustRegister(shardCollector{})
+}

@@ -1,0 +1,179 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/internal/sharding"
+)
+
+const shardRanges = 16
+
+// startShardedManager starts a replica with sharding on, as cmd/main.go
+// does with --leader-elect and --shard-ranges, its range Leases timed by
+// leases.
+func startShardedManager(identity string, leases *clocktesting.FakeClock) *runningManager {
+	conf := testConfig()
+	conf.ShardRanges, conf.ShardIdentity, conf.ShardClock = shardRanges, identity, leases
+	conf.LeaseDuration, conf.RenewDeadline, conf.RetryPeriod = 15*time.Second, 10*time.Second, 2*time.Second
+	m, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme.Scheme,
+		Metrics:                       metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:        "0",
+		Cache:                         conf.CacheOptions(),
+		Controller:                    config.Controller{SkipNameValidation: ptr.To(true)},
+		LeaderElection:                true,
+		LeaderElectionID:              "tokenmint-sharding-spec",
+		LeaderElectionNamespace:       operatorNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		// Every line a replica logs says which one wrote it.
+		Logger: logf.Log.WithName(identity),
+	})
+	Expect(err).NotTo(HaveOccurred())
+	mctx, mcancel := context.WithCancel(logf.IntoContext(ctx, logf.Log.WithName(identity)))
+	Expect(Setup(mctx, m, conf)).To(Succeed())
+	rm := &runningManager{cancel: mcancel, done: make(chan struct{})}
+	go func() {
+		defer GinkgoRecover()
+		defer close(rm.done)
+		Expect(m.Start(mctx)).To(Succeed())
+	}()
+	return rm
+}
+
+// rangeHolders returns the holder of each range Lease that has one.
+func rangeHolders(g Gomega) map[int]string {
+	list := &coordinationv1.LeaseList{}
+	g.Expect(k8sClient.List(ctx, list, client.InNamespace(operatorNamespace),
+		client.MatchingLabels{sharding.LabelLease: sharding.RoleRange})).To(Succeed())
+	out := map[int]string{}
+	for _, l := range list.Items {
+		for rng := range shardRanges {
+			if l.Name == sharding.RangeLeaseName(rng) && ptr.Deref(l.Spec.HolderIdentity, "") != "" {
+				out[rng] = *l.Spec.HolderIdentity
+			}
+		}
+	}
+	return out
+}
+
+func countByHolder(holders map[int]string) map[string]int {
+	out := map[string]int{}
+	for _, h := range holders {
+		out[h]++
+	}
+	return out
+}
+
+var _ = Describe("sharding", func() {
+	It("splits the ranges between two replicas, issues each token once, and hands a stopped replica's ranges over without minting again", func() {
+		By("running two sharded replicas instead of the suite's manager")
+		mgr.stop()
+		leases := clocktesting.NewFakeClock(time.Now())
+		a := startShardedManager("replica-a", leases)
+		b := startShardedManager("replica-b", leases)
+		stopped := map[*runningManager]bool{}
+		DeferCleanup(func() {
+			for _, r := range []*runningManager{a, b} {
+				if !stopped[r] {
+					r.stop()
+				}
+			}
+			mgr = startManager()
+		})
+		// Each step is one retry period on the Leases' clock; the real
+		// polling interval leaves the replicas time to sync.
+		step := func() { leases.Step(2 * time.Second) }
+
+		Eventually(func(g Gomega) {
+			step()
+			holders := rangeHolders(g)
+			g.Expect(holders).To(HaveLen(shardRanges))
+			g.Expect(countByHolder(holders)).To(Equal(map[string]int{"replica-a": 8, "replica-b": 8}))
+		}, 60*time.Second, 500*time.Millisecond).Should(Succeed())
+
+		By("issuing AccessTokens in namespaces of both replicas' ranges")
+		var envs []*env
+		var tokens []*tokensv1alpha1.AccessToken
+		for range 10 {
+			e := newEnv()
+			envs = append(envs, e)
+			tokens = append(tokens, e.accessToken("sharded"))
+		}
+		served := map[string]bool{}
+		holders := rangeHolders(Default)
+		for _, at := range tokens {
+			waitReady(at)
+			served[holders[sharding.RangeOf(at.Namespace, shardRanges)]] = true
+		}
+		Expect(served).To(HaveLen(2), "the namespaces all fell into one replica's ranges")
+		for i, e := range envs {
+			settle(tokens[i])
+			Expect(e.fake.Issued()).To(HaveLen(1), "namespace %s", e.ns)
+		}
+
+		By("stopping replica b: its ranges move to a, which takes them at once")
+		b.stop()
+		stopped[b] = true
+		Eventually(func(g Gomega) {
+			step()
+			holders := rangeHolders(g)
+			g.Expect(holders).To(HaveLen(shardRanges))
+			g.Expect(countByHolder(holders)).To(Equal(map[string]int{"replica-a": shardRanges}))
+		}, 60*time.Second, 500*time.Millisecond).Should(Succeed())
+		for i, e := range envs {
+			poke(tokens[i])
+			settle(tokens[i])
+			Expect(e.fake.Issued()).To(HaveLen(1), "a valid token of %s was minted again after the handover", e.ns)
+		}
+
+		By("renewing every token, once, on the remaining replica")
+		latest := clk.Now()
+		for _, at := range tokens {
+			if t := get(at).Status.RenewalTime.Time; t.After(latest) {
+				latest = t
+			}
+		}
+		clk.SetTime(latest.Add(time.Second))
+		for i, e := range envs {
+			poke(tokens[i])
+			Eventually(func() int { return len(e.fake.Issued()) }, 20*time.Second).Should(Equal(2), "namespace %s", e.ns)
+		}
+		for i, e := range envs {
+			settle(tokens[i])
+			Expect(e.fake.Issued()).To(HaveLen(2), "namespace %s renewed more than once", e.ns)
+			s, err := secretOf(tokens[i])
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(s.Data["token"])).To(Equal(e.fake.Issued()[1].Value))
+		}
+	})
+})

@@ -1,0 +1,597 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package sharding
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+)
+
+const (
+	// LabelLease marks the Leases of sharding: RoleRange or RoleMember.
+	LabelLease = "tokens.tokenmint.dev/shard-lease"
+	RoleRange  = "range"
+	RoleMember = "member"
+	// RangeLeasePrefix and MemberLeasePrefix start the Leases' names.
+	RangeLeasePrefix  = "tokenmint-range-"
+	MemberLeasePrefix = "tokenmint-member-"
+)
+
+// Options configure a Coordinator.
+type Options struct {
+	// Client reads and writes Leases in Namespace; an uncached client.
+	Client    client.Client
+	Namespace string
+	// Identity names this replica; unique among the replicas.
+	Identity string
+	// Ranges is the number of hash ranges of namespaces.
+	Ranges int
+	// LeaseDuration, RenewDeadline and RetryPeriod mean what they mean for
+	// leader election: another replica takes a range over once it has seen
+	// its Lease unchanged for LeaseDuration; the holder stops taking work for
+	// a range it could not renew for RenewDeadline; every RetryPeriod each
+	// replica renews what it holds and tries to take what it should.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// Clock is the time source; nil means the real one.
+	Clock clock.WithTicker
+	// InFlight returns the calls to token endpoints waiting or running for the
+	// namespaces of a range: a range is released only once it is zero.
+	InFlight func(rng int) int
+	// Acquired is called, outside any lock, for each range this replica takes.
+	Acquired func(rng int)
+}
+
+// Coordinator holds this replica's share of the ranges. Sync does one round
+// of the protocol; Start runs it every RetryPeriod and releases everything on
+// stop. Holds answers, for every reconcile, whether a namespace is this
+// replica's to serve.
+type Coordinator struct {
+	opts Options
+
+	mu   sync.RWMutex
+	held map[int]*holding
+	// observed holds, by Lease name, the record last seen and when this
+	// replica first saw it: as in client-go's leader election, a Lease
+	// expires LeaseDuration after it was last seen to change, on this
+	// replica's clock, whatever the holder's clock wrote into it.
+	observed map[string]observation
+	members  int
+	member   *coordinationv1.Lease
+}
+
+type holding struct {
+	// renewed is when this replica last wrote the Lease successfully.
+	renewed time.Time
+	// acquired is when this replica took the range.
+	acquired time.Time
+	// draining is set once the range is to be released: no new work starts
+	// for it, and the Lease goes once its calls in flight have ended.
+	draining bool
+}
+
+type observation struct {
+	holder  string
+	renew   time.Time
+	at      time.Time
+	version string
+}
+
+// New returns a Coordinator holding nothing yet.
+func New(opts Options) (*Coordinator, error) {
+	if opts.Ranges < 1 {
+		return nil, fmt.Errorf("sharding needs at least one range, got %d", opts.Ranges)
+	}
+	if opts.Identity == "" || opts.Client == nil || opts.Namespace == "" {
+		return nil, errors.New("sharding needs a client, a namespace and an identity")
+	}
+	if opts.LeaseDuration <= opts.RenewDeadline || opts.RenewDeadline <= opts.RetryPeriod || opts.RetryPeriod <= 0 {
+		return nil, errors.New("sharding needs lease duration > renew deadline > retry period > 0")
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.InFlight == nil {
+		opts.InFlight = func(int) int { return 0 }
+	}
+	return &Coordinator{opts: opts, held: map[int]*holding{}, observed: map[string]observation{}}, nil
+}
+
+// Ranges is the number of ranges.
+func (c *Coordinator) Ranges() int { return c.opts.Ranges }
+
+// Identity is this replica's identity.
+func (c *Coordinator) Identity() string { return c.opts.Identity }
+
+// RangeOf returns namespace's range.
+func (c *Coordinator) RangeOf(namespace string) int { return RangeOf(namespace, c.opts.Ranges) }
+
+// Holds reports whether this replica serves namespace now: it holds the
+// range, is not draining it, and renewed its Lease within RenewDeadline. A
+// nil Coordinator (sharding off) holds everything.
+func (c *Coordinator) Holds(namespace string) bool {
+	if c == nil {
+		return true
+	}
+	return c.HoldsRange(c.RangeOf(namespace))
+}
+
+// HoldsRange is Holds for a range.
+func (c *Coordinator) HoldsRange(rng int) bool {
+	now := c.opts.Clock.Now()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	h := c.held[rng]
+	return h != nil && !h.draining && now.Sub(h.renewed) <= c.opts.RenewDeadline
+}
+
+// Recent reports whether this replica took namespace's range less than a
+// LeaseDuration ago: its cache may not show yet what the previous holder
+// wrote last, so a decision to mint is confirmed against the API server.
+func (c *Coordinator) Recent(namespace string) bool {
+	if c == nil {
+		return false
+	}
+	now := c.opts.Clock.Now()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	h := c.held[c.RangeOf(namespace)]
+	return h != nil && now.Sub(h.acquired) < c.opts.LeaseDuration
+}
+
+// Held returns the ranges this replica serves now, sorted.
+func (c *Coordinator) Held() []int {
+	var out []int
+	for rng := range c.opts.Ranges {
+		if c.HoldsRange(rng) {
+			out = append(out, rng)
+		}
+	}
+	return out
+}
+
+// Members returns the number of live replicas seen at the last Sync.
+func (c *Coordinator) Members() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.members
+}
+
+// NeedLeaderElection: every replica runs its share.
+func (c *Coordinator) NeedLeaderElection() bool { return false }
+
+// Start syncs every RetryPeriod until ctx ends, then drains and releases
+// every range and removes this replica's member Lease.
+func (c *Coordinator) Start(ctx context.Context) error {
+	log := logf.FromContext(ctx).WithName("sharding")
+	ticker := c.opts.Clock.NewTicker(c.opts.RetryPeriod)
+	defer ticker.Stop()
+	for {
+		if err := c.Sync(ctx); err != nil && ctx.Err() == nil {
+			log.Error(err, "syncing shard leases")
+		}
+		select {
+		case <-ctx.Done():
+			c.stop(log)
+			return nil
+		case <-ticker.C():
+		}
+	}
+}
+
+// stop drains every range, waiting for its calls in flight up to
+// RenewDeadline (on the real clock: the manager is shutting down), and
+// releases the Leases of those drained. A range whose calls still run is
+// left to expire: its next holder waits LeaseDuration.
+func (c *Coordinator) stop(log interface{ Error(error, string, ...any) }) {
+	c.mu.Lock()
+	for _, h := range c.held {
+		h.draining = true
+	}
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.RenewDeadline)
+	defer cancel()
+	for {
+		c.mu.RLock()
+		ranges := make([]int, 0, len(c.held))
+		for rng := range c.held {
+			ranges = append(ranges, rng)
+		}
+		c.mu.RUnlock()
+		for _, rng := range ranges {
+			if c.opts.InFlight(rng) == 0 {
+				if err := c.release(ctx, rng); err != nil {
+					log.Error(err, "releasing range lease", "range", rng)
+					c.forget(rng)
+				}
+			}
+		}
+		c.mu.RLock()
+		left := len(c.held)
+		c.mu.RUnlock()
+		if left == 0 || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	member := c.memberLease()
+	if err := client.IgnoreNotFound(c.opts.Client.Delete(ctx, member)); err != nil {
+		log.Error(err, "removing member lease")
+	}
+}
+
+// Stop is stop for tests: drain and release now.
+func (c *Coordinator) Stop(ctx context.Context) {
+	c.stop(logf.FromContext(ctx))
+}
+
+// Sync does one round: renew this replica's member Lease, read every shard
+// Lease, renew the ranges held, release the surplus once drained, and take
+// free or expired ranges up to this replica's share.
+func (c *Coordinator) Sync(ctx context.Context) error {
+	now := c.opts.Clock.Now()
+	var errs []error
+	// A member Lease that cannot be written does not stop the ranges'
+	// renewals: it only lets the others count this replica out.
+	if err := c.renewMember(ctx, now); err != nil {
+		errs = append(errs, err)
+	}
+	list := &coordinationv1.LeaseList{}
+	if err := c.opts.Client.List(ctx, list, client.InNamespace(c.opts.Namespace), client.HasLabels{LabelLease}); err != nil {
+		return errors.Join(append(errs, fmt.Errorf("listing shard leases: %w", err))...)
+	}
+	ranges := map[int]*coordinationv1.Lease{}
+	var live []string
+	var stale []*coordinationv1.Lease
+
+	c.mu.Lock()
+	seen := map[string]bool{}
+	for i := range list.Items {
+		l := &list.Items[i]
+		seen[l.Name] = true
+		expired := c.observeLocked(l, now)
+		switch l.Labels[LabelLease] {
+		case RoleMember:
+			holder := ptr.Deref(l.Spec.HolderIdentity, "")
+			switch {
+			case holder == c.opts.Identity:
+			case holder != "" && !expired:
+				live = append(live, holder)
+			case expired:
+				stale = append(stale, l)
+			}
+		case RoleRange:
+			if rng, ok := c.rangeOfLease(l.Name); ok {
+				ranges[rng] = l
+			}
+		}
+	}
+	for name := range c.observed {
+		if !seen[name] {
+			delete(c.observed, name)
+		}
+	}
+	live = append(live, c.opts.Identity)
+	c.members = len(live)
+	target := Targets(live, c.opts.Ranges)[c.opts.Identity]
+	c.mu.Unlock()
+
+	// Renew what is held; a Lease gone or taken by another is lost.
+	for _, rng := range c.heldRanges() {
+		if err := c.renew(ctx, rng, ranges[rng], now); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// Drain the surplus, or stop draining what is wanted again.
+	c.mu.Lock()
+	var active, draining []int
+	for rng, h := range c.held {
+		if h.draining {
+			draining = append(draining, rng)
+		} else {
+			active = append(active, rng)
+		}
+	}
+	slices.Sort(active)
+	slices.Sort(draining)
+	for len(active) > target {
+		last := active[len(active)-1]
+		c.held[last].draining = true
+		active = active[:len(active)-1]
+	}
+	for len(active) < target && len(draining) > 0 {
+		rng := draining[0]
+		draining = draining[1:]
+		c.held[rng].draining = false
+		active = append(active, rng)
+	}
+	want := target - len(active)
+	c.mu.Unlock()
+
+	for _, rng := range c.heldRanges() {
+		if c.isDraining(rng) && c.opts.InFlight(rng) == 0 {
+			if err := c.release(ctx, rng); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	var acquired []int
+	for _, rng := range c.acquireOrder() {
+		if want <= 0 {
+			break
+		}
+		if c.isHeld(rng) {
+			continue
+		}
+		ok, err := c.acquire(ctx, rng, ranges[rng], now)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if ok {
+			acquired = append(acquired, rng)
+			want--
+		}
+	}
+	for _, l := range stale {
+		// A replica killed without releasing: its member Lease goes.
+		if err := client.IgnoreNotFound(c.opts.Client.Delete(ctx, l, client.Preconditions{ResourceVersion: &l.ResourceVersion})); err != nil &&
+			!apierrors.IsConflict(err) {
+			errs = append(errs, err)
+		}
+	}
+	for _, rng := range acquired {
+		if c.opts.Acquired != nil {
+			c.opts.Acquired(rng)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// observeLocked records l's record and reports whether it has expired: seen
+// unchanged for LeaseDuration, or released (no holder).
+func (c *Coordinator) observeLocked(l *coordinationv1.Lease, now time.Time) bool {
+	holder := ptr.Deref(l.Spec.HolderIdentity, "")
+	var renew time.Time
+	if l.Spec.RenewTime != nil {
+		renew = l.Spec.RenewTime.Time
+	}
+	o, ok := c.observed[l.Name]
+	if !ok || o.holder != holder || !o.renew.Equal(renew) {
+		o = observation{holder: holder, renew: renew, at: now}
+	}
+	o.version = l.ResourceVersion
+	c.observed[l.Name] = o
+	return holder == "" || now.Sub(o.at) > c.opts.LeaseDuration
+}
+
+func (c *Coordinator) rangeOfLease(name string) (int, bool) {
+	n, err := strconv.Atoi(strings.TrimPrefix(name, RangeLeasePrefix))
+	if err != nil || !strings.HasPrefix(name, RangeLeasePrefix) || n < 0 || n >= c.opts.Ranges {
+		return 0, false
+	}
+	return n, true
+}
+
+// acquireOrder starts at a place of its own for each identity, so that
+// replicas starting together mostly try different ranges first.
+func (c *Coordinator) acquireOrder() []int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(c.opts.Identity))
+	start := int(h.Sum32() % uint32(c.opts.Ranges))
+	out := make([]int, c.opts.Ranges)
+	for i := range out {
+		out[i] = (start + i) % c.opts.Ranges
+	}
+	return out
+}
+
+func (c *Coordinator) heldRanges() []int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]int, 0, len(c.held))
+	for rng := range c.held {
+		out = append(out, rng)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (c *Coordinator) isHeld(rng int) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.held[rng] != nil
+}
+
+func (c *Coordinator) isDraining(rng int) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	h := c.held[rng]
+	return h != nil && h.draining
+}
+
+func (c *Coordinator) forget(rng int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.held, rng)
+}
+
+// RangeLeaseName names range rng's Lease.
+func RangeLeaseName(rng int) string { return RangeLeasePrefix + strconv.Itoa(rng) }
+
+// MemberLeaseName names the member Lease of identity.
+func MemberLeaseName(identity string) string { return MemberLeasePrefix + identity }
+
+func (c *Coordinator) memberLease() *coordinationv1.Lease {
+	return &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: MemberLeaseName(c.opts.Identity), Namespace: c.opts.Namespace,
+		Labels: map[string]string{LabelLease: RoleMember}}}
+}
+
+func (c *Coordinator) leaseSeconds() *int32 {
+	return ptr.To(int32(c.opts.LeaseDuration.Round(time.Second) / time.Second))
+}
+
+// renewMember creates or renews this replica's member Lease.
+func (c *Coordinator) renewMember(ctx context.Context, now time.Time) error {
+	c.mu.RLock()
+	cur := c.member
+	c.mu.RUnlock()
+	if cur == nil {
+		cur = c.memberLease()
+		if err := c.opts.Client.Get(ctx, client.ObjectKeyFromObject(cur), cur); err != nil {
+			if !apierrors.IsNotFound(err) {
+				return fmt.Errorf("reading member lease: %w", err)
+			}
+			cur = c.memberLease()
+			cur.Spec = coordinationv1.LeaseSpec{HolderIdentity: ptr.To(c.opts.Identity), LeaseDurationSeconds: c.leaseSeconds(),
+				AcquireTime: ptr.To(metav1.NewMicroTime(now)), RenewTime: ptr.To(metav1.NewMicroTime(now))}
+			if err := c.opts.Client.Create(ctx, cur); err != nil {
+				return fmt.Errorf("creating member lease: %w", err)
+			}
+			c.setMember(cur)
+			return nil
+		}
+	}
+	next := cur.DeepCopy()
+	next.Spec.HolderIdentity = ptr.To(c.opts.Identity)
+	next.Spec.LeaseDurationSeconds = c.leaseSeconds()
+	next.Spec.RenewTime = ptr.To(metav1.NewMicroTime(now))
+	if err := c.opts.Client.Update(ctx, next); err != nil {
+		c.setMember(nil) // read it again next time
+		return fmt.Errorf("renewing member lease: %w", err)
+	}
+	c.setMember(next)
+	return nil
+}
+
+func (c *Coordinator) setMember(l *coordinationv1.Lease) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.member = l
+}
+
+// renew writes a new renew time into a held range's Lease. A Lease gone or
+// held by another is lost at once; one that cannot be written is lost once
+// RenewDeadline has passed since the last renewal.
+func (c *Coordinator) renew(ctx context.Context, rng int, l *coordinationv1.Lease, now time.Time) error {
+	if l == nil || ptr.Deref(l.Spec.HolderIdentity, "") != c.opts.Identity {
+		c.forget(rng)
+		return nil
+	}
+	next := l.DeepCopy()
+	next.Spec.RenewTime = ptr.To(metav1.NewMicroTime(now))
+	next.Spec.LeaseDurationSeconds = c.leaseSeconds()
+	if err := c.opts.Client.Update(ctx, next); err != nil {
+		c.mu.Lock()
+		if h := c.held[rng]; h != nil && now.Sub(h.renewed) > c.opts.RenewDeadline {
+			delete(c.held, rng)
+		}
+		c.mu.Unlock()
+		return fmt.Errorf("renewing range lease %d: %w", rng, err)
+	}
+	c.mu.Lock()
+	if h := c.held[rng]; h != nil {
+		h.renewed = now
+	}
+	c.observed[next.Name] = observation{holder: c.opts.Identity, renew: now, at: now, version: next.ResourceVersion}
+	c.mu.Unlock()
+	return nil
+}
+
+// acquire takes range rng's Lease when it is missing, released, or expired.
+// Writes carry the resourceVersion read, so two replicas never both win.
+func (c *Coordinator) acquire(ctx context.Context, rng int, l *coordinationv1.Lease, now time.Time) (bool, error) {
+	spec := coordinationv1.LeaseSpec{HolderIdentity: ptr.To(c.opts.Identity), LeaseDurationSeconds: c.leaseSeconds(),
+		AcquireTime: ptr.To(metav1.NewMicroTime(now)), RenewTime: ptr.To(metav1.NewMicroTime(now))}
+	var written *coordinationv1.Lease
+	if l == nil {
+		spec.LeaseTransitions = ptr.To[int32](0)
+		written = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: RangeLeaseName(rng), Namespace: c.opts.Namespace,
+			Labels: map[string]string{LabelLease: RoleRange}}, Spec: spec}
+		if err := c.opts.Client.Create(ctx, written); err != nil {
+			if apierrors.IsAlreadyExists(err) {
+				return false, nil
+			}
+			return false, fmt.Errorf("creating range lease %d: %w", rng, err)
+		}
+	} else {
+		c.mu.RLock()
+		o, seen := c.observed[l.Name]
+		c.mu.RUnlock()
+		holder := ptr.Deref(l.Spec.HolderIdentity, "")
+		if !seen || (holder != "" && now.Sub(o.at) <= c.opts.LeaseDuration) {
+			return false, nil
+		}
+		written = l.DeepCopy()
+		spec.LeaseTransitions = ptr.To(ptr.Deref(l.Spec.LeaseTransitions, 0) + 1)
+		written.Spec = spec
+		if err := c.opts.Client.Update(ctx, written); err != nil {
+			if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+				return false, nil
+			}
+			return false, fmt.Errorf("taking range lease %d: %w", rng, err)
+		}
+	}
+	c.mu.Lock()
+	c.held[rng] = &holding{renewed: now, acquired: now}
+	c.observed[written.Name] = observation{holder: c.opts.Identity, renew: now, at: now, version: written.ResourceVersion}
+	c.mu.Unlock()
+	return true, nil
+}
+
+// release gives a drained range's Lease up as client-go's leader election
+// does: no holder, a one-second duration, so that the next replica takes it
+// at once.
+func (c *Coordinator) release(ctx context.Context, rng int) error {
+	now := c.opts.Clock.Now()
+	l := &coordinationv1.Lease{}
+	if err := c.opts.Client.Get(ctx, client.ObjectKey{Namespace: c.opts.Namespace, Name: RangeLeaseName(rng)}, l); err != nil {
+		c.forget(rng)
+		return client.IgnoreNotFound(err)
+	}
+	if ptr.Deref(l.Spec.HolderIdentity, "") != c.opts.Identity {
+		c.forget(rng)
+		return nil
+	}
+	// No new work starts for a draining range; the Lease is no longer ours
+	// from here on, even if the write below fails (it then expires).
+	c.forget(rng)
+	l.Spec.HolderIdentity = ptr.To("")
+	l.Spec.LeaseDurationSeconds = ptr.To[int32](1)
+	l.Spec.RenewTime = ptr.To(metav1.NewMicroTime(now))
+	l.Spec.AcquireTime = ptr.To(metav1.NewMicroTime(now))
+	if err := c.opts.Client.Update(ctx, l); err != nil {
+		return fmt.Errorf("releasing range lease %d: %w", rng, err)
+	}
+	return nil
+}

@@ -1,0 +1,372 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package sharding
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+)
+
+const (
+	testNamespace = "tokenmint-system"
+	leaseDuration = 15 * time.Second
+	renewDeadline = 10 * time.Second
+	retryPeriod   = 2 * time.Second
+)
+
+// cluster is replicas sharing one fake API server and one fake clock.
+type cluster struct {
+	t        *testing.T
+	client   client.Client
+	clk      *clocktesting.FakeClock
+	replicas map[string]*replica
+}
+
+type replica struct {
+	*Coordinator
+	mu       sync.Mutex
+	inFlight map[int]int
+	acquired []int
+	// failWrites makes every Lease write of this replica fail.
+	failWrites bool
+}
+
+func newCluster(t *testing.T) *cluster {
+	return &cluster{t: t, client: fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).Build(),
+		clk: clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), replicas: map[string]*replica{}}
+}
+
+func (c *cluster) start(id string) *replica {
+	r := &replica{inFlight: map[int]int{}}
+	cl := interceptor.NewClient(c.client.(client.WithWatch), interceptor.Funcs{
+		Update: func(ctx context.Context, cl client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+			r.mu.Lock()
+			fail := r.failWrites
+			r.mu.Unlock()
+			if fail {
+				return errors.New("apiserver unreachable")
+			}
+			return cl.Update(ctx, obj, opts...)
+		},
+	})
+	co, err := New(Options{Client: cl, Namespace: testNamespace, Identity: id, Ranges: 16,
+		LeaseDuration: leaseDuration, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod, Clock: c.clk,
+		InFlight: func(rng int) int { r.mu.Lock(); defer r.mu.Unlock(); return r.inFlight[rng] },
+		Acquired: func(rng int) { r.mu.Lock(); defer r.mu.Unlock(); r.acquired = append(r.acquired, rng) },
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	r.Coordinator = co
+	c.replicas[id] = r
+	return r
+}
+
+// round syncs every live replica once, checks that no range is served by
+// two, then moves the clock one retry period on.
+func (c *cluster) round() {
+	c.t.Helper()
+	for _, r := range c.replicas {
+		if err := r.Sync(context.Background()); err != nil {
+			r.mu.Lock()
+			failing := r.failWrites
+			r.mu.Unlock()
+			if !failing {
+				c.t.Fatalf("sync of %s: %v", r.Identity(), err)
+			}
+		}
+		c.checkExclusive()
+	}
+	c.clk.Step(retryPeriod)
+}
+
+func (c *cluster) rounds(n int) {
+	c.t.Helper()
+	for range n {
+		c.round()
+	}
+}
+
+// checkExclusive fails when two replicas serve one range.
+func (c *cluster) checkExclusive() {
+	c.t.Helper()
+	owner := map[int]string{}
+	for id, r := range c.replicas {
+		for _, rng := range r.Held() {
+			if o, ok := owner[rng]; ok {
+				c.t.Fatalf("range %d served by %s and %s", rng, o, id)
+			}
+			owner[rng] = id
+		}
+	}
+}
+
+// counts returns the ranges served by each replica, and checks that every
+// range is served and that counts differ by at most one.
+func (c *cluster) balanced() map[string]int {
+	c.t.Helper()
+	out := map[string]int{}
+	total, lo, hi := 0, 1<<30, 0
+	for id, r := range c.replicas {
+		n := len(r.Held())
+		out[id] = n
+		total += n
+		lo, hi = min(lo, n), max(hi, n)
+	}
+	if total != 16 {
+		c.t.Fatalf("%d of 16 ranges served: %v", total, out)
+	}
+	if hi-lo > 1 {
+		c.t.Fatalf("ranges per replica differ by more than one: %v", out)
+	}
+	return out
+}
+
+func (c *cluster) holder(rng int) string {
+	l := &coordinationv1.Lease{}
+	if err := c.client.Get(context.Background(), client.ObjectKey{Namespace: testNamespace, Name: RangeLeaseName(rng)}, l); err != nil {
+		c.t.Fatal(err)
+	}
+	return ptr.Deref(l.Spec.HolderIdentity, "")
+}
+
+func TestRangeOfIsStableAndSpread(t *testing.T) {
+	if RangeOf("shop", 16) != RangeOf("shop", 16) {
+		t.Fatal("not stable")
+	}
+	if got := RangeOf("anything", 1); got != 0 {
+		t.Fatalf("one range: got %d", got)
+	}
+	seen := map[int]int{}
+	for i := range 1600 {
+		rng := RangeOf(fmt.Sprintf("team-%d", i), 16)
+		if rng < 0 || rng >= 16 {
+			t.Fatalf("range %d out of bounds", rng)
+		}
+		seen[rng]++
+	}
+	for rng := range 16 {
+		if seen[rng] < 50 {
+			t.Fatalf("range %d got %d of 1600 namespaces: %v", rng, seen[rng], seen)
+		}
+	}
+}
+
+func TestTargets(t *testing.T) {
+	got := Targets([]string{"c", "a", "b"}, 16)
+	if got["a"] != 6 || got["b"] != 5 || got["c"] != 5 {
+		t.Fatalf("got %v", got)
+	}
+	if got := Targets([]string{"a", "a"}, 16); got["a"] != 16 {
+		t.Fatalf("duplicates: %v", got)
+	}
+}
+
+func TestOneReplicaAcquiresEveryRange(t *testing.T) {
+	c := newCluster(t)
+	a := c.start("a")
+	c.round()
+	if got := len(a.Held()); got != 16 {
+		t.Fatalf("holds %d ranges", got)
+	}
+	for rng := range 16 {
+		if h := c.holder(rng); h != "a" {
+			t.Fatalf("range %d held by %q", rng, h)
+		}
+	}
+	if len(a.acquired) != 16 {
+		t.Fatalf("acquired callbacks: %v", a.acquired)
+	}
+	if !a.Holds("shop") {
+		t.Fatal("does not serve a namespace of a held range")
+	}
+	if !a.Recent("shop") {
+		t.Fatal("a range just taken is not recent")
+	}
+	c.clk.Step(leaseDuration)
+	if a.Recent("shop") {
+		t.Fatal("a range taken a lease duration ago is still recent")
+	}
+}
+
+func TestBalanceOneToFourToTwo(t *testing.T) {
+	c := newCluster(t)
+	c.start("a")
+	c.round()
+	for _, id := range []string{"b", "c", "d"} {
+		c.start(id)
+	}
+	c.rounds(5)
+	for id, n := range c.balanced() {
+		if n != 4 {
+			t.Fatalf("with four replicas %s serves %d", id, n)
+		}
+	}
+
+	// Scale down to two: c and d stop and release what they hold.
+	for _, id := range []string{"c", "d"} {
+		c.replicas[id].Stop(context.Background())
+		if n := len(c.replicas[id].Held()); n != 0 {
+			t.Fatalf("%s still serves %d after stopping", id, n)
+		}
+		delete(c.replicas, id)
+	}
+	c.rounds(3)
+	for id, n := range c.balanced() {
+		if n != 8 {
+			t.Fatalf("with two replicas %s serves %d", id, n)
+		}
+	}
+	// The member Leases of the stopped replicas are gone.
+	list := &coordinationv1.LeaseList{}
+	if err := c.client.List(context.Background(), list, client.MatchingLabels{LabelLease: RoleMember}); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 2 {
+		t.Fatalf("%d member leases", len(list.Items))
+	}
+}
+
+func TestThreeReplicasDifferByAtMostOne(t *testing.T) {
+	c := newCluster(t)
+	for _, id := range []string{"a", "b", "c"} {
+		c.start(id)
+	}
+	c.rounds(5)
+	c.balanced()
+}
+
+func TestKilledReplicaRangesTakenOverAfterLeaseDuration(t *testing.T) {
+	c := newCluster(t)
+	a, b := c.start("a"), c.start("b")
+	c.rounds(4)
+	c.balanced()
+	ofB := b.Held()
+
+	// b is killed: it neither renews nor releases. It last renewed in the
+	// round before, one retry period ago.
+	delete(c.replicas, "b")
+	lastRenewal := c.clk.Now().Add(-retryPeriod)
+	for c.clk.Since(lastRenewal) <= leaseDuration {
+		at := c.clk.Since(lastRenewal)
+		c.round()
+		for _, rng := range ofB {
+			if a.HoldsRange(rng) {
+				t.Fatalf("range %d taken %v after b's last renewal, within the lease duration", rng, at)
+			}
+		}
+	}
+	c.rounds(2)
+	if got := len(a.Held()); got != 16 {
+		t.Fatalf("a serves %d ranges after b's leases expired", got)
+	}
+	for _, rng := range ofB {
+		if h := c.holder(rng); h != "a" {
+			t.Fatalf("range %d held by %q", rng, h)
+		}
+	}
+	// The killed replica's member Lease is removed.
+	l := &coordinationv1.Lease{}
+	err := c.client.Get(context.Background(), client.ObjectKey{Namespace: testNamespace, Name: MemberLeaseName("b")}, l)
+	if err == nil {
+		t.Fatal("the killed replica's member lease is still there")
+	}
+}
+
+func TestDrainBeforeRelease(t *testing.T) {
+	c := newCluster(t)
+	a := c.start("a")
+	c.round()
+	// Every range has a call in flight on a.
+	a.mu.Lock()
+	for rng := range 16 {
+		a.inFlight[rng] = 1
+	}
+	a.mu.Unlock()
+
+	b := c.start("b")
+	c.rounds(3)
+	if n := len(a.Held()); n != 8 {
+		t.Fatalf("a serves %d ranges; it should stop taking work for its surplus", n)
+	}
+	if n := len(b.Held()); n != 0 {
+		t.Fatalf("b serves %d ranges while a's calls still run", n)
+	}
+	var draining []int
+	for rng := range 16 {
+		if !a.HoldsRange(rng) {
+			draining = append(draining, rng)
+			if h := c.holder(rng); h != "a" {
+				t.Fatalf("range %d released with a call in flight (holder %q)", rng, h)
+			}
+		}
+	}
+	// A long drain keeps the Leases renewed: b never takes them.
+	c.rounds(int(2*leaseDuration/retryPeriod) + 1)
+	if n := len(b.Held()); n != 0 {
+		t.Fatalf("b took %d ranges whose calls still run", n)
+	}
+
+	// The calls of one draining range end: only that one is released.
+	a.mu.Lock()
+	a.inFlight[draining[0]] = 0
+	a.mu.Unlock()
+	c.rounds(2)
+	if !b.HoldsRange(draining[0]) || len(b.Held()) != 1 {
+		t.Fatalf("b serves %v, want only %d", b.Held(), draining[0])
+	}
+	a.mu.Lock()
+	clear(a.inFlight)
+	a.mu.Unlock()
+	c.rounds(2)
+	c.balanced()
+}
+
+func TestRenewFailureStopsServingWithinRenewDeadline(t *testing.T) {
+	c := newCluster(t)
+	a := c.start("a")
+	c.round()
+	a.mu.Lock()
+	a.failWrites = true
+	a.mu.Unlock()
+	start := c.clk.Now().Add(-retryPeriod) // the last renewal
+	for c.clk.Since(start) <= renewDeadline {
+		if len(a.Held()) != 16 {
+			t.Fatalf("stopped serving %v after the last renewal, before the renew deadline", c.clk.Since(start))
+		}
+		c.round()
+	}
+	if n := len(a.Held()); n != 0 {
+		t.Fatalf("a serves %d ranges it could not renew for longer than the renew deadline", n)
+	}
+	// It serves the ranges well before another replica may take them.
+	if renewDeadline >= leaseDuration {
+		t.Fatal("renew deadline must be below the lease duration")
+	}
+}
