@@ -14,6 +14,9 @@ else
 GOBIN=$(shell go env GOBIN)
 endif
 
+# envtest waits 20 s for kube-apiserver by default; on a busy 2-CPU machine it can take longer.
+export KUBEBUILDER_CONTROLPLANE_START_TIMEOUT ?= 2m
+
 # Setting SHELL to bash allows bash commands to be executed by recipes.
 SHELL = /usr/bin/env bash -o pipefail
 .SHELLFLAGS = -ec

@@ -199,14 +199,16 @@ type RequestSpec struct {
 	// path or query is replaced with the value of the String or Integer
 	// parameter name (a GitHub App's installation id, say), percent-encoded so
 	// that it stays one path segment or query value; in revoke, {tokenID} is
-	// replaced with the id of the token being revoked. Placeholders cannot
-	// stand in the host. Required in request; refresh and revoke use request's
-	// when they leave it out.
+	// replaced with the id of the token being revoked; {steps.<step>.<key>} is
+	// replaced with field key that an earlier step's response.copy gives (an
+	// account id, say; never a step's token or a field marked secret, since
+	// URLs are logged). Placeholders cannot stand in the host. Required in
+	// request; refresh and revoke use request's when they leave it out.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self.replace('{', '').replace('}', '')) && (self.startsWith('https://') || self.startsWith('http://'))",message="url must be an absolute http(s) URL"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-zA-Z]+://[^/?#]*[{}]')",message="a {placeholder} cannot stand in the host of a URL: a value must never choose where credentials are sent"
-	// +kubebuilder:validation:XValidation:rule="self.matches('^[^{}]*([{][A-Za-z][A-Za-z0-9_]*[}][^{}]*)*$')",message="a URL placeholder is {name}, name a parameter (or tokenID in revoke.url)"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[^{}]*([{]([A-Za-z][A-Za-z0-9_]*|steps[.][a-z0-9]([-a-z0-9]*[a-z0-9])?[.][-._a-zA-Z0-9]+)[}][^{}]*)*$')",message="a URL placeholder is {name}, name a parameter, {steps.<step>.<key>} or tokenID in revoke.url"
 	// +optional
 	URL string `json:"url,omitempty"`
 

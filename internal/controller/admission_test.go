@@ -59,6 +59,17 @@ var _ = Describe("admission", func() {
 		DeferCleanup(k8sClient.Delete, ctx, ti)
 	})
 
+	It("accepts a step's copied field in a later call's URL", func() {
+		ti := valid()
+		ti.Spec.Credentials = append(ti.Spec.Credentials, tokensv1alpha1.Credential{Name: "account-token", Step: &tokensv1alpha1.StepSource{Name: "account"}})
+		ti.Spec.Steps = []tokensv1alpha1.IssuerStep{{Name: "account",
+			Request:  tokensv1alpha1.RequestSpec{URL: "https://tokens.example.com/account"},
+			Response: tokensv1alpha1.ResponseSpec{Token: "token", Copy: []tokensv1alpha1.CopyField{{Key: "account_id", Path: "id"}}}}}
+		ti.Spec.Request.URL = "https://tokens.example.com/accounts/{steps.account.account_id}/token"
+		Expect(k8sClient.Create(ctx, ti)).To(Succeed())
+		DeferCleanup(k8sClient.Delete, ctx, ti)
+	})
+
 	DescribeTable("refuses an invalid issuer",
 		func(mutate func(*tokensv1alpha1.IssuerSpec), message string) {
 			ti := valid()
@@ -301,6 +312,9 @@ var _ = Describe("admission", func() {
 		Entry("a stray brace in the URL",
 			func(s *tokensv1alpha1.IssuerSpec) { s.Request.URL = "https://tokens.example.com/token?x={a" },
 			"a URL placeholder is {name}"),
+		Entry("a step placeholder whose step is no step name",
+			func(s *tokensv1alpha1.IssuerSpec) { s.Request.URL = "https://tokens.example.com/{steps.Bad_Step.id}" },
+			"a URL placeholder is {name}, name a parameter, {steps.<step>.<key>}"),
 		Entry("a parameter named tokenID",
 			func(s *tokensv1alpha1.IssuerSpec) {
 				s.Parameters = append(s.Parameters, tokensv1alpha1.ParameterSpec{Name: "tokenID"})

@@ -334,7 +334,7 @@ func (e *Engine) obtainFrom(ctx context.Context, c Call, kind callKind, spec *v1
 func (e *Engine) exchange(ctx context.Context, c Call, kind callKind, spec *v1alpha1.RequestSpec,
 	parameters map[string]any, issued map[v1alpha1.IssuedValue]string, red *redactor) (answer, time.Time, error) {
 	now := e.clock().Now()
-	target, err := expandURL(spec.URL, issued[v1alpha1.IssuedTokenID], parameters)
+	target, err := expandURL(spec.URL, issued[v1alpha1.IssuedTokenID], parameters, c.stepResults)
 	if err != nil {
 		return answer{}, now, err
 	}
@@ -405,19 +405,20 @@ func isTimeout(err error) bool {
 	return errors.As(err, &timeout) && timeout.Timeout()
 }
 
-// expandURL replaces {tokenID} with the token id and every other {name}
-// with the value of that parameter, each percent-encoded so that it is one
+// expandURL replaces {tokenID} with the token id, {steps.<step>.<key>} with
+// a field the step copied, and every other {name} with the value of that
+// parameter, each percent-encoded so that it is one
 // opaque path segment or query value: every byte but the RFC 3986 unreserved
 // characters is escaped, and values that would change the path ("." and "..")
 // are refused. Errors never quote the id, which may be credential-like.
-func expandURL(raw, tokenID string, parameters map[string]any) (string, error) {
+func expandURL(raw, tokenID string, parameters map[string]any, steps map[string]*stepResult) (string, error) {
 	if !strings.Contains(raw, "{") {
 		return raw, nil
 	}
 	var failure error
 	expanded := placeholderPattern.ReplaceAllStringFunc(raw, func(placeholder string) string {
 		name := placeholder[1 : len(placeholder)-1]
-		value, err := placeholderValue(name, tokenID, parameters)
+		value, err := placeholderValue(name, tokenID, parameters, steps)
 		if err != nil {
 			failure = cmp.Or(failure, err)
 			return ""
@@ -431,7 +432,20 @@ func expandURL(raw, tokenID string, parameters map[string]any) (string, error) {
 }
 
 // placeholderValue is the value of one URL placeholder, checked.
-func placeholderValue(name, tokenID string, parameters map[string]any) (string, error) {
+func placeholderValue(name, tokenID string, parameters map[string]any, steps map[string]*stepResult) (string, error) {
+	if step, key, ok := stepPlaceholder(name); ok {
+		var value string
+		if r := steps[step]; r != nil {
+			value, ok = r.fields[key]
+		}
+		if !ok {
+			return "", &Error{Class: ClassInvalidConfig, Message: fmt.Sprintf("the URL needs field %q of step %q, which gave none", key, step)}
+		}
+		if err := checkURLValue(value); err != nil {
+			return "", invalidResponse("field %q of step %q cannot stand in the URL: %v", key, step, err)
+		}
+		return value, nil
+	}
 	if name == "tokenID" {
 		if tokenID == "" {
 			return "", &Error{Class: ClassInvalidConfig, Message: "revoke.url needs the token id, but none is known"}
@@ -450,19 +464,26 @@ func placeholderValue(name, tokenID string, parameters map[string]any) (string, 
 	}
 	text, err := scalarText(value)
 	if err == nil {
-		switch {
-		case text == "" || text == "." || text == "..":
-			err = errors.New("the value is empty or a dot segment")
-		case len(text) > maxTokenIDBytes:
-			err = fmt.Errorf("the value is longer than %d bytes", maxTokenIDBytes)
-		case strings.ContainsFunc(text, unicode.IsControl):
-			err = errors.New("the value contains a control character")
-		}
+		err = checkURLValue(text)
 	}
 	if err != nil {
 		return "", &Error{Class: ClassInvalidParameters, Message: fmt.Sprintf("parameter %q cannot stand in the URL: %v", name, err)}
 	}
 	return text, nil
+}
+
+// checkURLValue refuses a value that cannot stand in a URL as one segment or
+// query value. The error never quotes the value.
+func checkURLValue(text string) error {
+	switch {
+	case text == "" || text == "." || text == "..":
+		return errors.New("the value is empty or a dot segment")
+	case len(text) > maxTokenIDBytes:
+		return fmt.Errorf("the value is longer than %d bytes", maxTokenIDBytes)
+	case strings.ContainsFunc(text, unicode.IsControl):
+		return errors.New("the value contains a control character")
+	}
+	return nil
 }
 
 // checkTokenID refuses an id too long or with control characters. The error

@@ -147,7 +147,7 @@ func FuzzExpandURL(f *testing.F) {
 	f.Fuzz(func(t *testing.T, id string) {
 		const host = "issuer.example.com"
 		for _, template := range []string{"https://" + host + "/tokens/{tokenID}/revoke", "https://" + host + "/revoke?id={tokenID}&x=1"} {
-			expanded, err := expandURL(template, id, nil)
+			expanded, err := expandURL(template, id, nil, nil)
 			if err != nil {
 				e := asError(t, err)
 				if want := map[bool]Class{true: ClassInvalidConfig, false: ClassInvalidResponse}[id == ""]; e.Class != want {
@@ -185,7 +185,7 @@ func FuzzExpandURL(f *testing.F) {
 
 		// The same value as a tenant's parameter in a URL: refused as a
 		// parameter problem, or exactly one path segment, never another host.
-		expanded, err := expandURL("https://"+host+"/installations/{installation}/tokens", "", map[string]any{"installation": id})
+		expanded, err := expandURL("https://"+host+"/installations/{installation}/tokens", "", map[string]any{"installation": id}, nil)
 		if err != nil {
 			if e := asError(t, err); e.Class != ClassInvalidParameters {
 				t.Fatalf("parameter of %d bytes: class %v, want InvalidParameters", len(id), e.Class)

@@ -57,7 +57,7 @@ func TestExpandURLEscapesEveryReservedByte(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
-			inPath, err := expandURL("https://issuer.example.com/tokens/{tokenID}/revoke", tt.id, nil)
+			inPath, err := expandURL("https://issuer.example.com/tokens/{tokenID}/revoke", tt.id, nil, nil)
 			if err != nil {
 				t.Fatalf("path: %v", err)
 			}
@@ -74,7 +74,7 @@ func TestExpandURLEscapesEveryReservedByte(t *testing.T) {
 				t.Errorf("path segment unescapes to %q, want %q", id, tt.id)
 			}
 
-			inQuery, err := expandURL("https://issuer.example.com/revoke?id={tokenID}&x=1", tt.id, nil)
+			inQuery, err := expandURL("https://issuer.example.com/revoke?id={tokenID}&x=1", tt.id, nil, nil)
 			if err != nil {
 				t.Fatalf("query: %v", err)
 			}
@@ -112,7 +112,7 @@ func TestExpandURLRefusesUnusableIDs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := expandURL("https://issuer.example.com/tokens/{tokenID}", tt.id, nil)
+			got, err := expandURL("https://issuer.example.com/tokens/{tokenID}", tt.id, nil, nil)
 			if err == nil {
 				t.Fatalf("id of %d bytes accepted as %d bytes of URL", len(tt.id), len(got))
 			}
@@ -126,7 +126,7 @@ func TestExpandURLRefusesUnusableIDs(t *testing.T) {
 		})
 	}
 	t.Run("512 bytes is accepted", func(t *testing.T) {
-		if _, err := expandURL("https://issuer.example.com/tokens/{tokenID}", strings.Repeat("x", maxTokenIDBytes), nil); err != nil {
+		if _, err := expandURL("https://issuer.example.com/tokens/{tokenID}", strings.Repeat("x", maxTokenIDBytes), nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -85,13 +85,14 @@ func (e *Engine) Render(c Call) (*RenderedRequest, error) {
 		m.add(token, label)
 	}
 	now := e.clock().Now()
+	labels := stepLabels(c.Spec, m)
 	values := &valueResolver{parameters: parameters, secrets: c.Secrets, now: now, newUUID: e.newUUID(),
-		serviceAccountTokens: saTokens, spec: c.Spec, steps: stepLabels(c.Spec, m),
+		serviceAccountTokens: saTokens, spec: c.Spec, steps: labels,
 		signed: func(token string) {
 			red.add(token)
 			m.add(token, jwtLabel(token))
 		}}
-	target, err := expandURL(c.Spec.Request.URL, "", parameters)
+	target, err := expandURL(c.Spec.Request.URL, "", parameters, labels)
 	if err != nil {
 		return nil, err
 	}

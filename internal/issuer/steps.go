@@ -175,6 +175,14 @@ func usesSteps(spec *v1alpha1.IssuerSpec, kind callKind) bool {
 	if len(spec.Steps) == 0 {
 		return false
 	}
+	for _, r := range requests(spec) {
+		if r.kind == kind && slices.ContainsFunc(urlPlaceholders(r.spec.URL), func(name string) bool {
+			_, _, ok := stepPlaceholder(name)
+			return ok
+		}) {
+			return true
+		}
+	}
 	return slices.ContainsFunc(valueSites(spec), func(site valueSite) bool {
 		if site.call != kind || site.source.Credential == "" {
 			return false

@@ -45,6 +45,8 @@ type chain struct {
 	padding       string
 	order         []string
 	sentProject   []string
+	project       string   // the project /exchange copies ("p-42" when empty)
+	mintPaths     []string // the escaped paths of the mint calls
 }
 
 func (p *chain) handler(w http.ResponseWriter, r *http.Request) {
@@ -63,9 +65,14 @@ func (p *chain) handler(w http.ResponseWriter, r *http.Request) {
 		}
 		token := fmt.Sprintf("STEP-CANARY-%d", p.exchanges)
 		p.issued[token] = true
-		_, _ = fmt.Fprintf(w, `{"access_token":%q,"expires_in":%d,"project":"p-42","padding":%q}`, token, p.stepLifetime, p.padding)
-	case "/mint":
+		project := p.project
+		if project == "" {
+			project = "p-42"
+		}
+		_, _ = fmt.Fprintf(w, `{"access_token":%q,"expires_in":%d,"project":%q,"padding":%q}`, token, p.stepLifetime, project, p.padding)
+	case "/mint", "/projects/p-42/mint", "/projects/p/42/mint":
 		p.mints++
+		p.mintPaths = append(p.mintPaths, r.URL.EscapedPath())
 		p.order = append(p.order, "mint")
 		p.sentProject = append(p.sentProject, r.Header.Get("X-Project"))
 		bearer := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -324,6 +331,29 @@ func TestValidateSteps(t *testing.T) {
 		"undeclared url parameter": {func(s *v1alpha1.IssuerSpec) {
 			s.Steps[0].Request.URL = base + "/{pool}"
 		}, "steps[exchange].request.url: {pool} is not a declared parameter"},
+		"step field in url": {func(s *v1alpha1.IssuerSpec) {
+			s.Request.URL = base + "/projects/{steps.exchange.project}/mint"
+			s.Revoke = &v1alpha1.RequestSpec{URL: base + "/projects/{steps.exchange.project}/revoke"}
+		}, ""},
+		"step token in url": {func(s *v1alpha1.IssuerSpec) {
+			s.Request.URL = base + "/mint?t={steps.exchange.Token}"
+		}, "request.url: {steps.exchange.Token}: a step's token never stands in a URL"},
+		"secret step field in url": {func(s *v1alpha1.IssuerSpec) {
+			s.Steps[0].Response.Copy[0].Secret = true
+			s.Request.URL = base + "/projects/{steps.exchange.project}/mint"
+		}, `request.url: {steps.exchange.project}: step "exchange" marks "project" secret`},
+		"unknown step field in url": {func(s *v1alpha1.IssuerSpec) {
+			s.Request.URL = base + "/projects/{steps.exchange.region}/mint"
+		}, `step "exchange" copies no field "region"`},
+		"unknown step in url": {func(s *v1alpha1.IssuerSpec) {
+			s.Request.URL = base + "/projects/{steps.login.project}/mint"
+		}, `{steps.login.project}: "login" is not one of the issuer's steps`},
+		"own step field in its url": {func(s *v1alpha1.IssuerSpec) {
+			s.Steps[0].Request.URL = base + "/exchange/{steps.exchange.project}"
+		}, `steps[exchange].request.url: {steps.exchange.project}: step "exchange" does not run before this call`},
+		"step field in the host": {func(s *v1alpha1.IssuerSpec) {
+			s.Request.URL = "https://{steps.exchange.project}.example.com/mint"
+		}, "may stand only in the path or the query"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -376,6 +406,80 @@ func TestRenderShowsWhichStepGivesAValue(t *testing.T) {
 	}
 	if rendered.URL != "https://iam.example.com/mint" {
 		t.Errorf("URL = %q: Render shows the issuer's request", rendered.URL)
+	}
+}
+
+func TestStepFieldStandsInTheURL(t *testing.T) {
+	p, base := startChain(t)
+	spec := chainSpec(base)
+	spec.Request.URL = base + "/projects/{steps.exchange.project}/mint"
+	engine := testEngine()
+	call := chainCall(t, spec, "scope")
+	for range 2 {
+		if _, err := engine.Issue(context.Background(), call); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{"/projects/p-42/mint", "/projects/p-42/mint"}; strings.Join(p.mintPaths, ",") != strings.Join(want, ",") {
+		t.Errorf("mint paths = %q, want %q", p.mintPaths, want)
+	}
+	if p.exchanges != 1 {
+		t.Errorf("exchanges = %d, want 1: the step's result, field included, is reused", p.exchanges)
+	}
+
+	// A value that would change the path is one escaped segment...
+	p, base = startChain(t)
+	p.project = "p/42"
+	spec = chainSpec(base)
+	spec.Request.URL = base + "/projects/{steps.exchange.project}/mint"
+	if _, err := testEngine().Issue(context.Background(), chainCall(t, spec, "")); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.mintPaths) != 1 || p.mintPaths[0] != "/projects/p%2F42/mint" {
+		t.Errorf("mint paths = %q, want the value as one escaped segment", p.mintPaths)
+	}
+	// ...and a dot segment is refused before any call that would send it.
+	p, base = startChain(t)
+	p.project = ".."
+	spec = chainSpec(base)
+	spec.Request.URL = base + "/projects/{steps.exchange.project}/mint"
+	_, err := testEngine().Issue(context.Background(), chainCall(t, spec, ""))
+	if err == nil || !strings.Contains(err.Error(), `field "project" of step "exchange" cannot stand in the URL`) {
+		t.Fatalf("Issue = %v, want the step's field refused in the URL", err)
+	}
+	if p.mints != 0 {
+		t.Errorf("mints = %d, want none", p.mints)
+	}
+
+	// Rendered without running the steps, the URL shows which step gives the value.
+	rendered, err := testEngine().Render(Call{Spec: chainSpec("https://iam.example.com"),
+		Secrets: map[v1alpha1.SecretKeySelector]string{stepSecret: "subject-value"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec = chainSpec("https://iam.example.com")
+	spec.Request.URL = "https://iam.example.com/projects/{steps.exchange.project}/mint"
+	if rendered, err = testEngine().Render(Call{Spec: spec, Secrets: map[v1alpha1.SecretKeySelector]string{stepSecret: "subject-value"}}); err != nil {
+		t.Fatal(err)
+	}
+	if rendered.URL != "https://iam.example.com/projects/<project of step exchange>/mint" {
+		t.Errorf("URL = %q", rendered.URL)
+	}
+}
+
+func TestRevokeRunsTheStepsItsURLNames(t *testing.T) {
+	// The request sends nothing of the step: revoke runs the steps only when
+	// its URL names a step's field.
+	spec := chainSpec("https://iam.example.com")
+	spec.Request.Auth = &v1alpha1.AuthSpec{Bearer: &v1alpha1.ValueSource{Credential: "subject"}}
+	spec.Request.Headers = nil
+	spec.Revoke = &v1alpha1.RequestSpec{URL: "https://iam.example.com/revoke"}
+	if usesSteps(spec, callRevoke) {
+		t.Error("usesSteps(revoke) = true for a revoke that sends nothing of a step")
+	}
+	spec.Revoke.URL = "https://iam.example.com/projects/{steps.exchange.project}/revoke"
+	if !usesSteps(spec, callRevoke) {
+		t.Error("usesSteps(revoke) = false for a revoke URL naming a step's field")
 	}
 }
 

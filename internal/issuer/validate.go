@@ -316,6 +316,12 @@ func validateRequest(spec *v1alpha1.IssuerSpec, r namedRequest) []error {
 		if name == "tokenID" {
 			continue // checked by checkURL
 		}
+		if step, key, ok := stepPlaceholder(name); ok {
+			if err := checkStepPlaceholder(spec, r.kind, step, key); err != nil {
+				fail("url: {%s}: %w", name, err)
+			}
+			continue
+		}
 		i := slices.IndexFunc(spec.Parameters, func(p v1alpha1.ParameterSpec) bool { return p.Name == name })
 		switch {
 		case i < 0:
@@ -373,7 +379,7 @@ func checkURL(raw string, kind callKind, allowInsecureHTTP bool) error {
 		return fmt.Errorf("%s is only meaningful in revoke.url", tokenIDPlaceholder)
 	}
 	if !placeholderSyntax.MatchString(raw) {
-		return errors.New("a placeholder is {name}, name a parameter (or tokenID in revoke.url), and braces appear only around one")
+		return errors.New("a placeholder is {name}, name a parameter, {steps.<step>.<key>} or tokenID in revoke.url, and braces appear only around one")
 	}
 	u, err := url.Parse(placeholderPattern.ReplaceAllString(raw, "$1"))
 	if err != nil {
@@ -402,12 +408,55 @@ func checkURL(raw string, kind callKind, allowInsecureHTTP bool) error {
 	return nil
 }
 
-// placeholderPattern matches one {name} of a URL; placeholderSyntax a URL
+// placeholderPattern matches one {name} of a URL: a parameter, tokenID, or
+// steps.<step>.<key>, a field an earlier step copied; placeholderSyntax a URL
 // whose braces all belong to placeholders.
 var (
-	placeholderPattern = regexp.MustCompile(`\{([A-Za-z][A-Za-z0-9_]*)\}`)
-	placeholderSyntax  = regexp.MustCompile(`^[^{}]*(\{[A-Za-z][A-Za-z0-9_]*\}[^{}]*)*$`)
+	placeholderPattern = regexp.MustCompile(`\{(` + placeholderName + `)\}`)
+	placeholderSyntax  = regexp.MustCompile(`^[^{}]*(\{(?:` + placeholderName + `)\}[^{}]*)*$`)
 )
+
+// placeholderName is the name of a URL placeholder.
+const placeholderName = `[A-Za-z][A-Za-z0-9_]*|` + stepPlaceholderPrefix + `[a-z0-9](?:[-a-z0-9]*[a-z0-9])?\.[-._a-zA-Z0-9]+`
+
+// stepPlaceholderPrefix starts a placeholder naming a step's copied field.
+const stepPlaceholderPrefix = "steps."
+
+// stepPlaceholder splits a placeholder name steps.<step>.<key>; ok is false
+// for any other name.
+func stepPlaceholder(name string) (step, key string, ok bool) {
+	rest, found := strings.CutPrefix(name, stepPlaceholderPrefix)
+	if !found {
+		return "", "", false
+	}
+	return strings.Cut(rest, ".")
+}
+
+// checkStepPlaceholder checks a {steps.<step>.<key>} placeholder of the URL
+// of a call of kind: the step is earlier than the call, and key is a field
+// its response copies that is not marked secret. A step's token and secret
+// fields never stand in a URL: URLs are written to access logs by providers
+// and proxies, and the engine's errors may name them.
+func checkStepPlaceholder(spec *v1alpha1.IssuerSpec, kind callKind, step, key string) error {
+	i := slices.IndexFunc(spec.Steps, func(s v1alpha1.IssuerStep) bool { return s.Name == step })
+	if i < 0 {
+		return fmt.Errorf("%q is not one of the issuer's steps", step)
+	}
+	if j := slices.IndexFunc(spec.Steps, func(s v1alpha1.IssuerStep) bool { return callOfStep(s.Name) == kind }); j >= 0 && j <= i {
+		return fmt.Errorf("step %q does not run before this call: only the steps after it, request, refresh and revoke may use its result", step)
+	}
+	if key == v1alpha1.StepValueToken {
+		return errors.New("a step's token never stands in a URL (URLs are logged): send it in a header, auth or the body")
+	}
+	c := slices.IndexFunc(spec.Steps[i].Response.Copy, func(f v1alpha1.CopyField) bool { return f.Key == key })
+	switch {
+	case c < 0:
+		return fmt.Errorf("step %q copies no field %q", step, key)
+	case spec.Steps[i].Response.Copy[c].Secret:
+		return fmt.Errorf("step %q marks %q secret, and a secret never stands in a URL (URLs are logged): send it in a header, auth or the body", step, key)
+	}
+	return nil
+}
 
 // urlPlaceholders lists the names of the {name} placeholders of a URL.
 func urlPlaceholders(raw string) []string {
