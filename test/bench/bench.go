@@ -83,6 +83,8 @@ type options struct {
 	applyLoop    bool   // and the sequence without its read
 	loopsOnly    bool   // stop after the plain loops
 	rounds       int    // runs of each loop; the fastest is kept
+	noFloor      bool   // do not time the floor: one operator round alone
+	noProbes     bool   // skip the status-only and no-op reconcile probes
 	heapProfile  string // where to save the manager's heap profile after settling
 	cpuProfile   string // where to save the manager's CPU profile taken while issuing
 	apiProfile   string // prefix of the kube-apiserver's CPU profiles taken while the floor and the manager issue
@@ -174,6 +176,14 @@ func run(ctx context.Context, opts options, w io.Writer) (_ *results, err error)
 	}
 	if b.opts.loopsOnly {
 		phases = phases[:1]
+	}
+	if b.opts.noProbes {
+		phases = slices.DeleteFunc(phases, func(ph struct {
+			name string
+			fn   func(context.Context) error
+		}) bool {
+			return ph.name == "status-only writes" || ph.name == "no-op reconciles"
+		})
 	}
 	for _, ph := range phases {
 		if err := ph.fn(ctx); err != nil {
@@ -439,6 +449,10 @@ type loopResult struct {
 }
 
 func (b *bench) phaseFloor(ctx context.Context) error {
+	if b.opts.noFloor {
+		b.p.printf("floor: not timed (-floor=false)")
+		return nil
+	}
 	// Warm the apiserver up (its handlers, caches and connections) on a fifth
 	// of N, so that the first timed loop is not the one paying for it.
 	if _, err := b.runLoop(ctx, loopFloor, min(max(b.opts.n/5, 10), 500), "bench-warmup"); err != nil {
@@ -561,6 +575,9 @@ func (b *bench) phaseIssue(ctx context.Context) error {
 	// over minutes, and a run is compared with the floor runs either side of
 	// it. The last round's AccessTokens stay for the phases that follow.
 	rounds := max(1, b.opts.rounds)
+	if b.opts.noFloor {
+		rounds = 1 // rounds are compared with the floor runs either side
+	}
 	// The control plane's CPU of the floor runs either side of the last
 	// round, to set beside that round's.
 	prevAPI, prevEtcd := b.r.floorAPICPU, b.r.floorEtcdCPU
@@ -575,6 +592,17 @@ func (b *bench) phaseIssue(ctx context.Context) error {
 		}
 		if err := b.issueRound(ctx, ns, i, rounds); err != nil {
 			return err
+		}
+		if b.opts.noFloor {
+			// One round (see rounds above): its AccessTokens stay, and the
+			// manager that issued them serves the phases that follow.
+			if _, err := b.waitReconciled(ctx, "issue"); err != nil {
+				return err
+			}
+			if _, err := b.waitQuiet(ctx, 3*time.Second, 10*time.Minute); err != nil {
+				return err
+			}
+			break
 		}
 		b.p.printf("floor: stopping the manager to time the floor again after the operator")
 		if err := b.mgr.stop(60 * time.Second); err != nil {
@@ -612,7 +640,9 @@ func (b *bench) phaseIssue(ctx context.Context) error {
 			return err
 		}
 	}
-	b.p.printf("issue: operator / floor by round: %s; median %.2f", b.r.roundRatios(), b.r.ratio())
+	if !b.opts.noFloor {
+		b.p.printf("issue: operator / floor by round: %s; median %.2f", b.r.roundRatios(), b.r.ratio())
+	}
 	return nil
 }
 

@@ -75,6 +75,8 @@ func main() {
 	flag.BoolVar(&opts.applyLoop, "apply-loop", false, "Also time the manager's sequence without its read (Secret applied, status patched) as a plain loop.")
 	flag.BoolVar(&opts.loopsOnly, "loops-only", false, "Time the plain loops only, without the manager.")
 	flag.StringVar(&opts.managerBin, "manager-bin", "", "Benchmark this manager binary instead of building ./cmd.")
+	floor := flag.Bool("floor", true, "Time the floor (the same N through a plain loop) before and after each operator round; -floor=false measures one operator round alone (issue time, costs per token, restart, memory), for sizes where the floor runs would take too long.")
+	probes := flag.Bool("probes", true, "Run the status-only write and no-op reconcile probes (2N status patches and N annotations); -probes=false skips them at large N.")
 	flag.IntVar(&opts.rounds, "rounds", 3, "Runs of the operator, each followed by a floor run (the floor also runs once before the first); each is compared with the floor runs either side and the median counts. The other plain loops run as often, interleaved, and their fastest run counts.")
 	flag.StringVar(&opts.out, "out", "", "File to write the Markdown table to (default bin/bench-<n>.md).")
 	flag.StringVar(&opts.logDir, "log-dir", "", "Directory to keep the manager's log in (default: a temporary directory, removed).")
@@ -86,6 +88,7 @@ func main() {
 	rotation := registerRotationFlags(flag.CommandLine)
 	cluster := flag.Int("cluster", 0, "Measure a ClusterAccessToken written to this many namespaces instead (writes bin/bench-cluster-<N>.md).")
 	flag.Parse()
+	opts.noFloor, opts.noProbes = !*floor, !*probes
 	ctrllog.SetLogger(logr.Discard())
 	opts.managerArgs = strings.Fields(managerArgs)
 	opts.managerEnv = strings.Fields(managerEnv)
