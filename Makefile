@@ -55,9 +55,12 @@ controlplane: ## Build (once, cached outside the repo) kube-apiserver, etcd and 
 # The directory of the locally built control plane binaries (built on first use).
 KUBEBUILDER_ASSETS_DIR = $(shell hack/controlplane/build.sh kube-apiserver etcd kubectl)
 
+# go test's limit per package: the controllers' and the real-node suites take minutes, more on a busy machine.
+TEST_TIMEOUT ?= 45m
+
 .PHONY: test
 test: manifests generate fmt vet controlplane helm ## Run every test: unit, envtest, end-to-end (helm, kubectl, the manager binary) and fuzz smoke tests.
-	KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS_DIR)" go test ./... -coverprofile cover.out
+	KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS_DIR)" go test ./... -timeout $(TEST_TIMEOUT) -coverprofile cover.out
 	hack/fuzz.sh $(FUZZ_SMOKE_TIME)
 
 FUZZ_SMOKE_TIME ?= 20000x
@@ -240,9 +243,9 @@ RELEASE_ARGS ?=
 COMPAT_KUBE_VERSION ?= v1.34.4
 
 .PHONY: test-compat
-test-compat: manifests generate ## Run the envtest suites (controllers, CRD CEL rules, manager and plugin end to end) on the oldest supported API server, COMPAT_KUBE_VERSION (built once, cached outside the repo).
+test-compat: manifests generate helm ## Run the envtest suites (controllers, CRD CEL rules, manager and plugin end to end) on the oldest supported API server, COMPAT_KUBE_VERSION (built once, cached outside the repo).
 	KUBEBUILDER_ASSETS="$$(TOKENMINT_KUBE_VERSION=$(COMPAT_KUBE_VERSION) hack/controlplane/build.sh kube-apiserver etcd kubectl)" \
-		go test ./internal/... ./test/e2e/ ./test/e2eplugin/ -count=1
+		go test ./internal/... ./test/e2e/ ./test/e2eplugin/ -count=1 -timeout $(TEST_TIMEOUT)
 
 .PHONY: cosign
 cosign: ## Build (once, cached outside the repo) cosign, which signs releases and verifies them in tests.
@@ -275,4 +278,4 @@ test: node-binaries
 
 .PHONY: test-node
 test-node: manifests controlplane node-binaries helm ## Run only the real-node end-to-end suite (needs root): pods reading tokens through a real kubelet.
-	KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS_DIR)" go test ./test/e2enode/ -v -count=1
+	KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS_DIR)" go test ./test/e2enode/ -v -count=1 -timeout $(TEST_TIMEOUT)
