@@ -123,11 +123,12 @@ func (f *CacheFilter) Cached(namespace string) (time.Time, bool) {
 	return t, ok
 }
 
-// Wrap returns lw filtered to the ranges cached. always keeps an object
-// whatever its namespace's range (nil: none); cluster-scoped objects are
-// always kept.
-func (f *CacheFilter) Wrap(lw toolscache.ListerWatcher, always func(metav1.Object) bool) *FilteredListerWatcher {
-	l := &FilteredListerWatcher{filter: f, lw: toolscache.ToListerWatcherWithContext(lw), always: always,
+// Wrap returns lw filtered to the ranges cached. scope returns the
+// namespace whose range decides whether an object is kept, or true to keep
+// it whatever the ranges; nil means the object's own namespace. Objects
+// without a namespace are always kept.
+func (f *CacheFilter) Wrap(lw toolscache.ListerWatcher, scope func(metav1.Object) (namespace string, always bool)) *FilteredListerWatcher {
+	l := &FilteredListerWatcher{filter: f, lw: toolscache.ToListerWatcherWithContext(lw), scope: scope,
 		noWatchList: watchlist.DoesClientNotSupportWatchListSemantics(lw)}
 	f.mu.Lock()
 	f.listers[l] = struct{}{}
@@ -189,7 +190,7 @@ func mapsEqual(a, b map[int]bool) bool {
 type FilteredListerWatcher struct {
 	filter *CacheFilter
 	lw     toolscache.ListerWatcherWithContext
-	always func(metav1.Object) bool
+	scope  func(metav1.Object) (string, bool)
 	// noWatchList is lw's answer: a client that cannot stream lists.
 	noWatchList bool
 	// known reports whether the informer's store holds an object, so that
@@ -222,10 +223,16 @@ func (l *FilteredListerWatcher) keep(obj runtime.Object, set map[int]bool) bool 
 		return true
 	}
 	ns := m.GetNamespace()
-	if ns == "" || set[RangeOf(ns, l.filter.ranges)] {
+	if ns == "" {
 		return true
 	}
-	return l.always != nil && l.always(m)
+	if l.scope != nil {
+		var always bool
+		if ns, always = l.scope(m); always {
+			return true
+		}
+	}
+	return set[RangeOf(ns, l.filter.ranges)]
 }
 
 // List lists through ListWithContext.

@@ -59,8 +59,14 @@ func testSecret(ns, name string, labels map[string]string) *corev1.Secret {
 	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels, ResourceVersion: "1"}}
 }
 
-// keepLabelled keeps what carries the label "always", whatever its range.
-func keepLabelled(m metav1.Object) bool { return m.GetLabels()["always"] == "true" }
+// keepLabelled keeps what carries the label "always", whatever its range,
+// and puts what carries "owner" in that namespace's range.
+func keepLabelled(m metav1.Object) (string, bool) {
+	if owner := m.GetLabels()["owner"]; owner != "" {
+		return owner, false
+	}
+	return m.GetNamespace(), m.GetLabels()["always"] == "true"
+}
 
 type fakeLW struct {
 	list    *corev1.SecretList
@@ -116,7 +122,8 @@ func TestFilteredListKeepsHeldRangesOnly(t *testing.T) {
 	clk := clocktesting.NewFakePassiveClock(time.Unix(1000, 0))
 	f := NewCacheFilter(testRanges, clk)
 	lw := newFakeLW(testSecret(in0, "a", nil), testSecret(in1, "b", nil), testSecret(in2, "c", nil),
-		testSecret(in2, "pinned", map[string]string{"always": "true"}), testSecret("", "cluster", nil))
+		testSecret(in2, "pinned", map[string]string{"always": "true"}), testSecret("", "cluster", nil),
+		testSecret(in2, "owned", map[string]string{"owner": in1}))
 	flw := f.Wrap(lw, keepLabelled)
 
 	list, err := flw.List(metav1.ListOptions{})
@@ -139,7 +146,7 @@ func TestFilteredListKeepsHeldRangesOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"/cluster", in0 + "/a", in1 + "/b", in2 + "/pinned"}
+	want := []string{"/cluster", in0 + "/a", in1 + "/b", in2 + "/owned", in2 + "/pinned"}
 	slices.Sort(want)
 	if got := names(list); !slices.Equal(got, want) {
 		t.Fatalf("holding 0 and 1: listed %v, want %v", got, want)
