@@ -55,41 +55,13 @@ func (c *Config) filterCache(opts *cache.Options) {
 	}
 	f := sharding.NewCacheFilter(c.ShardRanges, clk)
 	c.cacheRanges = f
-	operatorNS, credentialsNS := c.OperatorNamespace, c.credentialsNamespace()
-	accessTokenScope := func(m metav1.Object) (string, bool) {
-		// ClusterAccessTokens' source AccessTokens live in the operator
-		// namespace, and the leader's ClusterAccessToken controller reads
-		// them all.
-		return m.GetNamespace(), m.GetNamespace() == operatorNS
-	}
-	secretScope := func(m metav1.Object) (string, bool) {
-		switch ns := m.GetNamespace(); {
-		case ns == operatorNS:
-			// A state Secret goes with its AccessToken's namespace; the
-			// other Secrets of the operator namespace (the fingerprint key,
-			// ClusterAccessTokens' sources) are kept.
-			if m.GetLabels()[secret.LabelComponent] == secret.ComponentState {
-				if owner, _, ok := strings.Cut(m.GetAnnotations()[secret.AnnotationAccessToken], "/"); ok && owner != "" {
-					return owner, false
-				}
-			}
-			return ns, true
-		case ns == credentialsNS:
-			return ns, true
-		case m.GetLabels()[tokensv1alpha1.LabelClusterAccessToken] != "":
-			// ClusterAccessTokens' copies: the leader's.
-			return ns, true
-		default:
-			return ns, false
-		}
-	}
 	opts.NewInformer = func(lw toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, indexers toolscache.Indexers) toolscache.SharedIndexInformer {
 		var scope func(metav1.Object) (string, bool)
 		switch obj.(type) {
 		case *tokensv1alpha1.AccessToken:
-			scope = accessTokenScope
+			scope = c.accessTokenScope
 		case *corev1.Secret:
-			scope = secretScope
+			scope = c.secretScope
 		default:
 			return toolscache.NewSharedIndexInformer(lw, obj, resync, indexers)
 		}
@@ -97,6 +69,35 @@ func (c *Config) filterCache(opts *cache.Options) {
 		inf := toolscache.NewSharedIndexInformer(flw, obj, resync, indexers)
 		flw.SetStore(inf.GetStore())
 		return inf
+	}
+}
+
+// accessTokenScope keeps the operator namespace's AccessTokens, the sources
+// of ClusterAccessTokens, which the leader's ClusterAccessToken controller
+// reads whatever the ranges; the others go with their namespace.
+func (c *Config) accessTokenScope(m metav1.Object) (string, bool) {
+	return m.GetNamespace(), m.GetNamespace() == c.OperatorNamespace
+}
+
+// secretScope: a state Secret goes with its AccessToken's namespace; the
+// other Secrets of the operator namespace (the fingerprint key, the sources'
+// token Secrets) and of the credentials namespace, and ClusterAccessTokens'
+// copies (the leader's) are kept; the others go with their namespace.
+func (c *Config) secretScope(m metav1.Object) (string, bool) {
+	switch ns := m.GetNamespace(); {
+	case ns == c.OperatorNamespace:
+		if m.GetLabels()[secret.LabelComponent] == secret.ComponentState {
+			if owner, _, ok := strings.Cut(m.GetAnnotations()[secret.AnnotationAccessToken], "/"); ok && owner != "" {
+				return owner, false
+			}
+		}
+		return ns, true
+	case ns == c.credentialsNamespace():
+		return ns, true
+	case m.GetLabels()[tokensv1alpha1.LabelClusterAccessToken] != "":
+		return ns, true
+	default:
+		return ns, false
 	}
 }
 
