@@ -153,9 +153,10 @@ var _ = Describe("sharding", func() {
 		a := startShardedManager("replica-a", leases)
 		b := startShardedManager("replica-b", leases)
 		stopped := map[*runningManager]bool{}
+		var c *runningManager
 		DeferCleanup(func() {
-			for _, r := range []*runningManager{a, b} {
-				if !stopped[r] {
+			for _, r := range []*runningManager{a, b, c} {
+				if r != nil && !stopped[r] {
 					r.stop()
 				}
 			}
@@ -234,6 +235,21 @@ var _ = Describe("sharding", func() {
 			s, err := secretOf(tokens[i])
 			Expect(err).NotTo(HaveOccurred())
 			Expect(string(s.Data["token"])).To(Equal(e.fake.Issued()[1].Value))
+		}
+
+		By("starting replica c: a drains and gives it half the ranges, whose objects leave a's cache for c's")
+		c = startShardedManager("replica-c", leases)
+		Eventually(func(g Gomega) {
+			step()
+			holders := rangeHolders(g)
+			g.Expect(holders).To(HaveLen(shardRanges))
+			g.Expect(countByHolder(holders)).To(Equal(map[string]int{"replica-a": 8, "replica-c": 8}))
+		}, 60*time.Second, 500*time.Millisecond).Should(Succeed())
+		expectCachedShares(envs, "replica-a", "replica-c")
+		for i, e := range envs {
+			poke(tokens[i])
+			settle(tokens[i])
+			Expect(e.fake.Issued()).To(HaveLen(2), "a valid token of %s was minted again after moving to c", e.ns)
 		}
 	})
 })
