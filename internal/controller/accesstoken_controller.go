@@ -117,6 +117,12 @@ type AccessTokenReconciler struct {
 	Shards *sharding.Coordinator
 	// shardEvents queues the AccessTokens of a range when Shards takes it.
 	shardEvents chan event.GenericEvent
+	// CacheRanges, when set, is what the cache holds: the AccessTokens and
+	// Secrets of the ranges held. Until a range taken is in it, and for
+	// CacheSettle after, a missing AccessToken is confirmed live and a mint
+	// confirmed against the apiserver.
+	CacheRanges *sharding.CacheFilter
+	CacheSettle time.Duration
 
 	// attempts holds, by AccessToken namespace and name, when this process
 	// last started a mint: kept after the AccessToken is deleted (the least
@@ -189,6 +195,14 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	at := &tokensv1alpha1.AccessToken{}
 	if err := r.Get(ctx, req.NamespacedName, at); err != nil {
 		if apierrors.IsNotFound(err) {
+			if r.cacheMayLag(req.Namespace) {
+				// Its range was taken moments ago: an AccessToken not in
+				// the cache yet is not a deleted one. Its add event queues
+				// it once it is.
+				if exists, err := r.existsLive(ctx, req.NamespacedName); err != nil || exists {
+					return ctrl.Result{}, err
+				}
+			}
 			r.copies.Delete(req.NamespacedName)
 			r.unwritten.Delete(req.NamespacedName)
 			r.written.Delete(req.NamespacedName)
@@ -266,9 +280,10 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		// Minting cannot be undone: confirm the decision against the apiserver
 		// wherever the cache may not show the truth.
 		switch {
-		case r.statusMayLag(at) || r.Shards.Recent(at.Namespace):
+		case r.statusMayLag(at) || r.Shards.Recent(at.Namespace) || r.cacheMayLag(at.Namespace):
 			// With sharding, a range taken moments ago may not show yet in
-			// this cache what its previous holder wrote last.
+			// this cache what its previous holder wrote last, nor, until
+			// its objects are listed, the objects themselves.
 			if at, in, err = r.gatherLive(ctx, req); err != nil || at == nil {
 				return ctrl.Result{}, err
 			}

@@ -44,6 +44,7 @@ import (
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
 	"github.com/tokenmint/tokenmint/internal/issuer"
 	"github.com/tokenmint/tokenmint/internal/secret"
+	"github.com/tokenmint/tokenmint/internal/sharding"
 )
 
 // Config is the operator's configuration, set from flags.
@@ -130,6 +131,9 @@ type Config struct {
 	// that the copy of Config that Setup receives shares it with the one
 	// CacheOptions was called on.
 	proofs *atomic.Pointer[secret.Fingerprinter]
+	// cacheRanges narrows the cache to the ranges held, with sharding on:
+	// set by CacheOptions, shared with the copy Setup receives.
+	cacheRanges *sharding.CacheFilter
 }
 
 // BindFlags registers the configuration's flags.
@@ -284,6 +288,7 @@ func (c *Config) CacheOptions() cache.Options {
 		secrets.Namespaces = c.secretNamespaces()
 	}
 	opts.ByObject = map[client.Object]cache.ByObject{&corev1.Secret{}: secrets}
+	c.filterCache(&opts)
 	return opts
 }
 
@@ -501,7 +506,11 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		Clocks:                   clocks,
 		Shards:                   shards,
 		shardEvents:              shardEvents,
+		CacheRanges:              cfg.cacheRanges,
+		CacheSettle:              cfg.LeaseDuration,
 	}
+	reader := client.Reader(mgr.GetCache())
+	currentCache.Store(&reader)
 	accessTokens.use(mgr.GetCache(), mgr.Elected())
 	if shards != nil {
 		// Each replica reports the AccessTokens of its own ranges.
@@ -518,7 +527,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		return fmt.Errorf("setting up ClusterAccessToken controller: %w", err)
 	}
 	for _, kind := range []tokensv1alpha1.IssuerKind{tokensv1alpha1.TokenIssuerKind, tokensv1alpha1.ClusterTokenIssuerKind} {
-		ir := &IssuerReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Metadata: metaCache, Kind: kind,
+		ir := &IssuerReconciler{Client: cfg.cacheReaderFor(mgr.GetClient(), mgr.GetAPIReader()), APIReader: mgr.GetAPIReader(), Metadata: metaCache, Kind: kind,
 			CredentialsNamespace: cfg.credentialsNamespace(), Health: health, Clocks: clocks, Recorder: mgr.GetEventRecorder("tokenmint")}
 		if err := ir.SetupWithManager(mgr, secretsSources); err != nil {
 			return fmt.Errorf("setting up %s controller: %w", kind, err)

@@ -96,6 +96,13 @@ func (c *Config) setupSharding(ctx context.Context, mgr ctrl.Manager, calls *Cal
 			return calls.InFlight(func(ns string) bool { return sharding.RangeOf(ns, ranges) == rng })
 		},
 		Acquired: func(rng int) { go enqueueRange(ctx, mgr.GetCache(), rng, ranges, events) },
+		// The cache holds the ranges held, draining ones included: their
+		// calls in flight still read and write their objects.
+		Changed: func(held []int) {
+			if c.cacheRanges != nil {
+				c.cacheRanges.SetRanges(held)
+			}
+		},
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("sharding: %w", err)

@@ -23,10 +23,12 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes/scheme"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -37,6 +39,9 @@ import (
 )
 
 const shardRanges = 16
+
+// shardCaches holds each sharded replica's cache, by identity.
+var shardCaches = map[string]cache.Cache{}
 
 // startShardedManager starts a replica with sharding on, as cmd/main.go
 // does with --leader-elect and --shard-ranges, its range Leases timed by
@@ -61,6 +66,7 @@ func startShardedManager(identity string, leases *clocktesting.FakeClock) *runni
 	Expect(err).NotTo(HaveOccurred())
 	mctx, mcancel := context.WithCancel(logf.IntoContext(ctx, logf.Log.WithName(identity)))
 	Expect(Setup(mctx, m, conf)).To(Succeed())
+	shardCaches[identity] = m.GetCache()
 	rm := &runningManager{cancel: mcancel, done: make(chan struct{})}
 	go func() {
 		defer GinkgoRecover()
@@ -86,6 +92,51 @@ func rangeHolders(g Gomega) map[int]string {
 	return out
 }
 
+// cachedShare returns, of the namespaces of envs, those whose AccessTokens
+// and whose token Secrets the cache of identity holds.
+func cachedShare(g Gomega, identity string, envs []*env) (tokens, secrets map[string]bool) {
+	ours := map[string]bool{}
+	for _, e := range envs {
+		ours[e.ns] = true
+	}
+	c := shardCaches[identity]
+	tokens, secrets = map[string]bool{}, map[string]bool{}
+	ats := &tokensv1alpha1.AccessTokenList{}
+	g.Expect(c.List(ctx, ats)).To(Succeed())
+	for _, at := range ats.Items {
+		if ours[at.Namespace] {
+			tokens[at.Namespace] = true
+		}
+	}
+	ss := &corev1.SecretList{}
+	g.Expect(c.List(ctx, ss)).To(Succeed())
+	for _, s := range ss.Items {
+		if ours[s.Namespace] && s.Name == "sharded-token" {
+			secrets[s.Namespace] = true
+		}
+	}
+	return tokens, secrets
+}
+
+// expectCachedShares checks that each replica's cache holds the
+// AccessTokens and Secrets of exactly the namespaces of its ranges.
+func expectCachedShares(envs []*env, identities ...string) {
+	Eventually(func(g Gomega) {
+		holders := rangeHolders(g)
+		for _, id := range identities {
+			want := map[string]bool{}
+			for _, e := range envs {
+				if holders[sharding.RangeOf(e.ns, shardRanges)] == id {
+					want[e.ns] = true
+				}
+			}
+			tokens, secrets := cachedShare(g, id, envs)
+			g.Expect(tokens).To(Equal(want), "AccessTokens cached by %s", id)
+			g.Expect(secrets).To(Equal(want), "token Secrets cached by %s", id)
+		}
+	}, 30*time.Second, 200*time.Millisecond).Should(Succeed())
+}
+
 func countByHolder(holders map[int]string) map[string]int {
 	out := map[string]int{}
 	for _, h := range holders {
@@ -102,9 +153,10 @@ var _ = Describe("sharding", func() {
 		a := startShardedManager("replica-a", leases)
 		b := startShardedManager("replica-b", leases)
 		stopped := map[*runningManager]bool{}
+		var c *runningManager
 		DeferCleanup(func() {
-			for _, r := range []*runningManager{a, b} {
-				if !stopped[r] {
+			for _, r := range []*runningManager{a, b, c} {
+				if r != nil && !stopped[r] {
 					r.stop()
 				}
 			}
@@ -141,6 +193,13 @@ var _ = Describe("sharding", func() {
 			Expect(e.fake.Issued()).To(HaveLen(1), "namespace %s", e.ns)
 		}
 
+		By("caching in each replica only the AccessTokens and Secrets of its ranges")
+		expectCachedShares(envs, "replica-a", "replica-b")
+		for _, id := range []string{"replica-a", "replica-b"} {
+			tokens, _ := cachedShare(Default, id, envs)
+			Expect(len(tokens)).To(BeNumerically("<", len(envs)), "%s caches every namespace", id)
+		}
+
 		By("stopping replica b: its ranges move to a, which takes them at once")
 		b.stop()
 		stopped[b] = true
@@ -150,6 +209,8 @@ var _ = Describe("sharding", func() {
 			g.Expect(holders).To(HaveLen(shardRanges))
 			g.Expect(countByHolder(holders)).To(Equal(map[string]int{"replica-a": shardRanges}))
 		}, 60*time.Second, 500*time.Millisecond).Should(Succeed())
+		By("filling a's cache with the ranges it took")
+		expectCachedShares(envs, "replica-a")
 		for i, e := range envs {
 			poke(tokens[i])
 			settle(tokens[i])
@@ -174,6 +235,21 @@ var _ = Describe("sharding", func() {
 			s, err := secretOf(tokens[i])
 			Expect(err).NotTo(HaveOccurred())
 			Expect(string(s.Data["token"])).To(Equal(e.fake.Issued()[1].Value))
+		}
+
+		By("starting replica c: a drains and gives it half the ranges, whose objects leave a's cache for c's")
+		c = startShardedManager("replica-c", leases)
+		Eventually(func(g Gomega) {
+			step()
+			holders := rangeHolders(g)
+			g.Expect(holders).To(HaveLen(shardRanges))
+			g.Expect(countByHolder(holders)).To(Equal(map[string]int{"replica-a": 8, "replica-c": 8}))
+		}, 60*time.Second, 500*time.Millisecond).Should(Succeed())
+		expectCachedShares(envs, "replica-a", "replica-c")
+		for i, e := range envs {
+			poke(tokens[i])
+			settle(tokens[i])
+			Expect(e.fake.Issued()).To(HaveLen(2), "a valid token of %s was minted again after moving to c", e.ns)
 		}
 	})
 })

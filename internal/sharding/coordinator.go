@@ -68,6 +68,11 @@ type Options struct {
 	InFlight func(rng int) int
 	// Acquired is called, outside any lock, for each range this replica takes.
 	Acquired func(rng int)
+	// Changed is called, outside any lock, with the ranges this replica
+	// holds, draining ones included, whenever they change: a range taken is
+	// there from the Sync that took it on, a range released leaves it once
+	// drained.
+	Changed func(ranges []int)
 }
 
 // Coordinator holds this replica's share of the ranges. Sync does one round
@@ -86,6 +91,8 @@ type Coordinator struct {
 	observed map[string]observation
 	members  int
 	member   *coordinationv1.Lease
+	// reported is what Changed was last called with.
+	reported []int
 }
 
 type holding struct {
@@ -245,6 +252,7 @@ func (c *Coordinator) stop(log interface{ Error(error, string, ...any) }) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	c.reportChanged()
 	member := c.memberLease()
 	if err := client.IgnoreNotFound(c.opts.Client.Delete(ctx, member)); err != nil {
 		log.Error(err, "removing member lease")
@@ -370,12 +378,29 @@ func (c *Coordinator) Sync(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	c.reportChanged()
 	for _, rng := range acquired {
 		if c.opts.Acquired != nil {
 			c.opts.Acquired(rng)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// reportChanged calls Changed when the ranges held differ from those it was
+// last called with.
+func (c *Coordinator) reportChanged() {
+	if c.opts.Changed == nil {
+		return
+	}
+	held := c.heldRanges()
+	c.mu.Lock()
+	same := slices.Equal(held, c.reported) && c.reported != nil
+	c.reported = held
+	c.mu.Unlock()
+	if !same {
+		c.opts.Changed(held)
+	}
 }
 
 // observeLocked records l's record and reports whether it has expired: seen

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -53,6 +54,8 @@ type replica struct {
 	mu       sync.Mutex
 	inFlight map[int]int
 	acquired []int
+	// changed is what Changed was last called with.
+	changed []int
 	// failWrites makes every Lease write of this replica fail.
 	failWrites bool
 }
@@ -79,6 +82,7 @@ func (c *cluster) start(id string) *replica {
 		LeaseDuration: leaseDuration, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod, Clock: c.clk,
 		InFlight: func(rng int) int { r.mu.Lock(); defer r.mu.Unlock(); return r.inFlight[rng] },
 		Acquired: func(rng int) { r.mu.Lock(); defer r.mu.Unlock(); r.acquired = append(r.acquired, rng) },
+		Changed:  func(ranges []int) { r.mu.Lock(); defer r.mu.Unlock(); r.changed = ranges },
 	})
 	if err != nil {
 		c.t.Fatal(err)
@@ -369,4 +373,45 @@ func TestRenewFailureStopsServingWithinRenewDeadline(t *testing.T) {
 	if renewDeadline >= leaseDuration {
 		t.Fatal("renew deadline must be below the lease duration")
 	}
+}
+
+// TestChangedKeepsDrainingRanges: the ranges reported to Changed (those a
+// replica caches) keep a draining range until it is released.
+func TestChangedKeepsDrainingRanges(t *testing.T) {
+	c := newCluster(t)
+	a := c.start("a")
+	c.round()
+	if got := a.lastChanged(); len(got) != 16 {
+		t.Fatalf("a reported %v, want every range", got)
+	}
+	a.mu.Lock()
+	for rng := range 16 {
+		a.inFlight[rng] = 1
+	}
+	a.mu.Unlock()
+	c.start("b")
+	c.rounds(3)
+	if n := len(a.Held()); n != 8 {
+		t.Fatalf("a serves %d ranges, want 8", n)
+	}
+	if got := a.lastChanged(); len(got) != 16 {
+		t.Fatalf("a reported %v while draining 8, want all 16 still cached", got)
+	}
+	a.mu.Lock()
+	clear(a.inFlight)
+	a.mu.Unlock()
+	c.rounds(2)
+	if got, held := a.lastChanged(), a.Held(); !slices.Equal(got, held) || len(held) != 8 {
+		t.Fatalf("a reported %v once drained, want its 8 ranges %v", got, held)
+	}
+	a.Stop(context.Background())
+	if got := a.lastChanged(); len(got) != 0 {
+		t.Fatalf("a reported %v after stopping, want none", got)
+	}
+}
+
+func (r *replica) lastChanged() []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.changed
 }

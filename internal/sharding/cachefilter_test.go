@@ -1,0 +1,420 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package sharding
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes/fake"
+	toolscache "k8s.io/client-go/tools/cache"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+)
+
+const testRanges = 4
+
+// namespaceIn returns the i-th namespace name (of a fixed pattern) whose
+// range is rng.
+func namespaceIn(t *testing.T, rng, i int) string {
+	t.Helper()
+	for n := 0; n < 10000; n++ {
+		ns := fmt.Sprintf("team-%d", n)
+		if RangeOf(ns, testRanges) == rng {
+			if i == 0 {
+				return ns
+			}
+			i--
+		}
+	}
+	t.Fatalf("no namespace in range %d", rng)
+	return ""
+}
+
+func testSecret(ns, name string, labels map[string]string) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels, ResourceVersion: "1"}}
+}
+
+// keepLabelled keeps what carries the label "always", whatever its range,
+// and puts what carries "owner" in that namespace's range.
+func keepLabelled(m metav1.Object) (string, bool) {
+	if owner := m.GetLabels()["owner"]; owner != "" {
+		return owner, false
+	}
+	return m.GetNamespace(), m.GetLabels()["always"] == "true"
+}
+
+type fakeLW struct {
+	list    *corev1.SecretList
+	watches chan *watch.FakeWatcher
+	opts    []metav1.ListOptions
+}
+
+func newFakeLW(items ...*corev1.Secret) *fakeLW {
+	l := &fakeLW{list: &corev1.SecretList{ListMeta: metav1.ListMeta{ResourceVersion: "10"}}, watches: make(chan *watch.FakeWatcher, 8)}
+	for _, s := range items {
+		l.list.Items = append(l.list.Items, *s)
+	}
+	return l
+}
+
+func (l *fakeLW) List(opts metav1.ListOptions) (runtime.Object, error) {
+	l.opts = append(l.opts, opts)
+	return l.list.DeepCopy(), nil
+}
+
+func (l *fakeLW) Watch(opts metav1.ListOptions) (watch.Interface, error) {
+	l.opts = append(l.opts, opts)
+	w := watch.NewFakeWithChanSize(16, false)
+	l.watches <- w
+	return w, nil
+}
+
+func names(list runtime.Object) []string {
+	var out []string
+	for _, s := range list.(*corev1.SecretList).Items {
+		out = append(out, s.Namespace+"/"+s.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func next(t *testing.T, w watch.Interface) watch.Event {
+	t.Helper()
+	select {
+	case ev, ok := <-w.ResultChan():
+		if !ok {
+			t.Fatal("watch closed")
+		}
+		return ev
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event")
+	}
+	return watch.Event{}
+}
+
+func TestFilteredListKeepsHeldRangesOnly(t *testing.T) {
+	in0, in1, in2 := namespaceIn(t, 0, 0), namespaceIn(t, 1, 0), namespaceIn(t, 2, 0)
+	clk := clocktesting.NewFakePassiveClock(time.Unix(1000, 0))
+	f := NewCacheFilter(testRanges, clk)
+	lw := newFakeLW(testSecret(in0, "a", nil), testSecret(in1, "b", nil), testSecret(in2, "c", nil),
+		testSecret(in2, "pinned", map[string]string{"always": "true"}), testSecret("", "cluster", nil),
+		testSecret(in2, "owned", map[string]string{"owner": in1}))
+	flw := f.Wrap(lw, keepLabelled)
+
+	list, err := flw.List(metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := names(list), []string{"/cluster", in2 + "/pinned"}; !slices.Equal(got, want) {
+		t.Fatalf("holding nothing: listed %v, want %v", got, want)
+	}
+	if _, ok := f.Cached(in0); ok {
+		t.Fatal("range 0 cached before it was held")
+	}
+
+	f.SetRanges([]int{0, 1})
+	if _, ok := f.Cached(in0); ok {
+		t.Fatal("range 0 cached before the informer listed it")
+	}
+	clk.SetTime(time.Unix(2000, 0))
+	list, err = flw.List(metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/cluster", in0 + "/a", in1 + "/b", in2 + "/owned", in2 + "/pinned"}
+	slices.Sort(want)
+	if got := names(list); !slices.Equal(got, want) {
+		t.Fatalf("holding 0 and 1: listed %v, want %v", got, want)
+	}
+	if at, ok := f.Cached(in1); !ok || !at.Equal(time.Unix(2000, 0)) {
+		t.Fatalf("range 1 cached = %v at %v, want true at the list", ok, at)
+	}
+	if _, ok := f.Cached(in2); ok {
+		t.Fatal("range 2 is not held but reported cached")
+	}
+}
+
+func TestFilteredListOfTwoInformersIsCachedOnceBothListed(t *testing.T) {
+	in0 := namespaceIn(t, 0, 0)
+	f := NewCacheFilter(testRanges, nil)
+	a, b := f.Wrap(newFakeLW(testSecret(in0, "a", nil)), nil), f.Wrap(newFakeLW(), nil)
+	f.SetRanges([]int{0})
+	if _, err := a.List(metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.Cached(in0); ok {
+		t.Fatal("range cached while one informer has not listed it yet")
+	}
+	if _, err := b.List(metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.Cached(in0); !ok {
+		t.Fatal("range not cached once both informers listed it")
+	}
+	// Given up and taken again: listed again before it counts as cached.
+	f.SetRanges(nil)
+	f.SetRanges([]int{0})
+	if _, ok := f.Cached(in0); ok {
+		t.Fatal("range taken again reported cached before a new list")
+	}
+}
+
+func TestFilteredListPagedAcrossAChangeIsNotCached(t *testing.T) {
+	in0 := namespaceIn(t, 0, 0)
+	f := NewCacheFilter(testRanges, nil)
+	lw := newFakeLW(testSecret(in0, "a", nil))
+	flw := f.Wrap(lw, nil)
+	f.SetRanges([]int{0})
+	lw.list.Continue = "more"
+	if _, err := flw.List(metav1.ListOptions{Limit: 1}); err != nil {
+		t.Fatal(err)
+	}
+	f.SetRanges([]int{0, 1})
+	lw.list.Continue = ""
+	if _, err := flw.List(metav1.ListOptions{Limit: 1, Continue: "more"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.Cached(in0); ok {
+		t.Fatal("a list paged across a change of ranges made them cached")
+	}
+	// Its watch ends at once: the reflector lists again.
+	w, err := flw.Watch(metav1.ListOptions{ResourceVersion: "10"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(t, w); ev.Type != watch.Error || !apierrors.IsResourceExpired(apierrors.FromObject(ev.Object)) {
+		t.Fatalf("watch after an inconsistent list: %v %v, want 410 Expired", ev.Type, ev.Object)
+	}
+}
+
+func TestFilteredWatchDropsOtherRangesAndExpiresOnChange(t *testing.T) {
+	in0, in1 := namespaceIn(t, 0, 0), namespaceIn(t, 1, 0)
+	f := NewCacheFilter(testRanges, nil)
+	lw := newFakeLW()
+	flw := f.Wrap(lw, keepLabelled)
+	store := toolscache.NewStore(toolscache.MetaNamespaceKeyFunc)
+	flw.SetStore(store)
+	f.SetRanges([]int{0})
+
+	// A watch before any list of these ranges ends at once.
+	w, err := flw.Watch(metav1.ListOptions{ResourceVersion: "10"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(t, w); ev.Type != watch.Error {
+		t.Fatalf("watch before a list: %v, want an error", ev.Type)
+	}
+	if len(lw.opts) != 0 {
+		t.Fatal("a watch doomed to end reached the apiserver")
+	}
+
+	if _, err := flw.List(metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w, err = flw.Watch(metav1.ListOptions{ResourceVersion: "10"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := <-lw.watches
+	inner.Add(testSecret(in1, "other", nil))
+	inner.Add(testSecret(in0, "mine", nil))
+	if ev := next(t, w); ev.Type != watch.Added || ev.Object.(*corev1.Secret).Name != "mine" {
+		t.Fatalf("first event passed: %v %s, want the added Secret of range 0", ev.Type, ev.Object.(*corev1.Secret).Name)
+	}
+	// An object kept by a label that loses it, while the store holds it,
+	// leaves the store; one the store does not hold is dropped.
+	pinned := testSecret(in1, "pinned", map[string]string{"always": "true"})
+	inner.Add(pinned)
+	if ev := next(t, w); ev.Type != watch.Added || ev.Object.(*corev1.Secret).Name != "pinned" {
+		t.Fatalf("labelled Secret of another range: %v, want added", ev.Type)
+	}
+	if err := store.Add(pinned); err != nil {
+		t.Fatal(err)
+	}
+	inner.Modify(testSecret(in1, "other", nil))
+	inner.Delete(testSecret(in1, "other", nil))
+	inner.Modify(testSecret(in1, "pinned", nil))
+	if ev := next(t, w); ev.Type != watch.Deleted || ev.Object.(*corev1.Secret).Name != "pinned" {
+		t.Fatalf("Secret that lost its label: %v %s, want it deleted", ev.Type, ev.Object.(*corev1.Secret).Name)
+	}
+	inner.Action(watch.Bookmark, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "12"}})
+	if ev := next(t, w); ev.Type != watch.Bookmark {
+		t.Fatalf("bookmark: %v, want it passed on", ev.Type)
+	}
+
+	// A change of ranges ends the watch with 410 Expired.
+	f.SetRanges([]int{0, 1})
+	ev := next(t, w)
+	if ev.Type != watch.Error {
+		t.Fatalf("after a change of ranges: %v, want an error", ev.Type)
+	}
+	if st, ok := ev.Object.(*metav1.Status); !ok || st.Code != http.StatusGone || st.Reason != metav1.StatusReasonExpired {
+		t.Fatalf("error %v, want 410 Expired", ev.Object)
+	}
+	if _, ok := <-w.ResultChan(); ok {
+		t.Fatal("watch still open after it expired")
+	}
+	if !inner.IsStopped() {
+		t.Fatal("the watch on the apiserver was not stopped")
+	}
+	// Setting the same ranges again ends nothing.
+	if _, err := flw.List(metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w, _ = flw.Watch(metav1.ListOptions{ResourceVersion: "12"})
+	inner = <-lw.watches
+	f.SetRanges([]int{1, 0})
+	inner.Add(testSecret(in1, "new", nil))
+	if ev := next(t, w); ev.Type != watch.Added {
+		t.Fatalf("after setting the same ranges: %v, want the watch going on", ev.Type)
+	}
+	w.Stop()
+}
+
+func TestFilteredWatchListMarksCachedAtTheInitialEventsBookmark(t *testing.T) {
+	in0, in1 := namespaceIn(t, 0, 0), namespaceIn(t, 1, 0)
+	f := NewCacheFilter(testRanges, nil)
+	lw := newFakeLW()
+	flw := f.Wrap(lw, nil)
+	f.SetRanges([]int{0})
+	w, err := flw.Watch(metav1.ListOptions{SendInitialEvents: ptr.To(true), AllowWatchBookmarks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := <-lw.watches
+	inner.Add(testSecret(in1, "other", nil))
+	inner.Add(testSecret(in0, "mine", nil))
+	if ev := next(t, w); ev.Object.(*corev1.Secret).Name != "mine" {
+		t.Fatalf("initial event %s passed, want only range 0's", ev.Object.(*corev1.Secret).Name)
+	}
+	if _, ok := f.Cached(in0); ok {
+		t.Fatal("cached before the initial events ended")
+	}
+	inner.Action(watch.Bookmark, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "11",
+		Annotations: map[string]string{metav1.InitialEventsAnnotationKey: "true"}}})
+	next(t, w)
+	if _, ok := f.Cached(in0); !ok {
+		t.Fatal("not cached after the initial events ended")
+	}
+	w.Stop()
+}
+
+// TestInformerFollowsTheRanges runs a real informer over a fake clientset:
+// after each change of ranges its store holds exactly the Secrets of the
+// ranges held, and objects leave and enter it through delete and add events.
+func TestInformerFollowsTheRanges(t *testing.T) {
+	var objs []runtime.Object
+	want := map[int][]string{}
+	for rng := range testRanges {
+		for i := range 3 {
+			ns := namespaceIn(t, rng, i)
+			objs = append(objs, testSecret(ns, "s", nil))
+			want[rng] = append(want[rng], ns+"/s")
+		}
+	}
+	cs := fake.NewClientset(objs...)
+	lw := toolscache.ToListWatcherWithWatchListSemantics(&toolscache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return cs.CoreV1().Secrets("").List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return cs.CoreV1().Secrets("").Watch(ctx, o)
+		},
+	}, cs)
+	f := NewCacheFilter(testRanges, nil)
+	flw := f.Wrap(lw, nil)
+	inf := toolscache.NewSharedIndexInformer(flw, &corev1.Secret{}, 0, toolscache.Indexers{})
+	flw.SetStore(inf.GetStore())
+	deleted := make(chan string, 64)
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{DeleteFunc: func(o any) {
+		if d, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+			o = d.Obj
+		}
+		if s, ok := o.(*corev1.Secret); ok {
+			deleted <- s.Namespace + "/" + s.Name
+		}
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go inf.Run(ctx.Done())
+
+	expect := func(held ...int) {
+		t.Helper()
+		var keys []string
+		for _, r := range held {
+			keys = append(keys, want[r]...)
+		}
+		slices.Sort(keys)
+		var got []string
+		err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
+			got = inf.GetStore().ListKeys()
+			slices.Sort(got)
+			cached := true
+			for _, r := range held {
+				if _, ok := f.Cached(want[r][0][:len(want[r][0])-2]); !ok {
+					cached = false
+				}
+			}
+			return slices.Equal(got, keys) && cached, nil
+		})
+		if err != nil {
+			t.Fatalf("holding %v: store %v, want %v", held, got, keys)
+		}
+	}
+	expect()
+	f.SetRanges([]int{1, 3})
+	expect(1, 3)
+	// An object created in a range held arrives by the watch; one in
+	// another range does not.
+	for _, s := range []*corev1.Secret{testSecret(namespaceIn(t, 1, 5), "late", nil), testSecret(namespaceIn(t, 2, 5), "late", nil)} {
+		if _, err := cs.CoreV1().Secrets(s.Namespace).Create(ctx, s, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want[1] = append(want[1], namespaceIn(t, 1, 5)+"/late")
+	want[2] = append(want[2], namespaceIn(t, 2, 5)+"/late")
+	expect(1, 3)
+	f.SetRanges([]int{2})
+	expect(2)
+	got := map[string]bool{}
+	for len(got) < len(want[1])+len(want[3]) {
+		select {
+		case k := <-deleted:
+			got[k] = true
+		case <-time.After(10 * time.Second):
+			t.Fatalf("delete events for ranges given up: %v", got)
+		}
+	}
+	for _, k := range append(slices.Clone(want[1]), want[3]...) {
+		if !got[k] {
+			t.Fatalf("no delete event for %s", k)
+		}
+	}
+}
