@@ -26,7 +26,7 @@ import (
 // shared by TokenIssuer and ClusterTokenIssuer.
 // +kubebuilder:validation:XValidation:rule="[has(self.request), has(self.signedJWT), has(self.awsPresignedURL)].filter(x, x).size() == 1",message="set exactly one of request (a token endpoint), signedJWT (a token tokenmint signs itself) or awsPresignedURL"
 // +kubebuilder:validation:XValidation:rule="has(self.request) == has(self.response)",message="response is required with request, and has no meaning with signedJWT or awsPresignedURL"
-// +kubebuilder:validation:XValidation:rule="!has(self.awsPresignedURL) || (!has(self.refresh) && !has(self.revoke) && !has(self.clientCertificate) && !has(self.caBundle) && !has(self.steps))",message="an issuer with awsPresignedURL makes no call: refresh, revoke, clientCertificate, caBundle and steps have no meaning"
+// +kubebuilder:validation:XValidation:rule="!has(self.awsPresignedURL) || (!has(self.refresh) && !has(self.revoke) && !has(self.clientCertificate) && !has(self.caBundle))",message="an issuer with awsPresignedURL makes no call of its own: refresh, revoke, clientCertificate and caBundle have no meaning"
 // +kubebuilder:validation:XValidation:rule="!has(self.signedJWT) || (!has(self.refresh) && !has(self.revoke) && !has(self.clientCertificate) && !has(self.caBundle) && !has(self.credentials))",message="an issuer with signedJWT makes no call: refresh, revoke, clientCertificate, caBundle and credentials have no meaning"
 // +kubebuilder:validation:XValidation:rule="!has(self.request) || has(self.request.url)",message="request.url is required"
 // +kubebuilder:validation:XValidation:rule="!has(self.steps) || !has(self.signedJWT)",message="steps are calls: an issuer with signedJWT makes none"
@@ -79,8 +79,9 @@ type IssuerSpec struct {
 
 	// awsPresignedURL, instead of request and response, makes the token a
 	// URL pre-signed with AWS Signature Version 4 (an EKS token, an RDS IAM
-	// authentication token). No call is made; its access key comes from the
-	// issuer's credentials.
+	// authentication token). The URL needs no call; its access key comes
+	// from the issuer's credentials: a Secret, or the steps (temporary
+	// credentials from STS), which run first.
 	// +optional
 	AWSPresignedURL *AWSPresignedURL `json:"awsPresignedURL,omitempty"`
 

@@ -399,13 +399,12 @@ var _ = Describe("admission", func() {
 				s.AWSPresignedURL.RDS = &tokensv1alpha1.AWSRDSToken{Host: "db.example.com", Port: 5432, User: "app"}
 			},
 			"set exactly one of eks or rds"),
-		Entry("awsPresignedURL with steps",
+		Entry("awsPresignedURL with a revoke request",
 			func(s *tokensv1alpha1.IssuerSpec) {
 				s.Request, s.Response, s.AWSPresignedURL = tokensv1alpha1.RequestSpec{}, tokensv1alpha1.ResponseSpec{}, awsPresigned()
-				s.Steps = []tokensv1alpha1.IssuerStep{{Name: "sts", Request: tokensv1alpha1.RequestSpec{URL: "https://sts.example.com/"},
-					Response: tokensv1alpha1.ResponseSpec{Token: "token"}}}
+				s.Revoke = &tokensv1alpha1.RequestSpec{URL: "https://sts.example.com/"}
 			},
-			"an issuer with awsPresignedURL makes no call"),
+			"an issuer with awsPresignedURL makes no call of its own"),
 		Entry("an RDS token for a host that is not a DNS name",
 			func(s *tokensv1alpha1.IssuerSpec) {
 				s.Request, s.Response, s.AWSPresignedURL = tokensv1alpha1.RequestSpec{}, tokensv1alpha1.ResponseSpec{}, awsPresigned()
@@ -425,6 +424,14 @@ var _ = Describe("admission", func() {
 			tokensv1alpha1.RequestSpec{}, tokensv1alpha1.ResponseSpec{}, awsPresigned()
 		Expect(k8sClient.Create(ctx, presigned)).To(Succeed())
 		DeferCleanup(k8sClient.Delete, ctx, presigned)
+		// Its credentials may come from a step: STS's temporary credentials.
+		chained := valid()
+		chained.Spec.Request, chained.Spec.Response, chained.Spec.AWSPresignedURL =
+			tokensv1alpha1.RequestSpec{}, tokensv1alpha1.ResponseSpec{}, awsPresigned()
+		chained.Spec.Steps = []tokensv1alpha1.IssuerStep{{Name: "sts", Request: tokensv1alpha1.RequestSpec{URL: "https://sts.example.com/"},
+			Response: tokensv1alpha1.ResponseSpec{Token: "token"}}}
+		Expect(k8sClient.Create(ctx, chained)).To(Succeed())
+		DeferCleanup(k8sClient.Delete, ctx, chained)
 	})
 
 	It("accepts a rate limit as providers document theirs, and defaults its period", func() {

@@ -80,7 +80,8 @@ func TestDocumentedExamplesPassTheCRDs(t *testing.T) {
 
 // exampleObject decodes one YAML document of an example: a tokenmint object,
 // or an excerpt that is the spec of one (an issuer's has a request or a
-// signedJWT, an AccessToken's an issuerRef and a secret). Anything else is nil.
+// signedJWT or an awsPresignedURL, an AccessToken's an issuerRef and a
+// secret). Anything else is nil.
 func exampleObject(doc string) map[string]any {
 	var obj map[string]any
 	if err := yaml.Unmarshal([]byte(doc), &obj); err != nil || obj == nil {
@@ -99,10 +100,11 @@ func exampleObject(doc string) map[string]any {
 	}
 	_, request := spec["request"]
 	_, signed := spec["signedJWT"]
+	_, presigned := spec["awsPresignedURL"]
 	_, issuerRef := spec["issuerRef"]
 	_, secret := spec["secret"]
 	switch {
-	case (request && spec["response"] != nil) || signed:
+	case (request && spec["response"] != nil) || signed || presigned:
 		return wrap("TokenIssuer")
 	case issuerRef && secret:
 		return wrap("AccessToken")

@@ -185,7 +185,7 @@ func (e *Engine) Issue(ctx context.Context, c Call) (*Token, error) {
 		return e.sign(c, parameters, red)
 	}
 	if awsPresigned(c.Spec) != nil {
-		return e.presign(c, parameters, red)
+		return e.presign(ctx, c, parameters, red)
 	}
 	if c.Held != nil && c.Spec.Refresh != nil && c.Spec.RefreshExtends {
 		return e.extendOrReplace(ctx, c, parameters, red)

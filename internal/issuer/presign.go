@@ -55,9 +55,10 @@ var (
 )
 
 // MakesNoCall reports whether the issuer's token is made by tokenmint
-// itself (a signed JWT, a pre-signed URL) without a call.
+// itself (a signed JWT, a pre-signed URL) without a call: a pre-signed URL
+// whose credentials come from steps makes their calls.
 func MakesNoCall(spec *v1alpha1.IssuerSpec) bool {
-	return SelfSigned(spec) || awsPresigned(spec) != nil
+	return SelfSigned(spec) || (awsPresigned(spec) != nil && len(spec.Steps) == 0)
 }
 
 func awsPresigned(spec *v1alpha1.IssuerSpec) *v1alpha1.AWSPresignedURL {
@@ -77,11 +78,21 @@ func addAWSCredentials(c *v1alpha1.AWSCredentials, label string, add func(*v1alp
 }
 
 // presign issues the token of an awsPresignedURL issuer: a URL signed now,
-// on the provider's clock where one was measured. No call is made.
-func (e *Engine) presign(c Call, parameters map[string]any, red *redactor) (*Token, error) {
+// on the provider's clock where one was measured. The URL itself needs no
+// call; the issuer's steps, if any, run first (each reused while valid) and
+// their results sign it, such as the temporary credentials of STS
+// AssumeRoleWithWebIdentity. A URL signed with temporary credentials stops
+// working when they expire: the token expires at the earliest of its own
+// lifetime and the steps' expiries.
+func (e *Engine) presign(ctx context.Context, c Call, parameters map[string]any, red *redactor) (*Token, error) {
+	if len(c.Spec.Steps) > 0 {
+		if _, err := e.runSteps(ctx, &c, parameters, red); err != nil {
+			return nil, err
+		}
+	}
 	now := e.clock().Now()
 	values := &valueResolver{parameters: parameters, secrets: c.Secrets, now: now.Add(c.ProviderClock.correction()),
-		newUUID: e.newUUID(), spec: c.Spec}
+		newUUID: e.newUUID(), spec: c.Spec, steps: c.stepResults, serviceAccountTokens: c.ServiceAccountTokens}
 	token, lifetime, err := presignedToken(c.Spec.AWSPresignedURL, values, red)
 	if err != nil {
 		return nil, &Error{Class: ClassInvalidConfig, Message: red.redact(err.Error())}
@@ -90,7 +101,18 @@ func (e *Engine) presign(c Call, parameters map[string]any, red *redactor) (*Tok
 	// The provider counts the lifetime from X-Amz-Date, on its clock: in
 	// local time the token expires lifetime after now.
 	expiresAt := now.Add(lifetime)
-	return &Token{Value: token, IssuedAt: now, ExpiresAt: &expiresAt}, nil
+	t := &Token{Value: token, IssuedAt: now, ExpiresAt: &expiresAt}
+	for _, r := range c.stepResults {
+		if r.expiresAt != nil && (t.NotAfter == nil || r.expiresAt.Before(*t.NotAfter)) {
+			at := *r.expiresAt
+			t.NotAfter = &at
+		}
+	}
+	if t.NotAfter != nil && t.NotAfter.Before(expiresAt) {
+		at := *t.NotAfter
+		t.ExpiresAt = &at
+	}
+	return t, nil
 }
 
 // presignedToken makes the token of spec at values.now and says how long it
@@ -157,9 +179,10 @@ func presignedToken(spec *v1alpha1.AWSPresignedURL, values *valueResolver, red *
 	}
 }
 
-// validatePresigned checks an awsPresignedURL issuer: it makes no call, so
-// everything that describes one is refused rather than ignored, and its
-// access key comes from Secrets.
+// validatePresigned checks an awsPresignedURL issuer: the URL needs no call,
+// so everything that describes one is refused rather than ignored, and its
+// access key comes from Secrets or from the issuer's steps, whose calls are
+// checked as any issuer's.
 func validatePresigned(spec *v1alpha1.IssuerSpec) error {
 	p := spec.AWSPresignedURL
 	problems := []error{CheckCredentialSecrets(spec)}
@@ -169,18 +192,30 @@ func validatePresigned(spec *v1alpha1.IssuerSpec) error {
 	if !reflect.DeepEqual(spec.Response, v1alpha1.ResponseSpec{}) {
 		problems = append(problems, errors.New("response has no meaning with awsPresignedURL: the token is the URL"))
 	}
-	if spec.Refresh != nil || spec.Revoke != nil || spec.ClientCertificate != nil || len(spec.CABundle) > 0 || len(spec.Steps) > 0 {
-		problems = append(problems, errors.New("an issuer with awsPresignedURL makes no call: refresh, revoke, clientCertificate, caBundle and steps have no meaning"))
+	if spec.Refresh != nil || spec.Revoke != nil || spec.ClientCertificate != nil || len(spec.CABundle) > 0 {
+		problems = append(problems, errors.New("an issuer with awsPresignedURL makes no call of its own: refresh, revoke, clientCertificate and caBundle have no meaning"))
 	}
 	problems = append(problems, validateCredentials(spec)...)
+	for _, r := range requests(spec) {
+		if r.kind != callRequest { // the steps' calls; request is empty
+			problems = append(problems, validateRequest(spec, r)...)
+		}
+	}
+	problems = append(problems, validateSteps(spec)...)
 	for _, site := range valueSites(spec) {
 		if err := validateSite(spec, site); err != nil {
 			problems = append(problems, fmt.Errorf("%s: %w", site.label, err))
 			continue
 		}
-		if c := FindCredential(spec, site.source.Credential); c != nil && c.SecretKeyRef == nil {
-			problems = append(problems, fmt.Errorf("%s: credential %q must be a secretKeyRef: an awsPresignedURL issuer makes no call to obtain another", site.label, c.Name))
+		if !strings.HasPrefix(site.label, "awsPresignedURL.") {
+			continue
 		}
+		if c := FindCredential(spec, site.source.Credential); c != nil && c.SecretKeyRef == nil && c.Step == nil {
+			problems = append(problems, fmt.Errorf("%s: credential %q must be a secretKeyRef or an earlier step's value", site.label, c.Name))
+		}
+	}
+	if spec.Timeout != nil && spec.Timeout.Duration <= 0 {
+		problems = append(problems, fmt.Errorf("timeout must be positive, got %s", spec.Timeout.Duration))
 	}
 	if p.SecretAccessKey.Credential == "" {
 		problems = append(problems, errors.New("awsPresignedURL.secretAccessKey must be a credential, never a literal"))

@@ -172,9 +172,15 @@ func TestPresignedValidation(t *testing.T) {
 			s.AWSPresignedURL.RDS = &v1alpha1.AWSRDSToken{Host: "db", Port: 5432, User: "u"}
 		}, "exactly one of eks or rds"},
 		{"a bad region", func(s *v1alpha1.IssuerSpec) { s.AWSPresignedURL.Region = "US_EAST" }, "region must be"},
-		{"a step credential", func(s *v1alpha1.IssuerSpec) {
+		{"a step credential without the step", func(s *v1alpha1.IssuerSpec) {
 			s.Credentials[0] = v1alpha1.Credential{Name: "secret", Step: &v1alpha1.StepSource{Name: "sts"}}
-		}, "must be a secretKeyRef"},
+		}, `step "sts" is not one of the issuer's steps`},
+		{"a ServiceAccount token as the secret", func(s *v1alpha1.IssuerSpec) {
+			s.Credentials[0] = v1alpha1.Credential{Name: "secret", ServiceAccountToken: &v1alpha1.ServiceAccountTokenSource{ServiceAccountName: "app", Audience: "sts.amazonaws.com"}}
+		}, "must be a secretKeyRef or an earlier step's value"},
+		{"a revoke request", func(s *v1alpha1.IssuerSpec) {
+			s.Revoke = &v1alpha1.RequestSpec{URL: "https://sts.amazonaws.com/"}
+		}, "makes no call of its own"},
 		{"an undeclared credential", func(s *v1alpha1.IssuerSpec) {
 			s.AWSPresignedURL.SecretAccessKey = v1alpha1.ValueSource{Credential: "nope"}
 		}, "not declared"},
@@ -203,5 +209,121 @@ func TestPresignedErrorsNameNoSecret(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "canary-") {
 		t.Errorf("the error %q names a credential", err)
+	}
+}
+
+// presignedFromKeylessECR is the keyless ECR sample's issuer with its STS
+// step, making an EKS token signed by the step's temporary credentials
+// instead of calling ECR.
+func presignedFromKeylessECR(t *testing.T) (*sampleRun, *fakes.AWSWebIdentityECR) {
+	t.Helper()
+	run, fake := startKeylessECR(t)
+	spec := run.call.Spec.DeepCopy()
+	creds := spec.Request.Auth.AWSSigV4.AWSCredentials
+	spec.Request, spec.Response = v1alpha1.RequestSpec{}, v1alpha1.ResponseSpec{}
+	spec.AWSPresignedURL = &v1alpha1.AWSPresignedURL{AWSCredentials: creds, Region: "us-east-1",
+		EKS: &v1alpha1.AWSEKSToken{ClusterName: "prod"}}
+	if err := Validate(spec); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if MakesNoCall(spec) {
+		t.Fatalf("MakesNoCall: the step makes a call")
+	}
+	run.call.Spec = spec
+	return run, fake
+}
+
+// TestEKSTokenFromWebIdentityStep: an EKS token signed with the temporary
+// credentials of the STS web identity step, which is reused while its
+// session lasts; the token ends with the session when that comes first.
+func TestEKSTokenFromWebIdentityStep(t *testing.T) {
+	run, fake := presignedFromKeylessECR(t)
+	fake.STS.SetLifetime(10 * time.Minute) // the role's sessions are shorter than the token's 14 minutes
+	start := run.clock.Now()
+
+	token := run.issue(t)
+	if fake.STS.AssumeRoleCalls() != 1 || fake.Calls() != 0 {
+		t.Fatalf("STS calls %d, ECR calls %d; want one STS call and nothing else", fake.STS.AssumeRoleCalls(), fake.Calls())
+	}
+	session := fake.STS.Issued()[0]
+	keyID := session.Request["accessKeyId"].(string)
+	verifier := fakes.SigV4Verifier{Region: "us-east-1", Service: "sts", Keys: map[string]fakes.AWSKey{
+		keyID: {SecretAccessKey: session.Secrets[0], SessionToken: session.Value}}}
+	verifyWith := func(verifier fakes.SigV4Verifier, token *Token, now time.Time) *fakes.AWSError {
+		t.Helper()
+		encoded, ok := strings.CutPrefix(token.Value, EKSTokenPrefix)
+		if !ok {
+			t.Fatalf("token %s is no EKS token", token.Value)
+		}
+		raw, err := base64.RawURLEncoding.DecodeString(encoded)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := url.Parse(string(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, failure := verifier.VerifyPresigned(u, http.Header{"X-K8s-Aws-Id": {"prod"}}, now, 15*time.Minute)
+		return failure
+	}
+	verify := func(token *Token, now time.Time) *fakes.AWSError { return verifyWith(verifier, token, now) }
+	if failure := verify(token, run.clock.Now()); failure != nil {
+		t.Fatalf("STS refuses the URL: %v", failure)
+	}
+	wantTime(t, "ExpiresAt", token.ExpiresAt, start.Add(10*time.Minute))
+	wantTime(t, "ExpiresAt", token.ExpiresAt, session.ExpiresAt)
+
+	// Signed by another session's secret, the URL is refused: the step's
+	// values are what signs it.
+	wrong := fakes.SigV4Verifier{Region: "us-east-1", Service: "sts", Keys: map[string]fakes.AWSKey{
+		keyID: {SecretAccessKey: "another-secret", SessionToken: session.Value}}}
+	if verifyWith(wrong, token, run.clock.Now()) == nil {
+		t.Fatalf("a URL checked against another secret was accepted")
+	}
+
+	// Two minutes later: a new URL, the same session.
+	run.clock.Step(2 * time.Minute)
+	second := run.issue(t)
+	if fake.STS.AssumeRoleCalls() != 1 {
+		t.Fatalf("%d STS calls: the session was not reused", fake.STS.AssumeRoleCalls())
+	}
+	if second.Value == token.Value {
+		t.Errorf("the URL was not signed again")
+	}
+	if failure := verify(second, run.clock.Now()); failure != nil {
+		t.Fatalf("STS refuses the second URL: %v", failure)
+	}
+	wantTime(t, "ExpiresAt", second.ExpiresAt, session.ExpiresAt)
+
+	// Sessions longer than the token: the token's 14 minutes.
+	fake.STS.SetLifetime(0)
+	run.clock.Step(9 * time.Minute) // past the first session
+	sa := *FindCredential(run.call.Spec, "kubernetes").ServiceAccountToken
+	run.call.ServiceAccountTokens = map[v1alpha1.ServiceAccountTokenSource]string{sa: serviceAccountJWT(t, sa.Audience, run.clock.Now())}
+	third := run.issue(t)
+	if fake.STS.AssumeRoleCalls() != 2 {
+		t.Fatalf("%d STS calls, want a new session", fake.STS.AssumeRoleCalls())
+	}
+	wantTime(t, "ExpiresAt", third.ExpiresAt, run.clock.Now().Add(14*time.Minute))
+	// The URL carries the session token (X-Amz-Security-Token), as AWS's
+	// pre-signed URLs do, never the secret access key.
+	for _, tok := range []*Token{token, second, third} {
+		for _, s := range fake.STS.Issued() {
+			if strings.Contains(tok.Value, s.Secrets[0]) {
+				t.Errorf("a token holds the secret access key of a session")
+			}
+		}
+	}
+}
+
+// TestEKSTokenStepFailure: STS refusing the role fails step sts, and no
+// token is made.
+func TestEKSTokenStepFailure(t *testing.T) {
+	run, fake := presignedFromKeylessECR(t)
+	fake.STS.Roles = nil
+	_, err := run.engine.Issue(context.Background(), run.call)
+	e := asError(t, err)
+	if e.Step != "sts" || e.Code != "AccessDenied" {
+		t.Fatalf("error %q: step %q, code %q; want step sts refused with AccessDenied", err, e.Step, e.Code)
 	}
 }

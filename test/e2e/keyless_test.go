@@ -17,18 +17,15 @@ limitations under the License.
 package e2e
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
 	"github.com/tokenmint/tokenmint/test/fakes"
@@ -40,30 +37,15 @@ var _ = Describe("the keyless sample applied with kubectl", func() {
 		const ns, audience = "e2e-keyless", "https://sts.example.com"
 		kubectl("create", "namespace", ns)
 		fake := &fakes.TokenExchange{Subjects: []string{"system:serviceaccount:" + ns + ":orders-api"}}
-		fake.Verify = func(token string) (string, bool) {
-			// The token service trusts the cluster: it asks the apiserver,
-			// for its own audience, who the token is.
-			review := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: []string{audience}}}
-			if err := k8sClient.Create(ctx, review); err != nil || !review.Status.Authenticated {
-				return "", false
-			}
-			return review.Status.User.Username, true
-		}
+		// The token service trusts the cluster: it asks the apiserver, for
+		// its own audience, who the token is.
+		fake.Verify = func(token string) (string, bool) { return reviewed(token, audience) }
 		url := fakes.Start(GinkgoTB(), fake).URL
 		s, err := samples.Load("token-exchange-service-account.yaml")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(s.PointAt(url)).To(Succeed())
 		s.Place(ns, credentialsNamespace, "")
-		var manifest bytes.Buffer
-		for _, o := range s.Objects() {
-			raw, err := yaml.Marshal(o)
-			Expect(err).NotTo(HaveOccurred())
-			manifest.WriteString("---\n")
-			manifest.Write(raw)
-		}
-		file := filepath.Join(dir, "keyless.yaml")
-		Expect(os.WriteFile(file, manifest.Bytes(), 0o600)).To(Succeed())
-		kubectl("apply", "-f", file)
+		applySample("keyless", s)
 
 		Eventually(func(g Gomega) {
 			at := &tokensv1alpha1.AccessToken{}

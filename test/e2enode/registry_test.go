@@ -66,15 +66,12 @@ const (
 // CRI plugin reaches over plain HTTP with no registry configuration.
 var _ = Describe("an image pull Secret on a real node", Ordered, func() {
 	var (
-		provider       *fakes.Base
-		reg            *registry.Registry
-		registryHost   string // 127.0.0.1:<port>, as the image and the Secret name it
-		image          string
-		manifestDigest string
+		provider *fakes.Base
+		target   *pullTarget
 	)
 
 	BeforeAll(func() {
-		kubectl("create", "namespace", registryNamespace)
+		createPullNamespace(registryNamespace)
 
 		By("an OAuth2 token endpoint that revokes replaced tokens 5 s after their replacement is written")
 		p := samples.Providers[slices.IndexFunc(samples.Providers, func(p samples.Provider) bool { return p.Name == "oauth2-client-credentials" })]
@@ -91,14 +88,7 @@ var _ = Describe("an image pull Secret on a real node", Ordered, func() {
 		apply("registry-issuer", objects[:len(objects)-1]...) // all but the sample's AccessToken
 
 		By("a registry on loopback serving a busybox image to the provider's valid tokens only")
-		reg = registry.New(provider.Valid)
-		registryHost = registry.Host(registry.Start(GinkgoTB(), reg))
-		image = registryHost + "/" + registryRepository + ":1"
-		var layout bytes.Buffer
-		Expect(registryImage(image).WriteLayout(&layout, dir)).To(Succeed())
-		digests, err := reg.AddLayout(registryRepository, &layout)
-		Expect(err).NotTo(HaveOccurred())
-		manifestDigest = digests[0]
+		target = serveImage(registry.New(provider.Valid), registryNamespace, pullSecret, pullUsername)
 
 		By("an AccessToken writing an image pull Secret for that registry")
 		at := s.AccessToken.DeepCopy()
@@ -107,29 +97,18 @@ var _ = Describe("an image pull Secret on a real node", Ordered, func() {
 			Name: pullSecret,
 			Type: corev1.SecretTypeDockerConfigJson,
 			DockerConfigJSON: &tokensv1alpha1.DockerConfigJSONOutput{
-				Registries: []string{registryHost},
+				Registries: []string{target.host},
 				Username:   tokensv1alpha1.OutputUsername{Value: pullUsername},
 			},
 		}
 		apply("registry-pull", at)
-
-		// Nothing creates a Pod in a namespace before its default ServiceAccount exists.
-		Eventually(func() error {
-			return k8sClient.Get(ctx, client.ObjectKey{Namespace: registryNamespace, Name: "default"}, &corev1.ServiceAccount{})
-		}, 30*time.Second, 250*time.Millisecond).Should(Succeed())
 	})
 
 	// On failure, show what the registry saw (tokens as fingerprints).
 	ReportAfterEach(func(r SpecReport) {
-		if !r.Failed() || reg == nil {
-			return
+		if r.Failed() && target != nil {
+			target.reportAttempts()
 		}
-		var b strings.Builder
-		for _, a := range reg.Attempts() {
-			fmt.Fprintf(&b, "%s %s %s credentials=%t user=%q password=%s accepted=%t\n", a.At.Format(time.RFC3339Nano),
-				a.Method, a.Path, a.Credentials, a.Username, fingerprint(a.Password), a.Accepted)
-		}
-		AddReportEntry("registry attempts", b.String())
 	})
 
 	It("pulls the image with the current token, and after a renewal with the new one, the old one being revoked", func() {
@@ -139,24 +118,16 @@ var _ = Describe("an image pull Secret on a real node", Ordered, func() {
 			issued := provider.Issued()
 			g.Expect(issued).To(HaveLen(1))
 			first = issued[0].Value
-			g.Expect(pullPassword(g, registryHost)).To(Equal(first))
+			g.Expect(target.password(g)).To(Equal(first))
 		}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
 
 		By("the registry takes that token; the image's config and layer are the blobs a pull fetches")
-		accepted, body := getManifest(registryHost, first)
-		Expect(accepted.StatusCode).To(Equal(http.StatusOK))
-		var manifest struct {
-			Config struct{ Digest string }   `json:"config"`
-			Layers []struct{ Digest string } `json:"layers"`
-		}
-		Expect(json.Unmarshal(body, &manifest)).To(Succeed())
-		Expect(manifest.Layers).To(HaveLen(1))
-		config, layer := manifest.Config.Digest, manifest.Layers[0].Digest
+		config, layer := target.blobs(first)
 
 		By("a pod pulls the image (imagePullPolicy Always) with the Secret and runs")
-		seen := len(reg.Attempts())
-		pullAndRun("pull-1", image, manifestDigest)
-		expectPulledWith(reg.Attempts()[seen:], first, manifestDigest, config, layer)
+		seen := len(target.reg.Attempts())
+		target.pullAndRun("pull-1")
+		target.expectPulledWith(target.reg.Attempts()[seen:], first, config, layer)
 
 		By("renewing the token")
 		requestRenewal(registryNamespace, pullSecret)
@@ -165,17 +136,15 @@ var _ = Describe("an image pull Secret on a real node", Ordered, func() {
 			issued := provider.Issued()
 			g.Expect(issued).To(HaveLen(2))
 			second = issued[1].Value
-			g.Expect(pullPassword(g, registryHost)).To(Equal(second))
+			g.Expect(target.password(g)).To(Equal(second))
 		}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
 
 		By("the provider revokes the old token once the grace period is over; the registry refuses it")
 		Eventually(func() bool { return provider.Valid(first) }, 30*time.Second, 100*time.Millisecond).Should(BeFalse())
 		Expect(provider.Issued()[0].Revoked).To(BeTrue(), "the old token expired instead of being revoked")
 		Expect(provider.Valid(second)).To(BeTrue())
-		refused, _ := getManifest(registryHost, first)
-		Expect(refused.StatusCode).To(Equal(http.StatusUnauthorized))
-		Expect(refused.Header.Get("WWW-Authenticate")).To(Equal(`Basic realm="` + registry.Realm + `"`))
-		accepted, _ = getManifest(registryHost, second)
+		target.expectRefuses(first)
+		accepted, _ := target.getManifest(second)
 		Expect(accepted.StatusCode).To(Equal(http.StatusOK))
 
 		By("a pod whose pull Secret still holds the old token cannot pull the image")
@@ -184,10 +153,10 @@ var _ = Describe("an image pull Secret on a real node", Ordered, func() {
 			ObjectMeta: metav1.ObjectMeta{Name: "stale-pull", Namespace: registryNamespace},
 			Type:       corev1.SecretTypeDockerConfigJson,
 			StringData: map[string]string{corev1.DockerConfigJsonKey: fmt.Sprintf(`{"auths":{%q:{"username":%q,"password":%q,"auth":%q}}}`,
-				registryHost, pullUsername, first, base64.StdEncoding.EncodeToString([]byte(pullUsername+":"+first)))},
+				target.host, pullUsername, first, base64.StdEncoding.EncodeToString([]byte(pullUsername+":"+first)))},
 		}
-		seen = len(reg.Attempts())
-		apply("stale-pull", stale, pullingPod("pull-stale", image, stale.Name))
+		seen = len(target.reg.Attempts())
+		apply("stale-pull", stale, target.pod("pull-stale", stale.Name))
 		Eventually(func(g Gomega) {
 			pod := &corev1.Pod{}
 			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: registryNamespace, Name: "pull-stale"}, pod)).To(Succeed())
@@ -195,41 +164,91 @@ var _ = Describe("an image pull Secret on a real node", Ordered, func() {
 			g.Expect(pod.Status.ContainerStatuses[0].State.Waiting).NotTo(BeNil())
 			g.Expect(pod.Status.ContainerStatuses[0].State.Waiting.Reason).To(BeElementOf("ErrImagePull", "ImagePullBackOff"))
 		}, time.Minute, 250*time.Millisecond).Should(Succeed())
-		expectRefused(reg.Attempts()[seen:], first)
+		expectRefused(target.reg.Attempts()[seen:], first)
 		kubectl("delete", "pod", "pull-stale", "-n", registryNamespace, "--wait=true", "--timeout=60s")
 
 		By("deleting the pod and the image, so that the next pod pulls everything again")
-		kubectl("delete", "pod", "pull-1", "-n", registryNamespace, "--wait=true", "--timeout=60s")
-		// The runtime names a pulled image three times: by tag, by digest and by its config's digest.
-		run("ctr", "--address", theNode.Socket, "--namespace", "k8s.io", "images", "rm", "--sync",
-			image, registryHost+"/"+registryRepository+"@"+manifestDigest, config)
+		target.forget("pull-1", config)
 
 		By("a new pod pulls the image with the new token and runs")
-		seen = len(reg.Attempts())
-		pullAndRun("pull-2", image, manifestDigest)
-		expectPulledWith(reg.Attempts()[seen:], second, manifestDigest, config, layer)
+		seen = len(target.reg.Attempts())
+		target.pullAndRun("pull-2")
+		target.expectPulledWith(target.reg.Attempts()[seen:], second, config, layer)
 	})
 })
 
+// createPullNamespace creates namespace and waits for its default
+// ServiceAccount, without which nothing creates a Pod in it.
+func createPullNamespace(namespace string) {
+	kubectl("create", "namespace", namespace)
+	Eventually(func() error {
+		return k8sClient.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "default"}, &corev1.ServiceAccount{})
+	}, 30*time.Second, 250*time.Millisecond).Should(Succeed())
+}
+
+// pullTarget is an image a registry on loopback serves, and the image pull
+// Secret the pods of a namespace pull it with.
+type pullTarget struct {
+	reg            *registry.Registry
+	host           string // 127.0.0.1:<port>, as the image and the Secret name it
+	image          string
+	manifestDigest string
+	namespace      string
+	secret         string
+	// username is the one the Secret writes beside the token.
+	username string
+}
+
+// serveImage starts reg on loopback, serving the busybox image of
+// registryImage, for pods of namespace pulling with Secret secret, whose
+// username is username.
+func serveImage(reg *registry.Registry, namespace, secret, username string) *pullTarget {
+	host := registry.Host(registry.Start(GinkgoTB(), reg))
+	t := &pullTarget{reg: reg, host: host, image: host + "/" + registryRepository + ":1",
+		namespace: namespace, secret: secret, username: username}
+	var layout bytes.Buffer
+	Expect(registryImage(t.image, namespace).WriteLayout(&layout, dir)).To(Succeed())
+	digests, err := reg.AddLayout(registryRepository, &layout)
+	Expect(err).NotTo(HaveOccurred())
+	t.manifestDigest = digests[0]
+	return t
+}
+
+// reportAttempts adds what the registry saw to the report, tokens as
+// fingerprints.
+func (t *pullTarget) reportAttempts() {
+	var b strings.Builder
+	for _, a := range t.reg.Attempts() {
+		fmt.Fprintf(&b, "%s %s %s credentials=%t user=%q password=%s accepted=%t\n", a.At.Format(time.RFC3339Nano),
+			a.Method, a.Path, a.Credentials, a.Username, fingerprint(a.Password), a.Accepted)
+	}
+	AddReportEntry("registry attempts", b.String())
+}
+
 // registryImage is busybox with a shell and sleep: not the node's imported
-// busybox image, so that pulling it fetches a layer the node lacks.
-func registryImage(name string) node.Image {
+// busybox image, so that pulling it fetches a layer the node lacks. Its
+// /etc/pulled-by names namespace: the images of two specs share no layer,
+// and one spec's pulls leave nothing in the node that spares the other's a
+// download.
+func registryImage(name, namespace string) node.Image {
+	mark := filepath.Join(dir, "pulled-by-"+namespace)
+	Expect(os.WriteFile(mark, []byte(namespace+"\n"), 0o644)).To(Succeed())
 	busybox, err := exec.LookPath("busybox")
 	Expect(err).NotTo(HaveOccurred())
 	busybox, err = filepath.EvalSymlinks(busybox)
 	Expect(err).NotTo(HaveOccurred())
-	files := []node.File{{Path: "/bin/busybox", Mode: 0o755, Source: busybox}}
+	files := []node.File{{Path: "/bin/busybox", Mode: 0o755, Source: busybox}, {Path: "/etc/pulled-by", Mode: 0o644, Source: mark}}
 	for _, applet := range []string{"sh", "echo", "sleep"} {
 		files = append(files, node.File{Path: "/bin/" + applet, Mode: os.ModeSymlink, Link: "busybox"})
 	}
 	return node.Image{Name: name, Files: files, Cmd: []string{"sh"}}
 }
 
-// pullPassword is the password .dockerconfigjson of the pull Secret gives
-// host, checking that its auth is username:password.
-func pullPassword(g Gomega, host string) string {
+// password is the password .dockerconfigjson of the pull Secret gives the
+// registry, checking the username and that auth is username:password.
+func (t *pullTarget) password(g Gomega) string {
 	s := &corev1.Secret{}
-	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: registryNamespace, Name: pullSecret}, s)).To(Succeed())
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: t.namespace, Name: t.secret}, s)).To(Succeed())
 	g.Expect(s.Type).To(Equal(corev1.SecretTypeDockerConfigJson))
 	var config struct {
 		Auths map[string]struct {
@@ -238,42 +257,51 @@ func pullPassword(g Gomega, host string) string {
 		}
 	}
 	g.Expect(json.Unmarshal(s.Data[corev1.DockerConfigJsonKey], &config)).To(Succeed())
-	g.Expect(config.Auths).To(HaveKey(host))
-	entry := config.Auths[host]
-	g.Expect(entry.Username).To(Equal(pullUsername))
-	g.Expect(string(entry.Auth)).To(Equal(pullUsername + ":" + entry.Password))
+	g.Expect(config.Auths).To(HaveKey(t.host))
+	entry := config.Auths[t.host]
+	g.Expect(entry.Username).To(Equal(t.username))
+	g.Expect(string(entry.Auth)).To(Equal(t.username + ":" + entry.Password))
 	return entry.Password
 }
 
-// pullingPod is a pod on the node running image, pulled with imagePullPolicy
+// pod is a pod on the node running the image, pulled with imagePullPolicy
 // Always and the image pull Secret secret.
-func pullingPod(name, image, secret string) *corev1.Pod {
-	d := node.BusyboxDeployment(registryNamespace, name, `echo "`+pulledMessage+`"; exec sleep 2147483647`)
+func (t *pullTarget) pod(name, secret string) *corev1.Pod {
+	d := node.BusyboxDeployment(t.namespace, name, `echo "`+pulledMessage+`"; exec sleep 2147483647`)
 	spec := d.Spec.Template.Spec
 	spec.NodeName = theNode.Name
 	spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: secret}}
-	spec.Containers[0].Image = image
+	spec.Containers[0].Image = t.image
 	spec.Containers[0].ImagePullPolicy = corev1.PullAlways
 	return &corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: registryNamespace, Labels: map[string]string{"app": name}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: t.namespace, Labels: map[string]string{"app": name}},
 		Spec:       spec,
 	}
 }
 
 // pullAndRun starts a pulling pod with the pull Secret and waits until it
-// runs the image of manifestDigest; it reports how long that took.
-func pullAndRun(name, image, manifestDigest string) {
+// runs the image; it reports how long that took.
+func (t *pullTarget) pullAndRun(name string) {
 	start := time.Now()
-	apply(name, pullingPod(name, image, pullSecret))
+	apply(t.namespace+"-"+name, t.pod(name, t.secret))
 	Eventually(func(g Gomega) {
-		running, err := onlyPod(registryNamespace, name)
+		running, err := onlyPod(t.namespace, name)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(running.Status.ContainerStatuses).To(HaveLen(1))
-		g.Expect(running.Status.ContainerStatuses[0].ImageID).To(HaveSuffix("@" + manifestDigest))
+		g.Expect(running.Status.ContainerStatuses[0].ImageID).To(HaveSuffix("@" + t.manifestDigest))
 		g.Expect(containerLog(running, "app")).To(ContainSubstring(pulledMessage))
 	}, 2*time.Minute, 250*time.Millisecond).Should(Succeed())
-	reportDelay(fmt.Sprintf("pod %s pulled %s and ran in %s", name, image, time.Since(start).Round(100*time.Millisecond)))
+	reportDelay(fmt.Sprintf("pod %s pulled %s and ran in %s", name, t.image, time.Since(start).Round(100*time.Millisecond)))
+}
+
+// forget deletes pod and the image from the node, so that the next pod
+// pulls everything again; config is the digest of the image's config.
+func (t *pullTarget) forget(pod, config string) {
+	kubectl("delete", "pod", pod, "-n", t.namespace, "--wait=true", "--timeout=60s")
+	// The runtime names a pulled image three times: by tag, by digest and by its config's digest.
+	run("ctr", "--address", theNode.Socket, "--namespace", "k8s.io", "images", "rm", "--sync",
+		t.image, t.host+"/"+registryRepository+"@"+t.manifestDigest, config)
 }
 
 // expectPulledWith checks the registry's attempts during a pull: the tag,
@@ -281,7 +309,7 @@ func pullAndRun(name, image, manifestDigest string) {
 // carried credentials carried token and was accepted, and none carried
 // another. Requests without credentials are the runtime's first tries, which
 // the registry answers with its challenge.
-func expectPulledWith(attempts []registry.Attempt, token, manifestDigest string, blobs ...string) {
+func (t *pullTarget) expectPulledWith(attempts []registry.Attempt, token string, blobs ...string) {
 	var withCredentials int
 	served := map[string]bool{}
 	for _, a := range attempts {
@@ -290,14 +318,14 @@ func expectPulledWith(attempts []registry.Attempt, token, manifestDigest string,
 		}
 		withCredentials++
 		Expect(a.Accepted).To(BeTrue(), "the registry refused %s %s", a.Method, a.Path)
-		Expect(a.Username).To(Equal(pullUsername))
+		Expect(a.Username).To(Equal(t.username))
 		Expect(fingerprint(a.Password)).To(Equal(fingerprint(token)), "%s %s was sent with another token", a.Method, a.Path)
 		served[a.Path] = true
 	}
 	Expect(withCredentials).To(BeNumerically(">", 0), "the pull sent no credentials")
 	manifests := "/v2/" + registryRepository + "/manifests/"
 	Expect(served).To(HaveKey(manifests+"1"), "the tag was not resolved with the token")
-	Expect(served).To(HaveKey(manifests+manifestDigest), "the manifest was not fetched with the token")
+	Expect(served).To(HaveKey(manifests+t.manifestDigest), "the manifest was not fetched with the token")
 	for _, b := range blobs {
 		Expect(served).To(HaveKey("/v2/"+registryRepository+"/blobs/"+b), "blob %s was not fetched with the token", b)
 	}
@@ -306,10 +334,10 @@ func expectPulledWith(attempts []registry.Attempt, token, manifestDigest string,
 
 // getManifest asks the registry for the image's manifest as a client with
 // token would.
-func getManifest(host, token string) (*http.Response, []byte) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+"/v2/"+registryRepository+"/manifests/1", nil)
+func (t *pullTarget) getManifest(token string) (*http.Response, []byte) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+t.host+"/v2/"+registryRepository+"/manifests/1", nil)
 	Expect(err).NotTo(HaveOccurred())
-	req.SetBasicAuth(pullUsername, token)
+	req.SetBasicAuth(t.username, token)
 	req.Header.Set("Accept", registry.MediaTypeOCIManifest)
 	resp, err := http.DefaultClient.Do(req)
 	Expect(err).NotTo(HaveOccurred())
@@ -317,6 +345,29 @@ func getManifest(host, token string) (*http.Response, []byte) {
 	body, err := io.ReadAll(resp.Body)
 	Expect(err).NotTo(HaveOccurred())
 	return resp, body
+}
+
+// blobs fetches the image's manifest with token, which the registry must
+// take, and returns the digests of its config and its one layer: the blobs
+// a pull fetches.
+func (t *pullTarget) blobs(token string) (config, layer string) {
+	accepted, body := t.getManifest(token)
+	Expect(accepted.StatusCode).To(Equal(http.StatusOK))
+	var manifest struct {
+		Config struct{ Digest string }   `json:"config"`
+		Layers []struct{ Digest string } `json:"layers"`
+	}
+	Expect(json.Unmarshal(body, &manifest)).To(Succeed())
+	Expect(manifest.Layers).To(HaveLen(1))
+	return manifest.Config.Digest, manifest.Layers[0].Digest
+}
+
+// expectRefuses checks that the registry answers a client with token with
+// its Basic challenge.
+func (t *pullTarget) expectRefuses(token string) {
+	refused, _ := t.getManifest(token)
+	Expect(refused.StatusCode).To(Equal(http.StatusUnauthorized))
+	Expect(refused.Header.Get("WWW-Authenticate")).To(Equal(`Basic realm="` + registry.Realm + `"`))
 }
 
 // expectRefused checks the registry's attempts during a failed pull: the

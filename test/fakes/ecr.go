@@ -66,6 +66,40 @@ func (f *ECR) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.serve(w, r, f.answer)
 }
 
+// ECRPassword is the password of an authorization token ECR issued, and
+// when the token expires on the fake's clock.
+type ECRPassword struct {
+	Password  string
+	ExpiresAt time.Time
+}
+
+// Passwords returns the password of every authorization token issued so far,
+// oldest first.
+func (f *ECR) Passwords() []ECRPassword {
+	var out []ECRPassword
+	for _, t := range f.Issued() {
+		out = append(out, ECRPassword{Password: ecrPassword(t), ExpiresAt: t.ExpiresAt})
+	}
+	return out
+}
+
+// ValidPassword reports whether password is the password of an authorization
+// token this fake issued that has not expired, as the account's registry
+// checks the Basic credentials AWS:<password> a pull presents. A new token
+// does not end the ones issued before: each lives until its expiresAt.
+func (f *ECR) ValidPassword(password string) bool {
+	if password == "" {
+		return false
+	}
+	t, ok := f.token(func(t *IssuedToken) bool { return ecrPassword(*t) == password })
+	return ok && !t.Revoked && f.now().Before(t.ExpiresAt)
+}
+
+func ecrPassword(t IssuedToken) string {
+	p, _ := t.Request["password"].(string)
+	return p
+}
+
 func (f *ECR) region() string {
 	if f.Region == "" {
 		return "us-east-1"

@@ -200,3 +200,61 @@ func TestECR(t *testing.T) {
 		})
 	}
 }
+
+// The registry of the account takes AWS:<password> for as long as the
+// authorization token lives, and a later token does not end an earlier one.
+func TestECRPasswordsValidUntilTheirExpiry(t *testing.T) {
+	clk := clocktesting.NewFakeClock(fakeNow)
+	fake := &ECR{Keys: map[string]AWSKey{ecrKeyID: {SecretAccessKey: ecrSecret}}}
+	fake.Clock = clk
+	fake.Lifetime = time.Minute
+	server := Start(t, fake)
+	issue := func() string {
+		t.Helper()
+		status, answer := sendECR(t, server.URL, clk.Now(), ecrCall{keyID: ecrKeyID, secret: ecrSecret, region: "us-east-1",
+			service: "ecr", target: ECRTarget, contentType: ECRContentType, body: "{}"})
+		if status != http.StatusOK {
+			t.Fatalf("status %d: %v", status, answer)
+		}
+		decoded, err := base64.StdEncoding.DecodeString(answer["authorizationData"].([]any)[0].(map[string]any)["authorizationToken"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		password, ok := strings.CutPrefix(string(decoded), "AWS:")
+		if !ok {
+			t.Fatalf("authorizationToken is not base64 of AWS:password")
+		}
+		return password
+	}
+
+	first := issue()
+	clk.Step(30 * time.Second)
+	second := issue()
+	passwords := fake.Passwords()
+	if len(passwords) != 2 || passwords[0].Password != first || passwords[1].Password != second ||
+		!passwords[0].ExpiresAt.Equal(fakeNow.Add(time.Minute)) || !passwords[1].ExpiresAt.Equal(fakeNow.Add(90*time.Second)) {
+		t.Fatalf("Passwords() = %d entries, want the two issued with their expiry", len(passwords))
+	}
+	for _, tc := range []struct {
+		name     string
+		password string
+		want     bool
+	}{
+		{"the first password, still valid beside the second", first, true},
+		{"the second password", second, true},
+		{"a password never issued", "ecr-never-issued", false},
+		{"the empty password", "", false},
+		{"the authorization token itself, not its password", fake.Issued()[0].Value, false},
+	} {
+		if got := fake.ValidPassword(tc.password); got != tc.want {
+			t.Errorf("%s: ValidPassword = %t, want %t", tc.name, got, tc.want)
+		}
+	}
+	clk.Step(30 * time.Second) // the first token's expiresAt
+	if fake.ValidPassword(first) {
+		t.Errorf("the first password is still valid at its token's expiry")
+	}
+	if !fake.ValidPassword(second) {
+		t.Errorf("the second password expired with the first")
+	}
+}

@@ -66,7 +66,7 @@ type Attempt struct {
 
 // Registry serves images to clients whose password is a valid token.
 type Registry struct {
-	valid func(password string) bool
+	valid func(username, password string) bool
 
 	mu       sync.Mutex
 	repos    map[string]*repository
@@ -87,6 +87,13 @@ type manifest struct {
 // New returns an empty registry that accepts a request when valid says its
 // Basic password is a valid token (a fake's Base.Valid), whatever the username.
 func New(valid func(password string) bool) *Registry {
+	return NewBasic(func(_, password string) bool { return valid(password) })
+}
+
+// NewBasic returns an empty registry that accepts a request when valid says
+// its Basic username and password are: for a registry, such as Amazon ECR's,
+// that takes one fixed username beside the token.
+func NewBasic(valid func(username, password string) bool) *Registry {
 	return &Registry{valid: valid, repos: map[string]*repository{}}
 }
 
@@ -186,13 +193,13 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
-// authorize records the request's credentials and reports whether its
-// password is a valid token.
+// authorize records the request's credentials and reports whether they are
+// valid.
 func (r *Registry) authorize(req *http.Request) bool {
 	a := Attempt{At: time.Now(), Method: req.Method, Path: req.URL.Path, Credentials: req.Header.Get("Authorization") != ""}
 	var basic bool
 	a.Username, a.Password, basic = req.BasicAuth()
-	a.Accepted = basic && a.Password != "" && r.valid(a.Password)
+	a.Accepted = basic && a.Password != "" && r.valid(a.Username, a.Password)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.attempts = append(r.attempts, a)

@@ -285,6 +285,40 @@ func TestAsksForCredentialsAndRecordsEachAttempt(t *testing.T) {
 	}
 }
 
+// A registry with a fixed username, as Amazon ECR's (AWS), takes the token
+// with that username only.
+func TestNewBasicChecksTheUsername(t *testing.T) {
+	reg := NewBasic(func(username, password string) bool { return username == "AWS" && password == "good" })
+	srv := Start(t, reg)
+	for _, tc := range []struct {
+		username, password string
+		status             int
+	}{
+		{"AWS", "good", http.StatusOK},
+		{"x-access-token", "good", http.StatusUnauthorized},
+		{"AWS", "bad", http.StatusUnauthorized},
+		{"", "good", http.StatusUnauthorized},
+	} {
+		req, err := http.NewRequest(http.MethodGet, srv.URL+"/v2/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth(tc.username, tc.password)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s:%s: status %d, want %d", tc.username, tc.password, resp.StatusCode, tc.status)
+		}
+	}
+	attempts := reg.Attempts()
+	if len(attempts) != 4 || !attempts[0].Accepted || attempts[1].Accepted || attempts[1].Username != "x-access-token" {
+		t.Errorf("attempts %+v, want the first accepted and the others refused", attempts)
+	}
+}
+
 // The token provider decides: a token it revoked, or one that expired, pulls nothing.
 func TestRefusesARevokedOrExpiredToken(t *testing.T) {
 	clock := clocktesting.NewFakePassiveClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
