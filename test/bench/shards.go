@@ -146,6 +146,9 @@ type shardsResults struct {
 
 	issueAll      time.Duration
 	burstAll      time.Duration
+	burstPatched  time.Duration
+	burstMissing  int
+	expiredKeys   []string // a few AccessTokens whose Secret held an expired token, with the gap
 	phases        []*shardsPhase
 	steps         []stepFigures
 	failover      time.Duration
@@ -575,8 +578,12 @@ func (b *shardsBench) phaseIssue(ctx context.Context) error {
 		return err
 	}
 	b.p.printf("  %d AccessTokens created in %.1f s", b.o.n, time.Since(start).Seconds())
-	if err := b.waitTokens(ctx, time.Time{}, start, "issued"); err != nil {
+	missing, err := b.waitTokens(ctx, time.Time{}, start, "issued")
+	if err != nil {
 		return err
+	}
+	if missing > 0 {
+		return fmt.Errorf("%d AccessTokens never issued", missing)
 	}
 	b.r.issueAll = time.Since(start)
 	b.p.printf("  all %d issued in %.1f s", b.o.n, b.r.issueAll.Seconds())
@@ -589,24 +596,30 @@ func (b *shardsBench) phaseIssue(ctx context.Context) error {
 }
 
 // waitTokens waits until every AccessToken's Secret received a token at or
-// after since.
-func (b *shardsBench) waitTokens(ctx context.Context, since, start time.Time, what string) error {
+// after since, and returns how many did not within the timeout.
+func (b *shardsBench) waitTokens(ctx context.Context, since, start time.Time, what string) (int, error) {
 	timeout := b.o.settleTimeout + time.Duration(b.o.n)*100*time.Millisecond
 	lastPrint := time.Now()
+	lastGot, lastMove := -1, time.Now()
 	for {
 		_, got := b.watch.counts(since)
 		if got >= b.o.n {
-			return nil
+			return 0, nil
 		}
-		if time.Since(start) > timeout {
-			return fmt.Errorf("%d of %d tokens %s after %s", got, b.o.n, what, timeout)
+		if got != lastGot {
+			lastGot, lastMove = got, time.Now()
+		}
+		if time.Since(start) > timeout || time.Since(lastMove) > time.Minute {
+			b.p.printf("  %d of %d tokens %s after %s, none for %s; going on", got, b.o.n, what,
+				time.Since(start).Round(time.Second), time.Since(lastMove).Round(time.Second))
+			return b.o.n - got, nil
 		}
 		if time.Since(lastPrint) >= 10*time.Second {
 			lastPrint = time.Now()
 			b.p.printf("  %d/%d %s; %s", got, b.o.n, what, b.status())
 		}
 		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
-			return err
+			return 0, err
 		}
 	}
 }
@@ -690,17 +703,26 @@ func (b *shardsBench) phaseBurst(ctx context.Context) error {
 			}
 		})
 	}
+	lastPrint := time.Now()
 	for i := range l.Items {
 		idx <- i
+		if time.Since(lastPrint) >= 10*time.Second {
+			lastPrint = time.Now()
+			b.p.printf("  %d/%d renew annotations written; %s", i, len(l.Items), b.status())
+		}
 	}
 	close(idx)
 	wg.Wait()
 	if err, ok := firstErr.Load().(error); ok {
 		return err
 	}
-	if err := b.waitTokens(ctx, start, start, "renewed"); err != nil {
+	b.r.burstPatched = time.Since(start)
+	b.p.printf("  %d renew annotations written in %.1f s", len(l.Items), b.r.burstPatched.Seconds())
+	missing, err := b.waitTokens(ctx, start, start, "renewed")
+	if err != nil {
 		return err
 	}
+	b.r.burstMissing = missing
 	b.r.burstAll = time.Since(start)
 	b.p.printf("  all %d renewed in %.1f s, at most %d calls in flight", b.o.n, b.r.burstAll.Seconds(), b.ep.maxInFlight.Load())
 	ph, err := b.waitBalanced(ctx, fmt.Sprintf("renew all on %d replicas", len(b.liveReplicas())))
@@ -795,7 +817,9 @@ func (b *shardsBench) phaseRolling(ctx context.Context) error {
 // phaseHold lets the replicas renew until every AccessToken has renewed at
 // least once on time alone, so that every token's renewal is checked.
 func (b *shardsBench) phaseHold(ctx context.Context) error {
-	deadline := time.Now().Add(b.o.lifetime + b.o.settleTimeout)
+	// A token issued just before now renews about two thirds of a lifetime
+	// later: a lifetime and a minute are enough for every one.
+	deadline := time.Now().Add(b.o.lifetime + time.Minute)
 	lastPrint := time.Now()
 	for {
 		unrenewed := b.unrenewed()
@@ -866,6 +890,11 @@ func (b *shardsBench) account(end time.Time) {
 		gaps := expiryGaps(key, seq, end)
 		if len(gaps) > 0 {
 			r.expiredSecrets++
+			if len(r.expiredKeys) < 5 {
+				g := gaps[0]
+				r.expiredKeys = append(r.expiredKeys, fmt.Sprintf("%s from %s for %s", key,
+					g.from.Sub(r.started).Round(time.Second), g.to.Sub(g.from).Round(time.Second)))
+			}
 		}
 		for _, g := range gaps {
 			r.longestGap = max(r.longestGap, g.to.Sub(g.from))

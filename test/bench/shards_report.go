@@ -47,7 +47,7 @@ func (r *shardsResults) inFlightOK() bool {
 
 // passed is true when every check that has a target was met.
 func (r *shardsResults) passed() bool {
-	return r.account.ok() && r.neverIssued == 0 && r.expiredSecrets == 0 && r.unknownTokens == 0 &&
+	return r.account.ok() && r.neverIssued == 0 && r.burstMissing == 0 && r.expiredSecrets == 0 && r.unknownTokens == 0 &&
 		r.failoverDone && r.failover <= r.failoverLimit() && r.allBalanced() && r.inFlightOK()
 }
 
@@ -74,7 +74,8 @@ func (r *shardsResults) markdown() string {
 	}
 	row("Time to issue all on 1 replica", "", fmt.Sprintf("%.1f s (%.0f tokens/s)", r.issueAll.Seconds(), float64(o.n)/r.issueAll.Seconds()), "")
 	if o.burst {
-		row(fmt.Sprintf("Time to renew all at once on %d replicas", o.replicas), "", fmt.Sprintf("%.1f s", r.burstAll.Seconds()), "")
+		row(fmt.Sprintf("Renew all at once on %d replicas: time to write the %d renew annotations; until every Secret held a new token", o.replicas, o.n),
+			"all renewed", fmt.Sprintf("%.1f s; %.1f s (%d not renewed)", r.burstPatched.Seconds(), r.burstAll.Seconds(), r.burstMissing), mark(r.burstMissing == 0))
 	}
 	a := r.account
 	row("Tokens the endpoint issued; of them seen in their Secret", "all, but those lost with a SIGKILLed replica",
@@ -91,7 +92,7 @@ func (r *shardsResults) markdown() string {
 	row("Calls per AccessToken: fewest, most; AccessTokens never issued", "never issued: 0", fmt.Sprintf("%d, %d; %d", r.minMints, r.maxMints, r.neverIssued), mark(r.neverIssued == 0))
 	row("AccessTokens that renewed on time alone at least once", fmt.Sprintf("all %d", o.n), fmt.Sprint(o.n-r.unrenewed), "")
 	row("Secrets that ever held an expired token (every update watched, against the expiry the endpoint sent)", "0",
-		fmt.Sprintf("%d of %d (longest %s)", r.expiredSecrets, r.secrets, r.longestGap.Round(time.Millisecond)), mark(r.expiredSecrets == 0))
+		fmt.Sprintf("%d of %d (longest %s)%s", r.expiredSecrets, r.secrets, r.longestGap.Round(time.Millisecond), expiredList(r.expiredKeys)), mark(r.expiredSecrets == 0))
 	row("Tokens in Secrets the endpoint never issued, or in another AccessToken's Secret", "0", fmt.Sprint(r.unknownTokens), mark(r.unknownTokens == 0))
 	fo := "not all served"
 	if r.failoverDone {
@@ -128,6 +129,13 @@ func (r *shardsResults) markdown() string {
 		fmt.Fprintf(&b, "| %s | %s |\n", s.name, mib(s.rss))
 	}
 	return b.String()
+}
+
+func expiredList(keys []string) string {
+	if len(keys) == 0 {
+		return ""
+	}
+	return "; e.g. " + strings.Join(keys, ", ") + " (from the run's start)"
 }
 
 func countBalanced(phases []*shardsPhase) int {
