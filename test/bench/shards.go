@@ -798,14 +798,18 @@ func (b *shardsBench) phaseHold(ctx context.Context) error {
 	// later: a lifetime and a minute are enough for every one.
 	deadline := time.Now().Add(b.o.lifetime + time.Minute)
 	lastPrint := time.Now()
+	last, lastMove := -1, time.Now()
 	for {
 		unrenewed := b.unrenewed()
 		if unrenewed == 0 {
 			b.p.printf("  every AccessToken has renewed at least once")
 			return nil
 		}
-		if time.Now().After(deadline) {
-			b.p.printf("  %d AccessTokens not renewed yet; stopping anyway", unrenewed)
+		if unrenewed != last {
+			last, lastMove = unrenewed, time.Now()
+		}
+		if time.Now().After(deadline) || time.Since(lastMove) > 2*time.Minute {
+			b.p.printf("  %d AccessTokens not renewed yet, none for %s; stopping anyway", unrenewed, time.Since(lastMove).Round(time.Second))
 			return nil
 		}
 		if time.Since(lastPrint) >= 10*time.Second {
