@@ -96,14 +96,16 @@ type replica struct {
 	name      string // r1, r2 … in order of start
 	id        string // its sharding identity
 	m         *manager
-	killed    bool
-	stopped   bool
+	killed    atomic.Bool
+	stopped   atomic.Bool
 	issued    atomic.Int64 // tokenmint_tokens_issued_total, last scraped
 	peakRSS   atomic.Int64
 	startedAt time.Time
+	// exitNoticed is set once an exit without a stop or a kill was counted.
+	exitNoticed atomic.Bool
 }
 
-func (r *replica) live() bool { return !r.killed && !r.stopped && !r.m.exited() }
+func (r *replica) live() bool { return !r.killed.Load() && !r.stopped.Load() && !r.m.exited() }
 
 // shareRow is one replica's share once a phase settled.
 type shareRow struct {
@@ -156,20 +158,21 @@ type shardsResults struct {
 	failoverOwned int
 	killedName    string
 
-	account        mintAccount
-	managerIssued  int64
-	neverIssued    int
-	minMints       int
-	maxMints       int
-	unrenewed      int
-	secrets        int
-	expiredSecrets int
-	longestGap     time.Duration
-	unknownTokens  int
-	maxInFlight    int64
-	maxPerSec      int
-	peakRSS        []shareRow
-	duration       time.Duration
+	account         mintAccount
+	managerIssued   int64
+	neverIssued     int
+	minMints        int
+	maxMints        int
+	unrenewed       int
+	secrets         int
+	expiredSecrets  int
+	longestGap      time.Duration
+	unknownTokens   int
+	unexpectedExits int
+	maxInFlight     int64
+	maxPerSec       int
+	peakRSS         []shareRow
+	duration        time.Duration
 }
 
 // shardsBench is one run of the shards mode.
@@ -188,6 +191,8 @@ type shardsBench struct {
 	replicas []*replica
 	kills    []time.Time
 	r        *shardsResults
+	// unexpectedExits counts replicas that exited without a stop or a kill.
+	unexpectedExits atomic.Int64
 }
 
 // runShardsMode runs the shards mode and writes its table.
@@ -304,6 +309,10 @@ func mainShards(ctx context.Context, opts options, o shardsOptions, w io.Writer)
 		p.printf("phase: %s", ph.name)
 		ep := b.beginPhase(ph.name)
 		if err := ph.fn(ctx); err != nil {
+			for _, rp := range b.replicas {
+				b.noticeExit(rp)
+			}
+			r.unexpectedExits = int(b.unexpectedExits.Load())
 			return r, fmt.Errorf("%s: %w", ph.name, err)
 		}
 		b.endPhase(ep)
@@ -405,7 +414,7 @@ func liveIDs(rs []*replica) []string {
 // scrape of its mints.
 func (b *shardsBench) stopReplica(ctx context.Context, rp *replica) {
 	b.scrape(ctx, rp)
-	rp.stopped = true
+	rp.stopped.Store(true)
 	if err := rp.m.stop(time.Minute); err != nil {
 		b.p.printf("  %s: %v", rp.name, err)
 	}
@@ -542,10 +551,24 @@ func (b *shardsBench) scrapeLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		for _, rp := range b.replicas {
+			b.noticeExit(rp)
+		}
 		for _, rp := range b.liveReplicas() {
 			b.scrape(ctx, rp)
 		}
 	}
+}
+
+// noticeExit records a replica that exited without being stopped or killed
+// (leader election lost, say), once.
+func (b *shardsBench) noticeExit(rp *replica) {
+	if rp.killed.Load() || rp.stopped.Load() || rp.exitNoticed.Load() || !rp.m.exited() {
+		return
+	}
+	rp.exitNoticed.Store(true)
+	b.unexpectedExits.Add(1)
+	b.p.printf("  %s exited on its own; see %s", rp.name, rp.m.log.Name())
 }
 
 type phaseStart struct {
@@ -721,10 +744,10 @@ func (b *shardsBench) phaseKill(ctx context.Context) error {
 		return err
 	}
 	now := time.Now()
+	victim.killed.Store(true) // before the kill: the scrape loop must not count its exit
 	if err := victim.m.cmd.Process.Kill(); err != nil {
 		return err
 	}
-	victim.killed = true
 	b.kills = append(b.kills, now)
 	f := newFailover(victim.id, now, holders)
 	b.r.failoverOwned, b.r.killedName = len(f.pending), victim.name
@@ -883,6 +906,10 @@ func (b *shardsBench) account(end time.Time) {
 	}
 	r.unrenewed = b.unrenewed()
 	r.unknownTokens = b.watch.unknown()
+	for _, rp := range b.replicas {
+		b.noticeExit(rp)
+	}
+	r.unexpectedExits = int(b.unexpectedExits.Load())
 }
 
 func (b *shardsBench) minMintInterval() time.Duration {

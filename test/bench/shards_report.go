@@ -47,7 +47,7 @@ func (r *shardsResults) inFlightOK() bool {
 
 // passed is true when every check that has a target was met.
 func (r *shardsResults) passed() bool {
-	return r.account.ok() && r.neverIssued == 0 && r.burstMissing == 0 && r.expiredSecrets == 0 && r.unknownTokens == 0 &&
+	return r.account.ok() && r.neverIssued == 0 && r.burstMissing == 0 && r.unexpectedExits == 0 && r.expiredSecrets == 0 && r.unknownTokens == 0 &&
 		r.failoverDone && r.failover <= r.failoverLimit() && r.allBalanced() && r.inFlightOK()
 }
 
@@ -101,6 +101,7 @@ func (r *shardsResults) markdown() string {
 	row("SIGKILL: until another replica holds each of the killed replica's range Leases", fmt.Sprintf("≤ %s (lease duration + 30 s)", r.failoverLimit()),
 		fo, mark(r.failoverDone && r.failover <= r.failoverLimit()))
 	row("Ranges per replica differ by at most one, every range held by a live replica, after each phase", "every phase", fmt.Sprintf("%d of %d phases", countBalanced(r.phases), len(r.phases)), mark(r.allBalanced()))
+	row("Replicas that exited without a SIGTERM or a SIGKILL (leader election lost, say)", "0", fmt.Sprint(r.unexpectedExits), mark(r.unexpectedExits == 0))
 	row("Calls in flight at the one issuer, all replicas together, at most", fmt.Sprintf("≤ --issuer-concurrency (%d)", r.concurrency), fmt.Sprint(r.maxInFlight), mark(r.inFlightOK()))
 	row("Calls answered in any one second, all replicas together, at most", "", fmt.Sprintf("%d (--issuer-rate-limit %s, burst %s, per replica)", r.maxPerSec, r.settings["issuer-rate-limit"], r.settings["issuer-burst"]), "")
 
