@@ -229,6 +229,13 @@ bench-rotation: manifests ## Measure a credential rotation behind a ClusterToken
 bench-cluster: manifests ## Measure one ClusterAccessToken written to NAMESPACES (default 100) namespaces on a local control plane: calls, Secret writes and time, on first issue, renewal and a late namespace; writes bin/bench-cluster-NAMESPACES.md.
 	go run ./test/bench -cluster $(NAMESPACES)
 
+REPLICAS ?= 4
+SHARDS_ARGS ?=
+
+.PHONY: bench-shards
+bench-shards: manifests ## Run N (default 1000) AccessTokens over up to REPLICAS (default 4) replicas sharing them (--shard-ranges=16 --leader-elect) on a local control plane: scale 1 → REPLICAS → 2, a SIGKILL, a rolling restart, 2 min tokens renewed throughout; checks every mint reached its Secret, no Secret held an expired token, failover within the lease duration + 30 s, ranges balanced, calls in flight per issuer; writes bin/bench-shards-$(N).md. SHARDS_ARGS='-shards-lifetime 5m' passes more (go run ./test/bench -help).
+	go run ./test/bench -shards $(N) -shards-replicas $(REPLICAS) $(SHARDS_ARGS)
+
 ##@ Release
 
 # The release's registry and path: the image goes to $(REGISTRY)/tokenmint, the chart to $(REGISTRY)/charts/tokenmint.

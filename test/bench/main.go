@@ -35,6 +35,9 @@ limitations under the License.
 //
 // With -rotation N it measures a credential rotation behind an issuer with N
 // AccessTokens (see rotation.go).
+//
+// With -shards N it runs N AccessTokens over several replicas that share the
+// namespaces, through scaling, a SIGKILL and a rolling restart (see shards.go).
 package main
 
 import (
@@ -86,6 +89,7 @@ func main() {
 	mixed := registerMixedFlags(flag.CommandLine)
 	memoryAttack := registerMemoryAttackFlags(flag.CommandLine)
 	rotation := registerRotationFlags(flag.CommandLine)
+	shards := registerShardsFlags(flag.CommandLine)
 	cluster := flag.Int("cluster", 0, "Measure a ClusterAccessToken written to this many namespaces instead (writes bin/bench-cluster-<N>.md).")
 	flag.Parse()
 	opts.noFloor, opts.noProbes = !*floor, !*probes
@@ -98,6 +102,9 @@ func main() {
 	}
 	if memoryAttack.enabled {
 		os.Exit(runMemoryAttackMode(opts, *memoryAttack))
+	}
+	if shards.n > 0 {
+		os.Exit(runShardsMode(opts, *shards))
 	}
 	if *cluster > 0 {
 		os.Exit(runClusterMode(opts, *cluster))
