@@ -45,7 +45,7 @@ const (
 	// RolePause marks an issuer's pause Lease (label sharding.LabelLease).
 	RolePause        = "pause"
 	pauseLeasePrefix = "tokenmint-pause-"
-	// AnnotationPauseIssuer names the issuer: TokenIssuer/<ns>/<name> or ClusterTokenIssuer/<name>.
+	// AnnotationPauseIssuer names the issuer: TokenIssuer/<ns>/<name> or ClusterTokenIssuer//<name>.
 	AnnotationPauseIssuer = "tokens.tokenmint.dev/issuer"
 	// AnnotationPausedNamespace and AnnotationNamespacePausedUntil are the
 	// namespace last paused on the issuer, and until when (RFC 3339, the
