@@ -101,10 +101,15 @@ func shardedReplicas(leases *clocktesting.FakeClock, ids ...string) []*runningMa
 	return out
 }
 
+// waitBalanced steps the Leases' clock until the ranges are held as want
+// says. It steps the manager's clock a second each time too: a range is
+// released only once its calls waiting have gone, and AccessTokens left by
+// earlier specs may wait for their issuer's rate on that clock.
 func waitBalanced(leases *clocktesting.FakeClock, want map[string]int) map[int]string {
 	var holders map[int]string
 	Eventually(func(g Gomega) {
 		leases.Step(2 * time.Second)
+		clk.Step(time.Second)
 		holders = rangeHolders(g)
 		g.Expect(holders).To(HaveLen(shardRanges))
 		g.Expect(countByHolder(holders)).To(Equal(want))
