@@ -128,6 +128,10 @@ func (c *Config) setupSharding(ctx context.Context, mgr ctrl.Manager, calls *Cal
 	}
 	currentShards.Store(&shardGauges{shards: co, reader: mgr.GetCache(), perIssuer: calls.PerIssuer})
 	logf.FromContext(ctx).Info("sharding the namespaced work", "ranges", ranges, "identity", identity)
+	if calls.PerIssuer < ranges {
+		logf.FromContext(ctx).Info("--issuer-concurrency is below --shard-ranges: a replica whose ranges bring less than one call slot waits for ranges to move before it calls an issuer",
+			"issuerConcurrency", calls.PerIssuer, "ranges", ranges)
+	}
 	return co, events, nil
 }
 
