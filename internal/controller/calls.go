@@ -53,6 +53,11 @@ type Calls struct {
 	// AllReplicas runs calls on every replica, not only the leader: with
 	// sharding, each replica calls for the ranges it holds.
 	AllReplicas bool
+	// Share, when set, is this replica's part of PerIssuer (with sharding,
+	// in proportion to the ranges it serves; see sharding.Share): no job
+	// starts for an issuer while that many run. Kick dispatches again when
+	// it grows.
+	Share func(limit int) int
 
 	mu sync.Mutex
 	// jobs holds every AccessToken's job from submission until its result is taken.
@@ -149,6 +154,33 @@ func (c *Calls) InFlight(match func(namespace string) bool) int {
 	return n
 }
 
+// MostRunning returns the most jobs running for one issuer: with sharding,
+// a range is released only once it fits the share of the ranges kept.
+func (c *Calls) MostRunning() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, q := range c.issuers {
+		n = max(n, q.running)
+	}
+	return n
+}
+
+// Kick dispatches the waiting jobs again: the share grew.
+func (c *Calls) Kick() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dispatchLocked()
+}
+
+// perIssuerLocked is the most jobs this replica runs for one issuer now.
+func (c *Calls) perIssuerLocked() int {
+	if c.Share == nil {
+		return c.PerIssuer
+	}
+	return c.Share(c.PerIssuer)
+}
+
 // Busy reports whether key has a job waiting or running, and remembers that
 // it was asked (see Take).
 func (c *Calls) Busy(key types.NamespacedName) bool {
@@ -240,11 +272,12 @@ func (c *Calls) dispatchLocked() {
 	if c.stopped || !c.started {
 		return
 	}
+	limit := c.perIssuerLocked()
 	for name, q := range c.issuers {
 		if q.gated {
 			continue
 		}
-		for q.running < c.PerIssuer && len(q.turns) > 0 {
+		for q.running < limit && len(q.turns) > 0 {
 			started := false
 			for i := 0; i < len(q.turns); i++ {
 				ns := q.turns[i]

@@ -460,7 +460,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		return err
 	}
 	cfg.defaults()
-	shards, shardEvents, err := cfg.setupSharding(ctx, mgr, calls, clk)
+	shards, shardEvents, err := cfg.setupSharding(ctx, mgr, calls, limiters, clk)
 	if err != nil {
 		return err
 	}

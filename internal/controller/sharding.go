@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -59,8 +60,11 @@ func ShardIdentity() string {
 // setupSharding starts this replica's share of the ranges when
 // cfg.ShardRanges > 0: a Coordinator that holds range Leases next to the
 // leader's, and whose ranges, once taken, queue their AccessTokens on the
-// returned channel. It returns nils when sharding is off.
-func (c *Config) setupSharding(ctx context.Context, mgr ctrl.Manager, calls *Calls, clk clock.Clock) (*sharding.Coordinator, chan event.GenericEvent, error) {
+// returned channel. The per-issuer limits of calls and limiters become this
+// replica's share of them, in proportion to the ranges it serves, and the
+// pauses after a 429 are shared through the issuers' pause Leases. It returns
+// nils when sharding is off.
+func (c *Config) setupSharding(ctx context.Context, mgr ctrl.Manager, calls *Calls, limiters *IssuerLimiters, clk clock.Clock) (*sharding.Coordinator, chan event.GenericEvent, error) {
 	if c.ShardRanges <= 0 {
 		return nil, nil, nil
 	}
@@ -88,20 +92,39 @@ func (c *Config) setupSharding(ctx context.Context, mgr ctrl.Manager, calls *Cal
 	if c.ShardClock != nil {
 		ticking = c.ShardClock
 	}
-	co, err := sharding.New(sharding.Options{
+	// The share of each per-issuer limit follows the ranges served: it drops
+	// as soon as a range starts draining, and grows only once a range is
+	// taken. A range is released once the calls in flight to every issuer
+	// fit the share of the ranges kept, so that the replicas' shares add up
+	// to at most the limit at every moment (see docs/sharding.md).
+	var co *sharding.Coordinator
+	calls.Share = func(limit int) int { return sharding.Share(limit, co.Serving(), ranges) }
+	limiters.Share = func() (int, int) { return co.Serving(), ranges }
+	board := &PauseBoard{Client: leases, Namespace: c.OperatorNamespace, Identity: identity, Clock: clk, Limiters: limiters}
+	limiters.Pauses = board
+	co, err = sharding.New(sharding.Options{
 		Client: leases, Namespace: c.OperatorNamespace, Identity: identity, Ranges: ranges,
 		LeaseDuration: c.LeaseDuration, RenewDeadline: c.RenewDeadline, RetryPeriod: c.RetryPeriod,
 		Clock: ticking,
 		InFlight: func(rng int) int {
 			return calls.InFlight(func(ns string) bool { return sharding.RangeOf(ns, ranges) == rng })
 		},
-		Acquired: func(rng int) { go enqueueRange(ctx, mgr.GetCache(), rng, ranges, events) },
+		Acquired: func(rng int) {
+			calls.Kick()
+			go enqueueRange(ctx, mgr.GetCache(), rng, ranges, events)
+		},
 		// The cache holds the ranges held, draining ones included: their
 		// calls in flight still read and write their objects.
 		Changed: func(held []int) {
 			if c.cacheRanges != nil {
 				c.cacheRanges.SetRanges(held)
 			}
+		},
+		Shrink: func(kept int) bool { return calls.MostRunning() <= sharding.Share(calls.PerIssuer, kept, ranges) },
+		Observed: func(leases []coordinationv1.Lease) {
+			board.Observed(ctx, leases)
+			// A range wanted again after a drain began counts again.
+			calls.Kick()
 		},
 	})
 	if err != nil {
@@ -110,8 +133,12 @@ func (c *Config) setupSharding(ctx context.Context, mgr ctrl.Manager, calls *Cal
 	if err := mgr.Add(co); err != nil {
 		return nil, nil, err
 	}
-	currentShards.Store(&shardGauges{shards: co, reader: mgr.GetCache()})
+	currentShards.Store(&shardGauges{shards: co, reader: mgr.GetCache(), perIssuer: calls.PerIssuer})
 	logf.FromContext(ctx).Info("sharding the namespaced work", "ranges", ranges, "identity", identity)
+	if calls.PerIssuer < ranges {
+		logf.FromContext(ctx).Info("--issuer-concurrency is below --shard-ranges: a replica whose ranges bring less than one call slot waits for ranges to move before it calls an issuer",
+			"issuerConcurrency", calls.PerIssuer, "ranges", ranges)
+	}
 	return co, events, nil
 }
 
@@ -152,8 +179,9 @@ func enqueueRange(ctx context.Context, reader client.Reader, rng, ranges int, ev
 // shardGauges exports this replica's share: the ranges it serves and the
 // AccessTokens in them. Nothing is exported with sharding off.
 type shardGauges struct {
-	shards *sharding.Coordinator
-	reader client.Reader
+	shards    *sharding.Coordinator
+	reader    client.Reader
+	perIssuer int
 }
 
 var (
@@ -162,6 +190,10 @@ var (
 		"Hash ranges of namespaces this replica serves (with --shard-ranges).", nil, nil)
 	shardTokensDesc = prometheus.NewDesc("tokenmint_shard_accesstokens",
 		"AccessTokens in the namespaces of the ranges this replica serves (with --shard-ranges).", nil, nil)
+	shardConcurrencyDesc = prometheus.NewDesc("tokenmint_shard_issuer_concurrency",
+		"Calls in flight this replica may have to one issuer: its share of --issuer-concurrency (with --shard-ranges).", nil, nil)
+	shardRateDesc = prometheus.NewDesc("tokenmint_shard_issuer_rate_share",
+		"Part of each issuer's rate and burst this replica may use: the ranges it serves over all ranges (with --shard-ranges).", nil, nil)
 )
 
 type shardCollector struct{}
@@ -169,6 +201,8 @@ type shardCollector struct{}
 func (shardCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- shardRangesDesc
 	ch <- shardTokensDesc
+	ch <- shardConcurrencyDesc
+	ch <- shardRateDesc
 }
 
 func (shardCollector) Collect(ch chan<- prometheus.Metric) {
@@ -178,6 +212,10 @@ func (shardCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	held := g.shards.Held()
 	ch <- prometheus.MustNewConstMetric(shardRangesDesc, prometheus.GaugeValue, float64(len(held)))
+	ranges := g.shards.Ranges()
+	ch <- prometheus.MustNewConstMetric(shardConcurrencyDesc, prometheus.GaugeValue,
+		float64(sharding.Share(g.perIssuer, len(held), ranges)))
+	ch <- prometheus.MustNewConstMetric(shardRateDesc, prometheus.GaugeValue, float64(len(held))/float64(ranges))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	items, err := cachedAccessTokens(ctx, g.reader)

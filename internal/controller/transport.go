@@ -39,6 +39,7 @@ import (
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
 	"github.com/tokenmint/tokenmint/internal/issuer"
+	"github.com/tokenmint/tokenmint/internal/sharding"
 )
 
 // SourceFactory makes a watch source that feeds events to a handler; main wires
@@ -144,14 +145,34 @@ type IssuerLimiters struct {
 	Rate  rate.Limit
 	Burst int
 	Clock clock.Clock
+	// Share, when set, returns the ranges this replica serves and the number
+	// of ranges: with sharding, each issuer's rate and burst are scaled to
+	// this replica's part (see sharding.ShareRate), so that the replicas
+	// together keep to the issuer's rate.
+	Share func() (held, total int)
+	// Pauses, when set, shares every pause after a 429 with the other
+	// replicas (see PauseBoard); Pause applies theirs here.
+	Pauses PausePublisher
 
 	mu       sync.Mutex
 	limiters map[string]*issuerLimiter
 }
 
+// PausePublisher tells the other replicas that the issuer key is paused:
+// namespace on it until namespaceUntil, the whole issuer until issuerUntil
+// (zero: not the whole issuer).
+type PausePublisher interface {
+	Publish(key, namespace string, namespaceUntil, issuerUntil time.Time)
+}
+
 type issuerLimiter struct {
-	bucket     *rate.Limiter
-	pauseUntil time.Time
+	bucket *rate.Limiter
+	// rate and burst are the issuer's own, before this replica's share.
+	rate  rate.Limit
+	burst int
+	// held and total are the share the bucket was last scaled to.
+	held, total int
+	pauseUntil  time.Time
 	// namespaces holds, by namespace, until when it waits after a 429 it got;
 	// entries go when their pause ends.
 	namespaces map[string]time.Time
@@ -172,10 +193,45 @@ func (l *IssuerLimiters) get(key string) *issuerLimiter {
 	defer l.mu.Unlock()
 	il, ok := l.limiters[key]
 	if !ok {
-		il = &issuerLimiter{bucket: rate.NewLimiter(l.Rate, l.Burst), namespaces: map[string]time.Time{}}
+		il = &issuerLimiter{bucket: rate.NewLimiter(l.Rate, l.Burst), rate: l.Rate, burst: l.Burst, held: -1,
+			namespaces: map[string]time.Time{}}
 		l.limiters[key] = il
 	}
 	return il
+}
+
+// bucket returns the issuer key's token bucket, scaled first to this
+// replica's current share when it changed.
+func (l *IssuerLimiters) bucket(key string, now time.Time) *rate.Limiter {
+	il := l.get(key)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.scaleLocked(il, now)
+	return il.bucket
+}
+
+// scaleLocked sets il's bucket to the issuer's rate and burst, scaled to this
+// replica's share when sharing.
+func (l *IssuerLimiters) scaleLocked(il *issuerLimiter, now time.Time) {
+	r, burst := il.rate, il.burst
+	held, total := 1, 1
+	if l.Share != nil {
+		held, total = l.Share()
+		if r != rate.Inf {
+			perSecond, b := sharding.ShareRate(float64(r), burst, held, total)
+			r, burst = rate.Limit(perSecond), b
+		}
+	}
+	if held == il.held && total == il.total && il.bucket.Limit() == r && il.bucket.Burst() == burst {
+		return
+	}
+	il.held, il.total = held, total
+	if il.bucket.Limit() != r {
+		il.bucket.SetLimitAt(now, r)
+	}
+	if il.bucket.Burst() != burst {
+		il.bucket.SetBurstAt(now, burst)
+	}
 }
 
 // limitOf returns the rate and burst of an issuer of kind with spec's
@@ -201,23 +257,20 @@ func (l *IssuerLimiters) Configure(key string, kind tokensv1alpha1.IssuerKind, s
 	}
 	r, burst := l.limitOf(kind, spec)
 	il := l.get(key)
-	now := l.Clock.Now()
-	if il.bucket.Limit() != r {
-		il.bucket.SetLimitAt(now, r)
-	}
-	if il.bucket.Burst() != burst {
-		il.bucket.SetBurstAt(now, burst)
-	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	il.rate, il.burst = r, burst
+	l.scaleLocked(il, l.Clock.Now())
 }
 
 // Admit takes one call of the issuer's bucket at now for a job about to
 // start, or returns how long until one is there (taking nothing).
 func (l *IssuerLimiters) Admit(key string, now time.Time) time.Duration {
-	il := l.get(key)
-	if il.bucket.Limit() == rate.Inf {
+	bucket := l.bucket(key, now)
+	if bucket.Limit() == rate.Inf {
 		return 0
 	}
-	res := il.bucket.ReserveN(now, 1)
+	res := bucket.ReserveN(now, 1)
 	if !res.OK() {
 		return time.Second
 	}
@@ -258,13 +311,14 @@ func (l *IssuerLimiters) Wait(ctx context.Context, key, namespace string) error 
 	if pause > 0 {
 		return &issuer.Error{Class: issuer.ClassRateLimited, RetryAfter: pause, Message: ErrIssuerPaused.Error()}
 	}
-	if il.bucket.Limit() == rate.Inf {
+	bucket := l.bucket(key, now)
+	if bucket.Limit() == rate.Inf {
 		return nil
 	}
 	if a, ok := ctx.Value(admittedKey{}).(*admitted); ok && a.key == key && a.used.CompareAndSwap(false, true) {
 		return nil
 	}
-	res := il.bucket.ReserveN(now, 1)
+	res := bucket.ReserveN(now, 1)
 	if !res.OK() {
 		return &issuer.Error{Class: issuer.ClassRateLimited, RetryAfter: time.Second, Message: ErrIssuerPaused.Error()}
 	}
@@ -292,7 +346,6 @@ func (l *IssuerLimiters) Observe(key, namespace string, err error, now time.Time
 	}
 	il := l.get(key)
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	until := now.Add(ie.RetryAfter)
 	others := false
 	for ns, t := range il.namespaces {
@@ -309,4 +362,36 @@ func (l *IssuerLimiters) Observe(key, namespace string, err error, now time.Time
 	if others && until.After(il.pauseUntil) {
 		il.pauseUntil = until
 	}
+	nsUntil, issuerUntil := il.namespaces[namespace], time.Time{}
+	if il.pauseUntil.After(now) {
+		issuerUntil = il.pauseUntil
+	}
+	l.mu.Unlock()
+	if l.Pauses != nil {
+		l.Pauses.Publish(key, namespace, nsUntil, issuerUntil)
+	}
+}
+
+// Pause applies a pause another replica saw: namespace (if not empty) on the
+// issuer key until namespaceUntil, the whole issuer until issuerUntil (if
+// not zero). Pauses only ever grow here; they end on their own.
+func (l *IssuerLimiters) Pause(key, namespace string, namespaceUntil, issuerUntil time.Time) {
+	il := l.get(key)
+	now := l.Clock.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if namespace != "" && namespaceUntil.After(now) && namespaceUntil.After(il.namespaces[namespace]) {
+		il.namespaces[namespace] = namespaceUntil
+	}
+	if issuerUntil.After(il.pauseUntil) {
+		il.pauseUntil = issuerUntil
+	}
+}
+
+// Paused returns until when namespace, and the whole issuer key, are paused.
+func (l *IssuerLimiters) Paused(key, namespace string) (namespaceUntil, issuerUntil time.Time) {
+	il := l.get(key)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return il.namespaces[namespace], il.pauseUntil
 }

@@ -73,6 +73,16 @@ type Options struct {
 	// there from the Sync that took it on, a range released leaves it once
 	// drained.
 	Changed func(ranges []int)
+	// Shrink, when set, is asked, outside any lock, before a drained range is
+	// released, with the number of ranges this replica still holds once it
+	// is: the range is released only when Shrink returns true, so that what
+	// this replica has in flight fits the share of the ranges it keeps (see
+	// Share) before another replica can take the range and raise its own.
+	Shrink func(kept int) bool
+	// Observed, when set, is called, outside any lock, at the end of every
+	// Sync with the Leases of the list that are neither ranges nor members:
+	// other state the replicas share, read at no extra cost.
+	Observed func(leases []coordinationv1.Lease)
 }
 
 // Coordinator holds this replica's share of the ranges. Sync does one round
@@ -174,6 +184,47 @@ func (c *Coordinator) Recent(namespace string) bool {
 	return h != nil && now.Sub(h.acquired) < c.opts.LeaseDuration
 }
 
+// Serving returns the number of ranges this replica serves now (see
+// HoldsRange): a range being drained no longer counts, a range taken counts
+// from the moment its Lease is written.
+func (c *Coordinator) Serving() int {
+	now := c.opts.Clock.Now()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	n := 0
+	for _, h := range c.held {
+		if !h.draining && now.Sub(h.renewed) <= c.opts.RenewDeadline {
+			n++
+		}
+	}
+	return n
+}
+
+// kept returns the ranges this replica holds, drained or not, other than
+// rng: those whose Lease it renewed within RenewDeadline, which no other
+// replica can have taken.
+func (c *Coordinator) kept(rng int) int {
+	now := c.opts.Clock.Now()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	n := 0
+	for r, h := range c.held {
+		if r != rng && now.Sub(h.renewed) <= c.opts.RenewDeadline {
+			n++
+		}
+	}
+	return n
+}
+
+// releasable reports whether a draining range may go: its calls have ended,
+// and what is left in flight fits the share of the ranges kept.
+func (c *Coordinator) releasable(rng int) bool {
+	if c.opts.InFlight(rng) != 0 {
+		return false
+	}
+	return c.opts.Shrink == nil || c.opts.Shrink(c.kept(rng))
+}
+
 // Held returns the ranges this replica serves now, sorted.
 func (c *Coordinator) Held() []int {
 	var out []int
@@ -234,7 +285,7 @@ func (c *Coordinator) stop(log interface{ Error(error, string, ...any) }) {
 		}
 		c.mu.RUnlock()
 		for _, rng := range ranges {
-			if c.opts.InFlight(rng) == 0 {
+			if c.releasable(rng) {
 				if err := c.release(ctx, rng); err != nil {
 					log.Error(err, "releasing range lease", "range", rng)
 					c.forget(rng)
@@ -282,6 +333,7 @@ func (c *Coordinator) Sync(ctx context.Context) error {
 	ranges := map[int]*coordinationv1.Lease{}
 	var live []string
 	var stale []*coordinationv1.Lease
+	var others []coordinationv1.Lease
 
 	c.mu.Lock()
 	seen := map[string]bool{}
@@ -303,6 +355,8 @@ func (c *Coordinator) Sync(ctx context.Context) error {
 			if rng, ok := c.rangeOfLease(l.Name); ok {
 				ranges[rng] = l
 			}
+		default:
+			others = append(others, *l)
 		}
 	}
 	for name := range c.observed {
@@ -348,7 +402,7 @@ func (c *Coordinator) Sync(ctx context.Context) error {
 	c.mu.Unlock()
 
 	for _, rng := range c.heldRanges() {
-		if c.isDraining(rng) && c.opts.InFlight(rng) == 0 {
+		if c.isDraining(rng) && c.releasable(rng) {
 			if err := c.release(ctx, rng); err != nil {
 				errs = append(errs, err)
 			}
@@ -383,6 +437,9 @@ func (c *Coordinator) Sync(ctx context.Context) error {
 		if c.opts.Acquired != nil {
 			c.opts.Acquired(rng)
 		}
+	}
+	if c.opts.Observed != nil {
+		c.opts.Observed(others)
 	}
 	return errors.Join(errs...)
 }

@@ -58,6 +58,8 @@ type replica struct {
 	changed []int
 	// failWrites makes every Lease write of this replica fail.
 	failWrites bool
+	// shrink, when set, is the replica's Options.Shrink.
+	shrink func(kept int) bool
 }
 
 func newCluster(t *testing.T) *cluster {
@@ -83,6 +85,12 @@ func (c *cluster) start(id string) *replica {
 		InFlight: func(rng int) int { r.mu.Lock(); defer r.mu.Unlock(); return r.inFlight[rng] },
 		Acquired: func(rng int) { r.mu.Lock(); defer r.mu.Unlock(); r.acquired = append(r.acquired, rng) },
 		Changed:  func(ranges []int) { r.mu.Lock(); defer r.mu.Unlock(); r.changed = ranges },
+		Shrink: func(kept int) bool {
+			r.mu.Lock()
+			shrink := r.shrink
+			r.mu.Unlock()
+			return shrink == nil || shrink(kept)
+		},
 	})
 	if err != nil {
 		c.t.Fatal(err)
@@ -414,4 +422,101 @@ func (r *replica) lastChanged() []int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.changed
+}
+
+// TestIssuerShareHoldsAcrossHandovers runs replicas that each start calls to
+// one issuer up to their share of its limit (Share of the ranges they serve)
+// and end them slowly, through scale 1 → 4 → 2 → 3, and checks after every
+// replica's every Sync that the calls in flight on all replicas add up to at
+// most the limit: a replica lowers its calls to the share of the ranges it
+// keeps before it releases one, and raises its share only once it has taken
+// one.
+func TestIssuerShareHoldsAcrossHandovers(t *testing.T) {
+	const limit = 20
+	c := newCluster(t)
+	running := map[string]int{}
+	var mu sync.Mutex
+	start := func(id string) {
+		r := c.start(id)
+		r.shrink = func(kept int) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return running[id] <= Share(limit, kept, 16)
+		}
+	}
+	step := 0
+	// fill starts calls on every replica up to its share; ending ends one
+	// call on every replica each step, so a drain takes several rounds.
+	fill := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		sum := 0
+		for id, r := range c.replicas {
+			if share := Share(limit, r.Serving(), 16); running[id] < share {
+				running[id] = share
+			}
+			sum += running[id]
+		}
+		if sum > limit {
+			t.Fatalf("step %d: %v calls in flight to one issuer of limit %d", step, running, limit)
+		}
+	}
+	ending := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for id := range running {
+			if running[id] > 0 {
+				running[id]--
+			}
+		}
+	}
+	rounds := func(n int) {
+		for range n {
+			step++
+			for _, r := range c.replicas {
+				if err := r.Sync(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				c.checkExclusive()
+				fill()
+			}
+			ending()
+			fill()
+			c.clk.Step(retryPeriod)
+		}
+	}
+	start("a")
+	rounds(3)
+	if running["a"] != limit {
+		t.Fatalf("a alone runs %d calls, want the whole limit %d", running["a"], limit)
+	}
+	for _, id := range []string{"b", "c", "d"} {
+		start(id)
+	}
+	rounds(30)
+	c.balanced()
+	sum := 0
+	for _, n := range running {
+		sum += n
+	}
+	// 16 ranges over 4: 4 each, floor(20×4/16) = 5 each.
+	if sum != limit {
+		t.Fatalf("the shares of four replicas fill %d of %d", sum, limit)
+	}
+	for _, id := range []string{"c", "d"} {
+		// Stopping, a replica's dispatcher lets its calls end first.
+		mu.Lock()
+		running[id] = 0
+		mu.Unlock()
+		c.replicas[id].Stop(context.Background())
+		delete(c.replicas, id)
+		mu.Lock()
+		delete(running, id)
+		mu.Unlock()
+	}
+	rounds(int(leaseDuration/retryPeriod) + 5)
+	c.balanced()
+	start("e")
+	rounds(25)
+	c.balanced()
 }
