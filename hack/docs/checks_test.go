@@ -268,7 +268,7 @@ func checkGo(args []string) (string, error) {
 			}
 			name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
 			switch name {
-			case "run", "bench", "ldflags", "o", "count", "coverprofile", "trimpath", "benchmem", "v", "ginkgo.focus", "ginkgo.v", "timeout":
+			case "run", "bench", "benchtime", "ldflags", "o", "count", "coverprofile", "trimpath", "benchmem", "v", "ginkgo.focus", "ginkgo.v", "timeout":
 			default:
 				if args[0] == "test" && !hasValue && testFlagDefined(pkgs, name) {
 					continue // a boolean flag of the package's tests
