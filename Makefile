@@ -271,5 +271,5 @@ node-binaries: ## Build (once, cached outside the repo) kubelet, kube-controller
 test: node-binaries
 
 .PHONY: test-node
-test-node: manifests controlplane node-binaries helm ## Run only the real-node end-to-end suite (needs root): pods reading tokens through a real kubelet.
+test-node: manifests controlplane node-binaries helm cosign ## Run only the real-node end-to-end suite (needs root): the release installed from a registry on 127.0.0.1, upgraded from the previous one, pods reading tokens through a real kubelet.
 	KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS_DIR)" go test ./test/e2enode/ -v -count=1
