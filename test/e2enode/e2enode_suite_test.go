@@ -134,7 +134,7 @@ var _ = BeforeSuite(func() {
 })
 
 var _ = AfterSuite(func() {
-	if cp != nil && theNode != nil {
+	if cp != nil && theNode != nil && current != nil {
 		walkTheInstallDocs()
 	}
 	if cancel != nil {

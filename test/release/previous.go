@@ -58,15 +58,25 @@ type Previous struct {
 // making them the first time (a Go build of that tree, a minute or so).
 func PreparePrevious(tb testing.TB, commit, version string, progress io.Writer) *Previous {
 	tb.Helper()
-	cache, err := cacheDir()
+	p, err := Prepare(commit, version, progress)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	return p
+}
+
+// Prepare is PreparePrevious outside a test: `make previous-release` runs it
+// before go test's timeout starts.
+func Prepare(commit, version string, progress io.Writer) (*Previous, error) {
+	cache, err := cacheDir()
+	if err != nil {
+		return nil, err
 	}
 	dir := filepath.Join(cache, "release-"+commit)
 	p := &Previous{Commit: commit, Version: version, Source: filepath.Join(dir, "src")}
 	created, err := exec.Command("git", "-C", controlplane.RepoRoot(), "log", "-1", "--format=%cI", commit).Output()
 	if err != nil {
-		tb.Fatalf("commit %s of the previous release is not in this clone (fetch its history): %v", commit, err)
+		return nil, fmt.Errorf("commit %s of the previous release is not in this clone (fetch its history): %w", commit, err)
 	}
 	if err := ensure(p.Source, func(tmp string) error {
 		fmt.Fprintf(progress, "[release] extracting commit %s, the previous release, into %s (first time only)\n", commit, p.Source)
@@ -88,7 +98,7 @@ func PreparePrevious(tb testing.TB, commit, version string, progress io.Writer) 
 		}
 		return archive.Wait()
 	}); err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
 	arch := runtime.GOARCH
 	bin := filepath.Join(dir, "bin-"+version)
@@ -97,11 +107,11 @@ func PreparePrevious(tb testing.TB, commit, version string, progress io.Writer) 
 		return managerimage.BuildBinary(context.Background(), p.Source, tmp,
 			managerimage.Options{Arch: arch, Version: version}, progress)
 	}); err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
 	p.Args = []string{"-source", p.Source, "-manager-dir", bin, "-platforms", "linux/" + arch,
 		"-plugin-platforms", "none", "-created", strings.TrimSpace(string(created))}
-	return p
+	return p, nil
 }
 
 // ensure makes path with make (into a temporary name, then renamed) unless

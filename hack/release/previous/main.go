@@ -1,0 +1,37 @@
+/*
+Copyright 2026 The tokenmint Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command previous makes (once, cached outside the repository) the tree and
+// the manager binary of the previous release, which the real-node suite
+// releases to its registry and upgrades from (`make previous-release`, before
+// go test's timeout starts), and prints the tree's directory.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	testrelease "github.com/tokenmint/tokenmint/test/release"
+)
+
+func main() {
+	p, err := testrelease.Prepare(testrelease.PreviousCommit, testrelease.PreviousVersion, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hack/release/previous:", err)
+		os.Exit(1)
+	}
+	fmt.Println(p.Source)
+}
