@@ -70,19 +70,18 @@ const pluginPlatforms = "linux/amd64,linux/arm64,darwin/amd64,darwin/arm64,windo
 var semver = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$`)
 
 type options struct {
-	version    string
-	registry   string
-	out        string
-	cosign     string
-	helm       string
-	key        string
-	releaseURL string
-	created    string
-	// platforms of the image and the plugin, comma-separated os/arch.
-	platforms       string
-	pluginPlatforms string
-	managerDir      string
-	source          string
+	version         string
+	registry        string
+	out             string
+	cosign          string
+	helm            string
+	key             string
+	releaseURL      string
+	created         string
+	platforms       string // of the image, comma-separated linux/<arch>
+	pluginPlatforms string // of the plugin's archives, comma-separated os/arch, or none
+	managerDir      string // manager-linux-<arch> binaries built earlier
+	source          string // the checkout to release
 }
 
 func main() {
@@ -130,13 +129,15 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	if o.source != "" {
-		// Paths given on the command line are of the current directory; a
-		// command without a slash is looked up in $PATH.
+		// Paths given on the command line are of the current directory, and
+		// so are the tools' unless they are looked up in $PATH.
 		for _, p := range []*string{&o.out, &o.managerDir, &o.key, &o.cosign, &o.helm} {
-			if *p != "" && (strings.Contains(*p, "/") || p == &o.out || p == &o.managerDir || p == &o.key) {
-				if *p, err = filepath.Abs(*p); err != nil {
-					return err
-				}
+			isTool := p == &o.cosign || p == &o.helm
+			if *p == "" || (isTool && !strings.Contains(*p, "/")) {
+				continue
+			}
+			if *p, err = filepath.Abs(*p); err != nil {
+				return err
 			}
 		}
 		if err := os.Chdir(o.source); err != nil {
