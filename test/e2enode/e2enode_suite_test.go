@@ -81,14 +81,6 @@ var _ = BeforeSuite(func() {
 	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
 	Expect(tokensv1alpha1.AddToScheme(scheme)).To(Succeed())
 
-	By("releasing the previous version and this tree with make release, to a registry on 127.0.0.1, meanwhile starting the cluster")
-	published := make(chan struct{})
-	go func() {
-		defer GinkgoRecover()
-		defer close(published)
-		publishReleases()
-	}()
-
 	By("starting etcd and kube-apiserver on loopback, with service account tokens for pods")
 	var err error
 	cp, err = controlplane.Start(controlplane.Options{NoCRDs: true, APIServerFlags: node.APIServerFlags()})
@@ -98,6 +90,16 @@ var _ = BeforeSuite(func() {
 	Expect(cp.WriteKubeconfig(admin)).To(Succeed())
 	k8sClient, err = client.NewWithWatch(cp.Config, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
+
+	// The releases build while the node starts, whose timeouts are generous;
+	// not while kube-apiserver starts, which a busy machine slows past envtest's.
+	By("releasing the previous version and this tree with make release, to a registry on 127.0.0.1, meanwhile starting the node")
+	published := make(chan struct{})
+	go func() {
+		defer GinkgoRecover()
+		defer close(published)
+		publishReleases()
+	}()
 
 	By("starting a node: containerd, runc, kubelet, kube-controller-manager, kube-scheduler")
 	theNode, err = node.Start(ctx, cp, node.Options{})
