@@ -28,7 +28,6 @@ import (
 	"testing"
 
 	"github.com/tokenmint/tokenmint/hack/image/managerimage"
-	"github.com/tokenmint/tokenmint/test/controlplane"
 )
 
 // The previous release, which upgrades start from. No release is tagged yet:
@@ -74,7 +73,7 @@ func Prepare(commit, version string, progress io.Writer) (*Previous, error) {
 	}
 	dir := filepath.Join(cache, "release-"+commit)
 	p := &Previous{Commit: commit, Version: version, Source: filepath.Join(dir, "src")}
-	created, err := exec.Command("git", "-C", controlplane.RepoRoot(), "log", "-1", "--format=%cI", commit).Output()
+	created, err := exec.Command("git", "-C", repoRoot(), "log", "-1", "--format=%cI", commit).Output()
 	if err != nil {
 		return nil, fmt.Errorf("commit %s of the previous release is not in this clone (fetch its history): %w", commit, err)
 	}
@@ -83,7 +82,7 @@ func Prepare(commit, version string, progress io.Writer) (*Previous, error) {
 		if err := os.MkdirAll(tmp, 0o755); err != nil {
 			return err
 		}
-		archive := exec.Command("git", "-C", controlplane.RepoRoot(), "archive", "--format=tar", commit)
+		archive := exec.Command("git", "-C", repoRoot(), "archive", "--format=tar", commit)
 		extract := exec.Command("tar", "-x", "-C", tmp)
 		pipe, err := archive.StdoutPipe()
 		if err != nil {

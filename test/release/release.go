@@ -34,14 +34,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
-
-	"github.com/tokenmint/tokenmint/test/controlplane"
 )
 
 // PasswordCanary is the password of the throwaway cosign key: no output of a
@@ -118,11 +117,14 @@ type Tools struct {
 func NewTools(tb testing.TB) *Tools {
 	tb.Helper()
 	dir := tb.TempDir()
-	helm, err := controlplane.Helm()
-	if err != nil {
-		tb.Fatal(err)
+	helm := os.Getenv("HELM")
+	if helm == "" {
+		helm = filepath.Join(repoRoot(), "bin", "helm")
 	}
-	out, err := exec.Command(filepath.Join(controlplane.RepoRoot(), "hack", "cosign", "build.sh")).Output()
+	if _, err := os.Stat(helm); err != nil {
+		tb.Fatalf("helm is missing: run `make helm` (make test does) or set $HELM: %v", err)
+	}
+	out, err := exec.Command(filepath.Join(repoRoot(), "hack", "cosign", "build.sh")).Output()
 	if err != nil {
 		tb.Fatalf("hack/cosign/build.sh: %v", err)
 	}
@@ -182,7 +184,7 @@ func Make(tb testing.TB, o Options) *Release {
 	}
 	r := &Release{Version: o.Version, Registry: o.Registry, Out: filepath.Join(tb.TempDir(), "out"), Tools: o.Tools}
 	start := time.Now()
-	cmd := o.Tools.Command(controlplane.RepoRoot(), "make", "--no-print-directory", "release",
+	cmd := o.Tools.Command(repoRoot(), "make", "--no-print-directory", "release",
 		"VERSION="+o.Version, "REGISTRY="+o.Registry, "COSIGN_KEY="+o.Tools.Key, "RELEASE_OUT="+r.Out,
 		"RELEASE_ARGS="+strings.Join(o.Args, " "))
 	out, err := cmd.CombinedOutput()
@@ -210,6 +212,17 @@ func (r *Release) ImageRef() string {
 // which helm installs with --version r.Version.
 func (r *Release) Chart() string {
 	return "oci://" + r.Registry + "/charts/tokenmint"
+}
+
+// repoRoot is the repository's root, from this file's path. (Not
+// test/controlplane's: it would add envtest's flags to the commands that use
+// this package.)
+func repoRoot() string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		panic("release: cannot locate source file")
+	}
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
 var noteRow = regexp.MustCompile("^\\| (.+) \\| `([^`]+)` \\| `(sha256:[0-9a-f]{64})` \\|$")

@@ -21,6 +21,7 @@ limitations under the License.
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 
@@ -28,7 +29,10 @@ import (
 )
 
 func main() {
-	p, err := testrelease.Prepare(testrelease.PreviousCommit, testrelease.PreviousVersion, os.Stderr)
+	commit := flag.String("commit", testrelease.PreviousCommit, "the previous release's commit")
+	version := flag.String("version", testrelease.PreviousVersion, "the previous release's version, stamped into its manager")
+	flag.Parse()
+	p, err := testrelease.Prepare(*commit, *version, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hack/release/previous:", err)
 		os.Exit(1)
