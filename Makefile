@@ -269,7 +269,7 @@ node-binaries: ## Build (once, cached outside the repo) kubelet, kube-controller
 
 .PHONY: previous-release
 previous-release: ## Build (once, cached outside the repo) the previous release's tree and manager, which the real-node suite upgrades from.
-	@go run ./hack/release/previous >/dev/null
+	@go run ./hack/release/previous
 
 # The real-node suite (test/e2enode) runs in make test: build its binaries before go test's timeout starts.
 test: node-binaries previous-release

@@ -17,7 +17,7 @@ limitations under the License.
 // Command previous makes (once, cached outside the repository) the tree and
 // the manager binary of the previous release, which the real-node suite
 // releases to its registry and upgrades from (`make previous-release`, before
-// go test's timeout starts), and prints the tree's directory.
+// go test's timeout starts).
 package main
 
 import (
@@ -32,10 +32,8 @@ func main() {
 	commit := flag.String("commit", testrelease.PreviousCommit, "the previous release's commit")
 	version := flag.String("version", testrelease.PreviousVersion, "the previous release's version, stamped into its manager")
 	flag.Parse()
-	p, err := testrelease.Prepare(*commit, *version, os.Stderr)
-	if err != nil {
+	if _, err := testrelease.Prepare(*commit, *version, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "hack/release/previous:", err)
 		os.Exit(1)
 	}
-	fmt.Println(p.Source)
 }
