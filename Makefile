@@ -280,9 +280,13 @@ test: release-deps
 node-binaries: ## Build (once, cached outside the repo) kubelet, kube-controller-manager and kube-scheduler for the real node.
 	@hack/controlplane/build.sh kubelet kube-controller-manager kube-scheduler >/dev/null
 
+.PHONY: previous-release
+previous-release: ## Build (once, cached outside the repo) the previous release's tree and manager, which the real-node suite upgrades from.
+	@go run ./hack/release/previous
+
 # The real-node suite (test/e2enode) runs in make test: build its binaries before go test's timeout starts.
-test: node-binaries
+test: node-binaries previous-release
 
 .PHONY: test-node
-test-node: manifests controlplane node-binaries helm ## Run only the real-node end-to-end suite (needs root): pods reading tokens through a real kubelet.
+test-node: manifests controlplane node-binaries helm cosign previous-release ## Run only the real-node end-to-end suite (needs root): the release installed from a registry on 127.0.0.1, upgraded from the previous one, pods reading tokens through a real kubelet.
 	KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS_DIR)" go test ./test/e2enode/ -v -count=1 -timeout $(TEST_TIMEOUT)

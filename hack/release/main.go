@@ -30,7 +30,11 @@ limitations under the License.
 //     manifest filled with their sha256, with a signed SHA256SUMS of every file;
 //   - release notes naming each artifact with its digest.
 //
-// The files go to -out (default bin/release).
+// The files go to -out (default bin/release). -platforms and
+// -plugin-platforms narrow the builds (tests on one machine release
+// linux/<its arch> and no plugin), -manager-dir publishes manager binaries
+// built earlier, and -source releases another checkout of the repository (an
+// earlier commit, say) with this command.
 package main
 
 import (
@@ -57,23 +61,27 @@ import (
 	"github.com/tokenmint/tokenmint/hack/image/managerimage"
 )
 
-// Architectures of the manager's image.
-var imageArchs = []string{"amd64", "arm64"}
+// Platforms of the manager's image.
+const imagePlatforms = "linux/amd64,linux/arm64"
 
 // Platforms of the kubectl plugin's archives.
-const pluginPlatforms = "linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64"
+const pluginPlatforms = "linux/amd64,linux/arm64,darwin/amd64,darwin/arm64,windows/amd64,windows/arm64"
 
 var semver = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$`)
 
 type options struct {
-	version    string
-	registry   string
-	out        string
-	cosign     string
-	helm       string
-	key        string
-	releaseURL string
-	created    string
+	version         string
+	registry        string
+	out             string
+	cosign          string
+	helm            string
+	key             string
+	releaseURL      string
+	created         string
+	platforms       string // of the image, comma-separated linux/<arch>
+	pluginPlatforms string // of the plugin's archives, comma-separated os/arch, or none
+	managerDir      string // manager-linux-<arch> binaries built earlier
+	source          string // the checkout to release
 }
 
 func main() {
@@ -87,6 +95,11 @@ func main() {
 	flag.StringVar(&o.releaseURL, "release-url", "", "where the plugin's archives are published, for the krew manifest; "+
 		"empty means https://github.com/tokenmint/tokenmint/releases/download/v<version>")
 	flag.StringVar(&o.created, "created", "", "creation time of the SBOM (RFC 3339); empty means the commit time of HEAD")
+	flag.StringVar(&o.platforms, "platforms", imagePlatforms, "platforms of the manager's image, comma-separated linux/<arch>")
+	flag.StringVar(&o.pluginPlatforms, "plugin-platforms", pluginPlatforms, "platforms of the kubectl plugin's archives, comma-separated os/arch; none builds no plugin")
+	flag.StringVar(&o.managerDir, "manager-dir", "", "directory of manager binaries built earlier, manager-linux-<arch>, "+
+		"published instead of building them (they must be of the released sources and version); empty builds them")
+	flag.StringVar(&o.source, "source", "", "checkout of the repository to release (its root); empty means the current directory")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -111,6 +124,26 @@ func run(ctx context.Context, o options) error {
 		return errors.New("-registry is required")
 	}
 	o.registry = strings.TrimSuffix(o.registry, "/")
+	archs, err := linuxArchs(o.platforms)
+	if err != nil {
+		return err
+	}
+	if o.source != "" {
+		// Paths given on the command line are of the current directory, and
+		// so are the tools' unless they are looked up in $PATH.
+		for _, p := range []*string{&o.out, &o.managerDir, &o.key, &o.cosign, &o.helm} {
+			isTool := p == &o.cosign || p == &o.helm
+			if *p == "" || (isTool && !strings.Contains(*p, "/")) {
+				continue
+			}
+			if *p, err = filepath.Abs(*p); err != nil {
+				return err
+			}
+		}
+		if err := os.Chdir(o.source); err != nil {
+			return fmt.Errorf("-source: %w", err)
+		}
+	}
 	if _, err := os.Stat("cmd/main.go"); err != nil {
 		return fmt.Errorf("run from the repository's root: %w", err)
 	}
@@ -143,19 +176,24 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("-registry %q: %w", o.registry, err)
 	}
-	logf("building the manager for linux/%s", strings.Join(imageArchs, ", linux/"))
 	var (
 		images  []v1.Image
 		binary0 string
 	)
-	for _, arch := range imageArchs {
-		bin := filepath.Join(scratch, "manager-"+arch)
+	for _, arch := range archs {
 		opts := managerimage.Options{Arch: arch, Version: o.version, CABundle: managerimage.AvailableCABundle()}
 		if opts.CABundle == "" {
 			return fmt.Errorf("%s is missing (apt-get install ca-certificates): a release's image holds the CA bundle", managerimage.DefaultCABundle)
 		}
-		if err := managerimage.BuildBinary(ctx, ".", bin, opts, os.Stderr); err != nil {
-			return fmt.Errorf("linux/%s: %w", arch, err)
+		bin := filepath.Join(scratch, "manager-"+arch)
+		if o.managerDir != "" {
+			bin = filepath.Join(o.managerDir, "manager-linux-"+arch)
+			logf("publishing the manager for linux/%s built earlier: %s", arch, bin)
+		} else {
+			logf("building the manager for linux/%s", arch)
+			if err := managerimage.BuildBinary(ctx, ".", bin, opts, os.Stderr); err != nil {
+				return fmt.Errorf("linux/%s: %w", arch, err)
+			}
 		}
 		img, err := managerimage.FromBinary(bin, opts)
 		if err != nil {
@@ -234,12 +272,15 @@ func run(ctx context.Context, o options) error {
 	arts = append(arts, artifact{Name: "chart", Reference: "oci://" + chartRepo + "/tokenmint --version " + o.version, Digest: chartDigest})
 
 	// The kubectl plugin.
-	logf("building the kubectl plugin's archives")
-	// krew wants versions with a leading v, as the tag is.
-	plugin := exec.CommandContext(ctx, "hack/plugin/release.sh", "v"+o.version, o.releaseURL)
-	plugin.Env = append(os.Environ(), "OUT_DIR="+o.out, "PLATFORMS="+pluginPlatforms, "HOMEPAGE=https://github.com/tokenmint/tokenmint")
-	if err := runCmd(plugin); err != nil {
-		return fmt.Errorf("the plugin's archives: %w", err)
+	if o.pluginPlatforms != "none" {
+		logf("building the kubectl plugin's archives")
+		// krew wants versions with a leading v, as the tag is.
+		plugin := exec.CommandContext(ctx, "hack/plugin/release.sh", "v"+o.version, o.releaseURL)
+		plugin.Env = append(os.Environ(), "OUT_DIR="+o.out, "PLATFORMS="+strings.ReplaceAll(o.pluginPlatforms, ",", " "),
+			"HOMEPAGE=https://github.com/tokenmint/tokenmint")
+		if err := runCmd(plugin); err != nil {
+			return fmt.Errorf("the plugin's archives: %w", err)
+		}
 	}
 
 	// Every file, summed and signed.
@@ -404,6 +445,19 @@ func changelogSection(version string) string {
 		}
 	}
 	return strings.TrimSpace(strings.Join(lines, "\n"))
+}
+
+// linuxArchs returns the architectures of platforms, comma-separated linux/<arch>.
+func linuxArchs(platforms string) ([]string, error) {
+	var archs []string
+	for _, p := range strings.Split(platforms, ",") {
+		arch, ok := strings.CutPrefix(strings.TrimSpace(p), "linux/")
+		if !ok || arch == "" || strings.Contains(arch, "/") {
+			return nil, fmt.Errorf("-platforms: %q is not linux/<arch>: the manager's image runs on Linux", p)
+		}
+		archs = append(archs, arch)
+	}
+	return archs, nil
 }
 
 // isLoopback says whether the registry is on this machine, reached over plain HTTP.

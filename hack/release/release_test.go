@@ -18,7 +18,6 @@ package main
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
@@ -26,20 +25,16 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -48,12 +43,12 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tokenmint/tokenmint/hack/image/managerimage"
+	testrelease "github.com/tokenmint/tokenmint/test/release"
 )
 
 const (
 	repoRoot       = "../.."
 	testVersion    = "1.2.3"
-	passwordCanary = "canary-cosign-password-7d1f"
 	helmConfigType = "application/vnd.cncf.helm.config.v1+json"
 )
 
@@ -114,75 +109,28 @@ func TestRelease(t *testing.T) {
 
 func makeRelease(t *testing.T) *release {
 	t.Helper()
-	s := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(s.Close)
-	tmp := t.TempDir()
+	reg := testrelease.StartRegistry(t)
+	made := testrelease.Make(t, testrelease.Options{Version: testVersion, Registry: reg.Host + "/platform"})
+	t.Logf("make release took %s", made.Took.Round(time.Second))
 	r := &release{
-		registry: strings.TrimPrefix(s.URL, "http://") + "/platform",
-		out:      filepath.Join(tmp, "out"),
-		pub:      filepath.Join(tmp, "cosign.pub"),
-		helm:     filepath.Join(repoRoot, "bin", "helm"),
+		registry: made.Registry,
+		out:      made.Out,
+		pub:      made.Tools.Pub,
+		env:      made.Tools.Env,
+		cosign:   made.Tools.Cosign,
+		helm:     made.Tools.Helm,
+		notes:    map[string]artifact{},
 	}
-	abs, err := filepath.Abs(r.helm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.helm = abs
-	if _, err := os.Stat(r.helm); err != nil {
-		t.Fatalf("bin/helm is missing: run make helm (make test does): %v", err)
-	}
-	out, err := exec.Command(filepath.Join(repoRoot, "hack", "cosign", "build.sh")).Output()
-	if err != nil {
-		t.Fatalf("hack/cosign/build.sh: %v", err)
-	}
-	r.cosign = strings.TrimSpace(string(out))
-	// Tools write their configuration and caches here, not in $HOME.
-	r.env = append(os.Environ(), "COSIGN_PASSWORD="+passwordCanary, "DOCKER_CONFIG="+tmp,
-		"HELM_CACHE_HOME="+filepath.Join(tmp, "helm", "cache"), "HELM_CONFIG_HOME="+filepath.Join(tmp, "helm", "config"),
-		"HELM_DATA_HOME="+filepath.Join(tmp, "helm", "data"), "TUF_ROOT="+filepath.Join(tmp, "tuf"), "SIGSTORE_NO_CACHE=true")
-	r.run(t, tmp, r.cosign, "generate-key-pair")
-
-	start := time.Now()
-	logs := r.run(t, repoRoot, "make", "--no-print-directory", "release", "VERSION="+testVersion, "REGISTRY="+r.registry,
-		"COSIGN_KEY="+filepath.Join(tmp, "cosign.key"), "RELEASE_OUT="+r.out)
-	t.Logf("make release took %s", time.Since(start).Round(time.Second))
-	if strings.Contains(logs, passwordCanary) {
-		t.Fatal("the release's output shows the key's password")
-	}
-	r.notes = readNotes(t, filepath.Join(r.out, "RELEASE-NOTES.md"))
-	return r
-}
-
-var noteRow = regexp.MustCompile("^\\| (.+) \\| `([^`]+)` \\| `(sha256:[0-9a-f]{64})` \\|$")
-
-// readNotes returns the artifacts the release notes name.
-func readNotes(t *testing.T, file string) map[string]artifact {
-	t.Helper()
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	notes := map[string]artifact{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		m := noteRow.FindStringSubmatch(sc.Text())
-		if m == nil {
-			continue
-		}
-		a := artifact{Name: m[1], Reference: m[2], Digest: m[3]}
-		key := a.Name
-		if key == "file" {
-			key = a.Reference
-		}
-		notes[key] = a
+	for k, a := range made.Notes {
+		r.notes[k] = artifact{Name: a.Name, Reference: a.Reference, Digest: a.Digest}
 	}
 	for _, want := range []string{"image", "image linux/amd64", "image linux/arm64", "chart", "SBOM (SPDX 2.3, OCI referrer of the image)",
 		"tokenmint.yaml", "tokenmint-" + testVersion + ".tgz", "tokenmint-" + testVersion + ".spdx.json"} {
-		if _, ok := notes[want]; !ok {
-			t.Errorf("the release notes name no %q:\n%s", want, data)
+		if _, ok := r.notes[want]; !ok {
+			t.Errorf("the release notes name no %q:\n%s", want, made.Logs)
 		}
 	}
-	return notes
+	return r
 }
 
 // ref is the reference by digest of the named artifact.

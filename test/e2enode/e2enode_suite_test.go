@@ -15,10 +15,12 @@ limitations under the License.
 */
 
 // Package e2enode proves that tokens reach pods: a real kubelet, with
-// containerd and runc, runs the operator from its chart and image the way
-// users run it, and busybox workloads that read the token from a mounted
-// Secret, an environment variable or a subPath mount. It needs root; a machine
-// that cannot run containers fails the suite with the reason.
+// containerd and runc, runs the operator the way users install it, from the
+// published release (`make release` to a registry on 127.0.0.1: the OCI chart,
+// the image pulled by digest), upgraded from the previous release, and busybox
+// workloads that read the token from a mounted Secret, an environment variable
+// or a subPath mount. It needs root; a machine that cannot run containers
+// fails the suite with the reason.
 package e2enode
 
 import (
@@ -29,9 +31,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -40,20 +40,15 @@ import (
 	"sigs.k8s.io/yaml"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
-	"github.com/tokenmint/tokenmint/hack/image/managerimage"
 	"github.com/tokenmint/tokenmint/test/controlplane"
 	"github.com/tokenmint/tokenmint/test/node"
+	testrelease "github.com/tokenmint/tokenmint/test/release"
 )
 
 const (
 	release              = "tokenmint"
 	operatorNamespace    = "tokenmint-system"
 	credentialsNamespace = "tokenmint-credentials" // the chart's default, created by the chart
-	// The operator's image, built by hack/image/managerimage (make image) and
-	// imported into the node.
-	operatorImageRegistry   = "tokenmint.local"
-	operatorImageRepository = "tokenmint"
-	operatorImageTag        = "e2enode"
 )
 
 var (
@@ -65,6 +60,12 @@ var (
 	admin     string // kubeconfig of a cluster administrator
 	k8sClient client.WithWatch
 	scheme    = runtime.NewScheme()
+
+	// releases is the registry on 127.0.0.1 the releases are published to.
+	releases *testrelease.Registry
+	// previous is the previous release, current this tree's: the suite
+	// installs the first and upgrades to the second.
+	previous, current *testrelease.Release
 )
 
 func TestE2ENode(t *testing.T) {
@@ -80,9 +81,6 @@ var _ = BeforeSuite(func() {
 	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
 	Expect(tokensv1alpha1.AddToScheme(scheme)).To(Succeed())
 
-	By("building the manager's image as `make image` does")
-	imageArchive := buildOperatorImage()
-
 	By("starting etcd and kube-apiserver on loopback, with service account tokens for pods")
 	var err error
 	cp, err = controlplane.Start(controlplane.Options{NoCRDs: true, APIServerFlags: node.APIServerFlags()})
@@ -93,30 +91,52 @@ var _ = BeforeSuite(func() {
 	k8sClient, err = client.NewWithWatch(cp.Config, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
 
+	// The releases build while the node starts, whose timeouts are generous;
+	// not while kube-apiserver starts, which a busy machine slows past envtest's.
+	By("releasing the previous version and this tree with make release, to a registry on 127.0.0.1, meanwhile starting the node")
+	published := make(chan struct{})
+	go func() {
+		defer GinkgoRecover()
+		defer close(published)
+		publishReleases()
+	}()
+
 	By("starting a node: containerd, runc, kubelet, kube-controller-manager, kube-scheduler")
 	theNode, err = node.Start(ctx, cp, node.Options{})
 	Expect(err).NotTo(HaveOccurred(), "this suite needs a machine that can run containers")
 	// Registered after the control plane's, so it runs before it.
 	DeferCleanup(func() { Expect(theNode.Stop()).To(Succeed()) })
 
-	By("importing the operator's image into the node's containerd, as ctr -n k8s.io images import")
-	Expect(theNode.ImportArchive(ctx, imageArchive)).To(Succeed())
-
-	By("installing the chart with helm, running that image on the node")
+	<-published
+	Expect(current).NotTo(BeNil(), "the releases failed")
 	values := filepath.Join(dir, "values.yaml")
 	Expect(os.WriteFile(values, chartValues(), 0o600)).To(Succeed())
-	run(helmBinary(), "install", release, filepath.Join(controlplane.RepoRoot(), "dist", "chart"),
+	By(fmt.Sprintf("installing the previous release, %s: helm install %s --version %s", previous.Version, previous.Chart(), previous.Version))
+	helmWithReleaseTools("install", release, previous.Chart(), "--version", previous.Version, "--plain-http",
 		"--kubeconfig", admin, "--namespace", operatorNamespace, "--create-namespace", "--values", values)
 	// The CRDs are templates of the release: helm creates them with everything
 	// else and does not wait for them. A manager started before they are
 	// established exits and is restarted.
 	kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/accesstokens.tokens.tokenmint.dev",
 		"crd/tokenissuers.tokens.tokenmint.dev", "crd/clustertokenissuers.tokens.tokenmint.dev")
-	Eventually(managerPod, 2*time.Minute, 250*time.Millisecond).Should(beReady())
+	expectManagerRunning(previous)
+
+	By("tokens of the previous release, read by a pod")
+	upgrade := beforeUpgrade()
+
+	By(fmt.Sprintf("upgrading to this tree's release, %s: helm upgrade %s --version %s", current.Version, current.Chart(), current.Version))
+	// The new manager starts beside the old one, as a rolling update starts
+	// it, and on the host's network it needs ports of its own.
+	upgradeValues := filepath.Join(dir, "upgrade-values.yaml")
+	Expect(os.WriteFile(upgradeValues, chartValues(), 0o600)).To(Succeed())
+	helmWithReleaseTools("upgrade", release, current.Chart(), "--version", current.Version, "--plain-http",
+		"--kubeconfig", admin, "--namespace", operatorNamespace, "--values", upgradeValues)
+	expectManagerRunning(current)
+	upgrade.expectNoMintAndNoGap()
 })
 
 var _ = AfterSuite(func() {
-	if cp != nil && theNode != nil {
+	if cp != nil && theNode != nil && current != nil {
 		walkTheInstallDocs()
 	}
 	if cancel != nil {
@@ -124,29 +144,12 @@ var _ = AfterSuite(func() {
 	}
 })
 
-// buildOperatorImage builds the manager's image with the code of `make image`
-// and writes it as the tarball of an OCI layout, which it returns.
-func buildOperatorImage() string {
-	ref, err := name.ParseReference(operatorImageRegistry + "/" + operatorImageRepository + ":" + operatorImageTag)
-	Expect(err).NotTo(HaveOccurred())
-	img, err := managerimage.Build(ctx, controlplane.RepoRoot(), dir,
-		managerimage.Options{Version: operatorImageTag, CABundle: managerimage.AvailableCABundle()}, GinkgoWriter)
-	Expect(err).NotTo(HaveOccurred())
-	layoutDir := filepath.Join(dir, "image")
-	Expect(managerimage.WriteLayout(layoutDir, ref, img)).To(Succeed())
-	archive := filepath.Join(dir, "image.tar")
-	Expect(managerimage.WriteArchiveFile(archive, layoutDir)).To(Succeed())
-	digest, err := img.Digest()
-	Expect(err).NotTo(HaveOccurred())
-	fmt.Fprintf(GinkgoWriter, "image %s@%s\n", ref.Name(), digest)
-	return archive
-}
-
 // chartValues are the settings a node without a CNI plugin or kube-proxy needs,
-// all of them chart values: host networking on loopback ports, the local
-// image, a toleration of the NotReady node, and the apiserver's address in
-// place of the kubernetes Service's unroutable ClusterIP; and a corporate CA,
-// mounted as docs/install.md tells.
+// all of them chart values, of this release and the previous one: host
+// networking on loopback ports (new ones at each call), a toleration of the
+// NotReady node, and the apiserver's address in place of the kubernetes
+// Service's unroutable ClusterIP; and a corporate CA, mounted as
+// docs/install.md tells.
 func chartValues() []byte {
 	api, err := url.Parse(cp.Config.Host)
 	Expect(err).NotTo(HaveOccurred())
@@ -154,8 +157,6 @@ func chartValues() []byte {
 	Expect(err).NotTo(HaveOccurred())
 	metricsPort, probePort := freePort(), freePort()
 	values := map[string]any{
-		"image": map[string]any{"registry": operatorImageRegistry, "repository": operatorImageRepository,
-			"tag": operatorImageTag, "pullPolicy": "Never"},
 		"hostNetwork":              true,
 		"tolerations":              []any{node.Toleration},
 		"allowPrivateDestinations": true, // the provider fakes listen on 127.0.0.1

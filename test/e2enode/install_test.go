@@ -40,8 +40,8 @@ import (
 const walkNamespace = "walkthrough"
 
 // walkTheInstallDocs ends the suite as an installation ends in the README and
-// docs/install.md, on the release BeforeSuite installed from `make image`'s
-// image: a first token whose `kubectl tokenmint status` says Ready, a `helm
+// docs/install.md, on the release BeforeSuite installed from the registry: a
+// first token whose `kubectl tokenmint status` says Ready, a `helm
 // upgrade` that changes a CRD, `helm uninstall` (which keeps the CRDs, the
 // AccessTokens and their Secrets), and the AccessToken deleted afterwards with
 // the patch docs/install.md gives for a manager that is gone. It runs last
@@ -76,9 +76,8 @@ func walkTheInstallDocs() {
 	}, 60*time.Second, time.Second).Should(Succeed())
 	Expect(base.Issued()).To(HaveLen(1))
 
-	By("helm upgrade with a chart whose AccessToken CRD changed: the CRD is upgraded")
-	chart := filepath.Join(dir, "chart-upgraded")
-	run("cp", "-r", filepath.Join(controlplane.RepoRoot(), "dist", "chart"), chart)
+	By("helm upgrade with the released chart, its AccessToken CRD changed: the CRD is upgraded")
+	chart := pullReleasedChart()
 	crdFile := filepath.Join(chart, "templates", "crds", "tokens.tokenmint.dev_accesstokens.yaml")
 	crd, err := os.ReadFile(crdFile)
 	Expect(err).NotTo(HaveOccurred())
