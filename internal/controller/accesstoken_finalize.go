@@ -47,7 +47,8 @@ const revokeOnDeleteTimeout = 2 * time.Minute
 // finalize revokes the current token (and any superseded ones) of a deleted
 // AccessToken, then lets it go. The revocation calls run outside the reconcile
 // workers; failures, and failures to gather what revocation needs, are retried
-// for a bounded time.
+// for a bounded time, unless the issuer that would revoke is gone (see
+// revokerGone): then nothing can revoke, and the AccessToken is let go at once.
 func (r *AccessTokenReconciler) finalize(ctx context.Context, at *tokensv1alpha1.AccessToken) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(at, RevokeFinalizer) {
 		return ctrl.Result{}, nil
@@ -85,12 +86,22 @@ func (r *AccessTokenReconciler) finalize(ctx context.Context, at *tokensv1alpha1
 		jctx, cancel := context.WithTimeout(context.WithoutCancel(jctx), actTimeout(in.spec)*time.Duration(min(len(pending), 4)))
 		defer cancel()
 		done := true
+		var gone []string
 		for _, s := range pending {
 			key := revokedKey(at.UID, s.Token)
 			if r.revokedOnDelete != nil && r.revokedOnDeleteHas(key) {
 				continue
 			}
 			if err := r.revokeAudited(jctx, in, s, revokeDeletion); err != nil {
+				// The inputs may have been read before the issuer's deletion
+				// reached the cache: whether it is gone is asked of the
+				// apiserver, and only then is the token given up.
+				if name, ok, gerr := r.revokerGone(jctx, in, s); gerr == nil && ok {
+					if !slices.Contains(gone, name) {
+						gone = append(gone, name)
+					}
+					continue
+				}
 				logf.FromContext(jctx).Info("revoking token of deleted AccessToken failed", "error", err.Error())
 				done = false
 				continue
@@ -102,6 +113,10 @@ func (r *AccessTokenReconciler) finalize(ctx context.Context, at *tokensv1alpha1
 		if !done && r.Clock.Now().Before(giveUp) {
 			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
 		}
+		for _, name := range gone {
+			r.Recorder.Eventf(at, nil, corev1.EventTypeWarning, tokensv1alpha1.ReasonRevokeFailed, "Revoke",
+				"%s, which would revoke the token, is gone: nothing was revoked; letting the AccessToken go", name)
+		}
 		if !done {
 			r.Recorder.Eventf(at, nil, corev1.EventTypeWarning, tokensv1alpha1.ReasonRevokeFailed, "Revoke",
 				"Could not revoke the token within %s; letting the AccessToken go", revokeOnDeleteTimeout)
@@ -109,6 +124,45 @@ func (r *AccessTokenReconciler) finalize(ctx context.Context, at *tokensv1alpha1
 		return ctrl.Result{}, r.release(jctx, at)
 	})
 	return ctrl.Result{}, nil
+}
+
+// revokerGone reports whether the issuer that would revoke s (the one that
+// minted it) is gone, as the apiserver shows it, never a cache that may lag
+// behind it: not found, or another issuer under its name (another UID) that
+// is not the same one restored from backup (see sameIssuer). name describes
+// it for an event. An issuer that exists is never gone, whatever it lacks.
+func (r *AccessTokenReconciler) revokerGone(ctx context.Context, in *inputs, s secret.Superseded) (name string, gone bool, err error) {
+	key, uid := s.Issuer, s.IssuerUID
+	if key == "" {
+		key, uid = in.issuerKey, string(in.issuerUID)
+	}
+	kind, namespace, n := splitIssuerKey(key)
+	var obj client.Object
+	var spec *tokensv1alpha1.IssuerSpec
+	switch tokensv1alpha1.IssuerKind(kind) {
+	case tokensv1alpha1.ClusterTokenIssuerKind:
+		cti := &tokensv1alpha1.ClusterTokenIssuer{}
+		obj, spec = cti, &cti.Spec.IssuerSpec
+	case tokensv1alpha1.TokenIssuerKind:
+		ti := &tokensv1alpha1.TokenIssuer{}
+		obj, spec = ti, &ti.Spec
+	default:
+		return "", false, nil
+	}
+	name = describeIssuer(tokensv1alpha1.IssuerReference{Kind: tokensv1alpha1.IssuerKind(kind), Name: n})
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: n}, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return name, true, nil
+		}
+		return "", false, err
+	}
+	if uid == "" || string(obj.GetUID()) == uid {
+		return "", false, nil
+	}
+	if key == in.state.Issuer && uid == in.state.IssuerUID && sameIssuer(in.state, key, obj.GetUID(), issuerEndpoint(spec)) {
+		return "", false, nil
+	}
+	return name, true, nil
 }
 
 // release deletes the state of a deleted AccessToken and removes its finalizer.
