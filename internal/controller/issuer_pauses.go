@@ -43,8 +43,12 @@ import (
 // already says as much), no read of its own.
 const (
 	// RolePause marks an issuer's pause Lease (label sharding.LabelLease).
-	RolePause        = "pause"
-	pauseLeasePrefix = "tokenmint-pause-"
+	RolePause = "pause"
+	// pausePublishRate and pausePublishBurst bound, per namespace, the pause
+	// records a replica writes for the 429s of the namespace's calls.
+	pausePublishRate  = 0.2
+	pausePublishBurst = 5
+	pauseLeasePrefix  = "tokenmint-pause-"
 	// AnnotationPauseIssuer names the issuer: TokenIssuer/<ns>/<name> or ClusterTokenIssuer//<name>.
 	AnnotationPauseIssuer = "tokens.tokenmint.dev/issuer"
 	// AnnotationPausedNamespace and AnnotationNamespacePausedUntil are the
@@ -85,6 +89,15 @@ type PauseBoard struct {
 	// Clock is the limiters' clock.
 	Clock    clock.Clock
 	Limiters *IssuerLimiters
+	// MinPause is the shortest pause shared: the other replicas see a record
+	// only at their next list of the sharding Leases, so a shorter pause has
+	// ended before it reaches them.
+	MinPause time.Duration
+	// Budget, when set, bounds the records a namespace's 429s make this
+	// replica write (and read first): a tenant whose endpoints answer 429
+	// with a short Retry-After, on many issuers, costs at most this many
+	// Lease writes. A pause over the budget is kept on this replica only.
+	Budget *NamespaceLimiters
 
 	// writing serializes the writes, so that a burst of 429s on many calls
 	// makes one write and finds the rest already said.
@@ -126,6 +139,13 @@ func readPause(l *coordinationv1.Lease) (string, pauseRecord) {
 // Publish writes the pause in the background: the call that got the 429
 // does not wait for the API server.
 func (b *PauseBoard) Publish(key, namespace string, namespaceUntil, issuerUntil time.Time) {
+	now := b.Clock.Now()
+	if max(namespaceUntil.Sub(now), issuerUntil.Sub(now)) < b.MinPause {
+		return
+	}
+	if b.Budget != nil && b.Budget.Take(namespace, now) > 0 {
+		return
+	}
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

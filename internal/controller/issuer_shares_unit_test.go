@@ -275,3 +275,36 @@ func TestPauseFromAnotherReplicaStopsItsDispatch(t *testing.T) {
 	c.Submit(object("three", "x"), key, job)
 	waitFor(t, "the job after the pause", func() bool { mu.Lock(); defer mu.Unlock(); return called == 1 })
 }
+
+// A tenant whose endpoints answer 429 with ever later Retry-After, on many
+// issuers, costs at most the namespace's budget of pause records; pauses
+// shorter than the Lease list period are not shared at all.
+func TestPauseRecordsAreBoundedPerNamespace(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Unix(100000, 0))
+	var writes atomic.Int64
+	_, rs := pauseReplicas(t, clk, &writes, "a")
+	a := rs[0]
+	a.board.MinPause = 2 * time.Second
+	a.board.Budget = NewNamespaceLimiters(pausePublishRate, pausePublishBurst)
+
+	a.limits.Observe("TokenIssuer/tenant/short", "tenant", rateLimited(time.Second), clk.Now())
+	time.Sleep(20 * time.Millisecond)
+	if n := writes.Load(); n != 0 {
+		t.Fatalf("a 1 s pause made %d writes; a pause shorter than the list period is not shared", n)
+	}
+	for i := range 50 {
+		a.limits.Observe(fmt.Sprintf("TokenIssuer/tenant/i-%d", i), "tenant", rateLimited(time.Minute+time.Duration(i)*time.Second), clk.Now())
+	}
+	waitFor(t, "the budget's writes", func() bool { return writes.Load() >= pausePublishBurst })
+	time.Sleep(50 * time.Millisecond)
+	if n := writes.Load(); n != pausePublishBurst {
+		t.Fatalf("50 issuers' 429s in one namespace made %d writes, want the burst %d", n, pausePublishBurst)
+	}
+	// Another namespace has its own budget.
+	a.limits.Observe("TokenIssuer/other/x", "other", rateLimited(time.Minute), clk.Now())
+	waitFor(t, "the other namespace's write", func() bool { return writes.Load() == pausePublishBurst+1 })
+	// Every pause still holds on the replica that saw it.
+	if ns, _ := a.limits.Paused("TokenIssuer/tenant/i-49", "tenant"); !ns.After(clk.Now()) {
+		t.Fatal("a pause over the budget was not kept locally")
+	}
+}

@@ -100,7 +100,8 @@ func (c *Config) setupSharding(ctx context.Context, mgr ctrl.Manager, calls *Cal
 	var co *sharding.Coordinator
 	calls.Share = func(limit int) int { return sharding.Share(limit, co.Serving(), ranges) }
 	limiters.Share = func() (int, int) { return co.Serving(), ranges }
-	board := &PauseBoard{Client: leases, Namespace: c.OperatorNamespace, Identity: identity, Clock: clk, Limiters: limiters}
+	board := &PauseBoard{Client: leases, Namespace: c.OperatorNamespace, Identity: identity, Clock: clk, Limiters: limiters,
+		MinPause: c.RetryPeriod, Budget: NewNamespaceLimiters(pausePublishRate, pausePublishBurst)}
 	limiters.Pauses = board
 	co, err = sharding.New(sharding.Options{
 		Client: leases, Namespace: c.OperatorNamespace, Identity: identity, Ranges: ranges,
