@@ -18,12 +18,10 @@ package controller
 
 import (
 	"net/http"
-	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -43,22 +41,7 @@ import (
 func startVaultDatabase() (*samples.Sample, *fakes.VaultKubernetesAuth, *tokensv1alpha1.AccessToken) {
 	ns := "vg-" + rand.String(6)
 	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-	vault := &fakes.VaultKubernetesAuth{
-		Roles: map[string]fakes.VaultRole{"app": {BoundServiceAccountNames: []string{"app"}, BoundServiceAccountNamespaces: []string{ns},
-			Audience: "vault", TokenTTL: time.Hour, Policies: []string{"app-db"}}},
-		DatabaseRoles: map[string]fakes.VaultDatabaseRole{"app": {DefaultTTL: 5 * time.Minute, MaxTTL: time.Hour}},
-	}
-	vault.Verify = func(token, audience string) (string, string, bool) {
-		review := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: []string{audience}}}
-		if err := k8sClient.Create(ctx, review); err != nil || !review.Status.Authenticated {
-			return "", "", false
-		}
-		parts := strings.Split(review.Status.User.Username, ":") // system:serviceaccount:<ns>:<name>
-		if len(parts) != 4 {
-			return "", "", false
-		}
-		return parts[2], parts[3], true
-	}
+	vault := vaultDatabaseFake(ns)
 	vault.SetFaultHook(func(r *http.Request) *fakes.Fault {
 		if r.URL.Path != fakes.VaultLeaseRevokePath {
 			return nil

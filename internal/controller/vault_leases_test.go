@@ -38,28 +38,38 @@ import (
 	"github.com/tokenmint/tokenmint/test/samples"
 )
 
+// vaultDatabaseFake is Vault as the vault-database-credentials sample
+// expects it in namespace ns: the Kubernetes auth role "app" (ServiceAccount
+// app, audience vault, one-hour login tokens) that asks the apiserver who a
+// ServiceAccount token is, and the database role "app" (default_ttl 5m,
+// max_ttl 1h).
+func vaultDatabaseFake(ns string) *fakes.VaultKubernetesAuth {
+	vault := &fakes.VaultKubernetesAuth{
+		Roles: map[string]fakes.VaultRole{"app": {BoundServiceAccountNames: []string{"app"}, BoundServiceAccountNamespaces: []string{ns},
+			Audience: "vault", TokenTTL: time.Hour, Policies: []string{"app-db"}}},
+		DatabaseRoles: map[string]fakes.VaultDatabaseRole{"app": {DefaultTTL: 5 * time.Minute, MaxTTL: time.Hour}},
+	}
+	vault.Verify = func(token, audience string) (string, string, bool) {
+		review := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: []string{audience}}}
+		if err := k8sClient.Create(ctx, review); err != nil || !review.Status.Authenticated {
+			return "", "", false
+		}
+		parts := strings.Split(review.Status.User.Username, ":") // system:serviceaccount:<ns>:<name>
+		if len(parts) != 4 {
+			return "", "", false
+		}
+		return parts[2], parts[3], true
+	}
+	return vault
+}
+
 var _ = Describe("the Vault database credentials sample", func() {
 	It("renews 5-minute leases for an hour with at most two logins, revokes a lease only once no Secret holds it, and every lease after deletion", func() {
 		ns := "vd-" + rand.String(6)
 		Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
 		// Kubernetes auth role: one-hour login tokens. Database role:
 		// default_ttl 5m, max_ttl 1h.
-		vault := &fakes.VaultKubernetesAuth{
-			Roles: map[string]fakes.VaultRole{"app": {BoundServiceAccountNames: []string{"app"}, BoundServiceAccountNamespaces: []string{ns},
-				Audience: "vault", TokenTTL: time.Hour, Policies: []string{"app-db"}}},
-			DatabaseRoles: map[string]fakes.VaultDatabaseRole{"app": {DefaultTTL: 5 * time.Minute, MaxTTL: time.Hour}},
-		}
-		vault.Verify = func(token, audience string) (string, string, bool) {
-			review := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: []string{audience}}}
-			if err := k8sClient.Create(ctx, review); err != nil || !review.Status.Authenticated {
-				return "", "", false
-			}
-			parts := strings.Split(review.Status.User.Username, ":") // system:serviceaccount:<ns>:<name>
-			if len(parts) != 4 {
-				return "", "", false
-			}
-			return parts[2], parts[3], true
-		}
+		vault := vaultDatabaseFake(ns)
 		s, err := samples.Load("vault-database-credentials.yaml")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(s.PointAt(serveFake(vault, &vault.Base))).To(Succeed())

@@ -94,12 +94,23 @@ func runClusterMode(opts options, n int) int {
 	md := res.markdown()
 	fmt.Println()
 	fmt.Println(md)
-	if err := os.WriteFile(opts.out, []byte(md), 0o644); err != nil {
+	if err := writeReport(opts.out, md); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	fmt.Printf("Written to %s\n", opts.out)
 	return 0
+}
+
+// writeReport writes a mode's Markdown table to out, making its directory.
+func writeReport(out, md string) error {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("Written to %s\n", out)
+	return nil
 }
 
 // startBenchControlPlane builds the manager (unless opts names a binary) and

@@ -124,13 +124,8 @@ func main() {
 		fmt.Println()
 		fmt.Println(md)
 		if err == nil {
-			if werr := os.MkdirAll(filepath.Dir(opts.out), 0o755); werr == nil {
-				werr = os.WriteFile(opts.out, []byte(md), 0o644)
-				if werr != nil {
-					fmt.Fprintln(os.Stderr, werr)
-				} else {
-					fmt.Printf("Written to %s\n", opts.out)
-				}
+			if werr := writeReport(opts.out, md); werr != nil {
+				fmt.Fprintln(os.Stderr, werr)
 			}
 		}
 	}

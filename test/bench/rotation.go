@@ -129,11 +129,10 @@ func runRotationMode(opts options, o rotationOptions) int {
 		fmt.Println()
 		fmt.Println(md)
 		if err == nil {
-			if werr := os.WriteFile(opts.out, []byte(md), 0o644); werr != nil {
+			if werr := writeReport(opts.out, md); werr != nil {
 				fmt.Fprintln(os.Stderr, werr)
 				return 1
 			}
-			fmt.Printf("Written to %s\n", opts.out)
 		}
 	}
 	if err != nil {

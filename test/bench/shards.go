@@ -207,12 +207,9 @@ func runShardsMode(opts options, o shardsOptions) int {
 		md := res.markdown()
 		fmt.Println()
 		fmt.Println(md)
-		if werr := os.MkdirAll(filepath.Dir(opts.out), 0o755); werr == nil {
-			if werr := os.WriteFile(opts.out, []byte(md), 0o644); werr != nil {
-				fmt.Fprintln(os.Stderr, werr)
-				return 1
-			}
-			fmt.Printf("Written to %s\n", opts.out)
+		if werr := writeReport(opts.out, md); werr != nil {
+			fmt.Fprintln(os.Stderr, werr)
+			return 1
 		}
 	}
 	if err != nil {

@@ -148,6 +148,15 @@ func values(tokens []fakes.IssuedToken) []string {
 
 var errNothingIssued = fmt.Errorf("nothing issued yet")
 
+// lastOf is the last of what a fake issued, or errNothingIssued.
+func lastOf[T any](items []T) (T, error) {
+	if len(items) == 0 {
+		var zero T
+		return zero, errNothingIssued
+	}
+	return items[len(items)-1], nil
+}
+
 var _ = Describe("the chained samples applied with kubectl", func() {
 	DescribeTable("end with the provider's values in the keys the sample documents, under the chart's RBAC",
 		func(c chainedSample) {
@@ -257,11 +266,10 @@ var _ = Describe("the chained samples applied with kubectl", func() {
 					return ok && user == "system:serviceaccount:"+ns+":orders-api"
 				}
 				return fakes.Start(GinkgoTB(), fake).URL, func() (minted, error) {
-					issued := fake.Issued()
-					if len(issued) == 0 {
-						return minted{}, errNothingIssued
+					last, err := lastOf(fake.Issued())
+					if err != nil {
+						return minted{}, err
 					}
-					last := issued[len(issued)-1]
 					return minted{
 						data: map[string]types.GomegaMatcher{
 							"AWS_SESSION_TOKEN":     BeEquivalentTo(last.Value),
@@ -283,11 +291,10 @@ var _ = Describe("the chained samples applied with kubectl", func() {
 					Subject: "system:serviceaccount:" + ns + ":orders-api", Audience: "api://AzureADTokenExchange"}}
 				fake.IssuerKeys = map[string]crypto.PublicKey{issuer: key}
 				return fakes.Start(GinkgoTB(), fake).URL, func() (minted, error) {
-					issued := fake.Issued()
-					if len(issued) == 0 {
-						return minted{}, errNothingIssued
+					last, err := lastOf(fake.Issued())
+					if err != nil {
+						return minted{}, err
 					}
-					last := issued[len(issued)-1]
 					return minted{
 						data:        map[string]types.GomegaMatcher{"token": BeEquivalentTo(last.Value)},
 						credentials: []string{last.Value},
@@ -305,11 +312,10 @@ var _ = Describe("the chained samples applied with kubectl", func() {
 					ServiceAccounts: []string{"orders@my-project.iam.gserviceaccount.com"}}
 				fake.Verify = func(token string) (string, bool) { return reviewed(token, audience) }
 				return fakes.Start(GinkgoTB(), fake).URL, func() (minted, error) {
-					issued := fake.Issued()
-					if len(issued) == 0 {
-						return minted{}, errNothingIssued
+					last, err := lastOf(fake.Issued())
+					if err != nil {
+						return minted{}, err
 					}
-					last := issued[len(issued)-1]
 					return minted{
 						data:        map[string]types.GomegaMatcher{"token": BeEquivalentTo(last.Value)},
 						credentials: []string{last.Value},
@@ -335,11 +341,10 @@ var _ = Describe("the chained samples applied with kubectl", func() {
 					return parts[2], parts[3], true
 				}
 				return fakes.Start(GinkgoTB(), vault).URL, func() (minted, error) {
-					leases := vault.Leases()
-					if len(leases) == 0 {
-						return minted{}, errNothingIssued
+					last, err := lastOf(vault.Leases())
+					if err != nil {
+						return minted{}, err
 					}
-					last := leases[len(leases)-1]
 					return minted{
 						data: map[string]types.GomegaMatcher{
 							"password": BeEquivalentTo(last.Password),
@@ -358,11 +363,10 @@ var _ = Describe("the chained samples applied with kubectl", func() {
 				bootstrap := s.Secrets[0].StringData["token"]
 				fake := fakes.NewGitLab("42", bootstrap, time.Now().Add(30*24*time.Hour))
 				return fakes.Start(GinkgoTB(), fake).URL, func() (minted, error) {
-					issued := fake.Issued()
-					if len(issued) == 0 {
-						return minted{}, errNothingIssued
+					last, err := lastOf(fake.Issued())
+					if err != nil {
+						return minted{}, err
 					}
-					last := issued[len(issued)-1]
 					return minted{
 						data: map[string]types.GomegaMatcher{
 							"token":      BeEquivalentTo(last.Value),
