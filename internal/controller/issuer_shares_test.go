@@ -111,7 +111,7 @@ func shardedReplicas(leases *clocktesting.FakeClock, ids ...string) []*runningMa
 func waitBalanced(leases *clocktesting.FakeClock, want map[string]int) map[int]string {
 	var holders map[int]string
 	Eventually(func(g Gomega) {
-		leases.Step(2 * time.Second)
+		_ = stepLeases(leases)
 		clk.Step(time.Second)
 		holders = rangeHolders(g)
 		g.Expect(holders).To(HaveLen(shardRanges))
@@ -255,8 +255,7 @@ var _ = Describe("per-issuer limits with sharding", func() {
 
 		By("replica b reads it with the sharding Leases; the provider would answer now, but b does not call")
 		for range 3 {
-			leases.Step(2 * time.Second)
-			time.Sleep(600 * time.Millisecond)
+			Eventually(func() bool { return stepLeases(leases) }, 20*time.Second, 100*time.Millisecond).Should(BeTrue())
 		}
 		limited.Store(false)
 		other := s.accessToken(namespaceIn(holders, "pause-b"), "elsewhere")

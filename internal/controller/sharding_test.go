@@ -43,6 +43,29 @@ const shardRanges = 16
 // shardCaches holds each sharded replica's cache, by identity.
 var shardCaches = map[string]cache.Cache{}
 
+// liveShards names the sharded replicas running now.
+var liveShards = map[string]bool{}
+
+// stepLeases moves the Leases' clock on by one retry period, but only once
+// every running replica has begun a round at the current time (its member
+// Lease renewed at it): however slow the machine, no replica falls more than
+// a round behind the clock, as none would on a real one, so none sees
+// another's Leases expire only because that one had no time to renew them.
+// Called from a polling function, it leaves the clock alone until then, and
+// reports whether it moved it.
+func stepLeases(leases *clocktesting.FakeClock) bool {
+	now := leases.Now().Truncate(time.Microsecond)
+	for id := range liveShards {
+		l := &coordinationv1.Lease{}
+		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: sharding.MemberLeaseName(id)}, l); err != nil ||
+			l.Spec.RenewTime == nil || l.Spec.RenewTime.Time.Before(now) {
+			return false
+		}
+	}
+	leases.Step(2 * time.Second)
+	return true
+}
+
 // startShardedManager starts a replica with sharding on, as cmd/main.go
 // does with --leader-elect and --shard-ranges, its range Leases timed by
 // leases.
@@ -67,7 +90,8 @@ func startShardedManager(identity string, leases *clocktesting.FakeClock) *runni
 	mctx, mcancel := context.WithCancel(logf.IntoContext(ctx, logf.Log.WithName(identity)))
 	Expect(Setup(mctx, m, conf)).To(Succeed())
 	shardCaches[identity] = m.GetCache()
-	rm := &runningManager{cancel: mcancel, done: make(chan struct{})}
+	rm := &runningManager{cancel: mcancel, done: make(chan struct{}), shard: identity}
+	liveShards[identity] = true
 	go func() {
 		defer GinkgoRecover()
 		defer close(rm.done)
@@ -162,9 +186,7 @@ var _ = Describe("sharding", func() {
 			}
 			mgr = startManager()
 		})
-		// Each step is one retry period on the Leases' clock; the real
-		// polling interval leaves the replicas time to sync.
-		step := func() { leases.Step(2 * time.Second) }
+		step := func() { _ = stepLeases(leases) }
 
 		Eventually(func(g Gomega) {
 			step()

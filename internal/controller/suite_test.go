@@ -110,6 +110,8 @@ var _ = AfterSuite(func() {
 type runningManager struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	// shard is the identity of a sharded replica; empty for the suite's.
+	shard string
 }
 
 func testConfig() Config {
@@ -198,6 +200,7 @@ func startManagerWith(change func(*Config)) *runningManager {
 func (m *runningManager) stop() {
 	m.cancel()
 	Eventually(m.done, 30*time.Second).Should(BeClosed())
+	delete(liveShards, m.shard)
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers.
