@@ -154,6 +154,35 @@ func (c *Calls) InFlight(match func(namespace string) bool) int {
 	return n
 }
 
+// DropWaiting forgets the jobs not started yet of the namespaces match
+// accepts, as if they had never been submitted, and returns how many: with
+// sharding, their range is being released, and the replica that takes it
+// decides again. Jobs running are left to end.
+func (c *Calls) DropWaiting(match func(namespace string) bool) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for name, q := range c.issuers {
+		kept := q.turns[:0]
+		for _, ns := range q.turns {
+			if !match(ns) {
+				kept = append(kept, ns)
+				continue
+			}
+			for _, j := range q.waiting[ns] {
+				delete(c.jobs, j.key)
+				n++
+			}
+			delete(q.waiting, ns)
+		}
+		q.turns = kept
+		if q.running == 0 && len(q.turns) == 0 {
+			delete(c.issuers, name)
+		}
+	}
+	return n
+}
+
 // MostRunning returns the most jobs running for one issuer: with sharding,
 // a range is released only once it fits the share of the ranges kept.
 func (c *Calls) MostRunning() int {

@@ -507,3 +507,45 @@ func TestCallsInFlightCountsUntilTheResultIsKept(t *testing.T) {
 		t.Fatal("with sharding, calls need the leader")
 	}
 }
+
+// TestCallsDropWaitingLeavesRunningJobs: the waiting jobs of a range being
+// released go at once, as if never submitted; a running one ends as usual.
+func TestCallsDropWaitingLeavesRunningJobs(t *testing.T) {
+	c := startedCalls(t, 1, 1)
+	g := &gate{release: make(chan struct{})}
+	c.Submit(object("a", "1"), "i", g.job("a1"))
+	c.Submit(object("a", "2"), "i", g.job("a2"))
+	c.Submit(object("a", "3"), "j", g.job("a3"))
+	c.Submit(object("b", "1"), "i", g.job("b1"))
+	waitFor(t, "a1", func() bool { return len(g.order()) == 1 })
+	inA := func(ns string) bool { return ns == "a" }
+	// a3 runs at once on issuer j unless the namespace's one slot is taken.
+	if n := c.DropWaiting(inA); n != 2 {
+		t.Fatalf("dropped %d jobs, want a2 and a3 (waiting)", n)
+	}
+	if n := c.InFlight(inA); n != 1 {
+		t.Fatalf("in flight for a: %d, want the running a1 only", n)
+	}
+	if c.Busy(types.NamespacedName{Namespace: "a", Name: "2"}) {
+		t.Fatal("a dropped job still counts as busy")
+	}
+	if waiting, running := c.Waiting(); waiting != 1 || running != 1 {
+		t.Fatalf("waiting %d, running %d; want b1 waiting and a1 running", waiting, running)
+	}
+	close(g.release)
+	waitFor(t, "b1", func() bool { return len(g.order()) == 2 })
+	if got := g.order(); got[1] != "b1" {
+		t.Fatalf("started %v; a dropped job ran", got)
+	}
+	if _, ok := c.Take(types.NamespacedName{Namespace: "a", Name: "1"}); !ok {
+		waitFor(t, "a1's result", func() bool {
+			_, ok := c.Take(types.NamespacedName{Namespace: "a", Name: "1"})
+			return ok
+		})
+	}
+	// Submitted again, a dropped job runs.
+	if !c.Submit(object("a", "2"), "i", g.job("a2")) {
+		t.Fatal("a dropped job could not be submitted again")
+	}
+	waitFor(t, "a2", func() bool { return len(g.order()) == 3 })
+}

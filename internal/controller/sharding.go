@@ -114,6 +114,12 @@ func (c *Config) setupSharding(ctx context.Context, mgr ctrl.Manager, calls *Cal
 			calls.Kick()
 			go enqueueRange(ctx, mgr.GetCache(), rng, ranges, events)
 		},
+		// The calls of a range being released that wait their turn would
+		// only hold its handover up (and spend the issuer's rate doing
+		// nothing): the replica that takes the range decides again.
+		Draining: func(rng int) {
+			calls.DropWaiting(func(ns string) bool { return sharding.RangeOf(ns, ranges) == rng })
+		},
 		// The cache holds the ranges held, draining ones included: their
 		// calls in flight still read and write their objects.
 		Changed: func(held []int) {

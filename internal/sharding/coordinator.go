@@ -66,8 +66,15 @@ type Options struct {
 	// InFlight returns the calls to token endpoints waiting or running for the
 	// namespaces of a range: a range is released only once it is zero.
 	InFlight func(rng int) int
-	// Acquired is called, outside any lock, for each range this replica takes.
+	// Acquired is called, outside any lock, for each range this replica
+	// takes, and for each it serves again because a drain was undone: its
+	// AccessTokens are to be queued again.
 	Acquired func(rng int)
+	// Draining, when set, is called, outside any lock, for each range this
+	// replica starts to drain: work for it that has not started yet may be
+	// dropped, as the replica that takes the range decides again, so that
+	// the range is released as soon as its calls already running end.
+	Draining func(rng int)
 	// Changed is called, outside any lock, with the ranges this replica
 	// holds, draining ones included, whenever they change: a range taken is
 	// there from the Sync that took it on, a range released leaves it once
@@ -271,10 +278,15 @@ func (c *Coordinator) Start(ctx context.Context) error {
 // left to expire: its next holder waits LeaseDuration.
 func (c *Coordinator) stop(log interface{ Error(error, string, ...any) }) {
 	c.mu.Lock()
-	for _, h := range c.held {
+	var began []int
+	for rng, h := range c.held {
+		if !h.draining {
+			began = append(began, rng)
+		}
 		h.draining = true
 	}
 	c.mu.Unlock()
+	c.reportDraining(began)
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.RenewDeadline)
 	defer cancel()
 	for {
@@ -387,19 +399,23 @@ func (c *Coordinator) Sync(ctx context.Context) error {
 	}
 	slices.Sort(active)
 	slices.Sort(draining)
+	var began, resumed []int
 	for len(active) > target {
 		last := active[len(active)-1]
 		c.held[last].draining = true
+		began = append(began, last)
 		active = active[:len(active)-1]
 	}
 	for len(active) < target && len(draining) > 0 {
 		rng := draining[0]
 		draining = draining[1:]
 		c.held[rng].draining = false
+		resumed = append(resumed, rng)
 		active = append(active, rng)
 	}
 	want := target - len(active)
 	c.mu.Unlock()
+	c.reportDraining(began)
 
 	for _, rng := range c.heldRanges() {
 		if c.isDraining(rng) && c.releasable(rng) {
@@ -408,7 +424,9 @@ func (c *Coordinator) Sync(ctx context.Context) error {
 			}
 		}
 	}
-	var acquired []int
+	// A range served again after its drain was undone is queued again as
+	// one taken: its AccessTokens were turned away while it drained.
+	acquired := resumed
 	for _, rng := range c.acquireOrder() {
 		if want <= 0 {
 			break
@@ -442,6 +460,16 @@ func (c *Coordinator) Sync(ctx context.Context) error {
 		c.opts.Observed(others)
 	}
 	return errors.Join(errs...)
+}
+
+// reportDraining calls Draining for each range of began.
+func (c *Coordinator) reportDraining(began []int) {
+	if c.opts.Draining == nil {
+		return
+	}
+	for _, rng := range began {
+		c.opts.Draining(rng)
+	}
 }
 
 // reportChanged calls Changed when the ranges held differ from those it was

@@ -54,6 +54,8 @@ type replica struct {
 	mu       sync.Mutex
 	inFlight map[int]int
 	acquired []int
+	// draining is every range Draining was called with, in order.
+	draining []int
 	// changed is what Changed was last called with.
 	changed []int
 	// failWrites makes every Lease write of this replica fail.
@@ -85,6 +87,7 @@ func (c *cluster) start(id string) *replica {
 		InFlight: func(rng int) int { r.mu.Lock(); defer r.mu.Unlock(); return r.inFlight[rng] },
 		Acquired: func(rng int) { r.mu.Lock(); defer r.mu.Unlock(); r.acquired = append(r.acquired, rng) },
 		Changed:  func(ranges []int) { r.mu.Lock(); defer r.mu.Unlock(); r.changed = ranges },
+		Draining: func(rng int) { r.mu.Lock(); defer r.mu.Unlock(); r.draining = append(r.draining, rng) },
 		Shrink: func(kept int) bool {
 			r.mu.Lock()
 			shrink := r.shrink
@@ -358,6 +361,55 @@ func TestDrainBeforeRelease(t *testing.T) {
 	a.mu.Unlock()
 	c.rounds(2)
 	c.balanced()
+}
+
+// TestDrainingIsReportedAndAnUndoneDrainQueuesAgain: a range that starts to
+// drain is reported once (its waiting work may go); when the replica that
+// wanted it stops before the drain ends, the range is served again and
+// reported as taken, so that its AccessTokens are queued again.
+func TestDrainingIsReportedAndAnUndoneDrainQueuesAgain(t *testing.T) {
+	c := newCluster(t)
+	a := c.start("a")
+	c.round()
+	a.mu.Lock()
+	for rng := range 16 {
+		a.inFlight[rng] = 1
+	}
+	a.acquired = nil
+	a.mu.Unlock()
+	b := c.start("b")
+	c.rounds(3)
+	a.mu.Lock()
+	draining := slices.Clone(a.draining)
+	a.mu.Unlock()
+	slices.Sort(draining)
+	var notServed []int
+	for rng := range 16 {
+		if !a.HoldsRange(rng) {
+			notServed = append(notServed, rng)
+		}
+	}
+	if len(draining) != 8 || !slices.Equal(draining, notServed) {
+		t.Fatalf("Draining reported %v (each once); a drains %v", draining, notServed)
+	}
+
+	b.Stop(context.Background())
+	delete(c.replicas, "b")
+	c.rounds(int(leaseDuration/retryPeriod) + 2)
+	if n := len(a.Held()); n != 16 {
+		t.Fatalf("a serves %d ranges once b has gone, want 16", n)
+	}
+	a.mu.Lock()
+	acquired := slices.Clone(a.acquired)
+	again := len(a.draining)
+	a.mu.Unlock()
+	slices.Sort(acquired)
+	if !slices.Equal(acquired, notServed) {
+		t.Fatalf("ranges queued again: %v, want the %v whose drain was undone", acquired, notServed)
+	}
+	if again != 8 {
+		t.Fatalf("Draining called %d times, want 8", again)
+	}
 }
 
 func TestRenewFailureStopsServingWithinRenewDeadline(t *testing.T) {
