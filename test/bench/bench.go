@@ -85,6 +85,7 @@ type options struct {
 	rounds       int    // runs of each loop; the fastest is kept
 	noFloor      bool   // do not time the floor: one operator round alone
 	noProbes     bool   // skip the status-only and no-op reconcile probes
+	failover     bool   // measure a standby's takeover from a SIGKILLed leader
 	heapProfile  string // where to save the manager's heap profile after settling
 	cpuProfile   string // where to save the manager's CPU profile taken while issuing
 	apiProfile   string // prefix of the kube-apiserver's CPU profiles taken while the floor and the manager issue
@@ -172,6 +173,7 @@ func run(ctx context.Context, opts options, w io.Writer) (_ *results, err error)
 		{"status-only writes", b.phaseStatusOnly},
 		{"no-op reconciles", b.phasePoke},
 		{"restart", b.phaseRestart},
+		{"failover", b.phaseFailover},
 		{"memory", b.phaseMemory},
 	}
 	if b.opts.loopsOnly {

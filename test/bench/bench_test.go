@@ -41,7 +41,7 @@ func TestSmoke(t *testing.T) {
 	const n = 50
 	var out bytes.Buffer
 	res, err := run(ctx, options{n: n, lifetime: time.Hour, creators: 8, spreadSample: n, settle: time.Second,
-		readyTimeout: 3 * time.Minute, command: "go test ./test/bench", quick: true, rounds: 2}, &out)
+		readyTimeout: 3 * time.Minute, command: "go test ./test/bench", quick: true, rounds: 2, failover: true}, &out)
 	if err != nil {
 		t.Fatalf("benchmark failed: %v\n%s", err, out.String())
 	}
@@ -67,6 +67,10 @@ func TestSmoke(t *testing.T) {
 	if res.restart.reconciles < n {
 		t.Errorf("after the restart %.0f reconciles; want at least %d", res.restart.reconciles, n)
 	}
+	if f := res.failover; f == nil || !f.warm || f.leader <= 0 || f.firstCall < f.leader || f.allRenewed < f.firstCall ||
+		f.callsMeanwhile != int64(f.renewals) || f.renewals != 20 {
+		t.Errorf("failover: %+v; want a warm standby leading, then exactly 20 calls for the 20 renewals asked", f)
+	}
 	if res.poke.calls != 0 || res.poke.writes != 0 || res.poke.reconciles < n {
 		t.Errorf("no-op reconciles: %.0f reconciles, %.0f endpoint calls, %.0f writes; want ≥ %d, 0, 0",
 			res.poke.reconciles, res.poke.calls, res.poke.writes, n)
@@ -81,7 +85,7 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("memory not measured: %+v", res.mem)
 	}
 	md := res.markdown()
-	for _, want := range []string{"Operator / floor", "writes per issued token", "Restart", "Resident memory", "Renewal spread", "No-op reconcile median", "status-only writes"} {
+	for _, want := range []string{"Operator / floor", "writes per issued token", "Restart", "Failover", "Resident memory", "Renewal spread", "No-op reconcile median", "status-only writes"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the table has no %q row", want)
 		}

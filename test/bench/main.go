@@ -79,6 +79,7 @@ func main() {
 	flag.BoolVar(&opts.loopsOnly, "loops-only", false, "Time the plain loops only, without the manager.")
 	flag.StringVar(&opts.managerBin, "manager-bin", "", "Benchmark this manager binary instead of building ./cmd.")
 	floor := flag.Bool("floor", true, "Time the floor (the same N through a plain loop) before and after each operator round; -floor=false measures one operator round alone (issue time, costs per token, restart, memory), for sizes where the floor runs would take too long.")
+	flag.BoolVar(&opts.failover, "failover", true, "After the restart, run the manager with --leader-elect and a standby beside it, SIGKILL the leader and time the standby's takeover and its first renewals.")
 	probes := flag.Bool("probes", true, "Run the status-only write and no-op reconcile probes (2N status patches and N annotations); -probes=false skips them at large N.")
 	flag.IntVar(&opts.rounds, "rounds", 3, "Runs of the operator, each followed by a floor run (the floor also runs once before the first); each is compared with the floor runs either side and the median counts. The other plain loops run as often, interleaved, and their fastest run counts.")
 	flag.StringVar(&opts.out, "out", "", "File to write the Markdown table to (default bin/bench-<n>.md).")

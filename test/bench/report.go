@@ -57,6 +57,7 @@ type results struct {
 
 	stopTime, restartTime time.Duration
 	restart               *costs
+	failover              *leaderFailover
 
 	mem, noiseMem settled
 	noise         bool
@@ -167,6 +168,16 @@ func (r *results) checks() []check {
 		add("3", "Restart: process start until every AccessToken reconciled and the queue empty", "≤ 60 s", fmt.Sprintf("%.1f s", r.restartTime.Seconds()), mark(r.restartTime <= time.Minute && r.restart.reconciles >= n))
 		add("3", "Restart: endpoint calls / API writes", "0 / 0", fmt.Sprintf("%.0f / %.0f", r.restart.calls, r.restart.writes), mark(r.restart.calls == 0 && r.restart.writes == 0))
 		add("3", "Restart: API reads (lists, watches, gets)", "", fmt.Sprintf("%.0f", r.restart.reads), "")
+	}
+	if f := r.failover; f != nil && f.allRenewed > 0 {
+		warm := "not full 5 min after its start"
+		if f.warm {
+			warm = fmt.Sprintf("full %.1f s after its start", f.warmAfter.Seconds())
+		}
+		add("3", "Failover (--leader-elect, a standby beside the leader): the standby's cache before the SIGKILL", "", warm, "")
+		add("3", fmt.Sprintf("Failover: from the leader's SIGKILL until the standby leads; its first endpoint call; all %d renewals asked at the SIGKILL in their Secrets", f.renewals),
+			"all ≤ 45 s (lease duration + 30 s)", fmt.Sprintf("%.1f s; %.1f s; %.1f s", f.leader.Seconds(), f.firstCall.Seconds(), f.allRenewed.Seconds()), mark(f.allRenewed <= 45*time.Second))
+		add("3", "Failover: endpoint calls meanwhile", fmt.Sprintf("%d", f.renewals), fmt.Sprintf("%d", f.callsMeanwhile), mark(f.callsMeanwhile == int64(f.renewals)))
 	}
 	if m := r.mem; m.rss > 0 {
 		add("4", fmt.Sprintf("Resident memory after settling (VmRSS, metrics scraped every %s): median; highest over one scrape interval", scrapeInterval),
