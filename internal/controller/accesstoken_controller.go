@@ -230,13 +230,12 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			// renewal or revocation job that ended after the deletion does
 			// not delay the finalizer: it goes on below.
 			return job.Result, job.Err
-		case !job.Asked && r.statusMayLag(at) && at.DeletionTimestamp.IsZero() &&
-			at.Generation == job.Object.GetGeneration() &&
-			at.Annotations[tokensv1alpha1.AnnotationRenew] == job.Object.GetAnnotations()[tokensv1alpha1.AnnotationRenew]:
+		case jobStands(at, job, r.statusMayLag(at)) && r.sameInputs(ctx, at, job.Inputs):
 			// The job wrote status and the cache shows nothing the job did
-			// not act on (no deletion, spec change or renewal request): its
-			// result stands, as a reconcile's own would, without deciding
-			// again on a cache that has not caught up with that write.
+			// not act on (no deletion, spec change or renewal request, and
+			// the issuer and credentials it was decided on): its result
+			// stands, as a reconcile's own would, without deciding again on
+			// a cache that has not caught up with that write.
 			return job.Result, nil
 		case r.statusMayLag(at) || !at.DeletionTimestamp.IsZero():
 			// Something asked meanwhile: decide on what the apiserver
@@ -323,7 +322,7 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 		generation := at.Generation
 		r.configureRate(in)
-		r.Calls.Submit(at, in.issuerKey, func(jctx context.Context) (ctrl.Result, error) {
+		r.Calls.SubmitFor(at, in.issuerKey, in.inputsHash, func(jctx context.Context) (ctrl.Result, error) {
 			if !r.Shards.Holds(req.Namespace) {
 				// Its range went, or is being released, while it waited its
 				// turn: the replica that takes the range decides again.
@@ -347,6 +346,32 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, nil
 	}
 	return r.act(ctx, at, in, d, now)
+}
+
+// jobStands reports whether the result of a finished job may be returned
+// as is for at, as the cache shows it: the job wrote status the cache may
+// not show yet (mayLag), nothing asked for at while the job ran, and at has
+// not changed in a way the job did not act on (deleted, its spec changed, a
+// renewal asked for). The issuer and credentials are checked apart (see
+// sameInputs).
+func jobStands(at *tokensv1alpha1.AccessToken, job Finished, mayLag bool) bool {
+	return !job.Asked && mayLag && at.DeletionTimestamp.IsZero() && job.Object != nil &&
+		at.Generation == job.Object.GetGeneration() &&
+		at.Annotations[tokensv1alpha1.AnnotationRenew] == job.Object.GetAnnotations()[tokensv1alpha1.AnnotationRenew]
+}
+
+// sameInputs reports whether at's inputs, as the caches show them now, are
+// still those a job was decided on. A change of the issuer or of a
+// credential after the job ended queues at again, and the work queue merges
+// that with the job's own end: the result of a job decided on the old
+// inputs must not stand for the new ones. A job submitted without inputs
+// has nothing to compare.
+func (r *AccessTokenReconciler) sameInputs(ctx context.Context, at *tokensv1alpha1.AccessToken, inputs string) bool {
+	if inputs == "" {
+		return true
+	}
+	in, err := r.gather(ctx, at, false)
+	return err == nil && in.inputsHash == inputs
 }
 
 // act carries out decision d about at and writes its status.

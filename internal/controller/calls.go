@@ -80,7 +80,9 @@ type job struct {
 	key       types.NamespacedName
 	namespace string
 	obj       client.Object
-	run       func(context.Context) (ctrl.Result, error)
+	// inputs identifies what the job was decided on (see inputs.inputsHash).
+	inputs string
+	run    func(context.Context) (ctrl.Result, error)
 	// asked is set when the object was to be reconciled while its job ran.
 	asked   bool
 	started bool
@@ -232,6 +234,8 @@ type Finished struct {
 	Asked bool
 	// Object is the object the job was submitted with.
 	Object client.Object
+	// Inputs is what the job was submitted with (SubmitFor); empty for Submit.
+	Inputs string
 }
 
 // Take returns and forgets key's finished job, if any.
@@ -243,7 +247,7 @@ func (c *Calls) Take(key types.NamespacedName) (Finished, bool) {
 		return Finished{}, false
 	}
 	delete(c.jobs, key)
-	return Finished{Result: j.result, Err: j.err, Asked: j.asked, Object: j.obj}, true
+	return Finished{Result: j.result, Err: j.err, Asked: j.asked, Object: j.obj, Inputs: j.inputs}, true
 }
 
 // Forget drops the finished result of key, if any (its object is gone).
@@ -258,13 +262,20 @@ func (c *Calls) Forget(key types.NamespacedName) {
 // Submit queues run for obj, counted against issuer and obj's namespace. It
 // returns false when obj already has a job.
 func (c *Calls) Submit(obj client.Object, issuer string, run func(context.Context) (ctrl.Result, error)) bool {
+	return c.SubmitFor(obj, issuer, "", run)
+}
+
+// SubmitFor is Submit for a job decided on inputs (a hash of what the token
+// is issued from), which Take returns with its result: whoever takes it can
+// tell whether they changed meanwhile.
+func (c *Calls) SubmitFor(obj client.Object, issuer, inputs string, run func(context.Context) (ctrl.Result, error)) bool {
 	key := client.ObjectKeyFromObject(obj)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.jobs[key]; ok || c.stopped {
 		return false
 	}
-	j := &job{key: key, namespace: key.Namespace, obj: obj, run: run}
+	j := &job{key: key, namespace: key.Namespace, obj: obj, inputs: inputs, run: run}
 	c.jobs[key] = j
 	q := c.issuers[issuer]
 	if q == nil {
