@@ -115,6 +115,9 @@ type AccessTokenReconciler struct {
 	// Shards, when set, is this replica's share of the namespaces: it
 	// reconciles only the AccessTokens of the ranges it holds. Nil: all.
 	Shards *sharding.Coordinator
+	// ShardRetry is how long a reconcile turned away by a late renewal of
+	// its range's Lease waits before it is tried again (the retry period).
+	ShardRetry time.Duration
 	// shardEvents queues the AccessTokens of a range when Shards takes it.
 	shardEvents chan event.GenericEvent
 	// CacheRanges, when set, is what the cache holds: the AccessTokens and
@@ -190,6 +193,14 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		// Another replica serves it, or none until its range is taken;
 		// taking the range queues it again.
 		r.Calls.Forget(req.NamespacedName)
+		if r.Shards.Owns(req.Namespace) {
+			// Its range is still this replica's, but the Lease's renewal
+			// is late: served again once it lands, and nothing else
+			// queues it then.
+			log.V(1).Info("range not served until its lease is renewed; trying again", "retry", r.shardRetry())
+			return ctrl.Result{RequeueAfter: r.shardRetry()}, nil
+		}
+		log.V(1).Info("range not served by this replica")
 		return ctrl.Result{}, nil
 	}
 	at := &tokensv1alpha1.AccessToken{}
@@ -326,6 +337,7 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			if !r.Shards.Holds(req.Namespace) {
 				// Its range went, or is being released, while it waited its
 				// turn: the replica that takes the range decides again.
+				logf.FromContext(jctx).V(1).Info("call dropped: the range is not served here now")
 				return ctrl.Result{}, nil
 			}
 			cur := &tokensv1alpha1.AccessToken{}
@@ -346,6 +358,15 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, nil
 	}
 	return r.act(ctx, at, in, d, now)
+}
+
+// shardRetry is how long a reconcile turned away by a late Lease renewal
+// waits: one retry period, the time the next renewal takes.
+func (r *AccessTokenReconciler) shardRetry() time.Duration {
+	if r.ShardRetry > 0 {
+		return r.ShardRetry
+	}
+	return 2 * time.Second
 }
 
 // jobStands reports whether the result of a finished job may be returned
@@ -458,6 +479,7 @@ func (r *AccessTokenReconciler) act(ctx context.Context, at *tokensv1alpha1.Acce
 
 // throttled records that a due mint waits (see mintWait) and comes back when it may go.
 func (r *AccessTokenReconciler) throttled(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, d decision, why string, wait time.Duration) (ctrl.Result, error) {
+	logf.FromContext(ctx).V(1).Info("mint waits", "reason", d.reason, "wait", wait)
 	orig := at.DeepCopy()
 	status := metav1.ConditionTrue
 	if prev := meta.FindStatusCondition(at.Status.Conditions, tokensv1alpha1.ConditionRenewing); prev != nil {

@@ -505,6 +505,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		Health:                   health,
 		Clocks:                   clocks,
 		Shards:                   shards,
+		ShardRetry:               cfg.RetryPeriod,
 		shardEvents:              shardEvents,
 		CacheRanges:              cfg.cacheRanges,
 		CacheSettle:              cfg.LeaseDuration,

@@ -118,7 +118,8 @@ func (c *Config) setupSharding(ctx context.Context, mgr ctrl.Manager, calls *Cal
 		// only hold its handover up (and spend the issuer's rate doing
 		// nothing): the replica that takes the range decides again.
 		Draining: func(rng int) {
-			calls.DropWaiting(func(ns string) bool { return sharding.RangeOf(ns, ranges) == rng })
+			n := calls.DropWaiting(func(ns string) bool { return sharding.RangeOf(ns, ranges) == rng })
+			logf.FromContext(ctx).Info("releasing a range: its calls not started are left to its next holder", "range", rng, "dropped", n)
 		},
 		// The cache holds the ranges held, draining ones included: their
 		// calls in flight still read and write their objects.

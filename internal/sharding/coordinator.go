@@ -177,6 +177,22 @@ func (c *Coordinator) HoldsRange(rng int) bool {
 	return h != nil && !h.draining && now.Sub(h.renewed) <= c.opts.RenewDeadline
 }
 
+// Owns reports whether this replica holds namespace's range and is not
+// giving it up, whether or not its last renewal is recent enough to serve
+// (see Holds): a reconcile turned away only because a renewal is late is to
+// be tried again, as the range is served again once the renewal lands, and
+// nothing else queues its AccessTokens then. A nil Coordinator owns
+// everything.
+func (c *Coordinator) Owns(namespace string) bool {
+	if c == nil {
+		return true
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	h := c.held[c.RangeOf(namespace)]
+	return h != nil && !h.draining
+}
+
 // Recent reports whether this replica took namespace's range less than a
 // LeaseDuration ago: its cache may not show yet what the previous holder
 // wrote last, so a decision to mint is confirmed against the API server.

@@ -429,6 +429,19 @@ func TestRenewFailureStopsServingWithinRenewDeadline(t *testing.T) {
 	if n := len(a.Held()); n != 0 {
 		t.Fatalf("a serves %d ranges it could not renew for longer than the renew deadline", n)
 	}
+	// Not served, but still a's until another replica may take them: a
+	// reconcile turned away meanwhile is to be tried again.
+	ns := namespaceOf(t, 5)
+	if a.Holds(ns) || !a.Owns(ns) {
+		t.Fatalf("late renewal: Holds %v, Owns %v; want false, true", a.Holds(ns), a.Owns(ns))
+	}
+	a.mu.Lock()
+	a.failWrites = false
+	a.mu.Unlock()
+	c.round()
+	if !a.Holds(ns) || len(a.Held()) != 16 {
+		t.Fatalf("a serves %v once its renewal landed, want every range", a.Held())
+	}
 	// It serves the ranges well before another replica may take them.
 	if renewDeadline >= leaseDuration {
 		t.Fatal("renew deadline must be below the lease duration")
@@ -571,4 +584,44 @@ func TestIssuerShareHoldsAcrossHandovers(t *testing.T) {
 	start("e")
 	rounds(25)
 	c.balanced()
+}
+
+// namespaceOf returns a namespace name of range rng of 16.
+func namespaceOf(t *testing.T, rng int) string {
+	t.Helper()
+	for i := range 10000 {
+		if ns := fmt.Sprintf("team-%d", i); RangeOf(ns, 16) == rng {
+			return ns
+		}
+	}
+	t.Fatalf("no namespace of range %d", rng)
+	return ""
+}
+
+// TestOwnsFollowsTheLeaseNotTheRenewal: a range being drained or held by
+// another is not owned; a nil Coordinator (sharding off) owns everything.
+func TestOwnsFollowsTheLeaseNotTheRenewal(t *testing.T) {
+	var none *Coordinator
+	if !none.Owns("any") {
+		t.Fatal("without sharding every namespace is this replica's")
+	}
+	c := newCluster(t)
+	a := c.start("a")
+	c.round()
+	a.mu.Lock()
+	for rng := range 16 {
+		a.inFlight[rng] = 1
+	}
+	a.mu.Unlock()
+	b := c.start("b")
+	c.rounds(3)
+	for rng := range 16 {
+		ns := namespaceOf(t, rng)
+		if a.Owns(ns) != a.HoldsRange(rng) {
+			t.Fatalf("range %d: Owns %v while HoldsRange %v (draining ranges are not owned)", rng, a.Owns(ns), a.HoldsRange(rng))
+		}
+		if b.Owns(ns) {
+			t.Fatalf("b owns range %d before it took any", rng)
+		}
+	}
 }
