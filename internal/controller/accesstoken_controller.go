@@ -276,15 +276,27 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return r.hold(ctx, at, in, d, now)
 	}
 	if d.action == actionAdopt && !live {
-		// Secrets and AccessTokens are cached from two watches: the status a
-		// mint wrote can show before the Secret it wrote, whose cached copy
-		// then holds the token before it. Status is rebuilt only from the
-		// Secret the apiserver holds.
-		in.secret, in.secretMatches, in.secretRecord = nil, false, nil
-		if err := r.gatherSecret(ctx, r.APIReader, at, in); err != nil {
-			return ctrl.Result{}, err
+		if r.statusMayLag(at) {
+			// The cache does not show this process's last status write
+			// yet: a Secret ahead of that stale status is no lost write.
+			// Decide on what the apiserver holds.
+			if at, in, err = r.gatherLive(ctx, req); err != nil || at == nil {
+				return ctrl.Result{}, err
+			}
+		} else {
+			// Secrets and AccessTokens are cached from two watches: the
+			// status a mint wrote can show before the Secret it wrote, whose
+			// cached copy then holds the token before it. Status is rebuilt
+			// only from the Secret the apiserver holds.
+			in.secret, in.secretMatches, in.secretRecord = nil, false, nil
+			if err := r.gatherSecret(ctx, r.APIReader, at, in); err != nil {
+				return ctrl.Result{}, err
+			}
 		}
 		d = decide(in, now)
+		if d.action == actionHold {
+			return r.hold(ctx, at, in, d, now)
+		}
 	}
 	if d.action == actionIssue || d.action == actionRestore {
 		// Minting cannot be undone: confirm the decision against the apiserver

@@ -495,6 +495,15 @@ func nextWake(at *tokensv1alpha1.AccessToken, in *inputs, d decision, now time.T
 	if in.cachesBehind {
 		consider(now.Add(time.Second))
 	}
+	if d.action == actionAdopt {
+		// Status rebuilt from the Secret can leave a mint due at once: the
+		// issuer or a credential changed after that token was minted, and
+		// the change's own reconcile found status behind the Secret and
+		// adopted instead. Nothing else queues the AccessToken again.
+		if again := decide(in, now); again.action == actionIssue || again.action == actionRestore {
+			consider(now)
+		}
+	}
 	if next.IsZero() {
 		return 0
 	}

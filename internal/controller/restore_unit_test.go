@@ -117,6 +117,20 @@ func TestAdoptAfterARestore(t *testing.T) {
 	if crash.at.Status.InputsHash != "before" {
 		t.Fatalf("after a lost status write: hash %q, want the record's", crash.at.Status.InputsHash)
 	}
+	// The inputs changed since that token was minted (an issuer change
+	// whose reconcile found status behind the Secret): adopting does not
+	// forget the re-issue, it decides again a second later, not at the
+	// renewal an hour away.
+	if d := decide(crash, now); d.action != actionIssue || d.reason != reasonInputsChanged {
+		t.Fatalf("after adopting a token of older inputs: %v %s, want %v %s", d.action, d.reason, actionIssue, reasonInputsChanged)
+	}
+	adopted := decision{actionAdopt, "SecretAhead", ""}
+	if wake := nextWake(crash.at, crash, adopted, now); wake != time.Second {
+		t.Fatalf("after adopting a token of older inputs, the next reconcile comes in %v, want 1s", wake)
+	}
+	if wake := nextWake(crash.at, crash, decision{actionNone, tokensv1alpha1.ReasonTokenValid, ""}, now); wake < 30*time.Minute {
+		t.Fatalf("a reconcile that adopted nothing comes back in %v, want at the token's renewal", wake)
+	}
 }
 
 func TestRestoredCandidate(t *testing.T) {
