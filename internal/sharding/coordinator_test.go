@@ -103,6 +103,20 @@ func (c *cluster) start(id string) *replica {
 	return r
 }
 
+// joinWhileBusy gives every range of a a call in flight, so that none it
+// drains can be released, then starts replica id and runs three rounds: a
+// drains its surplus and keeps serving the rest.
+func (c *cluster) joinWhileBusy(a *replica, id string) *replica {
+	a.mu.Lock()
+	for rng := range 16 {
+		a.inFlight[rng] = 1
+	}
+	a.mu.Unlock()
+	b := c.start(id)
+	c.rounds(3)
+	return b
+}
+
 // round syncs every live replica once, checks that no range is served by
 // two, then moves the clock one retry period on.
 func (c *cluster) round() {
@@ -318,15 +332,7 @@ func TestDrainBeforeRelease(t *testing.T) {
 	c := newCluster(t)
 	a := c.start("a")
 	c.round()
-	// Every range has a call in flight on a.
-	a.mu.Lock()
-	for rng := range 16 {
-		a.inFlight[rng] = 1
-	}
-	a.mu.Unlock()
-
-	b := c.start("b")
-	c.rounds(3)
+	b := c.joinWhileBusy(a, "b")
 	if n := len(a.Held()); n != 8 {
 		t.Fatalf("a serves %d ranges; it should stop taking work for its surplus", n)
 	}
@@ -372,13 +378,9 @@ func TestDrainingIsReportedAndAnUndoneDrainQueuesAgain(t *testing.T) {
 	a := c.start("a")
 	c.round()
 	a.mu.Lock()
-	for rng := range 16 {
-		a.inFlight[rng] = 1
-	}
 	a.acquired = nil
 	a.mu.Unlock()
-	b := c.start("b")
-	c.rounds(3)
+	b := c.joinWhileBusy(a, "b")
 	a.mu.Lock()
 	draining := slices.Clone(a.draining)
 	a.mu.Unlock()
@@ -457,13 +459,7 @@ func TestChangedKeepsDrainingRanges(t *testing.T) {
 	if got := a.lastChanged(); len(got) != 16 {
 		t.Fatalf("a reported %v, want every range", got)
 	}
-	a.mu.Lock()
-	for rng := range 16 {
-		a.inFlight[rng] = 1
-	}
-	a.mu.Unlock()
-	c.start("b")
-	c.rounds(3)
+	c.joinWhileBusy(a, "b")
 	if n := len(a.Held()); n != 8 {
 		t.Fatalf("a serves %d ranges, want 8", n)
 	}
@@ -608,13 +604,7 @@ func TestOwnsFollowsTheLeaseNotTheRenewal(t *testing.T) {
 	c := newCluster(t)
 	a := c.start("a")
 	c.round()
-	a.mu.Lock()
-	for rng := range 16 {
-		a.inFlight[rng] = 1
-	}
-	a.mu.Unlock()
-	b := c.start("b")
-	c.rounds(3)
+	b := c.joinWhileBusy(a, "b")
 	for rng := range 16 {
 		ns := namespaceOf(t, rng)
 		if a.Owns(ns) != a.HoldsRange(rng) {

@@ -83,22 +83,43 @@ func (r *clusterResults) markdown() string {
 func runClusterMode(opts options, n int) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if opts.out == "" {
-		opts.out = filepath.Join(controlplane.RepoRoot(), "bin", fmt.Sprintf("bench-cluster-%d.md", n))
-	}
 	res, err := mainCluster(ctx, opts, n, os.Stdout)
-	if err != nil {
+	if res == nil {
+		return finishMode("", "", err, "")
+	}
+	return finishMode(reportPath(opts, fmt.Sprintf("bench-cluster-%d.md", n)), res.markdown(), err, "")
+}
+
+// reportPath is where a mode writes its table: -out, else bin/name.
+func reportPath(opts options, name string) string {
+	if opts.out != "" {
+		return opts.out
+	}
+	return filepath.Join(controlplane.RepoRoot(), "bin", name)
+}
+
+// finishMode prints a mode's table (md; none when out is empty), writes it
+// to out, and returns the mode's exit code: 1 when the mode failed (err),
+// when its table cannot be written, or when failed names a check it failed.
+func finishMode(out, md string, err error, failed string) int {
+	code := 0
+	if out != "" {
+		fmt.Println()
+		fmt.Println(md)
+		if werr := writeReport(out, md); werr != nil {
+			fmt.Fprintln(os.Stderr, werr)
+			code = 1
+		}
+	}
+	switch {
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
-	}
-	md := res.markdown()
-	fmt.Println()
-	fmt.Println(md)
-	if err := writeReport(opts.out, md); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	case failed != "":
+		fmt.Fprintln(os.Stderr, "bench:", failed)
 		return 1
 	}
-	return 0
+	return code
 }
 
 // writeReport writes a mode's Markdown table to out, making its directory.

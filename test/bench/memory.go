@@ -105,27 +105,11 @@ func (r *memoryResults) markdown() string {
 func runMemoryAttackMode(opts options, o memoryAttackOptions) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if opts.out == "" {
-		opts.out = filepath.Join(controlplane.RepoRoot(), "bin", "bench-memory-attack.md")
-	}
 	res, err := mainMemoryAttack(ctx, opts, o, os.Stdout)
-	if res != nil {
-		md := res.markdown()
-		fmt.Println()
-		fmt.Println(md)
-		if werr := os.MkdirAll(filepath.Dir(opts.out), 0o755); werr == nil {
-			if werr := os.WriteFile(opts.out, []byte(md), 0o644); werr != nil {
-				fmt.Fprintln(os.Stderr, werr)
-			} else {
-				fmt.Printf("Written to %s\n", opts.out)
-			}
-		}
+	if res == nil {
+		return finishMode("", "", err, "")
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		return 1
-	}
-	return 0
+	return finishMode(reportPath(opts, "bench-memory-attack.md"), res.markdown(), err, "")
 }
 
 func mainMemoryAttack(ctx context.Context, opts options, o memoryAttackOptions, w io.Writer) (*memoryResults, error) {

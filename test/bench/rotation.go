@@ -120,30 +120,15 @@ func joinInts(v []int) string {
 func runRotationMode(opts options, o rotationOptions) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if opts.out == "" {
-		opts.out = filepath.Join(controlplane.RepoRoot(), "bin", fmt.Sprintf("bench-rotation-%d.md", o.n))
-	}
 	res, err := mainRotation(ctx, opts, o, os.Stdout)
-	if res != nil {
-		md := res.markdown()
-		fmt.Println()
-		fmt.Println(md)
-		if err == nil {
-			if werr := writeReport(opts.out, md); werr != nil {
-				fmt.Fprintln(os.Stderr, werr)
-				return 1
-			}
-		}
+	if res == nil {
+		return finishMode("", "", err, "")
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		return 1
+	failed := ""
+	if err == nil && res.expired > 0 {
+		failed = "tokens expired during the rotation"
 	}
-	if res.expired > 0 {
-		fmt.Fprintln(os.Stderr, "bench: tokens expired during the rotation")
-		return 1
-	}
-	return 0
+	return finishMode(reportPath(opts, fmt.Sprintf("bench-rotation-%d.md", o.n)), res.markdown(), err, failed)
 }
 
 // mainRotation runs the rotation mode.

@@ -199,28 +199,15 @@ type shardsBench struct {
 func runShardsMode(opts options, o shardsOptions) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if opts.out == "" {
-		opts.out = filepath.Join(controlplane.RepoRoot(), "bin", fmt.Sprintf("bench-shards-%d.md", o.n))
-	}
 	res, err := mainShards(ctx, opts, o, os.Stdout)
-	if res != nil {
-		md := res.markdown()
-		fmt.Println()
-		fmt.Println(md)
-		if werr := writeReport(opts.out, md); werr != nil {
-			fmt.Fprintln(os.Stderr, werr)
-			return 1
-		}
+	if res == nil {
+		return finishMode("", "", err, "")
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		return 1
+	failed := ""
+	if err == nil && !res.passed() {
+		failed = "a check failed (see the table)"
 	}
-	if !res.passed() {
-		fmt.Fprintln(os.Stderr, "bench: a check failed (see the table)")
-		return 1
-	}
-	return 0
+	return finishMode(reportPath(opts, fmt.Sprintf("bench-shards-%d.md", o.n)), res.markdown(), err, failed)
 }
 
 // mainShards runs the shards mode.
