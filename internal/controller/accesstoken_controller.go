@@ -283,7 +283,6 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			if at, in, err = r.gatherLive(ctx, req); err != nil || at == nil {
 				return ctrl.Result{}, err
 			}
-			live = true
 		} else {
 			// Secrets and AccessTokens are cached from two watches: the
 			// status a mint wrote can show before the Secret it wrote, whose
@@ -303,8 +302,6 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		// Minting cannot be undone: confirm the decision against the apiserver
 		// wherever the cache may not show the truth.
 		switch {
-		case live:
-			// Decided on what the apiserver holds already.
 		case r.statusMayLag(at) || r.Shards.Recent(at.Namespace) || r.cacheMayLag(at.Namespace):
 			// With sharding, a range taken moments ago may not show yet in
 			// this cache what its previous holder wrote last, nor, until
@@ -406,26 +403,8 @@ func (r *AccessTokenReconciler) sameInputs(ctx context.Context, at *tokensv1alph
 	if inputs == "" {
 		return true
 	}
-	now, err := r.inputsHashNow(ctx, at)
-	return err == nil && now == inputs
-}
-
-// inputsHashNow is the inputs hash gather would find for at (see
-// hashInputs), from the issuer, the credential Secrets' versions and the
-// namespace's bound labels in the caches, without reading the AccessToken's
-// own Secrets; empty when the issuer cannot be used.
-func (r *AccessTokenReconciler) inputsHashNow(ctx context.Context, at *tokensv1alpha1.AccessToken) (string, error) {
-	in := &inputs{at: at, issuerKey: accessTokenIssuerKey(at)}
-	var p *problem
-	var err error
-	if in.spec, in.issuerUID, p, err = r.gatherIssuer(ctx, at, in); err != nil || in.spec == nil || p != nil || specProblem(at) != nil {
-		return "", err
-	}
-	versions, err := r.credentialVersions(ctx, in)
-	if err != nil {
-		return "", err
-	}
-	return hashInputs(at, in, versions), nil
+	in, err := r.gather(ctx, at, false)
+	return err == nil && in.inputsHash == inputs
 }
 
 // act carries out decision d about at and writes its status.
