@@ -139,6 +139,9 @@ type AccessTokenReconciler struct {
 	// orphans holds, by AccessToken, when a state Secret was first seen
 	// without its AccessToken (see deleteOrphanState).
 	orphans sync.Map
+	// mintSlots holds, by AccessToken, the time its namespace's budgets gave
+	// a mint that had to wait for them (see reserveMint).
+	mintSlots sync.Map
 	// deletions holds, by AccessToken UID, when this process first tried to
 	// finalize it: the bound on revocation at deletion counts from there.
 	deletions sync.Map
@@ -193,6 +196,7 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		// Another replica serves it, or none until its range is taken;
 		// taking the range queues it again.
 		r.Calls.Forget(req.NamespacedName)
+		r.mintSlots.Delete(req.NamespacedName)
 		if r.Shards.Owns(req.Namespace) {
 			// Its range is still this replica's, but the Lease's renewal
 			// is late: served again once it lands, and nothing else
@@ -218,6 +222,7 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			r.unwritten.Delete(req.NamespacedName)
 			r.written.Delete(req.NamespacedName)
 			r.stateVersions.Delete(req.NamespacedName)
+			r.mintSlots.Delete(req.NamespacedName)
 			r.Calls.Forget(req.NamespacedName)
 			if r.ReadOnly {
 				return ctrl.Result{}, nil
@@ -331,6 +336,11 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, err
 	}
 	log.V(1).Info("decided", "action", d.action, "reason", d.reason)
+	if d.action != actionIssue {
+		// A slot it was given in its namespace's budgets while a mint was
+		// due is not kept for a mint that may come much later.
+		r.mintSlots.Delete(req.NamespacedName)
+	}
 
 	if d.action == actionIssue {
 		if wait, why := r.mintWait(at, in, d, now); wait > 0 {
@@ -489,9 +499,16 @@ func (r *AccessTokenReconciler) act(ctx context.Context, at *tokensv1alpha1.Acce
 	return ctrl.Result{RequeueAfter: nextWake(at, in, d, r.Clock.Now())}, nil
 }
 
+// reportedThrottle is the shortest wait of a due mint that status reports:
+// a shorter one is not worth a write.
+const reportedThrottle = time.Second
+
 // throttled records that a due mint waits (see mintWait) and comes back when it may go.
 func (r *AccessTokenReconciler) throttled(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs, d decision, why string, wait time.Duration) (ctrl.Result, error) {
 	logf.FromContext(ctx).V(1).Info("mint waits", "reason", d.reason, "wait", wait)
+	if wait < reportedThrottle {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
 	orig := at.DeepCopy()
 	status := metav1.ConditionTrue
 	if prev := meta.FindStatusCondition(at.Status.Conditions, tokensv1alpha1.ConditionRenewing); prev != nil {

@@ -272,13 +272,76 @@ func (r *AccessTokenReconciler) mintWait(at *tokensv1alpha1.AccessToken, in *inp
 	if r.ForcedRenewals != nil && (aheadOfSchedule(at, in, d, now) || (recreated && d.reason == reasonNotIssued)) {
 		budgets = append(budgets, r.ForcedRenewals)
 	}
-	if wait, refused := takeAll(at.Namespace, now, budgets...); wait > 0 {
+	if wait, refused := r.reserveMint(at, now, budgets); wait > 0 {
 		if refused == r.Mints {
 			return wait, fmt.Sprintf("namespace %q has used its budget of mints other than scheduled renewals (first issues, re-issues, renewals asked for)", at.Namespace)
 		}
 		return wait, fmt.Sprintf("namespace %q has used its budget of renewals ahead of schedule and of re-created AccessTokens", at.Namespace)
 	}
 	return 0, ""
+}
+
+// mintSlot is the time a waiting mint of one AccessToken (uid) was given in
+// its namespace's budgets, and the budget that made it wait.
+type mintSlot struct {
+	uid     types.UID
+	at      time.Time
+	refused *NamespaceLimiters
+}
+
+// reserveMint spends one event of at's namespace's budgets for its mint. When
+// they have none left, the mint is given the time of the next event free in
+// each, spent for it now, and waits for it: the AccessTokens that wait for one
+// namespace's budget come back one after another, each at its own time. Were
+// nothing spent while waiting, every waiting AccessToken would come back at
+// the next free moment, one of them would have it and the others would wait
+// again: reconciles (the workers all namespaces share) growing with the
+// square of the waiting AccessTokens. A slot whose mint is no longer due is
+// dropped (see Reconcile); the events it spent are lost to its namespace
+// only.
+func (r *AccessTokenReconciler) reserveMint(at *tokensv1alpha1.AccessToken, now time.Time, budgets []*NamespaceLimiters) (time.Duration, *NamespaceLimiters) {
+	key := types.NamespacedName{Namespace: at.Namespace, Name: at.Name}
+	if len(budgets) == 0 {
+		r.mintSlots.Delete(key)
+		return 0, nil
+	}
+	if v, ok := r.mintSlots.Load(key); ok {
+		if slot := v.(mintSlot); slot.uid == at.UID {
+			if wait := slot.at.Sub(now); wait > 0 {
+				return wait, slot.refused
+			}
+			r.mintSlots.Delete(key)
+			return 0, nil
+		}
+	}
+	wait, refused := reserveAll(at.Namespace, now, budgets...)
+	if wait > 0 {
+		r.mintSlots.Store(key, mintSlot{uid: at.UID, at: now.Add(wait), refused: refused})
+	}
+	return wait, refused
+}
+
+// reserveAll spends one event of namespace's budget in each of ls, at now or
+// at the time the next event is free, and returns how long until the last of
+// them and which budget that is.
+func reserveAll(namespace string, now time.Time, ls ...*NamespaceLimiters) (time.Duration, *NamespaceLimiters) {
+	var wait time.Duration
+	var refused *NamespaceLimiters
+	var taken []*rate.Reservation
+	for _, l := range ls {
+		res := l.limiter(namespace).ReserveN(now, 1)
+		if !res.OK() {
+			for _, t := range taken {
+				t.CancelAt(now)
+			}
+			return time.Minute, l
+		}
+		taken = append(taken, res)
+		if d := res.DelayFrom(now); d > wait {
+			wait, refused = d, l
+		}
+	}
+	return wait, refused
 }
 
 // mintAttempt is when this process last started a mint for an AccessToken's

@@ -17,6 +17,8 @@ limitations under the License.
 package controller
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -307,4 +309,93 @@ func TestMakingRoomLeavesFailingRevocationsToTheirBackoff(t *testing.T) {
 	if !st.Superseded[2].RevokeAt.After(now) {
 		t.Fatal("more than needed brought forward")
 	}
+}
+
+// Many AccessTokens of one namespace waiting for its mint budget come back
+// each at its own time, and each mints at its first return: the reconciles
+// grow with the AccessTokens, not with their square.
+func TestWaitingMintsComeBackOneAfterAnother(t *testing.T) {
+	start := time.Unix(60000, 0)
+	const waiting = 200
+	r := &AccessTokenReconciler{MinMintInterval: 10 * time.Second, Mints: NewNamespaceLimiters(10, 1),
+		attempts: lru.New(maxRememberedMints)}
+	first := decision{action: actionIssue, reason: reasonNotIssued}
+	type due struct {
+		at   *tokensv1alpha1.AccessToken
+		when time.Time
+	}
+	var queue []due
+	for i := range waiting {
+		at := object("crowd", fmt.Sprintf("t-%03d", i))
+		at.UID = types.UID(fmt.Sprint("uid-", i))
+		queue = append(queue, due{at, start})
+	}
+	reconciles, minted := 0, map[string]time.Time{}
+	for len(queue) > 0 {
+		slices.SortStableFunc(queue, func(a, b due) int { return a.when.Compare(b.when) })
+		next := queue[0]
+		queue = queue[1:]
+		reconciles++
+		d, why := r.mintWait(next.at, &inputs{at: next.at}, first, next.when)
+		if d > 0 {
+			if !strings.Contains(why, "budget of mints") {
+				t.Fatalf("%s waits %v: %q", next.at.Name, d, why)
+			}
+			queue = append(queue, due{next.at, next.when.Add(d)})
+			continue
+		}
+		if _, twice := minted[next.at.Name]; twice {
+			t.Fatalf("%s minted twice", next.at.Name)
+		}
+		minted[next.at.Name] = next.when
+	}
+	if len(minted) != waiting {
+		t.Fatalf("%d of %d minted", len(minted), waiting)
+	}
+	if reconciles > 2*waiting {
+		t.Fatalf("%d reconciles for %d AccessTokens waiting for one budget, want at most two each", reconciles, waiting)
+	}
+	// The budget holds: at 10 a second with a burst of 1, the last of 200
+	// mints 19.9 s after the first.
+	var last time.Time
+	for _, at := range minted {
+		if at.After(last) {
+			last = at
+		}
+	}
+	if got := last.Sub(start); got < 19*time.Second || got > 20*time.Second {
+		t.Fatalf("the last mint came %v after the first, want about 19.9s", got)
+	}
+	if n := countSlots(r); n != 0 {
+		t.Fatalf("%d slots kept after every mint went", n)
+	}
+
+	// A slot is its AccessToken's: one re-created under the same name waits
+	// for a slot of its own, and a mint no longer due gives its slot up.
+	busy := object("crowd", "busy")
+	busy.UID = "old"
+	if d, _ := r.mintWait(busy, &inputs{at: busy}, first, last); d <= 0 {
+		t.Fatal("the budget is spent: a new first issue must wait")
+	}
+	again := busy.DeepCopy()
+	again.UID = "new"
+	d1, _ := r.mintWait(busy, &inputs{at: busy}, first, last)
+	d2, _ := r.mintWait(again, &inputs{at: again}, first, last)
+	if d2 <= d1 {
+		t.Fatalf("a re-created AccessToken waits %v, not after the slot of the one it replaced (%v)", d2, d1)
+	}
+	renewal := decision{action: actionIssue, reason: "RenewalDue"}
+	again.Status.IssuedAt = &metav1.Time{Time: last.Add(-time.Hour)}
+	if d, _ := r.mintWait(again, &inputs{at: again}, renewal, last); d != 0 {
+		t.Fatalf("a scheduled renewal waits %v", d)
+	}
+	if n := countSlots(r); n != 0 {
+		t.Fatalf("%d slots kept for mints no longer due", n)
+	}
+}
+
+func countSlots(r *AccessTokenReconciler) int {
+	n := 0
+	r.mintSlots.Range(func(any, any) bool { n++; return true })
+	return n
 }
