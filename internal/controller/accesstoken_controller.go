@@ -142,6 +142,9 @@ type AccessTokenReconciler struct {
 	// mintSlots holds, by AccessToken, the time its namespace's budgets gave
 	// a mint that had to wait for them (see reserveMint).
 	mintSlots sync.Map
+	// writeSlots holds, by AccessToken, its turn to write in its namespace's
+	// write budget while the namespace is in debt (see writeWait).
+	writeSlots sync.Map
 	// deletions holds, by AccessToken UID, when this process first tried to
 	// finalize it: the bound on revocation at deletion counts from there.
 	deletions sync.Map
@@ -196,7 +199,7 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		// Another replica serves it, or none until its range is taken;
 		// taking the range queues it again.
 		r.Calls.Forget(req.NamespacedName)
-		r.mintSlots.Delete(req.NamespacedName)
+		r.forgetSlots(req.NamespacedName)
 		if r.Shards.Owns(req.Namespace) {
 			// Its range is still this replica's, but the Lease's renewal
 			// is late: served again once it lands, and nothing else
@@ -222,7 +225,7 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			r.unwritten.Delete(req.NamespacedName)
 			r.written.Delete(req.NamespacedName)
 			r.stateVersions.Delete(req.NamespacedName)
-			r.mintSlots.Delete(req.NamespacedName)
+			r.forgetSlots(req.NamespacedName)
 			r.Calls.Forget(req.NamespacedName)
 			if r.ReadOnly {
 				return ctrl.Result{}, nil
@@ -337,9 +340,9 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	log.V(1).Info("decided", "action", d.action, "reason", d.reason)
 	if d.action != actionIssue {
-		// A slot it was given in its namespace's budgets while a mint was
-		// due is not kept for a mint that may come much later.
-		r.mintSlots.Delete(req.NamespacedName)
+		// The turns it was given in its namespace's budgets while a mint
+		// was due are not kept for a mint that may come much later.
+		r.forgetSlots(req.NamespacedName)
 	}
 
 	if d.action == actionIssue {
@@ -369,7 +372,7 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 				return ctrl.Result{}, client.IgnoreNotFound(err)
 			}
 			if d.action == actionIssue {
-				if wait := r.Writes.Wait(at.Namespace, r.Clock.Now()); wait > 0 {
+				if wait := r.writeWait(at, r.Clock.Now()); wait > 0 {
 					// The namespace's writes while this waited its turn
 					// used its budget: decide again when it may write.
 					return ctrl.Result{RequeueAfter: wait}, nil

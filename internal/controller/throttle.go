@@ -159,13 +159,24 @@ func takeAll(namespace string, now time.Time, ls ...*NamespaceLimiters) (time.Du
 // back to zero.
 type WriteBudgets struct {
 	limits *NamespaceLimiters
+
+	mu sync.Mutex
+	// turns holds, by namespace, the average size of its writes and the next
+	// turn free for a writer waiting for its debt to be paid (see Turn).
+	turns *lru.Cache
+}
+
+// writeTurns is what WriteBudgets.Turn keeps of a namespace.
+type writeTurns struct {
+	next time.Time
+	avg  float64
 }
 
 // NewWriteBudgets allows perMinute bytes a minute with a burst of burst bytes
 // per namespace.
 func NewWriteBudgets(perMinute, burst int64) *WriteBudgets {
 	burst = max(burst, perMinute/60, 1)
-	return &WriteBudgets{limits: NewNamespaceLimiters(float64(perMinute)/60, int(burst))}
+	return &WriteBudgets{limits: NewNamespaceLimiters(float64(perMinute)/60, int(burst)), turns: lru.New(maxLimitedNamespaces)}
 }
 
 // Charge counts n bytes written for namespace at now.
@@ -175,6 +186,48 @@ func (w *WriteBudgets) Charge(namespace string, n int, now time.Time) {
 	}
 	// A reservation never cancelled is a debt paid back at the budget's rate.
 	w.limits.limiter(namespace).ReserveN(now, min(n, w.limits.burst))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t := w.turnsOf(namespace)
+	if t.avg == 0 {
+		t.avg = float64(n)
+	} else {
+		t.avg += (float64(n) - t.avg) / 8
+	}
+}
+
+func (w *WriteBudgets) turnsOf(namespace string) *writeTurns {
+	v, ok := w.turns.Get(namespace)
+	if !ok {
+		v = &writeTurns{}
+		w.turns.Add(namespace, v)
+	}
+	return v.(*writeTurns)
+}
+
+// Turn returns, for a writer of namespace, when it may write: now unless the
+// namespace is in debt (ok false). A namespace's writers waiting for its debt
+// are given turns one after another: the first once the debt is paid, each
+// next one the time the budget takes to earn the namespace's average write
+// after the one before. Were all told the time the debt is paid, all would
+// come back together, a few would write, and the others would be in debt
+// again and wait again, reconciled over and over by the workers all
+// namespaces share.
+func (w *WriteBudgets) Turn(namespace string, now time.Time) (time.Time, bool) {
+	wait := w.Wait(namespace, now)
+	if wait == 0 {
+		return now, false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t := w.turnsOf(namespace)
+	turn := now.Add(wait)
+	if t.next.After(turn) {
+		turn = t.next
+	}
+	each := max(t.avg, secretOverheadBytes) / float64(w.limits.rate)
+	t.next = turn.Add(time.Duration(each * float64(time.Second)))
+	return turn, true
 }
 
 // Wait returns how long namespace must wait before writing again: zero unless
@@ -218,6 +271,42 @@ func writtenBytes(data map[string][]byte) int {
 // chargeWrite counts a Secret write of data for at's namespace.
 func (r *AccessTokenReconciler) chargeWrite(at *tokensv1alpha1.AccessToken, data map[string][]byte) {
 	r.Writes.Charge(at.Namespace, writtenBytes(data), r.Clock.Now())
+	r.writeSlots.Delete(types.NamespacedName{Namespace: at.Namespace, Name: at.Name})
+}
+
+// writeSlotGrace is how long a turn to write (see writeWait) is kept once it
+// came without a write: a mint that failed, say, waits for a turn of its own
+// after that.
+const writeSlotGrace = time.Minute
+
+// writeWait returns how long at must wait before its namespace's write budget
+// lets it write: zero unless the namespace is in debt, and then until the turn
+// it is given (see WriteBudgets.Turn). The turn is kept until its write is
+// charged, so that the check before the mint and the one the call makes after
+// waiting for its issuer both let it go.
+func (r *AccessTokenReconciler) writeWait(at *tokensv1alpha1.AccessToken, now time.Time) time.Duration {
+	if r.Writes == nil {
+		return 0
+	}
+	key := types.NamespacedName{Namespace: at.Namespace, Name: at.Name}
+	if v, ok := r.writeSlots.Load(key); ok {
+		if slot := v.(mintSlot); slot.uid == at.UID && now.Before(slot.at.Add(writeSlotGrace)) {
+			return max(0, slot.at.Sub(now))
+		}
+		r.writeSlots.Delete(key)
+	}
+	turn, inDebt := r.Writes.Turn(at.Namespace, now)
+	if !inDebt {
+		return 0
+	}
+	r.writeSlots.Store(key, mintSlot{uid: at.UID, at: turn})
+	return turn.Sub(now)
+}
+
+// forgetSlots drops the turns at key was given in its namespace's budgets.
+func (r *AccessTokenReconciler) forgetSlots(key types.NamespacedName) {
+	r.mintSlots.Delete(key)
+	r.writeSlots.Delete(key)
 }
 
 // mintWait returns how long a mint decided by d must wait, and why: a
@@ -229,7 +318,7 @@ func (r *AccessTokenReconciler) chargeWrite(at *tokensv1alpha1.AccessToken, data
 // namespace's mint budget, those asked for ahead of schedule its forced
 // renewal budget as well.
 func (r *AccessTokenReconciler) mintWait(at *tokensv1alpha1.AccessToken, in *inputs, d decision, now time.Time) (time.Duration, string) {
-	if wait := r.Writes.Wait(at.Namespace, now); wait > 0 {
+	if wait := r.writeWait(at, now); wait > 0 {
 		return wait, fmt.Sprintf("namespace %q has used its budget of bytes written to Secrets (%s)", at.Namespace, r.Writes.Describe())
 	}
 	if r.usableUnwritten(at, in, now) != nil {

@@ -399,3 +399,65 @@ func countSlots(r *AccessTokenReconciler) int {
 	r.mintSlots.Range(func(any, any) bool { n++; return true })
 	return n
 }
+
+// AccessTokens of a namespace in debt of its write budget are given turns
+// one after another: each writes at its first turn, the budget holds on
+// average, and the reconciles grow with the AccessTokens, not their square.
+func TestWritersWaitingForADebtTakeTurns(t *testing.T) {
+	start := time.Unix(70000, 0)
+	const waiting, size = 200, 3 << 10
+	// 60 KiB a minute: 1 KiB a second, burst 8 KiB.
+	r := &AccessTokenReconciler{Writes: NewWriteBudgets(60<<10, 8<<10), Clock: clocktesting.NewFakeClock(start)}
+	data := map[string][]byte{"token": make([]byte, size-secretOverheadBytes-len("token"))}
+	debtor := object("crowd", "debtor")
+	r.chargeWrite(debtor, data)
+	r.chargeWrite(debtor, data)
+	r.chargeWrite(debtor, data) // 1 KiB in debt
+	renewal := decision{action: actionIssue, reason: "RenewalDue"}
+	type due struct {
+		at   *tokensv1alpha1.AccessToken
+		when time.Time
+	}
+	var queue []due
+	for i := range waiting {
+		at := object("crowd", fmt.Sprintf("t-%03d", i))
+		at.UID = types.UID(fmt.Sprint("uid-", i))
+		at.Status.IssuedAt = &metav1.Time{Time: start.Add(-time.Hour)}
+		queue = append(queue, due{at, start})
+	}
+	reconciles := 0
+	var last time.Time
+	for len(queue) > 0 {
+		slices.SortStableFunc(queue, func(a, b due) int { return a.when.Compare(b.when) })
+		next := queue[0]
+		queue = queue[1:]
+		reconciles++
+		d, why := r.mintWait(next.at, &inputs{at: next.at}, renewal, next.when)
+		if d > 0 {
+			if !strings.Contains(why, "budget of bytes") {
+				t.Fatalf("%s waits %v: %q", next.at.Name, d, why)
+			}
+			queue = append(queue, due{next.at, next.when.Add(d)})
+			continue
+		}
+		// The call's own check after waiting for its issuer lets it go too.
+		if d := r.writeWait(next.at, next.when); d != 0 {
+			t.Fatalf("%s, at its turn, is sent back by the call for %v", next.at.Name, d)
+		}
+		r.Clock = clocktesting.NewFakeClock(next.when)
+		r.chargeWrite(next.at, data)
+		last = next.when
+	}
+	if reconciles > 2*waiting {
+		t.Fatalf("%d reconciles for %d AccessTokens waiting for one namespace's write budget, want at most two each", reconciles, waiting)
+	}
+	// 200 writes of 3 KiB at 1 KiB a second: about 600 s, and not much less.
+	if got := last.Sub(start); got < 580*time.Second || got > 620*time.Second {
+		t.Fatalf("the last write came %v after the first, want about 600s", got)
+	}
+	n := 0
+	r.writeSlots.Range(func(any, any) bool { n++; return true })
+	if n != 0 {
+		t.Fatalf("%d turns kept after every write", n)
+	}
+}
