@@ -68,6 +68,7 @@ type options struct {
 	managerEnv   []string // NAME=value pairs added to the manager's environment
 	managerBin   string   // a prebuilt manager; empty builds ./cmd
 	lifetime     time.Duration
+	tokenSize    int
 	creators     int
 	noiseSecrets int
 	noiseSize    int
@@ -266,7 +267,8 @@ func (b *bench) setup(ctx context.Context) error {
 	if b.endpoint, err = startEndpoint(b.credential, b.opts.lifetime); err != nil {
 		return err
 	}
-	b.p.printf("token endpoint at %s (lifetime %s)", b.endpoint.URL, b.opts.lifetime)
+	b.endpoint.tokenSize = b.opts.tokenSize
+	b.p.printf("token endpoint at %s (lifetime %s, tokens of %d characters)", b.endpoint.URL, b.opts.lifetime, max(48, b.opts.tokenSize))
 
 	for _, ns := range []string{tokensNamespace, noiseNamespace} {
 		if err := b.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {

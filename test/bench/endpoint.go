@@ -36,6 +36,9 @@ type endpoint struct {
 	URL        string
 	credential string
 	lifetime   int64 // seconds
+	// tokenSize is the length of the tokens it issues (hex digits), at
+	// least 48; real providers' JWTs take 800 to 2,000.
+	tokenSize int
 	calls      atomic.Int64
 	refused    atomic.Int64
 	srv        *http.Server
@@ -76,11 +79,11 @@ func (e *endpoint) token(w http.ResponseWriter, r *http.Request) {
 		e.stamps = append(e.stamps, time.Now())
 	}
 	e.mu.Unlock()
-	var b [24]byte
-	_, _ = rand.Read(b[:])
+	b := make([]byte, max(24, e.tokenSize/2))
+	_, _ = rand.Read(b)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write([]byte(`{"access_token":"` + hex.EncodeToString(b[:]) +
+	_, _ = w.Write([]byte(`{"access_token":"` + hex.EncodeToString(b) +
 		`","token_type":"Bearer","expires_in":` + strconv.FormatInt(e.lifetime, 10) + `}`))
 }
 

@@ -67,6 +67,7 @@ func main() {
 	flag.StringVar(&managerArgs, "manager-args", "", "Extra flags for the manager, space separated (default: the manager's own defaults).")
 	flag.StringVar(&managerEnv, "manager-env", "", "NAME=value pairs, space separated, added to the manager's environment (e.g. GOMEMLIMIT=100MiB).")
 	flag.DurationVar(&opts.lifetime, "lifetime", time.Hour, "Lifetime of the tokens the endpoint issues.")
+	flag.IntVar(&opts.tokenSize, "token-size", 48, "Length of the tokens the endpoint issues (at least 48; providers' JWTs take 800 to 2,000), for memory figures with real-sized tokens.")
 	flag.IntVar(&opts.creators, "creators", 16, "Concurrent clients creating AccessTokens.")
 	flag.IntVar(&opts.noiseSecrets, "unrelated-secrets", 1000, "Unrelated Secrets added for the memory check (0: skip).")
 	flag.IntVar(&opts.noiseSize, "unrelated-secret-size", 100<<10, "Size in bytes of each unrelated Secret.")
