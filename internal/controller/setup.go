@@ -68,6 +68,10 @@ type Config struct {
 	// all resources together (see RESTConfigs).
 	KubeAPIQPS   float64
 	KubeAPIBurst int
+	// EventQPS and EventBurst limit the events the manager sends, apart
+	// from KubeAPIQPS (see DefaultEventQPS); 0 sends them within KubeAPIQPS.
+	EventQPS   float64
+	EventBurst int
 	// IssuerRate and IssuerBurst limit calls per issuer (token bucket); 0 disables.
 	IssuerRate  float64
 	IssuerBurst int
@@ -166,6 +170,9 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	// figures in docs/performance.md were measured with 500 and 1000).
 	fs.Float64Var(&c.KubeAPIQPS, "kube-api-qps", DefaultKubeAPIQPS, "Requests per second to the Kubernetes API, all resources together (leader election has its own).")
 	fs.IntVar(&c.KubeAPIBurst, "kube-api-burst", DefaultKubeAPIBurst, "Burst of requests to the Kubernetes API, all resources together.")
+	fs.Float64Var(&c.EventQPS, "event-qps", DefaultEventQPS,
+		"Events per second the manager sends, apart from --kube-api-qps, so that events never delay the writes of tokens; when they come faster, up to a thousand wait and the newest are dropped (0: within --kube-api-qps).")
+	fs.IntVar(&c.EventBurst, "event-burst", DefaultEventBurst, "Burst of events, with --event-qps.")
 	fs.Float64Var(&c.IssuerRate, "issuer-rate-limit", DefaultIssuerRate,
 		"Calls per second to one issuer's endpoint, shared by all its AccessTokens, for issuers whose spec.rateLimit is not set; also the most a TokenIssuer's spec.rateLimit may ask for (0: unlimited). A 429 pauses the namespace that got it for its Retry-After.")
 	fs.IntVar(&c.IssuerBurst, "issuer-burst", DefaultIssuerBurst, "Burst of calls to one issuer's endpoint, with --issuer-rate-limit.")
@@ -254,7 +261,8 @@ func (c *Config) Validate() error {
 // leader election's. The manager's clients share one token bucket of KubeAPIQPS
 // and KubeAPIBurst: without it, client-go gives every REST client its own, and
 // controller-runtime makes one client per resource type (and one for
-// metadata), so the limit would apply to each resource separately. Leader
+// metadata), so the limit would apply to each resource separately. Events have
+// their own (EventQPS, see Setup). Leader
 // election keeps its own connection and client-go's default limit, so that
 // renewing the lease never waits behind the controllers' requests.
 func (c *Config) RESTConfigs(base *rest.Config) (manager, leaderElection *rest.Config) {
@@ -478,12 +486,25 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	}
 	health := NewIssuerHealth()
 	clocks := &ProviderClocks{Correct: cfg.ProviderClockCorrection, Notify: health.Notify}
+	recorder := mgr.GetEventRecorder("tokenmint")
+	if cfg.EventQPS > 0 {
+		events, err := newEventBroadcaster(mgr.GetConfig(), cfg.EventQPS, cfg.EventBurst)
+		if err != nil {
+			return err
+		}
+		if err := mgr.Add(events); err != nil {
+			return err
+		}
+		if recorder, err = events.recorder(mgr.GetScheme(), "tokenmint"); err != nil {
+			return err
+		}
+	}
 	at := &AccessTokenReconciler{
 		Client:                   mgr.GetClient(),
 		APIReader:                mgr.GetAPIReader(),
 		Metadata:                 metaCache,
 		Clock:                    clk,
-		Recorder:                 mgr.GetEventRecorder("tokenmint"),
+		Recorder:                 recorder,
 		Tokens:                   tokens,
 		Transports:               NewTransports(cfg.Transport),
 		Limiters:                 limiters,
@@ -522,14 +543,14 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		return fmt.Errorf("setting up AccessToken controller: %w", err)
 	}
 	cat := &ClusterAccessTokenReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Metadata: metaCache,
-		Recorder: mgr.GetEventRecorder("tokenmint"), OperatorNamespace: cfg.OperatorNamespace, WatchNamespaces: cfg.WatchNamespaces,
+		Recorder: recorder, OperatorNamespace: cfg.OperatorNamespace, WatchNamespaces: cfg.WatchNamespaces,
 		Fingerprinter: fingerprinter, ReadOnly: cfg.ReadOnly}
 	if err := cat.SetupWithManager(mgr, namespacesSource); err != nil {
 		return fmt.Errorf("setting up ClusterAccessToken controller: %w", err)
 	}
 	for _, kind := range []tokensv1alpha1.IssuerKind{tokensv1alpha1.TokenIssuerKind, tokensv1alpha1.ClusterTokenIssuerKind} {
 		ir := &IssuerReconciler{Client: cfg.cacheReaderFor(mgr.GetClient(), mgr.GetAPIReader()), APIReader: mgr.GetAPIReader(), Metadata: metaCache, Kind: kind,
-			CredentialsNamespace: cfg.credentialsNamespace(), Health: health, Clocks: clocks, Recorder: mgr.GetEventRecorder("tokenmint")}
+			CredentialsNamespace: cfg.credentialsNamespace(), Health: health, Clocks: clocks, Recorder: recorder}
 		if err := ir.SetupWithManager(mgr, secretsSources); err != nil {
 			return fmt.Errorf("setting up %s controller: %w", kind, err)
 		}

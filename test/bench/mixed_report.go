@@ -214,7 +214,7 @@ func (r *mixedResults) checks() []check {
 }
 
 func (r *mixedResults) flagSummary() string {
-	keys := []string{"max-concurrent-reconciles", "kube-api-qps", "kube-api-burst", "issuer-rate-limit", "issuer-burst"}
+	keys := []string{"max-concurrent-reconciles", "kube-api-qps", "kube-api-burst", "event-qps", "event-burst", "issuer-rate-limit", "issuer-burst"}
 	var parts []string
 	for _, k := range keys {
 		v, ok := r.settings[k]

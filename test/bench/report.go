@@ -303,7 +303,7 @@ func (r *results) markdown() string {
 }
 
 func (r *results) flagSummary() string {
-	keys := []string{"max-concurrent-reconciles", "kube-api-qps", "kube-api-burst", "issuer-rate-limit", "issuer-burst"}
+	keys := []string{"max-concurrent-reconciles", "kube-api-qps", "kube-api-burst", "event-qps", "event-burst", "issuer-rate-limit", "issuer-burst"}
 	var parts []string
 	for _, k := range keys {
 		v := r.settings[k]
