@@ -39,9 +39,9 @@ type endpoint struct {
 	// tokenSize is the length of the tokens it issues (hex digits), at
 	// least 48; real providers' JWTs take 800 to 2,000.
 	tokenSize int
-	calls      atomic.Int64
-	refused    atomic.Int64
-	srv        *http.Server
+	calls     atomic.Int64
+	refused   atomic.Int64
+	srv       *http.Server
 
 	// also is a second credential accepted beside credential (a rotation's
 	// overlap), when set.
