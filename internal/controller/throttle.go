@@ -124,33 +124,15 @@ func (l *NamespaceLimiters) limiter(namespace string) *rate.Limiter {
 // Take spends one event of namespace's budget at now, or returns how long to
 // wait for one (spending nothing).
 func (l *NamespaceLimiters) Take(namespace string, now time.Time) time.Duration {
-	wait, _ := takeAll(namespace, now, l)
-	return wait
-}
-
-// takeAll spends one event of namespace's budget in each of ls at now, or, if
-// any has none, spends nothing and returns how long to wait and which refused.
-func takeAll(namespace string, now time.Time, ls ...*NamespaceLimiters) (time.Duration, *NamespaceLimiters) {
-	var taken []*rate.Reservation
-	cancel := func() {
-		for _, r := range taken {
-			r.CancelAt(now)
-		}
+	res := l.limiter(namespace).ReserveN(now, 1)
+	if !res.OK() {
+		return time.Minute
 	}
-	for _, l := range ls {
-		res := l.limiter(namespace).ReserveN(now, 1)
-		if !res.OK() {
-			cancel()
-			return time.Minute, l
-		}
-		if d := res.DelayFrom(now); d > 0 {
-			res.CancelAt(now)
-			cancel()
-			return d, l
-		}
-		taken = append(taken, res)
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return d
 	}
-	return 0, nil
+	return 0
 }
 
 // WriteBudgets is a budget of bytes per namespace: every write is charged
