@@ -320,35 +320,14 @@ func TestWaitingMintsComeBackOneAfterAnother(t *testing.T) {
 	r := &AccessTokenReconciler{MinMintInterval: 10 * time.Second, Mints: NewNamespaceLimiters(10, 1),
 		attempts: lru.New(maxRememberedMints)}
 	first := decision{action: actionIssue, reason: reasonNotIssued}
-	type due struct {
-		at   *tokensv1alpha1.AccessToken
-		when time.Time
-	}
-	var queue []due
-	for i := range waiting {
-		at := object("crowd", fmt.Sprintf("t-%03d", i))
-		at.UID = types.UID(fmt.Sprint("uid-", i))
-		queue = append(queue, due{at, start})
-	}
-	reconciles, minted := 0, map[string]time.Time{}
-	for len(queue) > 0 {
-		slices.SortStableFunc(queue, func(a, b due) int { return a.when.Compare(b.when) })
-		next := queue[0]
-		queue = queue[1:]
-		reconciles++
-		d, why := r.mintWait(next.at, &inputs{at: next.at}, first, next.when)
-		if d > 0 {
-			if !strings.Contains(why, "budget of mints") {
-				t.Fatalf("%s waits %v: %q", next.at.Name, d, why)
+	minted := map[string]time.Time{}
+	reconciles := reconcileCrowd(t, r, start, crowd(waiting, nil), first, "budget of mints",
+		func(at *tokensv1alpha1.AccessToken, now time.Time) {
+			if _, twice := minted[at.Name]; twice {
+				t.Fatalf("%s minted twice", at.Name)
 			}
-			queue = append(queue, due{next.at, next.when.Add(d)})
-			continue
-		}
-		if _, twice := minted[next.at.Name]; twice {
-			t.Fatalf("%s minted twice", next.at.Name)
-		}
-		minted[next.at.Name] = next.when
-	}
+			minted[at.Name] = now
+		})
 	if len(minted) != waiting {
 		t.Fatalf("%d of %d minted", len(minted), waiting)
 	}
@@ -414,40 +393,18 @@ func TestWritersWaitingForADebtTakeTurns(t *testing.T) {
 	r.chargeWrite(debtor, data)
 	r.chargeWrite(debtor, data) // 1 KiB in debt
 	renewal := decision{action: actionIssue, reason: "RenewalDue"}
-	type due struct {
-		at   *tokensv1alpha1.AccessToken
-		when time.Time
-	}
-	var queue []due
-	for i := range waiting {
-		at := object("crowd", fmt.Sprintf("t-%03d", i))
-		at.UID = types.UID(fmt.Sprint("uid-", i))
-		at.Status.IssuedAt = &metav1.Time{Time: start.Add(-time.Hour)}
-		queue = append(queue, due{at, start})
-	}
-	reconciles := 0
+	issued := &metav1.Time{Time: start.Add(-time.Hour)}
 	var last time.Time
-	for len(queue) > 0 {
-		slices.SortStableFunc(queue, func(a, b due) int { return a.when.Compare(b.when) })
-		next := queue[0]
-		queue = queue[1:]
-		reconciles++
-		d, why := r.mintWait(next.at, &inputs{at: next.at}, renewal, next.when)
-		if d > 0 {
-			if !strings.Contains(why, "budget of bytes") {
-				t.Fatalf("%s waits %v: %q", next.at.Name, d, why)
+	reconciles := reconcileCrowd(t, r, start, crowd(waiting, issued), renewal, "budget of bytes",
+		func(at *tokensv1alpha1.AccessToken, now time.Time) {
+			// The call's own check after waiting for its issuer lets it go too.
+			if d := r.writeWait(at, now); d != 0 {
+				t.Fatalf("%s, at its turn, is sent back by the call for %v", at.Name, d)
 			}
-			queue = append(queue, due{next.at, next.when.Add(d)})
-			continue
-		}
-		// The call's own check after waiting for its issuer lets it go too.
-		if d := r.writeWait(next.at, next.when); d != 0 {
-			t.Fatalf("%s, at its turn, is sent back by the call for %v", next.at.Name, d)
-		}
-		r.Clock = clocktesting.NewFakeClock(next.when)
-		r.chargeWrite(next.at, data)
-		last = next.when
-	}
+			r.Clock = clocktesting.NewFakeClock(now)
+			r.chargeWrite(at, data)
+			last = now
+		})
 	if reconciles > 2*waiting {
 		t.Fatalf("%d reconciles for %d AccessTokens waiting for one namespace's write budget, want at most two each", reconciles, waiting)
 	}
@@ -460,4 +417,49 @@ func TestWritersWaitingForADebtTakeTurns(t *testing.T) {
 	if n != 0 {
 		t.Fatalf("%d turns kept after every write", n)
 	}
+}
+
+// crowd returns n AccessTokens of one namespace, issued at issued (nil: never).
+func crowd(n int, issued *metav1.Time) []*tokensv1alpha1.AccessToken {
+	out := make([]*tokensv1alpha1.AccessToken, 0, n)
+	for i := range n {
+		at := object("crowd", fmt.Sprintf("t-%03d", i))
+		at.UID = types.UID(fmt.Sprint("uid-", i))
+		at.Status.IssuedAt = issued
+		out = append(out, at)
+	}
+	return out
+}
+
+// reconcileCrowd reconciles ats, all due at start, each again after the wait
+// mintWait gives it (whose reason must name budget), and calls mint at the
+// time it may mint; it returns the reconciles made.
+func reconcileCrowd(t *testing.T, r *AccessTokenReconciler, start time.Time, ats []*tokensv1alpha1.AccessToken, d decision,
+	budget string, mint func(*tokensv1alpha1.AccessToken, time.Time)) int {
+	t.Helper()
+	type due struct {
+		at   *tokensv1alpha1.AccessToken
+		when time.Time
+	}
+	var queue []due
+	for _, at := range ats {
+		queue = append(queue, due{at, start})
+	}
+	reconciles := 0
+	for len(queue) > 0 {
+		slices.SortStableFunc(queue, func(a, b due) int { return a.when.Compare(b.when) })
+		next := queue[0]
+		queue = queue[1:]
+		reconciles++
+		wait, why := r.mintWait(next.at, &inputs{at: next.at}, d, next.when)
+		if wait > 0 {
+			if !strings.Contains(why, budget) {
+				t.Fatalf("%s waits %v: %q", next.at.Name, wait, why)
+			}
+			queue = append(queue, due{next.at, next.when.Add(wait)})
+			continue
+		}
+		mint(next.at, next.when)
+	}
+	return reconciles
 }
