@@ -1036,8 +1036,8 @@ func (b *bench) phaseRestart(ctx context.Context) error {
 	}
 	before.mgr = nil // a new process: its counters start at zero
 	b.r.restart = diffCosts(before, after, n)
-	b.p.printf("restart: %.0f endpoint calls, %.0f writes, %.0f reads; no-op reconcile median %s",
-		b.r.restart.calls, b.r.restart.writes, b.r.restart.reads, fmtSeconds(b.r.restart.hist.quantile(0.5)))
+	b.p.printf("restart: %.0f endpoint calls, %.0f writes%s, %.0f reads; no-op reconcile median %s",
+		b.r.restart.calls, b.r.restart.writes, writesNamed(b.r.restart), b.r.restart.reads, fmtSeconds(b.r.restart.hist.quantile(0.5)))
 	return nil
 }
 

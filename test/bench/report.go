@@ -19,6 +19,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -116,6 +117,23 @@ func seconds(ds []time.Duration) string {
 
 func (r *results) writesPerToken() float64 { return r.issue.writes / float64(r.n) }
 
+// writesAt returns the writes the apiserver counted in c (less the
+// benchmark's own) to events, and to everything else.
+func writesAt(c *costs) (objects, events float64) {
+	for k, v := range c.byResource {
+		f := strings.Fields(k)
+		if len(f) < 2 || !isWrite(f[0]) {
+			continue
+		}
+		if f[1] == "events" {
+			events += v
+		} else {
+			objects += v
+		}
+	}
+	return objects, events
+}
+
 func mark(ok bool) string {
 	if ok {
 		return "yes"
@@ -151,7 +169,10 @@ func (r *results) checks() []check {
 				fmt.Sprintf("%.2f (rounds: %s)", r.ratio(), r.roundRatios()), mark(r.ratio() <= 1.3))
 		}
 		add("2", "Endpoint calls while issuing", fmt.Sprintf("= N (%d)", r.n), fmt.Sprintf("%.0f", r.issue.calls), mark(r.issue.calls == n))
-		add("2", "Kubernetes API writes per issued token (manager's client)", "≤ 2", fmt.Sprintf("%.2f (%s)", r.writesPerToken(), r.writeBreakdown()), mark(math.Round(r.writesPerToken()*100) <= 200))
+		objects, events := writesAt(r.issue)
+		add("2", "Kubernetes API writes per issued token but events (apiserver, less the benchmark's own)", "≤ 2", fmt.Sprintf("%.2f", objects/n), mark(math.Round(objects/n*100) <= 200))
+		add("2", "Events per issued token (apiserver; a client and budget of their own, --event-qps)", "", fmt.Sprintf("%.2f", events/n), "")
+		add("2", "Kubernetes API writes per issued token (manager's clients, events included)", "", fmt.Sprintf("%.2f (%s)", r.writesPerToken(), r.writeBreakdown()), "")
 		add("2", "Kubernetes API reads per issued token (manager's client)", "", fmt.Sprintf("%.2f (%s)", r.issue.reads/n, r.readBreakdown()), "")
 		add("2", "Reconciles per issued token", "", fmt.Sprintf("%.2f", r.issue.reconciles/n), "")
 		add("2", "CPU per 1,000 issued tokens: manager; control plane, of it etcd (last operator round vs the mean of the floor runs either side)", "",
@@ -166,7 +187,7 @@ func (r *results) checks() []check {
 	}
 	if r.restart != nil {
 		add("3", "Restart: process start until every AccessToken reconciled and the queue empty", "≤ 60 s", fmt.Sprintf("%.1f s", r.restartTime.Seconds()), mark(r.restartTime <= time.Minute && r.restart.reconciles >= n))
-		add("3", "Restart: endpoint calls / API writes", "0 / 0", fmt.Sprintf("%.0f / %.0f", r.restart.calls, r.restart.writes), mark(r.restart.calls == 0 && r.restart.writes == 0))
+		add("3", "Restart: endpoint calls / API writes", "0 / 0", fmt.Sprintf("%.0f / %.0f%s", r.restart.calls, r.restart.writes, writesNamed(r.restart)), mark(r.restart.calls == 0 && r.restart.writes == 0))
 		add("3", "Restart: API reads (lists, watches, gets)", "", fmt.Sprintf("%.0f", r.restart.reads), "")
 	}
 	if f := r.failover; f != nil && f.allRenewed > 0 {
@@ -317,4 +338,20 @@ func (r *results) flagSummary() string {
 		parts = append(parts, "environment "+strings.Join(r.managerEnv, " "))
 	}
 	return strings.Join(parts, " ")
+}
+
+// writesNamed lists the writes the apiserver counted in c by verb and
+// resource, as " (PATCH leases 1)", or "" when there were none.
+func writesNamed(c *costs) string {
+	var parts []string
+	for k, v := range c.byResource {
+		if f := strings.Fields(k); len(f) >= 2 && isWrite(f[0]) && v >= 1 {
+			parts = append(parts, fmt.Sprintf("%s %.0f", k, v))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	slices.Sort(parts)
+	return " (" + strings.Join(parts, ", ") + ")"
 }
