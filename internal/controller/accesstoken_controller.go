@@ -142,6 +142,9 @@ type AccessTokenReconciler struct {
 	// mintSlots holds, by AccessToken, the time its namespace's budgets gave
 	// a mint that had to wait for them (see reserveMint).
 	mintSlots sync.Map
+	// issuerCopies holds the one copy of each issuer's version the
+	// AccessTokens share (see getIssuer).
+	issuerCopies *lru.Cache
 	// writeSlots holds, by AccessToken, its turn to write in its namespace's
 	// write budget while the namespace is in debt (see writeWait).
 	writeSlots sync.Map

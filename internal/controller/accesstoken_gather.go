@@ -323,13 +323,14 @@ func (r *AccessTokenReconciler) gatherState(ctx context.Context, reader client.R
 func (r *AccessTokenReconciler) gatherIssuer(ctx context.Context, at *tokensv1alpha1.AccessToken, in *inputs) (*tokensv1alpha1.IssuerSpec, types.UID, *problem, error) {
 	name := at.Spec.IssuerRef.Name
 	if at.Spec.IssuerRef.Kind == tokensv1alpha1.ClusterTokenIssuerKind {
-		cti := &tokensv1alpha1.ClusterTokenIssuer{}
-		if err := r.Get(ctx, types.NamespacedName{Name: name}, cti); err != nil {
+		obj, err := r.sharedIssuer(ctx, types.NamespacedName{Name: name}, &tokensv1alpha1.ClusterTokenIssuer{})
+		if err != nil {
 			if apierrors.IsNotFound(err) {
 				return nil, "", &problem{tokensv1alpha1.ReasonIssuerNotFound, fmt.Sprintf("ClusterTokenIssuer %q not found", name)}, nil
 			}
 			return nil, "", nil, err
 		}
+		cti := obj.(*tokensv1alpha1.ClusterTokenIssuer)
 		// The source of a ClusterAccessToken lives in the operator namespace;
 		// the namespaces it is copied to are checked against allowedNamespaces.
 		allowed := clusterAccessTokenSource(at, r.OperatorNamespace)
@@ -352,14 +353,15 @@ func (r *AccessTokenReconciler) gatherIssuer(ctx context.Context, at *tokensv1al
 		}
 		return &cti.Spec.IssuerSpec, cti.UID, nil, nil
 	}
-	ti := &tokensv1alpha1.TokenIssuer{}
-	if err := r.Get(ctx, types.NamespacedName{Namespace: at.Namespace, Name: name}, ti); err != nil {
+	obj, err := r.sharedIssuer(ctx, types.NamespacedName{Namespace: at.Namespace, Name: name}, &tokensv1alpha1.TokenIssuer{})
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, "", &problem{tokensv1alpha1.ReasonIssuerNotFound,
 				fmt.Sprintf("TokenIssuer %q not found in namespace %q", name, at.Namespace)}, nil
 		}
 		return nil, "", nil, err
 	}
+	ti := obj.(*tokensv1alpha1.TokenIssuer)
 	in.secretsNamespace = at.Namespace
 	in.guarded = !r.AllowPrivateDestinations
 	if p := issuerDurations(&ti.Spec); p != nil {
@@ -370,6 +372,43 @@ func (r *AccessTokenReconciler) gatherIssuer(ctx context.Context, at *tokensv1al
 			"fromNamespaceLabel is for ClusterTokenIssuers: a TokenIssuer serves only its own namespace"}, nil
 	}
 	return &ti.Spec, ti.UID, nil, nil
+}
+
+// issuerCopy is the copy of an issuer the AccessTokens that use it share, of
+// one version of it.
+type issuerCopy struct {
+	resourceVersion string
+	uid             types.UID
+	obj             client.Object
+}
+
+// maxIssuerCopies bounds the issuers whose shared copy is kept; the least
+// recently used are copied again when next read.
+const maxIssuerCopies = 1024
+
+// sharedIssuer returns the issuer key, of cur's type, read from the cache:
+// one copy of each version of it, shared by every AccessToken that reads it
+// and never written to. A copy per AccessToken would be kept by each call
+// waiting its turn: about a kilobyte each, a hundred megabytes for a backlog
+// of a hundred thousand (the first issue of as many AccessTokens, a re-issue
+// of all after an issuer change).
+func (r *AccessTokenReconciler) sharedIssuer(ctx context.Context, key types.NamespacedName, cur client.Object) (client.Object, error) {
+	if r.issuerCopies == nil {
+		return cur, r.Get(ctx, key, cur)
+	}
+	// Not copied: cur shares what the cache holds, and is only read here.
+	if err := r.Get(ctx, key, cur, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	memo := fmt.Sprintf("%T/%s", cur, key)
+	if v, ok := r.issuerCopies.Get(memo); ok {
+		if c := v.(issuerCopy); c.resourceVersion == cur.GetResourceVersion() && c.uid == cur.GetUID() {
+			return c.obj, nil
+		}
+	}
+	shared := cur.DeepCopyObject().(client.Object)
+	r.issuerCopies.Add(memo, issuerCopy{resourceVersion: cur.GetResourceVersion(), uid: cur.GetUID(), obj: shared})
+	return shared, nil
 }
 
 // specProblem reports a field of the AccessToken that cannot be used: a

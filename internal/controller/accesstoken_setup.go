@@ -63,6 +63,9 @@ func (r *AccessTokenReconciler) SetupWithManager(mgr ctrl.Manager, credentialSec
 	if r.attempts == nil {
 		r.attempts = lru.New(maxRememberedMints)
 	}
+	if r.issuerCopies == nil {
+		r.issuerCopies = lru.New(maxIssuerCopies)
+	}
 	if r.Calls == nil {
 		r.Calls = NewCalls(DefaultIssuerConcurrency, DefaultNamespaceConcurrency)
 	}

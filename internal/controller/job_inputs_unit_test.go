@@ -22,7 +22,9 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/lru"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
@@ -83,5 +85,78 @@ func TestAJobsResultDoesNotStandForChangedInputs(t *testing.T) {
 	}
 	if !r.sameInputs(ctx, at, "") {
 		t.Error("a job submitted without inputs has nothing to compare, and must stand as before")
+	}
+}
+
+// AccessTokens of one issuer share one copy of each version of it: a call
+// waiting its turn keeps its inputs, and a copy of the issuer each would
+// grow a backlog's memory by about a kilobyte per AccessToken.
+func TestAccessTokensShareTheirIssuersCopy(t *testing.T) {
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = tokensv1alpha1.AddToScheme(scheme)
+	cti := &tokensv1alpha1.ClusterTokenIssuer{ObjectMeta: metav1.ObjectMeta{Name: "idp", UID: "u1"},
+		Spec: tokensv1alpha1.ClusterTokenIssuerSpec{IssuerSpec: tokensv1alpha1.IssuerSpec{
+			Request: tokensv1alpha1.RequestSpec{URL: "https://idp.example/token"}}}}
+	ti := &tokensv1alpha1.TokenIssuer{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "own", UID: "u2"},
+		Spec: tokensv1alpha1.IssuerSpec{Request: tokensv1alpha1.RequestSpec{URL: "https://own.example/token"}}}
+	accessToken := func(name string, kind tokensv1alpha1.IssuerKind, issuer string) *tokensv1alpha1.AccessToken {
+		return &tokensv1alpha1.AccessToken{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name, UID: types.UID(name), Generation: 1},
+			Spec: tokensv1alpha1.AccessTokenSpec{IssuerRef: tokensv1alpha1.IssuerReference{Kind: kind, Name: issuer},
+				Secret: tokensv1alpha1.SecretTemplate{Name: name + "-token"}}}
+	}
+	a, b := accessToken("a", tokensv1alpha1.ClusterTokenIssuerKind, "idp"), accessToken("b", tokensv1alpha1.ClusterTokenIssuerKind, "idp")
+	own1, own2 := accessToken("c", tokensv1alpha1.TokenIssuerKind, "own"), accessToken("d", tokensv1alpha1.TokenIssuerKind, "own")
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(cti, ti, a, b, own1, own2).Build()
+	r := &AccessTokenReconciler{Client: c, APIReader: c, Metadata: c, OperatorNamespace: "tokenmint-system",
+		Fingerprinter: secret.NewFingerprinter(make([]byte, 32)), credentials: newCredentialStore(0),
+		issuerCopies: lru.New(maxIssuerCopies)}
+	ctx := context.Background()
+	gather := func(at *tokensv1alpha1.AccessToken) *inputs {
+		t.Helper()
+		in, err := r.gather(ctx, at, false)
+		if err != nil || in.spec == nil {
+			t.Fatalf("gathering %s: %v (problem %v)", at.Name, err, in.problem)
+		}
+		return in
+	}
+	for _, pair := range [][2]*tokensv1alpha1.AccessToken{{a, b}, {own1, own2}} {
+		first, second := gather(pair[0]), gather(pair[1])
+		if first.spec != second.spec {
+			t.Errorf("%s and %s of one issuer hold two copies of it", pair[0].Name, pair[1].Name)
+		}
+	}
+	before := gather(a)
+
+	cur := &tokensv1alpha1.ClusterTokenIssuer{}
+	if err := c.Get(ctx, types.NamespacedName{Name: "idp"}, cur); err != nil {
+		t.Fatal(err)
+	}
+	cur.Spec.Request.URL = "https://idp.example/v2/token"
+	if err := c.Update(ctx, cur); err != nil {
+		t.Fatal(err)
+	}
+	after := gather(b)
+	if after.spec == before.spec || after.spec.Request.URL != "https://idp.example/v2/token" {
+		t.Fatalf("after the issuer changed: the old copy is used (%s)", after.spec.Request.URL)
+	}
+	if before.spec.Request.URL != "https://idp.example/token" {
+		t.Fatalf("the copy an earlier reconcile holds changed under it: %s", before.spec.Request.URL)
+	}
+	if again := gather(a); again.spec != after.spec {
+		t.Error("the new version is copied once per AccessToken")
+	}
+
+	if err := c.Delete(ctx, cur); err != nil {
+		t.Fatal(err)
+	}
+	recreated := &tokensv1alpha1.ClusterTokenIssuer{ObjectMeta: metav1.ObjectMeta{Name: "idp", UID: "u3"},
+		Spec: tokensv1alpha1.ClusterTokenIssuerSpec{IssuerSpec: tokensv1alpha1.IssuerSpec{
+			Request: tokensv1alpha1.RequestSpec{URL: "https://idp.example/v3/token"}}}}
+	if err := c.Create(ctx, recreated); err != nil {
+		t.Fatal(err)
+	}
+	if in := gather(a); in.issuerUID != "u3" || in.spec.Request.URL != "https://idp.example/v3/token" {
+		t.Fatalf("after the issuer was re-created: %s of %s", in.spec.Request.URL, in.issuerUID)
 	}
 }
