@@ -91,18 +91,23 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		cond.Status, cond.Reason = metav1.ConditionFalse, tokensv1alpha1.ReasonSecretMissing
 		cond.Message = "missing in namespace " + ns + ": " + strings.Join(missing, ", ")
 	}
+	prev := meta.FindStatusCondition(orig.Conditions, tokensv1alpha1.ConditionReady)
 	if cond.Status == metav1.ConditionTrue {
 		if st, ok := r.Health.State(r.Kind, obj); ok && st.reason != "" {
 			cond.Status, cond.Reason = metav1.ConditionFalse, st.reason
 			cond.Message = fmt.Sprintf("the last call to the endpoint, at %s, failed: %s", st.since.UTC().Format(time.RFC3339), st.message)
 		} else if ok {
 			cond.Message = "configuration is valid, its credential Secrets exist, and the endpoint accepted the last call"
+		} else if prev != nil && prev.Status == metav1.ConditionTrue && prev.Reason == cond.Reason && prev.ObservedGeneration == cond.ObservedGeneration {
+			// No call since this process started (a restart, a new
+			// leader): what the last one said stands, and nothing is
+			// written for a restart.
+			cond.Message = prev.Message
 		}
 	}
 	// An event marks each change of Ready's reason, and an issuer whose
 	// first known state is already False (its first status may come after
 	// the first call's failure).
-	prev := meta.FindStatusCondition(orig.Conditions, tokensv1alpha1.ConditionReady)
 	if r.Recorder != nil && ((prev == nil && cond.Status == metav1.ConditionFalse) || (prev != nil && prev.Reason != cond.Reason)) {
 		switch {
 		case cond.Status == metav1.ConditionFalse:

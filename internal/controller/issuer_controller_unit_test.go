@@ -20,16 +20,21 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/lru"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
+	"github.com/tokenmint/tokenmint/internal/issuer"
 )
 
 // countingReader counts the Secrets read through it.
@@ -107,5 +112,66 @@ func TestIssuerReconcilerReadsEachSecretOncePerVersion(t *testing.T) {
 	}
 	if live.gets != 2 {
 		t.Errorf("one Secret changed: %d reads, want it and the missing one (2)", live.gets)
+	}
+}
+
+// A restart (or a new leader) knows no call yet: the issuer's Ready keeps
+// what the last call said, and nothing is written; a call's result, or a
+// change of the issuer, still sets it anew.
+func TestIssuerReadyOutlivesARestart(t *testing.T) {
+	ctx := context.Background()
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = tokensv1alpha1.AddToScheme(scheme)
+	const accepted = "configuration is valid, its credential Secrets exist, and the endpoint accepted the last call"
+	cti := &tokensv1alpha1.ClusterTokenIssuer{ObjectMeta: metav1.ObjectMeta{Name: "idp", Generation: 1},
+		Spec: tokensv1alpha1.ClusterTokenIssuerSpec{IssuerSpec: tokensv1alpha1.IssuerSpec{
+			Request:  tokensv1alpha1.RequestSpec{URL: "https://idp.example/token"},
+			Response: tokensv1alpha1.ResponseSpec{Token: "access_token"}}},
+		Status: tokensv1alpha1.IssuerStatus{ObservedGeneration: 1, Conditions: []metav1.Condition{{
+			Type: tokensv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: tokensv1alpha1.ReasonValid,
+			Message: accepted, ObservedGeneration: 1, LastTransitionTime: metav1.Now()}}}}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(cti).WithStatusSubresource(cti).Build()
+	r := &IssuerReconciler{Client: c, APIReader: c, Metadata: c, Kind: tokensv1alpha1.ClusterTokenIssuerKind,
+		known: lru.New(maxKnownSecretKeys), Health: NewIssuerHealth(), Clocks: &ProviderClocks{}}
+	req := ctrl.Request{NamespacedName: types.NamespacedName{Name: "idp"}}
+	current := func() (*tokensv1alpha1.ClusterTokenIssuer, *metav1.Condition) {
+		t.Helper()
+		got := &tokensv1alpha1.ClusterTokenIssuer{}
+		if err := c.Get(ctx, req.NamespacedName, got); err != nil {
+			t.Fatal(err)
+		}
+		return got, meta.FindStatusCondition(got.Status.Conditions, tokensv1alpha1.ConditionReady)
+	}
+	before, _ := current()
+	if _, err := r.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	after, ready := current()
+	if after.ResourceVersion != before.ResourceVersion || ready.Message != accepted {
+		t.Fatalf("after a restart: status written (%s → %s), Ready says %q", before.ResourceVersion, after.ResourceVersion, ready.Message)
+	}
+
+	r.Health.Record(issuerKey(tokensv1alpha1.ClusterTokenIssuerKind, "", "idp"),
+		&issuer.Error{Class: issuer.ClassUnauthorized, Message: "invalid_client"}, time.Now())
+	if _, err := r.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if _, ready = current(); ready.Status != metav1.ConditionFalse {
+		t.Fatalf("a failed call after the restart: Ready %s %q", ready.Status, ready.Message)
+	}
+
+	changed, _ := current()
+	changed.Spec.Request.URL = "https://idp.example/v2/token"
+	changed.Generation = 2
+	if err := c.Update(ctx, changed); err != nil {
+		t.Fatal(err)
+	}
+	r.Health = NewIssuerHealth()
+	if _, err := r.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if _, ready = current(); ready.Status != metav1.ConditionTrue || ready.Message == accepted {
+		t.Fatalf("a changed issuer no call has used yet: Ready %s %q", ready.Status, ready.Message)
 	}
 }
