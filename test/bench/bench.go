@@ -269,6 +269,12 @@ func (b *bench) setup(ctx context.Context) error {
 	}
 	b.endpoint.tokenSize = b.opts.tokenSize
 	b.p.printf("token endpoint at %s (lifetime %s, tokens of %d characters)", b.endpoint.URL, b.opts.lifetime, max(48, b.opts.tokenSize))
+	// Renewals come due at about half the lifetime; the phases after
+	// issuing wait for a quiet controller, which renewals never leave.
+	if guess := time.Duration(b.opts.n/30) * time.Second; guess > b.opts.lifetime/2 {
+		b.p.printf("warning: at the manager's default API budget (about 30 tokens a second) issuing %d tokens takes about %s, and renewals of %s tokens start after %s: the run will not settle; pass a longer -lifetime",
+			b.opts.n, guess.Round(time.Minute), b.opts.lifetime, (b.opts.lifetime / 2).Round(time.Minute))
+	}
 
 	for _, ns := range []string{tokensNamespace, noiseNamespace} {
 		if err := b.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
