@@ -143,7 +143,7 @@ type AccessTokenReconciler struct {
 	// a mint that had to wait for them (see reserveMint).
 	mintSlots sync.Map
 	// issuerCopies holds the one copy of each issuer's version the
-	// AccessTokens share (see getIssuer).
+	// AccessTokens share (see sharedIssuer).
 	issuerCopies *lru.Cache
 	// writeSlots holds, by AccessToken, its turn to write in its namespace's
 	// write budget while the namespace is in debt (see writeWait).
