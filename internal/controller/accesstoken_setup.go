@@ -98,6 +98,7 @@ func (r *AccessTokenReconciler) SetupWithManager(mgr ctrl.Manager, credentialSec
 		WithOptions(opts).
 		Named("accesstoken")
 	b = b.WatchesRawSource(source.Channel(r.Calls.Events(), &handler.EnqueueRequestForObject{}))
+	b = b.WatchesRawSource(r.dueFirst(mgr.GetCache()))
 	if r.shardEvents != nil {
 		b = b.WatchesRawSource(source.Channel(r.shardEvents, &handler.EnqueueRequestForObject{}))
 	}
