@@ -382,6 +382,13 @@ type issuerCopy struct {
 	obj             client.Object
 }
 
+// issuerMemo is the key of an issuer's shared copy: no string is built for
+// it on every reconcile.
+type issuerMemo struct {
+	cluster bool
+	key     types.NamespacedName
+}
+
 // maxIssuerCopies bounds the issuers whose shared copy is kept; the least
 // recently used are copied again when next read.
 const maxIssuerCopies = 1024
@@ -400,7 +407,8 @@ func (r *AccessTokenReconciler) sharedIssuer(ctx context.Context, key types.Name
 	if err := r.Get(ctx, key, cur, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
-	memo := fmt.Sprintf("%T/%s", cur, key)
+	_, cluster := cur.(*tokensv1alpha1.ClusterTokenIssuer)
+	memo := issuerMemo{cluster: cluster, key: key}
 	if v, ok := r.issuerCopies.Get(memo); ok {
 		if c := v.(issuerCopy); c.resourceVersion == cur.GetResourceVersion() && c.uid == cur.GetUID() {
 			return c.obj, nil
