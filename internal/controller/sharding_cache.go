@@ -65,10 +65,7 @@ func (c *Config) filterCache(opts *cache.Options) {
 		default:
 			return toolscache.NewSharedIndexInformer(lw, obj, resync, indexers)
 		}
-		flw := f.Wrap(lw, scope)
-		inf := toolscache.NewSharedIndexInformer(flw, obj, resync, indexers)
-		flw.SetStore(inf.GetStore())
-		return inf
+		return toolscache.NewSharedIndexInformer(f.Wrap(lw, scope), obj, resync, indexers)
 	}
 }
 

@@ -19,7 +19,9 @@ package sharding
 import (
 	"context"
 	"net/http"
+	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,8 +67,10 @@ func NewCacheFilter(ranges int, clk clock.PassiveClock) *CacheFilter {
 		complete: map[int]time.Time{}, listers: map[*FilteredListerWatcher]struct{}{}, watches: map[*filteredWatch]struct{}{}}
 }
 
-// SetRanges sets the ranges to cache. When they differ from the last ones,
-// every filtered watch ends so that its informer lists again.
+// SetRanges sets the ranges to cache. When ranges are only given up, each
+// filtered watch sends delete events for the objects of those ranges its
+// informer's store holds, and goes on; when a range is taken, every filtered
+// watch ends so that its informer lists again.
 func (f *CacheFilter) SetRanges(ranges []int) {
 	next := map[int]bool{}
 	for _, r := range ranges {
@@ -92,13 +96,14 @@ func (f *CacheFilter) SetRanges(ranges []int) {
 		}
 	}
 	f.set = next
+	gen := f.gen
 	watches := make([]*filteredWatch, 0, len(f.watches))
 	for w := range f.watches {
 		watches = append(watches, w)
 	}
 	f.mu.Unlock()
 	for _, w := range watches {
-		w.expire()
+		w.follow(gen, next)
 	}
 }
 
@@ -193,9 +198,18 @@ type FilteredListerWatcher struct {
 	scope  func(metav1.Object) (string, bool)
 	// noWatchList is lw's answer: a client that cannot stream lists.
 	noWatchList bool
-	// known reports whether the informer's store holds an object, so that
-	// an object that stops being kept leaves it (see SetStore).
-	known func(obj any) bool
+	// held (under mu) mirrors the keys of the informer's store: every
+	// object with a namespace this ListerWatcher has given the informer (by
+	// its last complete list, then by its watch), with the range it is kept
+	// for (-1: kept whatever the ranges). It tells which objects leave the
+	// store when ranges are given up, and whether an object that stops
+	// being kept is in the store. listing collects the next list's keys.
+	mu      sync.Mutex
+	held    map[string]int
+	listing map[string]int
+	// proto is an empty object of the informer's type, for the delete
+	// events of objects whose range was given up.
+	proto runtime.Object
 	// listGen (under filter.mu) is the generation of the ranges the
 	// informer's store reflects: that of its last complete list.
 	listGen uint64
@@ -209,30 +223,133 @@ type FilteredListerWatcher struct {
 // that client can.
 func (l *FilteredListerWatcher) IsWatchListSemanticsUnSupported() bool { return l.noWatchList }
 
-// SetStore lets the ListerWatcher look up the informer's store.
-func (l *FilteredListerWatcher) SetStore(s toolscache.Store) {
-	l.known = func(obj any) bool {
-		_, found, err := s.Get(obj)
-		return err == nil && found
-	}
-}
-
-func (l *FilteredListerWatcher) keep(obj runtime.Object, set map[int]bool) bool {
+// rangeFor returns the range that decides whether obj is kept, -1 when it is
+// kept whatever the ranges, and its key ("" for an object without a
+// namespace, always kept and never mirrored).
+func (l *FilteredListerWatcher) rangeFor(obj runtime.Object) (key string, rng int) {
 	m, err := meta.Accessor(obj)
-	if err != nil {
-		return true
+	if err != nil || m.GetNamespace() == "" {
+		return "", -1
 	}
 	ns := m.GetNamespace()
-	if ns == "" {
-		return true
-	}
+	key = ns + "/" + m.GetName()
 	if l.scope != nil {
 		var always bool
 		if ns, always = l.scope(m); always {
-			return true
+			return key, -1
 		}
 	}
-	return set[RangeOf(ns, l.filter.ranges)]
+	return key, RangeOf(ns, l.filter.ranges)
+}
+
+func (l *FilteredListerWatcher) keep(obj runtime.Object, set map[int]bool) bool {
+	_, rng := l.rangeFor(obj)
+	return rng < 0 || set[rng]
+}
+
+// remember records that obj (kept) goes to the informer: into the list being
+// collected when collecting, else into the mirror of the store.
+func (l *FilteredListerWatcher) remember(obj runtime.Object, collecting bool) {
+	key, rng := l.rangeFor(obj)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.proto == nil {
+		l.proto = emptyLike(obj)
+	}
+	if key == "" {
+		return
+	}
+	if collecting {
+		if l.listing == nil {
+			l.listing = map[string]int{}
+		}
+		l.listing[key] = rng
+		return
+	}
+	if l.held == nil {
+		l.held = map[string]int{}
+	}
+	l.held[key] = rng
+}
+
+// forget records that obj left the informer's store (or the list being
+// collected); it reports whether it was there.
+func (l *FilteredListerWatcher) forget(obj runtime.Object, collecting bool) bool {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return false
+	}
+	key := m.GetNamespace() + "/" + m.GetName()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	keys := l.held
+	if collecting {
+		keys = l.listing
+	}
+	_, ok := keys[key]
+	delete(keys, key)
+	return ok
+}
+
+// startList begins collecting the keys of a new list; listDone makes them the
+// mirror of the store, which the list replaces.
+func (l *FilteredListerWatcher) startList() {
+	l.mu.Lock()
+	l.listing = map[string]int{}
+	l.mu.Unlock()
+}
+
+func (l *FilteredListerWatcher) listDone() {
+	l.mu.Lock()
+	l.held, l.listing = l.listing, nil
+	l.mu.Unlock()
+}
+
+// dropRanges removes from the mirror the objects of ranges not in set and
+// returns their keys.
+func (l *FilteredListerWatcher) dropRanges(set map[int]bool) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for key, rng := range l.held {
+		if rng >= 0 && !set[rng] {
+			out = append(out, key)
+			delete(l.held, key)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// tombstone returns an object of the informer's type named by key, at
+// resourceVersion rv, for a delete event: the store deletes by key.
+func (l *FilteredListerWatcher) tombstone(key, rv string) runtime.Object {
+	l.mu.Lock()
+	proto := l.proto
+	l.mu.Unlock()
+	obj := proto.DeepCopyObject()
+	m, err := meta.Accessor(obj)
+	if err == nil {
+		ns, name, _ := strings.Cut(key, "/")
+		m.SetNamespace(ns)
+		m.SetName(name)
+		m.SetResourceVersion(rv)
+	}
+	return obj
+}
+
+// emptyLike returns an empty object of obj's type, with its kind.
+func emptyLike(obj runtime.Object) runtime.Object {
+	t := reflect.TypeOf(obj)
+	if t.Kind() != reflect.Pointer {
+		return obj.DeepCopyObject()
+	}
+	out, ok := reflect.New(t.Elem()).Interface().(runtime.Object)
+	if !ok {
+		return obj.DeepCopyObject()
+	}
+	out.GetObjectKind().SetGroupVersionKind(obj.GetObjectKind().GroupVersionKind())
+	return out
 }
 
 // List lists through ListWithContext.
@@ -251,6 +368,7 @@ func (l *FilteredListerWatcher) ListWithContext(ctx context.Context, options met
 	gen, set := l.filter.snapshot()
 	if options.Continue == "" {
 		l.pageGen = gen
+		l.startList()
 	} else if l.pageGen != gen {
 		l.pageGen = 0
 	}
@@ -266,12 +384,14 @@ func (l *FilteredListerWatcher) ListWithContext(ctx context.Context, options met
 	for _, o := range items {
 		if l.keep(o, set) {
 			kept = append(kept, o)
+			l.remember(o, true)
 		}
 	}
 	if err := meta.SetList(list, kept); err != nil {
 		return nil, err
 	}
 	if m, err := meta.ListAccessor(list); err == nil && m.GetContinue() == "" {
+		l.listDone()
 		l.filter.listed(l, l.pageGen)
 	}
 	return list, nil
@@ -287,12 +407,15 @@ func (l *FilteredListerWatcher) WatchWithContext(ctx context.Context, options me
 	if !listing && l.filter.listGen(l) != gen {
 		return expiredWatch(), nil
 	}
+	if listing {
+		l.startList()
+	}
 	inner, err := l.lw.WatchWithContext(ctx, options)
 	if err != nil {
 		return nil, err
 	}
-	w := &filteredWatch{l: l, inner: inner, gen: gen, set: set, listing: listing,
-		out: make(chan watch.Event), stop: make(chan struct{}), expired: make(chan struct{})}
+	w := &filteredWatch{l: l, inner: inner, gen: gen, set: set, listing: listing, lastRV: options.ResourceVersion,
+		out: make(chan watch.Event), stop: make(chan struct{}), expired: make(chan struct{}), narrowed: make(chan struct{}, 1)}
 	l.filter.mu.Lock()
 	l.filter.watches[w] = struct{}{}
 	changed := l.filter.gen != gen
@@ -317,11 +440,21 @@ func expiredWatch() watch.Interface {
 }
 
 type filteredWatch struct {
-	l       *FilteredListerWatcher
-	inner   watch.Interface
-	gen     uint64
-	set     map[int]bool
-	listing bool
+	l     *FilteredListerWatcher
+	inner watch.Interface
+
+	// mu guards gen, set and listing: the ranges the watch passes (the
+	// newest asked for) and whether it still streams its initial list.
+	// narrowed tells run that set lost ranges, whose objects it must
+	// delete from the store.
+	mu       sync.Mutex
+	gen      uint64
+	set      map[int]bool
+	listing  bool
+	narrowed chan struct{}
+	// lastRV is the resourceVersion of the last event from the API server
+	// (run's own), given to the delete events run makes.
+	lastRV string
 
 	out      chan watch.Event
 	stop     chan struct{}
@@ -335,6 +468,56 @@ func (w *filteredWatch) ResultChan() <-chan watch.Event { return w.out }
 func (w *filteredWatch) Stop() { w.stopOnce.Do(func() { close(w.stop) }) }
 
 func (w *filteredWatch) expire() { w.expOnce.Do(func() { close(w.expired) }) }
+
+// follow moves the watch to the ranges of generation gen: when they only
+// drop ranges of the watch's and its initial list has ended, run deletes the
+// objects of those ranges from the store and the watch goes on; otherwise it
+// ends with 410 Expired, and the informer lists again.
+func (w *filteredWatch) follow(gen uint64, next map[int]bool) {
+	w.mu.Lock()
+	if gen <= w.gen {
+		w.mu.Unlock()
+		return
+	}
+	narrow := !w.listing
+	for r := range next {
+		if !w.set[r] {
+			narrow = false
+		}
+	}
+	if narrow {
+		w.gen, w.set = gen, next
+	}
+	w.mu.Unlock()
+	if !narrow {
+		w.expire()
+		return
+	}
+	select {
+	case w.narrowed <- struct{}{}:
+	default:
+	}
+}
+
+func (w *filteredWatch) ranges() (uint64, map[int]bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.gen, w.set
+}
+
+// narrow sends a delete event for each object of the store whose range the
+// watch no longer passes, then records that the store reflects the watch's
+// ranges.
+func (w *filteredWatch) narrow() bool {
+	gen, set := w.ranges()
+	for _, key := range w.l.dropRanges(set) {
+		if !w.send(watch.Event{Type: watch.Deleted, Object: w.l.tombstone(key, w.lastRV)}) {
+			return false
+		}
+	}
+	w.l.filter.listed(w.l, gen)
+	return true
+}
 
 func (w *filteredWatch) send(ev watch.Event) bool {
 	select {
@@ -360,9 +543,18 @@ func (w *filteredWatch) run() {
 		case <-w.expired:
 			w.send(watch.Event{Type: watch.Error, Object: expiredStatus()})
 			return
+		case <-w.narrowed:
+			if !w.narrow() {
+				return
+			}
 		case ev, ok := <-w.inner.ResultChan():
 			if !ok {
 				return
+			}
+			if ev.Type != watch.Error {
+				if m, err := meta.Accessor(ev.Object); err == nil && m.GetResourceVersion() != "" {
+					w.lastRV = m.GetResourceVersion()
+				}
 			}
 			if !w.pass(ev) {
 				return
@@ -374,30 +566,39 @@ func (w *filteredWatch) run() {
 // pass sends ev on when its object is kept; an object that is not kept any
 // more but is in the store is sent as deleted.
 func (w *filteredWatch) pass(ev watch.Event) bool {
+	w.mu.Lock()
+	gen, set, listing := w.gen, w.set, w.listing
+	w.mu.Unlock()
 	switch ev.Type {
 	case watch.Added:
-		if !w.l.keep(ev.Object, w.set) {
+		if !w.l.keep(ev.Object, set) {
 			return true
 		}
+		w.l.remember(ev.Object, listing)
 	case watch.Modified:
-		if !w.l.keep(ev.Object, w.set) {
-			if w.l.known == nil || !w.l.known(ev.Object) {
+		if !w.l.keep(ev.Object, set) {
+			if !w.l.forget(ev.Object, listing) {
 				return true
 			}
 			ev.Type = watch.Deleted
+		} else {
+			w.l.remember(ev.Object, listing)
 		}
 	case watch.Deleted:
-		if !w.l.keep(ev.Object, w.set) && (w.l.known == nil || !w.l.known(ev.Object)) {
+		if !w.l.forget(ev.Object, listing) && !w.l.keep(ev.Object, set) {
 			return true
 		}
 	case watch.Bookmark:
 		if !w.send(ev) {
 			return false
 		}
-		if w.listing {
+		if listing {
 			if m, err := meta.Accessor(ev.Object); err == nil && m.GetAnnotations()[metav1.InitialEventsAnnotationKey] == "true" {
+				w.mu.Lock()
 				w.listing = false
-				w.l.filter.listed(w.l, w.gen)
+				w.mu.Unlock()
+				w.l.listDone()
+				w.l.filter.listed(w.l, gen)
 			}
 		}
 		return true

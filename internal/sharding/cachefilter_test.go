@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -217,8 +218,6 @@ func TestFilteredWatchDropsOtherRangesAndExpiresOnChange(t *testing.T) {
 	f := NewCacheFilter(testRanges, nil)
 	lw := newFakeLW()
 	flw := f.Wrap(lw, keepLabelled)
-	store := toolscache.NewStore(toolscache.MetaNamespaceKeyFunc)
-	flw.SetStore(store)
 	f.SetRanges([]int{0})
 
 	// A watch before any list of these ranges ends at once.
@@ -252,9 +251,6 @@ func TestFilteredWatchDropsOtherRangesAndExpiresOnChange(t *testing.T) {
 	inner.Add(pinned)
 	if ev := next(t, w); ev.Type != watch.Added || ev.Object.(*corev1.Secret).Name != "pinned" {
 		t.Fatalf("labelled Secret of another range: %v, want added", ev.Type)
-	}
-	if err := store.Add(pinned); err != nil {
-		t.Fatal(err)
 	}
 	inner.Modify(testSecret(in1, "other", nil))
 	inner.Delete(testSecret(in1, "other", nil))
@@ -349,7 +345,6 @@ func TestInformerFollowsTheRanges(t *testing.T) {
 	f := NewCacheFilter(testRanges, nil)
 	flw := f.Wrap(lw, nil)
 	inf := toolscache.NewSharedIndexInformer(flw, &corev1.Secret{}, 0, toolscache.Indexers{})
-	flw.SetStore(inf.GetStore())
 	deleted := make(chan string, 64)
 	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{DeleteFunc: func(o any) {
 		if d, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
@@ -416,5 +411,204 @@ func TestInformerFollowsTheRanges(t *testing.T) {
 		if !got[k] {
 			t.Fatalf("no delete event for %s", k)
 		}
+	}
+}
+
+// TestRangesGivenUpLeaveTheStoreWithoutAList runs a real informer over a fake
+// clientset: ranges only given up leave its store by delete events on the
+// running watch, without a new list or watch, and the objects that arrived
+// by that watch leave with them; taking a range lists again.
+func TestRangesGivenUpLeaveTheStoreWithoutAList(t *testing.T) {
+	var objs []runtime.Object
+	want := map[int][]string{}
+	for rng := range testRanges {
+		for i := range 3 {
+			ns := namespaceIn(t, rng, i)
+			objs = append(objs, testSecret(ns, "s", nil))
+			want[rng] = append(want[rng], ns+"/s")
+		}
+	}
+	cs := fake.NewClientset(objs...)
+	var lists, watches atomic.Int32
+	lw := toolscache.ToListWatcherWithWatchListSemantics(&toolscache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			lists.Add(1)
+			return cs.CoreV1().Secrets("").List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			watches.Add(1)
+			return cs.CoreV1().Secrets("").Watch(ctx, o)
+		},
+	}, cs)
+	f := NewCacheFilter(testRanges, nil)
+	inf := toolscache.NewSharedIndexInformer(f.Wrap(lw, nil), &corev1.Secret{}, 0, toolscache.Indexers{})
+	deleted := make(chan *corev1.Secret, 64)
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{DeleteFunc: func(o any) {
+		if s, ok := o.(*corev1.Secret); ok {
+			deleted <- s
+		}
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	f.SetRanges([]int{0, 1, 3})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go inf.Run(ctx.Done())
+
+	expect := func(held ...int) {
+		t.Helper()
+		var keys []string
+		for _, r := range held {
+			keys = append(keys, want[r]...)
+		}
+		slices.Sort(keys)
+		var got []string
+		err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
+			got = inf.GetStore().ListKeys()
+			slices.Sort(got)
+			return slices.Equal(got, keys), nil
+		})
+		if err != nil {
+			t.Fatalf("holding %v: store %v, want %v", held, got, keys)
+		}
+	}
+	expect(0, 1, 3)
+	// Objects that arrive by the watch, in a range about to be given up.
+	late := testSecret(namespaceIn(t, 3, 5), "late", nil)
+	if _, err := cs.CoreV1().Secrets(late.Namespace).Create(ctx, late, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want[3] = append(want[3], late.Namespace+"/late")
+	expect(0, 1, 3)
+	listsBefore, watchesBefore := lists.Load(), watches.Load()
+
+	f.SetRanges([]int{1})
+	expect(1)
+	got := map[string]bool{}
+	for len(got) < len(want[0])+len(want[3]) {
+		select {
+		case s := <-deleted:
+			got[s.Namespace+"/"+s.Name] = true
+			if s.ResourceVersion == "" {
+				t.Errorf("delete event for %s/%s without a resourceVersion: the reflector would resume from none", s.Namespace, s.Name)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("delete events for ranges given up: %v", got)
+		}
+	}
+	for _, k := range append(slices.Clone(want[0]), want[3]...) {
+		if !got[k] {
+			t.Fatalf("no delete event for %s", k)
+		}
+	}
+	if l, w := lists.Load()-listsBefore, watches.Load()-watchesBefore; l != 0 || w != 0 {
+		t.Fatalf("giving ranges up made %d lists and %d watches, want none", l, w)
+	}
+	if _, ok := f.Cached(namespaceIn(t, 1, 0)); !ok {
+		t.Fatal("the range kept is no longer reported cached")
+	}
+	// The watch goes on with the range kept, and drops the others.
+	for _, s := range []*corev1.Secret{testSecret(namespaceIn(t, 0, 6), "after", nil), testSecret(namespaceIn(t, 1, 6), "after", nil)} {
+		if _, err := cs.CoreV1().Secrets(s.Namespace).Create(ctx, s, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want[0] = append(want[0], namespaceIn(t, 0, 6)+"/after")
+	want[1] = append(want[1], namespaceIn(t, 1, 6)+"/after")
+	expect(1)
+
+	// Taking a range lists again.
+	f.SetRanges([]int{1, 2})
+	expect(1, 2)
+	if lists.Load() == listsBefore {
+		t.Fatal("taking a range did not list again")
+	}
+	if _, ok := f.Cached(namespaceIn(t, 2, 0)); !ok {
+		t.Fatal("the range taken is not cached after its list")
+	}
+}
+
+func TestFilteredWatchDeletesWhatItGaveUpAtItsLatestVersion(t *testing.T) {
+	in0, in1, in2 := namespaceIn(t, 0, 0), namespaceIn(t, 1, 0), namespaceIn(t, 2, 0)
+	f := NewCacheFilter(testRanges, nil)
+	lw := newFakeLW(testSecret(in0, "listed", nil), testSecret(in1, "kept", nil))
+	flw := f.Wrap(lw, keepLabelled)
+	f.SetRanges([]int{0, 1})
+	if _, err := flw.List(metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := flw.Watch(metav1.ListOptions{ResourceVersion: "10"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := <-lw.watches
+	watched := testSecret(in0, "watched", nil)
+	watched.ResourceVersion = "11"
+	inner.Add(watched)
+	if ev := next(t, w); ev.Type != watch.Added {
+		t.Fatalf("event %v, want added", ev.Type)
+	}
+	pinned := testSecret(in0, "pinned", map[string]string{"always": "true"})
+	pinned.ResourceVersion = "12"
+	inner.Add(pinned)
+	next(t, w)
+	other := testSecret(in2, "other", nil)
+	other.ResourceVersion = "13"
+	inner.Add(other) // dropped, but the watch is at 13 now
+
+	f.SetRanges([]int{1})
+	var got []string
+	for range 2 {
+		ev := next(t, w)
+		s := ev.Object.(*corev1.Secret)
+		if ev.Type != watch.Deleted || s.ResourceVersion != "13" {
+			t.Fatalf("after giving range 0 up: %v %s at %q, want deleted at 13", ev.Type, s.Name, s.ResourceVersion)
+		}
+		got = append(got, s.Namespace+"/"+s.Name)
+	}
+	if want := []string{in0 + "/listed", in0 + "/watched"}; !slices.Equal(got, want) {
+		t.Fatalf("deleted %v, want %v (what is kept whatever the ranges stays)", got, want)
+	}
+	if _, ok := f.Cached(in1); !ok {
+		t.Fatal("range 1 no longer cached")
+	}
+	// A later watch needs no new list: the store reflects the ranges once
+	// the deletes are sent.
+	for deadline := time.Now().Add(5 * time.Second); f.listGen(flw) != 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the store reflects generation %d after the deletes, want 3", f.listGen(flw))
+		}
+	}
+	w.Stop()
+	w, err = flw.Watch(metav1.ListOptions{ResourceVersion: "13"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner = <-lw.watches
+	inner.Add(testSecret(in1, "new", nil))
+	if ev := next(t, w); ev.Type != watch.Added {
+		t.Fatalf("watch after giving a range up: %v, want it going on", ev.Type)
+	}
+	w.Stop()
+}
+
+func TestFilteredWatchStillListingEndsWhenARangeIsGivenUp(t *testing.T) {
+	in0 := namespaceIn(t, 0, 0)
+	f := NewCacheFilter(testRanges, nil)
+	lw := newFakeLW()
+	flw := f.Wrap(lw, nil)
+	f.SetRanges([]int{0, 1})
+	w, err := flw.Watch(metav1.ListOptions{SendInitialEvents: ptr.To(true), AllowWatchBookmarks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := <-lw.watches
+	inner.Add(testSecret(in0, "mine", nil))
+	next(t, w)
+	// The informer replaces its store at the end of the initial events:
+	// deleting from it now would not reach what replaces it.
+	f.SetRanges([]int{1})
+	if ev := next(t, w); ev.Type != watch.Error || !apierrors.IsResourceExpired(apierrors.FromObject(ev.Object)) {
+		t.Fatalf("range given up while listing: %v, want 410 Expired", ev.Type)
 	}
 }

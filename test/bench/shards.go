@@ -639,6 +639,7 @@ func (b *shardsBench) createTokens(ctx context.Context) error {
 	idx := make(chan int)
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
+	var created atomic.Int64
 	for range max(1, b.opts.creators) {
 		wg.Go(func() {
 			for i := range idx {
@@ -646,11 +647,19 @@ func (b *shardsBench) createTokens(ctx context.Context) error {
 					map[string]any{"issuerRef": map[string]any{"kind": string(tokensv1alpha1.ClusterTokenIssuerKind), "name": issuerName}})
 				if err := b.c.Create(ctx, at); err != nil {
 					firstErr.CompareAndSwap(nil, fmt.Errorf("creating AccessToken %s: %w", at.GetName(), err))
+					continue
 				}
+				created.Add(1)
 			}
 		})
 	}
+	lastPrint := time.Now()
 	for i := range b.o.n {
+		if time.Since(lastPrint) >= 10*time.Second {
+			lastPrint = time.Now()
+			_, got := b.watch.counts(time.Time{})
+			b.p.printf("  %d/%d AccessTokens created, %d issued", created.Load(), b.o.n, got)
+		}
 		select {
 		case idx <- i:
 		case <-ctx.Done():
