@@ -28,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/apimachinery/pkg/watch"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/watchlist"
@@ -148,12 +149,12 @@ func (f *CacheFilter) snapshot() (uint64, map[int]bool) {
 	return f.gen, f.set
 }
 
-// listed records that l's store now reflects the ranges of generation gen
-// (zero: no consistent set), and marks the ranges every informer has listed.
-func (f *CacheFilter) listed(l *FilteredListerWatcher, gen uint64) {
+// listed records that l's store now reflects set, the ranges of generation
+// gen, and marks the ranges every informer has listed.
+func (f *CacheFilter) listed(l *FilteredListerWatcher, gen uint64, set map[int]bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	l.listGen = gen
+	l.listGen, l.listSet = gen, set
 	now := f.clock.Now()
 	for r := range f.set {
 		if _, ok := f.complete[r]; ok {
@@ -176,6 +177,13 @@ func (f *CacheFilter) listGen(l *FilteredListerWatcher) uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return l.listGen
+}
+
+// stored returns the generation and ranges l's store reflects.
+func (f *CacheFilter) stored(l *FilteredListerWatcher) (uint64, map[int]bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return l.listGen, l.listSet
 }
 
 func mapsEqual(a, b map[int]bool) bool {
@@ -210,12 +218,18 @@ type FilteredListerWatcher struct {
 	// proto is an empty object of the informer's type, for the delete
 	// events of objects whose range was given up.
 	proto runtime.Object
-	// listGen (under filter.mu) is the generation of the ranges the
-	// informer's store reflects: that of its last complete list.
+	// skip (under mu) holds, for ranges loaded into a running watch by a
+	// list, the list's resourceVersion: the watch's events of those ranges
+	// up to it are older than what the store holds, and are dropped.
+	skip map[int]string
+	// listGen and listSet (under filter.mu) are the generation and the
+	// ranges the informer's store reflects (zero: none yet).
 	listGen uint64
-	// pageGen is the generation of the list being paged; zero when its
-	// pages were filtered with different ranges.
+	listSet map[int]bool
+	// pageGen and pageSet are the ranges the list being paged filters with,
+	// from its first page to its last.
 	pageGen uint64
+	pageSet map[int]bool
 }
 
 // IsWatchListSemanticsUnSupported passes on the answer of the wrapped
@@ -295,7 +309,7 @@ func (l *FilteredListerWatcher) forget(obj runtime.Object, collecting bool) bool
 // mirror of the store, which the list replaces.
 func (l *FilteredListerWatcher) startList() {
 	l.mu.Lock()
-	l.listing = map[string]int{}
+	l.listing, l.skip = map[string]int{}, nil
 	l.mu.Unlock()
 }
 
@@ -365,13 +379,11 @@ func (l *FilteredListerWatcher) Watch(options metav1.ListOptions) (watch.Interfa
 // ListWithContext lists and keeps the objects of the ranges cached. A list
 // whose last page is returned makes the informer's store reflect them.
 func (l *FilteredListerWatcher) ListWithContext(ctx context.Context, options metav1.ListOptions) (runtime.Object, error) {
-	gen, set := l.filter.snapshot()
-	if options.Continue == "" {
-		l.pageGen = gen
+	if options.Continue == "" || l.pageSet == nil {
+		l.pageGen, l.pageSet = l.filter.snapshot()
 		l.startList()
-	} else if l.pageGen != gen {
-		l.pageGen = 0
 	}
+	set := l.pageSet
 	list, err := l.lw.ListWithContext(ctx, options)
 	if err != nil {
 		return nil, err
@@ -392,37 +404,41 @@ func (l *FilteredListerWatcher) ListWithContext(ctx context.Context, options met
 	}
 	if m, err := meta.ListAccessor(list); err == nil && m.GetContinue() == "" {
 		l.listDone()
-		l.filter.listed(l, l.pageGen)
+		l.filter.listed(l, l.pageGen, set)
+		l.pageSet = nil
 	}
 	return list, nil
 }
 
 // WatchWithContext watches and passes on the events of the objects kept. A
-// watch that does not start with its own list (sendInitialEvents) while the
-// store reflects other ranges than the current ones ends at once with 410
-// Expired: the reflector lists again.
+// watch that does not start with its own list (sendInitialEvents) starts
+// from the ranges the informer's store reflects, and follows the ranges from
+// there (see follow); one before any list ends at once with 410 Expired: the
+// reflector lists.
 func (l *FilteredListerWatcher) WatchWithContext(ctx context.Context, options metav1.ListOptions) (watch.Interface, error) {
 	gen, set := l.filter.snapshot()
 	listing := options.SendInitialEvents != nil && *options.SendInitialEvents
-	if !listing && l.filter.listGen(l) != gen {
-		return expiredWatch(), nil
-	}
-	if listing {
+	if !listing {
+		if gen, set = l.filter.stored(l); gen == 0 {
+			return expiredWatch(), nil
+		}
+	} else {
 		l.startList()
 	}
 	inner, err := l.lw.WatchWithContext(ctx, options)
 	if err != nil {
 		return nil, err
 	}
-	w := &filteredWatch{l: l, inner: inner, gen: gen, set: set, listing: listing, lastRV: options.ResourceVersion,
-		out: make(chan watch.Event), stop: make(chan struct{}), expired: make(chan struct{}), narrowed: make(chan struct{}, 1)}
+	wctx, cancel := context.WithCancel(context.Background())
+	w := &filteredWatch{l: l, inner: inner, gen: gen, set: set, loading: map[int]bool{}, queued: map[int]bool{},
+		wantGen: gen, want: set, listing: listing, lastRV: options.ResourceVersion, ctx: wctx, cancel: cancel,
+		out: make(chan watch.Event), stop: make(chan struct{}), expired: make(chan struct{}),
+		changed: make(chan struct{}, 1), loaded: make(chan loadResult, 1)}
 	l.filter.mu.Lock()
 	l.filter.watches[w] = struct{}{}
-	changed := l.filter.gen != gen
+	gen, set = l.filter.gen, l.filter.set
 	l.filter.mu.Unlock()
-	if changed {
-		w.expire()
-	}
+	w.follow(gen, set)
 	go w.run()
 	return w, nil
 }
@@ -439,22 +455,56 @@ func expiredWatch() watch.Interface {
 	return w
 }
 
-type filteredWatch struct {
-	l     *FilteredListerWatcher
-	inner watch.Interface
+// maxBuffered bounds the events a watch holds back while it lists ranges
+// taken; beyond it the watch ends and the informer lists everything again.
+const maxBuffered = 10000
 
-	// mu guards gen, set and listing: the ranges the watch passes (the
-	// newest asked for) and whether it still streams its initial list.
-	// narrowed tells run that set lost ranges, whose objects it must
-	// delete from the store.
-	mu       sync.Mutex
+// loadPageSize is the page size of the lists of ranges taken.
+const loadPageSize = 500
+
+// loadResult is a list of ranges taken: the objects of those ranges and the
+// list's resourceVersion.
+type loadResult struct {
+	ranges map[int]bool
+	objs   []runtime.Object
+	rv     string
+	err    error
+}
+
+// filteredWatch passes on the events of the ranges its informer's store
+// holds, and follows the ranges as they change: the objects of ranges given
+// up leave the store by delete events; the objects of ranges taken are
+// listed apart and enter it by add events, while the watch goes on for the
+// other ranges. The store is never replaced, so the ranges kept are served
+// all along, and a list is never thrown away because the ranges changed
+// again meanwhile.
+type filteredWatch struct {
+	l      *FilteredListerWatcher
+	inner  watch.Interface
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// Owned by run: gen and set are the generation and ranges the store
+	// reflects; loading the ranges taken and being listed (their events are
+	// held in buffer meanwhile), queued those to list once the list running
+	// ends; listing is set until the initial events of a watch-list end;
+	// lastRV is the resourceVersion of the last event from the API server.
 	gen      uint64
 	set      map[int]bool
+	loading  map[int]bool
+	queued   map[int]bool
+	inFlight bool
+	buffer   []watch.Event
 	listing  bool
-	narrowed chan struct{}
-	// lastRV is the resourceVersion of the last event from the API server
-	// (run's own), given to the delete events run makes.
-	lastRV string
+	lastRV   string
+
+	// mu guards want and wantGen, the newest ranges asked for; changed
+	// tells run.
+	mu      sync.Mutex
+	wantGen uint64
+	want    map[int]bool
+	changed chan struct{}
+	loaded  chan loadResult
 
 	out      chan watch.Event
 	stop     chan struct{}
@@ -469,54 +519,25 @@ func (w *filteredWatch) Stop() { w.stopOnce.Do(func() { close(w.stop) }) }
 
 func (w *filteredWatch) expire() { w.expOnce.Do(func() { close(w.expired) }) }
 
-// follow moves the watch to the ranges of generation gen: when they only
-// drop ranges of the watch's and its initial list has ended, run deletes the
-// objects of those ranges from the store and the watch goes on; otherwise it
-// ends with 410 Expired, and the informer lists again.
-func (w *filteredWatch) follow(gen uint64, next map[int]bool) {
+// follow asks the watch to move to set, the ranges of generation gen.
+func (w *filteredWatch) follow(gen uint64, set map[int]bool) {
 	w.mu.Lock()
-	if gen <= w.gen {
+	if gen <= w.wantGen {
 		w.mu.Unlock()
 		return
 	}
-	narrow := !w.listing
-	for r := range next {
-		if !w.set[r] {
-			narrow = false
-		}
-	}
-	if narrow {
-		w.gen, w.set = gen, next
-	}
+	w.wantGen, w.want = gen, set
 	w.mu.Unlock()
-	if !narrow {
-		w.expire()
-		return
-	}
 	select {
-	case w.narrowed <- struct{}{}:
+	case w.changed <- struct{}{}:
 	default:
 	}
 }
 
-func (w *filteredWatch) ranges() (uint64, map[int]bool) {
+func (w *filteredWatch) wanted() (uint64, map[int]bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.gen, w.set
-}
-
-// narrow sends a delete event for each object of the store whose range the
-// watch no longer passes, then records that the store reflects the watch's
-// ranges.
-func (w *filteredWatch) narrow() bool {
-	gen, set := w.ranges()
-	for _, key := range w.l.dropRanges(set) {
-		if !w.send(watch.Event{Type: watch.Deleted, Object: w.l.tombstone(key, w.lastRV)}) {
-			return false
-		}
-	}
-	w.l.filter.listed(w.l, gen)
-	return true
+	return w.wantGen, w.want
 }
 
 func (w *filteredWatch) send(ev watch.Event) bool {
@@ -530,6 +551,7 @@ func (w *filteredWatch) send(ev watch.Event) bool {
 
 func (w *filteredWatch) run() {
 	defer func() {
+		w.cancel()
 		w.inner.Stop()
 		w.l.filter.mu.Lock()
 		delete(w.l.filter.watches, w)
@@ -543,8 +565,12 @@ func (w *filteredWatch) run() {
 		case <-w.expired:
 			w.send(watch.Event{Type: watch.Error, Object: expiredStatus()})
 			return
-		case <-w.narrowed:
-			if !w.narrow() {
+		case <-w.changed:
+			if !w.apply() {
+				return
+			}
+		case res := <-w.loaded:
+			if !w.inject(res) {
 				return
 			}
 		case ev, ok := <-w.inner.ResultChan():
@@ -554,6 +580,7 @@ func (w *filteredWatch) run() {
 			if ev.Type != watch.Error {
 				if m, err := meta.Accessor(ev.Object); err == nil && m.GetResourceVersion() != "" {
 					w.lastRV = m.GetResourceVersion()
+					w.l.passed(w.lastRV)
 				}
 			}
 			if !w.pass(ev) {
@@ -563,45 +590,269 @@ func (w *filteredWatch) run() {
 	}
 }
 
+// apply moves the watch towards the ranges asked for: the objects of ranges
+// given up leave the store (delete events at the watch's resourceVersion;
+// the store deletes by key), ranges taken are queued to be listed.
+func (w *filteredWatch) apply() bool {
+	if w.listing {
+		return true // once the initial events have ended
+	}
+	wantGen, want := w.wanted()
+	set := make(map[int]bool, len(want))
+	for r := range w.set {
+		if want[r] {
+			set[r] = true
+		}
+	}
+	w.set = set
+	for r := range w.loading {
+		if !want[r] {
+			delete(w.loading, r)
+			delete(w.queued, r)
+		}
+	}
+	if len(w.buffer) > 0 {
+		kept := w.buffer[:0]
+		for _, ev := range w.buffer {
+			if _, rng := w.l.rangeFor(ev.Object); w.loading[rng] {
+				kept = append(kept, ev)
+			}
+		}
+		w.buffer = kept
+	}
+	for _, key := range w.l.dropRanges(set) {
+		if !w.send(watch.Event{Type: watch.Deleted, Object: w.l.tombstone(key, w.lastRV)}) {
+			return false
+		}
+	}
+	for r := range want {
+		if !set[r] && !w.loading[r] {
+			w.loading[r], w.queued[r] = true, true
+		}
+	}
+	w.startLoad()
+	w.settled(wantGen)
+	return true
+}
+
+// settled records the ranges the store reflects once nothing is loading.
+func (w *filteredWatch) settled(wantGen uint64) {
+	if len(w.loading) == 0 && !w.listing {
+		w.gen = wantGen
+		w.l.filter.listed(w.l, w.gen, w.set)
+	}
+}
+
+// startLoad lists the ranges queued, unless a list is running.
+func (w *filteredWatch) startLoad() {
+	if w.inFlight || len(w.queued) == 0 {
+		return
+	}
+	ranges := w.queued
+	w.queued, w.inFlight = map[int]bool{}, true
+	go func() {
+		res := w.l.listRanges(w.ctx, ranges)
+		select {
+		case w.loaded <- res:
+		case <-w.ctx.Done():
+		}
+	}()
+}
+
+// inject adds the objects of ranges taken to the store, then the events of
+// those ranges held back while they were listed that are newer than the
+// list, and serves them from then on.
+func (w *filteredWatch) inject(res loadResult) bool {
+	w.inFlight = false
+	if _, err := resourceversion.CompareResourceVersion(res.rv, res.rv); res.err != nil || err != nil {
+		// Without a list, or a resourceVersion to order it against the
+		// watch's events, the informer lists everything again.
+		w.expire()
+		return true
+	}
+	// A range given up and taken again while the list ran is listed again:
+	// the events of the meantime were not held back for it.
+	ranges := map[int]bool{}
+	for r := range res.ranges {
+		if w.loading[r] && !w.queued[r] {
+			ranges[r] = true
+		}
+	}
+	sent := false
+	for _, obj := range res.objs {
+		if _, rng := w.l.rangeFor(obj); ranges[rng] {
+			if !w.send(watch.Event{Type: watch.Added, Object: obj}) {
+				return false
+			}
+			w.l.remember(obj, false)
+			sent = true
+		}
+	}
+	set := make(map[int]bool, len(w.set)+len(ranges))
+	for r := range w.set {
+		set[r] = true
+	}
+	for r := range ranges {
+		set[r] = true
+		delete(w.loading, r)
+		w.l.skipUpTo(r, res.rv)
+	}
+	w.set = set
+	held := w.buffer[:0]
+	var replay []watch.Event
+	for _, ev := range w.buffer {
+		if _, rng := w.l.rangeFor(ev.Object); ranges[rng] {
+			replay = append(replay, ev)
+		} else {
+			held = append(held, ev)
+		}
+	}
+	w.buffer = held
+	for _, ev := range replay {
+		if !w.pass(ev) {
+			return false
+		}
+	}
+	// The added objects moved the reflector's resourceVersion to theirs,
+	// which may be ahead of this watch's: bring it back, so that a watch
+	// started after this one misses no event of the other ranges.
+	if sent && w.lastRV != "" {
+		if !w.send(watch.Event{Type: watch.Bookmark, Object: w.l.tombstone("/", w.lastRV)}) {
+			return false
+		}
+	}
+	w.startLoad()
+	gen, _ := w.wanted()
+	w.settled(gen)
+	return true
+}
+
 // pass sends ev on when its object is kept; an object that is not kept any
-// more but is in the store is sent as deleted.
+// more but is in the store is sent as deleted. Events of ranges being listed
+// are held back; those of ranges just listed that are not newer than the
+// list are dropped.
 func (w *filteredWatch) pass(ev watch.Event) bool {
-	w.mu.Lock()
-	gen, set, listing := w.gen, w.set, w.listing
-	w.mu.Unlock()
 	switch ev.Type {
-	case watch.Added:
-		if !w.l.keep(ev.Object, set) {
+	case watch.Added, watch.Modified, watch.Deleted:
+		_, rng := w.l.rangeFor(ev.Object)
+		if rng >= 0 && w.loading[rng] {
+			if len(w.buffer) >= maxBuffered {
+				w.expire()
+				return true
+			}
+			w.buffer = append(w.buffer, ev)
 			return true
 		}
-		w.l.remember(ev.Object, listing)
+		if rng >= 0 && w.l.stale(rng, ev.Object) {
+			return true
+		}
+	}
+	switch ev.Type {
+	case watch.Added:
+		if !w.l.keep(ev.Object, w.set) {
+			return true
+		}
+		w.l.remember(ev.Object, w.listing)
 	case watch.Modified:
-		if !w.l.keep(ev.Object, set) {
-			if !w.l.forget(ev.Object, listing) {
+		if !w.l.keep(ev.Object, w.set) {
+			if !w.l.forget(ev.Object, w.listing) {
 				return true
 			}
 			ev.Type = watch.Deleted
 		} else {
-			w.l.remember(ev.Object, listing)
+			w.l.remember(ev.Object, w.listing)
 		}
 	case watch.Deleted:
-		if !w.l.forget(ev.Object, listing) && !w.l.keep(ev.Object, set) {
+		if !w.l.forget(ev.Object, w.listing) && !w.l.keep(ev.Object, w.set) {
 			return true
 		}
 	case watch.Bookmark:
 		if !w.send(ev) {
 			return false
 		}
-		if listing {
+		if w.listing {
 			if m, err := meta.Accessor(ev.Object); err == nil && m.GetAnnotations()[metav1.InitialEventsAnnotationKey] == "true" {
-				w.mu.Lock()
 				w.listing = false
-				w.mu.Unlock()
 				w.l.listDone()
-				w.l.filter.listed(w.l, gen)
+				w.l.filter.listed(w.l, w.gen, w.set)
+				return w.apply()
 			}
 		}
 		return true
 	}
 	return w.send(ev)
+}
+
+// listRanges lists the objects of ranges, page by page, from the API
+// server (a consistent read, so not older than any event seen).
+func (l *FilteredListerWatcher) listRanges(ctx context.Context, ranges map[int]bool) loadResult {
+	res := loadResult{ranges: ranges}
+	opts := metav1.ListOptions{Limit: loadPageSize}
+	for {
+		list, err := l.lw.ListWithContext(ctx, opts)
+		if err != nil {
+			res.err = err
+			return res
+		}
+		items, err := meta.ExtractList(list)
+		if err != nil {
+			res.err = err
+			return res
+		}
+		for _, o := range items {
+			if _, rng := l.rangeFor(o); rng >= 0 && ranges[rng] {
+				res.objs = append(res.objs, o)
+			}
+		}
+		m, err := meta.ListAccessor(list)
+		if err != nil {
+			res.err = err
+			return res
+		}
+		if res.rv == "" {
+			res.rv = m.GetResourceVersion()
+		}
+		if opts.Continue = m.GetContinue(); opts.Continue == "" {
+			return res
+		}
+	}
+}
+
+// skipUpTo drops the events of range rng up to resourceVersion rv.
+func (l *FilteredListerWatcher) skipUpTo(rng int, rv string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.skip == nil {
+		l.skip = map[int]string{}
+	}
+	l.skip[rng] = rv
+}
+
+// passed records that the watch reached rv: no later event is at or before
+// it, so the ranges listed at or before rv need no skipping any more.
+func (l *FilteredListerWatcher) passed(rv string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for r, upTo := range l.skip {
+		if c, err := resourceversion.CompareResourceVersion(rv, upTo); err != nil || c > 0 {
+			delete(l.skip, r)
+		}
+	}
+}
+
+// stale reports whether obj's event is not newer than the list that loaded
+// its range.
+func (l *FilteredListerWatcher) stale(rng int, obj runtime.Object) bool {
+	l.mu.Lock()
+	upTo, ok := l.skip[rng]
+	l.mu.Unlock()
+	if !ok {
+		return false
+	}
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return false
+	}
+	c, err := resourceversion.CompareResourceVersion(m.GetResourceVersion(), upTo)
+	return err == nil && c <= 0
 }

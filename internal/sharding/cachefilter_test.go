@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -70,9 +71,20 @@ func keepLabelled(m metav1.Object) (string, bool) {
 }
 
 type fakeLW struct {
-	list    *corev1.SecretList
-	watches chan *watch.FakeWatcher
-	opts    []metav1.ListOptions
+	mu       sync.Mutex
+	list     *corev1.SecretList
+	watches  chan *watch.FakeWatcher
+	opts     []metav1.ListOptions
+	failList bool
+	// gate, when set, holds the lists of ranges taken until it is closed.
+	gate chan struct{}
+}
+
+// options returns the options of every list and watch so far.
+func (l *fakeLW) options() []metav1.ListOptions {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.opts)
 }
 
 func newFakeLW(items ...*corev1.Secret) *fakeLW {
@@ -84,11 +96,24 @@ func newFakeLW(items ...*corev1.Secret) *fakeLW {
 }
 
 func (l *fakeLW) List(opts metav1.ListOptions) (runtime.Object, error) {
+	l.mu.Lock()
+	gate := l.gate
 	l.opts = append(l.opts, opts)
+	l.mu.Unlock()
+	if gate != nil && opts.Limit == loadPageSize {
+		<-gate
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failList {
+		return nil, apierrors.NewServiceUnavailable("list refused")
+	}
 	return l.list.DeepCopy(), nil
 }
 
 func (l *fakeLW) Watch(opts metav1.ListOptions) (watch.Interface, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.opts = append(l.opts, opts)
 	w := watch.NewFakeWithChanSize(16, false)
 	l.watches <- w
@@ -185,10 +210,10 @@ func TestFilteredListOfTwoInformersIsCachedOnceBothListed(t *testing.T) {
 	}
 }
 
-func TestFilteredListPagedAcrossAChangeIsNotCached(t *testing.T) {
-	in0 := namespaceIn(t, 0, 0)
+func TestFilteredListPagedAcrossAChangeKeepsItsFirstRanges(t *testing.T) {
+	in0, in1 := namespaceIn(t, 0, 0), namespaceIn(t, 1, 0)
 	f := NewCacheFilter(testRanges, nil)
-	lw := newFakeLW(testSecret(in0, "a", nil))
+	lw := newFakeLW(testSecret(in0, "a", nil), testSecret(in1, "b", nil))
 	flw := f.Wrap(lw, nil)
 	f.SetRanges([]int{0})
 	lw.list.Continue = "more"
@@ -197,19 +222,51 @@ func TestFilteredListPagedAcrossAChangeIsNotCached(t *testing.T) {
 	}
 	f.SetRanges([]int{0, 1})
 	lw.list.Continue = ""
-	if _, err := flw.List(metav1.ListOptions{Limit: 1, Continue: "more"}); err != nil {
+	list, err := flw.List(metav1.ListOptions{Limit: 1, Continue: "more"})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := f.Cached(in0); ok {
-		t.Fatal("a list paged across a change of ranges made them cached")
+	// Every page is filtered with the ranges of the first: the list is
+	// one of range 0, consistent, and range 0 is cached.
+	if got := names(list); !slices.Equal(got, []string{in0 + "/a"}) {
+		t.Fatalf("last page %v, want range 0's only", got)
 	}
-	// Its watch ends at once: the reflector lists again.
+	if _, ok := f.Cached(in0); !ok {
+		t.Fatal("range 0 not cached after a list of it")
+	}
+	if _, ok := f.Cached(in1); ok {
+		t.Fatal("range 1, taken during the list, reported cached")
+	}
+	// The watch after it loads range 1 with a list of its own.
+	lists := len(lw.options())
 	w, err := flw.Watch(metav1.ListOptions{ResourceVersion: "10"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev := next(t, w); ev.Type != watch.Error || !apierrors.IsResourceExpired(apierrors.FromObject(ev.Object)) {
-		t.Fatalf("watch after an inconsistent list: %v %v, want 410 Expired", ev.Type, ev.Object)
+	<-lw.watches
+	if ev := next(t, w); ev.Type != watch.Added || ev.Object.(*corev1.Secret).Name != "b" {
+		t.Fatalf("after the list: %v, want range 1's Secret added", ev.Type)
+	}
+	if ev := next(t, w); ev.Type != watch.Bookmark || ev.Object.(*corev1.Secret).ResourceVersion != "10" {
+		t.Fatalf("after the objects added: %v, want a bookmark back at the watch's resourceVersion 10", ev.Type)
+	}
+	if opts := lw.options(); len(opts) != lists+2 || opts[lists+1].Limit != loadPageSize || opts[lists+1].ResourceVersion != "" {
+		t.Fatalf("list options %+v, want a watch then a consistent paged list", opts[lists:])
+	}
+	waitCached(t, f, in1)
+	w.Stop()
+}
+
+// waitCached waits until namespace's range is cached.
+func waitCached(t *testing.T, f *CacheFilter, namespace string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if _, ok := f.Cached(namespace); ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's range never cached", namespace)
+		}
 	}
 }
 
@@ -228,7 +285,7 @@ func TestFilteredWatchDropsOtherRangesAndExpiresOnChange(t *testing.T) {
 	if ev := next(t, w); ev.Type != watch.Error {
 		t.Fatalf("watch before a list: %v, want an error", ev.Type)
 	}
-	if len(lw.opts) != 0 {
+	if len(lw.options()) != 0 {
 		t.Fatal("a watch doomed to end reached the apiserver")
 	}
 
@@ -263,11 +320,13 @@ func TestFilteredWatchDropsOtherRangesAndExpiresOnChange(t *testing.T) {
 		t.Fatalf("bookmark: %v, want it passed on", ev.Type)
 	}
 
-	// A change of ranges ends the watch with 410 Expired.
+	// A list that fails to load a range taken ends the watch with 410
+	// Expired: the informer lists everything again.
+	lw.failList = true
 	f.SetRanges([]int{0, 1})
 	ev := next(t, w)
 	if ev.Type != watch.Error {
-		t.Fatalf("after a change of ranges: %v, want an error", ev.Type)
+		t.Fatalf("after a failed list of a range taken: %v, want an error", ev.Type)
 	}
 	if st, ok := ev.Object.(*metav1.Status); !ok || st.Code != http.StatusGone || st.Reason != metav1.StatusReasonExpired {
 		t.Fatalf("error %v, want 410 Expired", ev.Object)
@@ -279,6 +338,7 @@ func TestFilteredWatchDropsOtherRangesAndExpiresOnChange(t *testing.T) {
 		t.Fatal("the watch on the apiserver was not stopped")
 	}
 	// Setting the same ranges again ends nothing.
+	lw.failList = false
 	if _, err := flw.List(metav1.ListOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -592,8 +652,8 @@ func TestFilteredWatchDeletesWhatItGaveUpAtItsLatestVersion(t *testing.T) {
 	w.Stop()
 }
 
-func TestFilteredWatchStillListingEndsWhenARangeIsGivenUp(t *testing.T) {
-	in0 := namespaceIn(t, 0, 0)
+func TestFilteredWatchStillListingFollowsTheRangesOnceItsInitialEventsEnd(t *testing.T) {
+	in0, in1 := namespaceIn(t, 0, 0), namespaceIn(t, 1, 0)
 	f := NewCacheFilter(testRanges, nil)
 	lw := newFakeLW()
 	flw := f.Wrap(lw, nil)
@@ -606,9 +666,131 @@ func TestFilteredWatchStillListingEndsWhenARangeIsGivenUp(t *testing.T) {
 	inner.Add(testSecret(in0, "mine", nil))
 	next(t, w)
 	// The informer replaces its store at the end of the initial events:
-	// deleting from it now would not reach what replaces it.
+	// deleting from it now would not reach what replaces it, and ending
+	// the watch would throw the list away.
 	f.SetRanges([]int{1})
-	if ev := next(t, w); ev.Type != watch.Error || !apierrors.IsResourceExpired(apierrors.FromObject(ev.Object)) {
-		t.Fatalf("range given up while listing: %v, want 410 Expired", ev.Type)
+	inner.Add(testSecret(in1, "also", nil))
+	if ev := next(t, w); ev.Type != watch.Added || ev.Object.(*corev1.Secret).Name != "also" {
+		t.Fatalf("initial event after the change: %v, want it passed", ev.Type)
 	}
+	inner.Action(watch.Bookmark, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "11",
+		Annotations: map[string]string{metav1.InitialEventsAnnotationKey: "true"}}})
+	if ev := next(t, w); ev.Type != watch.Bookmark {
+		t.Fatalf("%v, want the bookmark", ev.Type)
+	}
+	if ev := next(t, w); ev.Type != watch.Deleted || ev.Object.(*corev1.Secret).Name != "mine" || ev.Object.(*corev1.Secret).ResourceVersion != "11" {
+		t.Fatalf("after the initial events: %v, want range 0's Secret deleted at 11", ev.Type)
+	}
+	waitCached(t, f, in1)
+	w.Stop()
+}
+
+// waitLoads waits until lw has been asked for n lists of ranges taken.
+func waitLoads(t *testing.T, lw *fakeLW, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		got := 0
+		for _, o := range lw.options() {
+			if o.Limit == loadPageSize {
+				got++
+			}
+		}
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d lists of ranges taken, want %d", got, n)
+		}
+	}
+}
+
+func secretAt(ns, name, rv string) *corev1.Secret {
+	s := testSecret(ns, name, nil)
+	s.ResourceVersion = rv
+	return s
+}
+
+func expectEvent(t *testing.T, w watch.Interface, typ watch.EventType, name, rv string) {
+	t.Helper()
+	ev := next(t, w)
+	s, _ := ev.Object.(*corev1.Secret)
+	if ev.Type != typ || s == nil || s.Name != name || s.ResourceVersion != rv {
+		t.Fatalf("event %v %+v, want %v %q at %q", ev.Type, ev.Object, typ, name, rv)
+	}
+}
+
+// TestRangeTakenIsLoadedIntoTheRunningWatch: while a range taken is listed,
+// the ranges kept are served; its events that arrive meanwhile are held back
+// and, once its objects are added, those newer than the list pass and the
+// others are dropped, as are older ones that arrive later.
+func TestRangeTakenIsLoadedIntoTheRunningWatch(t *testing.T) {
+	in0, in1 := namespaceIn(t, 0, 0), namespaceIn(t, 1, 0)
+	f := NewCacheFilter(testRanges, nil)
+	lw := newFakeLW(secretAt(in0, "a", "3"), secretAt(in1, "b", "5"))
+	lw.list.ResourceVersion = "10"
+	flw := f.Wrap(lw, nil)
+	f.SetRanges([]int{0})
+	if _, err := flw.List(metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := flw.Watch(metav1.ListOptions{ResourceVersion: "10"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := <-lw.watches
+
+	gate := make(chan struct{})
+	lw.mu.Lock()
+	lw.gate = gate
+	lw.list.ResourceVersion = "20"
+	lw.mu.Unlock()
+	f.SetRanges([]int{0, 1})
+	waitLoads(t, lw, 1)
+	inner.Modify(secretAt(in1, "b", "15")) // older than the list: dropped
+	inner.Add(secretAt(in1, "c", "25"))    // newer: passes after the list
+	inner.Add(secretAt(in0, "x", "26"))    // a range kept: served at once
+	expectEvent(t, w, watch.Added, "x", "26")
+	if _, ok := f.Cached(in1); ok {
+		t.Fatal("range 1 cached before its list")
+	}
+	close(gate)
+	expectEvent(t, w, watch.Added, "b", "5")
+	expectEvent(t, w, watch.Added, "c", "25")
+	expectEvent(t, w, watch.Bookmark, "", "26")
+	waitCached(t, f, in1)
+	inner.Modify(secretAt(in1, "b", "18")) // older than the list, late
+	inner.Modify(secretAt(in1, "b", "30"))
+	expectEvent(t, w, watch.Modified, "b", "30")
+
+	// A range taken, given up and taken again while its list runs: an
+	// event of the meantime is not lost (the watch lists the range again,
+	// or held the event back when it saw no change).
+	in2 := namespaceIn(t, 2, 0)
+	gate = make(chan struct{})
+	lw.mu.Lock()
+	lw.gate = gate
+	lw.list.Items = append(lw.list.Items, *secretAt(in2, "d", "31"))
+	lw.list.ResourceVersion = "32"
+	lw.mu.Unlock()
+	f.SetRanges([]int{0, 1, 2})
+	waitLoads(t, lw, 2)
+	f.SetRanges([]int{0, 1})
+	inner.Add(secretAt(in2, "e", "33"))
+	lw.mu.Lock()
+	lw.list.Items = append(lw.list.Items, *secretAt(in2, "e", "33"))
+	lw.list.ResourceVersion = "34"
+	lw.mu.Unlock()
+	f.SetRanges([]int{0, 1, 2})
+	close(gate)
+	seen := map[string]bool{}
+	for !seen["d"] || !seen["e"] {
+		ev := next(t, w)
+		if s, ok := ev.Object.(*corev1.Secret); ok && (ev.Type == watch.Added || ev.Type == watch.Modified) {
+			seen[s.Name] = true
+		}
+	}
+	for ev := next(t, w); ev.Type != watch.Bookmark; ev = next(t, w) {
+	}
+	waitCached(t, f, in2)
+	w.Stop()
 }
