@@ -38,10 +38,10 @@ import (
 // CacheFilter narrows informers to the namespaces of the ranges this replica
 // holds, on the client side: each informer's lists and watches pass through
 // a FilteredListerWatcher that drops the objects of the other ranges before
-// they reach the informer's store. When the ranges change, every filtered
-// watch ends with 410 Expired, so that its reflector lists again and replaces
-// its store: the objects of a range given up leave it, those of a range taken
-// enter it (as add events, which queue them).
+// they reach the informer's store. When the ranges change, each running
+// watch follows them without a new list of everything: the objects of a
+// range given up leave the store as delete events, those of a range taken
+// are listed apart and enter it as add events, which queue them.
 type CacheFilter struct {
 	ranges int
 	clock  clock.PassiveClock
@@ -68,10 +68,10 @@ func NewCacheFilter(ranges int, clk clock.PassiveClock) *CacheFilter {
 		complete: map[int]time.Time{}, listers: map[*FilteredListerWatcher]struct{}{}, watches: map[*filteredWatch]struct{}{}}
 }
 
-// SetRanges sets the ranges to cache. When ranges are only given up, each
-// filtered watch sends delete events for the objects of those ranges its
-// informer's store holds, and goes on; when a range is taken, every filtered
-// watch ends so that its informer lists again.
+// SetRanges sets the ranges to cache. Each running filtered watch follows:
+// the objects of ranges given up leave its informer's store by delete
+// events, those of ranges taken are listed and enter it by add events, and
+// the watch goes on (see filteredWatch).
 func (f *CacheFilter) SetRanges(ranges []int) {
 	next := map[int]bool{}
 	for _, r := range ranges {
@@ -430,7 +430,7 @@ func (l *FilteredListerWatcher) WatchWithContext(ctx context.Context, options me
 		return nil, err
 	}
 	wctx, cancel := context.WithCancel(context.Background())
-	w := &filteredWatch{l: l, inner: inner, gen: gen, set: set, loading: map[int]bool{}, queued: map[int]bool{},
+	w := &filteredWatch{l: l, inner: inner, gen: gen, set: set, applied: gen, loading: map[int]bool{}, queued: map[int]bool{},
 		wantGen: gen, want: set, listing: listing, lastRV: options.ResourceVersion, ctx: wctx, cancel: cancel,
 		out: make(chan watch.Event), stop: make(chan struct{}), expired: make(chan struct{}),
 		changed: make(chan struct{}, 1), loaded: make(chan loadResult, 1)}
@@ -485,12 +485,14 @@ type filteredWatch struct {
 	cancel context.CancelFunc
 
 	// Owned by run: gen and set are the generation and ranges the store
-	// reflects; loading the ranges taken and being listed (their events are
+	// reflects; applied the generation set and loading were last moved to;
+	// loading the ranges taken and being listed (their events are
 	// held in buffer meanwhile), queued those to list once the list running
 	// ends; listing is set until the initial events of a watch-list end;
 	// lastRV is the resourceVersion of the last event from the API server.
 	gen      uint64
 	set      map[int]bool
+	applied  uint64
 	loading  map[int]bool
 	queued   map[int]bool
 	inFlight bool
@@ -630,15 +632,18 @@ func (w *filteredWatch) apply() bool {
 			w.loading[r], w.queued[r] = true, true
 		}
 	}
+	w.applied = wantGen
 	w.startLoad()
-	w.settled(wantGen)
+	w.settled()
 	return true
 }
 
-// settled records the ranges the store reflects once nothing is loading.
-func (w *filteredWatch) settled(wantGen uint64) {
+// settled records the ranges the store reflects once nothing is loading:
+// those of the generation last applied (a newer one may be waiting in
+// changed, and is not reflected yet).
+func (w *filteredWatch) settled() {
 	if len(w.loading) == 0 && !w.listing {
-		w.gen = wantGen
+		w.gen = w.applied
 		w.l.filter.listed(w.l, w.gen, w.set)
 	}
 }
@@ -722,8 +727,7 @@ func (w *filteredWatch) inject(res loadResult) bool {
 		}
 	}
 	w.startLoad()
-	gen, _ := w.wanted()
-	w.settled(gen)
+	w.settled()
 	return true
 }
 

@@ -449,6 +449,7 @@ func TestInformerFollowsTheRanges(t *testing.T) {
 	// An object created in a range held arrives by the watch; one in
 	// another range does not.
 	for _, s := range []*corev1.Secret{testSecret(namespaceIn(t, 1, 5), "late", nil), testSecret(namespaceIn(t, 2, 5), "late", nil)} {
+		s.ResourceVersion = "" // as the API server refuses one on create
 		if _, err := cs.CoreV1().Secrets(s.Namespace).Create(ctx, s, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -535,6 +536,7 @@ func TestRangesGivenUpLeaveTheStoreWithoutAList(t *testing.T) {
 	expect(0, 1, 3)
 	// Objects that arrive by the watch, in a range about to be given up.
 	late := testSecret(namespaceIn(t, 3, 5), "late", nil)
+	late.ResourceVersion = ""
 	if _, err := cs.CoreV1().Secrets(late.Namespace).Create(ctx, late, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -569,6 +571,7 @@ func TestRangesGivenUpLeaveTheStoreWithoutAList(t *testing.T) {
 	}
 	// The watch goes on with the range kept, and drops the others.
 	for _, s := range []*corev1.Secret{testSecret(namespaceIn(t, 0, 6), "after", nil), testSecret(namespaceIn(t, 1, 6), "after", nil)} {
+		s.ResourceVersion = "" // as the API server refuses one on create
 		if _, err := cs.CoreV1().Secrets(s.Namespace).Create(ctx, s, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
