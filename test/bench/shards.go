@@ -593,6 +593,7 @@ func (b *shardsBench) phaseIssue(ctx context.Context) error {
 		return err
 	}
 	if missing > 0 {
+		b.explainMissing(ctx)
 		return fmt.Errorf("%d AccessTokens never issued", missing)
 	}
 	b.r.issueAll = time.Since(start)
@@ -603,6 +604,44 @@ func (b *shardsBench) phaseIssue(ctx context.Context) error {
 	}
 	b.record(ph)
 	return nil
+}
+
+// explainMissing tells, for the AccessTokens whose Secret the benchmark's
+// watch never saw with a token, what the API server holds: whether the
+// manager never wrote the token or the watch missed it.
+func (b *shardsBench) explainMissing(ctx context.Context) {
+	seen := b.watch.sequences()
+	list := &corev1.SecretList{}
+	if err := b.c.List(ctx, list, client.HasLabels{tokensv1alpha1.LabelAccessToken}); err != nil {
+		b.p.printf("  listing the token Secrets: %v", err)
+		return
+	}
+	inSecret := map[string]string{}
+	for _, s := range list.Items {
+		if tok := string(s.Data["token"]); tok != "" {
+			inSecret[s.Namespace+"/"+strings.TrimSuffix(s.Name, "-token")] = tok
+		}
+	}
+	shown := 0
+	for i := range b.o.n {
+		name := tokenName(i)
+		if len(seen[name]) > 0 {
+			continue
+		}
+		key := shardNamespace(i%b.o.namespaces) + "/" + name
+		what := "no token in its Secret at the API server"
+		if tok, ok := inSecret[key]; ok {
+			if _, known := b.log.lookup(tok); known {
+				what = "its Secret holds a token the endpoint issued: the watch missed it"
+			} else {
+				what = "its Secret holds a token the endpoint never issued"
+			}
+		}
+		b.p.printf("  %s: %s", key, what)
+		if shown++; shown == 20 {
+			break
+		}
+	}
 }
 
 // waitTokens waits until every AccessToken's Secret received a token at or
