@@ -59,9 +59,13 @@ KUBEBUILDER_ASSETS_DIR = $(shell hack/controlplane/build.sh kube-apiserver etcd 
 TEST_TIMEOUT ?= 45m
 
 .PHONY: test
-test: manifests generate fmt vet controlplane helm ## Run every test: unit, envtest, end-to-end (helm, kubectl, the manager binary) and fuzz smoke tests.
+test: manifests generate fmt vet controlplane helm ## Run every test: unit, envtest, end-to-end (helm, kubectl, the manager binary), the race detector on the concurrent packages, and fuzz smoke tests.
 	KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS_DIR)" go test ./... -timeout $(TEST_TIMEOUT) -coverprofile cover.out
+	go test -race $(RACE_PACKAGES)
 	hack/fuzz.sh $(FUZZ_SMOKE_TIME)
+
+# Packages whose goroutines share state with client-go's informers, also tested under the race detector.
+RACE_PACKAGES ?= ./internal/sharding/
 
 FUZZ_SMOKE_TIME ?= 20000x
 FUZZTIME ?= 5m

@@ -265,6 +265,13 @@ func (l *FilteredListerWatcher) keep(obj runtime.Object, set map[int]bool) bool 
 // collected when collecting, else into the mirror of the store.
 func (l *FilteredListerWatcher) remember(obj runtime.Object, collecting bool) {
 	key, rng := l.rangeFor(obj)
+	l.rememberKey(obj, key, rng, collecting)
+}
+
+// rememberKey is remember with obj's key and range already known: once an
+// object is sent to the informer it is the informer's (its transforms
+// change it), and is not read again.
+func (l *FilteredListerWatcher) rememberKey(obj runtime.Object, key string, rng int, collecting bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.proto == nil {
@@ -685,11 +692,11 @@ func (w *filteredWatch) inject(res loadResult) bool {
 	}
 	sent := false
 	for _, obj := range res.objs {
-		if _, rng := w.l.rangeFor(obj); ranges[rng] {
+		if key, rng := w.l.rangeFor(obj); ranges[rng] {
+			w.l.rememberKey(obj, key, rng, false)
 			if !w.send(watch.Event{Type: watch.Added, Object: obj}) {
 				return false
 			}
-			w.l.remember(obj, false)
 			sent = true
 		}
 	}
@@ -771,11 +778,15 @@ func (w *filteredWatch) pass(ev watch.Event) bool {
 			return true
 		}
 	case watch.Bookmark:
+		ended := false
+		if m, err := meta.Accessor(ev.Object); err == nil {
+			ended = m.GetAnnotations()[metav1.InitialEventsAnnotationKey] == "true"
+		}
 		if !w.send(ev) {
 			return false
 		}
 		if w.listing {
-			if m, err := meta.Accessor(ev.Object); err == nil && m.GetAnnotations()[metav1.InitialEventsAnnotationKey] == "true" {
+			if ended {
 				w.listing = false
 				w.l.listDone()
 				w.l.filter.listed(w.l, w.gen, w.set)

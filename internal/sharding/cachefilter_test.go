@@ -502,7 +502,18 @@ func TestRangesGivenUpLeaveTheStoreWithoutAList(t *testing.T) {
 		},
 	}, cs)
 	f := NewCacheFilter(testRanges, nil)
-	inf := toolscache.NewSharedIndexInformer(f.Wrap(lw, nil), &corev1.Secret{}, 0, toolscache.Indexers{})
+	// The scope reads labels, and the informer's transform writes them, as
+	// the manager's do: an object handed to the informer is not read
+	// again (the race detector says otherwise).
+	inf := toolscache.NewSharedIndexInformer(f.Wrap(lw, keepLabelled), &corev1.Secret{}, 0, toolscache.Indexers{})
+	if err := inf.SetTransform(func(o any) (any, error) {
+		if s, ok := o.(*corev1.Secret); ok {
+			s.Labels = map[string]string{"transformed": "true"}
+		}
+		return o, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	deleted := make(chan *corev1.Secret, 64)
 	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{DeleteFunc: func(o any) {
 		if s, ok := o.(*corev1.Secret); ok {
