@@ -809,7 +809,9 @@ func (l *FilteredListerWatcher) listRanges(ctx context.Context, ranges map[int]b
 			res.err = err
 			return res
 		}
-		items, err := meta.ExtractList(list)
+		// Each object kept gets memory of its own: an element of the page
+		// would keep the whole page, all ranges', alive in the cache.
+		items, err := meta.ExtractListWithAlloc(list)
 		if err != nil {
 			res.err = err
 			return res

@@ -77,7 +77,8 @@ type fakeLW struct {
 	opts     []metav1.ListOptions
 	failList bool
 	// gate, when set, holds the lists of ranges taken until it is closed.
-	gate chan struct{}
+	gate     chan struct{}
+	lastList *corev1.SecretList
 }
 
 // options returns the options of every list and watch so far.
@@ -108,7 +109,20 @@ func (l *fakeLW) List(opts metav1.ListOptions) (runtime.Object, error) {
 	if l.failList {
 		return nil, apierrors.NewServiceUnavailable("list refused")
 	}
-	return l.list.DeepCopy(), nil
+	l.lastList = l.list.DeepCopy()
+	return l.lastList, nil
+}
+
+// inLastList reports whether obj is an element of the last list returned.
+func (l *fakeLW) inLastList(obj runtime.Object) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := range l.lastList.Items {
+		if obj == runtime.Object(&l.lastList.Items[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *fakeLW) Watch(opts metav1.ListOptions) (watch.Interface, error) {
@@ -768,7 +782,13 @@ func TestRangeTakenIsLoadedIntoTheRunningWatch(t *testing.T) {
 		t.Fatal("range 1 cached before its list")
 	}
 	close(gate)
-	expectEvent(t, w, watch.Added, "b", "5")
+	ev := next(t, w)
+	if s, _ := ev.Object.(*corev1.Secret); ev.Type != watch.Added || s == nil || s.Name != "b" {
+		t.Fatalf("after the list: %v %+v, want b added", ev.Type, ev.Object)
+	}
+	if lw.inLastList(ev.Object) {
+		t.Fatal("the object added is an element of the list's page: it would keep the whole page in memory")
+	}
 	expectEvent(t, w, watch.Added, "c", "25")
 	expectEvent(t, w, watch.Bookmark, "", "26")
 	waitCached(t, f, in1)
