@@ -61,7 +61,7 @@ TEST_TIMEOUT ?= 45m
 .PHONY: test
 test: manifests generate fmt vet controlplane helm ## Run every test: unit, envtest, end-to-end (helm, kubectl, the manager binary), the race detector on the concurrent packages, and fuzz smoke tests.
 	KUBEBUILDER_ASSETS="$(KUBEBUILDER_ASSETS_DIR)" go test ./... -timeout $(TEST_TIMEOUT) -coverprofile cover.out
-	go test -race $(RACE_PACKAGES)
+	go test $(RACE_PACKAGES) -race
 	hack/fuzz.sh $(FUZZ_SMOKE_TIME)
 
 # Packages whose goroutines share state with client-go's informers, also tested under the race detector.

@@ -268,14 +268,14 @@ func checkGo(args []string) (string, error) {
 			}
 			name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
 			switch name {
-			case "run", "bench", "benchtime", "ldflags", "o", "count", "coverprofile", "trimpath", "benchmem", "v", "ginkgo.focus", "ginkgo.v", "timeout":
+			case "run", "bench", "benchtime", "ldflags", "o", "count", "coverprofile", "trimpath", "race", "benchmem", "v", "ginkgo.focus", "ginkgo.v", "timeout":
 			default:
 				if args[0] == "test" && !hasValue && testFlagDefined(pkgs, name) {
 					continue // a boolean flag of the package's tests
 				}
 				return "go " + args[0], fmt.Errorf("go %s flag -%s: no check for it", args[0], name)
 			}
-			if !hasValue && name != "trimpath" && name != "benchmem" && name != "v" && name != "ginkgo.v" {
+			if !hasValue && name != "trimpath" && name != "race" && name != "benchmem" && name != "v" && name != "ginkgo.v" {
 				if i+1 >= len(args) {
 					return "go " + args[0], fmt.Errorf("-%s needs a value", name)
 				}
