@@ -743,9 +743,11 @@ func (w *filteredWatch) inject(res loadResult) bool {
 // are held back; those of ranges just listed that are not newer than the
 // list are dropped.
 func (w *filteredWatch) pass(ev watch.Event) bool {
+	var key string
+	rng := -1
 	switch ev.Type {
 	case watch.Added, watch.Modified, watch.Deleted:
-		_, rng := w.l.rangeFor(ev.Object)
+		key, rng = w.l.rangeFor(ev.Object)
 		if rng >= 0 && w.loading[rng] {
 			if len(w.buffer) >= maxBuffered {
 				w.expire()
@@ -758,23 +760,24 @@ func (w *filteredWatch) pass(ev watch.Event) bool {
 			return true
 		}
 	}
+	kept := rng < 0 || w.set[rng]
 	switch ev.Type {
 	case watch.Added:
-		if !w.l.keep(ev.Object, w.set) {
+		if !kept {
 			return true
 		}
-		w.l.remember(ev.Object, w.listing)
+		w.l.rememberKey(ev.Object, key, rng, w.listing)
 	case watch.Modified:
-		if !w.l.keep(ev.Object, w.set) {
+		if !kept {
 			if !w.l.forget(ev.Object, w.listing) {
 				return true
 			}
 			ev.Type = watch.Deleted
 		} else {
-			w.l.remember(ev.Object, w.listing)
+			w.l.rememberKey(ev.Object, key, rng, w.listing)
 		}
 	case watch.Deleted:
-		if !w.l.forget(ev.Object, w.listing) && !w.l.keep(ev.Object, w.set) {
+		if !w.l.forget(ev.Object, w.listing) && !kept {
 			return true
 		}
 	case watch.Bookmark:
