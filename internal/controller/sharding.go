@@ -141,7 +141,7 @@ func (c *Config) setupSharding(ctx context.Context, mgr ctrl.Manager, calls *Cal
 	if err := mgr.Add(co); err != nil {
 		return nil, nil, err
 	}
-	currentShards.Store(&shardGauges{shards: co, reader: mgr.GetCache(), perIssuer: calls.PerIssuer})
+	currentShards.Store(&shardGauges{shards: co, filter: c.cacheRanges, reader: mgr.GetCache(), perIssuer: calls.PerIssuer})
 	logf.FromContext(ctx).Info("sharding the namespaced work", "ranges", ranges, "identity", identity)
 	if calls.PerIssuer < ranges {
 		logf.FromContext(ctx).Info("--issuer-concurrency is below --shard-ranges: a replica whose ranges bring less than one call slot waits for ranges to move before it calls an issuer",
@@ -187,7 +187,9 @@ func enqueueRange(ctx context.Context, reader client.Reader, rng, ranges int, ev
 // shardGauges exports this replica's share: the ranges it serves and the
 // AccessTokens in them. Nothing is exported with sharding off.
 type shardGauges struct {
-	shards    *sharding.Coordinator
+	shards *sharding.Coordinator
+	// filter is what the cache holds (nil: the cache is not narrowed).
+	filter    *sharding.CacheFilter
 	reader    client.Reader
 	perIssuer int
 }
@@ -196,6 +198,8 @@ var (
 	currentShards   atomic.Pointer[shardGauges]
 	shardRangesDesc = prometheus.NewDesc("tokenmint_shard_ranges_held",
 		"Hash ranges of namespaces this replica serves (with --shard-ranges).", nil, nil)
+	shardCachedDesc = prometheus.NewDesc("tokenmint_shard_ranges_cached",
+		"Hash ranges whose AccessTokens and Secrets this replica's cache has listed since it took them (with --shard-ranges): below tokenmint_shard_ranges_held while a range taken is being loaded.", nil, nil)
 	shardTokensDesc = prometheus.NewDesc("tokenmint_shard_accesstokens",
 		"AccessTokens in the namespaces of the ranges this replica serves (with --shard-ranges).", nil, nil)
 	shardConcurrencyDesc = prometheus.NewDesc("tokenmint_shard_issuer_concurrency",
@@ -208,6 +212,7 @@ type shardCollector struct{}
 
 func (shardCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- shardRangesDesc
+	ch <- shardCachedDesc
 	ch <- shardTokensDesc
 	ch <- shardConcurrencyDesc
 	ch <- shardRateDesc
@@ -220,6 +225,9 @@ func (shardCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	held := g.shards.Held()
 	ch <- prometheus.MustNewConstMetric(shardRangesDesc, prometheus.GaugeValue, float64(len(held)))
+	if g.filter != nil {
+		ch <- prometheus.MustNewConstMetric(shardCachedDesc, prometheus.GaugeValue, float64(g.filter.CachedRanges()))
+	}
 	ranges := g.shards.Ranges()
 	ch <- prometheus.MustNewConstMetric(shardConcurrencyDesc, prometheus.GaugeValue,
 		float64(sharding.Share(g.perIssuer, len(held), ranges)))

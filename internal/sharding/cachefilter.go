@@ -33,6 +33,7 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/watchlist"
 	"k8s.io/utils/clock"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // CacheFilter narrows informers to the namespaces of the ranges this replica
@@ -112,8 +113,20 @@ func (f *CacheFilter) SetRanges(ranges []int) {
 func (f *CacheFilter) Ranges() []int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]int, 0, len(f.set))
-	for r := range f.set {
+	return sortedRanges(f.set)
+}
+
+// CachedRanges returns how many of the ranges cached every filtered informer
+// has listed: the ranges this replica can serve from its cache.
+func (f *CacheFilter) CachedRanges() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.complete)
+}
+
+func sortedRanges(set map[int]bool) []int {
+	out := make([]int, 0, len(set))
+	for r := range set {
 		out = append(out, r)
 	}
 	slices.Sort(out)
@@ -476,6 +489,11 @@ type loadResult struct {
 	objs   []runtime.Object
 	rv     string
 	err    error
+	// listed is how many objects the list read, of every range; took how
+	// long it ran.
+	listed int
+	took   time.Duration
+	kind   string
 }
 
 // filteredWatch passes on the events of the ranges its informer's store
@@ -676,12 +694,19 @@ func (w *filteredWatch) startLoad() {
 // list, and serves them from then on.
 func (w *filteredWatch) inject(res loadResult) bool {
 	w.inFlight = false
+	log := logf.Log.WithName("cache").WithValues("kind", res.kind, "ranges", sortedRanges(res.ranges))
 	if _, err := resourceversion.CompareResourceVersion(res.rv, res.rv); res.err != nil || err != nil {
 		// Without a list, or a resourceVersion to order it against the
 		// watch's events, the informer lists everything again.
+		if err == nil {
+			err = res.err
+		}
+		log.Error(err, "listing the ranges taken failed: the cache lists everything again")
 		w.expire()
 		return true
 	}
+	log.Info("ranges taken listed into the cache", "kept", len(res.objs), "listed", res.listed,
+		"seconds", res.took.Round(time.Millisecond).Seconds())
 	// A range given up and taken again while the list ran is listed again:
 	// the events of the meantime were not held back for it.
 	ranges := map[int]bool{}
@@ -803,8 +828,10 @@ func (w *filteredWatch) pass(ev watch.Event) bool {
 
 // listRanges lists the objects of ranges, page by page, from the API
 // server (a consistent read, so not older than any event seen).
-func (l *FilteredListerWatcher) listRanges(ctx context.Context, ranges map[int]bool) loadResult {
-	res := loadResult{ranges: ranges}
+func (l *FilteredListerWatcher) listRanges(ctx context.Context, ranges map[int]bool) (res loadResult) {
+	res.ranges = ranges
+	start := l.filter.clock.Now()
+	defer func() { res.took = l.filter.clock.Since(start) }()
 	opts := metav1.ListOptions{Limit: loadPageSize}
 	for {
 		list, err := l.lw.ListWithContext(ctx, opts)
@@ -818,6 +845,10 @@ func (l *FilteredListerWatcher) listRanges(ctx context.Context, ranges map[int]b
 		if err != nil {
 			res.err = err
 			return res
+		}
+		res.listed += len(items)
+		if t := reflect.TypeOf(list); res.kind == "" && t.Kind() == reflect.Pointer {
+			res.kind = strings.TrimSuffix(t.Elem().Name(), "List")
 		}
 		for _, o := range items {
 			if _, rng := l.rangeFor(o); rng >= 0 && ranges[rng] {

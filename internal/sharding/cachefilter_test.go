@@ -218,9 +218,15 @@ func TestFilteredListOfTwoInformersIsCachedOnceBothListed(t *testing.T) {
 	}
 	// Given up and taken again: listed again before it counts as cached.
 	f.SetRanges(nil)
+	if n := f.CachedRanges(); n != 0 {
+		t.Fatalf("%d ranges cached holding none", n)
+	}
 	f.SetRanges([]int{0})
 	if _, ok := f.Cached(in0); ok {
 		t.Fatal("range taken again reported cached before a new list")
+	}
+	if n := f.CachedRanges(); n != 0 {
+		t.Fatalf("%d ranges cached before the range taken again is listed", n)
 	}
 }
 
@@ -771,6 +777,9 @@ func TestRangeTakenIsLoadedIntoTheRunningWatch(t *testing.T) {
 	if _, ok := f.Cached(in1); ok {
 		t.Fatal("range 1 cached before its list")
 	}
+	if n := f.CachedRanges(); n != 1 {
+		t.Fatalf("%d ranges cached while range 1 is listed, want 1 (range 0)", n)
+	}
 	close(gate)
 	ev := next(t, w)
 	if s, _ := ev.Object.(*corev1.Secret); ev.Type != watch.Added || s == nil || s.Name != "b" {
@@ -782,6 +791,9 @@ func TestRangeTakenIsLoadedIntoTheRunningWatch(t *testing.T) {
 	expectEvent(t, w, watch.Added, "c", "25")
 	expectEvent(t, w, watch.Bookmark, "", "26")
 	waitCached(t, f, in1)
+	if n := f.CachedRanges(); n != 2 {
+		t.Fatalf("%d ranges cached once range 1 is listed, want 2", n)
+	}
 	inner.Modify(secretAt(in1, "b", "18")) // older than the list, late
 	inner.Modify(secretAt(in1, "b", "30"))
 	expectEvent(t, w, watch.Modified, "b", "30")

@@ -147,16 +147,20 @@ type shardsResults struct {
 	namespaces        int
 	started           time.Time
 
-	issueAll      time.Duration
-	burstAll      time.Duration
-	burstMissing  int
-	expiredKeys   []string // a few AccessTokens whose Secret held an expired token, with the gap
-	phases        []*shardsPhase
-	steps         []stepFigures
-	failover      time.Duration
-	failoverDone  bool
-	failoverOwned int
-	killedName    string
+	issueAll     time.Duration
+	burstAll     time.Duration
+	burstMissing int
+	expiredKeys  []string // a few AccessTokens whose Secret held an expired token, with the gap
+	phases       []*shardsPhase
+	steps        []stepFigures
+	failover     time.Duration
+	failoverDone bool
+	// failoverCached is from the kill until every live replica's cache had
+	// listed every range it holds (tokenmint_shard_ranges_cached); zero
+	// when not seen.
+	failoverCached time.Duration
+	failoverOwned  int
+	killedName     string
 
 	account         mintAccount
 	managerIssued   int64
@@ -798,7 +802,7 @@ func (b *shardsBench) phaseKill(ctx context.Context) error {
 		f.observe(holders, time.Now())
 		if ok, d := f.done(); ok {
 			b.r.failoverDone, b.r.failover = true, d
-			b.p.printf("  its ranges served again %.1f s after the kill", d.Seconds())
+			b.p.printf("  its ranges held again %.1f s after the kill", d.Seconds())
 			break
 		}
 		if time.Since(now) > limit+time.Minute {
@@ -811,6 +815,14 @@ func (b *shardsBench) phaseKill(ctx context.Context) error {
 		}
 		if err := sleepCtx(ctx, 250*time.Millisecond); err != nil {
 			return err
+		}
+	}
+	if b.r.failoverDone {
+		if d, ok := b.waitCached(ctx, now, limit+time.Minute); ok {
+			b.r.failoverCached = d
+			b.p.printf("  every range held is in its holder's cache %.1f s after the kill", d.Seconds())
+		} else {
+			b.p.printf("  ranges held but not cached %s after the kill; going on", time.Since(now).Round(time.Second))
 		}
 	}
 	ph, err := b.waitBalanced(ctx, fmt.Sprintf("after SIGKILL, %d replicas", len(b.liveReplicas())))
@@ -829,6 +841,29 @@ func (b *shardsBench) phaseKill(ctx context.Context) error {
 	}
 	b.record(ph)
 	return nil
+}
+
+// waitCached waits until every live replica's cache has listed each range
+// it holds (tokenmint_shard_ranges_cached equals tokenmint_shard_ranges_held)
+// and returns how long after since that was, or false after timeout.
+func (b *shardsBench) waitCached(ctx context.Context, since time.Time, timeout time.Duration) (time.Duration, bool) {
+	for time.Since(since) <= timeout {
+		all := true
+		for _, rp := range b.liveReplicas() {
+			s, err := rp.m.metrics(ctx)
+			if err != nil || metricOr(s, "tokenmint_shard_ranges_cached") != metricOr(s, "tokenmint_shard_ranges_held") {
+				all = false
+				break
+			}
+		}
+		if all {
+			return time.Since(since), true
+		}
+		if err := sleepCtx(ctx, 250*time.Millisecond); err != nil {
+			return 0, false
+		}
+	}
+	return 0, false
 }
 
 // phaseRolling SIGTERMs each replica in turn and starts its successor,

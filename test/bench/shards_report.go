@@ -100,6 +100,11 @@ func (r *shardsResults) markdown() string {
 	}
 	row("SIGKILL: until another replica holds each of the killed replica's range Leases", fmt.Sprintf("≤ %s (lease duration + 30 s)", r.failoverLimit()),
 		fo, mark(r.failoverDone && r.failover <= r.failoverLimit()))
+	cached := "not seen"
+	if r.failoverCached > 0 {
+		cached = fmt.Sprintf("%.1f s", r.failoverCached.Seconds())
+	}
+	row("SIGKILL: until every live replica's cache has listed each range it holds (`tokenmint_shard_ranges_cached`)", "", cached, "")
 	row("Ranges per replica differ by at most one, every range held by a live replica, after each phase", "every phase", fmt.Sprintf("%d of %d phases", countBalanced(r.phases), len(r.phases)), mark(r.allBalanced()))
 	row("Replicas that exited without a SIGTERM or a SIGKILL (leader election lost, say)", "0", fmt.Sprint(r.unexpectedExits), mark(r.unexpectedExits == 0))
 	row("Calls in flight at the one issuer, all replicas together, at most", fmt.Sprintf("≤ --issuer-concurrency (%d)", r.concurrency), fmt.Sprint(r.maxInFlight), mark(r.inFlightOK()))
