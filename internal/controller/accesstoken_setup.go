@@ -84,7 +84,7 @@ func (r *AccessTokenReconciler) SetupWithManager(mgr ctrl.Manager, credentialSec
 		// events of the others' ranges are dropped here, and Reconcile
 		// checks again (a range may go between event and reconcile).
 		opts.NeedLeaderElection = ptr.To(false)
-		inShard := predicate.NewPredicateFuncs(func(o client.Object) bool { return r.Shards.Holds(o.GetNamespace()) })
+		inShard := predicate.NewPredicateFuncs(r.ownsEventOf)
 		forPredicates = append(forPredicates, inShard)
 		ownPredicates = append(ownPredicates, inShard)
 	}

@@ -81,7 +81,7 @@ func (r *AccessTokenReconciler) queueDue(ctx context.Context, reader client.Read
 	n := 0
 	for i := range list.Items {
 		at := &list.Items[i]
-		if !workDue(at, now) || !r.Shards.Holds(at.Namespace) {
+		if !workDue(at, now) || !r.Shards.Owns(at.Namespace) {
 			continue
 		}
 		req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(at)}

@@ -98,6 +98,15 @@ func (c *Config) secretScope(m metav1.Object) (string, bool) {
 	}
 }
 
+// ownsEventOf reports whether an event of o is this replica's to queue: its
+// range is held and not being given up. A range whose last renewal is late
+// (Holds false, Owns true) keeps its events: Reconcile tries them again until
+// the renewal lands, as nothing else would queue them then; dropped here, an
+// AccessToken created meanwhile would wait for its range to move.
+func (r *AccessTokenReconciler) ownsEventOf(o client.Object) bool {
+	return r.Shards.Owns(o.GetNamespace())
+}
+
 // cacheMayLag reports whether this replica's cache may not hold yet every
 // object of namespace: its range is not cached by every filtered informer
 // yet, or became so less than a lease duration ago (what it shows then was

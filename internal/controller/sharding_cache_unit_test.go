@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
@@ -29,8 +30,11 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
 	"github.com/tokenmint/tokenmint/internal/secret"
@@ -147,5 +151,58 @@ func TestCacheObjectsMetric(t *testing.T) {
 	}
 	if got["AccessToken"] != 2 || got["Secret"] != 3 {
 		t.Fatalf("tokenmint_cache_objects = %v, want 2 AccessTokens and 3 Secrets", got)
+	}
+}
+
+// A range whose last renewal is late is not served (Holds) but still this
+// replica's (Owns): the events of its AccessTokens, and the start's pass over
+// the AccessTokens with work due, keep them. Dropped, an AccessToken created
+// while a renewal was late would never be queued: nothing queues a range's
+// AccessTokens when its renewal lands.
+func TestEventsOfARangeWhoseRenewalIsLateAreKept(t *testing.T) {
+	const leaseDuration, renewDeadline, retryPeriod = 15 * time.Second, 10 * time.Second, 2 * time.Second
+	clk := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	leases := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).Build()
+	co, err := sharding.New(sharding.Options{Client: leases, Namespace: "tokenmint-system", Identity: "a", Ranges: 16,
+		LeaseDuration: leaseDuration, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if err := co.Sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		clk.Step(retryPeriod)
+	}
+	at := &tokensv1alpha1.AccessToken{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "api", Generation: 1}}
+	if !co.Holds(at.Namespace) {
+		t.Fatalf("the only replica does not serve %s after five rounds: %v", at.Namespace, co.Held())
+	}
+	clk.Step(renewDeadline) // no round: the last renewal is late
+	if co.Holds(at.Namespace) || !co.Owns(at.Namespace) {
+		t.Fatalf("late renewal: Holds %v, Owns %v; want false, true", co.Holds(at.Namespace), co.Owns(at.Namespace))
+	}
+
+	r := &AccessTokenReconciler{Shards: co, Clock: clk}
+	if !r.ownsEventOf(at) {
+		t.Fatal("the event of an AccessToken of a range whose renewal is late was dropped")
+	}
+	q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+	defer q.ShutDown()
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = tokensv1alpha1.AddToScheme(scheme)
+	reader := fake.NewClientBuilder().WithScheme(scheme).WithObjects(at).Build()
+	if n := r.queueDue(context.Background(), reader, q); n != 1 || q.Len() != 1 {
+		t.Fatalf("queued %d (queue length %d) AccessTokens with work due in a range whose renewal is late, want 1", n, q.Len())
+	}
+
+	b, err := sharding.New(sharding.Options{Client: leases, Namespace: "tokenmint-system", Identity: "b", Ranges: 16,
+		LeaseDuration: leaseDuration, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other := (&AccessTokenReconciler{Shards: b, Clock: clk}); other.ownsEventOf(at) {
+		t.Fatal("a replica that holds no range kept the event")
 	}
 }
