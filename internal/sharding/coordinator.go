@@ -397,11 +397,32 @@ func (c *Coordinator) Sync(ctx context.Context) error {
 	target := Targets(live, c.opts.Ranges)[c.opts.Identity]
 	c.mu.Unlock()
 
-	// Renew what is held; a Lease gone or taken by another is lost.
+	// Renew what is held; a Lease gone or taken by another is lost. The
+	// writes go together: one after the other, a round holding many ranges
+	// would take as many round trips, and on a slow API server the last
+	// renewals would land after the renew deadline.
+	var renewing sync.WaitGroup
+	var renewMu sync.Mutex
+	var late []int
+	var gap time.Duration
 	for _, rng := range c.heldRanges() {
-		if err := c.renew(ctx, rng, ranges[rng], now); err != nil {
-			errs = append(errs, err)
-		}
+		renewing.Go(func() {
+			since, err := c.renew(ctx, rng, ranges[rng], now)
+			renewMu.Lock()
+			defer renewMu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+			} else if since > c.opts.RenewDeadline {
+				late = append(late, rng)
+				gap = max(gap, since)
+			}
+		})
+	}
+	renewing.Wait()
+	if len(late) > 0 {
+		slices.Sort(late)
+		logf.FromContext(ctx).WithName("sharding").Info("range leases renewed after the renew deadline: their AccessTokens waited meanwhile",
+			"ranges", late, "sinceLastRenewal", gap.Round(time.Millisecond).String())
 	}
 	// Drain the surplus, or stop draining what is wanted again.
 	c.mu.Lock()
@@ -626,13 +647,14 @@ func (c *Coordinator) setMember(l *coordinationv1.Lease) {
 	c.member = l
 }
 
-// renew writes a new renew time into a held range's Lease. A Lease gone or
-// held by another is lost at once; one that cannot be written is lost once
-// RenewDeadline has passed since the last renewal.
-func (c *Coordinator) renew(ctx context.Context, rng int, l *coordinationv1.Lease, now time.Time) error {
+// renew writes a new renew time into a held range's Lease, and returns how
+// long before now it was renewed last. A Lease gone or held by another is
+// lost at once; one that cannot be written is lost once RenewDeadline has
+// passed since the last renewal.
+func (c *Coordinator) renew(ctx context.Context, rng int, l *coordinationv1.Lease, now time.Time) (time.Duration, error) {
 	if l == nil || ptr.Deref(l.Spec.HolderIdentity, "") != c.opts.Identity {
 		c.forget(rng)
-		return nil
+		return 0, nil
 	}
 	next := l.DeepCopy()
 	next.Spec.RenewTime = ptr.To(metav1.NewMicroTime(now))
@@ -643,15 +665,18 @@ func (c *Coordinator) renew(ctx context.Context, rng int, l *coordinationv1.Leas
 			delete(c.held, rng)
 		}
 		c.mu.Unlock()
-		return fmt.Errorf("renewing range lease %d: %w", rng, err)
+		return 0, fmt.Errorf("renewing range lease %d: %w", rng, err)
 	}
+	var since time.Duration
+	landed := c.opts.Clock.Now()
 	c.mu.Lock()
 	if h := c.held[rng]; h != nil {
+		since = landed.Sub(h.renewed)
 		h.renewed = now
 	}
 	c.observed[next.Name] = observation{holder: c.opts.Identity, renew: now, at: now, version: next.ResourceVersion}
 	c.mu.Unlock()
-	return nil
+	return since, nil
 }
 
 // acquire takes range rng's Lease when it is missing, released, or expired.

@@ -21,9 +21,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-logr/logr/funcr"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -32,6 +35,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 const (
@@ -60,6 +64,8 @@ type replica struct {
 	changed []int
 	// failWrites makes every Lease write of this replica fail.
 	failWrites bool
+	// beforeUpdate, when set, runs before each Lease update of this replica.
+	beforeUpdate func(obj client.Object)
 	// shrink, when set, is the replica's Options.Shrink.
 	shrink func(kept int) bool
 }
@@ -74,10 +80,13 @@ func (c *cluster) start(id string) *replica {
 	cl := interceptor.NewClient(c.client.(client.WithWatch), interceptor.Funcs{
 		Update: func(ctx context.Context, cl client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
 			r.mu.Lock()
-			fail := r.failWrites
+			fail, hook := r.failWrites, r.beforeUpdate
 			r.mu.Unlock()
 			if fail {
 				return errors.New("apiserver unreachable")
+			}
+			if hook != nil {
+				hook(obj)
 			}
 			return cl.Update(ctx, obj, opts...)
 		},
@@ -447,6 +456,83 @@ func TestRenewFailureStopsServingWithinRenewDeadline(t *testing.T) {
 	// It serves the ranges well before another replica may take them.
 	if renewDeadline >= leaseDuration {
 		t.Fatal("renew deadline must be below the lease duration")
+	}
+}
+
+// A round's renewals of the ranges held are written together, not one round
+// trip after the other: each update below waits until all 16 have started.
+func TestRoundRenewsItsRangesTogether(t *testing.T) {
+	c := newCluster(t)
+	a := c.start("a")
+	c.rounds(2)
+	if n := len(a.Held()); n != 16 {
+		t.Fatalf("a serves %d ranges, want 16", n)
+	}
+	var started sync.WaitGroup
+	started.Add(16)
+	all := make(chan struct{})
+	go func() { started.Wait(); close(all) }()
+	var waited, alone sync.Map
+	a.mu.Lock()
+	a.beforeUpdate = func(obj client.Object) {
+		if obj.GetName() == MemberLeaseName("a") {
+			return
+		}
+		if _, again := waited.LoadOrStore(obj.GetName(), true); !again {
+			started.Done()
+		}
+		select {
+		case <-all:
+		case <-time.After(5 * time.Second): // a guard, not a measure: sequential renewals never get here together
+			alone.Store(obj.GetName(), true)
+		}
+	}
+	a.mu.Unlock()
+	c.round()
+	n := 0
+	alone.Range(func(any, any) bool { n++; return true })
+	if n > 0 {
+		t.Fatalf("%d range renewals were written while others had not started: the round renews one after the other", n)
+	}
+	if got := len(a.Held()); got != 16 {
+		t.Fatalf("a serves %d ranges after the round, want 16", got)
+	}
+}
+
+// A round that renews ranges after the renew deadline says so: their
+// AccessTokens were not served meanwhile.
+func TestLateRenewalIsLogged(t *testing.T) {
+	c := newCluster(t)
+	a := c.start("a")
+	c.round()
+	// The next round comes late (a slow API server, a starved process):
+	// the ranges are still a's, but not served until it renews them.
+	c.clk.Step(renewDeadline)
+	if len(a.Held()) != 0 || !a.Owns(namespaceOf(t, 3)) {
+		t.Fatalf("past the renew deadline: serves %v, owns %v; want none served, still owned", a.Held(), a.Owns(namespaceOf(t, 3)))
+	}
+	var lines []string
+	log := funcr.New(func(prefix, args string) { lines = append(lines, prefix+" "+args) }, funcr.Options{})
+	if err := a.Sync(logf.IntoContext(context.Background(), log)); err != nil {
+		t.Fatal(err)
+	}
+	want := `"ranges"=[0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15]`
+	found := false
+	for _, l := range lines {
+		if strings.Contains(l, "renewed after the renew deadline") && strings.Contains(l, want) {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no line reports the 16 ranges renewed late; logged %q", lines)
+	}
+	lines = nil
+	c.clk.Step(retryPeriod)
+	if err := a.Sync(logf.IntoContext(context.Background(), log)); err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) > 0 {
+		t.Fatalf("a renewal in time was logged: %q", lines)
 	}
 }
 
