@@ -476,7 +476,10 @@ func expiredWatch() watch.Interface {
 }
 
 // maxBuffered bounds the events a watch holds back while it lists ranges
-// taken; beyond it the watch ends and the informer lists everything again.
+// taken. When the buffer is full, only the last event of each object is
+// kept (what the store needs once the list is in); when that leaves more than
+// three quarters of it, the watch ends and the informer lists everything
+// again.
 const maxBuffered = 10000
 
 // loadPageSize is the page size of the lists of ranges taken.
@@ -775,8 +778,13 @@ func (w *filteredWatch) pass(ev watch.Event) bool {
 		key, rng = w.l.rangeFor(ev.Object)
 		if rng >= 0 && w.loading[rng] {
 			if len(w.buffer) >= maxBuffered {
-				w.expire()
-				return true
+				w.buffer = lastOfEach(w.l, w.buffer)
+				if len(w.buffer) > maxBuffered*3/4 {
+					logf.Log.WithName("cache").Info("too many changes of the ranges taken while they are listed: the cache lists everything again",
+						"kind", kindOf(ev.Object), "objects", len(w.buffer))
+					w.expire()
+					return true
+				}
 			}
 			w.buffer = append(w.buffer, ev)
 			return true
@@ -826,6 +834,40 @@ func (w *filteredWatch) pass(ev watch.Event) bool {
 	return w.send(ev)
 }
 
+// lastOfEach keeps, in order, the last of events for each object: the
+// state the store is to reach once the list that holds them back is in.
+func lastOfEach(l *FilteredListerWatcher, events []watch.Event) []watch.Event {
+	seen := make(map[string]bool, len(events))
+	keep := make([]bool, len(events))
+	n := 0
+	for i := len(events) - 1; i >= 0; i-- {
+		key, _ := l.rangeFor(events[i].Object)
+		if !seen[key] {
+			seen[key], keep[i] = true, true
+			n++
+		}
+	}
+	out := make([]watch.Event, 0, max(n, maxBuffered))
+	for i, ev := range events {
+		if keep[i] {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// kindOf names obj's type for a log line: Secret, AccessToken.
+func kindOf(obj runtime.Object) string {
+	t := reflect.TypeOf(obj)
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return ""
+	}
+	return strings.TrimSuffix(t.Name(), "List")
+}
+
 // listRanges lists the objects of ranges, page by page, from the API
 // server (a consistent read, so not older than any event seen).
 func (l *FilteredListerWatcher) listRanges(ctx context.Context, ranges map[int]bool) (res loadResult) {
@@ -847,8 +889,8 @@ func (l *FilteredListerWatcher) listRanges(ctx context.Context, ranges map[int]b
 			return res
 		}
 		res.listed += len(items)
-		if t := reflect.TypeOf(list); res.kind == "" && t.Kind() == reflect.Pointer {
-			res.kind = strings.TrimSuffix(t.Elem().Name(), "List")
+		if res.kind == "" {
+			res.kind = kindOf(list)
 		}
 		for _, o := range items {
 			if _, rng := l.rangeFor(o); rng >= 0 && ranges[rng] {

@@ -19,8 +19,10 @@ package sharding
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -829,4 +831,111 @@ func TestRangeTakenIsLoadedIntoTheRunningWatch(t *testing.T) {
 	}
 	waitCached(t, f, in2)
 	w.Stop()
+}
+
+// The events held back while a range is listed are bounded by the objects
+// that change, not by how often they change: a full buffer keeps the last
+// event of each object, and only a buffer of that many objects still ends
+// the watch (the informer then lists everything again).
+func TestHeldBackEventsKeepTheLastOfEachObject(t *testing.T) {
+	in0, in1 := namespaceIn(t, 0, 0), namespaceIn(t, 1, 0)
+	f := NewCacheFilter(testRanges, nil)
+	lw := newFakeLW(secretAt(in1, "a", "5"))
+	flw := f.Wrap(lw, nil)
+	f.SetRanges([]int{0})
+	if _, err := flw.List(metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := flw.Watch(metav1.ListOptions{ResourceVersion: "10"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := <-lw.watches
+	gate := make(chan struct{})
+	lw.mu.Lock()
+	lw.gate = gate
+	lw.list.ResourceVersion = "20"
+	lw.mu.Unlock()
+	f.SetRanges([]int{0, 1})
+	waitLoads(t, lw, 1)
+	inner.Add(secretAt(in0, "kept", "101")) // a range kept: served at once
+	expectEvent(t, w, watch.Added, "kept", "101")
+	// Three objects of the range being listed change 5,000 times each (from
+	// a goroutine: a watch that ends stops reading them).
+	const rv = 101 + 15000
+	go func() {
+		// A watch that ends stops its source, whose sends then panic: the
+		// test reports the end instead.
+		defer func() { _ = recover() }()
+		n := 101
+		for range 5000 {
+			for _, name := range []string{"a", "b", "c"} {
+				n++
+				inner.Modify(secretAt(in1, name, strconv.Itoa(n)))
+			}
+		}
+		close(gate)
+	}()
+	// The list's object, the events held back (the last of each object at
+	// least), a bookmark; then the events the watch had not read yet when
+	// the list came in.
+	last := map[string]string{}
+	replayed, bookmark := 0, false
+	for !bookmark || last["c"] != strconv.Itoa(rv) {
+		ev := next(t, w)
+		switch s, _ := ev.Object.(*corev1.Secret); {
+		case ev.Type == watch.Error:
+			t.Fatalf("the watch ended after 15,000 changes of 3 objects: %+v", ev.Object)
+		case ev.Type == watch.Bookmark:
+			bookmark = true
+		case s != nil:
+			last[s.Name] = s.ResourceVersion
+			if !bookmark {
+				replayed++
+			}
+		}
+	}
+	if replayed > maxBuffered+1 {
+		t.Fatalf("%d events passed with the list, want at most the buffer's %d and the list's object", replayed, maxBuffered)
+	}
+	if want := map[string]string{"a": strconv.Itoa(rv - 2), "b": strconv.Itoa(rv - 1), "c": strconv.Itoa(rv)}; !maps.Equal(last, want) {
+		t.Fatalf("after the list: %v, want the last version of each %v", last, want)
+	}
+	waitCached(t, f, in1)
+
+	// As many objects as the buffer holds, each changed once, end the watch.
+	in2 := namespaceIn(t, 2, 0)
+	gate = make(chan struct{})
+	lw.mu.Lock()
+	lw.gate = gate
+	lw.mu.Unlock()
+	f.SetRanges([]int{0, 1, 2})
+	waitLoads(t, lw, 2)
+	done := make(chan watch.Event, 1)
+	go func() {
+		for ev := range w.ResultChan() {
+			if ev.Type == watch.Error {
+				done <- ev
+				return
+			}
+		}
+		close(done)
+	}()
+	go func() {
+		for i := range maxBuffered + 1 {
+			inner.Add(secretAt(in2, fmt.Sprintf("n%d", i), strconv.Itoa(rv+1+i)))
+		}
+	}()
+	select {
+	case ev, ok := <-done:
+		if !ok {
+			t.Fatal("the watch closed without an error")
+		}
+		if st, _ := ev.Object.(*metav1.Status); st == nil || st.Code != http.StatusGone {
+			t.Fatalf("the watch ended with %+v, want 410 Expired", ev.Object)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a buffer of more objects than it holds did not end the watch")
+	}
+	close(gate)
 }
