@@ -620,14 +620,7 @@ func TestFilteredWatchDeletesWhatItGaveUpAtItsLatestVersion(t *testing.T) {
 	lw := newFakeLW(testSecret(in0, "listed", nil), testSecret(in1, "kept", nil))
 	flw := f.Wrap(lw, keepLabelled)
 	f.SetRanges([]int{0, 1})
-	if _, err := flw.List(metav1.ListOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	w, err := flw.Watch(metav1.ListOptions{ResourceVersion: "10"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inner := <-lw.watches
+	w, inner := listAndWatch(t, flw, lw)
 	watched := testSecret(in0, "watched", nil)
 	watched.ResourceVersion = "11"
 	inner.Add(watched)
@@ -666,7 +659,7 @@ func TestFilteredWatchDeletesWhatItGaveUpAtItsLatestVersion(t *testing.T) {
 		}
 	}
 	w.Stop()
-	w, err = flw.Watch(metav1.ListOptions{ResourceVersion: "13"})
+	w, err := flw.Watch(metav1.ListOptions{ResourceVersion: "13"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -712,6 +705,39 @@ func TestFilteredWatchStillListingFollowsTheRangesOnceItsInitialEventsEnd(t *tes
 }
 
 // waitLoads waits until lw has been asked for n lists of ranges taken.
+// takeRange1WhileWatching lists lw holding range 0 (at resourceVersion 10),
+// watches from there, then takes range 1, whose list (at 20) waits for the
+// gate returned, once it has started.
+func takeRange1WhileWatching(t *testing.T, f *CacheFilter, lw *fakeLW) (watch.Interface, *watch.FakeWatcher, chan struct{}) {
+	t.Helper()
+	lw.list.ResourceVersion = "10"
+	flw := f.Wrap(lw, nil)
+	f.SetRanges([]int{0})
+	w, inner := listAndWatch(t, flw, lw)
+	gate := make(chan struct{})
+	lw.mu.Lock()
+	lw.gate = gate
+	lw.list.ResourceVersion = "20"
+	lw.mu.Unlock()
+	f.SetRanges([]int{0, 1})
+	waitLoads(t, lw, 1)
+	return w, inner, gate
+}
+
+// listAndWatch lists flw, then watches it from resourceVersion 10, and
+// returns the watch and lw's watch under it.
+func listAndWatch(t *testing.T, flw *FilteredListerWatcher, lw *fakeLW) (watch.Interface, *watch.FakeWatcher) {
+	t.Helper()
+	if _, err := flw.List(metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := flw.Watch(metav1.ListOptions{ResourceVersion: "10"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, <-lw.watches
+}
+
 func waitLoads(t *testing.T, lw *fakeLW, n int) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
@@ -753,25 +779,7 @@ func TestRangeTakenIsLoadedIntoTheRunningWatch(t *testing.T) {
 	in0, in1 := namespaceIn(t, 0, 0), namespaceIn(t, 1, 0)
 	f := NewCacheFilter(testRanges, nil)
 	lw := newFakeLW(secretAt(in0, "a", "3"), secretAt(in1, "b", "5"))
-	lw.list.ResourceVersion = "10"
-	flw := f.Wrap(lw, nil)
-	f.SetRanges([]int{0})
-	if _, err := flw.List(metav1.ListOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	w, err := flw.Watch(metav1.ListOptions{ResourceVersion: "10"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inner := <-lw.watches
-
-	gate := make(chan struct{})
-	lw.mu.Lock()
-	lw.gate = gate
-	lw.list.ResourceVersion = "20"
-	lw.mu.Unlock()
-	f.SetRanges([]int{0, 1})
-	waitLoads(t, lw, 1)
+	w, inner, gate := takeRange1WhileWatching(t, f, lw)
 	inner.Modify(secretAt(in1, "b", "15")) // older than the list: dropped
 	inner.Add(secretAt(in1, "c", "25"))    // newer: passes after the list
 	inner.Add(secretAt(in0, "x", "26"))    // a range kept: served at once
@@ -841,23 +849,7 @@ func TestHeldBackEventsKeepTheLastOfEachObject(t *testing.T) {
 	in0, in1 := namespaceIn(t, 0, 0), namespaceIn(t, 1, 0)
 	f := NewCacheFilter(testRanges, nil)
 	lw := newFakeLW(secretAt(in1, "a", "5"))
-	flw := f.Wrap(lw, nil)
-	f.SetRanges([]int{0})
-	if _, err := flw.List(metav1.ListOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	w, err := flw.Watch(metav1.ListOptions{ResourceVersion: "10"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inner := <-lw.watches
-	gate := make(chan struct{})
-	lw.mu.Lock()
-	lw.gate = gate
-	lw.list.ResourceVersion = "20"
-	lw.mu.Unlock()
-	f.SetRanges([]int{0, 1})
-	waitLoads(t, lw, 1)
+	w, inner, gate := takeRange1WhileWatching(t, f, lw)
 	inner.Add(secretAt(in0, "kept", "101")) // a range kept: served at once
 	expectEvent(t, w, watch.Added, "kept", "101")
 	// Three objects of the range being listed change 5,000 times each (from
