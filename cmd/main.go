@@ -18,6 +18,7 @@ limitations under the License.
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"flag"
 	"log/slog"
@@ -102,7 +103,17 @@ func main() {
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	tuneMemory()
-	ctx := ctrl.SetupSignalHandler()
+	// A stop signal first hands this replica's ranges over (with
+	// --shard-ranges) while it still serves them, then stops the manager; a
+	// second signal exits at once.
+	signals := ctrl.SetupSignalHandler()
+	ctx, stopManager := context.WithCancel(context.Background())
+	defer stopManager()
+	go func() {
+		<-signals.Done()
+		cfg.HandOverShards()
+		stopManager()
+	}()
 	setupLog.Info("starting tokenmint", "version", version)
 
 	var tlsOpts []func(*tls.Config)

@@ -123,6 +123,14 @@ type Config struct {
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 	// ShardClock times the range Leases; nil means Clock. A seam for tests.
 	ShardClock clock.WithTicker
+	// ShardHandoverTimeout, when above zero, makes handovers warm: a range
+	// that moves to another replica is served by its holder until that
+	// replica has it cached, or for this long at most (see
+	// sharding.Options.HandoverTimeout). Zero: released at once.
+	ShardHandoverTimeout time.Duration
+	// ShardLeaveTimeout bounds how long a stopping replica hands its ranges
+	// over warm before the manager stops (see HandOverShards).
+	ShardLeaveTimeout time.Duration
 
 	// Clock and Transport are seams for tests; nil means the real ones.
 	Clock     clock.Clock
@@ -138,6 +146,9 @@ type Config struct {
 	// cacheRanges narrows the cache to the ranges held, with sharding on:
 	// set by CacheOptions, shared with the copy Setup receives.
 	cacheRanges *sharding.CacheFilter
+	// shards holds the Coordinator once Setup has made it, for
+	// HandOverShards; set by CacheOptions, shared like cacheRanges.
+	shards *atomic.Pointer[sharding.Coordinator]
 }
 
 // BindFlags registers the configuration's flags.
@@ -199,9 +210,20 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 		"Measure each issuer's clock from the Date header of its endpoint's answers and read the expiries and Retry-After dates it reports, and sign JWTs for it, on that clock; false only measures it (metric tokenmint_issuer_clock_offset_seconds, issuer condition ClockSkew).")
 	fs.IntVar(&c.ShardRanges, "shard-ranges", 0,
 		"Share AccessTokens among the replicas by this many hash ranges of namespaces, each held with a Lease timed by the --leader-election-* flags; ClusterAccessTokens and issuers' status stay with the leader. 0 (the default): the leader serves everything.")
+	fs.DurationVar(&c.ShardHandoverTimeout, "shard-handover-timeout", DefaultShardHandoverTimeout,
+		"With --shard-ranges, how long a replica that is to give a range to another keeps serving it while that replica lists its objects, before releasing it anyway; the range then waits for that list unserved. 0: release at once.")
+	fs.DurationVar(&c.ShardLeaveTimeout, "shard-leave-timeout", DefaultShardLeaveTimeout,
+		"With --shard-ranges, how long a stopping replica keeps serving while the others list its ranges, before it stops and releases what is left; on top of --graceful-shutdown-timeout, within the pod's terminationGracePeriodSeconds.")
 	fs.StringVar(&c.FingerprintKeySecret, "fingerprint-key-secret", "tokenmint-fingerprint-key",
 		"Secret in the operator namespace holding the key that fingerprints tokens (created when missing).")
 }
+
+// DefaultShardHandoverTimeout and DefaultShardLeaveTimeout are the defaults
+// of --shard-handover-timeout and --shard-leave-timeout.
+const (
+	DefaultShardHandoverTimeout = 5 * time.Minute
+	DefaultShardLeaveTimeout    = 15 * time.Second
+)
 
 // DefaultCredentialsNamespace is where ClusterTokenIssuers read credential
 // Secrets unless told otherwise.
@@ -279,6 +301,9 @@ func (c *Config) RESTConfigs(base *rest.Config) (manager, leaderElection *rest.C
 func (c *Config) CacheOptions() cache.Options {
 	if c.proofs == nil {
 		c.proofs = &atomic.Pointer[secret.Fingerprinter]{}
+	}
+	if c.shards == nil {
+		c.shards = &atomic.Pointer[sharding.Coordinator]{}
 	}
 	secrets := cache.ByObject{
 		Label:     labels.SelectorFromSet(labels.Set{tokensv1alpha1.LabelManagedBy: tokensv1alpha1.ManagedByValue}),

@@ -121,12 +121,18 @@ func (c *Config) setupSharding(ctx context.Context, mgr ctrl.Manager, calls *Cal
 			n := calls.DropWaiting(func(ns string) bool { return sharding.RangeOf(ns, ranges) == rng })
 			logf.FromContext(ctx).Info("releasing a range: its calls not started are left to its next holder", "range", rng, "dropped", n)
 		},
-		// The cache holds the ranges held, draining ones included: their
-		// calls in flight still read and write their objects.
-		Changed: func(held []int) {
+		// The cache holds the ranges held, draining ones included (their
+		// calls in flight still read and write their objects), and those
+		// this replica is to take, listed while their holder still serves
+		// them.
+		Changed: func(ranges []int) {
 			if c.cacheRanges != nil {
-				c.cacheRanges.SetRanges(held)
+				c.cacheRanges.SetRanges(ranges)
 			}
+		},
+		HandoverTimeout: c.ShardHandoverTimeout,
+		Ready: func(rng int) bool {
+			return c.cacheRanges == nil || c.cacheRanges.CachedRange(rng)
 		},
 		Shrink: func(kept int) bool { return calls.MostRunning() <= sharding.Share(calls.PerIssuer, kept, ranges) },
 		Observed: func(leases []coordinationv1.Lease) {
@@ -141,6 +147,9 @@ func (c *Config) setupSharding(ctx context.Context, mgr ctrl.Manager, calls *Cal
 	if err := mgr.Add(co); err != nil {
 		return nil, nil, err
 	}
+	if c.shards != nil {
+		c.shards.Store(co)
+	}
 	currentShards.Store(&shardGauges{shards: co, filter: c.cacheRanges, reader: mgr.GetCache(), perIssuer: calls.PerIssuer})
 	logf.FromContext(ctx).Info("sharding the namespaced work", "ranges", ranges, "identity", identity)
 	if calls.PerIssuer < ranges {
@@ -148,6 +157,28 @@ func (c *Config) setupSharding(ctx context.Context, mgr ctrl.Manager, calls *Cal
 			"issuerConcurrency", calls.PerIssuer, "ranges", ranges)
 	}
 	return co, events, nil
+}
+
+// HandOverShards, with sharding on, hands this replica's ranges over before
+// the manager stops: the others list them while this replica still serves
+// them, for ShardLeaveTimeout at most (see sharding.Coordinator.HandOver).
+// The manager's stop then releases what is left. With sharding off, or
+// before Setup, it returns at once.
+func (c *Config) HandOverShards() {
+	if c.shards == nil || c.ShardLeaveTimeout <= 0 {
+		return
+	}
+	co := c.shards.Load()
+	if co == nil {
+		return
+	}
+	log := logf.Log.WithName("sharding")
+	log.Info("handing the ranges over before stopping", "ranges", co.Held(), "timeout", c.ShardLeaveTimeout.String())
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), c.ShardLeaveTimeout)
+	defer cancel()
+	co.HandOver(ctx)
+	log.Info("stopping", "rangesLeft", co.Held(), "seconds", time.Since(start).Round(time.Millisecond).Seconds())
 }
 
 // onEveryShard runs r on every replica when sharding is on (the metadata

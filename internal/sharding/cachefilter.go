@@ -124,6 +124,15 @@ func (f *CacheFilter) CachedRanges() int {
 	return len(f.complete)
 }
 
+// CachedRange reports whether range rng is cached by every filtered
+// informer: each has listed it since it was asked for.
+func (f *CacheFilter) CachedRange(rng int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.complete[rng]
+	return ok
+}
+
 func sortedRanges(set map[int]bool) []int {
 	out := make([]int, 0, len(set))
 	for r := range set {

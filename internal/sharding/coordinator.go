@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -44,6 +45,12 @@ const (
 	// RangeLeasePrefix and MemberLeasePrefix start the Leases' names.
 	RangeLeasePrefix  = "tokenmint-range-"
 	MemberLeasePrefix = "tokenmint-member-"
+	// AnnotationReady, on a member Lease, lists the ranges that replica has
+	// cached ahead of taking them (see Options.HandoverTimeout);
+	// AnnotationLeaving marks a replica that is stopping and hands every
+	// range it holds over.
+	AnnotationReady   = "tokens.tokenmint.dev/ready-ranges"
+	AnnotationLeaving = "tokens.tokenmint.dev/leaving"
 )
 
 // Options configure a Coordinator.
@@ -75,11 +82,23 @@ type Options struct {
 	// dropped, as the replica that takes the range decides again, so that
 	// the range is released as soon as its calls already running end.
 	Draining func(rng int)
-	// Changed is called, outside any lock, with the ranges this replica
-	// holds, draining ones included, whenever they change: a range taken is
-	// there from the Sync that took it on, a range released leaves it once
-	// drained.
+	// Changed is called, outside any lock, with the ranges this replica is
+	// to cache, whenever they change: those it holds, draining ones
+	// included, and those it prepares to take (see HandoverTimeout). A range
+	// taken is there from the Sync that took it on at the latest, a range
+	// released leaves it once drained.
 	Changed func(ranges []int)
+	// HandoverTimeout, when above zero, makes a handover warm: a replica
+	// that is to give a range up to another (it holds more than its share,
+	// or it is leaving) keeps serving it while the replica that is to take
+	// it caches it, and drains it once that replica reports it cached on its
+	// member Lease (AnnotationReady), or once HandoverTimeout has passed.
+	// Zero drains at once: the next holder lists the range after taking it,
+	// and nobody serves it meanwhile.
+	HandoverTimeout time.Duration
+	// Ready reports whether this replica's cache holds range rng, asked for
+	// through Changed: its lists are in. Used with HandoverTimeout.
+	Ready func(rng int) bool
 	// Shrink, when set, is asked, outside any lock, before a drained range is
 	// released, with the number of ranges this replica still holds once it
 	// is: the range is released only when Shrink returns true, so that what
@@ -110,6 +129,16 @@ type Coordinator struct {
 	member   *coordinationv1.Lease
 	// reported is what Changed was last called with.
 	reported []int
+	// warm are the ranges this replica prepares to take: cached ahead of
+	// taking them, reported once ready on its member Lease. surplus holds,
+	// for each range held that is to go to another replica, when it was
+	// first seen to; leaving is set once HandOver was called, and left is
+	// closed once it holds nothing more.
+	warm     map[int]bool
+	surplus  map[int]time.Time
+	leaving  bool
+	left     chan struct{}
+	leftOnce sync.Once
 }
 
 type holding struct {
@@ -146,7 +175,8 @@ func New(opts Options) (*Coordinator, error) {
 	if opts.InFlight == nil {
 		opts.InFlight = func(int) int { return 0 }
 	}
-	return &Coordinator{opts: opts, held: map[int]*holding{}, observed: map[string]observation{}}, nil
+	return &Coordinator{opts: opts, held: map[int]*holding{}, observed: map[string]observation{}, warm: map[int]bool{},
+		surplus: map[int]time.Time{}, left: make(chan struct{})}, nil
 }
 
 // Ranges is the number of ranges.
@@ -345,13 +375,17 @@ func (c *Coordinator) Stop(ctx context.Context) {
 
 // Sync does one round: renew this replica's member Lease, read every shard
 // Lease, renew the ranges held, release the surplus once drained, and take
-// free or expired ranges up to this replica's share.
+// free or expired ranges up to this replica's share. With HandoverTimeout,
+// a range that is to move is drained only once the replica that is to take
+// it has it cached, and that replica caches it meanwhile.
 func (c *Coordinator) Sync(ctx context.Context) error {
 	now := c.opts.Clock.Now()
+	log := logf.FromContext(ctx).WithName("sharding")
 	var errs []error
 	// A member Lease that cannot be written does not stop the ranges'
 	// renewals: it only lets the others count this replica out.
-	if err := c.renewMember(ctx, now); err != nil {
+	ready := c.readyRanges()
+	if err := c.renewMember(ctx, now, ready); err != nil {
 		errs = append(errs, err)
 	}
 	list := &coordinationv1.LeaseList{}
@@ -362,6 +396,10 @@ func (c *Coordinator) Sync(ctx context.Context) error {
 	var live []string
 	var stale []*coordinationv1.Lease
 	var others []coordinationv1.Lease
+	// holders are the replicas holding each range whose Lease has not
+	// expired; readyOf the ranges each live member has cached ahead.
+	holders := map[int]string{}
+	readyOf := map[string]map[int]bool{c.opts.Identity: ready}
 
 	c.mu.Lock()
 	seen := map[string]bool{}
@@ -369,19 +407,25 @@ func (c *Coordinator) Sync(ctx context.Context) error {
 		l := &list.Items[i]
 		seen[l.Name] = true
 		expired := c.observeLocked(l, now)
+		holder := ptr.Deref(l.Spec.HolderIdentity, "")
 		switch l.Labels[LabelLease] {
 		case RoleMember:
-			holder := ptr.Deref(l.Spec.HolderIdentity, "")
 			switch {
 			case holder == c.opts.Identity:
 			case holder != "" && !expired:
-				live = append(live, holder)
+				if l.Annotations[AnnotationLeaving] != "true" {
+					live = append(live, holder)
+					readyOf[holder] = parseRanges(l.Annotations[AnnotationReady], c.opts.Ranges)
+				}
 			case expired:
 				stale = append(stale, l)
 			}
 		case RoleRange:
 			if rng, ok := c.rangeOfLease(l.Name); ok {
 				ranges[rng] = l
+				if !expired {
+					holders[rng] = holder
+				}
 			}
 		default:
 			others = append(others, *l)
@@ -392,9 +436,16 @@ func (c *Coordinator) Sync(ctx context.Context) error {
 			delete(c.observed, name)
 		}
 	}
-	live = append(live, c.opts.Identity)
-	c.members = len(live)
-	target := Targets(live, c.opts.Ranges)[c.opts.Identity]
+	c.members = len(live) + 1
+	if !c.leaving {
+		live = append(live, c.opts.Identity)
+	}
+	targets := Targets(live, c.opts.Ranges)
+	target := targets[c.opts.Identity]
+	var plan map[int]string
+	if c.opts.HandoverTimeout > 0 {
+		plan = handoverPlan(targets, holders, readyOf, c.opts.Ranges)
+	}
 	c.mu.Unlock()
 
 	// Renew what is held; a Lease gone or taken by another is lost. The
@@ -421,37 +472,16 @@ func (c *Coordinator) Sync(ctx context.Context) error {
 	renewing.Wait()
 	if len(late) > 0 {
 		slices.Sort(late)
-		logf.FromContext(ctx).WithName("sharding").Info("range leases renewed after the renew deadline: their AccessTokens waited meanwhile",
+		log.Info("range leases renewed after the renew deadline: their AccessTokens waited meanwhile",
 			"ranges", late, "sinceLastRenewal", gap.Round(time.Millisecond).String())
 	}
-	// Drain the surplus, or stop draining what is wanted again.
-	c.mu.Lock()
-	var active, draining []int
-	for rng, h := range c.held {
-		if h.draining {
-			draining = append(draining, rng)
-		} else {
-			active = append(active, rng)
-		}
-	}
-	slices.Sort(active)
-	slices.Sort(draining)
 	var began, resumed []int
-	for len(active) > target {
-		last := active[len(active)-1]
-		c.held[last].draining = true
-		began = append(began, last)
-		active = active[:len(active)-1]
+	var want int
+	if plan == nil {
+		began, resumed, want = c.rebalance(target)
+	} else {
+		began, resumed, want = c.handOver(log, now, target, plan, readyOf)
 	}
-	for len(active) < target && len(draining) > 0 {
-		rng := draining[0]
-		draining = draining[1:]
-		c.held[rng].draining = false
-		resumed = append(resumed, rng)
-		active = append(active, rng)
-	}
-	want := target - len(active)
-	c.mu.Unlock()
 	c.reportDraining(began)
 
 	for _, rng := range c.heldRanges() {
@@ -464,11 +494,11 @@ func (c *Coordinator) Sync(ctx context.Context) error {
 	// A range served again after its drain was undone is queued again as
 	// one taken: its AccessTokens were turned away while it drained.
 	acquired := resumed
-	for _, rng := range c.acquireOrder() {
+	for _, rng := range c.acquireOrder(plan) {
 		if want <= 0 {
 			break
 		}
-		if c.isHeld(rng) {
+		if c.isHeld(rng) || c.reservedForAnother(rng, plan, readyOf, now) {
 			continue
 		}
 		ok, err := c.acquire(ctx, rng, ranges[rng], now)
@@ -487,6 +517,7 @@ func (c *Coordinator) Sync(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	c.setWarm(plan)
 	c.reportChanged()
 	for _, rng := range acquired {
 		if c.opts.Acquired != nil {
@@ -496,7 +527,251 @@ func (c *Coordinator) Sync(ctx context.Context) error {
 	if c.opts.Observed != nil {
 		c.opts.Observed(others)
 	}
+	c.mu.Lock()
+	if c.leaving && len(c.held) == 0 {
+		c.leftOnce.Do(func() { close(c.left) })
+	}
+	c.mu.Unlock()
 	return errors.Join(errs...)
+}
+
+// rebalance drains the ranges held beyond target at once (the highest
+// first), or stops draining those wanted again, and returns the ranges it
+// began and stopped draining and how many ranges are to be taken.
+func (c *Coordinator) rebalance(target int) (began, resumed []int, want int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var active, draining []int
+	for rng, h := range c.held {
+		if h.draining {
+			draining = append(draining, rng)
+		} else {
+			active = append(active, rng)
+		}
+	}
+	slices.Sort(active)
+	slices.Sort(draining)
+	for len(active) > target {
+		last := active[len(active)-1]
+		c.held[last].draining = true
+		began = append(began, last)
+		active = active[:len(active)-1]
+	}
+	for len(active) < target && len(draining) > 0 {
+		rng := draining[0]
+		draining = draining[1:]
+		c.held[rng].draining = false
+		resumed = append(resumed, rng)
+		active = append(active, rng)
+	}
+	return began, resumed, target - len(active)
+}
+
+// handOver is rebalance for warm handovers: of the ranges held beyond
+// target (the highest, as every replica reckons them in handoverPlan), it
+// drains each once the replica that is to take it reports it cached, or
+// once HandoverTimeout has passed since it was first to go, and keeps
+// serving the others meanwhile.
+func (c *Coordinator) handOver(log logr.Logger, now time.Time, target int, plan map[int]string,
+	readyOf map[string]map[int]bool) (began, resumed []int, want int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	held := make([]int, 0, len(c.held))
+	for rng := range c.held {
+		held = append(held, rng)
+	}
+	slices.Sort(held)
+	active := 0
+	for i, rng := range held {
+		h := c.held[rng]
+		if i < target {
+			delete(c.surplus, rng)
+			if h.draining {
+				h.draining = false
+				resumed = append(resumed, rng)
+			}
+			active++
+			continue
+		}
+		if h.draining {
+			continue
+		}
+		since, ok := c.surplus[rng]
+		if !ok {
+			since = now
+			c.surplus[rng] = now
+		}
+		to := plan[rng]
+		switch waited := now.Sub(since); {
+		case to == "":
+			// Nobody is to take it (a leaving replica that is the last):
+			// waiting would change nothing.
+		case readyOf[to][rng]:
+			log.Info("handing a range over: the replica that takes it has it cached", "range", rng, "to", to,
+				"waited", waited.Round(time.Millisecond).String())
+		case waited >= c.opts.HandoverTimeout:
+			log.Info("handing a range over before the replica that takes it has it cached (--shard-handover-timeout)",
+				"range", rng, "to", to, "waited", waited.Round(time.Millisecond).String())
+		default:
+			active++
+			continue
+		}
+		h.draining = true
+		delete(c.surplus, rng)
+		began = append(began, rng)
+	}
+	for rng := range c.surplus {
+		if c.held[rng] == nil {
+			delete(c.surplus, rng)
+		}
+	}
+	return began, resumed, target - active
+}
+
+// handoverPlan returns, for the ranges that are to change hands, the live
+// member that is to take each: every replica computes the same plan from
+// the same Leases. A free range goes first to a member that has it cached
+// and room for it, then free ranges and the ranges held beyond their
+// holder's target (the highest of each holder's, every range of a holder
+// without a target: leaving or gone) fill the members below their target,
+// in sorted order of ranges and of members. Filling in order keeps the plan
+// the same while ranges move along it.
+func handoverPlan(targets map[string]int, holders map[int]string, readyOf map[string]map[int]bool, ranges int) map[int]string {
+	members := make([]string, 0, len(targets))
+	for m := range targets {
+		members = append(members, m)
+	}
+	slices.Sort(members)
+	count := map[string]int{}
+	byHolder := map[string][]int{}
+	for rng, h := range holders {
+		count[h]++
+		byHolder[h] = append(byHolder[h], rng)
+	}
+	plan := map[int]string{}
+	var queue []int
+	for rng := range ranges {
+		if _, ok := holders[rng]; ok {
+			continue
+		}
+		reserved := false
+		for _, m := range members {
+			if readyOf[m][rng] && count[m] < targets[m] {
+				plan[rng], reserved = m, true
+				count[m]++
+				break
+			}
+		}
+		if !reserved {
+			queue = append(queue, rng)
+		}
+	}
+	var surplus []int
+	for h, rs := range byHolder {
+		slices.Sort(rs)
+		if t := targets[h]; len(rs) > t {
+			surplus = append(surplus, rs[t:]...)
+		}
+	}
+	slices.Sort(surplus)
+	queue = append(queue, surplus...)
+	i := 0
+	for _, m := range members {
+		for count[m] < targets[m] && i < len(queue) {
+			plan[queue[i]] = m
+			count[m]++
+			i++
+		}
+	}
+	return plan
+}
+
+// reservedForAnother reports whether free range rng is to go to another
+// live member that has it cached: this replica leaves it to that one, unless
+// it has been free for a LeaseDuration.
+func (c *Coordinator) reservedForAnother(rng int, plan map[int]string, readyOf map[string]map[int]bool, now time.Time) bool {
+	to := plan[rng]
+	if to == "" || to == c.opts.Identity || !readyOf[to][rng] {
+		return false
+	}
+	c.mu.RLock()
+	o, ok := c.observed[RangeLeaseName(rng)]
+	c.mu.RUnlock()
+	return !ok || now.Sub(o.at) <= c.opts.LeaseDuration
+}
+
+// setWarm makes the ranges plan gives this replica that it does not hold
+// the ranges it prepares to take.
+func (c *Coordinator) setWarm(plan map[int]string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.warm)
+	for rng, to := range plan {
+		if to == c.opts.Identity && c.held[rng] == nil {
+			c.warm[rng] = true
+		}
+	}
+}
+
+// readyRanges returns the ranges this replica prepares to take that its
+// cache holds.
+func (c *Coordinator) readyRanges() map[int]bool {
+	c.mu.RLock()
+	warm := make([]int, 0, len(c.warm))
+	for rng := range c.warm {
+		warm = append(warm, rng)
+	}
+	c.mu.RUnlock()
+	out := map[int]bool{}
+	for _, rng := range warm {
+		if c.opts.Ready != nil && c.opts.Ready(rng) {
+			out[rng] = true
+		}
+	}
+	return out
+}
+
+// HandOver makes this replica leave: it takes nothing more, and each Sync
+// hands the ranges it holds over as warm handovers do (the replica that is
+// to take a range caches it first), until it holds nothing or ctx ends. The
+// caller then stops the manager, whose stop releases what is left.
+func (c *Coordinator) HandOver(ctx context.Context) {
+	c.leave()
+	select {
+	case <-c.left:
+	case <-ctx.Done():
+	}
+}
+
+// leave marks this replica as leaving (see HandOver).
+func (c *Coordinator) leave() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.leaving = true
+	if len(c.held) == 0 {
+		c.leftOnce.Do(func() { close(c.left) })
+	}
+}
+
+// parseRanges reads a comma-separated list of ranges, ignoring what is not
+// one.
+func parseRanges(s string, ranges int) map[int]bool {
+	out := map[int]bool{}
+	for f := range strings.SplitSeq(s, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n >= 0 && n < ranges {
+			out[n] = true
+		}
+	}
+	return out
+}
+
+// formatRanges writes set as a sorted comma-separated list.
+func formatRanges(set map[int]bool) string {
+	parts := make([]string, 0, len(set))
+	for _, rng := range sortedRanges(set) {
+		parts = append(parts, strconv.Itoa(rng))
+	}
+	return strings.Join(parts, ",")
 }
 
 // reportDraining calls Draining for each range of began.
@@ -509,19 +784,26 @@ func (c *Coordinator) reportDraining(began []int) {
 	}
 }
 
-// reportChanged calls Changed when the ranges held differ from those it was
-// last called with.
+// reportChanged calls Changed when the ranges to cache (held, and those
+// this replica prepares to take) differ from those it was last called with.
 func (c *Coordinator) reportChanged() {
 	if c.opts.Changed == nil {
 		return
 	}
-	held := c.heldRanges()
 	c.mu.Lock()
-	same := slices.Equal(held, c.reported) && c.reported != nil
-	c.reported = held
+	set := make(map[int]bool, len(c.held)+len(c.warm))
+	for rng := range c.held {
+		set[rng] = true
+	}
+	for rng := range c.warm {
+		set[rng] = true
+	}
+	cached := sortedRanges(set)
+	same := slices.Equal(cached, c.reported) && c.reported != nil
+	c.reported = cached
 	c.mu.Unlock()
 	if !same {
-		c.opts.Changed(held)
+		c.opts.Changed(cached)
 	}
 }
 
@@ -551,14 +833,22 @@ func (c *Coordinator) rangeOfLease(name string) (int, bool) {
 }
 
 // acquireOrder starts at a place of its own for each identity, so that
-// replicas starting together mostly try different ranges first.
-func (c *Coordinator) acquireOrder() []int {
+// replicas starting together mostly try different ranges first; the ranges
+// plan gives this replica come first.
+func (c *Coordinator) acquireOrder(plan map[int]string) []int {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(c.opts.Identity))
 	start := int(h.Sum32() % uint32(c.opts.Ranges))
-	out := make([]int, c.opts.Ranges)
-	for i := range out {
-		out[i] = (start + i) % c.opts.Ranges
+	out := make([]int, 0, c.opts.Ranges)
+	for i := range c.opts.Ranges {
+		if rng := (start + i) % c.opts.Ranges; plan[rng] == c.opts.Identity {
+			out = append(out, rng)
+		}
+	}
+	for i := range c.opts.Ranges {
+		if rng := (start + i) % c.opts.Ranges; plan[rng] != c.opts.Identity {
+			out = append(out, rng)
+		}
 	}
 	return out
 }
@@ -608,8 +898,9 @@ func (c *Coordinator) leaseSeconds() *int32 {
 	return ptr.To(int32(c.opts.LeaseDuration.Round(time.Second) / time.Second))
 }
 
-// renewMember creates or renews this replica's member Lease.
-func (c *Coordinator) renewMember(ctx context.Context, now time.Time) error {
+// renewMember creates or renews this replica's member Lease, with the
+// ranges it has cached ahead (ready) and whether it is leaving.
+func (c *Coordinator) renewMember(ctx context.Context, now time.Time, ready map[int]bool) error {
 	c.mu.RLock()
 	cur := c.member
 	c.mu.RUnlock()
@@ -620,6 +911,7 @@ func (c *Coordinator) renewMember(ctx context.Context, now time.Time) error {
 				return fmt.Errorf("reading member lease: %w", err)
 			}
 			cur = c.memberLease()
+			c.annotateMember(cur, ready)
 			cur.Spec = coordinationv1.LeaseSpec{HolderIdentity: ptr.To(c.opts.Identity), LeaseDurationSeconds: c.leaseSeconds(),
 				AcquireTime: ptr.To(metav1.NewMicroTime(now)), RenewTime: ptr.To(metav1.NewMicroTime(now))}
 			if err := c.opts.Client.Create(ctx, cur); err != nil {
@@ -630,6 +922,7 @@ func (c *Coordinator) renewMember(ctx context.Context, now time.Time) error {
 		}
 	}
 	next := cur.DeepCopy()
+	c.annotateMember(next, ready)
 	next.Spec.HolderIdentity = ptr.To(c.opts.Identity)
 	next.Spec.LeaseDurationSeconds = c.leaseSeconds()
 	next.Spec.RenewTime = ptr.To(metav1.NewMicroTime(now))
@@ -639,6 +932,31 @@ func (c *Coordinator) renewMember(ctx context.Context, now time.Time) error {
 	}
 	c.setMember(next)
 	return nil
+}
+
+// annotateMember writes ready and the leaving mark into l's annotations.
+func (c *Coordinator) annotateMember(l *coordinationv1.Lease, ready map[int]bool) {
+	c.mu.RLock()
+	leaving := c.leaving
+	c.mu.RUnlock()
+	setAnnotation(l, AnnotationReady, formatRanges(ready))
+	if leaving {
+		setAnnotation(l, AnnotationLeaving, "true")
+	} else {
+		setAnnotation(l, AnnotationLeaving, "")
+	}
+}
+
+// setAnnotation sets key to value on l, or removes it when value is empty.
+func setAnnotation(l *coordinationv1.Lease, key, value string) {
+	if value == "" {
+		delete(l.Annotations, key)
+		return
+	}
+	if l.Annotations == nil {
+		l.Annotations = map[string]string{}
+	}
+	l.Annotations[key] = value
 }
 
 func (c *Coordinator) setMember(l *coordinationv1.Lease) {

@@ -68,6 +68,10 @@ type replica struct {
 	beforeUpdate func(obj client.Object)
 	// shrink, when set, is the replica's Options.Shrink.
 	shrink func(kept int) bool
+	// loaded are the ranges a warm replica's cache has listed; cold those
+	// it took before (see warmReplica).
+	loaded map[int]bool
+	cold   []int
 }
 
 func newCluster(t *testing.T) *cluster {
@@ -76,6 +80,11 @@ func newCluster(t *testing.T) *cluster {
 }
 
 func (c *cluster) start(id string) *replica {
+	return c.startWith(id, nil)
+}
+
+// startWith starts replica id with its Options changed by edit.
+func (c *cluster) startWith(id string, edit func(*Options, *replica)) *replica {
 	r := &replica{inFlight: map[int]int{}}
 	cl := interceptor.NewClient(c.client.(client.WithWatch), interceptor.Funcs{
 		Update: func(ctx context.Context, cl client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
@@ -91,7 +100,7 @@ func (c *cluster) start(id string) *replica {
 			return cl.Update(ctx, obj, opts...)
 		},
 	})
-	co, err := New(Options{Client: cl, Namespace: testNamespace, Identity: id, Ranges: 16,
+	opts := Options{Client: cl, Namespace: testNamespace, Identity: id, Ranges: 16,
 		LeaseDuration: leaseDuration, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod, Clock: c.clk,
 		InFlight: func(rng int) int { r.mu.Lock(); defer r.mu.Unlock(); return r.inFlight[rng] },
 		Acquired: func(rng int) { r.mu.Lock(); defer r.mu.Unlock(); r.acquired = append(r.acquired, rng) },
@@ -103,7 +112,11 @@ func (c *cluster) start(id string) *replica {
 			r.mu.Unlock()
 			return shrink == nil || shrink(kept)
 		},
-	})
+	}
+	if edit != nil {
+		edit(&opts, r)
+	}
+	co, err := New(opts)
 	if err != nil {
 		c.t.Fatal(err)
 	}
