@@ -231,6 +231,8 @@ var (
 		"Hash ranges of namespaces this replica serves (with --shard-ranges).", nil, nil)
 	shardCachedDesc = prometheus.NewDesc("tokenmint_shard_ranges_cached",
 		"Hash ranges whose AccessTokens and Secrets this replica's cache has listed since it took them (with --shard-ranges): below tokenmint_shard_ranges_held while a range taken is being loaded.", nil, nil)
+	shardIncomingDesc = prometheus.NewDesc("tokenmint_shard_ranges_incoming",
+		"Hash ranges this replica is to take from another and caches meanwhile, while their holder still serves them (with --shard-ranges and --shard-handover-timeout).", nil, nil)
 	shardTokensDesc = prometheus.NewDesc("tokenmint_shard_accesstokens",
 		"AccessTokens in the namespaces of the ranges this replica serves (with --shard-ranges).", nil, nil)
 	shardConcurrencyDesc = prometheus.NewDesc("tokenmint_shard_issuer_concurrency",
@@ -244,6 +246,7 @@ type shardCollector struct{}
 func (shardCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- shardRangesDesc
 	ch <- shardCachedDesc
+	ch <- shardIncomingDesc
 	ch <- shardTokensDesc
 	ch <- shardConcurrencyDesc
 	ch <- shardRateDesc
@@ -256,8 +259,15 @@ func (shardCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	held := g.shards.Held()
 	ch <- prometheus.MustNewConstMetric(shardRangesDesc, prometheus.GaugeValue, float64(len(held)))
+	ch <- prometheus.MustNewConstMetric(shardIncomingDesc, prometheus.GaugeValue, float64(len(g.shards.Incoming())))
 	if g.filter != nil {
-		ch <- prometheus.MustNewConstMetric(shardCachedDesc, prometheus.GaugeValue, float64(g.filter.CachedRanges()))
+		cached := 0
+		for _, rng := range held {
+			if g.filter.CachedRange(rng) {
+				cached++
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(shardCachedDesc, prometheus.GaugeValue, float64(cached))
 	}
 	ranges := g.shards.Ranges()
 	ch <- prometheus.MustNewConstMetric(shardConcurrencyDesc, prometheus.GaugeValue,

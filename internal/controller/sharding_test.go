@@ -73,6 +73,10 @@ func startShardedManager(identity string, leases *clocktesting.FakeClock) *runni
 	conf := testConfig()
 	conf.ShardRanges, conf.ShardIdentity, conf.ShardClock = shardRanges, identity, leases
 	conf.LeaseDuration, conf.RenewDeadline, conf.RetryPeriod = 15*time.Second, 10*time.Second, 2*time.Second
+	// Warm handovers, as by default: a range moves only once the replica
+	// that takes it has it cached, which the specs' minute of stepping
+	// the Leases' clock (2 s a step) never reaches without.
+	conf.ShardHandoverTimeout = DefaultShardHandoverTimeout
 	m, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme.Scheme,
 		Metrics:                       metricsserver.Options{BindAddress: "0"},
@@ -259,7 +263,7 @@ var _ = Describe("sharding", func() {
 			Expect(string(s.Data["token"])).To(Equal(e.fake.Issued()[1].Value))
 		}
 
-		By("starting replica c: a drains and gives it half the ranges, whose objects leave a's cache for c's")
+		By("starting replica c: a keeps serving while c lists its half of the ranges, then drains and gives them to c, whose objects leave a's cache for c's")
 		c = startShardedManager("replica-c", leases)
 		Eventually(func(g Gomega) {
 			step()

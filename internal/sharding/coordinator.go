@@ -289,6 +289,14 @@ func (c *Coordinator) Held() []int {
 	return out
 }
 
+// Incoming returns the ranges this replica prepares to take (see
+// Options.HandoverTimeout), sorted.
+func (c *Coordinator) Incoming() []int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return sortedRanges(c.warm)
+}
+
 // Members returns the number of live replicas seen at the last Sync.
 func (c *Coordinator) Members() int {
 	c.mu.RLock()
