@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,12 +46,13 @@ const (
 	// RangeLeasePrefix and MemberLeasePrefix start the Leases' names.
 	RangeLeasePrefix  = "tokenmint-range-"
 	MemberLeasePrefix = "tokenmint-member-"
-	// AnnotationReady, on a member Lease, lists the ranges that replica has
-	// cached ahead of taking them (see Options.HandoverTimeout);
-	// AnnotationLeaving marks a replica that is stopping and hands every
-	// range it holds over.
-	AnnotationReady   = "tokens.tokenmint.dev/ready-ranges"
-	AnnotationLeaving = "tokens.tokenmint.dev/leaving"
+	// AnnotationIncoming, on a member Lease, lists the ranges that replica
+	// prepares to take, AnnotationReady those of them it has cached (see
+	// Options.HandoverTimeout); AnnotationLeaving marks a replica that is
+	// stopping and hands every range it holds over.
+	AnnotationIncoming = "tokens.tokenmint.dev/incoming-ranges"
+	AnnotationReady    = "tokens.tokenmint.dev/ready-ranges"
+	AnnotationLeaving  = "tokens.tokenmint.dev/leaving"
 )
 
 // Options configure a Coordinator.
@@ -408,6 +410,7 @@ func (c *Coordinator) Sync(ctx context.Context) error {
 	// expired; readyOf the ranges each live member has cached ahead.
 	holders := map[int]string{}
 	readyOf := map[string]map[int]bool{c.opts.Identity: ready}
+	incomingOf := map[string]map[int]bool{c.opts.Identity: c.incomingSet()}
 
 	c.mu.Lock()
 	seen := map[string]bool{}
@@ -424,6 +427,7 @@ func (c *Coordinator) Sync(ctx context.Context) error {
 				if l.Annotations[AnnotationLeaving] != "true" {
 					live = append(live, holder)
 					readyOf[holder] = parseRanges(l.Annotations[AnnotationReady], c.opts.Ranges)
+					incomingOf[holder] = parseRanges(l.Annotations[AnnotationIncoming], c.opts.Ranges)
 				}
 			case expired:
 				stale = append(stale, l)
@@ -452,7 +456,7 @@ func (c *Coordinator) Sync(ctx context.Context) error {
 	target := targets[c.opts.Identity]
 	var plan map[int]string
 	if c.opts.HandoverTimeout > 0 {
-		plan = handoverPlan(targets, holders, readyOf, c.opts.Ranges)
+		plan = handoverPlan(targets, holders, incomingOf, c.opts.Ranges)
 	}
 	c.mu.Unlock()
 
@@ -638,13 +642,15 @@ func (c *Coordinator) handOver(log logr.Logger, now time.Time, target int, plan 
 
 // handoverPlan returns, for the ranges that are to change hands, the live
 // member that is to take each: every replica computes the same plan from
-// the same Leases. A free range goes first to a member that has it cached
-// and room for it, then free ranges and the ranges held beyond their
-// holder's target (the highest of each holder's, every range of a holder
-// without a target: leaving or gone) fill the members below their target,
-// in sorted order of ranges and of members. Filling in order keeps the plan
-// the same while ranges move along it.
-func handoverPlan(targets map[string]int, holders map[int]string, readyOf map[string]map[int]bool, ranges int) map[int]string {
+// the same Leases. The ranges to move are the free ones and those held
+// beyond their holder's target (the highest of each holder's; every range of
+// a holder without a target: leaving or gone). Each goes first to a member
+// below its target that prepares to take it already (incomingOf, from the
+// member Leases: the plan it last saw), so that a plan changed by a replica
+// joining keeps the lists already made; the rest fill the members below
+// their target in sorted order of ranges and of members, which keeps the
+// plan the same while ranges move along it.
+func handoverPlan(targets map[string]int, holders map[int]string, incomingOf map[string]map[int]bool, ranges int) map[int]string {
 	members := make([]string, 0, len(targets))
 	for m := range targets {
 		members = append(members, m)
@@ -656,33 +662,33 @@ func handoverPlan(targets map[string]int, holders map[int]string, readyOf map[st
 		count[h]++
 		byHolder[h] = append(byHolder[h], rng)
 	}
+	var moving []int
+	for rng := range ranges {
+		if _, ok := holders[rng]; !ok {
+			moving = append(moving, rng)
+		}
+	}
+	for h, rs := range byHolder {
+		slices.Sort(rs)
+		if t := targets[h]; len(rs) > t {
+			moving = append(moving, rs[t:]...)
+		}
+	}
+	slices.Sort(moving)
 	plan := map[int]string{}
 	var queue []int
-	for rng := range ranges {
-		if _, ok := holders[rng]; ok {
-			continue
-		}
-		reserved := false
+	for _, rng := range moving {
 		for _, m := range members {
-			if readyOf[m][rng] && count[m] < targets[m] {
-				plan[rng], reserved = m, true
+			if incomingOf[m][rng] && count[m] < targets[m] {
+				plan[rng] = m
 				count[m]++
 				break
 			}
 		}
-		if !reserved {
+		if _, ok := plan[rng]; !ok {
 			queue = append(queue, rng)
 		}
 	}
-	var surplus []int
-	for h, rs := range byHolder {
-		slices.Sort(rs)
-		if t := targets[h]; len(rs) > t {
-			surplus = append(surplus, rs[t:]...)
-		}
-	}
-	slices.Sort(surplus)
-	queue = append(queue, surplus...)
 	i := 0
 	for _, m := range members {
 		for count[m] < targets[m] && i < len(queue) {
@@ -719,6 +725,13 @@ func (c *Coordinator) setWarm(plan map[int]string) {
 			c.warm[rng] = true
 		}
 	}
+}
+
+// incomingSet returns a copy of the ranges this replica prepares to take.
+func (c *Coordinator) incomingSet() map[int]bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return maps.Clone(c.warm)
 }
 
 // readyRanges returns the ranges this replica prepares to take that its
@@ -947,6 +960,7 @@ func (c *Coordinator) annotateMember(l *coordinationv1.Lease, ready map[int]bool
 	c.mu.RLock()
 	leaving := c.leaving
 	c.mu.RUnlock()
+	setAnnotation(l, AnnotationIncoming, formatRanges(c.incomingSet()))
 	setAnnotation(l, AnnotationReady, formatRanges(ready))
 	if leaving {
 		setAnnotation(l, AnnotationLeaving, "true")

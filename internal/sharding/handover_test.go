@@ -282,8 +282,8 @@ func TestHandoverPlanStaysAsRangesMoveAlongIt(t *testing.T) {
 	for rng := range 16 {
 		holders[rng] = "a"
 	}
-	readyOf := map[string]map[int]bool{"a": {}, "b": {}, "c": {}, "d": {}}
-	first := handoverPlan(targets, holders, readyOf, 16)
+	incomingOf := map[string]map[int]bool{"a": {}, "b": {}, "c": {}, "d": {}}
+	first := handoverPlan(targets, holders, incomingOf, 16)
 	if len(first) != 12 {
 		t.Fatalf("plan %v, want the 12 ranges beyond a's four", first)
 	}
@@ -305,14 +305,14 @@ func TestHandoverPlanStaysAsRangesMoveAlongIt(t *testing.T) {
 	slices.Reverse(order)
 	for _, rng := range order {
 		to := first[rng]
-		readyOf[to][rng] = true
+		incomingOf[to][rng] = true
 		for step, move := range []func(){
 			func() {},
 			func() { delete(holders, rng) },
-			func() { holders[rng] = to; delete(readyOf[to], rng) },
+			func() { holders[rng] = to; delete(incomingOf[to], rng) },
 		} {
 			move()
-			plan := handoverPlan(targets, holders, readyOf, 16)
+			plan := handoverPlan(targets, holders, incomingOf, 16)
 			for r, want := range first {
 				if holders[r] == want {
 					if _, ok := plan[r]; ok {
@@ -325,5 +325,42 @@ func TestHandoverPlanStaysAsRangesMoveAlongIt(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestHandoverPlanKeepsWhatAMemberPreparesWhenAnotherJoins: b prepares half
+// of a's ranges; c joining changes the targets, and b keeps as many of the
+// ranges it prepares as its new target takes, so that its lists are not lost.
+func TestHandoverPlanKeepsWhatAMemberPreparesWhenAnotherJoins(t *testing.T) {
+	holders := map[int]string{}
+	for rng := range 16 {
+		holders[rng] = "a"
+	}
+	two := handoverPlan(Targets([]string{"a", "b"}, 16), holders, nil, 16)
+	incoming := map[int]bool{}
+	for rng, to := range two {
+		if to != "b" {
+			t.Fatalf("plan of two gives range %d to %s", rng, to)
+		}
+		incoming[rng] = true
+	}
+	if len(incoming) != 8 {
+		t.Fatalf("b prepares %v, want 8 ranges", incoming)
+	}
+	three := handoverPlan(Targets([]string{"a", "b", "c"}, 16), holders, map[string]map[int]bool{"b": incoming}, 16)
+	kept, perC := 0, 0
+	for rng, to := range three {
+		switch to {
+		case "b":
+			if !incoming[rng] {
+				t.Fatalf("b is to take range %d, which it does not prepare, while it prepares %v", rng, incoming)
+			}
+			kept++
+		case "c":
+			perC++
+		}
+	}
+	if kept != 5 || perC != 5 {
+		t.Fatalf("b keeps %d of its ranges and c gets %d, want 5 and 5 (targets 6, 5, 5)", kept, perC)
 	}
 }
