@@ -75,6 +75,7 @@ type shardsOptions struct {
 	delay         time.Duration
 	settleTimeout time.Duration
 	burst         bool
+	grace         time.Duration
 }
 
 func registerShardsFlags(fs *flag.FlagSet) *shardsOptions {
@@ -87,6 +88,7 @@ func registerShardsFlags(fs *flag.FlagSet) *shardsOptions {
 	fs.DurationVar(&o.lifetime, "shards-lifetime", 2*time.Minute, "Lifetime of the tokens the endpoint issues: short, so that renewals run through every phase.")
 	fs.DurationVar(&o.delay, "shards-endpoint-delay", 500*time.Millisecond, "How long the endpoint takes to answer, so that calls overlap and the calls in flight can reach --issuer-concurrency.")
 	fs.DurationVar(&o.settleTimeout, "shards-settle-timeout", 3*time.Minute, "Longest wait for the ranges to balance after a phase.")
+	fs.DurationVar(&o.grace, "shards-grace", 90*time.Second, "How long a SIGTERMed replica may take to exit before it is killed, as a pod's terminationGracePeriodSeconds (the chart's 90 s); raise it with the manager's --shard-leave-timeout.")
 	fs.BoolVar(&o.burst, "shards-burst", true, "At the largest scale, change the issuer (a header added), which re-issues every token at once: the calls in flight at the issuer across all replicas.")
 	return o
 }
@@ -403,7 +405,7 @@ func liveIDs(rs []*replica) []string {
 func (b *shardsBench) stopReplica(ctx context.Context, rp *replica) {
 	b.scrape(ctx, rp)
 	rp.stopped.Store(true)
-	if err := rp.m.stop(time.Minute); err != nil {
+	if err := rp.m.stop(b.o.grace); err != nil {
 		b.p.printf("  %s: %v", rp.name, err)
 	}
 }
