@@ -179,6 +179,9 @@ type shardsResults struct {
 	maxPerSec       int
 	peakRSS         []shareRow
 	duration        time.Duration
+	// handovers is what the replicas logged of the ranges that moved.
+	handovers    handovers
+	handoversErr error
 }
 
 // shardsBench is one run of the shards mode.
@@ -313,6 +316,7 @@ func mainShards(ctx context.Context, opts options, o shardsOptions, w io.Writer)
 		return r, err
 	}
 	b.account(end)
+	r.handovers, r.handoversErr = readHandovers(b.dir)
 	r.duration = time.Since(r.started)
 	return r, nil
 }

@@ -105,6 +105,14 @@ func (r *shardsResults) markdown() string {
 		cached = fmt.Sprintf("%.1f s", r.failoverCached.Seconds())
 	}
 	row("SIGKILL: until every live replica's cache has listed each range it holds (`tokenmint_shard_ranges_cached`)", "", cached, "")
+	ho := r.handovers
+	if r.handoversErr != nil {
+		row("Ranges handed over warm (the next holder had listed them), after --shard-handover-timeout, and left by a stopping replica after --shard-leave-timeout (the replicas' logs)", "", "logs not read: "+r.handoversErr.Error(), "")
+	} else {
+		row("Ranges handed over warm (the next holder had listed them), after --shard-handover-timeout, and left by a stopping replica after --shard-leave-timeout (the replicas' logs)", "",
+			fmt.Sprintf("%d; %d; %d", ho.warm, ho.timedOut, ho.leftAtStop), "")
+		row("Longest list of ranges taken, by kind (`ranges taken listed into the cache`)", "", ho.loads(), "")
+	}
 	row("Ranges per replica differ by at most one, every range held by a live replica, after each phase", "every phase", fmt.Sprintf("%d of %d phases", countBalanced(r.phases), len(r.phases)), mark(r.allBalanced()))
 	row("Replicas that exited without a SIGTERM or a SIGKILL (leader election lost, say)", "0", fmt.Sprint(r.unexpectedExits), mark(r.unexpectedExits == 0))
 	row("Calls in flight at the one issuer, all replicas together, at most", fmt.Sprintf("≤ --issuer-concurrency (%d)", r.concurrency), fmt.Sprint(r.maxInFlight), mark(r.inFlightOK()))

@@ -17,6 +17,8 @@ limitations under the License.
 package main
 
 import (
+	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -165,5 +167,54 @@ func TestShardsMintAccount(t *testing.T) {
 	late := accountMints([]mint{{"e", "e1", at(101)}, {"f", "f1", at(90)}}, nil, []time.Time{kill}, 5*time.Second, 10*time.Second)
 	if late.lostToKill != 0 || len(late.wasted) != 2 {
 		t.Errorf("late = %+v, want both wasted", late)
+	}
+}
+
+func TestShardsHandoversFromLogs(t *testing.T) {
+	log := strings.Join([]string{
+		`--- 2026-12-07T12:49:00Z /manager --shard-ranges=16`,
+		`{"level":"info","ts":"2026-12-07T12:50:07Z","logger":"cache","msg":"ranges taken listed into the cache","kind":"Secret","ranges":[11,12],"kept":3140,"listed":10001,"seconds":2.019}`,
+		`{"level":"info","ts":"2026-12-07T12:50:10Z","logger":"cache","msg":"ranges taken listed into the cache","kind":"AccessToken","ranges":[11,12],"kept":3140,"listed":10000,"seconds":4.622}`,
+		`{"level":"info","ts":"2026-12-07T12:52:39Z","logger":"cache","msg":"ranges taken listed into the cache","kind":"AccessToken","ranges":[3],"kept":640,"listed":10000,"seconds":1.5}`,
+		`{"level":"info","ts":"2026-12-07T12:50:12Z","logger":"sharding","msg":"handing a range over: the replica that takes it has it cached","range":4,"to":"vm-1bbd17","waited":"6s"}`,
+		`{"level":"info","ts":"2026-12-07T12:50:12Z","logger":"sharding","msg":"handing a range over: the replica that takes it has it cached","range":5,"to":"vm-1bbd17","waited":"6s"}`,
+		`{"level":"info","ts":"2026-12-07T12:55:12Z","logger":"sharding","msg":"handing a range over before the replica that takes it has it cached (--shard-handover-timeout)","range":6,"to":"vm-1bbd17","waited":"5m0s"}`,
+		`{"level":"info","ts":"2026-12-07T12:53:51Z","logger":"sharding","msg":"handing the ranges over before stopping","ranges":[0,1,2,3],"timeout":"15s"}`,
+		`{"level":"info","ts":"2026-12-07T12:53:59Z","logger":"sharding","msg":"stopping","rangesLeft":[2,3],"seconds":15.0}`,
+		`{"level":"info","ts":"2026-12-07T12:54:00Z","logger":"controller-runtime","msg":"stopping"}`,
+		`not json`,
+	}, "\n")
+	var h handovers
+	h.longestLoad = map[string]float64{}
+	if err := h.add(strings.NewReader(log)); err != nil {
+		t.Fatal(err)
+	}
+	if h.warm != 2 || h.timedOut != 1 || h.leftAtStop != 2 {
+		t.Fatalf("warm %d, timed out %d, left at stop %d; want 2, 1, 2", h.warm, h.timedOut, h.leftAtStop)
+	}
+	if got := h.loads(); got != "AccessToken 4.6 s, Secret 2.0 s" {
+		t.Fatalf("loads %q", got)
+	}
+}
+
+// TestHandoverMessagesAreTheManagers: the lines readHandovers counts are
+// the ones the manager writes.
+func TestHandoverMessagesAreTheManagers(t *testing.T) {
+	src := map[string]string{}
+	for _, p := range []string{"../../internal/sharding/coordinator.go", "../../internal/sharding/cachefilter.go", "../../internal/controller/sharding.go"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src[p] = string(b)
+	}
+	for _, msg := range []string{msgWarm, msgTimedOut, `"` + msgStopping + `"`, msgRangeLoad} {
+		found := false
+		for _, s := range src {
+			found = found || strings.Contains(s, msg)
+		}
+		if !found {
+			t.Errorf("no manager source writes %q", msg)
+		}
 	}
 }
