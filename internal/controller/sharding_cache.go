@@ -56,16 +56,20 @@ func (c *Config) filterCache(opts *cache.Options) {
 	f := sharding.NewCacheFilter(c.ShardRanges, clk)
 	c.cacheRanges = f
 	opts.NewInformer = func(lw toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, indexers toolscache.Indexers) toolscache.SharedIndexInformer {
-		var scope func(metav1.Object) (string, bool)
 		switch obj.(type) {
 		case *tokensv1alpha1.AccessToken:
-			scope = c.accessTokenScope
+			// Holding no range yet, a replica keeps only the operator
+			// namespace's AccessTokens: its first list reads that
+			// namespace only, not every AccessToken of the cluster.
+			flw := f.Wrap(lw, c.accessTokenScope).FirstListOnlyIn(c.OperatorNamespace)
+			return toolscache.NewSharedIndexInformer(flw, obj, resync, indexers)
 		case *corev1.Secret:
-			scope = c.secretScope
+			// ClusterAccessTokens' copies, kept whatever the ranges, may be
+			// in any namespace: the first list reads every Secret.
+			return toolscache.NewSharedIndexInformer(f.Wrap(lw, c.secretScope), obj, resync, indexers)
 		default:
 			return toolscache.NewSharedIndexInformer(lw, obj, resync, indexers)
 		}
-		return toolscache.NewSharedIndexInformer(f.Wrap(lw, scope), obj, resync, indexers)
 	}
 }
 

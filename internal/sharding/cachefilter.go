@@ -27,6 +27,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/apimachinery/pkg/watch"
@@ -252,12 +253,30 @@ type FilteredListerWatcher struct {
 	// from its first page to its last.
 	pageGen uint64
 	pageSet map[int]bool
+	// onlyIn, when set, are the namespaces that hold every object kept
+	// whatever the ranges (see FirstListOnlyIn).
+	onlyIn []string
+}
+
+// FirstListOnlyIn makes a list made while no range is cached (a new
+// replica's first, before it holds anything) read only namespaces, where
+// every object this ListerWatcher keeps whatever the ranges lives (scope
+// never keeps an object of another namespace whatever the ranges): a list
+// of all objects would keep none of the others. The namespaces are read one
+// after the other at the first one's resourceVersion, so that the list is
+// one snapshot the watch follows on from. The informer then lists rather
+// than streams (watch-list), as a stream cannot be narrowed this way.
+func (l *FilteredListerWatcher) FirstListOnlyIn(namespaces ...string) *FilteredListerWatcher {
+	l.onlyIn = slices.Clone(namespaces)
+	return l
 }
 
 // IsWatchListSemanticsUnSupported passes on the answer of the wrapped
 // ListerWatcher, so that the reflector streams its lists (watch-list) when
 // that client can.
-func (l *FilteredListerWatcher) IsWatchListSemanticsUnSupported() bool { return l.noWatchList }
+func (l *FilteredListerWatcher) IsWatchListSemanticsUnSupported() bool {
+	return l.noWatchList || l.onlyIn != nil
+}
 
 // rangeFor returns the range that decides whether obj is kept, -1 when it is
 // kept whatever the ranges, and its key ("" for an object without a
@@ -413,7 +432,13 @@ func (l *FilteredListerWatcher) ListWithContext(ctx context.Context, options met
 		l.startList()
 	}
 	set := l.pageSet
-	list, err := l.lw.ListWithContext(ctx, options)
+	var list runtime.Object
+	var err error
+	if len(set) == 0 && l.onlyIn != nil && options.Continue == "" {
+		list, err = l.listOnlyIn(ctx, options)
+	} else {
+		list, err = l.lw.ListWithContext(ctx, options)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -437,6 +462,66 @@ func (l *FilteredListerWatcher) ListWithContext(ctx context.Context, options met
 		l.pageSet = nil
 	}
 	return list, nil
+}
+
+// listOnlyIn lists the namespaces of onlyIn, the first with options, the
+// others at the first's resourceVersion exactly, and returns their objects
+// in one list at that resourceVersion.
+func (l *FilteredListerWatcher) listOnlyIn(ctx context.Context, options metav1.ListOptions) (runtime.Object, error) {
+	var out runtime.Object
+	var items []runtime.Object
+	rv := ""
+	for i, ns := range l.onlyIn {
+		o := options
+		o.FieldSelector = fields.OneTermEqualSelector("metadata.namespace", ns).String()
+		if options.FieldSelector != "" {
+			o.FieldSelector = options.FieldSelector + "," + o.FieldSelector
+		}
+		if i > 0 {
+			o.ResourceVersion, o.ResourceVersionMatch = rv, metav1.ResourceVersionMatchExact
+		}
+		for {
+			list, err := l.lw.ListWithContext(ctx, o)
+			if err != nil && i > 0 {
+				// The snapshot cannot be read (compacted since, say): a
+				// list of everything, as without onlyIn.
+				return l.lw.ListWithContext(ctx, options)
+			}
+			if err != nil {
+				return nil, err
+			}
+			page, err := meta.ExtractListWithAlloc(list)
+			if err != nil {
+				return nil, err
+			}
+			items = append(items, page...)
+			m, err := meta.ListAccessor(list)
+			if err != nil {
+				return nil, err
+			}
+			if out == nil {
+				out, rv = list, m.GetResourceVersion()
+			}
+			if o.Continue = m.GetContinue(); o.Continue == "" {
+				break
+			}
+			// A continued list is at its first page's resourceVersion.
+			o.ResourceVersion, o.ResourceVersionMatch = "", ""
+		}
+	}
+	if out == nil {
+		return l.lw.ListWithContext(ctx, options)
+	}
+	if err := meta.SetList(out, items); err != nil {
+		return nil, err
+	}
+	m, err := meta.ListAccessor(out)
+	if err != nil {
+		return nil, err
+	}
+	m.SetResourceVersion(rv)
+	m.SetContinue("")
+	return out, nil
 }
 
 // WatchWithContext watches and passes on the events of the objects kept. A

@@ -30,7 +30,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
@@ -112,6 +114,18 @@ func (l *fakeLW) List(opts metav1.ListOptions) (runtime.Object, error) {
 		return nil, apierrors.NewServiceUnavailable("list refused")
 	}
 	l.lastList = l.list.DeepCopy()
+	if sel, err := fields.ParseSelector(opts.FieldSelector); err == nil && opts.FieldSelector != "" {
+		// As the API server: the one field every kind can be selected by.
+		if ns, ok := sel.RequiresExactMatch("metadata.namespace"); ok {
+			kept := l.lastList.Items[:0]
+			for _, s := range l.lastList.Items {
+				if s.Namespace == ns {
+					kept = append(kept, s)
+				}
+			}
+			l.lastList.Items = kept
+		}
+	}
 	return l.lastList, nil
 }
 
@@ -930,4 +944,63 @@ func TestHeldBackEventsKeepTheLastOfEachObject(t *testing.T) {
 		t.Fatal("a buffer of more objects than it holds did not end the watch")
 	}
 	close(gate)
+}
+
+// TestFirstListReadsOnlyTheNamespacesKeptWhateverTheRanges: holding no
+// range, a list reads only the namespaces FirstListOnlyIn names, as one
+// snapshot; holding ranges, it reads everything again.
+func TestFirstListReadsOnlyTheNamespacesKeptWhateverTheRanges(t *testing.T) {
+	in0, in1 := namespaceIn(t, 0, 0), namespaceIn(t, 1, 0)
+	opsScope := func(m metav1.Object) (string, bool) {
+		if owner := m.GetLabels()["owner"]; owner != "" {
+			return owner, false
+		}
+		return m.GetNamespace(), m.GetNamespace() == "ops" || m.GetNamespace() == "creds"
+	}
+	f := NewCacheFilter(testRanges, nil)
+	lw := newFakeLW(testSecret(in0, "a", nil), testSecret(in1, "b", nil), testSecret("ops", "pinned", nil),
+		testSecret("ops", "state", map[string]string{"owner": in1}), testSecret("creds", "key", nil))
+	flw := f.Wrap(lw, opsScope).FirstListOnlyIn("ops", "creds")
+	if !flw.IsWatchListSemanticsUnSupported() {
+		t.Fatal("a narrowed first list cannot be streamed, yet watch-list is offered")
+	}
+
+	list, err := flw.List(metav1.ListOptions{ResourceVersion: "0", Limit: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := names(list), []string{"creds/key", "ops/pinned"}; !slices.Equal(got, want) {
+		t.Fatalf("holding nothing: listed %v, want %v", got, want)
+	}
+	if m, _ := meta.ListAccessor(list); m.GetResourceVersion() != "10" || m.GetContinue() != "" {
+		t.Fatalf("list at %q, continue %q; want the first read's resourceVersion and no continue", m.GetResourceVersion(), m.GetContinue())
+	}
+	opts := lw.options()
+	if len(opts) != 2 {
+		t.Fatalf("%d reads, want one per namespace: %+v", len(opts), opts)
+	}
+	if opts[0].FieldSelector != "metadata.namespace=ops" || opts[0].ResourceVersion != "0" {
+		t.Fatalf("first read %+v, want the operator namespace with the informer's options", opts[0])
+	}
+	if opts[1].FieldSelector != "metadata.namespace=creds" || opts[1].ResourceVersion != "10" ||
+		opts[1].ResourceVersionMatch != metav1.ResourceVersionMatchExact {
+		t.Fatalf("second read %+v, want the credentials namespace at the first read's resourceVersion exactly", opts[1])
+	}
+
+	f.SetRanges([]int{1})
+	list, err = flw.List(metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"creds/key", in1 + "/b", "ops/pinned", "ops/state"}
+	slices.Sort(want)
+	if got := names(list); !slices.Equal(got, want) {
+		t.Fatalf("holding range 1: listed %v, want %v", got, want)
+	}
+	if last := lw.options()[len(lw.options())-1]; last.FieldSelector != "" {
+		t.Fatalf("holding range 1, the list read %q only", last.FieldSelector)
+	}
+	if _, ok := f.Cached(in1); !ok {
+		t.Fatal("range 1 not cached after a list of everything")
+	}
 }
