@@ -256,6 +256,44 @@ type FilteredListerWatcher struct {
 	// onlyIn, when set, are the namespaces that hold every object kept
 	// whatever the ranges (see FirstListOnlyIn).
 	onlyIn []string
+	// carried (under mu) is what a watch that ended left of the ranges it
+	// was listing, for the next watch to take on.
+	carried *carriedLoad
+}
+
+// carriedLoad is the listing of ranges taken that outlives the watch that
+// started it: the API server ends a watch after 5 to 10 minutes, and a list
+// of every object of a kind can take longer than that on a busy control
+// plane; restarted by each new watch, it would never end. The next watch
+// (which resumes where the reflector's resourceVersion is) takes on the
+// ranges being listed, the list running and the events held back; any it
+// delivers again are ordered against the list like the others.
+type carriedLoad struct {
+	loading, queued map[int]bool
+	inFlight        bool
+	buffer          []watch.Event
+	loaded          chan loadResult
+	cancel          context.CancelFunc
+}
+
+// carry keeps c for the next watch, dropping what an earlier one left.
+func (l *FilteredListerWatcher) carry(c *carriedLoad) {
+	l.mu.Lock()
+	old := l.carried
+	l.carried = c
+	l.mu.Unlock()
+	if old != nil && old.cancel != nil {
+		old.cancel()
+	}
+}
+
+// takeCarried returns what the last watch left, once.
+func (l *FilteredListerWatcher) takeCarried() *carriedLoad {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.carried
+	l.carried = nil
+	return c
 }
 
 // FirstListOnlyIn makes a list made while no range is cached (a new
@@ -359,6 +397,9 @@ func (l *FilteredListerWatcher) startList() {
 	l.mu.Lock()
 	l.listing, l.skip = map[string]int{}, nil
 	l.mu.Unlock()
+	// A list of every range replaces the store: what a watch left listing
+	// is in it.
+	l.carry(nil)
 }
 
 func (l *FilteredListerWatcher) listDone() {
@@ -543,11 +584,15 @@ func (l *FilteredListerWatcher) WatchWithContext(ctx context.Context, options me
 	if err != nil {
 		return nil, err
 	}
-	wctx, cancel := context.WithCancel(context.Background())
 	w := &filteredWatch{l: l, inner: inner, gen: gen, set: set, applied: gen, loading: map[int]bool{}, queued: map[int]bool{},
-		wantGen: gen, want: set, listing: listing, lastRV: options.ResourceVersion, ctx: wctx, cancel: cancel,
+		wantGen: gen, want: set, listing: listing, lastRV: options.ResourceVersion,
 		out: make(chan watch.Event), stop: make(chan struct{}), expired: make(chan struct{}),
 		changed: make(chan struct{}, 1), loaded: make(chan loadResult, 1)}
+	if c := l.takeCarried(); c != nil && !listing {
+		w.loading, w.queued, w.inFlight, w.buffer, w.loaded, w.loadCancel = c.loading, c.queued, c.inFlight, c.buffer, c.loaded, c.cancel
+	} else if c != nil && c.cancel != nil {
+		c.cancel()
+	}
 	l.filter.mu.Lock()
 	l.filter.watches[w] = struct{}{}
 	gen, set = l.filter.gen, l.filter.set
@@ -601,10 +646,10 @@ type loadResult struct {
 // all along, and a list is never thrown away because the ranges changed
 // again meanwhile.
 type filteredWatch struct {
-	l      *FilteredListerWatcher
-	inner  watch.Interface
-	ctx    context.Context
-	cancel context.CancelFunc
+	l     *FilteredListerWatcher
+	inner watch.Interface
+	// loadCancel cancels the list of ranges taken running, if any.
+	loadCancel context.CancelFunc
 
 	// Owned by run: gen and set are the generation and ranges the store
 	// reflects; applied the generation set and loading were last moved to;
@@ -674,12 +719,13 @@ func (w *filteredWatch) send(ev watch.Event) bool {
 }
 
 func (w *filteredWatch) run() {
+	relist := false
 	defer func() {
-		w.cancel()
 		w.inner.Stop()
 		w.l.filter.mu.Lock()
 		delete(w.l.filter.watches, w)
 		w.l.filter.mu.Unlock()
+		w.handOff(relist)
 		close(w.out)
 	}()
 	for {
@@ -687,6 +733,7 @@ func (w *filteredWatch) run() {
 		case <-w.stop:
 			return
 		case <-w.expired:
+			relist = true
 			w.send(watch.Event{Type: watch.Error, Object: expiredStatus()})
 			return
 		case <-w.changed:
@@ -712,6 +759,19 @@ func (w *filteredWatch) run() {
 			}
 		}
 	}
+}
+
+// handOff leaves the ranges being listed to the next watch (see
+// carriedLoad), unless the informer lists everything again (relist).
+func (w *filteredWatch) handOff(relist bool) {
+	if relist || len(w.loading) == 0 {
+		if w.inFlight && w.loadCancel != nil {
+			w.loadCancel()
+		}
+		return
+	}
+	w.l.carry(&carriedLoad{loading: w.loading, queued: w.queued, inFlight: w.inFlight, buffer: w.buffer,
+		loaded: w.loaded, cancel: w.loadCancel})
 }
 
 // apply moves the watch towards the ranges asked for: the objects of ranges
@@ -777,11 +837,17 @@ func (w *filteredWatch) startLoad() {
 	}
 	ranges := w.queued
 	w.queued, w.inFlight = map[int]bool{}, true
+	// The list belongs to no watch: it goes on when this one ends (see
+	// handOff), and its result waits for the watch that takes it on.
+	ctx, cancel := context.WithCancel(context.Background())
+	w.loadCancel = cancel
+	loaded := w.loaded
 	go func() {
-		res := w.l.listRanges(w.ctx, ranges)
+		defer cancel()
+		res := w.l.listRanges(ctx, ranges)
 		select {
-		case w.loaded <- res:
-		case <-w.ctx.Done():
+		case loaded <- res:
+		case <-ctx.Done():
 		}
 	}()
 }

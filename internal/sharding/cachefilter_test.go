@@ -722,7 +722,7 @@ func TestFilteredWatchStillListingFollowsTheRangesOnceItsInitialEventsEnd(t *tes
 // takeRange1WhileWatching lists lw holding range 0 (at resourceVersion 10),
 // watches from there, then takes range 1, whose list (at 20) waits for the
 // gate returned, once it has started.
-func takeRange1WhileWatching(t *testing.T, f *CacheFilter, lw *fakeLW) (watch.Interface, *watch.FakeWatcher, chan struct{}) {
+func takeRange1WhileWatching(t *testing.T, f *CacheFilter, lw *fakeLW) (watch.Interface, *watch.FakeWatcher, chan struct{}, *FilteredListerWatcher) {
 	t.Helper()
 	lw.list.ResourceVersion = "10"
 	flw := f.Wrap(lw, nil)
@@ -735,7 +735,7 @@ func takeRange1WhileWatching(t *testing.T, f *CacheFilter, lw *fakeLW) (watch.In
 	lw.mu.Unlock()
 	f.SetRanges([]int{0, 1})
 	waitLoads(t, lw, 1)
-	return w, inner, gate
+	return w, inner, gate, flw
 }
 
 // listAndWatch lists flw, then watches it from resourceVersion 10, and
@@ -793,7 +793,7 @@ func TestRangeTakenIsLoadedIntoTheRunningWatch(t *testing.T) {
 	in0, in1 := namespaceIn(t, 0, 0), namespaceIn(t, 1, 0)
 	f := NewCacheFilter(testRanges, nil)
 	lw := newFakeLW(secretAt(in0, "a", "3"), secretAt(in1, "b", "5"))
-	w, inner, gate := takeRange1WhileWatching(t, f, lw)
+	w, inner, gate, _ := takeRange1WhileWatching(t, f, lw)
 	inner.Modify(secretAt(in1, "b", "15")) // older than the list: dropped
 	inner.Add(secretAt(in1, "c", "25"))    // newer: passes after the list
 	inner.Add(secretAt(in0, "x", "26"))    // a range kept: served at once
@@ -863,7 +863,7 @@ func TestHeldBackEventsKeepTheLastOfEachObject(t *testing.T) {
 	in0, in1 := namespaceIn(t, 0, 0), namespaceIn(t, 1, 0)
 	f := NewCacheFilter(testRanges, nil)
 	lw := newFakeLW(secretAt(in1, "a", "5"))
-	w, inner, gate := takeRange1WhileWatching(t, f, lw)
+	w, inner, gate, _ := takeRange1WhileWatching(t, f, lw)
 	inner.Add(secretAt(in0, "kept", "101")) // a range kept: served at once
 	expectEvent(t, w, watch.Added, "kept", "101")
 	// Three objects of the range being listed change 5,000 times each (from
@@ -1003,4 +1003,45 @@ func TestFirstListReadsOnlyTheNamespacesKeptWhateverTheRanges(t *testing.T) {
 	if _, ok := f.Cached(in1); !ok {
 		t.Fatal("range 1 not cached after a list of everything")
 	}
+}
+
+// TestListOfARangeTakenOutlivesTheWatch: the API server ends a watch after
+// 5 to 10 minutes, and a list of every object can take longer: the next
+// watch takes the list running and the events held back on, rather than
+// starting the list again (it would never end), and the range gets cached.
+func TestListOfARangeTakenOutlivesTheWatch(t *testing.T) {
+	in0, in1 := namespaceIn(t, 0, 0), namespaceIn(t, 1, 0)
+	f := NewCacheFilter(testRanges, nil)
+	lw := newFakeLW(secretAt(in0, "a", "3"), secretAt(in1, "b", "5"))
+	w, inner, gate, flw := takeRange1WhileWatching(t, f, lw)
+	inner.Add(secretAt(in1, "c", "25")) // held back: newer than the list
+	inner.Add(secretAt(in0, "x", "26"))
+	expectEvent(t, w, watch.Added, "x", "26")
+	// The API server ends the watch; the reflector watches again from the
+	// last resourceVersion it saw.
+	inner.Stop()
+	for range w.ResultChan() {
+	}
+	w2, err := flw.Watch(metav1.ListOptions{ResourceVersion: "26"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner2 := <-lw.watches
+	close(gate)
+	expectEvent(t, w2, watch.Added, "b", "5")
+	expectEvent(t, w2, watch.Added, "c", "25") // held back by the first watch
+	expectEvent(t, w2, watch.Bookmark, "", "26")
+	waitCached(t, f, in1)
+	inner2.Modify(secretAt(in1, "c", "28"))
+	expectEvent(t, w2, watch.Modified, "c", "28")
+	loads := 0
+	for _, o := range lw.options() {
+		if o.Limit == loadPageSize {
+			loads++
+		}
+	}
+	if loads != 1 {
+		t.Fatalf("range 1 listed %d times, want once: the new watch took the list on", loads)
+	}
+	w2.Stop()
 }
