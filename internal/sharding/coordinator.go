@@ -588,11 +588,7 @@ func (c *Coordinator) handOver(log logr.Logger, now time.Time, target int, plan 
 	readyOf map[string]map[int]bool) (began, resumed []int, want int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	held := make([]int, 0, len(c.held))
-	for rng := range c.held {
-		held = append(held, rng)
-	}
-	slices.Sort(held)
+	held := slices.Sorted(maps.Keys(c.held))
 	active := 0
 	for i, rng := range held {
 		h := c.held[rng]
@@ -877,12 +873,7 @@ func (c *Coordinator) acquireOrder(plan map[int]string) []int {
 func (c *Coordinator) heldRanges() []int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	out := make([]int, 0, len(c.held))
-	for rng := range c.held {
-		out = append(out, rng)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(c.held))
 }
 
 func (c *Coordinator) isHeld(rng int) bool {

@@ -63,6 +63,18 @@ func (c *cluster) warmReplica(id string) *replica {
 	})
 }
 
+// leaveInBackground marks r as leaving, then runs its HandOver, which the
+// cluster's rounds carry out; the channel closes when HandOver returns.
+func leaveInBackground(r *replica) chan struct{} {
+	r.leave()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.HandOver(context.Background())
+	}()
+	return done
+}
+
 func (r *replica) resetCold() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -210,12 +222,7 @@ func TestLeavingReplicaHandsItsRangesOverWarm(t *testing.T) {
 	c.warmRounds(8)
 	c.balanced()
 	b.resetCold() // the ranges both took at first, free
-	a.leave()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		a.HandOver(context.Background())
-	}()
+	done := leaveInBackground(a)
 	// a has not synced since: it still serves its ranges while b lists.
 	c.round()
 	c.round()
@@ -255,12 +262,7 @@ func TestLastReplicaLeavesAtOnce(t *testing.T) {
 	c := newCluster(t)
 	a := c.warmReplica("a")
 	c.warmRounds(2)
-	a.leave()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		a.HandOver(context.Background())
-	}()
+	done := leaveInBackground(a)
 	c.round()
 	select {
 	case <-done:
