@@ -252,7 +252,7 @@ func (r *AccessTokenReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			// renewal or revocation job that ended after the deletion does
 			// not delay the finalizer: it goes on below.
 			return job.Result, job.Err
-		case jobStands(at, job, r.statusMayLag(at)) && r.sameInputs(ctx, at, job.Inputs):
+		case jobStands(at, job, r.statusMayLag(at), r.Clock.Now()) && r.sameInputs(ctx, at, job.Inputs):
 			// The job wrote status and the cache shows nothing the job did
 			// not act on (no deletion, spec change or renewal request, and
 			// the issuer and credentials it was decided on): its result
@@ -401,12 +401,25 @@ func (r *AccessTokenReconciler) shardRetry() time.Duration {
 // as is for at, as the cache shows it: the job wrote status the cache may
 // not show yet (mayLag), nothing asked for at while the job ran, and at has
 // not changed in a way the job did not act on (deleted, its spec changed, a
-// renewal asked for). The issuer and credentials are checked apart (see
-// sameInputs).
-func jobStands(at *tokensv1alpha1.AccessToken, job Finished, mayLag bool) bool {
-	return !job.Asked && mayLag && at.DeletionTimestamp.IsZero() && job.Object != nil &&
-		at.Generation == job.Object.GetGeneration() &&
-		at.Annotations[tokensv1alpha1.AnnotationRenew] == job.Object.GetAnnotations()[tokensv1alpha1.AnnotationRenew]
+// renewal asked for), and the status the job left has no renewal, retry or
+// expiry passed at now: the job's result is a wait counted from its end, and
+// a reconcile that takes it late (its end merged with another event, such as
+// a metadata change that also makes the cache differ from the job's write)
+// must not wait past a renewal that has come meanwhile. The issuer and
+// credentials are checked apart (see sameInputs).
+func jobStands(at *tokensv1alpha1.AccessToken, job Finished, mayLag bool, now time.Time) bool {
+	if job.Asked || !mayLag || !at.DeletionTimestamp.IsZero() || job.Object == nil ||
+		at.Generation != job.Object.GetGeneration() ||
+		at.Annotations[tokensv1alpha1.AnnotationRenew] != job.Object.GetAnnotations()[tokensv1alpha1.AnnotationRenew] {
+		return false
+	}
+	if left, ok := job.Object.(*tokensv1alpha1.AccessToken); ok {
+		st := &left.Status
+		if (st.RenewalTime != nil && !now.Before(st.RenewalTime.Time)) || (st.ExpiresAt != nil && !now.Before(st.ExpiresAt.Time)) {
+			return false
+		}
+	}
+	return true
 }
 
 // sameInputs reports whether at's inputs, as the caches show them now, are

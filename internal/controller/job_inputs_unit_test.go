@@ -19,6 +19,7 @@ package controller
 import (
 	"context"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -58,22 +59,35 @@ func TestAJobsResultDoesNotStandForChangedInputs(t *testing.T) {
 	if err != nil || in.inputsHash == "" {
 		t.Fatalf("gathering: %v (inputs %q)", err, in.inputsHash)
 	}
-	job := Finished{Object: at.DeepCopy(), Inputs: in.inputsHash}
-	if !jobStands(at, job, true) || !r.sameInputs(ctx, at, job.Inputs) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	left := at.DeepCopy() // as the job wrote it: renewal in ten minutes
+	left.Status.RenewalTime = &metav1.Time{Time: now.Add(10 * time.Minute)}
+	left.Status.ExpiresAt = &metav1.Time{Time: now.Add(15 * time.Minute)}
+	job := Finished{Object: left, Inputs: in.inputsHash}
+	if !jobStands(at, job, true, now) || !r.sameInputs(ctx, at, job.Inputs) {
 		t.Fatal("the result of a job decided on the current inputs does not stand")
 	}
-	if jobStands(at, job, false) {
+	if jobStands(at, job, false, now) {
 		t.Error("a job's result stands although the cache shows its writes: decide as usual")
 	}
 	asked := job
 	asked.Asked = true
-	if jobStands(at, asked, true) {
+	if jobStands(at, asked, true, now) {
 		t.Error("a job's result stands although something asked while it ran")
 	}
 	renew := at.DeepCopy()
 	renew.Annotations = map[string]string{tokensv1alpha1.AnnotationRenew: "now"}
-	if jobStands(renew, job, true) {
+	if jobStands(renew, job, true, now) {
 		t.Error("a job's result stands although a renewal was asked for after it was submitted")
+	}
+
+	// The reconcile that takes the result comes after the renewal time (its
+	// end merged with a later event): the wait the job returned would miss it.
+	if jobStands(at, job, true, now.Add(10*time.Minute)) {
+		t.Error("a job's result stands although the renewal it scheduled has come")
+	}
+	if jobStands(at, job, true, now.Add(20*time.Minute)) {
+		t.Error("a job's result stands although the token it wrote has expired")
 	}
 
 	cti.Spec.Request.Headers = []tokensv1alpha1.Header{{Name: "X-Tenant", ValueSource: tokensv1alpha1.ValueSource{Value: ptr.To("blue")}}}
