@@ -399,10 +399,10 @@ func (r *AccessTokenReconciler) shardRetry() time.Duration {
 
 // jobStands reports whether the result of a finished job may be returned
 // as is for at, as the cache shows it: the job wrote status the cache may
-// not show yet (mayLag), nothing asked for at while the job ran, and at has
-// not changed in a way the job did not act on (deleted, its spec changed, a
-// renewal asked for), and the status the job left has no renewal, retry or
-// expiry passed at now: the job's result is a wait counted from its end, and
+// not show yet (mayLag), nothing asked for at while the job ran, at has not
+// changed in a way the job did not act on (deleted, its spec changed, a
+// renewal asked for), and the renewal (or retry) time of the status the job
+// left has not come at now. The job's result is a wait counted from its end:
 // a reconcile that takes it late (its end merged with another event, such as
 // a metadata change that also makes the cache differ from the job's write)
 // must not wait past a renewal that has come meanwhile. The issuer and
@@ -413,13 +413,10 @@ func jobStands(at *tokensv1alpha1.AccessToken, job Finished, mayLag bool, now ti
 		at.Annotations[tokensv1alpha1.AnnotationRenew] != job.Object.GetAnnotations()[tokensv1alpha1.AnnotationRenew] {
 		return false
 	}
-	if left, ok := job.Object.(*tokensv1alpha1.AccessToken); ok {
-		st := &left.Status
-		if (st.RenewalTime != nil && !now.Before(st.RenewalTime.Time)) || (st.ExpiresAt != nil && !now.Before(st.ExpiresAt.Time)) {
-			return false
-		}
-	}
-	return true
+	// A failed job's renewal time is its retry: a token expired during an
+	// outage does not make every failed retry decide again on live reads.
+	left, ok := job.Object.(*tokensv1alpha1.AccessToken)
+	return !ok || left.Status.RenewalTime == nil || now.Before(left.Status.RenewalTime.Time)
 }
 
 // sameInputs reports whether at's inputs, as the caches show them now, are

@@ -86,8 +86,17 @@ func TestAJobsResultDoesNotStandForChangedInputs(t *testing.T) {
 	if jobStands(at, job, true, now.Add(10*time.Minute)) {
 		t.Error("a job's result stands although the renewal it scheduled has come")
 	}
-	if jobStands(at, job, true, now.Add(20*time.Minute)) {
-		t.Error("a job's result stands although the token it wrote has expired")
+	failed := job
+	failed.Object = left.DeepCopy()
+	st := &failed.Object.(*tokensv1alpha1.AccessToken).Status
+	st.FailedAttempts = 3 // its token expired during an outage; RenewalTime is its retry
+	st.ExpiresAt = &metav1.Time{Time: now.Add(-time.Minute)}
+	st.RenewalTime = &metav1.Time{Time: now.Add(time.Minute)}
+	if !jobStands(at, failed, true, now) {
+		t.Error("a failed job's result does not stand before its retry time")
+	}
+	if jobStands(at, failed, true, now.Add(time.Minute)) {
+		t.Error("a failed job's result stands although its retry time has come")
 	}
 
 	cti.Spec.Request.Headers = []tokensv1alpha1.Header{{Name: "X-Tenant", ValueSource: tokensv1alpha1.ValueSource{Value: ptr.To("blue")}}}
