@@ -475,9 +475,12 @@ func (l *FilteredListerWatcher) ListWithContext(ctx context.Context, options met
 	set := l.pageSet
 	var list runtime.Object
 	var err error
-	if len(set) == 0 && l.onlyIn != nil && options.Continue == "" {
+	switch {
+	case len(set) == 0 && l.onlyIn != nil && options.Continue == "":
 		list, err = l.listOnlyIn(ctx, options)
-	} else {
+	case options.Limit == 0 && options.Continue == "" && options.ResourceVersion != "" && options.ResourceVersion != "0":
+		list, err = l.listInPages(ctx, options, set)
+	default:
 		list, err = l.lw.ListWithContext(ctx, options)
 	}
 	if err != nil {
@@ -503,6 +506,64 @@ func (l *FilteredListerWatcher) ListWithContext(ctx context.Context, options met
 		l.pageSet = nil
 	}
 	return list, nil
+}
+
+// listInPages reads a list asked for whole from a resourceVersion (the
+// reflector relists so, without a limit, so that the API server's watch
+// cache serves it in one response; its other lists are paged) page by page, and returns the objects of set's
+// ranges in one list at the first page's resourceVersion. One response of
+// every object of the kind must reach the replica within the API server's
+// request timeout (a minute by default): at 100,000 AccessTokens on a busy
+// control plane it did not, the connection was cut, and the reflector tried
+// again for ever while the replica served none of its ranges. Pages also
+// keep only the replica's share in memory, not the whole list. A list whose
+// continue token expires fails as a list does; the reflector lists again.
+func (l *FilteredListerWatcher) listInPages(ctx context.Context, options metav1.ListOptions, set map[int]bool) (runtime.Object, error) {
+	o := options
+	o.Limit = loadPageSize
+	if o.ResourceVersion != "" && o.ResourceVersionMatch == "" {
+		// What the reflector's resourceVersion means without a limit.
+		o.ResourceVersionMatch = metav1.ResourceVersionMatchNotOlderThan
+	}
+	var out runtime.Object
+	var kept []runtime.Object
+	for {
+		page, err := l.lw.ListWithContext(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		items, err := meta.ExtractList(page)
+		if err != nil {
+			return nil, err
+		}
+		for _, obj := range items {
+			if l.keep(obj, set) {
+				// A copy of its own: the page is not kept alive for it.
+				kept = append(kept, obj.DeepCopyObject())
+			}
+		}
+		m, err := meta.ListAccessor(page)
+		if err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = page
+		}
+		if o.Continue = m.GetContinue(); o.Continue == "" {
+			break
+		}
+		// A continued list is at its first page's resourceVersion.
+		o.ResourceVersion, o.ResourceVersionMatch = "", ""
+	}
+	if err := meta.SetList(out, kept); err != nil {
+		return nil, err
+	}
+	m, err := meta.ListAccessor(out)
+	if err != nil {
+		return nil, err
+	}
+	m.SetContinue("")
+	return out, nil
 }
 
 // listOnlyIn lists the namespaces of onlyIn, the first with options, the

@@ -1045,3 +1045,71 @@ func TestListOfARangeTakenOutlivesTheWatch(t *testing.T) {
 	}
 	w2.Stop()
 }
+
+// pagedLW serves a list in pages of its Limit, continuing by offset, and
+// refuses a list asked for whole: a response of every object that does not
+// reach the client within the API server's request timeout.
+type pagedLW struct {
+	items []corev1.Secret
+	opts  []metav1.ListOptions
+}
+
+func (l *pagedLW) List(opts metav1.ListOptions) (runtime.Object, error) {
+	l.opts = append(l.opts, opts)
+	if opts.Limit == 0 {
+		return nil, apierrors.NewTimeoutError("the list did not reach the client in time", 0)
+	}
+	from := 0
+	if opts.Continue != "" {
+		if opts.ResourceVersion != "" || opts.ResourceVersionMatch != "" {
+			return nil, apierrors.NewBadRequest("specifying resource version is not allowed when using continue")
+		}
+		from, _ = strconv.Atoi(opts.Continue)
+	}
+	to := min(from+int(opts.Limit), len(l.items))
+	list := &corev1.SecretList{ListMeta: metav1.ListMeta{ResourceVersion: "20"}, Items: slices.Clone(l.items[from:to])}
+	if to < len(l.items) {
+		list.Continue = strconv.Itoa(to)
+	}
+	return list, nil
+}
+
+func (l *pagedLW) Watch(metav1.ListOptions) (watch.Interface, error) {
+	return watch.NewFake(), nil
+}
+
+// The reflector relists from a resourceVersion without a limit, so that the
+// watch cache answers in one response; the filter reads it in pages instead
+// and hands the informer one list of its ranges' objects.
+func TestRelistAskedForWholeIsReadInPages(t *testing.T) {
+	f := NewCacheFilter(testRanges, nil)
+	lw := &pagedLW{}
+	want := []string{}
+	for i := range loadPageSize + 10 {
+		ns := namespaceIn(t, i%testRanges, i/testRanges)
+		lw.items = append(lw.items, *testSecret(ns, "s", nil))
+		if i%testRanges == 0 {
+			want = append(want, ns+"/s")
+		}
+	}
+	flw := f.Wrap(lw, nil)
+	f.SetRanges([]int{0})
+	list, err := flw.List(metav1.ListOptions{ResourceVersion: "15"})
+	if err != nil {
+		t.Fatalf("a relist asked for whole: %v", err)
+	}
+	if got := names(list); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
+		t.Fatalf("listed %d objects, want range 0's %d", len(got), len(want))
+	}
+	m, err := meta.ListAccessor(list)
+	if err != nil || m.GetResourceVersion() != "20" || m.GetContinue() != "" {
+		t.Fatalf("list metadata rv %q continue %q (%v), want the first page's rv and no continue", m.GetResourceVersion(), m.GetContinue(), err)
+	}
+	if len(lw.opts) != 2 || lw.opts[0].Limit != loadPageSize ||
+		lw.opts[0].ResourceVersion != "15" || lw.opts[0].ResourceVersionMatch != metav1.ResourceVersionMatchNotOlderThan {
+		t.Fatalf("list options %+v, want two pages, the first not older than the reflector's resourceVersion", lw.opts)
+	}
+	if _, ok := f.Cached(namespaceIn(t, 0, 0)); !ok {
+		t.Fatal("range 0 not cached after the list")
+	}
+}
