@@ -79,7 +79,8 @@ func (r *shardsResults) markdown() string {
 	}
 	a := r.account
 	row("Tokens the endpoint issued; of them seen in their Secret", "all, but those lost with a SIGKILLed replica",
-		fmt.Sprintf("%d; %d (%d issued within %s before the SIGKILL and never written)", a.issued, a.stored, a.lostToKill, (5*time.Second+o.delay)),
+		fmt.Sprintf("%d; %d (%d issued within %s before the SIGKILL and never written)%s", a.issued, a.stored, a.lostToKill, (5*time.Second+o.delay),
+			neverWritten(a.wasted, r.started)),
 		mark(len(a.wasted) == 0))
 	shortest := "none minted twice"
 	if a.shortestSubject != "" {
@@ -150,6 +151,20 @@ func expiredList(keys []string) string {
 		return ""
 	}
 	return "; e.g. " + strings.Join(keys, ", ") + " (from the run's start)"
+}
+
+// neverWritten names up to five mints that never reached their Secret
+// otherwise, with their time from the run's start, to look up in the
+// replicas' logs.
+func neverWritten(wasted []mint, start time.Time) string {
+	if len(wasted) == 0 {
+		return ""
+	}
+	var names []string
+	for _, m := range wasted[:min(len(wasted), 5)] {
+		names = append(names, fmt.Sprintf("%s at %s", m.subject, m.at.Sub(start).Round(time.Millisecond)))
+	}
+	return "; never written: " + strings.Join(names, ", ") + " (from the run's start)"
 }
 
 func countBalanced(phases []*shardsPhase) int {

@@ -218,3 +218,15 @@ func TestHandoverMessagesAreTheManagers(t *testing.T) {
 		}
 	}
 }
+
+func TestNeverWrittenNamesTheMintsToLookUp(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if got := neverWritten(nil, start); got != "" {
+		t.Fatalf("no mint lost: %q, want nothing", got)
+	}
+	a := accountMints([]mint{{subject: "t-1", token: "a", at: start.Add(time.Minute)}, {subject: "t-2", token: "b", at: start.Add(90 * time.Second)}},
+		map[string]bool{"a": true}, nil, 5*time.Second, 5*time.Second)
+	if got, want := neverWritten(a.wasted, start), "; never written: t-2 at 1m30s (from the run's start)"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
