@@ -508,16 +508,17 @@ func (l *FilteredListerWatcher) ListWithContext(ctx context.Context, options met
 	return list, nil
 }
 
-// listInPages reads a list asked for whole from a resourceVersion (the
-// reflector relists so, without a limit, so that the API server's watch
-// cache serves it in one response; its other lists are paged) page by page, and returns the objects of set's
-// ranges in one list at the first page's resourceVersion. One response of
-// every object of the kind must reach the replica within the API server's
-// request timeout (a minute by default): at 100,000 AccessTokens on a busy
-// control plane it did not, the connection was cut, and the reflector tried
-// again for ever while the replica served none of its ranges. Pages also
-// keep only the replica's share in memory, not the whole list. A list whose
-// continue token expires fails as a list does; the reflector lists again.
+// listInPages reads page by page a list asked for whole from a
+// resourceVersion (the reflector relists so, without a limit, so that the
+// API server's watch cache answers in one response; its other lists are
+// paged), and returns the objects of set's ranges in one list at the first
+// page's resourceVersion. One response of every object of the kind must
+// reach the replica within the API server's request timeout (a minute by
+// default): at 100,000 AccessTokens on a busy control plane it did not, the
+// connection was cut, and the reflector tried again for ever while the
+// replica served none of its ranges. Pages also keep only the replica's
+// share in memory, not the whole list. A list whose continue token expires
+// fails as a list does; the reflector lists again.
 func (l *FilteredListerWatcher) listInPages(ctx context.Context, options metav1.ListOptions, set map[int]bool) (runtime.Object, error) {
 	o := options
 	o.Limit = loadPageSize
