@@ -533,14 +533,15 @@ func (l *FilteredListerWatcher) listInPages(ctx context.Context, options metav1.
 		if err != nil {
 			return nil, err
 		}
-		items, err := meta.ExtractList(page)
+		// Each object with memory of its own, as listRanges: the page is not
+		// kept alive by the objects kept from it.
+		items, err := meta.ExtractListWithAlloc(page)
 		if err != nil {
 			return nil, err
 		}
 		for _, obj := range items {
 			if l.keep(obj, set) {
-				// A copy of its own: the page is not kept alive for it.
-				kept = append(kept, obj.DeepCopyObject())
+				kept = append(kept, obj)
 			}
 		}
 		m, err := meta.ListAccessor(page)
