@@ -28,6 +28,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -77,6 +79,15 @@ func (c *Config) setupSharding(ctx context.Context, mgr ctrl.Manager, calls *Cal
 	leases, err := client.New(lc, client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
 	if err != nil {
 		return nil, nil, err
+	}
+	if c.cacheRanges != nil && len(c.WatchNamespaces) == 0 {
+		// Ranges taken are listed namespace by namespace where cheaper;
+		// the namespaces are read from the API server, as a cache may lag
+		// the snapshot the lists are read at.
+		reader := mgr.GetAPIReader()
+		c.cacheRanges.ListNamespacesWith(func(ctx context.Context) ([]string, error) {
+			return listNamespaces(ctx, reader)
+		})
 	}
 	identity := c.ShardIdentity
 	if identity == "" {
@@ -290,4 +301,25 @@ func (shardCollector) Collect(ch chan<- prometheus.Metric) {
 
 func init() {
 	metrics.Registry.MustRegister(shardCollector{})
+}
+
+// listNamespaces returns the names of every namespace, read from the API
+// server page by page, metadata only.
+func listNamespaces(ctx context.Context, reader client.Reader) ([]string, error) {
+	var names []string
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
+	opts := []client.ListOption{client.Limit(500)}
+	for {
+		if err := reader.List(ctx, list, opts...); err != nil {
+			return nil, err
+		}
+		for i := range list.Items {
+			names = append(names, list.Items[i].Name)
+		}
+		if list.Continue == "" {
+			return names, nil
+		}
+		opts = []client.ListOption{client.Limit(500), client.Continue(list.Continue)}
+	}
 }

@@ -61,12 +61,18 @@ func (c *Config) filterCache(opts *cache.Options) {
 			// Holding no range yet, a replica keeps only the operator
 			// namespace's AccessTokens: its first list reads that
 			// namespace only, not every AccessToken of the cluster.
-			flw := f.Wrap(lw, c.accessTokenScope).FirstListOnlyIn(c.OperatorNamespace)
+			// A range taken is read namespace by namespace where that is
+			// cheaper than reading every AccessToken.
+			flw := f.Wrap(lw, c.accessTokenScope).FirstListOnlyIn(c.OperatorNamespace).ListRangesByNamespace()
 			return toolscache.NewSharedIndexInformer(flw, obj, resync, indexers)
 		case *corev1.Secret:
 			// ClusterAccessTokens' copies, kept whatever the ranges, may be
-			// in any namespace: the first list reads every Secret.
-			return toolscache.NewSharedIndexInformer(f.Wrap(lw, c.secretScope), obj, resync, indexers)
+			// in any namespace: the first list reads every Secret. A range
+			// taken is read namespace by namespace where that is cheaper,
+			// with the operator namespace, which holds state Secrets of
+			// AccessTokens of every range.
+			flw := f.Wrap(lw, c.secretScope).ListRangesByNamespace(c.OperatorNamespace)
+			return toolscache.NewSharedIndexInformer(flw, obj, resync, indexers)
 		default:
 			return toolscache.NewSharedIndexInformer(lw, obj, resync, indexers)
 		}

@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -58,6 +59,10 @@ type CacheFilter struct {
 	// listers are the informers' ListerWatchers; watches their open watches.
 	listers map[*FilteredListerWatcher]struct{}
 	watches map[*filteredWatch]struct{}
+	// namespaces, when set, lists the cluster's namespaces from the API
+	// server: the ranges taken can then be listed namespace by namespace
+	// (see ListRangesByNamespace).
+	namespaces func(context.Context) ([]string, error)
 }
 
 // NewCacheFilter returns a filter of ranges ranges that caches none of them
@@ -108,6 +113,22 @@ func (f *CacheFilter) SetRanges(ranges []int) {
 	for _, w := range watches {
 		w.follow(gen, next)
 	}
+}
+
+// ListNamespacesWith gives the filter a way to list the cluster's
+// namespaces from the API server (not from a cache, which may lag), so that
+// the ListerWatchers made with ListRangesByNamespace can list a range taken
+// namespace by namespace. Call it before the informers start.
+func (f *CacheFilter) ListNamespacesWith(list func(context.Context) ([]string, error)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.namespaces = list
+}
+
+func (f *CacheFilter) namespaceLister() func(context.Context) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.namespaces
 }
 
 // Ranges returns the ranges cached, sorted.
@@ -259,6 +280,16 @@ type FilteredListerWatcher struct {
 	// carried (under mu) is what a watch that ended left of the ranges it
 	// was listing, for the next watch to take on.
 	carried *carriedLoad
+	// byNamespace lists a range taken namespace by namespace when that
+	// reads less than a list of every object; alsoIn are namespaces read
+	// whole each time, whose objects scope may put in any range.
+	byNamespace bool
+	alsoIn      []string
+	// total is how many objects of the kind the last list of all of them
+	// read (0: none yet), to weigh a list by namespace against it; paged
+	// counts them over the pages of the informer's list.
+	total atomic.Int64
+	paged int
 }
 
 // carriedLoad is the listing of ranges taken that outlives the watch that
@@ -306,6 +337,20 @@ func (l *FilteredListerWatcher) takeCarried() *carriedLoad {
 // than streams (watch-list), as a stream cannot be narrowed this way.
 func (l *FilteredListerWatcher) FirstListOnlyIn(namespaces ...string) *FilteredListerWatcher {
 	l.onlyIn = slices.Clone(namespaces)
+	return l
+}
+
+// ListRangesByNamespace makes the lists of ranges taken read only the
+// namespaces of those ranges, one list each (and the namespaces of alsoIn
+// whole: scope may put an object of those in any range; of the others it
+// must put every object in its own namespace's range), rather than every
+// object of the kind, when that is cheaper: with the filter's namespace
+// lister (ListNamespacesWith), and when the namespaces to read, weighed at
+// namespaceListCost objects each, are fewer than the objects of the kind.
+// The namespaces are read at one resourceVersion, so that the lists are one
+// snapshot, as a list of everything is.
+func (l *FilteredListerWatcher) ListRangesByNamespace(alsoIn ...string) *FilteredListerWatcher {
+	l.byNamespace, l.alsoIn = true, slices.Clone(alsoIn)
 	return l
 }
 
@@ -475,6 +520,8 @@ func (l *FilteredListerWatcher) ListWithContext(ctx context.Context, options met
 	set := l.pageSet
 	var list runtime.Object
 	var err error
+	// whole: the list reads every object of the kind (counted for total).
+	whole := false
 	switch {
 	case len(set) == 0 && l.onlyIn != nil && options.Continue == "":
 		list, err = l.listOnlyIn(ctx, options)
@@ -482,6 +529,7 @@ func (l *FilteredListerWatcher) ListWithContext(ctx context.Context, options met
 		list, err = l.listInPages(ctx, options, set)
 	default:
 		list, err = l.lw.ListWithContext(ctx, options)
+		whole = options.FieldSelector == "" && options.LabelSelector == ""
 	}
 	if err != nil {
 		return nil, err
@@ -490,6 +538,10 @@ func (l *FilteredListerWatcher) ListWithContext(ctx context.Context, options met
 	if err != nil {
 		return nil, err
 	}
+	if options.Continue == "" {
+		l.paged = 0
+	}
+	l.paged += len(items)
 	kept := items[:0]
 	for _, o := range items {
 		if l.keep(o, set) {
@@ -501,6 +553,9 @@ func (l *FilteredListerWatcher) ListWithContext(ctx context.Context, options met
 		return nil, err
 	}
 	if m, err := meta.ListAccessor(list); err == nil && m.GetContinue() == "" {
+		if whole {
+			l.total.Store(int64(l.paged))
+		}
 		l.listDone()
 		l.filter.listed(l, l.pageGen, set)
 		l.pageSet = nil
@@ -528,6 +583,7 @@ func (l *FilteredListerWatcher) listInPages(ctx context.Context, options metav1.
 	}
 	var out runtime.Object
 	var kept []runtime.Object
+	read := 0
 	for {
 		page, err := l.lw.ListWithContext(ctx, o)
 		if err != nil {
@@ -539,6 +595,7 @@ func (l *FilteredListerWatcher) listInPages(ctx context.Context, options metav1.
 		if err != nil {
 			return nil, err
 		}
+		read += len(items)
 		for _, obj := range items {
 			if l.keep(obj, set) {
 				kept = append(kept, obj)
@@ -556,6 +613,9 @@ func (l *FilteredListerWatcher) listInPages(ctx context.Context, options metav1.
 		}
 		// A continued list is at its first page's resourceVersion.
 		o.ResourceVersion, o.ResourceVersionMatch = "", ""
+	}
+	if options.FieldSelector == "" && options.LabelSelector == "" {
+		l.total.Store(int64(read))
 	}
 	if err := meta.SetList(out, kept); err != nil {
 		return nil, err
@@ -649,7 +709,8 @@ func (l *FilteredListerWatcher) WatchWithContext(ctx context.Context, options me
 	}
 	w := &filteredWatch{l: l, inner: inner, gen: gen, set: set, applied: gen, loading: map[int]bool{}, queued: map[int]bool{},
 		wantGen: gen, want: set, listing: listing, lastRV: options.ResourceVersion,
-		out: make(chan watch.Event), stop: make(chan struct{}), expired: make(chan struct{}),
+		countable: options.FieldSelector == "" && options.LabelSelector == "",
+		out:       make(chan watch.Event), stop: make(chan struct{}), expired: make(chan struct{}),
 		changed: make(chan struct{}, 1), loaded: make(chan loadResult, 1)}
 	if c := l.takeCarried(); c != nil && !listing {
 		w.loading, w.queued, w.inFlight, w.buffer, w.loaded, w.loadCancel = c.loading, c.queued, c.inFlight, c.buffer, c.loaded, c.cancel
@@ -695,10 +756,12 @@ type loadResult struct {
 	rv     string
 	err    error
 	// listed is how many objects the list read, of every range; took how
-	// long it ran.
-	listed int
-	took   time.Duration
-	kind   string
+	// long it ran; namespaces how many namespaces it read one by one (0:
+	// it read every object of the kind).
+	listed     int
+	took       time.Duration
+	kind       string
+	namespaces int
 }
 
 // filteredWatch passes on the events of the ranges its informer's store
@@ -728,7 +791,11 @@ type filteredWatch struct {
 	inFlight bool
 	buffer   []watch.Event
 	listing  bool
-	lastRV   string
+	// streamed counts the objects of the initial events (of every range),
+	// for the ListerWatcher's total; countable when the watch selects none.
+	streamed  int
+	countable bool
+	lastRV    string
 
 	// mu guards want and wantGen, the newest ranges asked for; changed
 	// tells run.
@@ -932,7 +999,7 @@ func (w *filteredWatch) inject(res loadResult) bool {
 		return true
 	}
 	log.Info("ranges taken listed into the cache", "kept", len(res.objs), "listed", res.listed,
-		"seconds", res.took.Round(time.Millisecond).Seconds())
+		"namespaces", res.namespaces, "seconds", res.took.Round(time.Millisecond).Seconds())
 	// A range given up and taken again while the list ran is listed again:
 	// the events of the meantime were not held back for it.
 	ranges := map[int]bool{}
@@ -996,6 +1063,9 @@ func (w *filteredWatch) inject(res loadResult) bool {
 func (w *filteredWatch) pass(ev watch.Event) bool {
 	var key string
 	rng := -1
+	if w.listing && ev.Type == watch.Added {
+		w.streamed++
+	}
 	switch ev.Type {
 	case watch.Added, watch.Modified, watch.Deleted:
 		key, rng = w.l.rangeFor(ev.Object)
@@ -1046,6 +1116,9 @@ func (w *filteredWatch) pass(ev watch.Event) bool {
 		}
 		if w.listing {
 			if ended {
+				if w.countable {
+					w.l.total.Store(int64(w.streamed))
+				}
 				w.listing = false
 				w.l.listDone()
 				w.l.filter.listed(w.l, w.gen, w.set)
@@ -1092,11 +1165,18 @@ func kindOf(obj runtime.Object) string {
 }
 
 // listRanges lists the objects of ranges, page by page, from the API
-// server (a consistent read, so not older than any event seen).
+// server (a consistent read, so not older than any event seen): namespace by
+// namespace where that is cheaper (see ListRangesByNamespace), else every
+// object of the kind, keeping those of ranges.
 func (l *FilteredListerWatcher) listRanges(ctx context.Context, ranges map[int]bool) (res loadResult) {
-	res.ranges = ranges
 	start := l.filter.clock.Now()
 	defer func() { res.took = l.filter.clock.Since(start) }()
+	if l.byNamespace {
+		if byNs, ok := l.listRangesByNamespace(ctx, ranges); ok {
+			return byNs
+		}
+	}
+	res.ranges = ranges
 	opts := metav1.ListOptions{Limit: loadPageSize}
 	for {
 		list, err := l.lw.ListWithContext(ctx, opts)
@@ -1115,11 +1195,7 @@ func (l *FilteredListerWatcher) listRanges(ctx context.Context, ranges map[int]b
 		if res.kind == "" {
 			res.kind = kindOf(list)
 		}
-		for _, o := range items {
-			if _, rng := l.rangeFor(o); rng >= 0 && ranges[rng] {
-				res.objs = append(res.objs, o)
-			}
-		}
+		res.objs = l.appendInRanges(res.objs, items, ranges)
 		m, err := meta.ListAccessor(list)
 		if err != nil {
 			res.err = err
@@ -1129,9 +1205,109 @@ func (l *FilteredListerWatcher) listRanges(ctx context.Context, ranges map[int]b
 			res.rv = m.GetResourceVersion()
 		}
 		if opts.Continue = m.GetContinue(); opts.Continue == "" {
+			l.total.Store(int64(res.listed))
 			return res
 		}
 	}
+}
+
+// namespaceListCost is what one list request is weighed at, in objects
+// read, when listing a range's namespaces one by one is weighed against a
+// list of every object: each request is authenticated, authorized and
+// queued by the API server apart, an object is encoded, sent and decoded.
+const namespaceListCost = 20
+
+// listRangesByNamespace lists the objects of ranges namespace by namespace:
+// a consistent read of one object gives the resourceVersion to read every
+// namespace at exactly (one snapshot, not older than any event seen), then
+// the namespaces are listed from the API server (after that read, so that
+// every namespace of the snapshot is among them; a namespace made later
+// brings its objects by watch events, newer than the snapshot), and each of
+// ranges' is read. It reports false, having read little, when there is no
+// namespace lister, the number of objects of the kind is not known yet, or
+// reading namespace by namespace would cost more than a list of everything;
+// and false when a read fails (the snapshot compacted, say): the caller
+// lists everything then.
+func (l *FilteredListerWatcher) listRangesByNamespace(ctx context.Context, ranges map[int]bool) (res loadResult, ok bool) {
+	listNamespaces := l.filter.namespaceLister()
+	if listNamespaces == nil {
+		return res, false
+	}
+	log := logf.Log.WithName("cache").WithValues("ranges", sortedRanges(ranges))
+	probe, err := l.lw.ListWithContext(ctx, metav1.ListOptions{Limit: 1})
+	if err != nil {
+		log.Info("cannot read the resourceVersion to list the ranges taken at: listing every object", "error", err.Error())
+		return res, false
+	}
+	pm, err := meta.ListAccessor(probe)
+	if err != nil || pm.GetResourceVersion() == "" {
+		return res, false
+	}
+	total := int(l.total.Load())
+	if n := pm.GetRemainingItemCount(); n != nil {
+		total = meta.LenList(probe) + int(*n)
+	}
+	all, err := listNamespaces(ctx)
+	if err != nil {
+		log.Info("cannot list the namespaces of the ranges taken: listing every object", "error", err.Error())
+		return res, false
+	}
+	seen := make(map[string]bool, len(l.alsoIn))
+	var namespaces []string
+	for _, ns := range l.alsoIn {
+		if !seen[ns] {
+			seen[ns] = true
+			namespaces = append(namespaces, ns)
+		}
+	}
+	for _, ns := range all {
+		if !seen[ns] && ranges[RangeOf(ns, l.filter.ranges)] {
+			seen[ns] = true
+			namespaces = append(namespaces, ns)
+		}
+	}
+	if total == 0 || len(namespaces)*namespaceListCost >= total {
+		return res, false
+	}
+	res.ranges, res.rv, res.kind, res.namespaces = ranges, pm.GetResourceVersion(), kindOf(probe), len(namespaces)
+	for _, ns := range namespaces {
+		o := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.namespace", ns).String(),
+			Limit: loadPageSize, ResourceVersion: res.rv, ResourceVersionMatch: metav1.ResourceVersionMatchExact}
+		for {
+			page, err := l.lw.ListWithContext(ctx, o)
+			if err != nil {
+				log.Info("cannot read a namespace of the ranges taken at the snapshot: listing every object", "namespace", ns, "error", err.Error())
+				return loadResult{}, false
+			}
+			items, err := meta.ExtractListWithAlloc(page)
+			if err != nil {
+				return loadResult{}, false
+			}
+			res.listed += len(items)
+			res.objs = l.appendInRanges(res.objs, items, ranges)
+			m, err := meta.ListAccessor(page)
+			if err != nil {
+				return loadResult{}, false
+			}
+			if o.Continue = m.GetContinue(); o.Continue == "" {
+				break
+			}
+			// A continued list is at its first page's resourceVersion.
+			o.ResourceVersion, o.ResourceVersionMatch = "", ""
+		}
+	}
+	return res, true
+}
+
+// appendInRanges appends to objs the objects of items whose range is in
+// ranges (not those kept whatever the ranges: the informer has them).
+func (l *FilteredListerWatcher) appendInRanges(objs, items []runtime.Object, ranges map[int]bool) []runtime.Object {
+	for _, o := range items {
+		if _, rng := l.rangeFor(o); rng >= 0 && ranges[rng] {
+			objs = append(objs, o)
+		}
+	}
+	return objs
 }
 
 // skipUpTo drops the events of range rng up to resourceVersion rv.

@@ -80,6 +80,9 @@ type fakeLW struct {
 	watches  chan *watch.FakeWatcher
 	opts     []metav1.ListOptions
 	failList bool
+	// refuseExact answers a list at a resourceVersion exactly as the API
+	// server does once that version is compacted: 410 Gone.
+	refuseExact bool
 	// gate, when set, holds the lists of ranges taken until it is closed.
 	gate     chan struct{}
 	lastList *corev1.SecretList
@@ -112,6 +115,9 @@ func (l *fakeLW) List(opts metav1.ListOptions) (runtime.Object, error) {
 	defer l.mu.Unlock()
 	if l.failList {
 		return nil, apierrors.NewServiceUnavailable("list refused")
+	}
+	if l.refuseExact && opts.ResourceVersionMatch == metav1.ResourceVersionMatchExact {
+		return nil, apierrors.NewResourceExpired("too old resource version")
 	}
 	l.lastList = l.list.DeepCopy()
 	if sel, err := fields.ParseSelector(opts.FieldSelector); err == nil && opts.FieldSelector != "" {
@@ -413,6 +419,11 @@ func TestFilteredWatchListMarksCachedAtTheInitialEventsBookmark(t *testing.T) {
 	// Recorded once the bookmark is passed on (the informer replaces its
 	// store when it receives it), so shortly after the test reads it.
 	waitCached(t, f, in0)
+	// The stream read every object of the kind: what a list of a range
+	// taken namespace by namespace is weighed against.
+	if n := flw.total.Load(); n != 2 {
+		t.Fatalf("the stream counted %d objects of the kind, want 2", n)
+	}
 	w.Stop()
 }
 
