@@ -584,45 +584,64 @@ func (l *FilteredListerWatcher) listInPages(ctx context.Context, options metav1.
 	var out runtime.Object
 	var kept []runtime.Object
 	read := 0
-	for {
-		page, err := l.lw.ListWithContext(ctx, o)
-		if err != nil {
-			return nil, err
-		}
-		// Each object with memory of its own, as listRanges: the page is not
-		// kept alive by the objects kept from it.
-		items, err := meta.ExtractListWithAlloc(page)
-		if err != nil {
-			return nil, err
-		}
+	err := l.eachPage(ctx, o, func(page runtime.Object, items []runtime.Object) {
 		read += len(items)
 		for _, obj := range items {
 			if l.keep(obj, set) {
 				kept = append(kept, obj)
 			}
 		}
-		m, err := meta.ListAccessor(page)
-		if err != nil {
-			return nil, err
-		}
 		if out == nil {
 			out = page
 		}
-		if o.Continue = m.GetContinue(); o.Continue == "" {
-			break
-		}
-		// A continued list is at its first page's resourceVersion.
-		o.ResourceVersion, o.ResourceVersionMatch = "", ""
+	})
+	if err != nil {
+		return nil, err
 	}
 	if options.FieldSelector == "" && options.LabelSelector == "" {
 		l.total.Store(int64(read))
 	}
-	if err := meta.SetList(out, kept); err != nil {
+	return oneList(out, kept, "")
+}
+
+// eachPage lists with o page by page, to the last, and calls visit with
+// each page and its objects, each with memory of its own (an element of the
+// page would keep the whole page alive, every range's objects, in the
+// cache). The pages after the first continue at its resourceVersion.
+func (l *FilteredListerWatcher) eachPage(ctx context.Context, o metav1.ListOptions, visit func(page runtime.Object, items []runtime.Object)) error {
+	for {
+		page, err := l.lw.ListWithContext(ctx, o)
+		if err != nil {
+			return err
+		}
+		items, err := meta.ExtractListWithAlloc(page)
+		if err != nil {
+			return err
+		}
+		m, err := meta.ListAccessor(page)
+		if err != nil {
+			return err
+		}
+		visit(page, items)
+		if o.Continue = m.GetContinue(); o.Continue == "" {
+			return nil
+		}
+		o.ResourceVersion, o.ResourceVersionMatch = "", ""
+	}
+}
+
+// oneList makes out, the first page of a list, hold items as the whole
+// list: no continue, and at resourceVersion rv when rv is set.
+func oneList(out runtime.Object, items []runtime.Object, rv string) (runtime.Object, error) {
+	if err := meta.SetList(out, items); err != nil {
 		return nil, err
 	}
 	m, err := meta.ListAccessor(out)
 	if err != nil {
 		return nil, err
+	}
+	if rv != "" {
+		m.SetResourceVersion(rv)
 	}
 	m.SetContinue("")
 	return out, nil
@@ -644,48 +663,28 @@ func (l *FilteredListerWatcher) listOnlyIn(ctx context.Context, options metav1.L
 		if i > 0 {
 			o.ResourceVersion, o.ResourceVersionMatch = rv, metav1.ResourceVersionMatchExact
 		}
-		for {
-			list, err := l.lw.ListWithContext(ctx, o)
-			if err != nil && i > 0 {
-				// The snapshot cannot be read (compacted since, say): a
-				// list of everything, as without onlyIn.
-				return l.lw.ListWithContext(ctx, options)
-			}
-			if err != nil {
-				return nil, err
-			}
-			page, err := meta.ExtractListWithAlloc(list)
-			if err != nil {
-				return nil, err
-			}
-			items = append(items, page...)
-			m, err := meta.ListAccessor(list)
-			if err != nil {
-				return nil, err
-			}
+		err := l.eachPage(ctx, o, func(page runtime.Object, objs []runtime.Object) {
+			items = append(items, objs...)
 			if out == nil {
-				out, rv = list, m.GetResourceVersion()
+				out = page
+				if m, err := meta.ListAccessor(page); err == nil {
+					rv = m.GetResourceVersion()
+				}
 			}
-			if o.Continue = m.GetContinue(); o.Continue == "" {
-				break
-			}
-			// A continued list is at its first page's resourceVersion.
-			o.ResourceVersion, o.ResourceVersionMatch = "", ""
+		})
+		if err != nil && i > 0 {
+			// The snapshot cannot be read (compacted since, say): a list of
+			// everything, as without onlyIn.
+			return l.lw.ListWithContext(ctx, options)
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 	if out == nil {
 		return l.lw.ListWithContext(ctx, options)
 	}
-	if err := meta.SetList(out, items); err != nil {
-		return nil, err
-	}
-	m, err := meta.ListAccessor(out)
-	if err != nil {
-		return nil, err
-	}
-	m.SetResourceVersion(rv)
-	m.SetContinue("")
-	return out, nil
+	return oneList(out, items, rv)
 }
 
 // WatchWithContext watches and passes on the events of the objects kept. A
@@ -1177,38 +1176,22 @@ func (l *FilteredListerWatcher) listRanges(ctx context.Context, ranges map[int]b
 		}
 	}
 	res.ranges = ranges
-	opts := metav1.ListOptions{Limit: loadPageSize}
-	for {
-		list, err := l.lw.ListWithContext(ctx, opts)
-		if err != nil {
-			res.err = err
-			return res
-		}
-		// Each object kept gets memory of its own: an element of the page
-		// would keep the whole page, all ranges', alive in the cache.
-		items, err := meta.ExtractListWithAlloc(list)
-		if err != nil {
-			res.err = err
-			return res
-		}
+	err := l.eachPage(ctx, metav1.ListOptions{Limit: loadPageSize}, func(page runtime.Object, items []runtime.Object) {
 		res.listed += len(items)
-		if res.kind == "" {
-			res.kind = kindOf(list)
-		}
 		res.objs = l.appendInRanges(res.objs, items, ranges)
-		m, err := meta.ListAccessor(list)
-		if err != nil {
-			res.err = err
-			return res
+		if res.kind == "" {
+			res.kind = kindOf(page)
 		}
-		if res.rv == "" {
+		if m, err := meta.ListAccessor(page); err == nil && res.rv == "" {
 			res.rv = m.GetResourceVersion()
 		}
-		if opts.Continue = m.GetContinue(); opts.Continue == "" {
-			l.total.Store(int64(res.listed))
-			return res
-		}
+	})
+	if err != nil {
+		res.err = err
+		return res
 	}
+	l.total.Store(int64(res.listed))
+	return res
 }
 
 // namespaceListCost is what one list request is weighed at, in objects
@@ -1273,27 +1256,13 @@ func (l *FilteredListerWatcher) listRangesByNamespace(ctx context.Context, range
 	for _, ns := range namespaces {
 		o := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.namespace", ns).String(),
 			Limit: loadPageSize, ResourceVersion: res.rv, ResourceVersionMatch: metav1.ResourceVersionMatchExact}
-		for {
-			page, err := l.lw.ListWithContext(ctx, o)
-			if err != nil {
-				log.Info("cannot read a namespace of the ranges taken at the snapshot: listing every object", "namespace", ns, "error", err.Error())
-				return loadResult{}, false
-			}
-			items, err := meta.ExtractListWithAlloc(page)
-			if err != nil {
-				return loadResult{}, false
-			}
+		err := l.eachPage(ctx, o, func(_ runtime.Object, items []runtime.Object) {
 			res.listed += len(items)
 			res.objs = l.appendInRanges(res.objs, items, ranges)
-			m, err := meta.ListAccessor(page)
-			if err != nil {
-				return loadResult{}, false
-			}
-			if o.Continue = m.GetContinue(); o.Continue == "" {
-				break
-			}
-			// A continued list is at its first page's resourceVersion.
-			o.ResourceVersion, o.ResourceVersionMatch = "", ""
+		})
+		if err != nil {
+			log.Info("cannot read a namespace of the ranges taken at the snapshot: listing every object", "namespace", ns, "error", err.Error())
+			return loadResult{}, false
 		}
 	}
 	return res, true
