@@ -947,7 +947,7 @@ func (b *shardsBench) account(end time.Time) {
 	mints := b.log.mints()
 	stored := b.watch.storedTokens()
 	r.minMintInterval = b.minMintInterval()
-	r.account = accountMints(mints, stored, b.kills, 5*time.Second+b.o.delay, r.closeWithin())
+	r.account = accountMints(mints, stored, b.kills, 5*time.Second+b.o.delay, b.o.delay+time.Second, r.closeWithin())
 	perAT := map[string]int{}
 	for _, m := range mints {
 		perAT[m.subject]++

@@ -179,9 +179,11 @@ type mintAccount struct {
 }
 
 // accountMints checks every issued token against the tokens seen in Secrets.
-// kills are the times of SIGKILLs; a token issued within grace before one
-// and never stored counts as lost to it.
-func accountMints(mints []mint, stored map[string]bool, kills []time.Time, grace, minInterval time.Duration) mintAccount {
+// kills are the times of SIGKILLs; a token issued within grace before one,
+// or within after it (a call the killed replica had sent is answered, and
+// logged, when the endpoint's delay is over, whether or not it noticed the
+// connection close), and never stored counts as lost to it.
+func accountMints(mints []mint, stored map[string]bool, kills []time.Time, grace, after, minInterval time.Duration) mintAccount {
 	var a mintAccount
 	s := slices.Clone(mints)
 	sort.SliceStable(s, func(i, j int) bool { return s[i].at.Before(s[j].at) })
@@ -205,7 +207,7 @@ func accountMints(mints []mint, stored map[string]bool, kills []time.Time, grace
 		}
 		killed := false
 		for _, k := range kills {
-			if !m.at.After(k) && k.Sub(m.at) <= grace {
+			if !m.at.After(k.Add(after)) && k.Sub(m.at) <= grace {
 				killed = true
 			}
 		}

@@ -79,7 +79,7 @@ func (r *shardsResults) markdown() string {
 	}
 	a := r.account
 	row("Tokens the endpoint issued; of them seen in their Secret", "all, but those lost with a SIGKILLed replica",
-		fmt.Sprintf("%d; %d (%d issued within %s before the SIGKILL and never written)%s", a.issued, a.stored, a.lostToKill, (5*time.Second+o.delay),
+		fmt.Sprintf("%d; %d (%d issued from %s before the SIGKILL to %s after it and never written)%s", a.issued, a.stored, a.lostToKill, (5*time.Second+o.delay), o.delay+time.Second,
 			neverWritten(a.wasted, r.started)),
 		mark(len(a.wasted) == 0))
 	shortest := "none minted twice"
