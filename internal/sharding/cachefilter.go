@@ -584,7 +584,7 @@ func (l *FilteredListerWatcher) listInPages(ctx context.Context, options metav1.
 	var out runtime.Object
 	var kept []runtime.Object
 	read := 0
-	err := l.eachPage(ctx, o, func(page runtime.Object, items []runtime.Object) {
+	err := l.eachPage(ctx, o, func(page runtime.Object, _ metav1.ListInterface, items []runtime.Object) {
 		read += len(items)
 		for _, obj := range items {
 			if l.keep(obj, set) {
@@ -605,10 +605,11 @@ func (l *FilteredListerWatcher) listInPages(ctx context.Context, options metav1.
 }
 
 // eachPage lists with o page by page, to the last, and calls visit with
-// each page and its objects, each with memory of its own (an element of the
-// page would keep the whole page alive, every range's objects, in the
-// cache). The pages after the first continue at its resourceVersion.
-func (l *FilteredListerWatcher) eachPage(ctx context.Context, o metav1.ListOptions, visit func(page runtime.Object, items []runtime.Object)) error {
+// each page, its list metadata and its objects, each with memory of its own
+// (an element of the page would keep the whole page alive, every range's
+// objects, in the cache). The pages after the first continue at its
+// resourceVersion.
+func (l *FilteredListerWatcher) eachPage(ctx context.Context, o metav1.ListOptions, visit func(page runtime.Object, m metav1.ListInterface, items []runtime.Object)) error {
 	for {
 		page, err := l.lw.ListWithContext(ctx, o)
 		if err != nil {
@@ -622,7 +623,7 @@ func (l *FilteredListerWatcher) eachPage(ctx context.Context, o metav1.ListOptio
 		if err != nil {
 			return err
 		}
-		visit(page, items)
+		visit(page, m, items)
 		if o.Continue = m.GetContinue(); o.Continue == "" {
 			return nil
 		}
@@ -663,13 +664,10 @@ func (l *FilteredListerWatcher) listOnlyIn(ctx context.Context, options metav1.L
 		if i > 0 {
 			o.ResourceVersion, o.ResourceVersionMatch = rv, metav1.ResourceVersionMatchExact
 		}
-		err := l.eachPage(ctx, o, func(page runtime.Object, objs []runtime.Object) {
+		err := l.eachPage(ctx, o, func(page runtime.Object, m metav1.ListInterface, objs []runtime.Object) {
 			items = append(items, objs...)
 			if out == nil {
-				out = page
-				if m, err := meta.ListAccessor(page); err == nil {
-					rv = m.GetResourceVersion()
-				}
+				out, rv = page, m.GetResourceVersion()
 			}
 		})
 		if err != nil && i > 0 {
@@ -1176,14 +1174,11 @@ func (l *FilteredListerWatcher) listRanges(ctx context.Context, ranges map[int]b
 		}
 	}
 	res.ranges = ranges
-	err := l.eachPage(ctx, metav1.ListOptions{Limit: loadPageSize}, func(page runtime.Object, items []runtime.Object) {
+	err := l.eachPage(ctx, metav1.ListOptions{Limit: loadPageSize}, func(page runtime.Object, m metav1.ListInterface, items []runtime.Object) {
 		res.listed += len(items)
 		res.objs = l.appendInRanges(res.objs, items, ranges)
-		if res.kind == "" {
-			res.kind = kindOf(page)
-		}
-		if m, err := meta.ListAccessor(page); err == nil && res.rv == "" {
-			res.rv = m.GetResourceVersion()
+		if res.rv == "" {
+			res.kind, res.rv = kindOf(page), m.GetResourceVersion()
 		}
 	})
 	if err != nil {
@@ -1256,7 +1251,7 @@ func (l *FilteredListerWatcher) listRangesByNamespace(ctx context.Context, range
 	for _, ns := range namespaces {
 		o := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.namespace", ns).String(),
 			Limit: loadPageSize, ResourceVersion: res.rv, ResourceVersionMatch: metav1.ResourceVersionMatchExact}
-		err := l.eachPage(ctx, o, func(_ runtime.Object, items []runtime.Object) {
+		err := l.eachPage(ctx, o, func(_ runtime.Object, _ metav1.ListInterface, items []runtime.Object) {
 			res.listed += len(items)
 			res.objs = l.appendInRanges(res.objs, items, ranges)
 		})
