@@ -23,14 +23,17 @@ import (
 	"flag"
 	"log/slog"
 	"math"
+	"net/http"
 	"os"
 	"runtime/debug"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -126,11 +129,7 @@ func main() {
 		TLSOpts:       tlsOpts,
 	}
 	baseConfig := ctrl.GetConfigOrDie()
-	if secureMetrics {
-		// Reviews get a client of their own, not the manager's: they never
-		// spend --kube-api-qps nor wait behind reconciles.
-		metricsOptions.FilterProvider = metricsauth.FilterProvider(baseConfig, metricsAuth)
-	}
+	metricsOptions.FilterProvider = metricsFilters(baseConfig, secureMetrics, metricsAuth)
 
 	restConfig, leaderElectionConfig := cfg.RESTConfigs(baseConfig)
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
@@ -200,5 +199,27 @@ func tuneMemory() {
 		setupLog.Info("memory limit from GOMEMLIMIT", "bytes", debug.SetMemoryLimit(-1))
 	case err == nil && limit > 0 && limit < math.MaxInt64:
 		setupLog.Info("soft memory limit from the container's limit", "bytes", limit)
+	}
+}
+
+// metricsFilters wraps the metrics endpoint: a scrape naming only some
+// families (name[]) skips the per-AccessToken ones unless it names them; with
+// secure metrics, every request is authenticated and authorized first, by
+// reviews on a client of their own, not the manager's: they never spend
+// --kube-api-qps nor wait behind reconciles.
+func metricsFilters(base *rest.Config, secure bool, auth metricsauth.Options) func(*rest.Config, *http.Client) (metricsserver.Filter, error) {
+	return func(c *rest.Config, hc *http.Client) (metricsserver.Filter, error) {
+		if !secure {
+			return func(_ logr.Logger, h http.Handler) (http.Handler, error) {
+				return controller.SkipTokenFamiliesUnlessNamed(h), nil
+			}, nil
+		}
+		reviews, err := metricsauth.FilterProvider(base, auth)(c, hc)
+		if err != nil {
+			return nil, err
+		}
+		return func(log logr.Logger, h http.Handler) (http.Handler, error) {
+			return reviews(log, controller.SkipTokenFamiliesUnlessNamed(h))
+		}, nil
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ import (
 	"unicode"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 	"k8s.io/apimachinery/pkg/api/meta"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -320,6 +322,36 @@ func (r *registry) Gather() ([]*dto.MetricFamily, error) {
 		slices.SortFunc(families, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
 	}
 	return families, errors.Join(err, ownErr)
+}
+
+// tokenFamilies are the families the registry adds at each scrape, one
+// series or more per AccessToken.
+var tokenFamilies = []string{tokenExpiryName, tokenRenewalName, tokenReadyName, tokenFailuresName, tokenNoExpiryName}
+
+// SkipTokenFamiliesUnlessNamed wraps the metrics endpoint's handler: a
+// scrape that names the families it wants (the Prometheus handler's name[]
+// parameter) and none of the per-AccessToken ones is answered from the
+// registry without them, so that it does not read every cached AccessToken
+// and build four series of each only for them to be dropped. A scrape that
+// names none, or one of them, is handled by handler.
+func SkipTokenFamiliesUnlessNamed(handler http.Handler) http.Handler {
+	r, ok := metrics.Registry.(*registry)
+	if !ok {
+		return handler
+	}
+	return r.skipTokenFamiliesUnlessNamed(handler)
+}
+
+func (r *registry) skipTokenFamiliesUnlessNamed(all http.Handler) http.Handler {
+	withoutTokens := promhttp.HandlerFor(r.RegistererGatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError})
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		names := req.URL.Query()["name[]"]
+		if len(names) == 0 || slices.ContainsFunc(names, func(n string) bool { return slices.Contains(tokenFamilies, n) }) {
+			all.ServeHTTP(w, req)
+			return
+		}
+		withoutTokens.ServeHTTP(w, req)
+	})
 }
 
 func init() {

@@ -240,8 +240,8 @@ spec:
 		// The manager serves metrics with a certificate it signs itself.
 		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // self-signed, loopback
-		scrape := func(bearer string) (int, string) {
-			req := must(http.NewRequestWithContext(ctx, http.MethodGet, manager.metrics, nil))
+		scrapeQuery := func(bearer, query string) (int, string) {
+			req := must(http.NewRequestWithContext(ctx, http.MethodGet, manager.metrics+query, nil))
 			if bearer != "" {
 				req.Header.Set("Authorization", "Bearer "+bearer)
 			}
@@ -249,10 +249,20 @@ spec:
 			defer resp.Body.Close()
 			return resp.StatusCode, string(must(io.ReadAll(resp.Body)))
 		}
+		scrape := func(bearer string) (int, string) { return scrapeQuery(bearer, "") }
 
-		code, body := scrape(token(scraper)) // bound by the chart's metrics.readers
+		reader := token(scraper) // bound by the chart's metrics.readers
+		code, body := scrape(reader)
 		Expect(code).To(Equal(http.StatusOK), body)
 		Expect(body).To(ContainSubstring(`controller_runtime_reconcile_total{controller="accesstoken"`))
+		// A scrape naming its families gets those only, still reviewed first.
+		const named = "?name[]=controller_runtime_reconcile_total"
+		code, body = scrapeQuery(reader, named)
+		Expect(code).To(Equal(http.StatusOK), body)
+		Expect(body).To(ContainSubstring(`controller_runtime_reconcile_total{controller="accesstoken"`))
+		Expect(body).NotTo(ContainSubstring("tokenmint_"))
+		code, _ = scrapeQuery("", named)
+		Expect(code).To(Equal(http.StatusUnauthorized))
 		denied := token("not-a-reader")
 		code, body = scrape(denied)
 		Expect(code).To(Equal(http.StatusForbidden), body)
