@@ -324,16 +324,16 @@ func (r *registry) Gather() ([]*dto.MetricFamily, error) {
 	return families, errors.Join(err, ownErr)
 }
 
-// tokenFamilies are the families the registry adds at each scrape, one
-// series or more per AccessToken.
-var tokenFamilies = []string{tokenExpiryName, tokenRenewalName, tokenReadyName, tokenFailuresName, tokenNoExpiryName}
+// gatheredFamilies are the families the registry adds at each scrape from
+// the cache: one series or more per AccessToken and per ClusterAccessToken.
+var gatheredFamilies = []string{tokenExpiryName, tokenRenewalName, tokenReadyName, tokenFailuresName, tokenNoExpiryName, clusterNamespacesName}
 
 // SkipTokenFamiliesUnlessNamed wraps the metrics endpoint's handler: a
 // scrape that names the families it wants (the Prometheus handler's name[]
-// parameter) and none of the per-AccessToken ones is answered from the
-// registry without them, so that it does not read every cached AccessToken
-// and build four series of each only for them to be dropped. A scrape that
-// names none, or one of them, is handled by handler.
+// parameter) and none of the per-AccessToken or per-ClusterAccessToken ones
+// is answered from the registry without them, so that it does not read every
+// cached AccessToken and build four series of each only for them to be
+// dropped. A scrape that names none, or one of them, is handled by handler.
 func SkipTokenFamiliesUnlessNamed(handler http.Handler) http.Handler {
 	r, ok := metrics.Registry.(*registry)
 	if !ok {
@@ -346,7 +346,7 @@ func (r *registry) skipTokenFamiliesUnlessNamed(all http.Handler) http.Handler {
 	withoutTokens := promhttp.HandlerFor(r.RegistererGatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError})
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		names := req.URL.Query()["name[]"]
-		if len(names) == 0 || slices.ContainsFunc(names, func(n string) bool { return slices.Contains(tokenFamilies, n) }) {
+		if len(names) == 0 || slices.ContainsFunc(names, func(n string) bool { return slices.Contains(gatheredFamilies, n) }) {
 			all.ServeHTTP(w, req)
 			return
 		}

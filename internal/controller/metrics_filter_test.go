@@ -32,15 +32,19 @@ import (
 	tokensv1alpha1 "github.com/tokenmint/tokenmint/api/v1alpha1"
 )
 
-// countedLists counts the lists of AccessTokens the collector makes.
+// countedLists counts the lists of AccessTokens and of ClusterAccessTokens
+// the collector makes.
 type countedLists struct {
 	listReader
-	lists *atomic.Int64
+	tokens, clusterTokens *atomic.Int64
 }
 
 func (r countedLists) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
-	if _, ok := list.(*tokensv1alpha1.AccessTokenList); ok {
-		r.lists.Add(1)
+	switch list.(type) {
+	case *tokensv1alpha1.AccessTokenList:
+		r.tokens.Add(1)
+	case *tokensv1alpha1.ClusterAccessTokenList:
+		r.clusterTokens.Add(1)
 	}
 	return r.listReader.List(ctx, list, opts...)
 }
@@ -51,9 +55,9 @@ func (r countedLists) List(ctx context.Context, list client.ObjectList, opts ...
 func TestScrapeNamingOtherFamiliesSkipsTokens(t *testing.T) {
 	elected := make(chan struct{})
 	close(elected)
-	lists := &atomic.Int64{}
+	tokens, clusterTokens := &atomic.Int64{}, &atomic.Int64{}
 	c := &accessTokenCollector{}
-	c.use(countedLists{listReader{items: issuedAccessTokens(3)}, lists}, elected)
+	c.use(countedLists{listReader{items: issuedAccessTokens(3)}, tokens, clusterTokens}, elected)
 	inner := prometheus.NewPedanticRegistry()
 	issued := prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenmint_tokens_issued_total", Help: "Tokens."})
 	inner.MustRegister(issued)
@@ -64,15 +68,16 @@ func TestScrapeNamingOtherFamiliesSkipsTokens(t *testing.T) {
 
 	for _, tc := range []struct {
 		query      string
-		wantTokens bool
-		wantLists  int64
+		wantTokens bool  // per-AccessToken series in the answer
+		wantLists  int64 // lists of each kind made for it
 	}{
 		{"?name[]=tokenmint_tokens_issued_total", false, 0},
 		{"?name[]=tokenmint_tokens_issued_total&name[]=" + tokenReadyName, true, 1},
+		{"?name[]=" + clusterNamespacesName, false, 1},
 		{"", true, 1},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
-			before := lists.Load()
+			before, beforeCluster := tokens.Load(), clusterTokens.Load()
 			resp, err := http.Get(srv.URL + "/" + tc.query)
 			if err != nil {
 				t.Fatal(err)
@@ -83,13 +88,18 @@ func TestScrapeNamingOtherFamiliesSkipsTokens(t *testing.T) {
 				t.Fatalf("%s: %v %s", resp.Status, err, body)
 			}
 			page := string(body)
-			if !strings.Contains(page, "tokenmint_tokens_issued_total 7") {
-				t.Errorf("the issued counter is missing:\n%s", page)
+			if named := strings.Contains(tc.query, "tokenmint_tokens_issued_total"); named || tc.query == "" {
+				if !strings.Contains(page, "tokenmint_tokens_issued_total 7") {
+					t.Errorf("the issued counter is missing:\n%s", page)
+				}
 			}
 			if got := strings.Contains(page, tokenReadyName+`{`); got != tc.wantTokens {
 				t.Errorf("per-AccessToken series present %v, want %v:\n%s", got, tc.wantTokens, page)
 			}
-			if got := lists.Load() - before; got != tc.wantLists {
+			if got := clusterTokens.Load() - beforeCluster; got != tc.wantLists {
+				t.Errorf("ClusterAccessTokens listed %d times, want %d", got, tc.wantLists)
+			}
+			if got := tokens.Load() - before; got != tc.wantLists {
 				t.Errorf("AccessTokens listed %d times, want %d", got, tc.wantLists)
 			}
 		})
